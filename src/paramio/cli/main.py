@@ -1,0 +1,71 @@
+"""``paramio <command> [flags]``: one module per command, each with ``main(argv) -> int``.
+
+Commands whose flags mirror IREE's tools (create, convert, dump) take IREE's ``--flag=value``
+syntax; the rest follow the same style. Exit status: 0 success, 1 a bad input file or failed
+operation, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: command -> (module, one-line summary). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "create": ("paramio.cli.create", "create an IRPA archive from --data/--splat specs (iree-create-parameters)"),
+    "convert": ("paramio.cli.convert", "convert, merge, rename, strip parameter files (iree-convert-parameters)"),
+    "dump": ("paramio.cli.dump", "list parameters and extract them (iree-dump-parameters)"),
+    "verify": ("paramio.cli.verify", "check files' structure and zero-copy alignment"),
+    "which": ("paramio.cli.which", "say which file and layer serve scope::key"),
+    "run": ("paramio.cli.run", "run a compiled IREE module with paramio parameters (iree-run-module)"),
+    "example": ("paramio.cli.example", "the built-in end-to-end example"),
+}
+
+USAGE = """\
+usage: paramio <command> [flags]
+
+paramio reads, writes and converts parameter files (IRPA, safetensors, GGUF) and takes the
+flags of IREE's iree-*-parameters tools unchanged.
+
+commands:
+{commands}
+
+Run 'paramio <command> --help' for a command's flags and examples.
+"""
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = [f"  {name.ljust(width)}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_usage())
+        return 0 if args else 2
+    if args[0] in ("--version", "-V"):
+        from paramio import __version__
+
+        print(f"paramio {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    spec = COMMANDS.get(name)
+    if spec is None:
+        sys.stderr.write(f"paramio: unknown command '{name}'\n\n" + _usage())
+        return 2
+    try:
+        module = importlib.import_module(spec[0])
+    except ModuleNotFoundError as exc:
+        if exc.name == spec[0]:
+            sys.stderr.write(f"paramio: command '{name}' is not available in this build\n")
+            return 2
+        raise
+    code: int = module.main(rest)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Reading IRPA archives with every check IREE's parser makes, in IREE's order.
+
+Beyond IREE: EXTERNAL entries are read (the path is resolved relative to the archive), and
+linked archives (``next_header_offset``) are followed correctly; IREE's parser rejects the
+first and misreads the second. Errors name the file, the entry and the byte offset.
+"""
+
+from __future__ import annotations
+
+import os
+
+from paramio.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.formats.cursor import Cursor
+from paramio.formats.irpa.layout import (
+    DATA_TAIL,
+    ENTRY_ALIGNMENT,
+    ENTRY_HEADER,
+    ENTRY_SIZES,
+    EXTERNAL_TAIL,
+    HEADER_PREFIX,
+    HEADER_PREFIX_SIZE,
+    HEADER_SIZE,
+    HEADER_V0_TAIL,
+    MAGIC,
+    MAX_SPLAT_PATTERN_LENGTH,
+    SPLAT_TAIL,
+    EntryType,
+    align,
+)
+from paramio.formats.registry import FormatContents
+from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.sources.base import ByteSource
+from paramio.sources.file import FileSource
+
+__all__ = ["read_archive", "read_path"]
+
+_MAX_LINKED_HEADERS = 1 << 16
+
+
+def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+    from paramio.formats.irpa.attributes import split_attributes
+
+    source = FileSource(path, writable=writable, use_mmap=use_mmap)
+    entries, attributes = split_attributes(read_archive(source))
+    return FormatContents(entries, attributes, [path])
+
+
+def read_archive(source: ByteSource) -> list[ParameterEntry]:
+    """Every entry of the archive(s) in `source`, in table order (SKIP entries left out)."""
+    size = source.size
+    whole = source.view(0, size)
+    cur = Cursor(whole, path=source.name)
+    entries: list[ParameterEntry] = []
+    base = 0
+    seen: set[int] = set()
+    while True:
+        nxt = _read_one(source, cur, base, entries)
+        if nxt == 0:
+            return entries
+        base += nxt
+        if base in seen or len(seen) > _MAX_LINKED_HEADERS:
+            raise FormatError("linked archive headers form a cycle", path=source.name, offset=base)
+        seen.add(base)
+
+
+def _read_one(source: ByteSource, cur: Cursor, base: int, entries: list[ParameterEntry]) -> int:
+    size = cur.end
+    name = source.name
+    if size < base + HEADER_PREFIX_SIZE:
+        raise TruncatedError(
+            f"not enough bytes for a valid IRPA header ({size - base} of {HEADER_PREFIX_SIZE}); "
+            "file may be empty or truncated",
+            path=name,
+            offset=base,
+        )
+    magic, major, minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(cur.buf, base)
+    if magic != MAGIC:
+        raise FormatError(f"IRPA file magic missing or invalid {magic:08X}; expected {MAGIC:08X}", path=name, offset=base)
+    if header_size > size:
+        raise TruncatedError(
+            f"header of reported size {header_size} is larger than the file ({size} bytes)", path=name, offset=base + 8
+        )
+    if next_offset != 0 and size < base + next_offset + HEADER_PREFIX_SIZE:
+        raise TruncatedError(
+            f"linked header at {base + next_offset:#x} lies past the end of the file ({size:#x})",
+            path=name,
+            offset=base + 16,
+        )
+    if major != 0:
+        raise UnsupportedFormatError(f"IRPA major version {major}.{minor} not supported", path=name, offset=base + 4)
+    if minor > 0:
+        raise UnsupportedFormatError(f"IRPA version 0.{minor} not supported (newer than paramio)", path=name, offset=base + 6)
+    if header_size != HEADER_SIZE:
+        raise FormatError(
+            f"IRPA v0 header expected to be exactly {HEADER_SIZE} bytes but was reported as {header_size}",
+            path=name,
+            offset=base + 8,
+        )
+    if base + HEADER_SIZE > size:
+        raise TruncatedError("header runs past the end of the file", path=name, offset=base)
+    count, e_off, e_len, m_off, m_len, s_off, s_len = HEADER_V0_TAIL.unpack_from(cur.buf, base + HEADER_PREFIX_SIZE)
+    for what, off, length, field in (
+        ("entry table", e_off, e_len, 40),
+        ("metadata segment", m_off, m_len, 56),
+        ("storage segment", s_off, s_len, 72),
+    ):
+        if length and base + off + length > size:
+            raise TruncatedError(
+                f"{what} {base + off:#x}..{base + off + length:#x} ({length} bytes) ends past the end "
+                f"of the file ({size:#x})",
+                path=name,
+                offset=base + field,
+            )
+    pos = base + e_off
+    remaining = e_len
+    meta_base = base + m_off
+    storage_base = base + s_off
+    for i in range(count):
+        if remaining < ENTRY_HEADER.size:
+            raise TruncatedError(
+                f"entry table truncated: entry {i} of {count} needs {ENTRY_HEADER.size} bytes for its "
+                f"header but {max(remaining, 0)} remain",
+                path=name,
+                offset=pos,
+            )
+        (entry_size, etype, _eflags, n_off, n_len, md_off, md_len, _min_align) = ENTRY_HEADER.unpack_from(cur.buf, pos)
+        if entry_size < ENTRY_HEADER.size or entry_size > remaining:
+            raise TruncatedError(
+                f"entry table truncated: entry {i} claims {entry_size} bytes but {remaining} remain",
+                path=name,
+                offset=pos,
+            )
+        key_bytes = _meta_ref(cur, meta_base, m_len, n_off, n_len, "name", name, pos + 20, None)
+        key = key_bytes.decode("utf-8", "surrogateescape")
+        metadata = _meta_ref(cur, meta_base, m_len, md_off, md_len, "metadata", name, pos + 36, key)
+        tail = pos + ENTRY_HEADER.size
+        if etype == EntryType.SKIP:
+            pass
+        elif etype == EntryType.SPLAT:
+            if entry_size < ENTRY_SIZES[EntryType.SPLAT]:
+                raise TruncatedError(f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos)
+            length, pattern, plen = SPLAT_TAIL.unpack_from(cur.buf, tail)
+            if plen > MAX_SPLAT_PATTERN_LENGTH:
+                raise FormatError(
+                    f"splat pattern length {plen} out of bounds {MAX_SPLAT_PATTERN_LENGTH}", path=name, key=key, offset=tail + 24
+                )
+            entries.append(
+                ParameterEntry.splat(key, pattern[:plen], length, metadata=metadata, origin="irpa", file_index=i)
+            )
+        elif etype == EntryType.DATA:
+            if entry_size < ENTRY_SIZES[EntryType.DATA]:
+                raise TruncatedError(f"data entry length underflow ({entry_size} < 76)", path=name, key=key, offset=pos)
+            s_rel, s_length = DATA_TAIL.unpack_from(cur.buf, tail)
+            if s_length == 0:
+                offset = 0  # as IREE: an empty entry gets offset 0 and no range check
+            else:
+                if s_rel + s_length > s_len:
+                    raise TruncatedError(
+                        f"storage reference {s_rel:#x}..{s_rel + s_length:#x} lies outside the storage "
+                        f"segment ({s_len} bytes)",
+                        path=name,
+                        key=key,
+                        offset=tail,
+                    )
+                offset = storage_base + s_rel
+            entries.append(
+                ParameterEntry.data(key, source, offset, s_length, metadata=metadata, origin="irpa", file_index=i)
+            )
+        elif etype == EntryType.EXTERNAL:
+            if entry_size < ENTRY_SIZES[EntryType.EXTERNAL]:
+                raise TruncatedError(f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos)
+            p_off, p_len, r_off, r_len = EXTERNAL_TAIL.unpack_from(cur.buf, tail)
+            ext_path = _meta_ref(cur, meta_base, m_len, p_off, p_len, "external path", name, tail, key)
+            entries.append(_external_entry(source, key, metadata, ext_path, r_off, r_len, i))
+        else:
+            raise UnsupportedFormatError(f"entry type {etype} is not supported", path=name, key=key, offset=pos + 8)
+        step = align(entry_size, ENTRY_ALIGNMENT)
+        pos += step
+        remaining -= step
+    return int(next_offset)
+
+
+def _meta_ref(
+    cur: Cursor,
+    meta_base: int,
+    meta_len: int,
+    off: int,
+    length: int,
+    what: str,
+    path: str,
+    field_offset: int,
+    key: str | None,
+) -> bytes:
+    if length == 0:
+        return b""
+    if off + length > meta_len:
+        raise TruncatedError(
+            f"{what} reference {off:#x}..{off + length:#x} lies outside the metadata segment ({meta_len} bytes)",
+            path=path,
+            key=key,
+            offset=field_offset,
+        )
+    start = meta_base + off
+    return bytes(cur.buf[start : start + length])
+
+
+def _external_entry(
+    source: ByteSource, key: str, metadata: bytes, raw_path: bytes, r_off: int, r_len: int, index: int
+) -> ParameterEntry:
+    rel = os.fsdecode(raw_path)
+    base_dir = os.path.dirname(source.path) if source.path else os.getcwd()
+    full = rel if os.path.isabs(rel) else os.path.join(base_dir, rel)
+    ext = FileSource(full)
+    if r_off + r_len > ext.size:
+        raise TruncatedError(
+            f"external range {r_off:#x}..{r_off + r_len:#x} ends past the end of {full} ({ext.size:#x})",
+            path=source.name,
+            key=key,
+        )
+    return ParameterEntry.data(
+        key, ext, r_off, r_len, metadata=metadata, origin="irpa", file_index=index, kind=EntryKind.EXTERNAL
+    )

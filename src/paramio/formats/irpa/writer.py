@@ -1,0 +1,164 @@
+"""Writing IRPA archives byte for byte as IREE's builder (``irpa_builder.c``) lays them out.
+
+Layout, for entries in order: the 88-byte header at 0; the entry table at 96, each entry
+16-aligned, the last one unpadded; the metadata segment right after (each entry's name, then its
+metadata); the storage segment aligned to the first data entry's alignment, each data entry at
+the next multiple of the alignment; the file rounded up to 4096 with zeros. Data entries record
+minimum_alignment 64 whatever the placement, as IREE does.
+
+The archive is written to a temporary file, its bytes copied in the kernel where the source is a
+file, then fsynced and renamed: a failure never leaves a partial archive under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from paramio.errors import InvalidArgumentError
+from paramio.formats.irpa.layout import (
+    DATA_TAIL,
+    DEFAULT_DATA_ALIGNMENT,
+    DEFAULT_FILE_ALIGNMENT,
+    ENTRY_ALIGNMENT,
+    ENTRY_HEADER,
+    ENTRY_SIZES,
+    HEADER_ALIGNMENT,
+    HEADER_PREFIX,
+    HEADER_SIZE,
+    HEADER_V0_TAIL,
+    MAGIC,
+    RECORDED_DATA_ALIGNMENT,
+    SPLAT_TAIL,
+    EntryType,
+    align,
+)
+from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.index.entry import ParameterEntry
+
+__all__ = ["ArchivePlan", "plan_archive", "write_archive", "write_path"]
+
+
+class ArchivePlan:
+    """Where every byte of an archive goes, computed before anything is written."""
+
+    def __init__(self, header_and_tables: bytes, data_offsets: list[int | None], total_size: int) -> None:
+        self.header_and_tables = header_and_tables
+        #: Absolute file offset of each entry's data (None for splats).
+        self.data_offsets = data_offsets
+        self.total_size = total_size
+
+
+def _check_alignment(alignment: int) -> None:
+    if alignment < 1 or alignment & (alignment - 1):
+        raise InvalidArgumentError(f"alignment {alignment} is not a power of two")
+
+
+def plan_archive(entries: Sequence[ParameterEntry], *, alignment: int = DEFAULT_DATA_ALIGNMENT) -> ArchivePlan:
+    """Lay out `entries` exactly as IREE's builder would. Raises `InvalidArgumentError` for a
+    splat whose pattern IREE's builder refuses (length not 1, 2, 4, 8 or 16)."""
+    _check_alignment(alignment)
+    table_size = 0
+    meta_size = 0
+    storage_size = 0
+    storage_alignment = 0
+    names: list[bytes] = []
+    entry_offsets: list[int] = []
+    storage_rel: list[int | None] = []
+    for e in entries:
+        name = e.key.encode("utf-8", "surrogateescape")
+        names.append(name)
+        if e.is_splat:
+            if len(e.pattern) not in (1, 2, 4, 8, 16):
+                raise InvalidArgumentError(
+                    f"splat pattern length {len(e.pattern)} invalid; must be 1, 2, 4, 8, or 16 bytes", key=e.key
+                )
+            table_size = align(table_size, ENTRY_ALIGNMENT)
+            entry_offsets.append(table_size)
+            table_size += ENTRY_SIZES[EntryType.SPLAT]
+            storage_rel.append(None)
+        else:
+            o = align(storage_size, alignment)
+            table_size = align(table_size, ENTRY_ALIGNMENT)
+            entry_offsets.append(table_size)
+            table_size += ENTRY_SIZES[EntryType.DATA]
+            storage_size = o + e.length
+            storage_rel.append(o)
+            if storage_alignment == 0:
+                storage_alignment = alignment
+        meta_size += len(name) + len(e.metadata)
+    entry_seg = align(HEADER_SIZE, HEADER_ALIGNMENT)
+    meta_seg = entry_seg + table_size
+    storage_seg = align(meta_seg + meta_size, storage_alignment or 1)
+    total = align(storage_seg + storage_size, DEFAULT_FILE_ALIGNMENT)
+
+    buf = bytearray(meta_seg + meta_size)
+    HEADER_PREFIX.pack_into(buf, 0, MAGIC, 0, 0, HEADER_SIZE, 0, 0)
+    HEADER_V0_TAIL.pack_into(
+        buf, 32, len(entries), entry_seg, table_size, meta_seg, meta_size, storage_seg, storage_size
+    )
+    m = 0
+    data_offsets: list[int | None] = []
+    for e, name, eoff, rel in zip(entries, names, entry_offsets, storage_rel, strict=True):
+        name_ref = (m, len(name))
+        buf[meta_seg + m : meta_seg + m + len(name)] = name
+        m += len(name)
+        md_ref = (m if e.metadata else 0, len(e.metadata))
+        buf[meta_seg + m : meta_seg + m + len(e.metadata)] = e.metadata
+        m += len(e.metadata)
+        at = entry_seg + eoff
+        if rel is None:
+            ENTRY_HEADER.pack_into(buf, at, ENTRY_SIZES[EntryType.SPLAT], EntryType.SPLAT, 0, *name_ref, *md_ref, 0)
+            SPLAT_TAIL.pack_into(buf, at + ENTRY_HEADER.size, e.length, e.pattern, len(e.pattern))
+            data_offsets.append(None)
+        else:
+            ENTRY_HEADER.pack_into(
+                buf, at, ENTRY_SIZES[EntryType.DATA], EntryType.DATA, 0, *name_ref, *md_ref, RECORDED_DATA_ALIGNMENT
+            )
+            DATA_TAIL.pack_into(buf, at + ENTRY_HEADER.size, rel, e.length)
+            data_offsets.append(storage_seg + rel)
+    return ArchivePlan(bytes(buf), data_offsets, total)
+
+
+def write_archive(
+    path: str | os.PathLike[str],
+    entries: Sequence[ParameterEntry],
+    *,
+    alignment: int = DEFAULT_DATA_ALIGNMENT,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ArchivePlan:
+    """Write `entries` to an IRPA archive at `path`, atomically. Returns the layout used.
+
+    Data is streamed from each entry's source; memory use stays at one copy buffer whatever the
+    archive's size. `durable=False` skips the fsyncs (for scratch files only).
+    """
+    entries = list(entries)
+    plan = plan_archive(entries, alignment=alignment)
+    with AtomicOutput(path, durable=durable) as out:
+        out.truncate(plan.total_size)
+        out.pwrite(plan.header_and_tables, 0)
+        for e, off in zip(entries, plan.data_offsets, strict=True):
+            if off is not None:
+                copy_entry(e, out, off, progress=progress)
+        out.commit()
+    return plan
+
+
+def write_path(
+    path: str,
+    entries: Sequence[ParameterEntry],
+    *,
+    attributes: dict[str, object] | None = None,
+    alignment: int = DEFAULT_DATA_ALIGNMENT,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+    **_ignored: object,
+) -> None:
+    """The registry's entry point. `attributes` (GGUF key/values, safetensors metadata) are
+    stored by `paramio.formats.irpa.attributes` when present."""
+    from paramio.formats.irpa.attributes import attributes_entry
+
+    extra = attributes_entry(attributes) if attributes else None
+    all_entries = list(entries) + ([extra] if extra is not None else [])
+    write_archive(path, all_entries, alignment=alignment, durable=durable, progress=progress)

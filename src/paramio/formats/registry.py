@@ -1,0 +1,111 @@
+"""Which format reads or writes a path: by explicit name, extension, or magic bytes.
+
+Each format is a package under `paramio.formats` exposing the same functions:
+
+``read_path(path, *, writable, use_mmap) -> FormatContents``
+    read one file (or a whole sharded set reached from any of its files);
+``write_path(path, entries, *, attributes, **options) -> None``
+    write entries atomically;
+``sniff(head: bytes) -> bool``
+    whether the first bytes of a file look like this format.
+
+Formats are imported only when first used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
+
+from paramio.errors import InvalidArgumentError, SourceError, UnsupportedFormatError
+from paramio.index.entry import ParameterEntry
+
+__all__ = ["FORMATS", "FormatContents", "detect_format", "format_module", "read_path", "write_path"]
+
+
+@dataclasses.dataclass(slots=True)
+class FormatContents:
+    """What a reader found: entries in file order, file-level attributes, the files read."""
+
+    entries: list[ParameterEntry]
+    attributes: dict[str, object] = dataclasses.field(default_factory=dict)
+    paths: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FormatInfo:
+    name: str
+    module: str
+    extensions: tuple[str, ...]
+
+
+FORMATS: dict[str, FormatInfo] = {
+    "irpa": FormatInfo("irpa", "paramio.formats.irpa", (".irpa",)),
+    "safetensors": FormatInfo("safetensors", "paramio.formats.safetensors", (".safetensors", ".safetensors.index.json")),
+    "gguf": FormatInfo("gguf", "paramio.formats.gguf", (".gguf",)),
+}
+
+
+def format_module(name: str) -> ModuleType:
+    info = FORMATS.get(name.lower())
+    if info is None:
+        raise InvalidArgumentError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+    return importlib.import_module(info.module)
+
+
+def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) -> str:
+    """The format of `path`: by extension (case-insensitive, as IREE), else by magic bytes."""
+    p = os.fspath(path)
+    lower = p.lower()
+    for info in sorted(FORMATS.values(), key=lambda i: -max(len(e) for e in i.extensions)):
+        if any(lower.endswith(ext) for ext in info.extensions):
+            return info.name
+    if not for_writing:
+        try:
+            with open(p, "rb") as f:
+                head = f.read(64)
+        except OSError as exc:
+            raise SourceError(f"cannot open: {exc.strerror or exc}", path=p) from exc
+        for info in FORMATS.values():
+            try:
+                mod = importlib.import_module(info.module)
+            except ImportError:
+                continue
+            sniff: Callable[[bytes], bool] | None = getattr(mod, "sniff", None)
+            if sniff is not None and sniff(head):
+                return info.name
+    raise UnsupportedFormatError(
+        "unsupported file format; use an extension .irpa, .gguf or .safetensors or pass format=",
+        path=p,
+    )
+
+
+def read_path(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    writable: bool = False,
+    use_mmap: bool = True,
+) -> FormatContents:
+    """Read a parameter file with the format given or detected."""
+    name = format or detect_format(path)
+    mod = format_module(name)
+    contents: FormatContents = mod.read_path(os.fspath(path), writable=writable, use_mmap=use_mmap)
+    return contents
+
+
+def write_path(
+    path: str | os.PathLike[str],
+    entries: Iterable[ParameterEntry] | Sequence[ParameterEntry],
+    *,
+    format: str | None = None,
+    attributes: dict[str, object] | None = None,
+    **options: object,
+) -> None:
+    """Write entries to `path` in the format given or implied by the extension, atomically."""
+    name = format or detect_format(path, for_writing=True)
+    mod = format_module(name)
+    mod.write_path(os.fspath(path), list(entries), attributes=attributes or {}, **options)

@@ -1,0 +1,263 @@
+"""One parameter: a key, a byte length, optional metadata, and where its bytes come from."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator
+
+import numpy as np
+
+from paramio.arrays.dtypes import dtype_by_name, numpy_dtype
+from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata
+from paramio.errors import InvalidArgumentError
+from paramio.sources.base import ByteSource
+
+__all__ = ["EntryKind", "ParameterEntry"]
+
+_UNSET: object = object()
+
+
+class EntryKind(enum.StrEnum):
+    """What backs an entry's bytes."""
+
+    DATA = "data"  #: a span of a byte source
+    SPLAT = "splat"  #: a short pattern repeated to `length` bytes; no storage
+    EXTERNAL = "external"  #: a span of another file named by an IRPA external entry
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class ParameterEntry:
+    """A parameter in an index. Immutable; `replace()` makes changed copies.
+
+    Attributes match IREE's ``ParameterIndexEntry`` (`key`, `length`, `metadata`, `is_file`,
+    `is_splat`, `splat_pattern`, `file_view`, `file_storage`), so code written for IREE's Python
+    API keeps working, plus typed access (`tensor`, `to_numpy`) and zero-copy views.
+    """
+
+    key: str
+    kind: EntryKind
+    length: int
+    metadata: bytes = b""
+    source: ByteSource | None = None
+    offset: int = 0
+    pattern: bytes = b""
+    #: Typed view facts given by the format (safetensors, GGUF); otherwise read from metadata.
+    declared_tensor: TensorInfo | None = None
+    #: Where the entry came from, for dumps and provenance: the format name ("irpa", ...).
+    origin: str = "memory"
+    #: The entry's position in its file's own table, when read from a file.
+    file_index: int | None = None
+    _tensor_cache: list[TensorInfo | None] = dataclasses.field(
+        default_factory=list, repr=False, compare=False
+    )
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def data(
+        cls,
+        key: str,
+        source: ByteSource,
+        offset: int,
+        length: int,
+        *,
+        metadata: bytes = b"",
+        tensor: TensorInfo | None = None,
+        origin: str = "memory",
+        file_index: int | None = None,
+        kind: EntryKind = EntryKind.DATA,
+    ) -> ParameterEntry:
+        return cls(
+            key,
+            kind,
+            length,
+            metadata,
+            source,
+            offset,
+            b"",
+            tensor,
+            origin,
+            file_index,
+        )
+
+    @classmethod
+    def splat(
+        cls,
+        key: str,
+        pattern: bytes,
+        length: int,
+        *,
+        metadata: bytes = b"",
+        tensor: TensorInfo | None = None,
+        origin: str = "memory",
+        file_index: int | None = None,
+    ) -> ParameterEntry:
+        return cls(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
+
+    def replace(self, **changes: object) -> ParameterEntry:
+        """A copy with fields changed (e.g. ``key=`` for a rename)."""
+        return dataclasses.replace(self, _tensor_cache=[], **changes)  # type: ignore[arg-type]
+
+    # -- IREE-compatible attributes -------------------------------------------------------
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind is not EntryKind.SPLAT
+
+    @property
+    def is_splat(self) -> bool:
+        return self.kind is EntryKind.SPLAT
+
+    @property
+    def splat_pattern(self) -> bytes:
+        if not self.is_splat:
+            raise ValueError("Entry is not splat")
+        return self.pattern
+
+    @property
+    def file_storage(self) -> tuple[ByteSource, int]:
+        if self.source is None:
+            raise ValueError("Entry is not file storage based")
+        return self.source, self.offset
+
+    @property
+    def file_view(self) -> memoryview:
+        if self.source is None:
+            raise ValueError("Entry is not file storage based")
+        return self.source.view(self.offset, self.length)
+
+    # -- bytes ----------------------------------------------------------------------------
+
+    def memoryview(self) -> memoryview:
+        """The entry's bytes without a copy. Splats have no storage: use `read()` for them."""
+        if self.source is None:
+            raise InvalidArgumentError("a splat entry has no storage to view; use read()", key=self.key)
+        return self.source.view(self.offset, self.length)
+
+    def read(self) -> bytes:
+        """A copy of the entry's bytes, splats expanded."""
+        if self.source is not None:
+            return self.source.read(self.offset, self.length)
+        return expand_pattern(self.pattern, self.length)
+
+    def readinto(self, out: memoryview | bytearray | np.ndarray, offset: int = 0) -> int:
+        """Copy ``out``'s size in bytes from `offset` within the entry into `out`."""
+        dst = memoryview(out).cast("B")
+        if offset < 0 or offset + len(dst) > self.length:
+            raise InvalidArgumentError(
+                f"range {offset}..{offset + len(dst)} is outside the entry's {self.length} bytes",
+                key=self.key,
+            )
+        if self.source is not None:
+            return self.source.readinto(self.offset + offset, dst)
+        fill_pattern(dst, self.pattern, offset)
+        return len(dst)
+
+    def iter_chunks(self, chunk_size: int = 1 << 22) -> Iterator[memoryview]:
+        """The bytes in order, in views of at most `chunk_size`: bounded memory for any size."""
+        pos = 0
+        if self.source is not None:
+            while pos < self.length:
+                n = min(chunk_size, self.length - pos)
+                yield self.source.view(self.offset + pos, n)
+                pos += n
+            return
+        if self.length == 0:
+            return
+        block = bytearray(min(chunk_size, self.length))
+        fill_pattern(memoryview(block), self.pattern, 0)
+        plen = len(self.pattern) or 1
+        # Chunks start at multiples of len(block); keep it a multiple of the pattern length.
+        step = max(plen, (len(block) // plen) * plen) if len(block) >= plen else len(block)
+        view = memoryview(block)
+        while pos < self.length:
+            n = min(step, self.length - pos)
+            yield view[:n]
+            pos += n
+
+    # -- typed access ---------------------------------------------------------------------
+
+    @property
+    def tensor(self) -> TensorInfo | None:
+        """Element type and shape, from the format or from ``TENSORv0``/``PYTORCH`` metadata."""
+        if self.declared_tensor is not None:
+            return self.declared_tensor
+        if not self._tensor_cache:
+            self._tensor_cache.append(decode_tensor_metadata(self.metadata))
+        return self._tensor_cache[0]
+
+    @property
+    def dtype(self) -> str | None:
+        t = self.tensor
+        return t.dtype if t is not None else None
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        t = self.tensor
+        return t.shape if t is not None else None
+
+    def to_numpy(self, *, copy: bool = False) -> np.ndarray:
+        """The entry as a NumPy array: typed and shaped when the entry says how, else ``uint8``.
+
+        Zero-copy (a read-only view of the mapped file) unless `copy` is true, the entry is a
+        splat, or the data's offset is not a multiple of the element size (then a copy is made:
+        NumPy cannot view misaligned elements safely on every platform).
+        """
+        info = self.tensor
+        dtype: np.dtype[np.generic] = np.dtype(np.uint8)
+        shape: tuple[int, ...] = (self.length,)
+        if info is not None:
+            try:
+                d = dtype_by_name(info.dtype)
+                if not d.is_subbyte and d.nbytes(info.count) == self.length:
+                    dtype, shape = numpy_dtype(info.dtype), info.shape
+            except (InvalidArgumentError, AttributeError):
+                pass
+        if self.source is None:
+            raw = np.frombuffer(self.read(), dtype=np.uint8)
+            return raw.view(dtype).reshape(shape)
+        view = self.memoryview()
+        if copy or (dtype.itemsize > 1 and self.offset % dtype.itemsize != 0):
+            arr = np.empty(shape, dtype=dtype)
+            self.readinto(arr.reshape(-1).view(np.uint8))
+            return arr
+        return np.frombuffer(view, dtype=np.uint8).view(dtype).reshape(shape)
+
+    def __repr__(self) -> str:
+        if self.is_splat:
+            return f"<ParameterEntry {self.key!r} splat {self.pattern!r}:{self.length}>"
+        name = self.source.name if self.source is not None else "?"
+        return f"<ParameterEntry {self.key!r} {self.kind.value} {name}:{self.offset}:{self.length}>"
+
+
+def expand_pattern(pattern: bytes, length: int) -> bytes:
+    """`pattern` repeated to exactly `length` bytes (a zero byte if the pattern is empty)."""
+    if length <= 0:
+        return b""
+    p = pattern or b"\x00"
+    reps = -(-length // len(p))
+    return (p * reps)[:length]
+
+
+def fill_pattern(out: memoryview, pattern: bytes, phase: int) -> None:
+    """Fill `out` with `pattern` as if `out` started `phase` bytes into the repeated pattern."""
+    p = pattern or b"\x00"
+    n = len(out)
+    if n == 0:
+        return
+    start = phase % len(p)
+    rotated = p[start:] + p[:start]
+    reps = -(-n // len(p))
+    arr = np.frombuffer(rotated, dtype=np.uint8)
+    np.copyto(np.frombuffer(out, dtype=np.uint8), np.tile(arr, reps)[:n]) if n <= (1 << 20) else _fill_large(out, rotated)
+
+
+def _fill_large(out: memoryview, rotated: bytes) -> None:
+    block = np.tile(np.frombuffer(rotated, dtype=np.uint8), max(1, (1 << 20) // len(rotated)))
+    dst = np.frombuffer(out, dtype=np.uint8)
+    pos = 0
+    while pos < len(dst):
+        n = min(len(block), len(dst) - pos)
+        dst[pos : pos + n] = block[:n]
+        pos += n

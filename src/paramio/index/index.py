@@ -1,0 +1,309 @@
+"""`ParameterIndex`: an ordered map from key to `ParameterEntry`, a superset of IREE's class.
+
+IREE's ``iree.runtime.ParameterIndex`` keeps every entry added, duplicates included, and its
+lookup returns the first match by linear scan. paramio keeps insertion order and O(1) lookup and
+makes the duplicate rule a visible choice (`DuplicatePolicy`): by default a second entry with
+the same key is an error; ``"first"`` and ``"last"`` keep one; ``"keep"`` reproduces IREE (both
+kept, lookup finds the first).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from paramio._types import Buffer
+from paramio.arrays.metadata import encode_array_metadata
+from paramio.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
+from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.sources.base import ByteSource
+from paramio.sources.memory import MemorySource
+
+__all__ = ["DuplicatePolicy", "ParameterIndex"]
+
+MAX_SPLAT_PATTERN_LENGTH = 16
+
+
+class DuplicatePolicy(enum.StrEnum):
+    """What `ParameterIndex.add` does with a key that is already present."""
+
+    ERROR = "error"  #: raise `DuplicateKeyError` (the default)
+    FIRST = "first"  #: keep the entry already there, drop the new one
+    LAST = "last"  #: the new entry replaces the old one, in the old one's position
+    KEEP = "keep"  #: keep both, as IREE does; lookups find the first
+
+
+def _metadata_bytes(metadata: str | bytes | None) -> bytes:
+    if metadata is None:
+        return b""
+    if isinstance(metadata, str):
+        return metadata.encode()
+    return bytes(metadata)
+
+
+class ParameterIndex:
+    """Parameters by key, in insertion order.
+
+    >>> index = ParameterIndex()
+    >>> index.add_splat("bias", np.float32(1.0), 16)
+    >>> index["bias"].to_numpy().view(np.float32).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[ParameterEntry] = (),
+        *,
+        duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
+    ) -> None:
+        self.duplicates = DuplicatePolicy(duplicates)
+        self._entries: list[ParameterEntry] = []
+        self._positions: dict[str, int] = {}
+        #: Format-level facts that are not entries: GGUF key/values, safetensors ``__metadata__``.
+        self.attributes: dict[str, object] = {}
+        #: Files this index was loaded from, in order.
+        self.paths: list[str] = []
+        for e in entries:
+            self.add(e)
+
+    # -- adding ---------------------------------------------------------------------------
+
+    def add(self, entry: ParameterEntry, *, duplicates: DuplicatePolicy | str | None = None) -> ParameterEntry:
+        """Add `entry` under its key, applying the duplicate policy. Returns the entry kept."""
+        policy = self.duplicates if duplicates is None else DuplicatePolicy(duplicates)
+        pos = self._positions.get(entry.key)
+        if pos is None:
+            self._positions[entry.key] = len(self._entries)
+            self._entries.append(entry)
+            return entry
+        if policy is DuplicatePolicy.ERROR:
+            raise DuplicateKeyError(
+                "key is already in the index (pass duplicates='first', 'last' or 'keep' to allow it)",
+                key=entry.key,
+                path=_entry_path(entry),
+            )
+        if policy is DuplicatePolicy.FIRST:
+            return self._entries[pos]
+        if policy is DuplicatePolicy.LAST:
+            self._entries[pos] = entry
+            return entry
+        self._entries.append(entry)  # KEEP: the first stays the one found by lookup
+        return entry
+
+    def extend(self, entries: Iterable[ParameterEntry], *, duplicates: DuplicatePolicy | str | None = None) -> None:
+        for e in entries:
+            self.add(e, duplicates=duplicates)
+
+    def add_buffer(
+        self,
+        key: str,
+        buffer: Buffer,
+        readable: bool = True,
+        writable: bool = False,
+        metadata: str | bytes | None = None,
+    ) -> None:
+        """Add a buffer without copying it (as IREE does). A NumPy array's dtype and shape are
+        recorded as ``TENSORv0`` metadata unless `metadata` is given."""
+        if isinstance(buffer, np.ndarray):
+            if metadata is None:
+                try:
+                    metadata = encode_array_metadata(buffer)
+                except InvalidArgumentError:
+                    metadata = None
+            if buffer.ndim == 0:
+                buffer = buffer.reshape(1).copy()
+            buffer = np.ascontiguousarray(buffer)
+            flat: Buffer = buffer.reshape(-1).view(np.uint8)
+        else:
+            flat = buffer
+        source = MemorySource(flat, name=f"<memory:{key}>", writable=writable)
+        self.add(ParameterEntry.data(key, source, 0, source.size, metadata=_metadata_bytes(metadata)))
+
+    def add_array(self, key: str, array: np.ndarray, metadata: str | bytes | None = None) -> None:
+        """Add a NumPy array, recording its dtype and shape (`TENSORv0`) unless `metadata` is given."""
+        arr = np.asarray(array)
+        meta = _metadata_bytes(metadata) if metadata is not None else encode_array_metadata(arr)
+        self.add_buffer(key, arr, metadata=meta)
+
+    def add_splat(
+        self,
+        key: str,
+        pattern: Buffer | np.generic,
+        total_length: int,
+        metadata: str | bytes | None = None,
+    ) -> None:
+        """Add a splat: `pattern` repeated to `total_length` bytes.
+
+        Raises `InvalidArgumentError` unless the pattern is 1, 2, 4, 8 or 16 bytes and divides
+        `total_length` (IREE accepts both mistakes here and fails later, or never).
+        """
+        raw = pattern.tobytes() if isinstance(pattern, (np.generic, np.ndarray)) else bytes(memoryview(pattern))
+        validate_splat(key, raw, total_length)
+        self.add(ParameterEntry.splat(key, raw, int(total_length), metadata=_metadata_bytes(metadata)))
+
+    def add_from_file_handle(
+        self,
+        key: str,
+        file_handle: ByteSource,
+        length: int,
+        offset: int = 0,
+        metadata: str | bytes | None = None,
+    ) -> None:
+        """Add a span of a byte source (IREE's name for it; any `ByteSource` works)."""
+        file_handle.check_span(offset, length, key)
+        self.add(ParameterEntry.data(key, file_handle, offset, length, metadata=_metadata_bytes(metadata)))
+
+    def reserve(self, new_capacity: int) -> None:
+        """Accepted for IREE compatibility; Python lists grow as needed."""
+
+    def remove(self, key: str) -> ParameterEntry:
+        """Remove and return the (first) entry under `key`."""
+        pos = self._position(key)
+        entry = self._entries.pop(pos)
+        self._reindex()
+        return entry
+
+    def _reindex(self) -> None:
+        self._positions = {}
+        for i, e in enumerate(self._entries):
+            self._positions.setdefault(e.key, i)
+
+    # -- loading and writing -------------------------------------------------------------
+
+    def load(
+        self,
+        file_path: str | os.PathLike[str],
+        format: str | None = None,
+        readable: bool = True,
+        writable: bool = False,
+        mmap: bool = True,
+        *,
+        duplicates: DuplicatePolicy | str | None = None,
+    ) -> None:
+        """Append the entries of a parameter file (IRPA, safetensors, GGUF, or a sharded set).
+
+        The format comes from `format`, else the extension, else the file's magic bytes.
+        Raises `FormatError` (naming file, entry and offset) for malformed files and
+        `SourceError` for files that cannot be opened.
+        """
+        from paramio.formats.registry import read_path
+
+        contents = read_path(file_path, format=format, writable=writable, use_mmap=mmap)
+        self.extend(contents.entries, duplicates=duplicates)
+        for k, v in contents.attributes.items():
+            self.attributes.setdefault(k, v)
+        self.paths.extend(contents.paths)
+
+    @classmethod
+    def open(
+        cls,
+        file_path: str | os.PathLike[str],
+        format: str | None = None,
+        *,
+        writable: bool = False,
+        duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
+    ) -> ParameterIndex:
+        """A new index over one parameter file (or sharded set)."""
+        index = cls(duplicates=duplicates)
+        index.load(file_path, format=format, writable=writable)
+        return index
+
+    def create_archive_file(
+        self,
+        file_path: str | os.PathLike[str],
+        file_offset: int = 0,
+        target_index: ParameterIndex | None = None,
+        *,
+        alignment: int = 64,
+    ) -> ParameterIndex:
+        """Write every entry to an IRPA archive at `file_path` and return an index over it.
+
+        Written atomically (temporary file, fsync, rename). `file_offset` other than 0 is
+        refused: IREE writes such files but cannot read them back.
+        """
+        from paramio.formats.irpa.writer import write_archive
+
+        if file_offset != 0:
+            raise InvalidArgumentError("file_offset must be 0: IREE cannot read an archive that starts later")
+        write_archive(file_path, self._entries, alignment=alignment)
+        result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
+        result.load(file_path, format="irpa", duplicates=DuplicatePolicy.KEEP)
+        return result
+
+    # -- mapping interface ----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, item: int | str) -> ParameterEntry:
+        if isinstance(item, str):
+            return self._entries[self._position(item)]
+        if isinstance(item, (int, np.integer)):
+            i = int(item)
+            if not -len(self._entries) <= i < len(self._entries):
+                raise IndexError(f"entry {i} out of range (have {len(self._entries)} entries in the index)")
+            return self._entries[i]
+        raise TypeError(f"index keys are str (by key) or int (by position), not {type(item).__name__}")
+
+    def _position(self, key: str) -> int:
+        pos = self._positions.get(key)
+        if pos is None:
+            raise ParameterNotFoundError("no parameter found in index with this key", key=key)
+        return pos
+
+    def get(self, key: str, default: ParameterEntry | None = None) -> ParameterEntry | None:
+        pos = self._positions.get(key)
+        return default if pos is None else self._entries[pos]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._positions
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.key for e in self._entries)
+
+    def keys(self) -> list[str]:
+        return [e.key for e in self._entries]
+
+    def values(self) -> list[ParameterEntry]:
+        return list(self._entries)
+
+    def items(self) -> list[tuple[str, ParameterEntry]]:
+        """(key, entry) pairs in index order, duplicates included (as IREE returns them)."""
+        return [(e.key, e) for e in self._entries]
+
+    @property
+    def entries(self) -> Sequence[ParameterEntry]:
+        return tuple(self._entries)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e.length for e in self._entries)
+
+    def __repr__(self) -> str:
+        from paramio.index.dump import format_dump
+
+        return format_dump(self._entries, scope="")
+
+
+def validate_splat(key: str, pattern: bytes, total_length: int) -> None:
+    """Refuse splats IREE's builder or runtime would reject or misread."""
+    if len(pattern) not in (1, 2, 4, 8, 16):
+        raise InvalidArgumentError(
+            f"splat pattern length {len(pattern)} invalid; must be 1, 2, 4, 8, or 16 bytes", key=key
+        )
+    if total_length < 0:
+        raise InvalidArgumentError(f"splat length {total_length} is negative", key=key)
+    if total_length % len(pattern):
+        raise InvalidArgumentError(
+            f"splat length {total_length} is not a multiple of the {len(pattern)}-byte pattern", key=key
+        )
+
+
+def _entry_path(entry: ParameterEntry) -> str | None:
+    return entry.source.path if entry.source is not None else None
+
+
+_ = EntryKind  # re-exported through paramio.index

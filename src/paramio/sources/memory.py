@@ -1,0 +1,44 @@
+"""Bytes already in memory: any object with the buffer protocol."""
+
+from __future__ import annotations
+
+from paramio._types import Buffer
+
+from paramio.sources.base import ByteSource
+
+
+class MemorySource(ByteSource):
+    """A source over a caller's buffer. Views share its memory; it is kept alive by the source."""
+
+    def __init__(self, buffer: Buffer, *, name: str = "<memory>", writable: bool = False) -> None:
+        self._obj = buffer
+        view = memoryview(buffer)
+        if not view.c_contiguous:
+            raise ValueError("MemorySource needs a C-contiguous buffer")
+        self._view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        self._writable = writable and not self._view.readonly
+        self.name = name
+
+    @property
+    def size(self) -> int:
+        return len(self._view)
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    @property
+    def buffer(self) -> Buffer:
+        return self._obj
+
+    def view(self, offset: int, length: int) -> memoryview:
+        self.check_span(offset, length)
+        v = self._view[offset : offset + length]
+        return v if self._writable else v.toreadonly()
+
+    def write(self, offset: int, data: memoryview | bytes) -> None:
+        if not self._writable:
+            super().write(offset, data)
+        src = memoryview(data).cast("B")
+        self.check_span(offset, len(src))
+        self._view[offset : offset + len(src)] = src
