@@ -1,0 +1,70 @@
+"""Shared fixtures: where the oracles' tools live, and a tmp folder per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _native_iree_tool(name: str) -> str | None:
+    """The native IREE binary (the console script wrapper adds ~25 ms per call)."""
+    try:
+        import iree._runtime_libs as libs  # type: ignore[import-not-found]
+    except ImportError:
+        libs = None
+    if libs is not None:
+        cand = Path(libs.__file__).parent / name
+        if cand.exists():
+            return str(cand)
+    for cand in (BIN / name, shutil.which(name)):
+        if cand and Path(cand).exists():
+            return str(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def iree_tool() -> Callable[[str], str]:
+    """A function giving the path of an IREE tool; skips the test if IREE is not installed."""
+
+    def find(name: str) -> str:
+        path = _native_iree_tool(name)
+        if path is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{name} is missing in CI: the test extras must install iree-base-runtime")
+            pytest.skip(f"{name} not installed (pip install iree-base-runtime iree-base-compiler)")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def run_tool() -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(args: list[str], *, cwd: str | Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=check, timeout=300)
+
+    return run
+
+
+@pytest.fixture
+def paramio_cli() -> Callable[..., tuple[int, str, str]]:
+    """Run ``paramio`` in-process: returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from paramio.cli.main import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+        return code, out.getvalue(), err.getvalue()
+
+    return run
