@@ -106,7 +106,7 @@ def numpy_dtype(name: str) -> np.dtype[np.generic]:
     """The NumPy dtype for a paramio dtype name (ml_dtypes supplies bf16, fp8 and the rest)."""
     d = dtype_by_name(name)
     obj = getattr(np, d.numpy_name, None)
-    if obj is None or d.name in ("bfloat16",) or d.name.startswith(("float8", "float6", "float4")):
+    if obj is None:
         obj = getattr(ml_dtypes, d.numpy_name)
     return np.dtype(obj)
 
