@@ -1,0 +1,73 @@
+"""GGUF (ggml/llama.cpp): the current ggml type table, typed metadata, split sets, reader and writer.
+
+`read_path` opens one file or a whole split set from any of its files; metadata key/values land
+in ``attributes["gguf.kv"]`` as typed JSON records (see `paramio.formats.gguf.kv`), so a writer
+reproduces them exactly, also after a trip through IRPA. Plain tensors (F32, F16, BF16, F64,
+I8..I64) are typed entries with zero-copy `to_numpy()`; quantised ones are raw blocks typed
+``gguf.<type>`` with their logical shape; `dequantize` turns them into float32 (extra ``gguf``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from paramio.arrays.metadata import encode_tensor_metadata
+from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_TYPES, MAGIC, GGMLType
+from paramio.formats.gguf.dequant import dequantize
+from paramio.formats.gguf.reader import GGUFFile, read_gguf
+from paramio.formats.gguf.split import read_split_set, split_info, without_split_keys
+from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
+from paramio.formats.registry import FormatContents
+from paramio.index.entry import ParameterEntry
+from paramio.sources.file import FileSource
+
+__all__ = [
+    "ATTRIBUTES_KEY",
+    "GGML_TYPES",
+    "GGMLType",
+    "GGUFFile",
+    "dequantize",
+    "ggml_type_of",
+    "read_gguf",
+    "read_path",
+    "sniff",
+    "to_irpa_entries",
+    "write_gguf",
+    "write_path",
+]
+
+
+def sniff(head: bytes) -> bool:
+    return head[:4] == MAGIC
+
+
+def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+    """Read a GGUF file, or the whole split set it belongs to.
+
+    Attributes: ``{"gguf.kv": {key: typed record}}`` from the (first) file, without ``split.*``.
+    Raises `FormatError` and its subclasses for malformed files, `SourceError` if a file (or a
+    shard of the set) cannot be opened.
+    """
+    source = FileSource(path, writable=writable, use_mmap=use_mmap)
+    f = read_gguf(source)
+    info = split_info(f, path)
+    if info is None:
+        return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])
+    files, paths = read_split_set(f, path, info, writable=writable, use_mmap=use_mmap)
+    entries = [e for part in files for e in part.entries]
+    return FormatContents(entries, {ATTRIBUTES_KEY: without_split_keys(files[0].kv)}, paths)
+
+
+def to_irpa_entries(entries: Iterable[ParameterEntry]) -> list[ParameterEntry]:
+    """Entries with ``TENSORv0`` metadata added where they have a type but no metadata.
+
+    IRPA stores only an entry's metadata bytes; without this, a GGUF tensor's ggml type and shape
+    are lost on the way to IRPA (as in ``iree-convert-parameters``).
+    """
+    out: list[ParameterEntry] = []
+    for e in entries:
+        info = e.tensor
+        if not e.metadata and info is not None:
+            e = e.replace(metadata=encode_tensor_metadata(info))
+        out.append(e)
+    return out

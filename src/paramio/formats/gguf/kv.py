@@ -1,0 +1,224 @@
+"""GGUF metadata values <-> JSON-serialisable typed records, so a writer reproduces them exactly.
+
+A key/value pair is kept in `FormatContents.attributes["gguf.kv"]` as::
+
+    "general.alignment": {"type": "u32", "value": 32}
+    "general.name":      {"type": "string", "value": "tiny"}
+    "tokenizer.scores":  {"type": "array", "item_type": "f32", "value": [0.0, -1.5]}
+    "nested":            {"type": "array", "item_type": "array",
+                          "value": [{"item_type": "u8", "value": [1, 2]}, ...]}
+
+Strings that are not valid UTF-8 (GGUF says they must be, but files in the wild break it) are
+kept as ``{"hex": "ff00..."}`` in place of the text, so their bytes survive a round trip through
+IRPA's JSON attributes. Values may also be given untyped (``"general.name": "tiny"``); the writer
+then infers a type as gguf-py does (int -> i32 or i64, float -> f32).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from paramio.errors import FormatError, InvalidArgumentError
+from paramio.formats.cursor import Cursor
+from paramio.formats.gguf.constants import (
+    INT_RANGES,
+    SCALAR_FORMATS,
+    VALUE_TYPE_BY_LABEL,
+    ValueType,
+)
+
+__all__ = ["encode_kv", "read_kv", "typed_value"]
+
+#: Nesting deeper than this is refused: real files nest at most once, and recursion must stay bounded.
+MAX_DEPTH = 32
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def read_string(cur: Cursor, what: str) -> bytes:
+    n = cur.u64(f"{what} length")
+    return bytes(cur.take(n, what))
+
+
+def _text(raw: bytes) -> str | dict[str, str]:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"hex": raw.hex()}
+
+
+def _value_type(cur: Cursor, code: int, at: int) -> ValueType:
+    try:
+        return ValueType(code)
+    except ValueError:
+        raise cur.error(f"unknown metadata value type {code}", offset=at) from None
+
+
+def _read_array(cur: Cursor, depth: int) -> dict[str, object]:
+    if depth > MAX_DEPTH:
+        raise cur.error(f"metadata arrays nested more than {MAX_DEPTH} deep")
+    at = cur.pos
+    itype = _value_type(cur, cur.u32("array item type"), at)
+    count = cur.u64("array count")
+    if itype in SCALAR_FORMATS:
+        fmt, np_name = SCALAR_FORMATS[itype]
+        cur.need_count(count, fmt.size, "array")
+        raw = cur.take(count * fmt.size, "array")
+        arr = np.frombuffer(raw, dtype=np_name)
+        values: list[object] = (arr != 0).tolist() if itype is ValueType.BOOL else arr.tolist()
+    elif itype is ValueType.STRING:
+        cur.need_count(count, 8, "string array")
+        values = [_text(read_string(cur, "string")) for _ in range(count)]
+    else:  # ARRAY: each item is an item type (4 bytes) and a count (8 bytes) at least
+        cur.need_count(count, 12, "nested array")
+        values = [_read_array(cur, depth + 1) for _ in range(count)]
+    return {"item_type": itype.label, "value": values}
+
+
+def read_value(cur: Cursor, vtype: ValueType) -> dict[str, object]:
+    """One value of type `vtype` at the cursor as a typed record."""
+    if vtype in SCALAR_FORMATS:
+        fmt, _ = SCALAR_FORMATS[vtype]
+        cur.need(fmt.size, vtype.label)
+        (v,) = fmt.unpack_from(cur.buf, cur.pos)
+        cur.pos += fmt.size
+        return {"type": vtype.label, "value": v}
+    if vtype is ValueType.STRING:
+        return {"type": "string", "value": _text(read_string(cur, "string value"))}
+    arr = _read_array(cur, 1)
+    return {"type": "array", **arr}
+
+
+def read_kv(cur: Cursor) -> tuple[str, dict[str, object]]:
+    """One key/value pair: the key (UTF-8, undecodable bytes escaped) and its typed record."""
+    key = read_string(cur, "metadata key").decode("utf-8", "surrogateescape")
+    cur.key = key
+    at = cur.pos
+    vtype = _value_type(cur, cur.u32("metadata value type"), at)
+    record = read_value(cur, vtype)
+    cur.key = None
+    return key, record
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def _infer(value: object) -> ValueType:
+    if isinstance(value, bool):
+        return ValueType.BOOL
+    if isinstance(value, int):
+        return ValueType.I32 if -(1 << 31) <= value < (1 << 31) else ValueType.I64
+    if isinstance(value, float):
+        return ValueType.F32
+    if isinstance(value, (str, Mapping)):
+        return ValueType.STRING
+    if isinstance(value, Sequence):
+        return ValueType.ARRAY
+    raise InvalidArgumentError(f"cannot store a {type(value).__name__} in GGUF metadata")
+
+
+def _label(label: object, key: str) -> ValueType:
+    vt = VALUE_TYPE_BY_LABEL.get(label) if isinstance(label, str) else None
+    if vt is None:
+        raise InvalidArgumentError(f"unknown GGUF value type {label!r}", key=key)
+    return vt
+
+
+def typed_value(record: object) -> tuple[ValueType, object, ValueType | None]:
+    """(type, value, array item type) of a typed record or an untyped value."""
+    if isinstance(record, Mapping) and "type" in record and "value" in record:
+        vt = _label(record["type"], "")
+        item = _label(record["item_type"], "") if vt is ValueType.ARRAY and "item_type" in record else None
+        return vt, record["value"], item
+    vt = _infer(record)
+    return vt, record, None
+
+
+def _encode_scalar(vt: ValueType, value: object, key: str) -> bytes:
+    fmt, _ = SCALAR_FORMATS[vt]
+    if vt is ValueType.BOOL:
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(f"bool value expected, got {value!r}", key=key)
+    elif vt in INT_RANGES:
+        lo, hi = INT_RANGES[vt]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise InvalidArgumentError(f"{vt.label} value out of range: {value!r}", key=key)
+    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidArgumentError(f"{vt.label} value expected, got {value!r}", key=key)
+    elif vt is ValueType.F32 and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
+        raise InvalidArgumentError(f"f32 value out of range: {value!r}", key=key)
+    return fmt.pack(value)
+
+
+def _encode_string(value: object, key: str) -> bytes:
+    if isinstance(value, str):
+        raw = value.encode("utf-8", "surrogateescape")
+    elif isinstance(value, Mapping) and isinstance(value.get("hex"), str):
+        try:
+            raw = bytes.fromhex(value["hex"])
+        except ValueError as exc:
+            raise InvalidArgumentError(f"bad hex string value: {exc}", key=key) from exc
+    else:
+        raise InvalidArgumentError(f"string value expected, got {value!r}", key=key)
+    return _U64.pack(len(raw)) + raw
+
+
+def _encode_array(items: object, item_type: ValueType | None, key: str, depth: int) -> bytes:
+    if depth > MAX_DEPTH:
+        raise InvalidArgumentError(f"metadata arrays nested more than {MAX_DEPTH} deep", key=key)
+    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
+        raise InvalidArgumentError(f"array value expected, got {items!r}", key=key)
+    if item_type is None:
+        if not items:
+            raise InvalidArgumentError("an untyped empty array has no item type; give item_type", key=key)
+        item_type = _infer(items[0])
+    out = [_U32.pack(item_type), _U64.pack(len(items))]
+    if item_type in SCALAR_FORMATS:
+        out.extend(_encode_scalar(item_type, v, key) for v in items)
+    elif item_type is ValueType.STRING:
+        out.extend(_encode_string(v, key) for v in items)
+    else:
+        for v in items:
+            if isinstance(v, Mapping) and "value" in v:
+                sub = _label(v["item_type"], key) if "item_type" in v else None
+                out.append(_encode_array(v["value"], sub, key, depth + 1))
+            else:
+                out.append(_encode_array(v, None, key, depth + 1))
+    return b"".join(out)
+
+
+def encode_kv(key: str, record: object) -> bytes:
+    """The bytes of one key/value pair. Raises `InvalidArgumentError` for values the type cannot hold."""
+    vt, value, item_type = typed_value(record)
+    head = _encode_string(key, key) + _U32.pack(vt)
+    if vt in SCALAR_FORMATS:
+        return head + _encode_scalar(vt, value, key)
+    if vt is ValueType.STRING:
+        return head + _encode_string(value, key)
+    return head + _encode_array(value, item_type, key, 1)
+
+
+def plain_value(record: Mapping[str, object]) -> object:
+    """The value of a typed record without types (strings decoded, arrays as lists)."""
+    value = record.get("value")
+    if record.get("type") == "array" or "item_type" in record:
+        assert isinstance(value, list)
+        if record.get("item_type") == "array":
+            return [plain_value(v) for v in value]  # type: ignore[arg-type]
+        return list(value)
+    return value
+
+
+def check_attribute_record(key: str, record: object) -> None:
+    """Raise `FormatError` if a stored record cannot be written back (used by the split reader)."""
+    try:
+        encode_kv(key, record)
+    except InvalidArgumentError as exc:
+        raise FormatError(str(exc), key=key) from exc

@@ -1,0 +1,144 @@
+"""Reading one GGUF file (versions 2 and 3) into entries and typed metadata.
+
+Everything goes through `Cursor`: every count is checked against the bytes that remain before
+anything is allocated, so a hostile ``kv_count`` or array count ends in a `TruncatedError`.
+Beyond IREE's parser: the current ggml type table (IQ*, BF16, MXFP4 ... sized right), every
+tensor's innermost dimension checked against its block size, data ranges checked against the
+file, and dtype and shape kept on each entry (`ParameterEntry.tensor`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from paramio.arrays.metadata import TensorInfo
+from paramio.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.formats.cursor import Cursor
+from paramio.formats.gguf.constants import (
+    ALIGNMENT_KEY,
+    DEFAULT_ALIGNMENT,
+    GGML_TYPES,
+    MAGIC,
+    SUPPORTED_VERSIONS,
+    ValueType,
+    tensor_nbytes,
+)
+from paramio.formats.gguf.kv import read_kv, read_string
+from paramio.index.entry import ParameterEntry
+from paramio.sources.base import ByteSource
+
+__all__ = ["GGUFFile", "read_gguf"]
+
+
+@dataclasses.dataclass(slots=True)
+class GGUFFile:
+    """One parsed GGUF file: its version, typed key/values (file order), tensors, layout."""
+
+    version: int
+    kv: dict[str, dict[str, object]]
+    entries: list[ParameterEntry]
+    alignment: int
+    data_offset: int
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def _header(cur: Cursor) -> tuple[int, int, int]:
+    magic = bytes(cur.take(4, "GGUF magic")) if cur.remaining >= 4 else None
+    if magic != MAGIC:
+        got = magic.hex() if magic is not None else "nothing"
+        raise FormatError(f"GGUF file magic missing or invalid ({got}); expected 47475546 ('GGUF')", path=cur.path, offset=0)
+    version = cur.u32("GGUF version")
+    if version not in SUPPORTED_VERSIONS:
+        hint = ""
+        if int.from_bytes(version.to_bytes(4, "little"), "big") in SUPPORTED_VERSIONS:
+            hint = " (this looks like a big-endian GGUF, which paramio does not read)"
+        elif version == 1:
+            hint = " (version 1 used 32-bit counts; convert it with a newer llama.cpp)"
+        raise UnsupportedFormatError(
+            f"GGUF format version {version} is unsupported; expected version 2-3{hint}", path=cur.path, offset=4
+        )
+    tensor_count = cur.u64("tensor count")
+    kv_count = cur.u64("metadata key/value count")
+    return version, tensor_count, kv_count
+
+
+def read_gguf(source: ByteSource) -> GGUFFile:
+    """Parse `source` as one GGUF file. Raises `FormatError` (or its `TruncatedError` and
+    `UnsupportedFormatError` subclasses) naming the file, tensor and offset."""
+    size = source.size
+    cur = Cursor(source.view(0, size), path=source.name)
+    version, tensor_count, kv_count = _header(cur)
+    # A key/value pair needs at least 12 bytes (key length, value type); a tensor info 24.
+    cur.need_count(kv_count, 12, "metadata key/value table")
+    kv: dict[str, dict[str, object]] = {}
+    for _ in range(kv_count):
+        at = cur.pos
+        key, record = read_kv(cur)
+        if key in kv:
+            raise FormatError(f"duplicate metadata key {key!r}", path=source.name, offset=at)
+        kv[key] = record
+    alignment = _alignment(kv, source.name)
+    cur.need_count(tensor_count, 24, "tensor info table")
+    infos: list[tuple[str, tuple[int, ...], int, int, int]] = []
+    for i in range(tensor_count):
+        name = read_string(cur, f"tensor {i} name").decode("utf-8", "surrogateescape")
+        cur.key = name
+        n_dims = cur.u32("dimension count")
+        cur.need_count(n_dims, 8, "dimensions")
+        dims = tuple(cur.u64("dimension") for _ in range(n_dims))
+        type_at = cur.pos
+        type_id = cur.u32("ggml type")
+        offset = cur.u64("data offset")
+        infos.append((name, tuple(reversed(dims)), type_id, offset, type_at))
+        cur.key = None
+    data_offset = _align(cur.pos, alignment)
+    entries = [
+        _entry(source, i, name, shape, type_id, rel, type_at, data_offset)
+        for i, (name, shape, type_id, rel, type_at) in enumerate(infos)
+    ]
+    return GGUFFile(version, kv, entries, alignment, data_offset)
+
+
+def _alignment(kv: dict[str, dict[str, object]], path: str) -> int:
+    record = kv.get(ALIGNMENT_KEY)
+    if record is None:
+        return DEFAULT_ALIGNMENT
+    if record["type"] != ValueType.U32.label:
+        raise FormatError(f"{ALIGNMENT_KEY} must be a u32, not {record['type']}", path=path, key=ALIGNMENT_KEY)
+    value = record["value"]
+    assert isinstance(value, int)
+    if value == 0 or value & (value - 1):
+        raise FormatError(f"{ALIGNMENT_KEY} {value} is not a power of two", path=path, key=ALIGNMENT_KEY)
+    return value
+
+
+def _entry(
+    source: ByteSource, index: int, name: str, shape: tuple[int, ...], type_id: int, rel: int, type_at: int, data_offset: int
+) -> ParameterEntry:
+    gtype = GGML_TYPES.get(type_id)
+    if gtype is None:
+        raise UnsupportedFormatError(f"ggml tensor type {type_id} is unknown", path=source.name, key=name, offset=type_at)
+    inner = shape[-1] if shape else 1
+    if inner % gtype.block_size:
+        raise FormatError(
+            f"innermost dimension {inner} is not a multiple of the {gtype.name} block size {gtype.block_size}",
+            path=source.name,
+            key=name,
+            offset=type_at,
+        )
+    length = tensor_nbytes(gtype, shape)
+    start = data_offset + rel
+    if start + length > source.size:
+        raise TruncatedError(
+            f"tensor data {start:#x}..{start + length:#x} ({length} bytes of {gtype.name}) ends past the end "
+            f"of the file ({source.size:#x})",
+            path=source.name,
+            key=name,
+            offset=type_at + 4,
+        )
+    extra: dict[str, object] = {"ggml_type": type_id} if gtype.quantized else {}
+    info = TensorInfo(gtype.paramio_dtype, shape, extra)
+    return ParameterEntry.data(name, source, start, length, tensor=info, origin="gguf", file_index=index)

@@ -1,0 +1,227 @@
+"""Writing GGUF version 3 files, and split sets, atomically and without copying tensors through Python.
+
+Layout (as gguf-py's writer, so the same input gives the same bytes): header, key/values, tensor
+infos, zeros to the alignment, then each tensor at the next multiple of the alignment, the last
+one padded too. Each file is sized first and written in place; tensor bytes are moved by
+`copy_entry` (``copy_file_range`` where both ends are files).
+
+Tensor types come from `ParameterEntry.tensor`: NumPy names with a ggml type map to it
+(``float32`` -> F32, ``bfloat16`` -> BF16 ...), ``gguf.<type>`` names to their ggml id. Entries
+whose dtype GGUF has no code for (``uint8``, ``float8_*``, ``bool`` ...) are written as the signed
+integer type of the same width with the same shape, so their bytes and shape survive but the
+element type becomes that integer type; untyped entries and other widths become I8 ``[length]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from collections.abc import Callable, Mapping, Sequence
+
+from paramio.arrays.dtypes import dtype_by_name
+from paramio.errors import InvalidArgumentError
+from paramio.formats.gguf.constants import (
+    ALIGNMENT_KEY,
+    ATTRIBUTES_KEY,
+    DEFAULT_ALIGNMENT,
+    GGML_BY_NAME,
+    GGML_TYPES,
+    MAGIC,
+    SAME_WIDTH_INT,
+    SPLIT_COUNT,
+    SPLIT_KEYS,
+    SPLIT_NAME_FORMAT,
+    SPLIT_NO,
+    SPLIT_TENSORS_COUNT,
+    WRITE_VERSION,
+    GGMLType,
+    tensor_nbytes,
+)
+from paramio.formats.gguf.kv import encode_kv
+from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.index.entry import ParameterEntry
+
+__all__ = ["ggml_type_of", "write_gguf", "write_path"]
+
+_HEADER = struct.Struct("<4sIQQ")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def ggml_type_of(entry: ParameterEntry) -> tuple[GGMLType, tuple[int, ...]]:
+    """The ggml type and row-major shape `entry` is written with (see the module docstring).
+
+    Raises `InvalidArgumentError` when the entry's declared type and shape disagree with its length,
+    or a quantised shape's innermost dimension is not a multiple of the block size.
+    """
+    info = entry.tensor
+    if info is None:
+        return GGML_TYPES[24], (entry.length,)
+    gtype = GGML_BY_NAME.get(info.dtype)
+    if gtype is None and info.dtype.startswith("gguf."):
+        raise InvalidArgumentError(f"unknown GGUF tensor type {info.dtype!r}", key=entry.key)
+    if gtype is not None and gtype.quantized:
+        declared = info.extra.get("ggml_type")
+        if declared is not None and declared != gtype.id:
+            raise InvalidArgumentError(f"type {info.dtype} has ggml id {gtype.id}, not {declared}", key=entry.key)
+    if gtype is None:
+        try:
+            width = dtype_by_name(info.dtype).itemsize
+        except InvalidArgumentError:
+            width = 0
+        if width not in SAME_WIDTH_INT:
+            return GGML_TYPES[24], (entry.length,)
+        gtype = SAME_WIDTH_INT[width]
+    shape = tuple(int(d) for d in info.shape)
+    inner = shape[-1] if shape else 1
+    if inner % gtype.block_size:
+        raise InvalidArgumentError(
+            f"innermost dimension {inner} is not a multiple of the {gtype.name} block size {gtype.block_size}",
+            key=entry.key,
+        )
+    if tensor_nbytes(gtype, shape) != entry.length:
+        raise InvalidArgumentError(
+            f"{info.dtype}{list(shape)} takes {tensor_nbytes(gtype, shape)} bytes but the entry has {entry.length}",
+            key=entry.key,
+        )
+    return gtype, shape
+
+
+def _tensor_info(key: str, gtype: GGMLType, shape: tuple[int, ...], offset: int) -> bytes:
+    name = key.encode("utf-8", "surrogateescape")
+    dims = b"".join(_U64.pack(d) for d in reversed(shape))
+    return _U64.pack(len(name)) + name + _U32.pack(len(shape)) + dims + _U32.pack(gtype.id) + _U64.pack(offset)
+
+
+def _plan_shards(
+    sizes: Sequence[int], max_tensors: int | None, max_size: int | None
+) -> list[list[int]]:
+    """Tensor indices per shard, split as gguf-py does: a new shard when the current one holds
+    `max_tensors` tensors or the next tensor would take it past `max_size` bytes (never empty)."""
+    shards: list[list[int]] = [[]]
+    current = 0
+    for i, n in enumerate(sizes):
+        cur = shards[-1]
+        if cur and ((max_tensors and len(cur) >= max_tensors) or (max_size and current + n > max_size)):
+            shards.append([])
+            current = 0
+        shards[-1].append(i)
+        current += n
+    return shards
+
+
+def _kv_records(attributes: Mapping[str, object] | None) -> dict[str, object]:
+    raw = (attributes or {}).get(ATTRIBUTES_KEY, {})
+    if not isinstance(raw, Mapping):
+        raise InvalidArgumentError(f"attributes[{ATTRIBUTES_KEY!r}] must be a mapping of key -> value")
+    return {str(k): v for k, v in raw.items() if k not in SPLIT_KEYS}
+
+
+def _shard_path(path: str, i: int, n: int) -> str:
+    folder, base = os.path.split(path)
+    stem = base[: -len(".gguf")] if base.lower().endswith(".gguf") else base
+    return os.path.join(folder, SPLIT_NAME_FORMAT.format(stem, i + 1, n))
+
+
+def write_gguf(
+    path: str | os.PathLike[str],
+    entries: Sequence[ParameterEntry],
+    *,
+    attributes: Mapping[str, object] | None = None,
+    alignment: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+    split_max_tensors: int | None = None,
+    split_max_size: int | None = None,
+) -> list[str]:
+    """Write `entries` as GGUF at `path` (or as a split set next to it); returns the files written.
+
+    `attributes["gguf.kv"]` gives the key/values (typed records as the reader produces them, or
+    plain values); ``split.*`` keys are replaced by the writer's own. `alignment` defaults to the
+    ``general.alignment`` key if present, else 32; a value other than 32 is recorded in that key.
+    Each file is written atomically; all are committed only once every one is complete.
+    Raises `InvalidArgumentError` for values or tensors GGUF cannot hold, `WriteError` on I/O failure.
+    """
+    path = os.fspath(path)
+    kv = _kv_records(attributes)
+    if alignment is None:
+        rec = kv.get(ALIGNMENT_KEY)
+        value = rec.get("value") if isinstance(rec, Mapping) else rec
+        alignment = value if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_ALIGNMENT
+    if alignment < 1 or alignment & (alignment - 1) or alignment > 0xFFFF_FFFF:
+        raise InvalidArgumentError(f"alignment {alignment} is not a power of two")
+    if alignment != DEFAULT_ALIGNMENT or ALIGNMENT_KEY in kv:
+        kv[ALIGNMENT_KEY] = {"type": "u32", "value": alignment}
+    kv_bytes = b"".join(encode_kv(k, v) for k, v in kv.items())
+
+    seen: set[str] = set()
+    typed: list[tuple[GGMLType, tuple[int, ...]]] = []
+    for e in entries:
+        if e.key in seen:
+            raise InvalidArgumentError("duplicate tensor name; GGUF names must be unique", key=e.key)
+        seen.add(e.key)
+        typed.append(ggml_type_of(e))
+    shards = _plan_shards([e.length for e in entries], split_max_tensors, split_max_size)
+    n = len(shards)
+    paths = [path] if n == 1 else [_shard_path(path, i, n) for i in range(n)]
+    with contextlib.ExitStack() as stack:
+        outputs: list[AtomicOutput] = []
+        for i, (shard, p) in enumerate(zip(shards, paths, strict=True)):
+            shard_kv = kv_bytes if i == 0 else b""
+            n_kv = len(kv) if i == 0 else 0
+            if n > 1:
+                shard_kv += (
+                    encode_kv(SPLIT_NO, {"type": "u16", "value": i})
+                    + encode_kv(SPLIT_COUNT, {"type": "u16", "value": n})
+                    + encode_kv(SPLIT_TENSORS_COUNT, {"type": "i32", "value": len(entries)})
+                )
+                n_kv += 3
+            infos: list[bytes] = []
+            rel = 0
+            offsets: list[int] = []
+            for j in shard:
+                gtype, shape = typed[j]
+                infos.append(_tensor_info(entries[j].key, gtype, shape, rel))
+                offsets.append(rel)
+                rel += _align(entries[j].length, alignment)
+            head = _HEADER.pack(MAGIC, WRITE_VERSION, len(shard), n_kv) + shard_kv + b"".join(infos)
+            data_offset = _align(len(head), alignment)
+            out = stack.enter_context(AtomicOutput(p, durable=durable))
+            outputs.append(out)
+            out.truncate(data_offset + rel)
+            out.pwrite(head, 0)
+            for j, off in zip(shard, offsets, strict=True):
+                copy_entry(entries[j], out, data_offset + off, progress=progress)
+        for out in outputs:
+            out.commit()
+    return paths
+
+
+def write_path(
+    path: str,
+    entries: Sequence[ParameterEntry],
+    *,
+    attributes: dict[str, object] | None = None,
+    alignment: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+    split_max_tensors: int | None = None,
+    split_max_size: int | None = None,
+    **_ignored: object,
+) -> None:
+    """The registry's entry point; see `write_gguf`."""
+    write_gguf(
+        path,
+        list(entries),
+        attributes=attributes,
+        alignment=alignment,
+        durable=durable,
+        progress=progress,
+        split_max_tensors=split_max_tensors,
+        split_max_size=split_max_size,
+    )
