@@ -1,0 +1,129 @@
+"""safetensors: single files and Hugging Face sharded sets, validated as the reference library.
+
+``read_path`` accepts a ``.safetensors`` file, a ``*.safetensors.index.json`` index, or any
+shard of a set (``model-00002-of-00003.safetensors``), which opens the whole set. The header's
+``__metadata__`` comes back as the attribute ``"safetensors.metadata"`` (``dict[str, str]``)
+and a set index's ``metadata`` as ``"safetensors.index_metadata"``; ``write_path`` takes
+``__metadata__`` from the same attribute. See ``docs/safetensors.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Sequence
+
+from paramio.errors import FormatError
+from paramio.formats.registry import FormatContents
+from paramio.formats.safetensors.layout import (
+    ATTRIBUTE_INDEX_METADATA,
+    ATTRIBUTE_METADATA,
+    HEADER_LENGTH_SIZE,
+    MAX_HEADER_SIZE,
+)
+from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_header
+from paramio.formats.safetensors.sharded import ShardedSet, find_set, is_index_path, read_set, write_sharded
+from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file
+from paramio.index.entry import ParameterEntry
+from paramio.sources.file import FileSource
+
+__all__ = [
+    "ATTRIBUTE_INDEX_METADATA",
+    "ATTRIBUTE_METADATA",
+    "FilePlan",
+    "SafetensorsFile",
+    "ShardedSet",
+    "plan_file",
+    "read_file",
+    "read_header",
+    "read_path",
+    "read_set",
+    "sniff",
+    "write_file",
+    "write_path",
+]
+
+
+def sniff(head: bytes) -> bool:
+    """A plausible header length followed by a JSON object."""
+    if len(head) < HEADER_LENGTH_SIZE + 1:
+        return False
+    (n,) = struct.unpack_from("<Q", head)
+    return 2 <= n <= MAX_HEADER_SIZE and head[HEADER_LENGTH_SIZE:].lstrip(b" \t\r\n")[:1] == b"{"
+
+
+def _contents(files: list[SafetensorsFile], index_path: str | None, index_meta: dict[str, object]) -> FormatContents:
+    attributes: dict[str, object] = {}
+    for f in files:
+        if f.metadata is not None:
+            attributes[ATTRIBUTE_METADATA] = dict(f.metadata)
+            break
+    if index_path is not None:
+        attributes[ATTRIBUTE_INDEX_METADATA] = dict(index_meta)
+    paths = ([index_path] if index_path else []) + [f.source.name for f in files]
+    return FormatContents([e for f in files for e in f.entries], attributes, paths)
+
+
+def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+    """Read a file, an index or a shard (which opens its whole set).
+
+    Raises `FormatError` (file, tensor, offset) for anything the safetensors library would
+    refuse and for a weight map that disagrees with its shards; `SourceError` when a file cannot
+    be opened or a shard of a set is missing.
+    """
+    path = os.fspath(path)
+    if is_index_path(path):
+        s = read_set(path, writable=writable, use_mmap=use_mmap)
+        return _contents(s.shards, s.index_path, s.index_metadata)
+    found = find_set(path)
+    if isinstance(found, str):
+        s = read_set(found, writable=writable, use_mmap=use_mmap)
+        return _contents(s.shards, s.index_path, s.index_metadata)
+    if isinstance(found, list):
+        files = [read_file(FileSource(p, writable=writable, use_mmap=use_mmap)) for p in found]
+        seen: dict[str, str] = {}
+        for f in files:
+            for e in f.entries:
+                if e.key in seen:
+                    raise FormatError(f"tensor is also in shard {seen[e.key]}", path=f.source.name, key=e.key)
+                seen[e.key] = f.source.name
+        return _contents(files, None, {})
+    return _contents([read_file(FileSource(path, writable=writable, use_mmap=use_mmap))], None, {})
+
+
+def write_path(
+    path: str,
+    entries: Sequence[ParameterEntry],
+    *,
+    attributes: dict[str, object] | None = None,
+    alignment: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+    max_shard_size: int | None = None,
+    **_ignored: object,
+) -> None:
+    """Write `entries` (in the given order) to a safetensors file, atomically and streaming.
+
+    `alignment=N` (a power of two) starts the data buffer, and every tensor whose size is a
+    multiple of N, at a multiple of N (see `writer`). `max_shard_size` (bytes) writes a
+    Hugging Face sharded set plus its index. ``attributes["safetensors.metadata"]`` becomes
+    ``__metadata__``. Raises `InvalidArgumentError` for entries safetensors cannot describe,
+    `DuplicateKeyError` for a repeated key, `WriteError` when the output cannot be written.
+    """
+    path = os.fspath(path)
+    metadata = metadata_from_attributes(attributes)
+    if max_shard_size is not None or is_index_path(path):
+        index_meta = (attributes or {}).get(ATTRIBUTE_INDEX_METADATA)
+        extra = {k: v for k, v in index_meta.items() if k != "total_size"} if isinstance(index_meta, dict) else {}
+        write_sharded(
+            path,
+            entries,
+            max_shard_size=max_shard_size if max_shard_size is not None else 5 * 10**9,
+            metadata=metadata,
+            index_metadata=extra,
+            alignment=alignment,
+            durable=durable,
+            progress=progress,
+        )
+        return
+    write_file(path, entries, metadata=metadata, alignment=alignment, durable=durable, progress=progress)

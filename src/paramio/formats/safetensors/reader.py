@@ -1,0 +1,156 @@
+"""Reading one safetensors file: frame, header and the library's tiling rules, then entries.
+
+Checks, in the library's order: at least 8 bytes; the claimed header length at most
+100,000,000 (checked before anything is read for it) and inside the file; the header (see
+`header`); tensors sorted by ``data_offsets`` tile the data buffer from 0 with no hole and no
+overlap; each tensor's byte size equals dtype bits x element count (sub-byte tensors must end
+on a byte); the file ends exactly where the last tensor does. Entries come out in the header's
+document order (IREE's order), each a zero-copy span of one shared `FileSource`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from paramio.arrays.metadata import TensorInfo
+from paramio.errors import FormatError, TruncatedError
+from paramio.formats.cursor import Cursor
+from paramio.formats.safetensors.header import Header, TensorRecord, parse_header
+from paramio.formats.safetensors.layout import (
+    HEADER_LENGTH_SIZE,
+    MAX_HEADER_SIZE,
+    USIZE_MAX,
+)
+from paramio.index.entry import ParameterEntry
+from paramio.sources.base import ByteSource
+
+__all__ = ["SafetensorsFile", "read_file", "read_header"]
+
+_LEN = struct.Struct("<Q")
+
+
+class SafetensorsFile:
+    """What one file holds: entries in document order, ``__metadata__`` and the data start."""
+
+    __slots__ = ("data_start", "entries", "header", "source")
+
+    def __init__(self, source: ByteSource, header: Header, data_start: int, entries: list[ParameterEntry]) -> None:
+        self.source = source
+        self.header = header
+        self.data_start = data_start
+        self.entries = entries
+
+    @property
+    def metadata(self) -> dict[str, str] | None:
+        return self.header.metadata
+
+
+def read_header(source: ByteSource) -> tuple[Header, int]:
+    """The validated header of `source` and the offset where its data buffer starts.
+
+    Raises `TruncatedError` when the file is too short for what it claims, `FormatError` for any
+    other breach of the format (named file, tensor and byte offset).
+    """
+    name = source.name
+    size = source.size
+    if size < HEADER_LENGTH_SIZE:
+        raise TruncatedError(
+            f"file has {size} bytes; a safetensors file needs at least {HEADER_LENGTH_SIZE}", path=name, offset=0
+        )
+    cur = Cursor(source.view(0, HEADER_LENGTH_SIZE), path=name)
+    n = cur.u64("header length")
+    if n > MAX_HEADER_SIZE:
+        raise FormatError(
+            f"header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes", path=name, offset=0
+        )
+    if HEADER_LENGTH_SIZE + n > size:
+        raise TruncatedError(
+            f"header of {n} bytes ends at {HEADER_LENGTH_SIZE + n:#x} but the file ends at {size:#x}",
+            path=name,
+            offset=0,
+        )
+    header = parse_header(source.view(HEADER_LENGTH_SIZE, n), path=name)
+    data_start = HEADER_LENGTH_SIZE + n
+    _check_tiling(header.tensors, data_start, size, name)
+    return header, data_start
+
+
+def _check_tiling(tensors: list[TensorRecord], data_start: int, size: int, name: str) -> None:
+    available = size - data_start
+    pos = 0
+    for t in sorted(tensors, key=lambda t: (t.begin, t.end)):
+        where = data_start + t.begin if data_start + t.begin <= USIZE_MAX else None
+        if t.end < t.begin:
+            raise FormatError(
+                f"data_offsets [{t.begin}, {t.end}] end before they begin", path=name, key=t.key, offset=where
+            )
+        if t.begin != pos:
+            what = "leaves a hole after" if t.begin > pos else "overlaps"
+            raise FormatError(
+                f"data_offsets [{t.begin}, {t.end}] {what} the previous tensor's data, which ends at "
+                f"{pos} (tensors must tile the data buffer)",
+                path=name,
+                key=t.key,
+                offset=where,
+            )
+        pos = t.end
+        nbytes = _nbytes(t, name)
+        if t.end - t.begin != nbytes:
+            raise FormatError(
+                f"data_offsets [{t.begin}, {t.end}] hold {t.end - t.begin} bytes but {t.dtype.code} "
+                f"{list(t.shape)} needs {nbytes}",
+                path=name,
+                key=t.key,
+                offset=where,
+            )
+        if t.end > available:
+            raise TruncatedError(
+                f"data ends at {data_start + t.end:#x} but the file ends at {size:#x}",
+                path=name,
+                key=t.key,
+                offset=where,
+            )
+    if pos != available:
+        raise FormatError(
+            f"the file has {available - pos} bytes after the last tensor's data (ends at "
+            f"{data_start + pos:#x}); safetensors files must end there",
+            path=name,
+            offset=data_start + pos,
+        )
+
+
+def _nbytes(t: TensorRecord, name: str) -> int:
+    """Element count x bits / 8, with the library's overflow checks in u64 arithmetic."""
+    count = 1
+    for d in t.shape:
+        count *= d
+        if count > USIZE_MAX:
+            raise FormatError(f"shape {list(t.shape)} overflows a 64-bit element count", path=name, key=t.key)
+    bits = count * t.dtype.bits
+    if bits > USIZE_MAX:
+        raise FormatError(f"shape {list(t.shape)} overflows a 64-bit bit count", path=name, key=t.key)
+    if bits % 8:
+        raise FormatError(
+            f"{count} elements of {t.dtype.code} ({t.dtype.bits} bits each) do not end on a byte boundary",
+            path=name,
+            key=t.key,
+        )
+    return bits // 8
+
+
+def read_file(source: ByteSource) -> SafetensorsFile:
+    """Validate `source` and build its entries (zero-copy spans of `source`)."""
+    header, data_start = read_header(source)
+    entries = [
+        ParameterEntry.data(
+            t.key,
+            source,
+            data_start + t.begin,
+            t.end - t.begin,
+            tensor=TensorInfo(t.dtype.name, t.shape),
+            origin="safetensors",
+            file_index=i,
+        )
+        for i, t in enumerate(header.tensors)
+    ]
+    return SafetensorsFile(source, header, data_start, entries)

@@ -1,0 +1,239 @@
+"""Sharded checkpoints: Hugging Face's ``model.safetensors.index.json`` convention.
+
+The index is ``{"metadata": {"total_size": N}, "weight_map": {tensor: shard file}}`` next to
+shards named ``model-00001-of-00003.safetensors``. Opening the index, or any one shard, gives
+one set of entries: every shard in shard order, each shard's tensors in its header's order.
+The weight map must match the shards exactly (every tensor listed lives in the shard named for
+it, every tensor in a shard is listed, no tensor in two shards). Without an index, the sibling
+shards found by name must all exist.
+
+Writing splits entries greedily in the given order, as ``huggingface_hub`` does (a new shard
+starts when the next tensor would pass `max_shard_size`; a larger tensor gets a shard of its
+own), writes each shard atomically, then the index (so a reader never finds an index naming a
+shard that is not complete).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+
+from paramio.errors import FormatError, InvalidArgumentError, SourceError
+from paramio.formats.output import AtomicOutput
+from paramio.formats.safetensors.layout import (
+    ATTRIBUTE_INDEX_METADATA,
+    FILE_SUFFIX,
+    INDEX_SUFFIX,
+    MAX_HEADER_SIZE,
+    SHARD_DIGITS,
+    SHARD_RE,
+    shard_name,
+)
+from paramio.formats.safetensors.reader import SafetensorsFile, read_file
+from paramio.formats.safetensors.writer import write_file
+from paramio.index.entry import ParameterEntry
+from paramio.sources.file import FileSource
+
+__all__ = ["ShardedSet", "find_set", "read_index", "read_set", "split_shards", "write_sharded"]
+
+#: An index file larger than this is refused before it is read (the headers it describes are
+#: themselves capped at 100 MB each).
+MAX_INDEX_SIZE = MAX_HEADER_SIZE
+
+
+class ShardedSet:
+    """A sharded checkpoint as read: the index (if any), the shards and their entries."""
+
+    def __init__(
+        self,
+        index_path: str | None,
+        index_metadata: dict[str, object],
+        shards: list[SafetensorsFile],
+    ) -> None:
+        self.index_path = index_path
+        self.index_metadata = index_metadata
+        self.shards = shards
+
+    @property
+    def entries(self) -> list[ParameterEntry]:
+        return [e for s in self.shards for e in s.entries]
+
+    @property
+    def paths(self) -> list[str]:
+        shard_paths = [s.source.name for s in self.shards]
+        return ([self.index_path] if self.index_path else []) + shard_paths
+
+
+def is_index_path(path: str) -> bool:
+    return path.lower().endswith(INDEX_SUFFIX)
+
+
+def read_index(path: str) -> tuple[dict[str, object], dict[str, str]]:
+    """The ``metadata`` object and the ``weight_map`` of an index file. Raises `FormatError`."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_INDEX_SIZE:
+                raise FormatError(f"index file has {size} bytes; the limit is {MAX_INDEX_SIZE}", path=path)
+            raw = f.read()
+    except OSError as exc:
+        raise SourceError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"index is not valid JSON: {exc}", path=path) from exc
+    if not isinstance(doc, dict):
+        raise FormatError("index must be a JSON object", path=path)
+    meta = doc.get("metadata", {})
+    wmap = doc.get("weight_map")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise FormatError("index 'metadata' must be an object", path=path)
+    if not isinstance(wmap, dict) or not all(isinstance(v, str) for v in wmap.values()):
+        raise FormatError("index needs a 'weight_map' object mapping tensor names to shard files", path=path)
+    return meta, wmap
+
+
+def _shard_order(files: Sequence[str]) -> list[str]:
+    """Shards by their number when named ``-NNNNN-of-NNNNN``, else in order of first mention."""
+    unique = list(dict.fromkeys(files))
+
+    def key(name: str) -> tuple[int, int]:
+        m = SHARD_RE.match(os.path.basename(name))
+        return (int(m["index"]) if m else 1 << 62, unique.index(name))
+
+    return sorted(unique, key=key)
+
+
+def _resolve(folder: str, name: str, index_path: str) -> str:
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise FormatError(f"shard {name!r} must be a file name next to the index", path=index_path)
+    return os.path.join(folder, name)
+
+
+def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> ShardedSet:
+    """Read the sharded set behind an index file. Raises `FormatError` when the weight map and
+    the shards disagree, `SourceError` when a shard cannot be opened."""
+    meta, wmap = read_index(path)
+    folder = os.path.dirname(path)
+    order = _shard_order(list(wmap.values()))
+    shards = []
+    for name in order:
+        full = _resolve(folder, name, path)
+        shards.append(read_file(FileSource(full, writable=writable, use_mmap=use_mmap)))
+    _check_weight_map(path, wmap, order, shards)
+    return ShardedSet(path, meta, shards)
+
+
+def _check_weight_map(path: str, wmap: dict[str, str], order: list[str], shards: list[SafetensorsFile]) -> None:
+    owner: dict[str, str] = {}
+    for name, shard in zip(order, shards, strict=True):
+        for e in shard.entries:
+            if e.key in owner:
+                raise FormatError(
+                    f"tensor is in both {owner[e.key]!r} and {name!r}", path=path, key=e.key
+                )
+            owner[e.key] = name
+            listed = wmap.get(e.key)
+            if listed is None:
+                raise FormatError(f"tensor in shard {name!r} is missing from the weight_map", path=path, key=e.key)
+            if listed != name:
+                raise FormatError(
+                    f"weight_map puts the tensor in {listed!r} but it is in {name!r}", path=path, key=e.key
+                )
+    for key, name in wmap.items():
+        if key not in owner:
+            raise FormatError(f"weight_map puts the tensor in {name!r} but that shard lacks it", path=path, key=key)
+
+
+def find_set(path: str) -> str | list[str] | None:
+    """For a shard path: the index that lists it (a path), else every sibling shard (paths in
+    order), else None when the name is not a shard name. Raises `SourceError` if a sibling
+    shard named by the numbering is missing."""
+    folder, base = os.path.split(path)
+    m = SHARD_RE.match(base)
+    if m is None:
+        return None
+    index = os.path.join(folder, m["prefix"] + INDEX_SUFFIX)
+    if os.path.exists(index):
+        _, wmap = read_index(index)
+        if base in wmap.values():
+            return index
+    count = int(m["count"])
+    digits = len(m["index"])
+    if count < 1 or int(m["index"]) > count or count > 100_000:
+        return None
+    siblings = [os.path.join(folder, shard_name(m["prefix"], i, count, digits)) for i in range(1, count + 1)]
+    for s in siblings:
+        if not os.path.exists(s):
+            raise SourceError(f"shard {os.path.basename(s)} of the set is missing", path=s)
+    return siblings
+
+
+def split_shards(entries: Sequence[ParameterEntry], max_shard_size: int) -> list[list[ParameterEntry]]:
+    """Greedy split in order, as ``huggingface_hub.split_torch_state_dict_into_shards``."""
+    if max_shard_size < 1:
+        raise InvalidArgumentError(f"max_shard_size must be positive, not {max_shard_size}")
+    shards: list[list[ParameterEntry]] = []
+    current: list[ParameterEntry] = []
+    size = 0
+    for e in entries:
+        if current and size + e.length > max_shard_size:
+            shards.append(current)
+            current, size = [], 0
+        current.append(e)
+        size += e.length
+    if current or not shards:
+        shards.append(current)
+    return shards
+
+
+def set_names(path: str) -> tuple[str, str]:
+    """(index path, shard prefix) for an output path ending ``.safetensors`` or ``.index.json``."""
+    if is_index_path(path):
+        prefix = path[: -len(INDEX_SUFFIX)]
+    elif path.lower().endswith(FILE_SUFFIX):
+        prefix = path[: -len(FILE_SUFFIX)]
+    else:
+        prefix = path
+    return prefix + INDEX_SUFFIX, prefix
+
+
+def write_sharded(
+    path: str,
+    entries: Sequence[ParameterEntry],
+    *,
+    max_shard_size: int,
+    metadata: dict[str, str] | None = None,
+    index_metadata: dict[str, object] | None = None,
+    alignment: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Write shards and the index; returns the paths written (shards, then the index).
+
+    When everything fits one shard and `path` names a ``.safetensors`` file, that single file
+    is written without an index, as ``save_pretrained`` does."""
+    groups = split_shards(entries, max_shard_size)
+    index_path, prefix = set_names(path)
+    if len(groups) == 1 and not is_index_path(path):
+        write_file(path, groups[0], metadata=metadata, alignment=alignment, durable=durable, progress=progress)
+        return [path]
+    written: list[str] = []
+    wmap: dict[str, str] = {}
+    for i, group in enumerate(groups, start=1):
+        shard = shard_name(prefix, i, len(groups), SHARD_DIGITS)
+        write_file(shard, group, metadata=metadata, alignment=alignment, durable=durable, progress=progress)
+        written.append(shard)
+        for e in group:
+            wmap[e.key] = os.path.basename(shard)
+    meta: dict[str, object] = dict(index_metadata or {})
+    meta["total_size"] = sum(e.length for e in entries)
+    text = json.dumps({"metadata": meta, "weight_map": dict(sorted(wmap.items()))}, indent=2) + "\n"
+    with AtomicOutput(index_path, durable=durable) as out:
+        out.pwrite(text.encode("utf-8"), 0)
+        out.commit()
+    written.append(index_path)
+    return written

@@ -1,0 +1,167 @@
+"""Writing one safetensors file: plan the header, then stream every entry's bytes into place.
+
+The header is compact JSON exactly as the reference library writes it (``__metadata__`` first,
+then tensors, ``{"dtype","shape","data_offsets"}``, padded with spaces to a multiple of 8), so
+a file read from the library and written back is byte-identical. Tensors keep the given order.
+
+Alignment. The library refuses holes between tensors, so padding can only go in the header:
+``alignment=N`` pads the header with spaces until the data buffer starts at a multiple of N,
+and lays the data (not the header's key order) out by decreasing size alignment, so that every
+tensor whose byte size is a multiple of N starts at a multiple of N in the file, and every other
+tensor at a multiple of the largest power of two dividing its size. Without `alignment`, data
+follows the given order, as the library's own files do for entries read from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+from collections.abc import Callable, Sequence
+
+from paramio.errors import DuplicateKeyError, InvalidArgumentError
+from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.formats.safetensors.layout import (
+    ATTRIBUTE_METADATA,
+    DEFAULT_HEADER_ALIGNMENT,
+    HEADER_LENGTH_SIZE,
+    MAX_HEADER_SIZE,
+    StDType,
+    by_code,
+    by_name,
+)
+from paramio.index.entry import ParameterEntry
+
+__all__ = ["FilePlan", "metadata_from_attributes", "plan_file", "write_file"]
+
+_LEN = struct.Struct("<Q")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FilePlan:
+    """Where every byte goes: the framed header (length + JSON + padding) and each entry's
+    absolute data offset, in the order the entries were given."""
+
+    header: bytes
+    data_offsets: list[int]
+    total_size: int
+
+    @property
+    def data_start(self) -> int:
+        return len(self.header)
+
+
+def _check_alignment(alignment: int | None) -> int:
+    if alignment is None:
+        return DEFAULT_HEADER_ALIGNMENT
+    if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
+        raise InvalidArgumentError(f"alignment {alignment!r} is not a positive power of two")
+    return max(alignment, DEFAULT_HEADER_ALIGNMENT)
+
+
+def _describe(entry: ParameterEntry) -> tuple[StDType, tuple[int, ...]]:
+    """The safetensors dtype and shape of `entry` (untyped entries become U8 [length])."""
+    info = entry.tensor
+    if info is None:
+        u8 = by_code("U8")
+        assert u8 is not None
+        return u8, (entry.length,)
+    dt = by_name(info.dtype)
+    if dt is None:
+        raise InvalidArgumentError(
+            f"dtype {info.dtype!r} has no safetensors code; convert it or drop the entry", key=entry.key
+        )
+    bits = info.count * dt.bits
+    if bits % 8 or bits // 8 != entry.length:
+        raise InvalidArgumentError(
+            f"{dt.code} {list(info.shape)} needs {bits / 8:g} bytes but the entry holds {entry.length}",
+            key=entry.key,
+        )
+    return dt, tuple(int(s) for s in info.shape)
+
+
+def _lowbit(n: int, cap: int) -> int:
+    return cap if n == 0 else min(n & -n, cap)
+
+
+def plan_file(
+    entries: Sequence[ParameterEntry],
+    *,
+    metadata: dict[str, str] | None = None,
+    alignment: int | None = None,
+) -> FilePlan:
+    """Lay out `entries`. Raises `InvalidArgumentError` for a dtype safetensors cannot name, a
+    shape that does not match the entry's length, a key that is not valid UTF-8 or is
+    ``__metadata__``, and `DuplicateKeyError` for a repeated key."""
+    align = _check_alignment(alignment)
+    described = []
+    seen: set[str] = set()
+    for e in entries:
+        if e.key in seen:
+            raise DuplicateKeyError("key appears twice; a safetensors file holds each key once", key=e.key)
+        if e.key == "__metadata__":
+            raise InvalidArgumentError("'__metadata__' is reserved in safetensors headers", key=e.key)
+        seen.add(e.key)
+        described.append(_describe(e))
+    order = list(range(len(entries)))
+    if alignment is not None:
+        order.sort(key=lambda i: -_lowbit(entries[i].length, align))
+    rel: list[int] = [0] * len(entries)
+    pos = 0
+    for i in order:
+        rel[i] = pos
+        pos += entries[i].length
+    body: dict[str, object] = {}
+    if metadata is not None:
+        body["__metadata__"] = metadata
+    for e, (dt, shape), begin in zip(entries, described, rel, strict=True):
+        body[e.key] = {"dtype": dt.code, "shape": list(shape), "data_offsets": [begin, begin + e.length]}
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(f"a key or metadata string is not valid UTF-8: {exc.object[exc.start:exc.end]!r}") from exc
+    start = HEADER_LENGTH_SIZE + len(text)
+    start += -start % align
+    n = start - HEADER_LENGTH_SIZE
+    if n > MAX_HEADER_SIZE:
+        raise InvalidArgumentError(f"the header would take {n} bytes; safetensors allows {MAX_HEADER_SIZE}")
+    header = _LEN.pack(n) + text + b" " * (n - len(text))
+    return FilePlan(header, [start + r for r in rel], start + pos)
+
+
+def metadata_from_attributes(attributes: dict[str, object] | None) -> dict[str, str] | None:
+    """``__metadata__`` from attributes (key `ATTRIBUTE_METADATA`); other attributes are not
+    representable in safetensors and are left out. Raises `InvalidArgumentError` unless the
+    value maps strings to strings."""
+    if not attributes or ATTRIBUTE_METADATA not in attributes:
+        return None
+    value = attributes[ATTRIBUTE_METADATA]
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidArgumentError(f"attribute {ATTRIBUTE_METADATA!r} must map strings to strings")
+    return dict(value)
+
+
+def write_file(
+    path: str | os.PathLike[str],
+    entries: Sequence[ParameterEntry],
+    *,
+    metadata: dict[str, str] | None = None,
+    alignment: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> FilePlan:
+    """Write one safetensors file atomically, streaming each entry's bytes (splats expanded).
+    Memory use is one copy buffer whatever the size. Returns the layout used."""
+    entries = list(entries)
+    plan = plan_file(entries, metadata=metadata, alignment=alignment)
+    with AtomicOutput(path, durable=durable) as out:
+        out.truncate(plan.total_size)  # all-zero splats are left as holes that read as zero
+        out.pwrite(plan.header, 0)
+        for e, off in zip(entries, plan.data_offsets, strict=True):
+            if e.length:
+                copy_entry(e, out, off, progress=progress)
+        out.commit()
+    return plan
