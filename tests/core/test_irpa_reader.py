@@ -208,7 +208,7 @@ def test_open_missing_file_names_it(tmp_path: Path) -> None:
 
 def test_every_truncation_raises_only_our_errors(tmp_path: Path) -> None:
     data = _archive(tmp_path)
-    for n in range(0, 400):
+    for n in range(400):
         try:
             entries = _read(data[:n])
         except ParamioError:

@@ -108,7 +108,8 @@ def numpy_dtype(name: str) -> np.dtype[np.generic]:
     obj = getattr(np, d.numpy_name, None)
     if obj is None:
         obj = getattr(ml_dtypes, d.numpy_name)
-    return np.dtype(obj)
+    result: np.dtype[np.generic] = np.dtype(obj)
+    return result
 
 
 @functools.cache

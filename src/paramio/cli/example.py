@@ -21,6 +21,7 @@ import numpy as np
 
 from paramio.formats.registry import write_path
 from paramio.index.dump import format_dump
+from paramio.index.entry import ParameterEntry
 from paramio.index.index import ParameterIndex
 
 
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if problems else 0
 
 
-def _typed(index: ParameterIndex) -> list:
+def _typed(index: ParameterIndex) -> list[ParameterEntry]:
     """Entries with dtype and shape written as TENSORv0 metadata where the format declared them."""
     from paramio.arrays.metadata import encode_tensor_metadata
 

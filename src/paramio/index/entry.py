@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import enum
 from collections.abc import Iterator
@@ -141,9 +142,9 @@ class ParameterEntry:
             return self.source.read(self.offset, self.length)
         return expand_pattern(self.pattern, self.length)
 
-    def readinto(self, out: memoryview | bytearray | np.ndarray, offset: int = 0) -> int:
+    def readinto(self, out: builtins.memoryview | bytearray | np.ndarray, offset: int = 0) -> int:
         """Copy ``out``'s size in bytes from `offset` within the entry into `out`."""
-        dst = memoryview(out).cast("B")
+        dst = builtins.memoryview(out).cast("B")  # type: ignore[arg-type]
         if offset < 0 or offset + len(dst) > self.length:
             raise InvalidArgumentError(
                 f"range {offset}..{offset + len(dst)} is outside the entry's {self.length} bytes",
@@ -154,7 +155,7 @@ class ParameterEntry:
         fill_pattern(dst, self.pattern, offset)
         return len(dst)
 
-    def iter_chunks(self, chunk_size: int = 1 << 22) -> Iterator[memoryview]:
+    def iter_chunks(self, chunk_size: int = 1 << 22) -> Iterator[builtins.memoryview]:
         """The bytes in order, in views of at most `chunk_size`: bounded memory for any size."""
         pos = 0
         if self.source is not None:
@@ -166,11 +167,11 @@ class ParameterEntry:
         if self.length == 0:
             return
         block = bytearray(min(chunk_size, self.length))
-        fill_pattern(memoryview(block), self.pattern, 0)
+        fill_pattern(builtins.memoryview(block), self.pattern, 0)
         plen = len(self.pattern) or 1
         # Chunks start at multiples of len(block); keep it a multiple of the pattern length.
         step = max(plen, (len(block) // plen) * plen) if len(block) >= plen else len(block)
-        view = memoryview(block)
+        view = builtins.memoryview(block)
         while pos < self.length:
             n = min(step, self.length - pos)
             yield view[:n]

@@ -53,10 +53,10 @@ class ByteSource(abc.ABC):
     def write(self, offset: int, data: memoryview | bytes) -> None:
         raise SourceError("source is read-only", path=self.name, offset=offset)
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 -- a real default: nothing to make durable
         """Make written bytes durable. Read-only sources have nothing to do."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- a real default: nothing to release
         """Release OS resources. Views already handed out stay valid where the source allows."""
 
     def check_span(self, offset: int, length: int, key: str | None = None) -> None:

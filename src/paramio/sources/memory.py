@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from paramio._types import Buffer
-
 from paramio.sources.base import ByteSource
 
 
@@ -12,7 +11,7 @@ class MemorySource(ByteSource):
 
     def __init__(self, buffer: Buffer, *, name: str = "<memory>", writable: bool = False) -> None:
         self._obj = buffer
-        view = memoryview(buffer)
+        view = memoryview(buffer)  # type: ignore[arg-type]
         if not view.c_contiguous:
             raise ValueError("MemorySource needs a C-contiguous buffer")
         self._view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
