@@ -1,0 +1,73 @@
+"""P3: read every tensor into new host arrays. paramio (`to_numpy(copy=True)`) against a plain
+NumPy copy of the same byte spans (memory bandwidth: the floor), `safetensors.numpy.load_file`
+and gguf-py's reader followed by a copy."""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+
+from cases.common import Context, Record, have_format, median_time, model_gguf, model_irpa, model_safetensors, skipped
+
+
+def _paramio_copy(path: str) -> int:
+    from paramio.index.index import ParameterIndex
+
+    arrays = [e.to_numpy(copy=True) for e in ParameterIndex.open(path).values()]
+    return sum(a.nbytes for a in arrays)
+
+
+def _spans(path: str) -> list[tuple[int, int]]:
+    from paramio.index.index import ParameterIndex
+
+    return [(e.offset, e.length) for e in ParameterIndex.open(path).values() if e.source is not None]
+
+
+def _numpy_copy(path: str, spans: list[tuple[int, int]]) -> int:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        raw = np.frombuffer(m, dtype=np.uint8)
+        arrays = [raw[o : o + n].copy() for o, n in spans]
+        del raw
+    return sum(a.nbytes for a in arrays)
+
+
+def _safetensors_load(path: str) -> int:
+    import safetensors.numpy
+
+    return sum(a.nbytes for a in safetensors.numpy.load_file(path).values())
+
+
+def _gguf_copy(path: str) -> int:
+    import gguf
+
+    arrays = [np.array(t.data, copy=True) for t in gguf.GGUFReader(path).tensors]  # all kept, as the others
+    return sum(a.nbytes for a in arrays)
+
+
+def run(ctx: Context) -> list[Record]:
+    out: list[Record] = []
+    irpa = str(model_irpa(ctx))
+    ctx.log("P3 irpa")
+    spans = _spans(irpa)
+    mine = median_time(lambda: _paramio_copy(irpa), ctx.repeat)
+    floor = median_time(lambda: _numpy_copy(irpa, spans), ctx.repeat)
+    mib = sum(n for _, n in spans) >> 20
+    out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "numpy copy of the same spans", floor))
+    for fmt, make, peer_name, peer_fn in (
+        ("safetensors", model_safetensors, "safetensors.numpy.load_file", _safetensors_load),
+        ("gguf", model_gguf, "gguf.GGUFReader + copy", _gguf_copy),
+    ):
+        label = f"P3 {fmt} {ctx.size_mib} MiB copy every tensor"
+        if not have_format(fmt):
+            out.append(skipped(label, peer_name, "format not available"))
+            continue
+        path = str(make(ctx))
+        ctx.log(label)
+        mine = median_time(lambda: _paramio_copy(path), ctx.repeat)
+        peer = median_time(lambda: peer_fn(path), ctx.repeat)
+        out.append(Record(label, mine, peer_name, peer))
+        spans = _spans(path)
+        floor = median_time(lambda: _numpy_copy(path, spans), ctx.repeat)
+        out.append(Record(label, mine, "numpy copy of the same spans", floor))
+    return out
