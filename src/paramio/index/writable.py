@@ -1,0 +1,149 @@
+"""Updating parameter bytes in place: single writes, batch scatter, batch gather.
+
+An in-place write changes only an entry's data bytes, never an index table, so a crash can
+tear at most the entry being written; the file always parses. Lengths must match exactly (an
+archive's layout is fixed); a typed entry also refuses an array of another dtype, since the
+bytes would silently mean something else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from paramio.arrays.dtypes import numpy_dtype
+from paramio.arrays.frameworks import host_bytes
+from paramio.errors import InvalidArgumentError, SourceError
+from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.index.index import DuplicatePolicy, ParameterIndex
+
+__all__ = ["WritableArchive", "check_target", "check_write", "gather_entries", "write_in_place"]
+
+
+def check_write(entry: ParameterEntry, data: memoryview, dtype: str | None) -> None:
+    """Refuse a write whose length (or, for typed entries, dtype) differs from the entry's."""
+    if len(data) != entry.length:
+        raise InvalidArgumentError(
+            f"cannot write {len(data)} bytes into a {entry.length}-byte entry (lengths must match)",
+            key=entry.key,
+            path=entry.source.path if entry.source is not None else None,
+        )
+    want = entry.dtype
+    if dtype is not None and want is not None and dtype != want and dtype != "uint8":
+        raise InvalidArgumentError(f"entry holds {want}, not {dtype}", key=entry.key)
+
+
+def check_target(entry: ParameterEntry) -> None:
+    """Refuse entries with no writable storage (splats, read-only sources)."""
+    src = entry.source
+    if entry.kind is EntryKind.SPLAT or src is None:
+        raise InvalidArgumentError("a splat entry has no storage to write in place", key=entry.key)
+    if not src.writable:
+        raise SourceError("source is read-only (open it writable or attach an overlay)", path=src.name, key=entry.key)
+
+
+def write_in_place(entry: ParameterEntry, data: memoryview) -> None:
+    """Overwrite a DATA entry's bytes in its (writable) source."""
+    check_target(entry)
+    entry.source.write(entry.offset, data)  # type: ignore[union-attr]
+
+
+def _out_bytes(out: object, key: str) -> memoryview:
+    if type(out).__module__.split(".")[0] == "torch":
+        import torch
+
+        t = out
+        if t.device.type != "cpu" or not t.is_contiguous():  # type: ignore[attr-defined]
+            raise InvalidArgumentError("gather needs contiguous CPU tensors as outputs", key=key)
+        return memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")  # type: ignore[attr-defined]
+    try:
+        view = memoryview(out)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise InvalidArgumentError(f"cannot gather into a {type(out).__name__}", key=key) from exc
+    if view.readonly or not view.c_contiguous:
+        raise InvalidArgumentError("gather needs writable, C-contiguous outputs", key=key)
+    return view.cast("B") if view.ndim else view
+
+
+def gather_entries(
+    entries: Sequence[ParameterEntry], out: Sequence[object] | None = None
+) -> list[object]:
+    """Copy each entry into ``out[i]`` (same byte size) or into new typed NumPy arrays."""
+    if out is not None and len(out) != len(entries):
+        raise InvalidArgumentError(f"{len(entries)} keys but {len(out)} output arrays")
+    results: list[object] = []
+    for i, e in enumerate(entries):
+        if out is None:
+            arr = _new_array(e)
+            e.readinto(arr.reshape(-1).view(np.uint8))
+            results.append(arr)
+            continue
+        dst = _out_bytes(out[i], e.key)
+        if len(dst) != e.length:
+            raise InvalidArgumentError(f"output has {len(dst)} bytes, the entry {e.length}", key=e.key)
+        e.readinto(dst)
+        results.append(out[i])
+    return results
+
+
+def _new_array(e: ParameterEntry) -> np.ndarray:
+    info = e.tensor
+    if info is not None:
+        try:
+            dt = numpy_dtype(info.dtype)
+            if dt.itemsize * info.count == e.length:
+                return np.empty(info.shape, dtype=dt)
+        except (InvalidArgumentError, AttributeError):
+            pass
+    return np.empty(e.length, dtype=np.uint8)
+
+
+class WritableArchive:
+    """A parameter file opened read-write: update entries in place, gather them in batches.
+
+    >>> with WritableArchive(path) as w:            # doctest: +SKIP
+    ...     w.write("layer0.weight", new_weight)    # same byte length, or InvalidArgumentError
+    ...     w.flush()                               # msync + fsync: durable from here
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, format: str | None = None) -> None:
+        self.path = os.fspath(path)
+        self.index = ParameterIndex.open(self.path, format=format, writable=True, duplicates=DuplicatePolicy.KEEP)
+
+    def write(self, key: str, array: object) -> None:
+        """Overwrite `key` with `array`'s bytes (NumPy, torch, buffer...)."""
+        entry = self.index[key]
+        data, dtype = host_bytes(array)
+        check_write(entry, data, dtype)
+        write_in_place(entry, data)
+
+    def scatter(self, arrays: Mapping[str, object]) -> None:
+        """Write several entries; every length is checked before any byte is written."""
+        plan = []
+        for key, array in arrays.items():
+            entry = self.index[key]
+            data, dtype = host_bytes(array)
+            check_write(entry, data, dtype)
+            check_target(entry)
+            plan.append((entry, data))
+        for entry, data in plan:
+            write_in_place(entry, data)
+
+    def gather(self, keys: Iterable[str], out: Sequence[object] | None = None) -> list[object]:
+        return gather_entries([self.index[k] for k in keys], out)
+
+    def flush(self) -> None:
+        """Make every write so far durable (msync the map, fsync the file)."""
+        for src in {id(e.source): e.source for e in self.index.entries if e.source is not None}.values():
+            src.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> WritableArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""``--input`` values and printed results in iree-run-module's text format.
+
+Inputs: ``[SHAPEx]TYPE=V1,V2 ...`` (values split by commas or spaces, brackets ignored, one value
+broadcast to the whole shape) or ``@file.npy``. Results print as iree-run-module prints them:
+``4xf32=11 22 33 44``, rows in brackets (``2x2xf32=[1 2][3 4]``), floats as C's ``%G``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from paramio.arrays.dtypes import numpy_dtype
+from paramio.errors import InvalidArgumentError
+
+__all__ = ["ELEMENT_TYPES", "format_result", "parse_input"]
+
+#: IREE element type -> paramio / NumPy dtype name
+ELEMENT_TYPES: dict[str, str] = {
+    "i1": "bool",
+    "i8": "int8",
+    "si8": "int8",
+    "ui8": "uint8",
+    "i16": "int16",
+    "si16": "int16",
+    "ui16": "uint16",
+    "i32": "int32",
+    "si32": "int32",
+    "ui32": "uint32",
+    "i64": "int64",
+    "si64": "int64",
+    "ui64": "uint64",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "f32": "float32",
+    "f64": "float64",
+}
+_PRINT_NAMES = {"bool": "i1", "int8": "i8", "uint8": "ui8", "int16": "i16", "uint16": "ui16", "int32": "i32",
+                "uint32": "ui32", "int64": "i64", "uint64": "ui64", "float16": "f16", "bfloat16": "bf16",
+                "float32": "f32", "float64": "f64"}
+_SPLIT = re.compile(r"[\s,\[\]]+")
+
+
+def parse_input(text: str) -> np.ndarray:
+    """One ``--input`` value as a NumPy array. Raises `InvalidArgumentError` on bad syntax."""
+    if text.startswith("@"):
+        try:
+            return np.load(text[1:], allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(f"--input={text}: cannot read the .npy file: {exc}") from exc
+    head, sep, body = text.partition("=")
+    if not sep:
+        raise InvalidArgumentError(f"--input={text}: expected [SHAPEx]TYPE=VALUES, e.g. 4xf32=1,2,3,4")
+    *dims, etype = head.split("x")
+    name = ELEMENT_TYPES.get(etype)
+    if name is None:
+        raise InvalidArgumentError(f"--input={text}: unknown element type {etype!r}; known: {', '.join(ELEMENT_TYPES)}")
+    try:
+        shape = tuple(int(d) for d in dims)
+    except ValueError:
+        raise InvalidArgumentError(f"--input={text}: shape {'x'.join(dims)!r} is not a list of integers") from None
+    values = [v for v in _SPLIT.split(body) if v]
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    dtype = numpy_dtype(name)
+    try:
+        parsed = np.array([float(v) if dtype.kind in "fV" else int(v, 0) for v in values], dtype=np.float64 if dtype.kind in "fV" else None)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--input={text}: {exc}") from exc
+    if len(parsed) == 1:
+        parsed = np.repeat(parsed, count)
+    if len(parsed) != count:
+        raise InvalidArgumentError(f"--input={text}: {len(parsed)} values for a shape of {count} elements")
+    return parsed.astype(dtype).reshape(shape)
+
+
+def _element(v: object, kind: str) -> str:
+    if kind == "f":
+        return f"{float(v):G}"  # type: ignore[arg-type]
+    if kind == "b":
+        return "1" if v else "0"
+    return str(int(v))  # type: ignore[call-overload]
+
+
+def format_result(array: np.ndarray) -> str:
+    """``SHAPExTYPE=values`` as iree-run-module prints a buffer view."""
+    arr = np.asarray(array)
+    from paramio.arrays.dtypes import dtype_of_numpy
+
+    etype = _PRINT_NAMES.get(dtype_of_numpy(arr.dtype).name, str(arr.dtype))
+    kind = "f" if etype.startswith(("f", "bf")) else ("b" if etype == "i1" else "i")
+    head = "x".join([*(str(d) for d in arr.shape), etype])
+    return f"{head}={_nested(arr, kind)}"
+
+
+def _nested(arr: np.ndarray, kind: str) -> str:
+    if arr.ndim == 0:
+        return _element(arr.item() if kind != "f" else arr.astype(np.float64).item(), kind)
+    if arr.ndim == 1:
+        flat = arr.astype(np.float64) if kind == "f" else arr
+        return " ".join(_element(v, kind) for v in flat.tolist())
+    return "".join(f"[{_nested(sub, kind)}]" for sub in arr)
