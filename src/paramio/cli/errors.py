@@ -1,0 +1,80 @@
+"""How the tools report failure: one line on stderr and an exit status.
+
+| exit | meaning |
+|---|---|
+| 0 | success |
+| 1 | a bad input file or a failed operation (`ParamioError`, `OSError`): the message names the file, entry and offset |
+| 2 | a usage error: unknown flag, malformed ``--data``/``--splat``/``--rename``, unknown type |
+
+``--debug`` (or ``PARAMIO_DEBUG=1``) adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+
+from paramio.errors import ParamioError
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "guarded", "escape", "warn"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """The command line is wrong; the message says which flag and what was expected."""
+
+
+class CommandFailed(Exception):
+    """The operation could not be done for a reason the message gives in full (exit 1)."""
+
+
+def guarded(tool: str, body: Callable[[], int], *, debug: Callable[[], bool]) -> int:
+    """Run `body`, turning expected errors into one line on stderr and an exit status."""
+    try:
+        return body()
+    except UsageError as exc:
+        _report(tool, str(exc), debug())
+        return EXIT_USAGE
+    except (ParamioError, CommandFailed) as exc:
+        _report(tool, str(exc), debug())
+        return EXIT_FAILURE
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _report(tool, f"{where}{exc.strerror or exc}", debug())
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        sys.stderr.write(f"paramio {tool}: interrupted\n")
+        return 130
+
+
+def _report(tool: str, message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    sys.stderr.write(f"paramio {tool}: {escape(message, quote=False)}\n")
+
+
+def warn(tool: str, message: str) -> None:
+    sys.stderr.write(f"paramio {tool}: warning: {message}\n")
+
+
+def escape(text: str, *, quote: bool = True) -> str:
+    """`text` safe for a terminal: control characters and lone surrogates (undecodable bytes
+    of a name) shown as escapes, so a hostile name cannot move the cursor or forge lines."""
+    out: list[str] = []
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{o:02x}"))
+        elif 0xDC80 <= o <= 0xDCFF:  # surrogateescape'd byte
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif 0xD800 <= o <= 0xDFFF or o in (0x2028, 0x2029, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069):
+            out.append(f"\\u{o:04x}")
+        elif quote and ch == "\\":
+            out.append("\\\\")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,219 @@
+"""IREE's command-line flag syntax, so ``iree-*-parameters`` command lines work unchanged.
+
+Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
+
+* a flag is ``--name=value`` or ``--name``; the value is trimmed of surrounding whitespace;
+* bools: ``--quiet``, ``--quiet=true|1`` (true), ``--quiet=false|0`` (false). IREE silently
+  reads any other word as false; paramio refuses it (a typo should not flip a switch);
+* list flags repeat (``--parameters=a --parameters=b``); a scalar flag given twice keeps the last;
+* ``--flagfile=path`` reads one flag per line at that point of the command line (blank lines and
+  lines starting with ``#`` skipped), so later flags override it, as in IREE;
+* anything not starting with ``--`` is positional (each command decides what that means);
+* an unknown flag is a usage error naming the flag (exit 2). IREE exits 1 with a red ghost.
+
+``--help`` and ``--debug`` are understood by every command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from paramio.cli.errors import UsageError
+
+__all__ = ["Flag", "FlagKind", "ParsedFlags", "format_help", "parse_flags", "run_command", "wants_debug"]
+
+_MAX_FLAGFILE_DEPTH = 16
+
+
+class FlagKind(enum.Enum):
+    BOOL = "bool"
+    STRING = "string"
+    INT = "int"
+    LIST = "list"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Flag:
+    """One flag a command accepts: its kind, default and the help line IREE-style."""
+
+    name: str
+    kind: FlagKind
+    help: str
+    default: object = None
+    #: Shown in help instead of the default, e.g. ``[scope=]file``.
+    metavar: str = ""
+
+
+_COMMON = (
+    Flag("help", FlagKind.BOOL, "Displays command line usage information.", False),
+    Flag("debug", FlagKind.BOOL, "Prints the full traceback of an error.", False),
+    Flag("flagfile", FlagKind.STRING, "Parses a newline-separated list of flags from a file.", "", "path"),
+)
+
+_TRUE = {"", "true", "1"}
+_FALSE = {"false", "0"}
+
+
+@dataclasses.dataclass(slots=True)
+class ParsedFlags:
+    """Flag values by name (defaults filled in) and the positional arguments."""
+
+    values: dict[str, object]
+    positional: list[str]
+
+    def on(self, name: str) -> bool:
+        """A bool flag's value."""
+        return bool(self.values[name])
+
+    def text(self, name: str) -> str:
+        return str(self.values[name])
+
+    def number(self, name: str) -> int:
+        value = self.values[name]
+        assert isinstance(value, int)
+        return value
+
+    def many(self, name: str) -> list[str]:
+        """A list flag's values, in command-line order."""
+        value = self.values[name]
+        assert isinstance(value, list)
+        return value
+
+
+def all_flags(flags: Iterable[Flag]) -> dict[str, Flag]:
+    table = {f.name: f for f in _COMMON}
+    table.update({f.name: f for f in flags})
+    return table
+
+
+def parse_flags(argv: Sequence[str], flags: Iterable[Flag]) -> ParsedFlags:
+    """Parse `argv` against `flags` (plus --help, --debug, --flagfile).
+
+    Raises `UsageError` naming the flag for an unknown flag, a missing or malformed value, or
+    an unreadable flagfile.
+    """
+    table = all_flags(flags)
+    values: dict[str, object] = {}
+    for f in table.values():
+        values[f.name] = [] if f.kind is FlagKind.LIST else f.default
+    positional: list[str] = []
+    _parse_into(list(argv), table, values, positional, depth=0)
+    return ParsedFlags(values, positional)
+
+
+def _parse_into(
+    argv: list[str], table: Mapping[str, Flag], values: dict[str, object], positional: list[str], depth: int
+) -> None:
+    for arg in argv:
+        if not arg.startswith("--") or arg == "--":
+            positional.append(arg)
+            continue
+        name, sep, raw = arg[2:].partition("=")
+        flag = table.get(name)
+        if flag is None:
+            raise UsageError(f"unknown flag '--{name}' (see --help)")
+        value = raw.strip()
+        if flag.name == "flagfile":
+            if not sep or not value:
+                raise UsageError("--flagfile needs a path: --flagfile=path")
+            if depth >= _MAX_FLAGFILE_DEPTH:
+                raise UsageError(f"--flagfile={value}: flag files nest more than {_MAX_FLAGFILE_DEPTH} deep")
+            _parse_into(_read_flagfile(value), table, values, positional, depth + 1)
+            continue
+        if flag.kind is FlagKind.BOOL:
+            low = value.lower()
+            if not sep or low in _TRUE:
+                values[name] = True
+            elif low in _FALSE:
+                values[name] = False
+            else:
+                raise UsageError(f"--{name}={raw}: expected true or false")
+        elif not sep:
+            raise UsageError(f"--{name} needs a value: --{name}={flag.metavar or 'value'}")
+        elif flag.kind is FlagKind.INT:
+            try:
+                values[name] = int(value, 0)
+            except ValueError:
+                raise UsageError(f"--{name}={raw}: expected an integer") from None
+        elif flag.kind is FlagKind.LIST:
+            current = values[name]
+            assert isinstance(current, list)
+            current.append(value)
+        else:
+            values[name] = value
+
+
+def _read_flagfile(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise UsageError(f"--flagfile={path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--flagfile={path}: not UTF-8 text") from exc
+    out: list[str] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if s and not s.startswith("#"):
+            out.append(s)
+    return out
+
+
+def format_help(title: str, description: str, flags: Iterable[Flag]) -> str:
+    """Help in IREE's style: a banner, the description with examples, then every flag with
+    its help text and default (so the help text is itself a valid flagfile, as IREE's is)."""
+    bar = "# " + "=" * 76
+    lines = [bar, f"# paramio {title}", bar, "", description.rstrip(), ""]
+    for f in (*flags, *_COMMON):
+        for h in f.help.splitlines():
+            lines.append(f"# {h}")
+        if f.kind is FlagKind.LIST or f.name in ("flagfile", "help", "debug"):
+            lines.append(f"# --{f.name}={f.metavar or '...'}" if f.kind is not FlagKind.BOOL else f"# --{f.name}")
+        elif f.kind is FlagKind.BOOL:
+            lines.append(f"--{f.name}={'true' if f.default else 'false'}")
+        elif f.kind is FlagKind.INT:
+            lines.append(f"--{f.name}={f.default}")
+        else:
+            lines.append(f'--{f.name}="{f.default}"')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def env_debug() -> bool:
+    """``PARAMIO_DEBUG=1`` shows tracebacks even when flag parsing itself fails."""
+    return os.environ.get("PARAMIO_DEBUG", "") not in ("", "0")
+
+
+def wants_debug(argv: Sequence[str]) -> bool:
+    """Whether --debug is on, read before full parsing so even flag errors can show a traceback."""
+    on = env_debug()
+    for a in argv:
+        if a == "--debug":
+            on = True
+        elif a.startswith("--debug="):
+            on = a[8:].strip().lower() in _TRUE
+    return on
+
+
+def run_command(
+    tool: str,
+    argv: Sequence[str],
+    flags: Sequence[Flag],
+    description: str,
+    body: Callable[[ParsedFlags], int],
+) -> int:
+    """Parse flags, answer --help, run `body`; errors become one line and an exit status."""
+    from paramio.cli.errors import guarded
+
+    def go() -> int:
+        parsed = parse_flags(argv, flags)
+        if parsed.on("help"):
+            sys.stdout.write(format_help(tool, description, flags) + "\n")
+            return 0
+        return body(parsed)
+
+    return guarded(tool, go, debug=lambda: wants_debug(argv))
