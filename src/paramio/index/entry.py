@@ -215,6 +215,11 @@ class ParameterEntry:
                     dtype, shape = numpy_dtype(info.dtype), info.shape
             except (InvalidArgumentError, AttributeError):
                 pass
+        if len(shape) > 1:  # a valid file may declare a shape NumPy cannot make (>64 dims, say)
+            try:
+                np.lib.stride_tricks.as_strided(np.empty(1, f"V{dtype.itemsize}"), shape, (0,) * len(shape))
+            except ValueError as exc:
+                raise InvalidArgumentError(f"NumPy cannot make a {dtype} array of shape {list(shape)}: {exc}", key=self.key) from exc
         if self.source is None:
             raw = np.frombuffer(self.read(), dtype=np.uint8)
             return raw.view(dtype).reshape(shape)
