@@ -46,10 +46,11 @@ def _align(n: int, a: int) -> int:
 
 
 def _header(cur: Cursor) -> tuple[int, int, int]:
-    magic = bytes(cur.take(4, "GGUF magic")) if cur.remaining >= 4 else None
+    magic = bytes(cur.buf[:4])
     if magic != MAGIC:
-        got = magic.hex() if magic is not None else "nothing"
+        got = magic.hex() if magic else "nothing"
         raise FormatError(f"GGUF file magic missing or invalid ({got}); expected 47475546 ('GGUF')", path=cur.path, offset=0)
+    cur.skip(4, "GGUF magic")
     version = cur.u32("GGUF version")
     if version not in SUPPORTED_VERSIONS:
         hint = ""
