@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ALL_VALUES, all_type_tensors, write_oracle
 
 import paramio.formats.gguf as pg
+from conftest import ALL_VALUES, all_type_tensors, write_oracle
 from paramio.errors import FormatError, ParamioError, TruncatedError, UnsupportedFormatError
 from paramio.sources.memory import MemorySource
 
@@ -52,7 +52,7 @@ def test_byte_flips(sample: bytes) -> None:
     rng = random.Random(1234)
     data_start = _parse(sample).data_offset
     for _ in range(3000):
-        buf = bytearray(sample[:data_start + 64])
+        buf = bytearray(sample[: data_start + 64])
         for _ in range(rng.randint(1, 4)):
             buf[rng.randrange(len(buf))] = rng.randrange(256)
         try:
@@ -66,22 +66,66 @@ def test_byte_flips(sample: bytes) -> None:
     [
         (b"GGU", FormatError, r"m.gguf: at offset 0x0: GGUF file magic missing or invalid \(474755\)"),
         (b"GGML" + bytes(20), FormatError, "magic missing or invalid"),
-        (_head(version=1), UnsupportedFormatError, "GGUF format version 1 is unsupported; expected version 2-3 .version 1 used 32-bit counts"),
+        (
+            _head(version=1),
+            UnsupportedFormatError,
+            "GGUF format version 1 is unsupported; expected version 2-3 .version 1 used 32-bit counts",
+        ),
         (b"GGUF" + struct.pack(">I", 3) + bytes(16), UnsupportedFormatError, "big-endian"),
         (_head(kvs=2**63), TruncatedError, "metadata key/value table claims 9223372036854775808 items"),
         (_head(tensors=2**64 - 1), TruncatedError, "tensor info table claims"),
-        (_head(kvs=1) + struct.pack("<Q", 2**62) + bytes(8), TruncatedError, "metadata key needs 4611686018427387904 bytes"),
-        (_head(kvs=1) + _key("a") + struct.pack("<IIQ", 9, 4, 2**61), TruncatedError, "entry 'a' at offset 0x31: array claims 2305843009213693952 items"),
+        (
+            _head(kvs=1) + struct.pack("<Q", 2**62) + bytes(8),
+            TruncatedError,
+            "metadata key needs 4611686018427387904 bytes",
+        ),
+        (
+            _head(kvs=1) + _key("a") + struct.pack("<IIQ", 9, 4, 2**61),
+            TruncatedError,
+            "entry 'a' at offset 0x31: array claims 2305843009213693952 items",
+        ),
         (_head(kvs=1) + _key("a") + struct.pack("<IIQ", 9, 8, 2**40), TruncatedError, "string array claims"),
-        (_head(kvs=1) + _key("a") + struct.pack("<I", 13), FormatError, "entry 'a' at offset 0x21: unknown metadata value type 13"),
-        (_head(kvs=1) + _key("a") + struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 9, 1) * 40, FormatError, "metadata arrays nested more than 32 deep"),
-        (_head(kvs=1) + _key("general.alignment") + struct.pack("<Ii", 5, 64), FormatError, "general.alignment must be a u32, not i32"),
-        (_head(kvs=1) + _key("general.alignment") + struct.pack("<II", 4, 48), FormatError, "general.alignment 48 is not a power of two"),
+        (
+            _head(kvs=1) + _key("a") + struct.pack("<I", 13),
+            FormatError,
+            "entry 'a' at offset 0x21: unknown metadata value type 13",
+        ),
+        (
+            _head(kvs=1) + _key("a") + struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 9, 1) * 40,
+            FormatError,
+            "metadata arrays nested more than 32 deep",
+        ),
+        (
+            _head(kvs=1) + _key("general.alignment") + struct.pack("<Ii", 5, 64),
+            FormatError,
+            "general.alignment must be a u32, not i32",
+        ),
+        (
+            _head(kvs=1) + _key("general.alignment") + struct.pack("<II", 4, 48),
+            FormatError,
+            "general.alignment 48 is not a power of two",
+        ),
         (_head(kvs=2) + (_key("a") + struct.pack("<IB", 0, 1)) * 2, FormatError, "duplicate metadata key 'a'"),
-        (_head(tensors=1) + _key("t") + struct.pack("<I", 2**31) + bytes(20), TruncatedError, "entry 't' at offset 0x25: dimensions claims 2147483648 items"),
-        (_head(tensors=1) + _key("t") + struct.pack("<IQIQ", 1, 32, 4, 0), UnsupportedFormatError, "entry 't' at offset 0x2d: ggml tensor type 4 is unknown"),
-        (_head(tensors=1) + _key("t") + struct.pack("<IQIQ", 1, 10, 2, 0), FormatError, "innermost dimension 10 is not a multiple of the Q4_0 block size 32"),
-        (_head(tensors=1) + _key("t") + struct.pack("<IQQIQ", 2, 2**40, 2**40, 0, 0), TruncatedError, r"entry 't' at offset 0x39: tensor data 0x60..0x400000000000000000060 \(4835703278458516698824704 bytes of F32\) ends past the end of the file \(0x41\)"),
+        (
+            _head(tensors=1) + _key("t") + struct.pack("<I", 2**31) + bytes(20),
+            TruncatedError,
+            "entry 't' at offset 0x25: dimensions claims 2147483648 items",
+        ),
+        (
+            _head(tensors=1) + _key("t") + struct.pack("<IQIQ", 1, 32, 4, 0),
+            UnsupportedFormatError,
+            "entry 't' at offset 0x2d: ggml tensor type 4 is unknown",
+        ),
+        (
+            _head(tensors=1) + _key("t") + struct.pack("<IQIQ", 1, 10, 2, 0),
+            FormatError,
+            "innermost dimension 10 is not a multiple of the Q4_0 block size 32",
+        ),
+        (
+            _head(tensors=1) + _key("t") + struct.pack("<IQQIQ", 2, 2**40, 2**40, 0, 0),
+            TruncatedError,
+            r"entry 't' at offset 0x39: tensor data 0x60..0x400000000000000000060 \(4835703278458516698824704 bytes of F32\) ends past the end of the file \(0x41\)",
+        ),
     ],
 )
 def test_hostile_files(data: bytes, error: type[Exception], message: str) -> None:

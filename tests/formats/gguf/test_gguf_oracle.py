@@ -9,9 +9,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from conftest import ALL_VALUES, EXPECTED_RECORDS, all_type_tensors, tensor_for, write_oracle
 
 import paramio.formats.gguf as pg
+from conftest import ALL_VALUES, EXPECTED_RECORDS, all_type_tensors, tensor_for, write_oracle
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import FormatError, SourceError
 from paramio.index.entry import ParameterEntry

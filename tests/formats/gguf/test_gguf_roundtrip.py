@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ALL_VALUES, all_type_tensors, write_oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import paramio.formats.gguf as pg
+from conftest import ALL_VALUES, all_type_tensors, write_oracle
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import InvalidArgumentError, UnsupportedFormatError
 from paramio.formats import irpa
@@ -87,13 +87,19 @@ def _array(depth: int) -> st.SearchStrategy[dict[str, object]]:
     return st.sampled_from(labels).flatmap(items)
 
 
-_RECORD = st.sampled_from(list(_SCALARS)).flatmap(lambda t: _SCALARS[t].map(lambda v: {"type": t, "value": v})) | _array(
-    1
-).map(lambda a: {"type": "array", **a})
+_RECORD = st.sampled_from(list(_SCALARS)).flatmap(
+    lambda t: _SCALARS[t].map(lambda v: {"type": t, "value": v})
+) | _array(1).map(lambda a: {"type": "array", **a})
 
 
 @settings(max_examples=60, deadline=None)
-@given(kv=st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: not k.startswith("split.") and k != "general.alignment"), _RECORD, max_size=6))
+@given(
+    kv=st.dictionaries(
+        st.text(min_size=1, max_size=10).filter(lambda k: not k.startswith("split.") and k != "general.alignment"),
+        _RECORD,
+        max_size=6,
+    )
+)
 def test_metadata_round_trip(tmp_path_factory: pytest.TempPathFactory, kv: dict[str, dict[str, object]]) -> None:
     p = tmp_path_factory.mktemp("kv") / "kv.gguf"
     pg.write_path(str(p), [], attributes={"gguf.kv": kv}, durable=False)
@@ -118,7 +124,9 @@ def test_invalid_utf8_string_survives(tmp_path: Path) -> None:
 
 def test_untyped_values_are_inferred(tmp_path: Path) -> None:
     p = tmp_path / "u.gguf"
-    pg.write_path(str(p), [], attributes={"gguf.kv": {"s": "x", "i": 3, "big": 2**40, "f": 0.5, "b": True, "a": [1, 2]}})
+    pg.write_path(
+        str(p), [], attributes={"gguf.kv": {"s": "x", "i": 3, "big": 2**40, "f": 0.5, "b": True, "a": [1, 2]}}
+    )
     kv = pg.read_path(str(p)).attributes["gguf.kv"]
     assert kv == {
         "s": {"type": "string", "value": "x"},
@@ -155,7 +163,11 @@ def test_writer_type_choices(tmp_path: Path, tensor: TensorInfo | None, length: 
 @pytest.mark.parametrize(
     ("entries", "kv", "message"),
     [
-        ([_entry("q", bytes(18), TensorInfo("gguf.q4_0", (1, 16)))], {}, "innermost dimension 16 is not a multiple of the Q4_0 block size 32"),
+        (
+            [_entry("q", bytes(18), TensorInfo("gguf.q4_0", (1, 16)))],
+            {},
+            "innermost dimension 16 is not a multiple of the Q4_0 block size 32",
+        ),
         ([_entry("f", bytes(8), TensorInfo("float32", (3,)))], {}, r"float32\[3\] takes 12 bytes but the entry has 8"),
         ([_entry("a", b"x", None), _entry("a", b"y", None)], {}, "duplicate tensor name"),
         ([_entry("z", b"", TensorInfo("gguf.q9_9", (0,)))], {}, "unknown GGUF tensor type 'gguf.q9_9'"),
@@ -175,7 +187,11 @@ def test_writer_refuses(tmp_path: Path, entries: list[ParameterEntry], kv: dict[
 
 def test_alignment_comes_from_attributes(tmp_path: Path) -> None:
     p = tmp_path / "a.gguf"
-    pg.write_path(str(p), [_entry("a", b"x", None), _entry("b", b"y", None)], attributes={"gguf.kv": {"general.alignment": {"type": "u32", "value": 256}}})
+    pg.write_path(
+        str(p),
+        [_entry("a", b"x", None), _entry("b", b"y", None)],
+        attributes={"gguf.kv": {"general.alignment": {"type": "u32", "value": 256}}},
+    )
     a, b = pg.read_path(str(p)).entries
     assert a.offset % 256 == 0 and b.offset - a.offset == 256
     with pytest.raises(InvalidArgumentError, match="alignment 48 is not a power of two"):
@@ -203,5 +219,7 @@ def test_dequantize_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidArgumentError, match="not a GGUF tensor type: untyped"):
         pg.dequantize(_entry("u", b"1234", None))
     monkeypatch.setitem(sys.modules, "gguf.quants", None)
-    with pytest.raises(UnsupportedFormatError, match=r"dequantising Q8_0 needs the gguf package: pip install 'paramio\[gguf\]'"):
+    with pytest.raises(
+        UnsupportedFormatError, match=r"dequantising Q8_0 needs the gguf package: pip install 'paramio\[gguf\]'"
+    ):
         pg.dequantize(_entry("q", bytes(34), TensorInfo("gguf.q8_0", (1, 32))))

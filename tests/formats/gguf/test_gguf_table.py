@@ -11,9 +11,7 @@ gguf_constants = pytest.importorskip("gguf.constants")
 
 @pytest.mark.interop
 def test_type_table_matches_gguf_package() -> None:
-    theirs = {
-        int(t): (t.name, *gguf_constants.GGML_QUANT_SIZES[t]) for t in gguf_constants.GGMLQuantizationType
-    }
+    theirs = {int(t): (t.name, *gguf_constants.GGML_QUANT_SIZES[t]) for t in gguf_constants.GGMLQuantizationType}
     ours = {t.id: (t.name, t.block_size, t.type_size) for t in GGML_TYPES.values()}
     assert ours == theirs
 

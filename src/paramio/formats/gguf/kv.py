@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from paramio.errors import FormatError, InvalidArgumentError
+from paramio.errors import InvalidArgumentError
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import (
     INT_RANGES,
@@ -203,22 +203,3 @@ def encode_kv(key: str, record: object) -> bytes:
     if vt is ValueType.STRING:
         return head + _encode_string(value, key)
     return head + _encode_array(value, item_type, key, 1)
-
-
-def plain_value(record: Mapping[str, object]) -> object:
-    """The value of a typed record without types (strings decoded, arrays as lists)."""
-    value = record.get("value")
-    if record.get("type") == "array" or "item_type" in record:
-        assert isinstance(value, list)
-        if record.get("item_type") == "array":
-            return [plain_value(v) for v in value]  # type: ignore[arg-type]
-        return list(value)
-    return value
-
-
-def check_attribute_record(key: str, record: object) -> None:
-    """Raise `FormatError` if a stored record cannot be written back (used by the split reader)."""
-    try:
-        encode_kv(key, record)
-    except InvalidArgumentError as exc:
-        raise FormatError(str(exc), key=key) from exc

@@ -49,7 +49,9 @@ def _header(cur: Cursor) -> tuple[int, int, int]:
     magic = bytes(cur.buf[:4])
     if magic != MAGIC:
         got = magic.hex() if magic else "nothing"
-        raise FormatError(f"GGUF file magic missing or invalid ({got}); expected 47475546 ('GGUF')", path=cur.path, offset=0)
+        raise FormatError(
+            f"GGUF file magic missing or invalid ({got}); expected 47475546 ('GGUF')", path=cur.path, offset=0
+        )
     cur.skip(4, "GGUF magic")
     version = cur.u32("GGUF version")
     if version not in SUPPORTED_VERSIONS:
@@ -117,11 +119,20 @@ def _alignment(kv: dict[str, dict[str, object]], path: str) -> int:
 
 
 def _entry(
-    source: ByteSource, index: int, name: str, shape: tuple[int, ...], type_id: int, rel: int, type_at: int, data_offset: int
+    source: ByteSource,
+    index: int,
+    name: str,
+    shape: tuple[int, ...],
+    type_id: int,
+    rel: int,
+    type_at: int,
+    data_offset: int,
 ) -> ParameterEntry:
     gtype = GGML_TYPES.get(type_id)
     if gtype is None:
-        raise UnsupportedFormatError(f"ggml tensor type {type_id} is unknown", path=source.name, key=name, offset=type_at)
+        raise UnsupportedFormatError(
+            f"ggml tensor type {type_id} is unknown", path=source.name, key=name, offset=type_at
+        )
     inner = shape[-1] if shape else 1
     if inner % gtype.block_size:
         raise FormatError(

@@ -59,12 +59,16 @@ def shard_paths(path: str, count: int) -> list[str]:
             path=path,
         )
     if int(m["count"]) != count:
-        raise FormatError(f"file name says {int(m['count'])} shards but {SPLIT_COUNT} says {count}", path=path, key=SPLIT_COUNT)
+        raise FormatError(
+            f"file name says {int(m['count'])} shards but {SPLIT_COUNT} says {count}", path=path, key=SPLIT_COUNT
+        )
     ext = base[m.end("count") :]
     return [os.path.join(folder, f"{m['stem']}-{i + 1:05d}-of-{count:05d}{ext}") for i in range(count)]
 
 
-def read_split_set(first: GGUFFile, path: str, info: tuple[int, int, int], *, writable: bool, use_mmap: bool) -> tuple[list[GGUFFile], list[str]]:
+def read_split_set(
+    first: GGUFFile, path: str, info: tuple[int, int, int], *, writable: bool, use_mmap: bool
+) -> tuple[list[GGUFFile], list[str]]:
     """Every shard of the set `path` belongs to, in order, checked against each other."""
     no, count, total = info
     paths = shard_paths(path, count)
@@ -80,7 +84,9 @@ def read_split_set(first: GGUFFile, path: str, info: tuple[int, int, int], *, wr
         try:
             source = FileSource(p, writable=writable, use_mmap=use_mmap)
         except SourceError as exc:
-            raise SourceError(f"shard {i + 1} of {count} of the split set of {path} is missing: {exc.reason}", path=p) from exc
+            raise SourceError(
+                f"shard {i + 1} of {count} of the split set of {path} is missing: {exc.reason}", path=p
+            ) from exc
         f = read_gguf(source)
         got = split_info(f, p)
         if got != (i, count, total):
@@ -91,7 +97,11 @@ def read_split_set(first: GGUFFile, path: str, info: tuple[int, int, int], *, wr
         files.append(f)
     found = sum(len(f.entries) for f in files)
     if found != total:
-        raise FormatError(f"{SPLIT_TENSORS_COUNT} says {total} tensors but the {count} shards hold {found}", path=path, key=SPLIT_TENSORS_COUNT)
+        raise FormatError(
+            f"{SPLIT_TENSORS_COUNT} says {total} tensors but the {count} shards hold {found}",
+            path=path,
+            key=SPLIT_TENSORS_COUNT,
+        )
     return files, paths
 
 

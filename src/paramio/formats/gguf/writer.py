@@ -98,9 +98,7 @@ def _tensor_info(key: str, gtype: GGMLType, shape: tuple[int, ...], offset: int)
     return _U64.pack(len(name)) + name + _U32.pack(len(shape)) + dims + _U32.pack(gtype.id) + _U64.pack(offset)
 
 
-def _plan_shards(
-    sizes: Sequence[int], max_tensors: int | None, max_size: int | None
-) -> list[list[int]]:
+def _plan_shards(sizes: Sequence[int], max_tensors: int | None, max_size: int | None) -> list[list[int]]:
     """Tensor indices per shard, split as gguf-py does: a new shard when the current one holds
     `max_tensors` tensors or the next tensor would take it past `max_size` bytes (never empty)."""
     shards: list[list[int]] = [[]]
