@@ -19,6 +19,7 @@ from paramio._types import Buffer
 from paramio.arrays.metadata import encode_array_metadata
 from paramio.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
 from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 from paramio.sources.memory import MemorySource
 
@@ -60,7 +61,8 @@ class ParameterIndex:
         duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
     ) -> None:
         self.duplicates = DuplicatePolicy(duplicates)
-        self._entries: list[ParameterEntry] = []
+        #: A list, or `LazyEntries` adopted from a reader (entries built on first use).
+        self._entries: list[ParameterEntry] | LazyEntries = []
         self._positions: dict[str, int] = {}
         #: Format-level facts that are not entries: GGUF key/values, safetensors ``__metadata__``.
         self.attributes: dict[str, object] = {}
@@ -192,7 +194,16 @@ class ParameterIndex:
         from paramio.formats.registry import read_path
 
         contents = read_path(file_path, format=format, writable=writable, use_mmap=mmap)
-        self.extend(contents.entries, duplicates=duplicates)
+        lazy = contents.entries
+        if isinstance(lazy, LazyEntries) and not self._entries:
+            keys = lazy.keys()
+            positions = dict(zip(keys, range(len(keys)), strict=True))
+            if len(positions) == len(keys):  # no duplicates: adopt without building entries
+                self._entries, self._positions = lazy, positions
+            else:
+                self.extend(lazy, duplicates=duplicates)
+        else:
+            self.extend(contents.entries, duplicates=duplicates)
         for k, v in contents.attributes.items():
             self.attributes.setdefault(k, v)
         self.paths.extend(contents.paths)
@@ -262,9 +273,11 @@ class ParameterIndex:
         return key in self._positions
 
     def __iter__(self) -> Iterator[str]:
-        return (e.key for e in self._entries)
+        return iter(self.keys())
 
     def keys(self) -> list[str]:
+        if isinstance(self._entries, LazyEntries):
+            return self._entries.keys()
         return [e.key for e in self._entries]
 
     def values(self) -> list[ParameterEntry]:

@@ -32,15 +32,21 @@ from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.sources.base import ByteSource
 from paramio.sources.file import FileSource
 
-__all__ = ["read_archive", "read_path"]
+__all__ = ["read_archive", "read_header", "read_path"]
 
 _MAX_LINKED_HEADERS = 1 << 16
 
 
 def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
     from paramio.formats.irpa.attributes import split_attributes
+    from paramio.formats.irpa.table import read_table
 
     source = FileSource(path, writable=writable, use_mmap=use_mmap)
+    if source.size >= HEADER_SIZE:
+        cur = Cursor(source.view(0, source.size), path=source.name)
+        lazy = read_table(source, cur, read_header(cur, 0, source.name))
+        if lazy is not None:
+            return FormatContents(lazy.entries, lazy.attributes, [path])  # type: ignore[arg-type]
     entries, attributes = split_attributes(read_archive(source))
     return FormatContents(entries, attributes, [path])
 
@@ -63,9 +69,11 @@ def read_archive(source: ByteSource) -> list[ParameterEntry]:
         seen.add(base)
 
 
-def _read_one(source: ByteSource, cur: Cursor, base: int, entries: list[ParameterEntry]) -> int:
+def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
+    """The v0 header at `base`, checked as IREE checks it: ``(entry_count, entries_offset,
+    entries_length, metadata_offset, metadata_length, storage_offset, storage_length,
+    next_header_offset)``. Raises `FormatError` subclasses naming the field's offset."""
     size = cur.end
-    name = source.name
     if size < base + HEADER_PREFIX_SIZE:
         raise TruncatedError(
             f"not enough bytes for a valid IRPA header ({size - base} of {HEADER_PREFIX_SIZE}); "
@@ -111,6 +119,12 @@ def _read_one(source: ByteSource, cur: Cursor, base: int, entries: list[Paramete
                 path=name,
                 offset=base + field,
             )
+    return count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset
+
+
+def _read_one(source: ByteSource, cur: Cursor, base: int, entries: list[ParameterEntry]) -> int:
+    name = source.name
+    count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset = read_header(cur, base, name)
     pos = base + e_off
     remaining = e_len
     meta_base = base + m_off
