@@ -151,3 +151,20 @@ def test_zero_copy_view(tmp_path: Path) -> None:
     (e,) = pg.read_path(str(p)).entries
     a = e.to_numpy()
     assert not a.flags.owndata and not a.flags.writeable
+
+
+def test_detected_by_magic_and_progress_reported(tmp_path: Path) -> None:
+    from paramio.formats.registry import detect_format, read_path, write_path
+
+    p = tmp_path / "weights.bin"
+    seen: list[int] = []
+    write_path(p, pg.read_path(str(_small(tmp_path))).entries, format="gguf", progress=seen.append)
+    assert sum(seen) == 8 * 4
+    assert detect_format(p) == "gguf"
+    assert [e.key for e in read_path(p).entries] == ["x"]
+
+
+def _small(tmp_path: Path) -> Path:
+    p = tmp_path / "small.gguf"
+    write_oracle(p, [("x", np.arange(8, dtype=np.float32), None)])
+    return p

@@ -202,7 +202,16 @@ def test_iree_agrees_on_offsets_and_lengths(
     write_oracle(p, [(f"w.{q.name.lower()}", *tensor_for(q, 3, int(q))) for q in iree_ok], values=ALL_VALUES[:12])
     res = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={p}"])
     assert res.returncode == 0, res.stderr  # type: ignore[attr-defined]
-    assert _iree_rows(res.stdout) == _ours(pg.read_path(str(p)).entries)  # type: ignore[attr-defined]
+    c = pg.read_path(str(p))
+    assert _iree_rows(res.stdout) == _ours(c.entries)  # type: ignore[attr-defined]
+    # and on a file paramio wrote, with a larger alignment
+    mine = tmp_path / "mine.gguf"
+    pg.write_path(str(mine), c.entries, attributes=c.attributes, alignment=256, durable=False)
+    res = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={mine}"])
+    assert res.returncode == 0, res.stderr  # type: ignore[attr-defined]
+    rows = _iree_rows(res.stdout)  # type: ignore[attr-defined]
+    assert rows == _ours(pg.read_path(str(mine)).entries)
+    assert all(start % 256 == 0 for start, *_ in rows)
 
 
 def test_iree_stale_table_missizes_iq2_xxs(
