@@ -13,7 +13,11 @@ gguf_constants = pytest.importorskip("gguf.constants")
 def test_type_table_matches_gguf_package() -> None:
     theirs = {int(t): (t.name, *gguf_constants.GGML_QUANT_SIZES[t]) for t in gguf_constants.GGMLQuantizationType}
     ours = {t.id: (t.name, t.block_size, t.type_size) for t in GGML_TYPES.values()}
-    assert ours == theirs
+    # Every type the installed gguf knows must be ours, sized the same: a new upstream type fails here.
+    assert {k: ours.get(k) for k in theirs} == theirs
+    # With the gguf release the table was written from (0.19), the two are the same.
+    if "Q1_0" in gguf_constants.GGMLQuantizationType.__members__:
+        assert ours == theirs
 
 
 def test_plain_types_map_to_numpy_names() -> None:
