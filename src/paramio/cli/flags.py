@@ -171,7 +171,7 @@ def format_help(title: str, description: str, flags: Iterable[Flag]) -> str:
     for f in (*flags, *_COMMON):
         for h in f.help.splitlines():
             lines.append(f"# {h}")
-        if f.kind is FlagKind.LIST or f.name in ("flagfile", "help", "debug"):
+        if f.kind is FlagKind.LIST or f.name in ("flagfile", "help", "debug") or f.default is None:
             lines.append(f"# --{f.name}={f.metavar or '...'}" if f.kind is not FlagKind.BOOL else f"# --{f.name}")
         elif f.kind is FlagKind.BOOL:
             lines.append(f"--{f.name}={'true' if f.default else 'false'}")

@@ -1,0 +1,290 @@
+"""``paramio convert``: ``iree-convert-parameters`` with the same flags, and its bugs fixed.
+
+Same as IREE: inputs by ``--parameters=[scope=]file`` (scopes flattened into one output),
+entries in input order, ``--exclude``/``--rename`` match the *original* name (first rename rule
+wins), ``--splat`` matches the *renamed* name, ``--strip`` turns every other entry into a
+one-zero-byte splat, data 64-byte aligned, metadata kept. The bytes match IREE's archive when
+no fix below applies.
+
+Better than IREE:
+
+* dtype and shape survive: an entry typed by its format (safetensors, GGUF) but without
+  metadata gets ``TENSORv0`` metadata; file-level attributes (GGUF key/values, safetensors
+  ``__metadata__``) are passed to the writer;
+* a key held twice is written once (``--duplicates=first``, default: the entry IREE's lookup
+  serves; ``last``; ``error``) with a warning; IREE writes both and corrupts the data;
+* a ``--rename`` onto an existing key is refused before anything is written (exit 1); IREE
+  fails half-way and leaves a partial file;
+* ``--exclude``/``--rename``/``--splat`` naming no parameter warn; a splat pattern that does not
+  divide the parameter's length is refused;
+* output by extension (.irpa, .safetensors, .gguf) or ``--format``; written atomically (even
+  over one of the inputs), streamed (memory stays flat), with a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+from paramio.arrays.metadata import encode_tensor_metadata
+from paramio.cli.elements import ElementError, parse_element, parse_element_type
+from paramio.cli.errors import CommandFailed, UsageError, escape, warn
+from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.progress import ByteProgress
+from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
+from paramio.index.dump import format_dump
+from paramio.index.entry import ParameterEntry
+from paramio.errors import InvalidArgumentError
+from paramio.index.scopes import ScopeMap, parse_parameters_flag
+
+__all__ = ["ConvertPlan", "main", "plan_conversion"]
+
+DESCRIPTION = """\
+Converts parameter files (.irpa, .safetensors, .gguf) into one IREE Parameter Archive, or into
+safetensors or GGUF (by the output's extension or --format). Inputs take the same form as
+iree-run-module (`--parameters=foo.gguf`, `--parameters=scope=foo.gguf`); scopes are
+flattened. Same flags as iree-convert-parameters; dtype/shape are kept as TENSORv0 metadata.
+
+Example converting from safetensors to IRPA:
+  paramio convert \\
+    --parameters=input.safetensors \\
+    --output=output.irpa
+
+Example mutating parameters:
+  paramio convert \\
+    --parameters=a.gguf \\
+    --parameters=b.safetensors \\
+    --exclude=unneeded_param \\
+    --rename=old_name=new_name \\
+    --splat=some_name=f32=4.2 \\
+    --output=ab.irpa
+
+Example stripping all parameters and replacing them with zeros except for one that needs
+special handling:
+  paramio convert \\
+    --parameters=input.irpa \\
+    --strip \\
+    --splat=special_param=f32=1.0 \\
+    --output=output.irpa
+
+Example converting an IRPA archive to safetensors:
+  paramio convert --parameters=model.irpa --output=model.safetensors
+"""
+
+FLAGS = (
+    Flag("parameters", FlagKind.LIST, "Specifies a parameter file, with either an anonymous global scope\n"
+         "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.", metavar="[scope=]file"),
+    Flag("parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility (files are always memory-mapped).", "file"),
+    Flag("exclude", FlagKind.LIST, "Excludes a named parameter (its original name) from the resulting file.", metavar="name"),
+    Flag("rename", FlagKind.LIST, "Renames a parameter in the form of `--rename=old=new`.", metavar="old=new"),
+    Flag("strip", FlagKind.BOOL, "Strips all parameters by replacing them with zeros.", False),
+    Flag("splat", FlagKind.LIST, "Turns a parameter into a splat of 0 (`--splat=name`) or a specific value\n"
+         "(`--splat=name=i8=123`, `--splat=name=f32=4.5`, `--splat=name=x32=CAFEF00D`).", metavar="name[=type=value]"),
+    Flag("typed", FlagKind.BOOL, "Keep dtype/shape as TENSORv0 metadata for entries typed by their format\n"
+         "(--typed=false writes IREE's exact bytes, which drop them).", True),
+    Flag("duplicates", FlagKind.STRING, "What to do with a key held twice: first (the entry IREE serves), last, error.", "first"),
+    Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
+    Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
+    Flag("output", FlagKind.STRING, "Output file path (.irpa, .safetensors or .gguf).", ""),
+)
+
+_DUPLICATE_POLICIES = ("first", "last", "error")
+
+
+@dataclasses.dataclass(slots=True)
+class ConvertPlan:
+    """The entries to write, in order, the attributes to pass on, and what to warn about."""
+
+    entries: list[ParameterEntry]
+    attributes: dict[str, object]
+    warnings: list[str]
+
+
+def _split_splat(text: str) -> tuple[str, bytes]:
+    name, sep, rest = text.partition("=")
+    if not name:
+        raise UsageError(f"--splat={text}: expected name or name=TYPE=VALUE")
+    if not sep:
+        return name, b"\0"
+    type_text, has_value, value = rest.partition("=")
+    if not has_value:
+        raise UsageError(f"--splat={text}: expected name=TYPE=VALUE (e.g. f32=4.5, i8=123, x32=CAFEF00D)")
+    try:
+        element = parse_element_type(type_text.strip())
+        pattern = parse_element(element, value) if value else b"\0"
+    except ElementError as exc:
+        raise UsageError(f"--splat={text}: {exc}") from None
+    if len(pattern) not in (1, 2, 4, 8, 16):
+        raise UsageError(f"--splat={text}: a {len(pattern)}-byte value cannot be a splat pattern (1, 2, 4, 8 or 16 bytes)")
+    return name, pattern
+
+
+def _split_rename(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        raise UsageError(f"--rename={text}: expected old=new")
+    return old, new
+
+
+def _origin(entry: ParameterEntry) -> str:
+    return entry.source.name if entry.source is not None else entry.origin
+
+
+def plan_conversion(
+    scopes: ScopeMap,
+    *,
+    exclude: Sequence[str] = (),
+    rename: Sequence[tuple[str, str]] = (),
+    splat: Sequence[tuple[str, bytes]] = (),
+    strip: bool = False,
+    duplicates: str = "first",
+    typed: bool = True,
+) -> ConvertPlan:
+    """Apply IREE's conversion rules to every entry of every scope, then paramio's fixes.
+
+    Raises `CommandFailed` for a rename onto an existing key, a duplicate under policy
+    ``error``, or a splat pattern that does not divide its parameter's length.
+    """
+    excluded = set(exclude)
+    renames: dict[str, str] = {}
+    for old, new in rename:
+        renames.setdefault(old, new)  # first rule wins
+    splats: dict[str, bytes] = {}
+    for name, pattern in splat:
+        splats.setdefault(name, pattern)
+    seen_original: set[str] = set()
+    out: list[ParameterEntry] = []
+    renamed_from: list[str | None] = []
+    attributes: dict[str, object] = {}
+    for _scope, index in scopes.items():
+        for k, v in index.attributes.items():
+            attributes.setdefault(k, v)
+        for e in index.values():
+            seen_original.add(e.key)
+            if e.key in excluded:
+                continue
+            key = renames.get(e.key, e.key)
+            metadata = e.metadata
+            if typed and not metadata and e.declared_tensor is not None:
+                metadata = encode_tensor_metadata(e.declared_tensor)
+            pattern = splats.get(key)
+            if pattern is None and strip:
+                pattern = b"\0"
+            if pattern is not None:
+                if e.length % len(pattern):
+                    raise CommandFailed(
+                        f"--splat: parameter '{escape(key)}' ({e.length} bytes) is not a whole number of "
+                        f"{len(pattern)}-byte patterns"
+                    )
+                new = ParameterEntry.splat(key, pattern, e.length, metadata=metadata, tensor=e.declared_tensor, origin=e.origin)
+            else:
+                new = e.replace(key=key, metadata=metadata)
+            out.append(new)
+            renamed_from.append(e.key if key != e.key else None)
+    warnings: list[str] = []
+    for name in exclude:
+        if name not in seen_original:
+            warnings.append(f"--exclude={escape(name)} names no parameter")
+    for old, new in rename:
+        if old not in seen_original:
+            warnings.append(f"--rename={escape(old)}={escape(new)} names no parameter")
+    out_keys = {e.key for e in out}
+    for name, _ in splat:
+        if name not in out_keys:
+            warnings.append(f"--splat={escape(name)} names no parameter (splats match the renamed name)")
+    entries = _resolve_duplicates(out, renamed_from, duplicates, warnings)
+    return ConvertPlan(entries, attributes, warnings)
+
+
+def _resolve_duplicates(
+    entries: list[ParameterEntry], renamed_from: list[str | None], policy: str, warnings: list[str]
+) -> list[ParameterEntry]:
+    first_at: dict[str, int] = {}
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(entries):
+        first_at.setdefault(e.key, i)
+        groups.setdefault(e.key, []).append(i)
+    keep = list(entries)
+    dropped: set[int] = set()
+    for key, idxs in groups.items():
+        if len(idxs) == 1:
+            continue
+        renamed = [i for i in idxs if renamed_from[i] is not None]
+        if renamed:
+            i = renamed[0]
+            other = next(j for j in idxs if j != i)
+            raise CommandFailed(
+                f"--rename={escape(renamed_from[i] or '')}={escape(key)}: '{escape(key)}' is already a parameter "
+                f"(from {escape(_origin(entries[other]))}); nothing was written"
+            )
+        sources = ", ".join(escape(_origin(entries[i])) for i in idxs)
+        if policy == "error":
+            raise CommandFailed(f"parameter '{escape(key)}' appears {len(idxs)} times ({sources}); nothing was written")
+        chosen = idxs[0] if policy == "first" else idxs[-1]
+        keep[idxs[0]] = entries[chosen]
+        dropped.update(idxs[1:])
+        warnings.append(f"parameter '{escape(key)}' appears {len(idxs)} times ({sources}); kept the {policy}")
+    return [e for i, e in enumerate(keep) if i not in dropped]
+
+
+def load_scopes(values: Sequence[str]) -> ScopeMap:
+    """The inputs, IREE's way; a malformed flag is a usage error, a bad file exit 1."""
+    for v in values:
+        try:
+            parse_parameters_flag(v)
+        except InvalidArgumentError as exc:
+            raise UsageError(str(exc)) from None
+    return ScopeMap.from_flags(values)
+
+
+def main(argv: Sequence[str]) -> int:
+    return run_command("convert", argv, FLAGS, DESCRIPTION, _run)
+
+
+def _run(flags: ParsedFlags) -> int:
+    if flags.positional:
+        raise UsageError(f"unexpected argument '{flags.positional[0]}'; give inputs as --parameters=file")
+    output = flags.text("output")
+    if not output:
+        raise UsageError("--output=file is required (.irpa, .safetensors or .gguf)")
+    duplicates = flags.text("duplicates").lower()
+    if duplicates not in _DUPLICATE_POLICIES:
+        raise UsageError(f"--duplicates={duplicates}: expected first, last or error")
+    fmt = flags.text("format").lower() or None
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"--format={fmt}: expected one of {', '.join(FORMATS)}")
+    mode = flags.text("parameter_mode")
+    if mode not in ("file", "preload", "mmap"):
+        raise UsageError(f"--parameter_mode={mode}: expected file or preload")
+    if fmt is None:
+        try:
+            fmt = detect_format(output, for_writing=True)
+        except Exception:
+            raise UsageError(
+                f"--output={output}: unknown output format; use an extension .irpa, .safetensors or .gguf, or --format="
+            ) from None
+    renames = [_split_rename(t) for t in flags.many("rename")]
+    splats = [_split_splat(t) for t in flags.many("splat")]
+    if not flags.many("parameters"):
+        raise UsageError("no inputs: give one or more --parameters=[scope=]file")
+    scopes = load_scopes(flags.many("parameters"))
+    plan = plan_conversion(
+        scopes,
+        exclude=flags.many("exclude"),
+        rename=renames,
+        splat=splats,
+        strip=flags.on("strip"),
+        duplicates=duplicates,
+        typed=flags.on("typed"),
+    )
+    quiet = flags.on("quiet")
+    for w in plan.warnings:
+        warn("convert", w)
+    total = sum(e.length for e in plan.entries if not e.is_splat or fmt != "irpa")
+    with ByteProgress(total, f"writing {output}", quiet=quiet) as bar:
+        attributes = plan.attributes if flags.on("typed") else {}
+        write_path(output, plan.entries, format=fmt, attributes=attributes, progress=bar.callback)
+    if not quiet:
+        sys.stdout.write(format_dump(read_path(output, format=fmt).entries))
+    return 0

@@ -1,0 +1,202 @@
+"""``paramio dump``: ``iree-dump-parameters``' exact text, plus ``--json`` and ``--table``.
+
+The text is IREE's byte for byte (one block per scope, in ``--parameters`` order). Extraction
+works where IREE's does not: with any ``--parameter_mode`` (accepted and ignored: files are
+mapped), for splats (expanded), for every format and for external entries.
+
+``--json`` prints one object (schema version 1, documented in docs/cli.md)::
+
+    {"version": 1, "entries": [{"scope": "", "key": "w", "kind": "data", "dtype": "float32",
+      "shape": [4], "length": 16, "offset": 384, "end": 400, "alignment": 128,
+      "pattern": null, "metadata": null, "metadata_encoding": null, "origin": "small.irpa",
+      "format": "irpa"}, ...]}
+
+``alignment`` is the largest power of two dividing the file offset, capped at 4096 (null for
+splats); ``metadata`` is the UTF-8 text, or base64 when the bytes are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+from paramio.cli.errors import CommandFailed, UsageError, escape
+from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.formats.output import AtomicOutput
+from paramio.index.dump import format_dump
+from paramio.index.entry import ParameterEntry
+from paramio.index.scopes import ScopeMap, split_scoped_key
+
+__all__ = ["JSON_SCHEMA_VERSION", "entry_record", "main", "offset_alignment"]
+
+JSON_SCHEMA_VERSION = 1
+MAX_REPORTED_ALIGNMENT = 4096
+
+DESCRIPTION = """\
+Dumps information about parsed parameter files: IREE's exact listing (one block per scope),
+or a JSON document (--json) or a readable table (--table). --extract writes one parameter's
+bytes to a file; unlike iree-dump-parameters it works without --parameter_mode=preload and on
+splat parameters.
+
+Example listing two files under two scopes:
+  paramio dump --parameters=a=a.safetensors --parameters=b=b.irpa
+
+Example extracting a parameter:
+  paramio dump --parameters=model=model.irpa --extract=model::w=w.bin
+
+Example for scripts:
+  paramio dump --parameters=model.gguf --json | jq '.entries[].key'
+"""
+
+FLAGS = (
+    Flag("parameters", FlagKind.LIST, "Specifies a parameter file, with either an anonymous global scope\n"
+         "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.", metavar="[scope=]file"),
+    Flag("parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility and ignored (files are memory-mapped).", "file"),
+    Flag("extract", FlagKind.LIST, "Extracts a parameter's bytes: `--extract=[scope::]key=file.bin`.", metavar="[scope::]key=file"),
+    Flag("json", FlagKind.BOOL, "Prints a JSON document instead of the listing (schema in docs/cli.md).", False),
+    Flag("table", FlagKind.BOOL, "Prints a readable table with dtype, shape and alignment.", False),
+)
+
+_POSITIONAL_ERROR = (
+    "Error: no positional arguments expected.\n"
+    "Use one or more --parameters=file.ext flags to specify parameter files.\n"
+)
+
+
+def offset_alignment(offset: int) -> int:
+    """The largest power of two dividing `offset`, capped at `MAX_REPORTED_ALIGNMENT`."""
+    if offset == 0:
+        return MAX_REPORTED_ALIGNMENT
+    return min(offset & -offset, MAX_REPORTED_ALIGNMENT)
+
+
+def _metadata_fields(metadata: bytes) -> tuple[str | None, str | None]:
+    if not metadata:
+        return None, None
+    try:
+        return metadata.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(metadata).decode("ascii"), "base64"
+
+
+def entry_record(scope: str, e: ParameterEntry) -> dict[str, object]:
+    """One entry as the JSON schema describes it."""
+    splat = e.is_splat
+    meta, encoding = _metadata_fields(e.metadata)
+    info = e.tensor
+    return {
+        "scope": scope,
+        "key": e.key,
+        "kind": e.kind.value,
+        "dtype": info.dtype if info is not None else None,
+        "shape": list(info.shape) if info is not None else None,
+        "length": e.length,
+        "offset": None if splat else e.offset,
+        "end": None if splat else e.offset + e.length,
+        "alignment": None if splat else offset_alignment(e.offset),
+        "pattern": e.pattern.hex() if splat else None,
+        "metadata": meta,
+        "metadata_encoding": encoding,
+        "origin": e.source.name if e.source is not None else None,
+        "format": e.origin,
+    }
+
+
+def _iter_entries(scopes: ScopeMap) -> Iterator[tuple[str, ParameterEntry]]:
+    for scope, index in scopes.items():
+        for e in index.values():
+            yield scope, e
+
+
+def main(argv: Sequence[str]) -> int:
+    return run_command("dump", argv, FLAGS, DESCRIPTION, _run)
+
+
+def _run(flags: ParsedFlags) -> int:
+    if flags.positional:
+        sys.stderr.write(_POSITIONAL_ERROR)
+        return 2
+    from paramio.cli.convert import load_scopes
+
+    scopes = load_scopes(flags.many("parameters"))
+    extracts = [_split_extract(t) for t in flags.many("extract")]
+    if flags.on("json"):
+        doc = {"version": JSON_SCHEMA_VERSION, "entries": [entry_record(s, e) for s, e in _iter_entries(scopes)]}
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    elif flags.on("table"):
+        _print_table(scopes)
+    else:
+        for scope, index in scopes.items():
+            sys.stdout.write(format_dump(index.values(), scope=scope))
+    quiet_extract = flags.on("json")
+    for flag, scope, key, path in extracts:
+        try:
+            entry = scopes.lookup(scope, key)
+        except KeyError as exc:
+            raise CommandFailed(f"{exc}; extracting parameter with flag `{escape(flag)}`") from exc
+        label = f"{scope}::{key}" if scope else key
+        if not quiet_extract:
+            sys.stdout.write(f"Extracting parameter `{escape(label)}` ({entry.length}b) to `{escape(path)}`...\n")
+            sys.stdout.flush()
+        extract_entry(entry, path)
+    return 0
+
+
+def _split_extract(text: str) -> tuple[str, str, str, str]:
+    ident, sep, path = text.partition("=")
+    if not sep or not ident or not path:
+        raise UsageError(f"--extract={text}: expected [scope::]key=file")
+    scope, key = split_scoped_key(ident)
+    return text, scope, key, path
+
+
+def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str]) -> None:
+    """Write the entry's bytes (splats expanded) to `path`, streamed and atomic."""
+    with AtomicOutput(path) as out:
+        out.truncate(entry.length)
+        pos = 0
+        for chunk in entry.iter_chunks():
+            if entry.is_splat and not any(entry.pattern):
+                break  # all zero: the sized file already reads as zeros
+            out.pwrite(chunk, pos)
+            pos += len(chunk)
+        out.commit()
+
+
+def _print_table(scopes: ScopeMap) -> None:
+    rows = [entry_record(s, e) for s, e in _iter_entries(scopes)]
+    headers = ("scope", "key", "kind", "dtype", "shape", "offset", "length", "align", "file")
+
+    def cells(r: dict[str, object]) -> tuple[str, ...]:
+        shape = r["shape"]
+        return (
+            escape(str(r["scope"])) or "<global>",
+            escape(str(r["key"])),
+            str(r["kind"]),
+            escape(str(r["dtype"])) if r["dtype"] is not None else "-",
+            "x".join(str(d) for d in shape) if isinstance(shape, list) else "-",
+            str(r["offset"]) if r["offset"] is not None else "-",
+            str(r["length"]),
+            str(r["alignment"]) if r["alignment"] is not None else "-",
+            escape(os.path.basename(str(r["origin"]))) if r["origin"] else "-",
+        )
+
+    body = [cells(r) for r in rows]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+    except ImportError:
+        widths = [max([len(h)] + [len(c[i]) for c in body]) for i, h in enumerate(headers)]
+        for line in (headers, *body):
+            sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
+        return
+    table = Table(*headers, title=f"{len(rows)} parameters, {sum(int(str(r['length'])) for r in rows)} bytes")
+    for col in (table.columns[1], table.columns[8]):
+        col.overflow = "fold"
+    for c in body:
+        table.add_row(*(Text(x) for x in c))  # Text: names are never read as rich markup
+    Console(file=sys.stdout, soft_wrap=False).print(table)

@@ -1,0 +1,179 @@
+"""``paramio verify FILE...``: structure checks, and which entries map zero-copy.
+
+Problems (exit 1): the file does not parse; a data entry runs past the end of its file; two
+data entries of one file overlap; a splat pattern is not 1, 2, 4, 8 or 16 bytes or does not
+divide the entry's length; dtype/shape metadata disagree with the entry's length; with
+``--alignment=N``, a data entry whose file offset is not a multiple of N.
+
+Report: for every data entry, the largest power of two dividing its offset (capped at 4096)
+and whether it can be viewed zero-copy at ``--alignment`` (default 64) and at its element size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+
+from paramio.arrays.dtypes import dtype_by_name
+from paramio.cli.dump import offset_alignment
+from paramio.cli.errors import UsageError, escape
+from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.errors import InvalidArgumentError, ParamioError
+from paramio.formats.registry import detect_format, read_path
+from paramio.index.entry import ParameterEntry
+
+__all__ = ["FileReport", "Problem", "main", "verify_entries", "verify_file"]
+
+DESCRIPTION = """\
+Checks parameter files (.irpa, .safetensors, .gguf): every data entry inside its file, no two
+data entries overlapping, splat patterns IREE can load, dtype/shape metadata matching lengths,
+and reports which entries can be mapped zero-copy at an alignment. Exit 0 when all is well,
+1 when any file has a problem.
+
+Example:
+  paramio verify model.irpa shard-*.safetensors --alignment=64
+  paramio verify model.gguf --json
+"""
+
+FLAGS = (
+    Flag("alignment", FlagKind.INT, "Alignment (bytes, a power of two) data entries should have for zero-copy use;\n"
+         "given explicitly, an entry below it is a problem (default: report against 64).", None, "N"),
+    Flag("json", FlagKind.BOOL, "Prints a JSON report.", False),
+    Flag("quiet", FlagKind.BOOL, "Prints only problems.", False),
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    key: str | None
+    offset: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"entry '{escape(self.key)}'" if self.key is not None else ""
+        if self.offset is not None:
+            where += f" at offset {self.offset:#x}"
+        return f"{where.strip()}: {self.message}" if where else self.message
+
+
+@dataclasses.dataclass(slots=True)
+class FileReport:
+    path: str
+    format: str | None
+    problems: list[Problem]
+    entries: list[dict[str, object]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _itemsize(e: ParameterEntry) -> int:
+    info = e.tensor
+    if info is None:
+        return 1
+    try:
+        return max(1, dtype_by_name(info.dtype).itemsize)
+    except InvalidArgumentError:
+        return 1
+
+
+def verify_entries(entries: Sequence[ParameterEntry], *, alignment: int, strict_alignment: bool) -> tuple[list[Problem], list[dict[str, object]]]:
+    """Check one file's entries; returns its problems and the per-entry report."""
+    problems: list[Problem] = []
+    report: list[dict[str, object]] = []
+    spans: dict[str, list[tuple[int, int, str]]] = {}
+    for e in entries:
+        info = e.tensor
+        if info is not None:
+            want = info.nbytes()
+            if want is not None and want != e.length:
+                problems.append(Problem(e.key, None, f"dtype {info.dtype} shape {list(info.shape)} is {want} bytes but the entry has {e.length}"))
+        if e.is_splat:
+            plen = len(e.pattern)
+            if plen not in (1, 2, 4, 8, 16):
+                problems.append(Problem(e.key, None, f"splat pattern length {plen} is not 1, 2, 4, 8 or 16"))
+            elif e.length % plen:
+                problems.append(Problem(e.key, None, f"splat length {e.length} is not a multiple of its {plen}-byte pattern"))
+            report.append({"key": e.key, "kind": e.kind.value, "length": e.length, "offset": None, "alignment": None, "zero_copy": None})
+            continue
+        src = e.source
+        size = src.size if src is not None else 0
+        if src is None or e.offset < 0 or e.offset + e.length > size:
+            problems.append(Problem(e.key, e.offset, f"data {e.offset:#x}..{e.offset + e.length:#x} ends past the end of the file ({size:#x})"))
+        if e.length:
+            spans.setdefault(src.name if src is not None else "?", []).append((e.offset, e.offset + e.length, e.key))
+        align = offset_alignment(e.offset)
+        zero_copy = e.offset % alignment == 0 and e.offset % _itemsize(e) == 0
+        if strict_alignment and e.offset % alignment:
+            problems.append(Problem(e.key, e.offset, f"data is aligned to {align} bytes, less than --alignment={alignment}"))
+        report.append({"key": e.key, "kind": e.kind.value, "length": e.length, "offset": e.offset, "alignment": align, "zero_copy": zero_copy})
+    for name, items in spans.items():
+        items.sort()
+        for (s0, e0, k0), (s1, _e1, k1) in zip(items, items[1:], strict=False):
+            if s1 < e0:
+                problems.append(Problem(k1, s1, f"data overlaps entry '{escape(k0)}' ({s0:#x}..{e0:#x}) in {escape(name)}"))
+    return problems, report
+
+
+def verify_file(path: str, *, alignment: int = 64, strict_alignment: bool = False) -> FileReport:
+    """Read and check one file. Parse errors become the report's one problem."""
+    try:
+        fmt = detect_format(path)
+        contents = read_path(path, format=fmt)
+    except ParamioError as exc:
+        return FileReport(path, None, [Problem(exc.key, exc.offset, exc.reason)], [])
+    problems, report = verify_entries(contents.entries, alignment=alignment, strict_alignment=strict_alignment)
+    return FileReport(path, fmt, problems, report)
+
+
+def main(argv: Sequence[str]) -> int:
+    return run_command("verify", argv, FLAGS, DESCRIPTION, _run)
+
+
+def _run(flags: ParsedFlags) -> int:
+    if not flags.positional:
+        raise UsageError("no files: paramio verify FILE... [--alignment=N] [--json]")
+    given = flags.values["alignment"]
+    alignment = given if isinstance(given, int) else 64
+    if alignment < 1 or alignment & (alignment - 1):
+        raise UsageError(f"--alignment={alignment}: expected a power of two such as 64")
+    strict = given is not None
+    reports = [verify_file(p, alignment=alignment, strict_alignment=strict) for p in flags.positional]
+    if flags.on("json"):
+        doc = {
+            "version": 1,
+            "alignment": alignment,
+            "files": [
+                {
+                    "path": r.path,
+                    "format": r.format,
+                    "ok": r.ok,
+                    "problems": [{"key": p.key, "offset": p.offset, "message": p.message} for p in r.problems],
+                    "entries": r.entries,
+                }
+                for r in reports
+            ],
+        }
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    else:
+        for r in reports:
+            _print_report(r, alignment, quiet=flags.on("quiet"))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _print_report(r: FileReport, alignment: int, *, quiet: bool) -> None:
+    out = sys.stdout
+    status = "OK" if r.ok else f"{len(r.problems)} problem(s)"
+    out.write(f"{escape(r.path)}: {r.format or '?'}, {len(r.entries)} entries: {status}\n")
+    for p in r.problems:
+        out.write(f"  problem: {p}\n")
+    if quiet:
+        return
+    data = [e for e in r.entries if e["offset"] is not None]
+    slow = [e for e in data if not e["zero_copy"]]
+    out.write(f"  zero-copy at {alignment}: {len(data) - len(slow)} of {len(data)} data entries\n")
+    for e in slow:
+        out.write(f"    not zero-copy: '{escape(str(e['key']))}' at offset {e['offset']} (aligned to {e['alignment']})\n")
