@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  (percent formatting keeps the JSON braces readable)
 """Hand-made safetensors headers: valid and invalid, for comparing paramio with the library."""
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ CASES: list[tuple[str, bytes]] = [
     ("end before begin", frame('{"a":%s}' % t(shape="[0]", offsets="[1,0]"), b"x")),
     ("trailing data", frame('{"a":%s}' % t(), b"xy")),
     ("data truncated", frame('{"a":%s}' % t(shape="[2]", offsets="[0,2]"), b"x")),
-    ("zero-size tensors", frame('{"a":%s,"b":%s}' % (t(shape="[0]", offsets="[0,0]"), t(shape="[0]", offsets="[0,0]")))),
+    (
+        "zero-size tensors",
+        frame('{"a":%s,"b":%s}' % (t(shape="[0]", offsets="[0,0]"), t(shape="[0]", offsets="[0,0]"))),
+    ),
     ("document order differs", frame('{"b":%s,"a":%s}' % (t(offsets="[1,2]"), t()), b"xy")),
     ("scalar f32", frame('{"a":%s}' % t("F32", "[]", "[0,4]"), b"abcd")),
     ("f32 wrong size", frame('{"a":%s}' % t("F32", "[1]", "[0,2]"), b"ab")),

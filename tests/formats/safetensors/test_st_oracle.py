@@ -85,8 +85,13 @@ def test_views_are_zero_copy_when_aligned(tmp_path: Path) -> None:
 def test_unaligned_tensors_are_copied_correctly(tmp_path: Path) -> None:
     # A hand-made file whose f32 tensor starts at an odd offset: readable, copied, equal.
     values = np.arange(4, dtype=np.float32)
-    head = json.dumps({"u": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
-                       "f": {"dtype": "F32", "shape": [4], "data_offsets": [1, 17]}}, separators=(",", ":"))
+    head = json.dumps(
+        {
+            "u": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
+            "f": {"dtype": "F32", "shape": [4], "data_offsets": [1, 17]},
+        },
+        separators=(",", ":"),
+    )
     head += " " * ((-(8 + len(head) + 1) % 4) + 1)  # put the f32 data one byte past a 4-multiple
     p = tmp_path / "odd.safetensors"
     p.write_bytes(struct.pack("<Q", len(head)) + head.encode() + b"\x07" + values.tobytes())
@@ -178,7 +183,9 @@ def test_subbyte_and_untyped_and_splat_entries(tmp_path: Path) -> None:
     assert np.frombuffer(bytes(lib["ones"]["data"]), np.float32).tolist() == [1.0] * 4
     assert bytes(lib["zeros"]["data"]) == b"\x00" * 8
     back = read_path(str(p)).entries
-    assert [(e.key, e.dtype, e.shape) for e in back] == [(e.key, e.dtype or "uint8", e.shape or (e.length,)) for e in entries]
+    assert [(e.key, e.dtype, e.shape) for e in back] == [
+        (e.key, e.dtype or "uint8", e.shape or (e.length,)) for e in entries
+    ]
 
 
 @pytest.mark.parametrize("alignment", [8, 64, 4096])

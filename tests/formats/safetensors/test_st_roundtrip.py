@@ -32,7 +32,9 @@ def tensors(draw: st.DrawFn) -> tuple[str, str, tuple[int, ...], bytes]:
     return d.code, d.name, shape, data
 
 
-keys = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12).filter(lambda k: k != "__metadata__")
+keys = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12).filter(
+    lambda k: k != "__metadata__"
+)
 
 
 @pytest.mark.interop
@@ -42,7 +44,9 @@ keys = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size
     metadata=st.none() | st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
     alignment=st.sampled_from([None, 1, 16, 256]),
 )
-def test_round_trip(items: dict[str, tuple[str, str, tuple[int, ...], bytes]], metadata: dict[str, str] | None, alignment: int | None) -> None:
+def test_round_trip(
+    items: dict[str, tuple[str, str, tuple[int, ...], bytes]], metadata: dict[str, str] | None, alignment: int | None
+) -> None:
     entries = [
         ParameterEntry.data(k, MemorySource(data), 0, len(data), tensor=TensorInfo(name, shape))
         for k, (_, name, shape, data) in items.items()

@@ -92,7 +92,11 @@ def test_a_tensor_in_two_shards_is_refused(tmp_path: Path) -> None:
 
 def test_bad_index_files(tmp_path: Path) -> None:
     index = tmp_path / "m.safetensors.index.json"
-    for text, message in [("[]", "must be a JSON object"), ("{", "not valid JSON"), ('{"weight_map": 3}', "needs a 'weight_map'")]:
+    for text, message in [
+        ("[]", "must be a JSON object"),
+        ("{", "not valid JSON"),
+        ('{"weight_map": 3}', "needs a 'weight_map'"),
+    ]:
         index.write_text(text)
         with pytest.raises(FormatError, match=message):
             read_path(str(index))
@@ -122,7 +126,9 @@ def test_written_set_is_the_hugging_face_layout(tmp_path: Path) -> None:
     # and round trip the whole set again, to an index path, byte for byte
     again = tmp_path / "again"
     again.mkdir()
-    write_path(str(again / "model.safetensors.index.json"), back.entries, max_shard_size=100, attributes=back.attributes)
+    write_path(
+        str(again / "model.safetensors.index.json"), back.entries, max_shard_size=100, attributes=back.attributes
+    )
     for name in names:
         assert (again / name).read_bytes() == (tmp_path / name).read_bytes(), name
 

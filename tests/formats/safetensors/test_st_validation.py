@@ -1,3 +1,4 @@
+# ruff: noqa: UP031  (percent formatting keeps the JSON braces readable)
 """paramio accepts exactly the safetensors files the reference library accepts."""
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ safetensors = pytest.importorskip("safetensors")
 pytest.importorskip("safetensors.numpy")
 np = pytest.importorskip("numpy")
 
+from st_cases import CASES, frame, t  # noqa: E402
+
 from paramio.errors import FormatError, InvalidArgumentError, ParamioError, TruncatedError, UnsupportedFormatError  # noqa: E402
 from paramio.formats.safetensors import read_path  # noqa: E402
-from paramio.sources.memory import MemorySource  # noqa: E402
 from paramio.formats.safetensors.reader import read_file  # noqa: E402
-
-from st_cases import CASES, frame, t  # noqa: E402
+from paramio.sources.memory import MemorySource  # noqa: E402
 
 
 def library_accepts(data: bytes) -> bool:

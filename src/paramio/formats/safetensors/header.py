@@ -115,9 +115,7 @@ def parse_header(raw: bytes | memoryview, *, path: str) -> Header:
         raise FormatError(f"header is not valid JSON: {exc}", path=path, offset=HEADER_LENGTH_SIZE) from exc
     _check_strings_and_depth(doc, path)
     if not isinstance(doc, _Pairs):
-        raise FormatError(
-            f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE
-        )
+        raise FormatError(f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE)
     return _interpret(doc, path)
 
 
@@ -217,7 +215,5 @@ def _usizes(value: object, what: str, count: int | None, key: str, path: str) ->
         raise FormatError(f"{what} must hold exactly {count} integers, not {len(value)}", path=path, key=key)
     for v in value:
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= USIZE_MAX:
-            raise FormatError(
-                f"{what} must hold integers from 0 to 2**64-1, not {_kind(v)}", path=path, key=key
-            )
+            raise FormatError(f"{what} must hold integers from 0 to 2**64-1, not {_kind(v)}", path=path, key=key)
     return list(value)

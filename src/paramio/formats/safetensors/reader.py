@@ -60,9 +60,7 @@ def read_header(source: ByteSource) -> tuple[Header, int]:
     cur = Cursor(source.view(0, HEADER_LENGTH_SIZE), path=name)
     n = cur.u64("header length")
     if n > MAX_HEADER_SIZE:
-        raise FormatError(
-            f"header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes", path=name, offset=0
-        )
+        raise FormatError(f"header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes", path=name, offset=0)
     if HEADER_LENGTH_SIZE + n > size:
         raise TruncatedError(
             f"header of {n} bytes ends at {HEADER_LENGTH_SIZE + n:#x} but the file ends at {size:#x}",

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from paramio.errors import FormatError, InvalidArgumentError, SourceError
 from paramio.formats.output import AtomicOutput
 from paramio.formats.safetensors.layout import (
-    ATTRIBUTE_INDEX_METADATA,
     FILE_SUFFIX,
     INDEX_SUFFIX,
     MAX_HEADER_SIZE,
@@ -132,9 +131,7 @@ def _check_weight_map(path: str, wmap: dict[str, str], order: list[str], shards:
     for name, shard in zip(order, shards, strict=True):
         for e in shard.entries:
             if e.key in owner:
-                raise FormatError(
-                    f"tensor is in both {owner[e.key]!r} and {name!r}", path=path, key=e.key
-                )
+                raise FormatError(f"tensor is in both {owner[e.key]!r} and {name!r}", path=path, key=e.key)
             owner[e.key] = name
             listed = wmap.get(e.key)
             if listed is None:

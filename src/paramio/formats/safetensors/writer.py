@@ -120,7 +120,9 @@ def plan_file(
     try:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidArgumentError(f"a key or metadata string is not valid UTF-8: {exc.object[exc.start:exc.end]!r}") from exc
+        raise InvalidArgumentError(
+            f"a key or metadata string is not valid UTF-8: {exc.object[exc.start : exc.end]!r}"
+        ) from exc
     start = HEADER_LENGTH_SIZE + len(text)
     start += -start % align
     n = start - HEADER_LENGTH_SIZE
