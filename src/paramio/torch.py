@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def load_module(
         plan.append((target, entry))
     with torch.no_grad():
         for target, entry in plan:
-            src = to_torch(entry)
+            src: Any = to_torch(entry)
             if entry.tensor is None:  # raw bytes: read them as the module tensor's type
                 src = src.view(target.dtype)
             target.copy_(src.reshape(target.shape))

@@ -28,16 +28,16 @@ CHILD = textwrap.dedent(
 
     base, overlay, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
     keys = [f"layer{i}.weight" for i in range(6)]
+    N = int(sys.argv[4])
     p = Provider.from_flags([base], overlays=[overlay])
     step = start
     while True:
         step += 1
         for k in keys:
-            p.write(k, np.full(%d, step, np.float32))
+            p.write(k, np.full(N, step, np.float32))
             print(step, k, flush=True)
         p.flush()
     """
-    % N
 )
 
 
@@ -60,7 +60,7 @@ def test_sigkill_mid_write_leaves_index_intact_and_at_most_one_torn_entry(tmp_pa
     last_step = 0
     for round_, writes_before_kill in enumerate((3, 9, 17, 26)):
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(base), str(overlay), str(last_step)],
+            [sys.executable, str(script), str(base), str(overlay), str(last_step), str(N)],
             stdout=subprocess.PIPE, text=True, env=env,
         )
         assert proc.stdout is not None

@@ -124,12 +124,12 @@ def to_torch(entry: ParameterEntry, *, device: str | None = None, copy: bool = F
     name = dtype_of_numpy(arr.dtype).name
     flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
     if flat.size == 0:
-        t = torch.empty(arr.shape, dtype=torch_dtype(name))  # type: ignore[attr-defined]
+        t = torch.empty(arr.shape, dtype=torch_dtype(name))
     else:
         with warnings.catch_warnings():
             # A read-only mapping: torch warns that writing would be undefined. We document it.
             warnings.filterwarnings("ignore", message=".*not writable.*")
-            raw = torch.frombuffer(flat, dtype=torch.uint8)  # type: ignore[attr-defined]
+            raw = torch.frombuffer(flat, dtype=torch.uint8)
         t = raw.view(torch_dtype(name)).reshape(arr.shape)
     if device not in (None, "cpu"):
         t = t.to(device)
@@ -183,9 +183,8 @@ def host_bytes(array: object) -> tuple[memoryview, str | None]:
     mod = type(array).__module__.split(".")[0]
     if mod == "torch":
         t = array.detach().cpu().contiguous()  # type: ignore[attr-defined]
-        name = paramio_dtype_of_torch(t.dtype)
         raw = t.reshape(-1).view(require("torch").uint8).numpy()
-        return memoryview(raw).cast("B"), name
+        return memoryview(raw).cast("B"), paramio_dtype_of_torch(t.dtype)
     if isinstance(array, (bytes, bytearray, memoryview)):
         return memoryview(array).cast("B"), None
     if mod == "cupy":
@@ -198,8 +197,10 @@ def host_bytes(array: object) -> tuple[memoryview, str | None]:
     arr = np.ascontiguousarray(array)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
+    name: str | None
     try:
-        name: str | None = dtype_of_numpy(arr.dtype).name
+        name = dtype_of_numpy(arr.dtype).name
     except InvalidArgumentError:
         name = None
-    return memoryview(arr.reshape(-1).view(np.uint8)).cast("B"), name
+    flat: np.ndarray = arr.reshape(-1).view(np.uint8)
+    return memoryview(flat).cast("B"), name  # type: ignore[arg-type]

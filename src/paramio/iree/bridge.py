@@ -53,7 +53,7 @@ class IreeParameters:
         for scope in scopes if scopes is not None else provider.scopes:
             index = to_iree_index(provider.entries(scope), _bridge=self)
             self.indices[scope] = index
-            self.providers[scope] = index.create_provider(scope=scope)
+            self.providers[scope] = index.create_provider(scope=scope)  # type: ignore[attr-defined]
         _ = rt
 
     def file_handle(self, source: ByteSource) -> object:

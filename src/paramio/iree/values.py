@@ -46,7 +46,8 @@ def parse_input(text: str) -> np.ndarray:
     """One ``--input`` value as a NumPy array. Raises `InvalidArgumentError` on bad syntax."""
     if text.startswith("@"):
         try:
-            return np.load(text[1:], allow_pickle=False)
+            loaded: np.ndarray = np.load(text[1:], allow_pickle=False)
+            return loaded
         except (OSError, ValueError) as exc:
             raise InvalidArgumentError(f"--input={text}: cannot read the .npy file: {exc}") from exc
     head, sep, body = text.partition("=")
