@@ -155,10 +155,19 @@ def write_path(
     progress: Callable[[int], None] | None = None,
     **_ignored: object,
 ) -> None:
-    """The registry's entry point. `attributes` (GGUF key/values, safetensors metadata) are
-    stored by `paramio.formats.irpa.attributes` when present."""
+    """The registry's entry point. Entries typed by their format but without metadata get
+    ``TENSORv0`` metadata; `attributes` (GGUF key/values, safetensors metadata) are stored by
+    `paramio.formats.irpa.attributes` when present."""
+    from paramio.arrays.metadata import encode_tensor_metadata
     from paramio.formats.irpa.attributes import attributes_entry
 
+    # IRPA has no dtype/shape fields: keep what safetensors/GGUF declared as TENSORv0 metadata.
+    typed = [
+        e.replace(metadata=encode_tensor_metadata(e.declared_tensor))
+        if not e.metadata and e.declared_tensor is not None
+        else e
+        for e in entries
+    ]
     extra = attributes_entry(attributes) if attributes else None
-    all_entries = list(entries) + ([extra] if extra is not None else [])
+    all_entries = typed + ([extra] if extra is not None else [])
     write_archive(path, all_entries, alignment=alignment, durable=durable, progress=progress)
