@@ -42,14 +42,16 @@ def test_gguf_to_irpa_to_gguf_is_lossless(tmp_path: Path) -> None:
     assert out.read_bytes() == src.read_bytes()
 
 
-def test_without_metadata_irpa_loses_the_types(tmp_path: Path) -> None:
+def test_irpa_keeps_gguf_types_as_tensor_metadata(tmp_path: Path) -> None:
+    """IREE's converter drops GGUF types; paramio's IRPA writer keeps them as TENSORv0 metadata."""
     e = _entry("q", bytes(18), TensorInfo("gguf.q4_0", (1, 32), {"ggml_type": 2}))
     irpa.write_path(str(tmp_path / "a.irpa"), [e], durable=False)
-    (plain,) = irpa.read_path(str(tmp_path / "a.irpa")).entries
-    assert plain.tensor is None
-    irpa.write_path(str(tmp_path / "b.irpa"), pg.to_irpa_entries([e]), durable=False)
-    (typed,) = irpa.read_path(str(tmp_path / "b.irpa")).entries
+    (typed,) = irpa.read_path(str(tmp_path / "a.irpa")).entries
     assert typed.tensor == TensorInfo("gguf.q4_0", (1, 32), {"ggml_type": 2})
+    assert typed.metadata.startswith(b"TENSORv0:")
+    irpa.write_path(str(tmp_path / "b.irpa"), pg.to_irpa_entries([e]), durable=False)
+    (again,) = irpa.read_path(str(tmp_path / "b.irpa")).entries
+    assert again.metadata == typed.metadata
 
 
 _SCALARS = {
