@@ -20,6 +20,8 @@ import json
 import math
 import re
 
+import numpy as np
+
 from paramio.errors import FormatError, UnsupportedFormatError
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
@@ -34,6 +36,8 @@ __all__ = ["Header", "TensorRecord", "parse_header"]
 _METADATA_KEY = "__metadata__"
 _REQUIRED = ("dtype", "shape", "data_offsets")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _I64_MIN = -(1 << 63)
 
 
@@ -113,32 +117,41 @@ def parse_header(raw: bytes | memoryview, *, path: str) -> Header:
         ) from exc
     except ValueError as exc:
         raise FormatError(f"header is not valid JSON: {exc}", path=path, offset=HEADER_LENGTH_SIZE) from exc
-    _check_strings_and_depth(doc, path)
+    _check_strings_and_depth(doc, text, path)
     if not isinstance(doc, _Pairs):
         raise FormatError(f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE)
     return _interpret(doc, path)
 
 
-def _check_strings_and_depth(doc: object, path: str) -> None:
-    stack: list[tuple[object, int]] = [(doc, 1)]
+def _check_strings_and_depth(doc: object, text: str, path: str) -> None:
+    """Refuse what serde refuses after Python's parser took it: deep nesting, lone surrogates.
+
+    Both checks run on the (valid) JSON text: depth from a vectorised running count of brackets
+    outside strings, surrogates only when a ``\\uD8xx``-style escape occurs at all.
+    """
+    outside = _STRING.sub("", text).encode("ascii", "replace")
+    marks = np.frombuffer(outside, dtype=np.uint8)
+    opens = (marks == ord("[")) | (marks == ord("{"))
+    closes = (marks == ord("]")) | (marks == ord("}"))
+    depth = np.cumsum(opens.astype(np.int32) - closes.astype(np.int32))
+    if depth.size and int(depth.max()) >= MAX_JSON_DEPTH:
+        raise FormatError(
+            f"header JSON nests deeper than {MAX_JSON_DEPTH - 1} levels", path=path, offset=HEADER_LENGTH_SIZE
+        )
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+    stack: list[object] = [doc]
     while stack:
-        value, depth = stack.pop()
+        value = stack.pop()
         if isinstance(value, str):
             if _SURROGATE.search(value):
                 raise FormatError(f"header holds a lone UTF-16 surrogate in {value!r}", path=path)
-        elif isinstance(value, list):  # _Pairs is a list too
-            if depth >= MAX_JSON_DEPTH:
-                raise FormatError(
-                    f"header JSON nests deeper than {MAX_JSON_DEPTH - 1} levels",
-                    path=path,
-                    offset=HEADER_LENGTH_SIZE,
-                )
-            if isinstance(value, _Pairs):
-                for k, v in value:
-                    stack.append((k, depth))
-                    stack.append((v, depth + 1))
-            else:
-                stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, _Pairs):
+            for k, v in value:
+                stack.append(k)
+                stack.append(v)
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def _kind(value: object) -> str:
