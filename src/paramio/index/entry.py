@@ -218,7 +218,7 @@ class ParameterEntry:
         if len(shape) > 1:  # a valid file may declare a shape NumPy cannot make (>64 dims, say)
             try:
                 np.lib.stride_tricks.as_strided(np.empty(1, f"V{dtype.itemsize}"), shape, (0,) * len(shape))
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # a dim past 2**63 (with a 0 beside it)
                 raise InvalidArgumentError(f"NumPy cannot make a {dtype} array of shape {list(shape)}: {exc}", key=self.key) from exc
         if self.source is None:
             raw = np.frombuffer(self.read(), dtype=np.uint8)
