@@ -149,13 +149,18 @@ def parse_element(element: ElementType, text: str) -> bytes:
         return _parse_int(element, text)
     if kind == "float" and bits in (32, 64):
         value = _parse_c_float(text, element)
-        return _f32_bytes(value) if bits == 32 else struct.pack("<d", _to_double(value))
+        if bits == 32:
+            return _f32_bits(value, element, text).to_bytes(4, "little")
+        double = _to_double(value)
+        if double == 0 and isinstance(value, Fraction) and value != 0:
+            raise ElementError(f"'{text}' underflows to zero in {element.text}")
+        return struct.pack("<d", double)
     if (kind, bits) in (("float", 16), ("bfloat", 16)):
-        f32 = _f32_bits(_parse_c_float(text, element))
+        f32 = _f32_bits(_parse_c_float(text, element), element, text)
         params = _NARROW["f16" if kind == "float" else "bf16"]
         return _truncate_f32(f32, *params).to_bytes(2, "little")
     if kind == "f8":
-        f32 = _f32_bits(_parse_c_float(text, element))
+        f32 = _f32_bits(_parse_c_float(text, element), element, text)
         if element.text == "f8E8M0FNU":
             return bytes([_f32_to_e8m0(f32)])
         return bytes([_truncate_f32(f32, *_F8[element.text][1:])])
@@ -189,25 +194,33 @@ def _c_strtol_magnitude(text: str) -> tuple[int, int] | None:
 
 
 def _parse_int(element: ElementType, text: str) -> bytes:
+    """IREE 3.13's ``iree_string_view_atoi_*``: strtol/strtoul into a 16-byte scratch buffer
+    (32 for 64-bit), cast to 32 bits for 8/16/32-bit types, then the narrow range checks."""
+    bits, kind = element.bits, element.kind
+    limit = 32 if bits == 64 else 16
+    if len(text) >= limit:
+        raise ElementError(f"'{text}' is too long for {element.text} (IREE reads at most {limit - 1} characters)")
     parsed = _c_strtol_magnitude(text)
     if parsed is None:
         raise ElementError(f"'{text}' is not an integer for {element.text}")
     sign, mag = parsed
-    bits, kind = element.bits, element.kind
-    unsigned_parse = kind == "uint" and bits >= 32
-    if unsigned_parse:  # strtoull: "-1" wraps, magnitude must fit 64 bits
+    if kind == "uint":  # strtoul: "-1" wraps, the magnitude must fit 64 bits
         if mag > (1 << 64) - 1:
             raise ElementError(f"'{text}' is out of range for {element.text}")
         value = (-mag) % (1 << 64) if sign < 0 else mag
-    else:  # strtoll
+    else:  # strtol
         value = sign * mag
         if not -(1 << 63) <= value <= (1 << 63) - 1:
             raise ElementError(f"'{text}' is out of range for {element.text}")
     if bits <= 16:
-        lo = 0 if kind == "uint" else -(1 << (bits - 1))
+        as32 = value % (1 << 32)
+        if kind != "uint" and as32 >= 1 << 31:
+            as32 -= 1 << 32
         hi = (1 << (bits - 1)) - 1 if kind == "sint" else (1 << bits) - 1
-        if not lo <= value <= hi:
-            raise ElementError(f"'{text}' is out of range for {element.text} ({lo}..{hi})")
+        lo = -(1 << (bits - 1)) if kind == "int" else 0 if kind == "uint" else None
+        if as32 > hi or (lo is not None and as32 < lo):
+            span = f"{lo}..{hi}" if lo is not None else f"at most {hi}"
+            raise ElementError(f"'{text}' is out of range for {element.text} ({span})")
     return (value % (1 << bits)).to_bytes(bits // 8, "little")
 
 
@@ -218,9 +231,14 @@ _HEX_RE = re.compile(r"0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?[0-9
 _SPECIAL_RE = re.compile(r"(infinity|inf|nan(?:\([0-9A-Za-z_]*\))?)", re.IGNORECASE)
 
 
+_FLOAT_TEXT_LIMIT = 32
+
+
 def _parse_c_float(text: str, element: ElementType) -> float | Fraction:
     """The value of the longest prefix `strtod` reads: a Fraction (exact), or a float for
     inf/nan/negative zero. Raises `ElementError` if no number starts the text."""
+    if len(text) >= _FLOAT_TEXT_LIMIT:
+        raise ElementError(f"'{text}' is too long for {element.text} (IREE reads at most {_FLOAT_TEXT_LIMIT - 1} characters)")
     s = text.lstrip()
     sign = -1 if s[:1] == "-" else 1
     if s[:1] in "+-" and s:
@@ -300,12 +318,12 @@ def _round_to_f32_bits(value: float | Fraction) -> int:
     return sign_bit | ((e + 127) << 23) | (q - (1 << 23))
 
 
-def _f32_bits(value: float | Fraction) -> int:
-    return _round_to_f32_bits(value)
-
-
-def _f32_bytes(value: float | Fraction) -> bytes:
-    return _round_to_f32_bits(value).to_bytes(4, "little")
+def _f32_bits(value: float | Fraction, element: ElementType | None = None, text: str = "") -> int:
+    bits = _round_to_f32_bits(value)
+    if isinstance(value, Fraction) and value != 0 and bits & 0x7FFFFFFF == 0:
+        # strtof sets ERANGE on underflow to zero and IREE rejects that
+        raise ElementError(f"'{text}' underflows to zero in {element.text if element else 'f32'}")
+    return bits
 
 
 def _truncate_f32(
@@ -337,7 +355,7 @@ def _truncate_f32(
             gen_inf = True
         elif a_exp + d_bias <= 0:
             shift = 23 - mantissa_bits - a_exp + (1 - d_bias)
-            if shift < 0 or shift > 24:
+            if shift < 0 or shift > 23:  # IREE 3.13: a 24-bit shift is zero, not rounded
                 d_mant = 0
             else:
                 d_mant = _bias_even((1 << 23) + f_mant, shift) >> shift
