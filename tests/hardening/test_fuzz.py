@@ -1,0 +1,108 @@
+"""Bounded mutation fuzzing of every reader (the long campaign is `benchmarks/fuzz.py`)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mutations
+from paramio.errors import ParamioError
+
+CASES_PER_FORMAT = 400
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("fmt", mutations.FORMATS)
+def test_only_paramio_errors_escape(fmt: str, tmp_path: Path) -> None:
+    why = mutations.format_available(fmt)
+    if why:
+        pytest.skip(why)
+    campaign = mutations.Campaign.make(tmp_path, fmt, seed=3)
+    # The unmutated seed reads fully: the oracle writers' files are valid.
+    assert mutations.check_file(str(campaign.seed_path), campaign.seed_path.stat().st_size).ok
+    rng = random.Random(f"paramio-{fmt}")
+    parsed = failed = 0
+    for _ in range(CASES_PER_FORMAT):
+        outcome, _steps = campaign.run_one(rng)  # raises FuzzFailure on a foreign error or a broken bound
+        parsed += outcome.ok
+        failed += outcome.error is not None
+    # Both outcomes occur: the mutations reach the parser and are not all rejected up front.
+    assert parsed > 0 and failed > CASES_PER_FORMAT // 10, (parsed, failed)
+
+
+def _describe(entries: list) -> list[tuple]:  # type: ignore[type-arg]
+    return [(e.key, e.kind, e.offset, e.length, e.metadata, e.pattern, e.file_index) for e in entries]
+
+
+def _both_ways(path: Path) -> tuple[object, object]:
+    """(vectorised table path, entry-by-entry loop): entries described, or the error message."""
+    from paramio.formats.irpa.attributes import split_attributes
+    from paramio.formats.irpa.reader import read_archive, read_path
+    from paramio.sources.file import FileSource
+
+    def fast() -> object:
+        c = read_path(str(path))
+        return _describe(list(c.entries)), c.attributes
+
+    def slow() -> object:
+        entries, attributes = split_attributes(read_archive(FileSource(str(path))))
+        return _describe(entries), attributes
+
+    out = []
+    for fn in (fast, slow):
+        try:
+            out.append(fn())
+        except ParamioError as exc:
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out[0], out[1]
+
+
+def _paramio_seed(folder: Path) -> Path:
+    """Mixed table: data, splats, attributes entry, a non-ASCII key (per-key decoding path)."""
+    import paramio
+
+    index = paramio.ParameterIndex()
+    for i in range(40):
+        index.add_array(f"layer.{i}.w", np.arange(i + 1, dtype=np.float32))
+        if i % 7 == 0:
+            index.add_splat(f"layer.{i}.s", np.float32(i), 16)
+    index.add_array("größe", np.ones(3, np.int8))
+    path = folder / "mixed.irpa"
+    paramio.write_path(str(path), index.values(), attributes={"general.name": "x"})
+    return path
+
+
+def _uses_table(path: Path) -> bool:
+    from paramio.formats.cursor import Cursor
+    from paramio.formats.irpa.reader import read_header
+    from paramio.formats.irpa.table import read_table
+    from paramio.sources.file import FileSource
+
+    src = FileSource(str(path))
+    cur = Cursor(src.view(0, src.size), path=src.name)
+    return read_table(src, cur, read_header(cur, 0, src.name)) is not None
+
+
+@pytest.mark.interop
+def test_irpa_table_paths_agree(tmp_path: Path) -> None:
+    """The vectorised entry table and the entry-by-entry loop accept the same files with the same
+    entries, and refuse the others with the same message."""
+    seeds = [mutations.seed_irpa(tmp_path, np.random.default_rng(0)), _paramio_seed(tmp_path)]
+    rng = random.Random(7)
+    agreed_ok = 0
+    for seed in seeds:
+        original = seed.read_bytes()
+        assert _uses_table(seed), "the valid seed must take the vectorised path"
+        fast, slow = _both_ways(seed)
+        assert fast == slow and not isinstance(fast, str)
+        for _ in range(300):
+            data, steps = mutations.mutate(original, rng, "irpa")
+            seed.write_bytes(data)
+            fast, slow = _both_ways(seed)
+            assert fast == slow, steps
+            agreed_ok += not isinstance(fast, str)
+        seed.write_bytes(original)
+    assert agreed_ok > 50
