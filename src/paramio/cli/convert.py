@@ -283,8 +283,12 @@ def _run(flags: ParsedFlags) -> int:
         warn("convert", w)
     total = sum(e.length for e in plan.entries if not e.is_splat or fmt != "irpa")
     with ByteProgress(total, f"writing {output}", quiet=quiet) as bar:
-        attributes = plan.attributes if flags.on("typed") else {}
-        write_path(output, plan.entries, format=fmt, attributes=attributes, progress=bar.callback)
+        entries, attributes = plan.entries, plan.attributes
+        if not flags.on("typed"):  # IREE's exact bytes: no TENSORv0, no attributes entry
+            attributes = {}
+            if fmt == "irpa":
+                entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
+        write_path(output, entries, format=fmt, attributes=attributes, progress=bar.callback)
     if not quiet:
         sys.stdout.write(format_dump(read_path(output, format=fmt).entries))
     return 0
