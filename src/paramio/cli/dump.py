@@ -199,4 +199,7 @@ def _print_table(scopes: ScopeMap) -> None:
         col.overflow = "fold"
     for c in body:
         table.add_row(*(Text(x) for x in c))  # Text: names are never read as rich markup
-    Console(file=sys.stdout, soft_wrap=False).print(table)
+    tty = sys.stdout.isatty()
+    # Off a terminal: no colour codes at all, and wide enough that names are not folded.
+    console = Console(file=sys.stdout, soft_wrap=False, color_system="auto" if tty else None, width=None if tty else 240)
+    console.print(table)
