@@ -37,10 +37,14 @@ def _iree_load(path: Path) -> dict[str, tuple[int, bytes]]:
         ["--splat=a.weight=x32=CAFEF00D"],
     ],
 )
-def test_byte_identical_with_typed_false(extra, small_safetensors: Path, tmp_path: Path, iree_tool, paramio_cli) -> None:
+def test_byte_identical_with_typed_false(
+    extra, small_safetensors: Path, tmp_path: Path, iree_tool, paramio_cli
+) -> None:
     i_out, p_out = tmp_path / "i.irpa", tmp_path / "p.irpa"
     flags = [f"--parameters={small_safetensors}", *extra]
-    r = subprocess.run([iree_tool("iree-convert-parameters"), *flags, f"--output={i_out}"], capture_output=True, text=True)
+    r = subprocess.run(
+        [iree_tool("iree-convert-parameters"), *flags, f"--output={i_out}"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     code, out, err = paramio_cli("convert", *flags, "--typed=false", f"--output={p_out}")
     assert (code, err) == (0, "")
@@ -50,14 +54,24 @@ def test_byte_identical_with_typed_false(extra, small_safetensors: Path, tmp_pat
     p2 = tmp_path / "p2.irpa"
     assert paramio_cli("convert", f"--parameters={i_out}", "--quiet", f"--output={p2}")[0] == 0
     i2 = tmp_path / "i2.irpa"
-    subprocess.run([iree_tool("iree-convert-parameters"), f"--parameters={i_out}", "--quiet", f"--output={i2}"], check=True)
+    subprocess.run(
+        [iree_tool("iree-convert-parameters"), f"--parameters={i_out}", "--quiet", f"--output={i2}"], check=True
+    )
     assert p2.read_bytes() == i2.read_bytes()
 
 
 @pytest.mark.interop
-def test_typed_output_loads_in_iree_with_same_contents(small_safetensors, small_gguf, tmp_path, iree_tool, paramio_cli) -> None:
-    flags = [f"--parameters={small_gguf}", f"--parameters={small_safetensors}", "--exclude=unneeded",
-             "--rename=a.weight=renamed.weight", "--splat=b.bias=i16=9", "--splat=g.half"]
+def test_typed_output_loads_in_iree_with_same_contents(
+    small_safetensors, small_gguf, tmp_path, iree_tool, paramio_cli
+) -> None:
+    flags = [
+        f"--parameters={small_gguf}",
+        f"--parameters={small_safetensors}",
+        "--exclude=unneeded",
+        "--rename=a.weight=renamed.weight",
+        "--splat=b.bias=i16=9",
+        "--splat=g.half",
+    ]
     i_out, p_out = tmp_path / "i.irpa", tmp_path / "p.irpa"
     subprocess.run([iree_tool("iree-convert-parameters"), *flags, f"--output={i_out}", "--quiet"], check=True)
     assert paramio_cli("convert", *flags, "--quiet", f"--output={p_out}") == (0, "", "")
@@ -69,29 +83,53 @@ def test_typed_output_loads_in_iree_with_same_contents(small_safetensors, small_
     idx = ParameterIndex.open(p_out)
     assert idx["renamed.weight"].dtype == "float32" and idx["renamed.weight"].shape == (8,)
     assert idx["b.bias"].dtype == "int16" and idx["b.bias"].is_splat
-    assert idx.attributes.get("general.architecture") in ("llama", {"type": "string", "value": "llama"}) or idx.attributes
+    assert (
+        idx.attributes.get("general.architecture") in ("llama", {"type": "string", "value": "llama"}) or idx.attributes
+    )
 
 
 def test_duplicates_policy_and_warnings(small_safetensors: Path, tmp_path: Path, paramio_cli) -> None:
     first = tmp_path / "first.irpa"
-    assert paramio_cli("convert", f"--parameters={small_safetensors}", "--quiet", "--rename=a.weight=x", f"--output={first}")[0] == 0
+    assert (
+        paramio_cli(
+            "convert", f"--parameters={small_safetensors}", "--quiet", "--rename=a.weight=x", f"--output={first}"
+        )[0]
+        == 0
+    )
     out = tmp_path / "o.irpa"
-    code, _, err = paramio_cli("convert", f"--parameters={first}", f"--parameters={small_safetensors}", "--quiet", f"--output={out}",
-                               "--exclude=nope")
+    code, _, err = paramio_cli(
+        "convert",
+        f"--parameters={first}",
+        f"--parameters={small_safetensors}",
+        "--quiet",
+        f"--output={out}",
+        "--exclude=nope",
+    )
     assert code == 0
     assert "warning: --exclude=nope names no parameter" in err
     assert "parameter 'b.bias' appears 2 times" in err and "kept the first" in err
     idx = ParameterIndex.open(out)
     assert idx.keys() == ["x", "unneeded", "c.half", "b.bias", "a.weight"]
-    code, _, err = paramio_cli("convert", f"--parameters={first}", f"--parameters={small_safetensors}", "--duplicates=error", f"--output={tmp_path / 'e.irpa'}")
+    code, _, err = paramio_cli(
+        "convert",
+        f"--parameters={first}",
+        f"--parameters={small_safetensors}",
+        "--duplicates=error",
+        f"--output={tmp_path / 'e.irpa'}",
+    )
     assert code == 1 and "appears 2 times" in err and not (tmp_path / "e.irpa").exists()
 
 
 def test_rename_onto_existing_key_refused(small_safetensors: Path, tmp_path: Path, paramio_cli) -> None:
     out = tmp_path / "r.irpa"
-    code, stdout, err = paramio_cli("convert", f"--parameters={small_safetensors}", "--rename=a.weight=b.bias", f"--output={out}")
+    code, stdout, err = paramio_cli(
+        "convert", f"--parameters={small_safetensors}", "--rename=a.weight=b.bias", f"--output={out}"
+    )
     assert (code, stdout) == (1, "")
-    assert err == f"paramio convert: --rename=a.weight=b.bias: 'b.bias' is already a parameter (from {small_safetensors}); nothing was written\n"
+    assert (
+        err
+        == f"paramio convert: --rename=a.weight=b.bias: 'b.bias' is already a parameter (from {small_safetensors}); nothing was written\n"
+    )
     assert list(tmp_path.iterdir()) == [small_safetensors]
 
 
@@ -109,12 +147,27 @@ def test_usage_errors(small_safetensors: Path, tmp_path: Path, paramio_cli) -> N
     o = f"--output={tmp_path / 'o.irpa'}"
     p = f"--parameters={small_safetensors}"
     assert paramio_cli("convert", p, "--rename=abc", o) == (2, "", "paramio convert: --rename=abc: expected old=new\n")
-    assert paramio_cli("convert", p, "--splat=a=f32", o) == (2, "", "paramio convert: --splat=a=f32: expected name=TYPE=VALUE (e.g. f32=4.5, i8=123, x32=CAFEF00D)\n")
+    assert paramio_cli("convert", p, "--splat=a=f32", o) == (
+        2,
+        "",
+        "paramio convert: --splat=a=f32: expected name=TYPE=VALUE (e.g. f32=4.5, i8=123, x32=CAFEF00D)\n",
+    )
     assert paramio_cli("convert", p, "--splat=a=q8=1", o)[0] == 2
-    assert paramio_cli("convert", p, "--duplicates=maybe", o) == (2, "", "paramio convert: --duplicates=maybe: expected first, last or error\n")
-    assert paramio_cli("convert", p) == (2, "", "paramio convert: --output=file is required (.irpa, .safetensors or .gguf)\n")
+    assert paramio_cli("convert", p, "--duplicates=maybe", o) == (
+        2,
+        "",
+        "paramio convert: --duplicates=maybe: expected first, last or error\n",
+    )
+    assert paramio_cli("convert", p) == (
+        2,
+        "",
+        "paramio convert: --output=file is required (.irpa, .safetensors or .gguf)\n",
+    )
     code, _, err = paramio_cli("convert", p, "--splat=b.bias=f64=1.0", o)
-    assert code == 1 and err == "paramio convert: --splat: parameter 'b.bias' (12 bytes) is not a whole number of 8-byte patterns\n"
+    assert (
+        code == 1
+        and err == "paramio convert: --splat: parameter 'b.bias' (12 bytes) is not a whole number of 8-byte patterns\n"
+    )
 
 
 def test_bad_input_file_is_one_line(tmp_path: Path, paramio_cli) -> None:
@@ -181,8 +234,17 @@ def test_peak_memory_stays_flat(tmp_path: Path) -> None:
     size = src.stat().st_size
     base = child_peak([sys.executable, "-m", "paramio", "convert", "--help"])
     t0 = time.perf_counter()
-    peak = child_peak([sys.executable, "-m", "paramio", "convert", f"--parameters={src}", "--quiet",
-                       f"--output={tmp_path / 'big.irpa'}"])
+    peak = child_peak(
+        [
+            sys.executable,
+            "-m",
+            "paramio",
+            "convert",
+            f"--parameters={src}",
+            "--quiet",
+            f"--output={tmp_path / 'big.irpa'}",
+        ]
+    )
     assert time.perf_counter() - t0 < 10
     assert peak - base < 64 << 20, (peak, base, size)
     idx = ParameterIndex.open(tmp_path / "big.irpa")

@@ -24,7 +24,9 @@ CASES = [
 @pytest.mark.parametrize("flags", CASES)
 def test_byte_identical_to_iree(flags: list[str], tmp_path: Path, iree_tool, paramio_cli) -> None:
     iree_out, ours = tmp_path / "iree.irpa", tmp_path / "ours.irpa"
-    r = subprocess.run([iree_tool("iree-create-parameters"), *flags, f"--output={iree_out}"], capture_output=True, text=True)
+    r = subprocess.run(
+        [iree_tool("iree-create-parameters"), *flags, f"--output={iree_out}"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     code, out, err = paramio_cli("create", *flags, f"--output={ours}")
     assert (code, err) == (0, "")
@@ -34,8 +36,14 @@ def test_byte_identical_to_iree(flags: list[str], tmp_path: Path, iree_tool, par
 
 @pytest.mark.interop
 def test_guide_example_iree_fails_paramio_fills(tmp_path: Path, iree_tool, paramio_cli) -> None:
-    flags = ["--data=my.zeroed_param_1=4096xf32", "--data=my.zeroed_param_2=2x4096xi16", "--data=my.pattern_param_2=8x2xf32=2.1"]
-    r = subprocess.run([iree_tool("iree-create-parameters"), *flags, f"--output={tmp_path / 'i.irpa'}"], capture_output=True, text=True)
+    flags = [
+        "--data=my.zeroed_param_1=4096xf32",
+        "--data=my.zeroed_param_2=2x4096xi16",
+        "--data=my.pattern_param_2=8x2xf32=2.1",
+    ]
+    r = subprocess.run(
+        [iree_tool("iree-create-parameters"), *flags, f"--output={tmp_path / 'i.irpa'}"], capture_output=True, text=True
+    )
     assert r.returncode == 1 and "write failed" in r.stderr
     out = tmp_path / "p.irpa"
     code, _, err = paramio_cli("create", "--quiet", *flags, f"--output={out}")
@@ -51,7 +59,15 @@ def test_guide_example_iree_fails_paramio_fills(tmp_path: Path, iree_tool, param
 
 def test_typed_adds_tensor_metadata(tmp_path: Path, paramio_cli) -> None:
     out = tmp_path / "t.irpa"
-    code, _, _ = paramio_cli("create", "--typed", "--quiet", "--splat=s=2x3xbf16=1.5", "--data=d=4xi16=-2", "--data=x=2x*32=CAFEF00D", f"--output={out}")
+    code, _, _ = paramio_cli(
+        "create",
+        "--typed",
+        "--quiet",
+        "--splat=s=2x3xbf16=1.5",
+        "--data=d=4xi16=-2",
+        "--data=x=2x*32=CAFEF00D",
+        f"--output={out}",
+    )
     assert code == 0
     idx = ParameterIndex.open(out)
     assert idx["s"].dtype == "bfloat16" and idx["s"].shape == (2, 3)
@@ -64,9 +80,15 @@ def test_typed_adds_tensor_metadata(tmp_path: Path, paramio_cli) -> None:
     [
         (["--bogus=1"], "paramio create: unknown flag '--bogus' (see --help)\n"),
         (["--data=w"], "paramio create: --data=w: expected name=SHAPExTYPE[=value], e.g. --data=w=4xf32=1.5\n"),
-        (["--data=w=4xq8"], "paramio create: --data=w=4xq8: unknown element type 'q8'; expected iN, siN, uiN, fN, bfN, cfN, xN, f8E5M2, f8E4M3FN, f8E5M2FNUZ, f8E4M3FNUZ or f8E8M0FNU\n"),
+        (
+            ["--data=w=4xq8"],
+            "paramio create: --data=w=4xq8: unknown element type 'q8'; expected iN, siN, uiN, fN, bfN, cfN, xN, f8E5M2, f8E4M3FN, f8E5M2FNUZ, f8E4M3FNUZ or f8E8M0FNU\n",
+        ),
         (["--splat=w=4xi8=300"], "paramio create: --splat=w=4xi8=300: '300' is out of range for i8 (-128..255)\n"),
-        (["--splat=w=2xi24=000001"], "paramio create: --splat=w=...: a 3-byte element cannot be a splat pattern (1, 2, 4, 8 or 16 bytes)\n"),
+        (
+            ["--splat=w=2xi24=000001"],
+            "paramio create: --splat=w=...: a 3-byte element cannot be a splat pattern (1, 2, 4, 8 or 16 bytes)\n",
+        ),
         (["--alignment=48"], "paramio create: --alignment=48: expected a power of two such as 64\n"),
         (["--quiet=maybe"], "paramio create: --quiet=maybe: expected true or false\n"),
     ],

@@ -15,8 +15,17 @@ from paramio.cli.dump import offset_alignment
 @pytest.fixture
 def small_irpa(tmp_path: Path, iree_tool) -> Path:
     path = tmp_path / "small.irpa"
-    subprocess.run([iree_tool("iree-create-parameters"), "--data=w=16xi8=170", "--splat=s=4xf32=4.1", "--data=z=8xf32",
-                    f"--output={path}", "--quiet"], check=True)
+    subprocess.run(
+        [
+            iree_tool("iree-create-parameters"),
+            "--data=w=16xi8=170",
+            "--splat=s=4xf32=4.1",
+            "--data=z=8xf32",
+            f"--output={path}",
+            "--quiet",
+        ],
+        check=True,
+    )
     return path
 
 
@@ -29,20 +38,35 @@ def test_text_is_iree_byte_for_byte(small_irpa: Path, small_safetensors: Path, i
 
 
 @pytest.mark.interop
-def test_extract_where_iree_cannot(small_irpa: Path, small_safetensors: Path, tmp_path: Path, iree_tool, paramio_cli) -> None:
+def test_extract_where_iree_cannot(
+    small_irpa: Path, small_safetensors: Path, tmp_path: Path, iree_tool, paramio_cli
+) -> None:
     tool = iree_tool("iree-dump-parameters")
     w_iree, s_iree = tmp_path / "wi.bin", tmp_path / "si.bin"
     r = subprocess.run([tool, f"--parameters={small_irpa}", f"--extract=w={w_iree}"], capture_output=True, text=True)
     assert r.returncode == 1 and "only host allocation file handles" in r.stderr  # default mode: IREE fails
-    r = subprocess.run([tool, "--parameter_mode=preload", f"--parameters=sc={small_irpa}", f"--extract=sc::w={w_iree}"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [tool, "--parameter_mode=preload", f"--parameters=sc={small_irpa}", f"--extract=sc::w={w_iree}"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0
-    r = subprocess.run([tool, "--parameter_mode=preload", f"--parameters={small_irpa}", f"--extract=s={s_iree}"], capture_output=True, text=True)
+    r = subprocess.run(
+        [tool, "--parameter_mode=preload", f"--parameters={small_irpa}", f"--extract=s={s_iree}"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "cannot extract parameters of type 0" in r.stderr  # IREE cannot extract splats
 
     w, s, a = tmp_path / "w.bin", tmp_path / "s.bin", tmp_path / "a.bin"
-    code, out, err = paramio_cli("dump", f"--parameters=sc={small_irpa}", f"--parameters={small_safetensors}",
-                                 f"--extract=sc::w={w}", f"--extract=sc::s={s}", f"--extract=a.weight={a}")
+    code, out, err = paramio_cli(
+        "dump",
+        f"--parameters=sc={small_irpa}",
+        f"--parameters={small_safetensors}",
+        f"--extract=sc::w={w}",
+        f"--extract=sc::s={s}",
+        f"--extract=a.weight={a}",
+    )
     assert (code, err) == (0, "")
     assert f"Extracting parameter `sc::w` (16b) to `{w}`...\n" in out
     assert w.read_bytes() == w_iree.read_bytes() == b"\xaa" * 16
@@ -54,7 +78,10 @@ def test_extract_where_iree_cannot(small_irpa: Path, small_safetensors: Path, tm
 
 def test_positional_is_irees_error(paramio_cli) -> None:
     assert paramio_cli("dump", "x.irpa") == (
-        2, "", "Error: no positional arguments expected.\nUse one or more --parameters=file.ext flags to specify parameter files.\n")
+        2,
+        "",
+        "Error: no positional arguments expected.\nUse one or more --parameters=file.ext flags to specify parameter files.\n",
+    )
 
 
 @pytest.mark.interop
@@ -63,9 +90,22 @@ def test_json_schema(small_irpa: Path, paramio_cli) -> None:
     doc = json.loads(out)
     assert code == 0 and doc["version"] == 1
     s, w, z = doc["entries"]
-    assert s == {"scope": "m", "key": "s", "kind": "splat", "dtype": None, "shape": None, "length": 16, "offset": None,
-                 "end": None, "alignment": None, "pattern": "33338340", "metadata": None, "metadata_encoding": None,
-                 "origin": None, "format": "irpa"}
+    assert s == {
+        "scope": "m",
+        "key": "s",
+        "kind": "splat",
+        "dtype": None,
+        "shape": None,
+        "length": 16,
+        "offset": None,
+        "end": None,
+        "alignment": None,
+        "pattern": "33338340",
+        "metadata": None,
+        "metadata_encoding": None,
+        "origin": None,
+        "format": "irpa",
+    }
     assert (w["offset"], w["end"], w["alignment"], w["origin"]) == (384, 400, 128, str(small_irpa))
     assert (z["offset"], z["alignment"]) == (448, 64)
 
@@ -102,7 +142,11 @@ def test_verify_good_and_bad(small_irpa: Path, small_safetensors: Path, tmp_path
     bad.write_bytes(bytes(data))
     code, out, _ = paramio_cli("verify", str(bad), "--json")
     problems = json.loads(out)["files"][0]["problems"]
-    assert code == 1 and {"key": "s", "offset": None, "message": "splat length 10 is not a multiple of its 4-byte pattern"} in problems
+    assert (
+        code == 1
+        and {"key": "s", "offset": None, "message": "splat length 10 is not a multiple of its 4-byte pattern"}
+        in problems
+    )
     trunc = tmp_path / "trunc.irpa"
     trunc.write_bytes(small_irpa.read_bytes()[:200])
     code, out, _ = paramio_cli("verify", str(trunc))

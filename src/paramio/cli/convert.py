@@ -32,10 +32,10 @@ from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.progress import ByteProgress
+from paramio.errors import InvalidArgumentError
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
-from paramio.errors import InvalidArgumentError
 from paramio.index.scopes import ScopeMap, parse_parameters_flag
 
 __all__ = ["ConvertPlan", "main", "plan_conversion"]
@@ -73,17 +73,44 @@ Example converting an IRPA archive to safetensors:
 """
 
 FLAGS = (
-    Flag("parameters", FlagKind.LIST, "Specifies a parameter file, with either an anonymous global scope\n"
-         "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.", metavar="[scope=]file"),
-    Flag("parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility (files are always memory-mapped).", "file"),
-    Flag("exclude", FlagKind.LIST, "Excludes a named parameter (its original name) from the resulting file.", metavar="name"),
+    Flag(
+        "parameters",
+        FlagKind.LIST,
+        "Specifies a parameter file, with either an anonymous global scope\n"
+        "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.",
+        metavar="[scope=]file",
+    ),
+    Flag(
+        "parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility (files are always memory-mapped).", "file"
+    ),
+    Flag(
+        "exclude",
+        FlagKind.LIST,
+        "Excludes a named parameter (its original name) from the resulting file.",
+        metavar="name",
+    ),
     Flag("rename", FlagKind.LIST, "Renames a parameter in the form of `--rename=old=new`.", metavar="old=new"),
     Flag("strip", FlagKind.BOOL, "Strips all parameters by replacing them with zeros.", False),
-    Flag("splat", FlagKind.LIST, "Turns a parameter into a splat of 0 (`--splat=name`) or a specific value\n"
-         "(`--splat=name=i8=123`, `--splat=name=f32=4.5`, `--splat=name=x32=CAFEF00D`).", metavar="name[=type=value]"),
-    Flag("typed", FlagKind.BOOL, "Keep dtype/shape as TENSORv0 metadata for entries typed by their format\n"
-         "(--typed=false writes IREE's exact bytes, which drop them).", True),
-    Flag("duplicates", FlagKind.STRING, "What to do with a key held twice: first (the entry IREE serves), last, error.", "first"),
+    Flag(
+        "splat",
+        FlagKind.LIST,
+        "Turns a parameter into a splat of 0 (`--splat=name`) or a specific value\n"
+        "(`--splat=name=i8=123`, `--splat=name=f32=4.5`, `--splat=name=x32=CAFEF00D`).",
+        metavar="name[=type=value]",
+    ),
+    Flag(
+        "typed",
+        FlagKind.BOOL,
+        "Keep dtype/shape as TENSORv0 metadata for entries typed by their format\n"
+        "(--typed=false writes IREE's exact bytes, which drop them).",
+        True,
+    ),
+    Flag(
+        "duplicates",
+        FlagKind.STRING,
+        "What to do with a key held twice: first (the entry IREE serves), last, error.",
+        "first",
+    ),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
     Flag("output", FlagKind.STRING, "Output file path (.irpa, .safetensors or .gguf).", ""),
@@ -116,7 +143,9 @@ def _split_splat(text: str) -> tuple[str, bytes]:
     except ElementError as exc:
         raise UsageError(f"--splat={text}: {exc}") from None
     if len(pattern) not in (1, 2, 4, 8, 16):
-        raise UsageError(f"--splat={text}: a {len(pattern)}-byte value cannot be a splat pattern (1, 2, 4, 8 or 16 bytes)")
+        raise UsageError(
+            f"--splat={text}: a {len(pattern)}-byte value cannot be a splat pattern (1, 2, 4, 8 or 16 bytes)"
+        )
     return name, pattern
 
 
@@ -168,19 +197,21 @@ def plan_conversion(
             metadata = e.metadata
             if typed and not metadata and e.declared_tensor is not None:
                 metadata = encode_tensor_metadata(e.declared_tensor)
-            pattern = splats.get(key)
-            if pattern is None and strip:
-                pattern = b"\0"
-            if pattern is not None:
-                if e.length % len(pattern):
+            fill = splats.get(key)
+            if fill is None and strip:
+                fill = b"\0"
+            if fill is not None:
+                if e.length % len(fill):
                     raise CommandFailed(
                         f"--splat: parameter '{escape(key)}' ({e.length} bytes) is not a whole number of "
-                        f"{len(pattern)}-byte patterns"
+                        f"{len(fill)}-byte patterns"
                     )
-                new = ParameterEntry.splat(key, pattern, e.length, metadata=metadata, tensor=e.declared_tensor, origin=e.origin)
+                converted = ParameterEntry.splat(
+                    key, fill, e.length, metadata=metadata, tensor=e.declared_tensor, origin=e.origin
+                )
             else:
-                new = e.replace(key=key, metadata=metadata)
-            out.append(new)
+                converted = e.replace(key=key, metadata=metadata)
+            out.append(converted)
             renamed_from.append(e.key if key != e.key else None)
     warnings: list[str] = []
     for name in exclude:

@@ -49,10 +49,19 @@ Example creating a file with splatted values (no storage on disk), recording dty
 """
 
 FLAGS = (
-    Flag("splat", FlagKind.LIST, "Declares a splat parameter in the form `name=shapextype=pattern`.\n"
-         "Splat parameters have no storage on disk.", metavar="name=SHAPExTYPE[=value]"),
-    Flag("data", FlagKind.LIST, "Declares a data parameter in the form `name=shapextype=pattern`.\n"
-         "Omitting the value leaves the parameter with zeroed contents on disk.", metavar="name=SHAPExTYPE[=value]"),
+    Flag(
+        "splat",
+        FlagKind.LIST,
+        "Declares a splat parameter in the form `name=shapextype=pattern`.\nSplat parameters have no storage on disk.",
+        metavar="name=SHAPExTYPE[=value]",
+    ),
+    Flag(
+        "data",
+        FlagKind.LIST,
+        "Declares a data parameter in the form `name=shapextype=pattern`.\n"
+        "Omitting the value leaves the parameter with zeroed contents on disk.",
+        metavar="name=SHAPExTYPE[=value]",
+    ),
     Flag("alignment", FlagKind.INT, "Storage data alignment relative to the header (a power of two).", 64),
     Flag("typed", FlagKind.BOOL, "Record dtype and shape as TENSORv0 metadata (not byte-identical to IREE).", False),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),

@@ -52,10 +52,25 @@ Example for scripts:
 """
 
 FLAGS = (
-    Flag("parameters", FlagKind.LIST, "Specifies a parameter file, with either an anonymous global scope\n"
-         "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.", metavar="[scope=]file"),
-    Flag("parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility and ignored (files are memory-mapped).", "file"),
-    Flag("extract", FlagKind.LIST, "Extracts a parameter's bytes: `--extract=[scope::]key=file.bin`.", metavar="[scope::]key=file"),
+    Flag(
+        "parameters",
+        FlagKind.LIST,
+        "Specifies a parameter file, with either an anonymous global scope\n"
+        "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.",
+        metavar="[scope=]file",
+    ),
+    Flag(
+        "parameter_mode",
+        FlagKind.STRING,
+        "Accepted for IREE compatibility and ignored (files are memory-mapped).",
+        "file",
+    ),
+    Flag(
+        "extract",
+        FlagKind.LIST,
+        "Extracts a parameter's bytes: `--extract=[scope::]key=file.bin`.",
+        metavar="[scope::]key=file",
+    ),
     Flag("json", FlagKind.BOOL, "Prints a JSON document instead of the listing (schema in docs/cli.md).", False),
     Flag("table", FlagKind.BOOL, "Prints a readable table with dtype, shape and alignment.", False),
 )
@@ -201,5 +216,7 @@ def _print_table(scopes: ScopeMap) -> None:
         table.add_row(*(Text(x) for x in c))  # Text: names are never read as rich markup
     tty = sys.stdout.isatty()
     # Off a terminal: no colour codes at all, and wide enough that names are not folded.
-    console = Console(file=sys.stdout, soft_wrap=False, color_system="auto" if tty else None, width=None if tty else 240)
+    console = Console(
+        file=sys.stdout, soft_wrap=False, color_system="auto" if tty else None, width=None if tty else 240
+    )
     console.print(table)

@@ -80,9 +80,25 @@ _F8 = {
 # Narrow IEEE-like floats converted from f32 with IREE's generic routine.
 _NARROW = {"f16": (5, 10, True, True, 0, False), "bf16": (8, 7, True, True, 0, False)}
 # Longest prefix first: "si" before "i", "bf"/"cf" before "f".
-_PREFIXES = (("si", "sint"), ("ui", "uint"), ("bf", "bfloat"), ("cf", "complex"), ("i", "int"), ("f", "float"), ("x", "opaque"), ("*", "opaque"))
+_PREFIXES = (
+    ("si", "sint"),
+    ("ui", "uint"),
+    ("bf", "bfloat"),
+    ("cf", "complex"),
+    ("i", "int"),
+    ("f", "float"),
+    ("x", "opaque"),
+    ("*", "opaque"),
+)
 _INT_DTYPES = {"int": "int{}", "sint": "int{}", "uint": "uint{}"}
-_FLOAT_DTYPES = {("float", 16): "float16", ("float", 32): "float32", ("float", 64): "float64", ("bfloat", 16): "bfloat16", ("complex", 64): "complex64", ("complex", 128): "complex128"}
+_FLOAT_DTYPES = {
+    ("float", 16): "float16",
+    ("float", 32): "float32",
+    ("float", 64): "float64",
+    ("bfloat", 16): "bfloat16",
+    ("complex", 64): "complex64",
+    ("complex", 128): "complex128",
+}
 _INT_WIDTHS = (8, 16, 32, 64)
 _MAX_ELEMENT_BYTES = 16
 
@@ -138,7 +154,9 @@ def parse_shape_and_type(text: str) -> ShapedType:
         raise ElementError(f"'{text}' has no element type; expected SHAPExTYPE such as 4xf32")
     element = parse_element_type(type_text)
     if element.nbytes > _MAX_ELEMENT_BYTES:
-        raise ElementError(f"element type '{type_text}' is {element.nbytes} bytes; at most {_MAX_ELEMENT_BYTES} fit a pattern")
+        raise ElementError(
+            f"element type '{type_text}' is {element.nbytes} bytes; at most {_MAX_ELEMENT_BYTES} fit a pattern"
+        )
     return ShapedType(tuple(shape), element)
 
 
@@ -238,7 +256,9 @@ def _parse_c_float(text: str, element: ElementType) -> float | Fraction:
     """The value of the longest prefix `strtod` reads: a Fraction (exact), or a float for
     inf/nan/negative zero. Raises `ElementError` if no number starts the text."""
     if len(text) >= _FLOAT_TEXT_LIMIT:
-        raise ElementError(f"'{text}' is too long for {element.text} (IREE reads at most {_FLOAT_TEXT_LIMIT - 1} characters)")
+        raise ElementError(
+            f"'{text}' is too long for {element.text} (IREE reads at most {_FLOAT_TEXT_LIMIT - 1} characters)"
+        )
     s = text.lstrip()
     sign = -1 if s[:1] == "-" else 1
     if s[:1] in "+-" and s:
@@ -266,7 +286,7 @@ def _parse_c_float(text: str, element: ElementType) -> float | Fraction:
             if exp > 400 and int(whole + frac or "0"):
                 return math.copysign(math.inf, sign)
             if exp < -800:
-                value = Fraction(0) if exp < -1200 else Fraction(int(whole + frac or "0")) / (10 ** -exp)
+                value = Fraction(0) if exp < -1200 else Fraction(int(whole + frac or "0")) / (10**-exp)
             else:
                 value = Fraction(int(whole + frac or "0")) * Fraction(10) ** exp
     if value == 0:
@@ -290,8 +310,10 @@ def _round_to_f32_bits(value: float | Fraction) -> int:
     """The f32 nearest to `value` (ties to even), as `strtof` rounds: from the exact value,
     not through a double, so no double rounding."""
     if isinstance(value, float):
-        return int.from_bytes(struct.pack("<f", value), "little") if not math.isnan(value) else (
-            0xFFC00000 if math.copysign(1.0, value) < 0 else 0x7FC00000
+        return (
+            int.from_bytes(struct.pack("<f", value), "little")
+            if not math.isnan(value)
+            else (0xFFC00000 if math.copysign(1.0, value) < 0 else 0x7FC00000)
         )
     neg = value < 0
     mag = -value if neg else value

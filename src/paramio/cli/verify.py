@@ -38,8 +38,14 @@ Example:
 """
 
 FLAGS = (
-    Flag("alignment", FlagKind.INT, "Alignment (bytes, a power of two) data entries should have for zero-copy use;\n"
-         "given explicitly, an entry below it is a problem (default: report against 64).", None, "N"),
+    Flag(
+        "alignment",
+        FlagKind.INT,
+        "Alignment (bytes, a power of two) data entries should have for zero-copy use;\n"
+        "given explicitly, an entry below it is a problem (default: report against 64).",
+        None,
+        "N",
+    ),
     Flag("json", FlagKind.BOOL, "Prints a JSON report.", False),
     Flag("quiet", FlagKind.BOOL, "Prints only problems.", False),
 )
@@ -80,7 +86,9 @@ def _itemsize(e: ParameterEntry) -> int:
         return 1
 
 
-def verify_entries(entries: Sequence[ParameterEntry], *, alignment: int, strict_alignment: bool) -> tuple[list[Problem], list[dict[str, object]]]:
+def verify_entries(
+    entries: Sequence[ParameterEntry], *, alignment: int, strict_alignment: bool
+) -> tuple[list[Problem], list[dict[str, object]]]:
     """Check one file's entries; returns its problems and the per-entry report."""
     problems: list[Problem] = []
     report: list[dict[str, object]] = []
@@ -90,31 +98,67 @@ def verify_entries(entries: Sequence[ParameterEntry], *, alignment: int, strict_
         if info is not None:
             want = info.nbytes()
             if want is not None and want != e.length:
-                problems.append(Problem(e.key, None, f"dtype {info.dtype} shape {list(info.shape)} is {want} bytes but the entry has {e.length}"))
+                problems.append(
+                    Problem(
+                        e.key,
+                        None,
+                        f"dtype {info.dtype} shape {list(info.shape)} is {want} bytes but the entry has {e.length}",
+                    )
+                )
         if e.is_splat:
             plen = len(e.pattern)
             if plen not in (1, 2, 4, 8, 16):
                 problems.append(Problem(e.key, None, f"splat pattern length {plen} is not 1, 2, 4, 8 or 16"))
             elif e.length % plen:
-                problems.append(Problem(e.key, None, f"splat length {e.length} is not a multiple of its {plen}-byte pattern"))
-            report.append({"key": e.key, "kind": e.kind.value, "length": e.length, "offset": None, "alignment": None, "zero_copy": None})
+                problems.append(
+                    Problem(e.key, None, f"splat length {e.length} is not a multiple of its {plen}-byte pattern")
+                )
+            report.append(
+                {
+                    "key": e.key,
+                    "kind": e.kind.value,
+                    "length": e.length,
+                    "offset": None,
+                    "alignment": None,
+                    "zero_copy": None,
+                }
+            )
             continue
         src = e.source
         size = src.size if src is not None else 0
         if src is None or e.offset < 0 or e.offset + e.length > size:
-            problems.append(Problem(e.key, e.offset, f"data {e.offset:#x}..{e.offset + e.length:#x} ends past the end of the file ({size:#x})"))
+            problems.append(
+                Problem(
+                    e.key,
+                    e.offset,
+                    f"data {e.offset:#x}..{e.offset + e.length:#x} ends past the end of the file ({size:#x})",
+                )
+            )
         if e.length:
             spans.setdefault(src.name if src is not None else "?", []).append((e.offset, e.offset + e.length, e.key))
         align = offset_alignment(e.offset)
         zero_copy = e.offset % alignment == 0 and e.offset % _itemsize(e) == 0
         if strict_alignment and e.offset % alignment:
-            problems.append(Problem(e.key, e.offset, f"data is aligned to {align} bytes, less than --alignment={alignment}"))
-        report.append({"key": e.key, "kind": e.kind.value, "length": e.length, "offset": e.offset, "alignment": align, "zero_copy": zero_copy})
+            problems.append(
+                Problem(e.key, e.offset, f"data is aligned to {align} bytes, less than --alignment={alignment}")
+            )
+        report.append(
+            {
+                "key": e.key,
+                "kind": e.kind.value,
+                "length": e.length,
+                "offset": e.offset,
+                "alignment": align,
+                "zero_copy": zero_copy,
+            }
+        )
     for name, items in spans.items():
         items.sort()
         for (s0, e0, k0), (s1, _e1, k1) in zip(items, items[1:], strict=False):
             if s1 < e0:
-                problems.append(Problem(k1, s1, f"data overlaps entry '{escape(k0)}' ({s0:#x}..{e0:#x}) in {escape(name)}"))
+                problems.append(
+                    Problem(k1, s1, f"data overlaps entry '{escape(k0)}' ({s0:#x}..{e0:#x}) in {escape(name)}")
+                )
     return problems, report
 
 
@@ -176,4 +220,6 @@ def _print_report(r: FileReport, alignment: int, *, quiet: bool) -> None:
     slow = [e for e in data if not e["zero_copy"]]
     out.write(f"  zero-copy at {alignment}: {len(data) - len(slow)} of {len(data)} data entries\n")
     for e in slow:
-        out.write(f"    not zero-copy: '{escape(str(e['key']))}' at offset {e['offset']} (aligned to {e['alignment']})\n")
+        out.write(
+            f"    not zero-copy: '{escape(str(e['key']))}' at offset {e['offset']} (aligned to {e['alignment']})\n"
+        )
