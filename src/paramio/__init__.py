@@ -21,6 +21,10 @@ from paramio.errors import (
 from paramio.formats.registry import detect_format, read_path, write_path
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
+from paramio.index.overlay import Overlay
+from paramio.index.provider import Precedence, Provider, splat_standin
+from paramio.index.scopes import ScopeMap
+from paramio.index.writable import WritableArchive
 from paramio.sources import ByteSource, FileSource, MemorySource
 
 __version__ = "0.1.0"
@@ -34,17 +38,23 @@ __all__ = [
     "FormatError",
     "InvalidArgumentError",
     "MemorySource",
+    "Overlay",
     "ParameterEntry",
     "ParameterIndex",
     "ParameterNotFoundError",
     "ParamioError",
+    "Precedence",
+    "Provider",
+    "ScopeMap",
     "SourceError",
     "TensorInfo",
     "TruncatedError",
     "UnsupportedFormatError",
+    "WritableArchive",
     "WriteError",
     "__version__",
     "detect_format",
     "read_path",
+    "splat_standin",
     "write_path",
 ]
