@@ -27,7 +27,7 @@ _F64 = struct.Struct("<d")
 class Cursor:
     """A position in a read-only buffer that refuses to step outside ``[start, end)``."""
 
-    __slots__ = ("buf", "end", "path", "pos", "key")
+    __slots__ = ("buf", "end", "key", "path", "pos")
 
     def __init__(
         self,
