@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from paramio.arrays.metadata import encode_tensor_metadata
 from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
-from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.progress import ByteProgress
 from paramio.errors import InvalidArgumentError
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
@@ -73,16 +73,8 @@ Example converting an IRPA archive to safetensors:
 """
 
 FLAGS = (
-    Flag(
-        "parameters",
-        FlagKind.LIST,
-        "Specifies a parameter file, with either an anonymous global scope\n"
-        "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.",
-        metavar="[scope=]file",
-    ),
-    Flag(
-        "parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility (files are always memory-mapped).", "file"
-    ),
+    PARAMETERS,
+    PARAMETER_MODE,
     Flag(
         "exclude",
         FlagKind.LIST,

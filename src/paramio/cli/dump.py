@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from paramio.cli.errors import CommandFailed, UsageError, escape
-from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
 from paramio.formats.output import AtomicOutput
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
@@ -52,19 +52,8 @@ Example for scripts:
 """
 
 FLAGS = (
-    Flag(
-        "parameters",
-        FlagKind.LIST,
-        "Specifies a parameter file, with either an anonymous global scope\n"
-        "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.",
-        metavar="[scope=]file",
-    ),
-    Flag(
-        "parameter_mode",
-        FlagKind.STRING,
-        "Accepted for IREE compatibility and ignored (files are memory-mapped).",
-        "file",
-    ),
+    PARAMETERS,
+    PARAMETER_MODE,
     Flag(
         "extract",
         FlagKind.LIST,

@@ -24,7 +24,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.cli.errors import UsageError
 
-__all__ = ["Flag", "FlagKind", "ParsedFlags", "format_help", "parse_flags", "run_command", "wants_debug"]
+__all__ = [
+    "OVERLAY",
+    "PARAMETERS",
+    "PARAMETER_MODE",
+    "PRECEDENCE",
+    "Flag",
+    "FlagKind",
+    "ParsedFlags",
+    "format_help",
+    "parse_flags",
+    "precedence_of",
+    "run_command",
+    "wants_debug",
+]
 
 _MAX_FLAGFILE_DEPTH = 16
 
@@ -53,6 +66,20 @@ _COMMON = (
     Flag("debug", FlagKind.BOOL, "Prints the full traceback of an error.", False),
     Flag("flagfile", FlagKind.STRING, "Parses a newline-separated list of flags from a file.", "", "path"),
 )
+
+#: Flags several commands share, with IREE's help text where IREE has the flag.
+PARAMETERS = Flag(
+    "parameters",
+    FlagKind.LIST,
+    "Specifies a parameter file, with either an anonymous global scope\n"
+    "(`some_file.gguf`) or a named scope like `my_scope=some_file.gguf`.",
+    metavar="[scope=]file",
+)
+PARAMETER_MODE = Flag(
+    "parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility and ignored (files are memory-mapped).", "file"
+)
+OVERLAY = Flag("overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa")
+PRECEDENCE = Flag("precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first")
 
 _TRUE = {"", "true", "1"}
 _FALSE = {"false", "0"}
@@ -217,3 +244,11 @@ def run_command(
         return body(parsed)
 
     return guarded(tool, go, debug=lambda: wants_debug(argv))
+
+
+def precedence_of(parsed: ParsedFlags) -> str:
+    """The ``--precedence`` value, checked."""
+    value = parsed.text("precedence")
+    if value not in ("first", "last", "error"):
+        raise UsageError(f"--precedence={value}: expected first, last or error")
+    return value

@@ -8,20 +8,19 @@ iree-run-module's format, so the two outputs can be compared line for line.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from paramio.cli.errors import EXIT_OK, CommandFailed, UsageError, guarded
-from paramio.cli.flags import Flag, FlagKind, env_debug, format_help, parse_flags
+from paramio.cli.errors import EXIT_OK, CommandFailed, UsageError
+from paramio.cli.flags import OVERLAY, PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
 
 FLAGS = (
     Flag("module", FlagKind.LIST, "A compiled module (.vmfb); several are loaded in order.", None, "path.vmfb"),
     Flag("function", FlagKind.STRING, "Name of the function to run.", ""),
     Flag("input", FlagKind.LIST, "An input: [SHAPEx]TYPE=VALUES or @file.npy.", None, "4xf32=1,2,3,4"),
     Flag("device", FlagKind.STRING, "IREE HAL device.", "local-task"),
-    Flag("parameters", FlagKind.LIST, "A parameter file serving a scope.", None, "[scope=]file"),
-    Flag("overlay", FlagKind.LIST, "An overlay archive on top of a scope's layers.", None, "[scope=]file.irpa"),
-    Flag("precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first"),
+    PARAMETERS,
+    OVERLAY,
+    PRECEDENCE,
     Flag("stripped", FlagKind.BOOL, "Replace every parameter with a zero splat of its length.", False),
     Flag("parameter_mode", FlagKind.STRING, "Accepted for iree-run-module compatibility (paramio maps files).", "mmap"),
 )
@@ -35,26 +34,18 @@ Runs a compiled IREE module, its parameters served by paramio.
 
 
 def main(argv: Sequence[str]) -> int:
-    debug = [env_debug()]
+    return run_command("run", argv, FLAGS, DESCRIPTION, _main)
 
-    def body() -> int:
-        parsed = parse_flags(argv, FLAGS)
-        debug[0] = debug[0] or parsed.on("debug")
-        if parsed.on("help"):
-            sys.stdout.write(format_help("run", DESCRIPTION, FLAGS) + "\n")
-            return EXIT_OK
-        if parsed.positional:
-            raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
-        if not parsed.many("module"):
-            raise UsageError("--module=path.vmfb is required")
-        if not parsed.text("function"):
-            raise UsageError("--function=name is required")
-        if parsed.text("precedence") not in ("first", "last", "error"):
-            raise UsageError(f"--precedence={parsed.text('precedence')}: expected first, last or error")
-        return _run(parsed.many("module"), parsed.text("function"), parsed.many("input"), parsed.text("device"),
-                    parsed.many("parameters"), parsed.many("overlay"), parsed.text("precedence"), parsed.on("stripped"))
 
-    return guarded("run", body, debug=lambda: debug[0])
+def _main(parsed: ParsedFlags) -> int:
+    if parsed.positional:
+        raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
+    if not parsed.many("module"):
+        raise UsageError("--module=path.vmfb is required")
+    if not parsed.text("function"):
+        raise UsageError("--function=name is required")
+    return _run(parsed.many("module"), parsed.text("function"), parsed.many("input"), parsed.text("device"),
+                parsed.many("parameters"), parsed.many("overlay"), precedence_of(parsed), parsed.on("stripped"))
 
 
 def _run(modules: list[str], function: str, inputs: list[str], device: str, parameters: list[str],
