@@ -4,6 +4,7 @@ paramio (`ParameterIndex.open` + `keys()`, and + `items()`, which builds every e
 IREE's Python `ParameterIndex.load` + `items()`, the format's own reader, and, per process,
 `iree-dump-parameters` (native) against `paramio dump` when that command exists."""
 
+# ruff: noqa: B023  (each closure is timed inside its own loop iteration)
 from __future__ import annotations
 
 import sys

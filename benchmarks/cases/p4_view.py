@@ -1,6 +1,7 @@
 """P4: a typed array per tensor without copying. paramio's `entry.to_numpy()` (a view of the
 mapping) against `safetensors.safe_open(framework="numpy").get_tensor` (which copies)."""
 
+# ruff: noqa: B023  (each closure is timed inside its own loop iteration)
 from __future__ import annotations
 
 from cases.common import Context, Record, have_format, many_file, median_time, model_irpa, model_safetensors, skipped

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import mutations
 import numpy as np
 import pytest
 
-import mutations
 from paramio.errors import ParamioError
 
 CASES_PER_FORMAT = 400

@@ -51,7 +51,8 @@ class LazyTable:
 def _refs_ok(off: np.ndarray, length: np.ndarray, limit: int) -> np.ndarray:
     """``length == 0 or off + length <= limit``, without u64 overflow."""
     lim = np.uint64(limit)
-    return (length == 0) | ((off <= lim) & (length <= lim - np.minimum(off, lim)))
+    ok: np.ndarray = (length == 0) | ((off <= lim) & (length <= lim - np.minimum(off, lim)))
+    return ok
 
 
 def _gather(buf: np.ndarray, starts: np.ndarray, dtype: np.dtype[np.void]) -> np.ndarray:
@@ -179,7 +180,7 @@ def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -
             for o, n in zip(offs.tolist(), lens.tolist(), strict=True)
         ]
     # A zero length gives "" whatever its offset, as in the loop.
-    return [text[o : o + n] for o, n in zip(offs.tolist(), lens.tolist())]
+    return [text[o : o + n] for o, n in zip(offs.tolist(), lens.tolist(), strict=True)]
 
 
 def _take_attributes(
