@@ -26,10 +26,11 @@ import numpy as np
 FORMATS = ("irpa", "safetensors", "gguf", "index.json")
 #: A case may allocate at most this multiple of the file's size (plus a fixed allowance).
 MEMORY_FACTOR = 8
-MEMORY_SLACK = 2 << 20
 TIME_LIMIT_S = 2.0
 #: Splats have no storage and may claim any length; read at most this much of each.
 SPLAT_READ_CAP = 1 << 20
+#: Fixed allowance: 2 MiB, plus reading one capped splat (`expand_pattern` holds two copies).
+MEMORY_SLACK = (2 << 20) + 3 * SPLAT_READ_CAP
 
 
 def format_available(fmt: str) -> str | None:
