@@ -52,7 +52,10 @@ def _built_in_model(folder: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paramio example", description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", help="where to write the converted files (default: a temporary folder)")
-    args = parser.parse_args(list(argv or []))
+    try:
+        args = parser.parse_args(list(argv or []))
+    except SystemExit as exc:  # --help or a usage error: report it as main()'s status
+        return int(exc.code or 0)
     out_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="paramio-example-"))
     out_dir.mkdir(parents=True, exist_ok=True)
 

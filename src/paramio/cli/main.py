@@ -31,6 +31,15 @@ flags of IREE's iree-*-parameters tools unchanged.
 commands:
 {commands}
 
+examples:
+  paramio create --splat=my.splat_param=4096xf32=4.1 --data=my.pattern_param=8x2xf32=2.1 --output=a.irpa
+  paramio convert --parameters=model.safetensors --exclude=unneeded --output=model.irpa
+  paramio convert --parameters=model.gguf --output=model.safetensors
+  paramio dump --parameters=model=model.irpa --extract=model::my.splat_param=splat.bin
+  paramio verify model.irpa --alignment=64
+  paramio which --parameters=model=base.irpa --parameters=model=patch.irpa model::w
+  paramio run --module=prog.vmfb --parameters=model=model.irpa --function=main --input=4xf32=1,2,3,4
+
 Run 'paramio <command> --help' for a command's flags and examples.
 """
 
