@@ -17,6 +17,12 @@ from paramio.sources.base import ByteSource
 __all__ = ["EntryKind", "ParameterEntry"]
 
 _UNSET: object = object()
+_UINT8: np.dtype[np.generic] = np.dtype(np.uint8)
+_BYTES_PLAN: tuple[np.dtype[np.generic], None] = (_UINT8, None)
+#: `to_numpy` view plans by (dtype name, shape, byte length): tensors of one model repeat a few
+#: shapes, and resolving the dtype and proving the shape cost more than making the view.
+_PLANS: dict[tuple[str, tuple[int, ...], int], tuple[np.dtype[np.generic], tuple[int, ...] | None]] = {}
+_MAX_PLANS = 4096
 
 
 class EntryKind(enum.StrEnum):
@@ -27,8 +33,59 @@ class EntryKind(enum.StrEnum):
     EXTERNAL = "external"  #: a span of another file named by an IRPA external entry
 
 
-@dataclasses.dataclass(frozen=True, slots=True, eq=False)
-class ParameterEntry:
+_FIELDS = (
+    "key",
+    "kind",
+    "length",
+    "metadata",
+    "source",
+    "offset",
+    "pattern",
+    "declared_tensor",
+    "origin",
+    "file_index",
+    "_tensor_cache",
+)
+
+
+class _EntrySlots:
+    """The storage of `ParameterEntry`, assignable: readers fill one of these with plain slot
+    stores and then make it a `ParameterEntry` (same layout), which costs a fifth of going
+    through a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field)."""
+
+    __slots__ = _FIELDS
+
+
+def _build(
+    key: str,
+    kind: EntryKind,
+    length: int,
+    metadata: bytes,
+    source: ByteSource | None,
+    offset: int,
+    pattern: bytes,
+    tensor: TensorInfo | None,
+    origin: str,
+    file_index: int | None,
+) -> ParameterEntry:
+    e = _EntrySlots()
+    e.key = key  # type: ignore[attr-defined]
+    e.kind = kind  # type: ignore[attr-defined]
+    e.length = length  # type: ignore[attr-defined]
+    e.metadata = metadata  # type: ignore[attr-defined]
+    e.source = source  # type: ignore[attr-defined]
+    e.offset = offset  # type: ignore[attr-defined]
+    e.pattern = pattern  # type: ignore[attr-defined]
+    e.declared_tensor = tensor  # type: ignore[attr-defined]
+    e.origin = origin  # type: ignore[attr-defined]
+    e.file_index = file_index  # type: ignore[attr-defined]
+    e._tensor_cache = _UNSET  # type: ignore[attr-defined]
+    e.__class__ = ParameterEntry
+    return e  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True, eq=False, init=False, repr=False)
+class ParameterEntry(_EntrySlots):
     """A parameter in an index. Immutable; `replace()` makes changed copies.
 
     Attributes match IREE's ``ParameterIndexEntry`` (`key`, `length`, `metadata`, `is_file`,
@@ -36,22 +93,52 @@ class ParameterEntry:
     API keeps working, plus typed access (`tensor`, `to_numpy`) and zero-copy views.
     """
 
+    # Fields have no class-level defaults: the slots live in `_EntrySlots`, and a class
+    # attribute here would hide them. Defaults are those of `__init__`.
+    __slots__ = ()
+
     key: str
     kind: EntryKind
     length: int
-    metadata: bytes = b""
-    source: ByteSource | None = None
-    offset: int = 0
-    pattern: bytes = b""
+    metadata: bytes
+    source: ByteSource | None
+    offset: int
+    pattern: bytes
     #: Typed view facts given by the format (safetensors, GGUF); otherwise read from metadata.
-    declared_tensor: TensorInfo | None = None
+    declared_tensor: TensorInfo | None
     #: Where the entry came from, for dumps and provenance: the format name ("irpa", ...).
-    origin: str = "memory"
+    origin: str
     #: The entry's position in its file's own table, when read from a file.
-    file_index: int | None = None
-    _tensor_cache: list[TensorInfo | None] = dataclasses.field(
-        default_factory=list, repr=False, compare=False
-    )
+    file_index: int | None
+    _tensor_cache: object = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __init__(
+        self,
+        key: str,
+        kind: EntryKind,
+        length: int,
+        metadata: bytes = b"",
+        source: ByteSource | None = None,
+        offset: int = 0,
+        pattern: bytes = b"",
+        declared_tensor: TensorInfo | None = None,
+        origin: str = "memory",
+        file_index: int | None = None,
+    ) -> None:
+        for name, value in (
+            ("key", key),
+            ("kind", kind),
+            ("length", length),
+            ("metadata", metadata),
+            ("source", source),
+            ("offset", offset),
+            ("pattern", pattern),
+            ("declared_tensor", declared_tensor),
+            ("origin", origin),
+            ("file_index", file_index),
+            ("_tensor_cache", _UNSET),
+        ):
+            object.__setattr__(self, name, value)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -69,18 +156,9 @@ class ParameterEntry:
         file_index: int | None = None,
         kind: EntryKind = EntryKind.DATA,
     ) -> ParameterEntry:
-        return cls(
-            key,
-            kind,
-            length,
-            metadata,
-            source,
-            offset,
-            b"",
-            tensor,
-            origin,
-            file_index,
-        )
+        if cls is ParameterEntry:
+            return _build(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
+        return cls(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
 
     @classmethod
     def splat(
@@ -94,11 +172,21 @@ class ParameterEntry:
         origin: str = "memory",
         file_index: int | None = None,
     ) -> ParameterEntry:
+        if cls is ParameterEntry:
+            return _build(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
         return cls(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
 
     def replace(self, **changes: object) -> ParameterEntry:
         """A copy with fields changed (e.g. ``key=`` for a rename)."""
-        return dataclasses.replace(self, _tensor_cache=[], **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    # copy.copy/deepcopy restore slots through setattr, which a frozen class refuses.
+    def __getstate__(self) -> list[object]:
+        return [getattr(self, name) for name in _FIELDS]
+
+    def __setstate__(self, state: list[object]) -> None:
+        for name, value in zip(_FIELDS, state, strict=True):
+            object.__setattr__(self, name, value)
 
     # -- IREE-compatible attributes -------------------------------------------------------
 
@@ -184,9 +272,11 @@ class ParameterEntry:
         """Element type and shape, from the format or from ``TENSORv0``/``PYTORCH`` metadata."""
         if self.declared_tensor is not None:
             return self.declared_tensor
-        if not self._tensor_cache:
-            self._tensor_cache.append(decode_tensor_metadata(self.metadata))
-        return self._tensor_cache[0]
+        cached = self._tensor_cache
+        if cached is _UNSET:
+            cached = decode_tensor_metadata(self.metadata)
+            object.__setattr__(self, "_tensor_cache", cached)
+        return cached  # type: ignore[return-value]
 
     @property
     def dtype(self) -> str | None:
@@ -205,30 +295,49 @@ class ParameterEntry:
         splat, or the data's offset is not a multiple of the element size (then a copy is made:
         NumPy cannot view misaligned elements safely on every platform).
         """
-        info = self.tensor
-        dtype: np.dtype[np.generic] = np.dtype(np.uint8)
-        shape: tuple[int, ...] = (self.length,)
-        if info is not None:
-            try:
-                d = dtype_by_name(info.dtype)
-                if not d.is_subbyte and d.nbytes(info.count) == self.length:
-                    dtype, shape = numpy_dtype(info.dtype), info.shape
-            except (InvalidArgumentError, AttributeError):
-                pass
-        if len(shape) > 1:  # a valid file may declare a shape NumPy cannot make (>64 dims, say)
-            try:
-                np.lib.stride_tricks.as_strided(np.empty(1, f"V{dtype.itemsize}"), shape, (0,) * len(shape))
-            except (ValueError, OverflowError) as exc:  # a dim past 2**63 (with a 0 beside it)
-                raise InvalidArgumentError(f"NumPy cannot make a {dtype} array of shape {list(shape)}: {exc}", key=self.key) from exc
-        if self.source is None:
+        info = self.declared_tensor
+        if info is None:
+            info = self.tensor
+        plan = _PLANS.get((info.dtype, info.shape, self.length)) if info is not None else _BYTES_PLAN
+        if plan is None:
+            plan = self._view_plan(info)
+        dtype, shape = plan
+        if shape is None:
+            shape = (self.length,)
+        source = self.source
+        if source is None:
             raw = np.frombuffer(self.read(), dtype=np.uint8)
             return raw.view(dtype).reshape(shape)
-        view = self.memoryview()
         if copy or (dtype.itemsize > 1 and self.offset % dtype.itemsize != 0):
             arr = np.empty(shape, dtype=dtype)
             self.readinto(arr.reshape(-1).view(np.uint8))
             return arr
-        return np.frombuffer(view, dtype=np.uint8).view(dtype).reshape(shape)
+        # One call makes the typed, shaped view (the plan proved dtype x shape == length).
+        return np.ndarray(shape, dtype, source.view(self.offset, self.length))
+
+    def _view_plan(self, info: TensorInfo | None) -> tuple[np.dtype[np.generic], tuple[int, ...] | None]:
+        """(dtype, shape) `to_numpy` views the bytes as, checked once per (dtype, shape, length)
+        and cached; shape None means ``(length,)`` of ``uint8``."""
+        if info is None:
+            return _BYTES_PLAN
+        dtype: np.dtype[np.generic] = _UINT8
+        shape: tuple[int, ...] | None = None
+        try:
+            d = dtype_by_name(info.dtype)
+            if not d.is_subbyte and d.nbytes(info.count) == self.length:
+                dtype, shape = numpy_dtype(info.dtype), info.shape
+        except (InvalidArgumentError, AttributeError):
+            pass
+        if shape is not None and len(shape) > 1:  # a valid file may declare a shape NumPy cannot make (>64 dims, say)
+            try:
+                np.lib.stride_tricks.as_strided(np.empty(1, f"V{dtype.itemsize}"), shape, (0,) * len(shape))
+            except (ValueError, OverflowError) as exc:  # a dim past 2**63 (with a 0 beside it)
+                raise InvalidArgumentError(f"NumPy cannot make a {dtype} array of shape {list(shape)}: {exc}", key=self.key) from exc
+        plan = (dtype, shape)
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[(info.dtype, info.shape, self.length)] = plan
+        return plan
 
     def __repr__(self) -> str:
         if self.is_splat:
