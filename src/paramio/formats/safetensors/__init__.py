@@ -61,7 +61,8 @@ def _contents(files: list[SafetensorsFile], index_path: str | None, index_meta: 
     if index_path is not None:
         attributes[ATTRIBUTE_INDEX_METADATA] = dict(index_meta)
     paths = ([index_path] if index_path else []) + [f.source.name for f in files]
-    return FormatContents([e for f in files for e in f.entries], attributes, paths)
+    entries = files[0].entries if len(files) == 1 else [e for f in files for e in f.entries]
+    return FormatContents(entries, attributes, paths)  # type: ignore[arg-type]
 
 
 def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:

@@ -24,6 +24,7 @@ import numpy as np
 
 from paramio.errors import FormatError, UnsupportedFormatError
 from paramio.formats.safetensors.layout import (
+    DTYPES,
     HEADER_LENGTH_SIZE,
     MAX_JSON_DEPTH,
     USIZE_MAX,
@@ -230,3 +231,255 @@ def _usizes(value: object, what: str, count: int | None, key: str, path: str) ->
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= USIZE_MAX:
             raise FormatError(f"{what} must hold integers from 0 to 2**64-1, not {_kind(v)}", path=path, key=key)
     return list(value)
+
+
+# -- the common case, checked in bulk without building a JSON tree ------------------------
+
+_PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string body without escapes: its text is its value
+_CANON_METADATA = re.compile(
+    rb'\{"__metadata__":(null|\{(?:"' + _PLAIN + rb'":"' + _PLAIN + rb'"(?:,"' + _PLAIN + rb'":"' + _PLAIN + rb'")*)?\}),"'
+)
+_MAX_DIGITS = 15  # exact in int64 and float64, far below u64's limit
+_MAX_CODE = max(len(d.code) for d in DTYPES)
+_P10 = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Columns:
+    """A canonical header by column: what `parse_header` gives, not yet built into records.
+
+    Tensor ``i`` is ``keys[i]``, dtype ``dtype_table[dtype_ids[i]]``, shape
+    ``dims[dim_starts[i] : dim_starts[i] + ndims[i]]``, at ``[begins[i], begins[i] + lengths[i])``
+    of the data buffer."""
+
+    keys: list[str]
+    dtype_table: list[StDType]
+    dtype_ids: np.ndarray
+    dims: np.ndarray
+    dim_starts: np.ndarray
+    ndims: np.ndarray
+    begins: np.ndarray
+    lengths: np.ndarray
+    metadata: dict[str, str] | None
+
+    def rows(self) -> tuple[list[StDType], list[tuple[int, ...]], list[int], list[int]]:
+        """Per tensor: dtype, shape, begin, length, as Python objects."""
+        table = self.dtype_table
+        dims: list[int] = self.dims.tolist()
+        shapes = [
+            tuple(dims[s : s + k]) for s, k in zip(self.dim_starts.tolist(), self.ndims.tolist(), strict=True)
+        ]
+        return [table[i] for i in self.dtype_ids.tolist()], shapes, self.begins.tolist(), self.lengths.tolist()
+
+    def header(self) -> Header:
+        dtypes, shapes, begins, lengths = self.rows()
+        return Header(
+            [
+                TensorRecord(k, d, s, b, b + n)
+                for k, d, s, b, n in zip(self.keys, dtypes, shapes, begins, lengths, strict=True)
+            ],
+            self.metadata,
+        )
+
+
+def parse_canonical(raw: bytes, available: int) -> Columns | None:
+    """The header, when `raw` is in the canonical form writers produce and every check passes.
+
+    Canonical: ``{["__metadata__":{...},]"k":{"dtype":"D","shape":[...],"data_offsets":[b,e]},...}``
+    with no whitespace (but trailing padding), escapes, control bytes or repeated keys, and
+    numbers of at most 15 digits. Then every ``"`` delimits a string, so the quotes' positions
+    give the structure: each tensor has exactly ten, every byte between strings is checked
+    against the fixed text or the number grammar, numbers are read in bulk, and the checks of
+    `parse_header` and of the reader's tiling run on whole arrays. Anything else, or any
+    failed check, gives None: the caller runs the full parser, which decides exactly as before
+    and names the fault.
+    """
+    data = raw.rstrip(b" \t\n\r")
+    if b"\\" in data or not data.endswith(b"]}}"):
+        return None
+    arr = np.frombuffer(data, dtype=np.uint8)
+    if int(arr.min()) < 0x20:
+        return None
+    ascii_only = int(arr.max()) < 0x80
+    if not ascii_only:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    metadata: dict[str, str] | None = None
+    if data.startswith(b'{"__metadata__":'):
+        m = _CANON_METADATA.match(data)
+        if m is None:
+            return None
+        metadata = json.loads(m.group(1))  # canonical by the pattern: plain strings only
+        start = m.end() - 1
+    elif data.startswith(b'{"'):
+        start = 1
+    else:
+        return None
+    q = np.flatnonzero(arr[start:] == 0x22)
+    if len(q) == 0 or len(q) % 10:
+        return None
+    q += start
+    n = len(q) // 10
+    q = q.reshape(n, 10)
+    length = len(arr)
+    nxt = np.empty(n, dtype=np.int64)  # where each tensor's text ends (the next key's quote)
+    nxt[:-1] = q[1:, 0]
+    nxt[-1] = length
+    # The fixed text around the strings. Each template's own quotes must be the next quotes in
+    # `q`, so matching it also fixes those positions: "k" then ':{"dtype":"' (quotes 1-4),
+    # '","shape":[' (quotes 5-7), '],"data_offsets":[' (quotes 8-9), ']},' before the next key.
+    if not (
+        _text_at(arr, q[:, 1], b'":{"dtype":"')
+        and _text_at(arr, q[:, 5], b'","shape":[')
+        and _text_at(arr, q[:, 8] - 2, b'],"data_offsets":[')
+        and _text_at(arr, nxt[:-1] - 3, b']},')
+    ):
+        return None
+    code_widths = q[:, 5] - q[:, 4] - 1
+    if not bool(np.all((code_widths >= 1) & (code_widths <= _MAX_CODE))):
+        return None
+    codes = _dtype_codes(arr, q[:, 4] + 1, code_widths)
+    if codes is None:
+        return None
+    dtype_table, dtype_ids = codes
+    # Numbers: shapes in [q7 + 3, q8 - 2), offsets in [q9 + 3, next - 3).
+    shape_lo, shape_hi = q[:, 7] + 3, q[:, 8] - 2
+    off_lo, off_hi = q[:, 9] + 3, nxt - 3
+    numbers = _numbers(arr, np.concatenate((shape_lo, off_lo)), np.concatenate((shape_hi, off_hi)))
+    if numbers is None:
+        return None
+    values, per_region = numbers
+    if not bool(np.all(per_region[n:] == 2)):
+        return None
+    ndims = per_region[:n]
+    n_dims = int(ndims.sum())
+    dims = values[:n_dims]
+    offsets = values[n_dims:].reshape(n, 2)
+    begins, ends = offsets[:, 0], offsets[:, 1]
+    counts = _element_counts(dims, ndims, n)
+    if counts is None:
+        return None
+    bits = np.array([d.bits for d in dtype_table], dtype=np.int64)[dtype_ids] * counts
+    if bool(np.any(bits % 8)):
+        return None
+    lengths = ends - begins
+    if not _tiles(begins, ends, lengths, bits // 8, available):
+        return None
+    keys = _keys(data, q[:, 0] + 1, q[:, 1], ascii_only)
+    if len(set(keys)) != n or _METADATA_KEY in keys:
+        return None
+    dim_starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(ndims[:-1], out=dim_starts[1:])
+    return Columns(keys, dtype_table, dtype_ids, dims, dim_starts, ndims, begins, lengths, metadata)
+
+
+def _text_at(arr: np.ndarray, starts: np.ndarray, text: bytes) -> bool:
+    """Whether `text` occurs at every position of `starts`."""
+    idx = starts[:, None] + np.arange(len(text))
+    if len(starts) and (int(idx[:, 0].min()) < 0 or int(idx[:, -1].max()) >= len(arr)):
+        return False
+    return bool(np.all(arr[idx] == np.frombuffer(text, dtype=np.uint8)))
+
+
+def _dtype_codes(arr: np.ndarray, starts: np.ndarray, widths: np.ndarray) -> tuple[list[StDType], np.ndarray] | None:
+    """(distinct dtypes, each tensor's index into them); None for a code the library lacks."""
+    span = 8 if int(widths.max()) <= 8 else 16
+    pad = np.arange(span)
+    raw = arr[np.minimum(starts[:, None] + pad, len(arr) - 1)]
+    raw[pad[None, :] >= widths[:, None]] = 0
+    words = np.ascontiguousarray(raw).view(np.uint64)  # (n, 1 or 2): a code fits 16 bytes
+    word = words[:, 0] if span == 8 else words[:, 0] ^ (words[:, 1] * np.uint64(0x9E3779B97F4A7C15))
+    ids = np.zeros(len(word), dtype=np.int64)
+    firsts: list[int] = []
+    todo = np.arange(len(word))
+    while len(todo):  # a model has a few dtypes: one pass per dtype
+        if len(firsts) == 8:
+            return None
+        row = int(todo[0])
+        same = word[todo] == word[row]
+        if span == 16 and not bool(np.all(raw[todo[same]] == raw[row])):
+            return None  # two codes mixed to one word: leave it to the full parser
+        ids[todo[same]] = len(firsts)
+        firsts.append(row)
+        todo = todo[~same]
+    table: list[StDType] = []
+    for row in firsts:
+        d = by_code(bytes(raw[row, : int(widths[row])]).decode("ascii", "replace"))
+        if d is None:
+            return None
+        table.append(d)
+    return table, ids
+
+
+def _numbers(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The comma-separated JSON integers in each region ``[lo, hi)``, which the caller has
+    shown to be bracketed by ``[`` and ``]``: all values in order and the count per region.
+    None unless every region is empty or ``N(,N)*``, each N without a leading zero and of at
+    most 15 digits."""
+    sizes = hi - lo + 2  # each region with its brackets: a number never touches the next one
+    if bool(np.any(sizes < 2)):
+        return None
+    total = int(sizes.sum())
+    first_at = np.zeros(len(lo), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=first_at[1:])
+    b = arr[np.arange(total, dtype=np.int64) + np.repeat(lo - 1 - first_at, sizes)]
+    digit = (b >= 0x30) & (b <= 0x39)
+    comma = b == 0x2C
+    if int(np.count_nonzero(digit | comma)) != total - 2 * len(lo):
+        return None  # a byte other than the brackets that is neither digit nor comma
+    after_digit = np.zeros(total, dtype=bool)
+    after_digit[1:] = digit[:-1]
+    before_digit = np.zeros(total, dtype=bool)
+    before_digit[:-1] = digit[1:]
+    if bool(np.any(comma & ~(after_digit & before_digit))):
+        return None  # a comma with no number on one side
+    starts = np.flatnonzero(digit & ~after_digit)
+    width = np.flatnonzero(digit & ~before_digit) - starts + 1
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(len(lo), dtype=np.int64)
+    if int(width.max()) > _MAX_DIGITS or bool(np.any((b[starts] == 0x30) & (width > 1))):
+        return None
+    values = np.zeros(len(starts), dtype=np.int64)
+    for k in range(int(width.max())):
+        more = width > k
+        values[more] = values[more] * 10 + (b[starts[more] + k] - 0x30)
+    per_region = np.bincount(np.searchsorted(first_at, starts, side="right") - 1, minlength=len(lo))
+    return values, per_region
+
+
+def _element_counts(dims: np.ndarray, ndims: np.ndarray, n: int) -> np.ndarray | None:
+    """Elements per tensor; None when any count could reach 2**52 (left to the full parser,
+    which checks u64 overflow exactly)."""
+    if len(dims) == 0:
+        return np.ones(n, dtype=np.int64)
+    owner = np.repeat(np.arange(n), ndims)
+    log = np.bincount(owner, weights=np.log2(np.maximum(dims, 1).astype(np.float64)), minlength=n)
+    if float(log.max()) >= 52:
+        return None
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(ndims[:-1], out=starts[1:])
+    counts = np.multiply.reduceat(np.append(dims, 1), starts)
+    counts[ndims == 0] = 1
+    return counts
+
+
+def _keys(data: bytes, lo: np.ndarray, hi: np.ndarray, ascii_only: bool) -> list[str]:
+    if ascii_only:
+        text = data.decode("ascii")
+        return [text[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+    return [data[a:b].decode("utf-8") for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+
+
+def _tiles(begins: np.ndarray, ends: np.ndarray, lengths: np.ndarray, need: np.ndarray, available: int) -> bool:
+    """The tiling rule of `reader` in bulk: sorted by (begin, end), each tensor starts where the
+    last ended (the first at 0), holds exactly its dtype x shape bytes, and the last ends the file."""
+    if bool(np.any(lengths < 0)) or not bool(np.all(lengths == need)):
+        return False
+    if not (int(begins[0]) == 0 and bool(np.all(begins[1:] == ends[:-1]))):
+        order = np.lexsort((ends, begins))  # document order is not file order
+        begins, ends = begins[order], ends[order]
+        if not (int(begins[0]) == 0 and bool(np.all(begins[1:] == ends[:-1]))):
+            return False
+    return int(ends[-1]) == available

@@ -11,17 +11,19 @@ document order (IREE's order), each a zero-copy span of one shared `FileSource`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import FormatError, TruncatedError
 from paramio.formats.cursor import Cursor
-from paramio.formats.safetensors.header import Header, TensorRecord, parse_header
+from paramio.formats.safetensors.header import Columns, Header, TensorRecord, parse_canonical, parse_header
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
     MAX_HEADER_SIZE,
     USIZE_MAX,
 )
 from paramio.index.entry import ParameterEntry
+from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 
 __all__ = ["SafetensorsFile", "read_file", "read_header"]
@@ -32,17 +34,29 @@ _LEN = struct.Struct("<Q")
 class SafetensorsFile:
     """What one file holds: entries in document order, ``__metadata__`` and the data start."""
 
-    __slots__ = ("data_start", "entries", "header", "source")
+    __slots__ = ("_columns", "_header", "data_start", "entries", "metadata", "source")
 
-    def __init__(self, source: ByteSource, header: Header, data_start: int, entries: list[ParameterEntry]) -> None:
+    def __init__(
+        self,
+        source: ByteSource,
+        header: Header | Columns,
+        data_start: int,
+        entries: Sequence[ParameterEntry],
+    ) -> None:
         self.source = source
-        self.header = header
+        self._header = header if isinstance(header, Header) else None
+        self._columns = header if isinstance(header, Columns) else None
         self.data_start = data_start
         self.entries = entries
+        #: ``__metadata__``, None when absent or null.
+        self.metadata: dict[str, str] | None = header.metadata
 
     @property
-    def metadata(self) -> dict[str, str] | None:
-        return self.header.metadata
+    def header(self) -> Header:
+        if self._header is None:
+            assert self._columns is not None
+            self._header = self._columns.header()
+        return self._header
 
 
 def read_header(source: ByteSource) -> tuple[Header, int]:
@@ -137,7 +151,13 @@ def _nbytes(t: TensorRecord, name: str) -> int:
 
 
 def read_file(source: ByteSource) -> SafetensorsFile:
-    """Validate `source` and build its entries (zero-copy spans of `source`)."""
+    """Validate `source` and build its entries (zero-copy spans of `source`).
+
+    A header in canonical form is checked in bulk and its entries are built on first use
+    (`LazyEntries`); any other header goes through `read_header`, the reference checks."""
+    columns, data_start = _read_canonical(source)
+    if columns is not None:
+        return SafetensorsFile(source, columns, data_start, _lazy_entries(source, columns, data_start))
     header, data_start = read_header(source)
     entries = [
         ParameterEntry.data(
@@ -152,3 +172,39 @@ def read_file(source: ByteSource) -> SafetensorsFile:
         for i, t in enumerate(header.tensors)
     ]
     return SafetensorsFile(source, header, data_start, entries)
+
+
+def _read_canonical(source: ByteSource) -> tuple[Columns | None, int]:
+    """The header's columns when the frame is sound and the header canonical (else None, and
+    `read_header` decides, naming the fault)."""
+    size = source.size
+    if size < HEADER_LENGTH_SIZE:
+        return None, 0
+    (n,) = _LEN.unpack(source.view(0, HEADER_LENGTH_SIZE))
+    if n > MAX_HEADER_SIZE or HEADER_LENGTH_SIZE + n > size:
+        return None, 0
+    data_start = HEADER_LENGTH_SIZE + n
+    return parse_canonical(bytes(source.view(HEADER_LENGTH_SIZE, n)), size - data_start), data_start
+
+
+def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
+    keys = columns.keys
+    # One TensorInfo per (dtype, shape), shared: TensorInfo is frozen.
+    infos: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
+    rows: list[list[object]] = []
+
+    def make(i: int) -> ParameterEntry:
+        if not rows:  # Python lists once, on first use: cheaper per entry than NumPy scalars
+            dtypes, shapes, begins, lengths = columns.rows()
+            rows.extend(([d.name for d in dtypes], shapes, [b + data_start for b in begins], lengths))
+        names, shapes, begins, lengths = rows
+        name = names[i]
+        shape = shapes[i]
+        info = infos.get((name, shape))  # type: ignore[call-overload]
+        if info is None:
+            info = infos[(name, shape)] = TensorInfo(name, shape)  # type: ignore[index,arg-type]
+        return ParameterEntry.data(
+            keys[i], source, begins[i], lengths[i], tensor=info, origin="safetensors", file_index=i  # type: ignore[arg-type]
+        )
+
+    return LazyEntries(list(keys), make)
