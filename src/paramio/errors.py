@@ -10,6 +10,8 @@ ParamioError
  ├── InvalidArgumentError        also a ValueError: a caller's argument is out of its domain
  ├── SourceError                 also an OSError: a byte source failed to open or read
  └── WriteError                  also an OSError: an output could not be written
+
+ConversionWarning                also a UserWarning: a conversion drops what the target cannot hold
 ```
 
 Errors carry `path`, `offset` and `key` as attributes and say them in the message, e.g.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "ConversionWarning",
     "DuplicateKeyError",
     "FormatError",
     "InvalidArgumentError",
@@ -105,3 +108,9 @@ class SourceError(ParamioError, OSError):
 
 class WriteError(ParamioError, OSError):
     """An output could not be written; no partial file is left under the final name."""
+
+
+class ConversionWarning(UserWarning):
+    """A conversion writes something the target format cannot hold as the source did (a splat
+    expanded, a type stored as a stand-in, an attribute dropped). A warning, not a
+    `ParamioError`: ``on_loss="error"`` turns losses into `InvalidArgumentError` instead."""

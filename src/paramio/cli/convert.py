@@ -18,13 +18,17 @@ Better than IREE:
 * ``--exclude``/``--rename``/``--splat`` naming no parameter warn; a splat pattern that does not
   divide the parameter's length is refused;
 * output by extension (.irpa, .safetensors, .gguf) or ``--format``; written atomically (even
-  over one of the inputs), streamed (memory stays flat), with a progress bar on a terminal.
+  over one of the inputs), streamed (memory stays flat), with a progress bar on a terminal;
+* what the output format cannot hold (a splat written as data, a type stored under a stand-in)
+  is said in one warning line each before writing; ``--on-loss=error`` refuses instead (exit 1,
+  no file), ``--on-loss=ignore`` is quiet (see docs/conversions.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 
 from paramio.arrays.metadata import encode_tensor_metadata
@@ -32,7 +36,8 @@ from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.progress import ByteProgress
-from paramio.errors import InvalidArgumentError
+from paramio.errors import ConversionWarning, InvalidArgumentError
+from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
@@ -102,6 +107,14 @@ FLAGS = (
         FlagKind.STRING,
         "What to do with a key held twice: first (the entry IREE serves), last, error.",
         "first",
+    ),
+    Flag(
+        "on-loss",
+        FlagKind.STRING,
+        "What to do when the output format cannot hold something as the input did (a splat\n"
+        "written as data, a type it has no code for): warn (one line each), error (write\n"
+        "nothing, exit 1), ignore.",
+        "warn",
     ),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
@@ -277,6 +290,9 @@ def _run(flags: ParsedFlags) -> int:
     fmt = flags.text("format").lower() or None
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format={fmt}: expected one of {', '.join(FORMATS)}")
+    on_loss = flags.text("on-loss").lower()
+    if on_loss not in LOSS_POLICIES:
+        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
     mode = flags.text("parameter_mode")
     if mode not in ("file", "preload", "mmap"):
         raise UsageError(f"--parameter_mode={mode}: expected file or preload")
@@ -311,7 +327,20 @@ def _run(flags: ParsedFlags) -> int:
             attributes = {}
             if fmt == "irpa":
                 entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
-        write_path(output, entries, format=fmt, attributes=attributes, progress=bar.callback)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConversionWarning)
+            try:
+                write_path(output, entries, format=fmt, attributes=attributes, progress=bar.callback, on_loss=on_loss)
+            except InvalidArgumentError as exc:
+                if on_loss == "error" and "on_loss='error'" in str(exc):
+                    raise CommandFailed(f"{exc}; nothing was written") from None
+                raise
+            finally:
+                for w in caught:
+                    if issubclass(w.category, ConversionWarning):
+                        warn("convert", escape(str(w.message), quote=False))
+                    else:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not quiet:
         sys.stdout.write(format_dump(read_path(output, format=fmt).entries))
     return 0

@@ -6,6 +6,9 @@ Each format is a package under `paramio.formats` exposing the same functions:
     read one file (or a whole sharded set reached from any of its files);
 ``write_path(path, entries, *, attributes, **options) -> None``
     write entries atomically;
+``prepare(entries, attributes, options) -> Prepared`` and ``plan_losses(entries, attributes)``
+    in the format's ``writer`` module: what the writer keeps, carries and drops
+    (`paramio.formats.conversion`), asked before anything is written;
 ``sniff(head: bytes) -> bool``
     whether the first bytes of a file look like this format.
 
@@ -19,11 +22,15 @@ import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from paramio.errors import InvalidArgumentError, SourceError, UnsupportedFormatError
 from paramio.index.entry import ParameterEntry
 
-__all__ = ["FORMATS", "FormatContents", "detect_format", "format_module", "read_path", "write_path"]
+if TYPE_CHECKING:
+    from paramio.formats.conversion import Loss, Prepared
+
+__all__ = ["FORMATS", "FormatContents", "detect_format", "format_module", "plan_losses", "read_path", "write_path"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -40,6 +47,10 @@ class FormatInfo:
     name: str
     module: str
     extensions: tuple[str, ...]
+
+    @property
+    def writer(self) -> str:
+        return f"{self.module}.writer"
 
 
 FORMATS: dict[str, FormatInfo] = {
@@ -90,11 +101,14 @@ def read_path(
     writable: bool = False,
     use_mmap: bool = True,
 ) -> FormatContents:
-    """Read a parameter file with the format given or detected."""
+    """Read a parameter file with the format given or detected; facts a paramio writer carried
+    for the format (``paramio.carried``, see `paramio.formats.conversion`) are put back."""
     name = format or detect_format(path)
     mod = format_module(name)
+    from paramio.formats.conversion import restore
+
     contents: FormatContents = mod.read_path(os.fspath(path), writable=writable, use_mmap=use_mmap)
-    return contents
+    return restore(name, contents)
 
 
 def write_path(
@@ -103,9 +117,43 @@ def write_path(
     *,
     format: str | None = None,
     attributes: dict[str, object] | None = None,
+    on_loss: str = "warn",
     **options: object,
 ) -> None:
-    """Write entries to `path` in the format given or implied by the extension, atomically."""
+    """Write entries to `path` in the format given or implied by the extension, atomically.
+
+    What the target cannot hold as given (a splat written as data, a type stored under a
+    stand-in, an attribute JSON cannot hold) is found before anything is written and, by
+    `on_loss`: ``"warn"`` — a `paramio.errors.ConversionWarning` per loss; ``"error"`` —
+    `InvalidArgumentError` and no file; ``"ignore"``. Use `plan_losses` to get the list.
+    """
+    from paramio.formats.conversion import report_losses
+
     name = format or detect_format(path, for_writing=True)
+    p = os.fspath(path)
+    prepared = _prepare(name, list(entries), attributes or {}, {**options, "path": p})
+    report_losses(prepared.losses, on_loss, path=p, fmt=name)
     mod = format_module(name)
-    mod.write_path(os.fspath(path), list(entries), attributes=attributes or {}, **options)
+    mod.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+
+
+def _prepare(name: str, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]) -> Prepared:
+    info = FORMATS.get(name.lower())
+    if info is None:
+        raise InvalidArgumentError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+    writer = importlib.import_module(info.writer)
+    prepared: Prepared = writer.prepare(entries, attributes, options)
+    return prepared
+
+
+def plan_losses(
+    path: str | os.PathLike[str],
+    entries: Iterable[ParameterEntry] | Sequence[ParameterEntry],
+    *,
+    format: str | None = None,
+    attributes: dict[str, object] | None = None,
+    **options: object,
+) -> list[Loss]:
+    """What `write_path` with the same arguments would report, without writing anything."""
+    name = format or detect_format(path, for_writing=True)
+    return _prepare(name, list(entries), attributes or {}, {**options, "path": os.fspath(path)}).losses

@@ -18,6 +18,7 @@ import contextlib
 import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from paramio.arrays.dtypes import dtype_by_name
 from paramio.errors import InvalidArgumentError
@@ -42,7 +43,10 @@ from paramio.formats.gguf.kv import encode_kv
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.index.entry import ParameterEntry
 
-__all__ = ["ggml_type_of", "write_gguf", "write_path"]
+if TYPE_CHECKING:
+    from paramio.formats.conversion import Loss, Prepared
+
+__all__ = ["ggml_type_of", "plan_losses", "prepare", "write_gguf", "write_path"]
 
 _HEADER = struct.Struct("<4sIQQ")
 _U32 = struct.Struct("<I")
@@ -223,3 +227,77 @@ def write_path(
         split_max_tensors=split_max_tensors,
         split_max_size=split_max_size,
     )
+
+
+# -- conversion: what GGUF keeps, carries and drops (see paramio.formats.conversion) -------------
+
+
+def prepare(
+    entries: Sequence[ParameterEntry], attributes: Mapping[str, object] | None, options: Mapping[str, object] | None = None
+) -> Prepared:
+    """Entries and attributes as this writer will store them, and what is lost.
+
+    GGUF holds ggml types, shapes and typed key/values (``attributes["gguf.kv"]``). Other
+    attributes (safetensors ``__metadata__`` ...), metadata that is not regenerable ``TENSORv0``
+    and the exact type of entries stored under a stand-in ggml type (``uint8`` as I8, ``float8``
+    as I8, untyped or mis-sized entries as I8 ``[length]``) are carried as JSON in the string key
+    ``paramio.carried``. Splats are written as data (reported).
+    """
+    from paramio.arrays.metadata import TensorInfo
+    from paramio.formats.conversion import (
+        CARRIED_KEY,
+        Carried,
+        Loss,
+        Prepared,
+        describe,
+        json_safe_attributes,
+        metadata_needs_carrying,
+        splat_loss,
+    )
+
+    attrs, losses = json_safe_attributes(attributes or {})
+    carried = Carried()
+    carried.attributes = {k: v for k, v in attrs.items() if k != ATTRIBUTES_KEY}
+    out: list[ParameterEntry] = []
+    for e in entries:
+        info = e.tensor
+        stored = e
+        try:
+            gtype, shape = ggml_type_of(e)
+        except InvalidArgumentError:
+            stored = e.replace(declared_tensor=TensorInfo("int8", (e.length,)))
+            gtype, shape = GGML_TYPES[24], (e.length,)
+        if info is None:
+            carried.tensors[e.key] = None  # read back untyped, not as I8
+        elif info.dtype != gtype.paramio_dtype or tuple(info.shape) != shape:
+            carried.tensors[e.key] = info
+            losses.append(
+                Loss(
+                    e.key,
+                    f"{describe(info)} stored as {gtype.name}{list(shape)}",
+                    "GGUF has no type code for it; paramio reads the type back",
+                    paramio_keeps=True,
+                )
+            )
+        if metadata_needs_carrying(e):
+            carried.metadata[e.key] = bytes(e.metadata)
+        if e.is_splat:
+            losses.append(splat_loss(e, "GGUF"))
+        out.append(stored)
+    kept = {k: v for k, v in attrs.items() if k == ATTRIBUTES_KEY}
+    if carried:
+        kv = kept.get(ATTRIBUTES_KEY)
+        if kv is None:
+            carried.attributes["paramio.had_gguf_kv"] = False
+            kv = {}
+        if not isinstance(kv, Mapping):
+            raise InvalidArgumentError(f"attributes[{ATTRIBUTES_KEY!r}] must be a mapping of key -> value")
+        if CARRIED_KEY in kv:
+            losses.append(Loss(None, f"key/value {CARRIED_KEY!r} replaced", "the key is reserved by paramio"))
+        kept[ATTRIBUTES_KEY] = {**kv, CARRIED_KEY: {"type": "string", "value": carried.encode()}}
+    return Prepared(out, kept, losses)
+
+
+def plan_losses(entries: Sequence[ParameterEntry], attributes: Mapping[str, object] | None) -> list[Loss]:
+    """What writing `entries` and `attributes` to GGUF loses (see `prepare`)."""
+    return prepare(entries, attributes).losses

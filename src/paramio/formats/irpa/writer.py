@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from paramio.errors import InvalidArgumentError
 from paramio.formats.irpa.layout import (
@@ -36,7 +37,10 @@ from paramio.formats.irpa.layout import (
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.index.entry import ParameterEntry
 
-__all__ = ["ArchivePlan", "plan_archive", "write_archive", "write_path"]
+if TYPE_CHECKING:
+    from paramio.formats.conversion import Loss, Prepared
+
+__all__ = ["ArchivePlan", "plan_archive", "plan_losses", "prepare", "write_archive", "write_path"]
 
 
 class ArchivePlan:
@@ -171,3 +175,45 @@ def write_path(
     extra = attributes_entry(attributes) if attributes else None
     all_entries = typed + ([extra] if extra is not None else [])
     write_archive(path, all_entries, alignment=alignment, durable=durable, progress=progress)
+
+
+# -- conversion: what IRPA keeps, carries and drops (see paramio.formats.conversion) -------------
+
+
+def prepare(
+    entries: Sequence[ParameterEntry], attributes: dict[str, object] | None, options: dict[str, object] | None = None
+) -> Prepared:
+    """Entries and attributes as this writer will store them, and what is lost.
+
+    IRPA keeps bytes, splats and each entry's metadata; dtype/shape become ``TENSORv0`` metadata
+    and attributes one JSON entry. An entry with both its own metadata and a different declared
+    type keeps the metadata (IREE reads it); its declared type is carried in the attributes entry.
+    Attributes JSON cannot hold are dropped (reported).
+    """
+    from paramio.arrays.metadata import decode_tensor_metadata
+    from paramio.formats.conversion import CARRIED_KEY, Carried, Loss, Prepared, describe, json_safe_attributes
+
+    attrs, losses = json_safe_attributes(attributes or {})
+    carried = Carried()
+    for e in entries:
+        info = e.declared_tensor
+        if info is not None and e.metadata and decode_tensor_metadata(e.metadata) != info:
+            carried.tensors[e.key] = info
+            losses.append(
+                Loss(
+                    e.key,
+                    f"declared type {describe(info)} kept only for paramio",
+                    "IRPA has one metadata field and the entry's own metadata is kept there",
+                    paramio_keeps=True,
+                )
+            )
+    if carried:
+        if CARRIED_KEY in attrs:
+            losses.append(Loss(None, f"attribute {CARRIED_KEY!r} replaced", "the key is reserved by paramio"))
+        attrs[CARRIED_KEY] = carried.encode()
+    return Prepared(list(entries), attrs, losses)
+
+
+def plan_losses(entries: Sequence[ParameterEntry], attributes: dict[str, object] | None) -> list[Loss]:
+    """What writing `entries` and `attributes` to IRPA loses (see `prepare`)."""
+    return prepare(entries, attributes).losses

@@ -19,10 +19,13 @@ import json
 import os
 import struct
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from paramio.arrays.metadata import TensorInfo
 from paramio.errors import DuplicateKeyError, InvalidArgumentError
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.safetensors.layout import (
+    ATTRIBUTE_INDEX_METADATA,
     ATTRIBUTE_METADATA,
     DEFAULT_HEADER_ALIGNMENT,
     HEADER_LENGTH_SIZE,
@@ -33,7 +36,10 @@ from paramio.formats.safetensors.layout import (
 )
 from paramio.index.entry import ParameterEntry
 
-__all__ = ["FilePlan", "metadata_from_attributes", "plan_file", "write_file"]
+if TYPE_CHECKING:
+    from paramio.formats.conversion import Loss, Prepared
+
+__all__ = ["FilePlan", "metadata_from_attributes", "plan_file", "plan_losses", "prepare", "write_file"]
 
 _LEN = struct.Struct("<Q")
 
@@ -167,3 +173,83 @@ def write_file(
                 copy_entry(e, out, off, progress=progress)
         out.commit()
     return plan
+
+
+# -- conversion: what safetensors keeps, carries and drops (see paramio.formats.conversion) ------
+
+
+def prepare(
+    entries: Sequence[ParameterEntry], attributes: dict[str, object] | None, options: dict[str, object] | None = None
+) -> Prepared:
+    """Entries and attributes as this writer will store them, and what is lost.
+
+    safetensors holds dtype, shape and ``__metadata__`` (strings). Other attributes (GGUF
+    key/values ...), metadata that is not regenerable ``TENSORv0`` and the exact type of entries
+    it has no code for (stored as ``U8[length]``) are carried as JSON under
+    ``__metadata__["paramio.carried"]``. Splats are written as data (reported).
+    """
+    from paramio.formats.conversion import (
+        CARRIED_KEY,
+        Carried,
+        Loss,
+        Prepared,
+        describe,
+        json_safe_attributes,
+        metadata_needs_carrying,
+        splat_loss,
+    )
+
+    from paramio.formats.safetensors.sharded import is_index_path
+
+    options = options or {}
+    attrs, losses = json_safe_attributes(attributes or {})
+    carried = Carried()
+    path = options.get("path")
+    sharded = options.get("max_shard_size") is not None or (
+        isinstance(path, str) and is_index_path(path)
+    )
+    own = {ATTRIBUTE_METADATA} | ({ATTRIBUTE_INDEX_METADATA} if sharded else set())
+    carried.attributes = {k: v for k, v in attrs.items() if k not in own}
+    out: list[ParameterEntry] = []
+    for e in entries:
+        info = e.tensor
+        stored = e
+        try:
+            _describe(e)
+        except InvalidArgumentError:
+            stored = e.replace(declared_tensor=TensorInfo("uint8", (e.length,)))
+            carried.tensors[e.key] = info
+            if info is not None:
+                losses.append(
+                    Loss(
+                        e.key,
+                        f"{describe(info)} stored as U8[{e.length}]",
+                        "safetensors has no code for this type and shape; paramio reads the type back",
+                        paramio_keeps=True,
+                    )
+                )
+        else:
+            if info is None:
+                carried.tensors[e.key] = None  # read back untyped, not as U8
+        if metadata_needs_carrying(e):
+            carried.metadata[e.key] = bytes(e.metadata)
+        if e.is_splat:
+            losses.append(splat_loss(e, "safetensors"))
+        out.append(stored)
+    kept = {k: v for k, v in attrs.items() if k in own}
+    if carried:
+        meta = kept.get(ATTRIBUTE_METADATA)
+        if meta is None:
+            carried.attributes["paramio.had_safetensors_metadata"] = False
+            meta = {}
+        if not isinstance(meta, dict):
+            raise InvalidArgumentError(f"attribute {ATTRIBUTE_METADATA!r} must map strings to strings")
+        if CARRIED_KEY in meta:
+            losses.append(Loss(None, f"__metadata__ key {CARRIED_KEY!r} replaced", "the key is reserved by paramio"))
+        kept[ATTRIBUTE_METADATA] = {**meta, CARRIED_KEY: carried.encode()}
+    return Prepared(out, kept, losses)
+
+
+def plan_losses(entries: Sequence[ParameterEntry], attributes: dict[str, object] | None) -> list[Loss]:
+    """What writing `entries` and `attributes` to safetensors loses (see `prepare`)."""
+    return prepare(entries, attributes).losses

@@ -1,0 +1,292 @@
+"""What a conversion keeps, carries and drops, decided before any byte is written.
+
+Every format's writer module exposes ``prepare(entries, attributes, options) -> Prepared`` and
+``plan_losses(entries, attributes) -> list[Loss]``. `paramio.write_path` asks the target's writer
+first, then warns (`ConversionWarning`), raises, or stays quiet for each `Loss` (``on_loss=``),
+and only then writes.
+
+Carrying. When the target has no field for something but has a free-form place for text,
+paramio keeps it there as one JSON record under the namespaced key ``paramio.carried``
+(safetensors ``__metadata__``, a GGUF string key/value), and `restore` (called by
+`paramio.read_path`) puts it back: file-level attributes the target has no place for (GGUF
+key/values in safetensors, safetensors ``__metadata__`` in GGUF), entry metadata that is not the
+``TENSORv0`` paramio would regenerate (turbine's ``PYTORCH:``, foreign bytes), and the exact type of
+an entry the target stores under another type (a GGUF quantised tensor as safetensors ``U8``,
+``uint8`` as GGUF ``I8``, an untyped IRPA entry). A carried type is still reported, with
+``paramio_keeps=True``: other readers of the file see the stand-in type. See docs/conversions.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
+from paramio.errors import ConversionWarning, InvalidArgumentError
+from paramio.index.entry import ParameterEntry
+
+if TYPE_CHECKING:
+    from paramio.formats.registry import FormatContents
+
+__all__ = [
+    "CARRIED_KEY",
+    "LOSS_POLICIES",
+    "Carried",
+    "Loss",
+    "Prepared",
+    "json_safe_attributes",
+    "report_losses",
+    "restore",
+]
+
+#: The namespaced key (safetensors ``__metadata__`` key, GGUF key) holding carried facts.
+CARRIED_KEY = "paramio.carried"
+_VERSION = 1
+LOSS_POLICIES = ("warn", "error", "ignore")
+#: More losses than this with the same reason are warned about as one line with a count.
+_GROUP_AFTER = 8
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Loss:
+    """Something the target file will not hold as the source did.
+
+    `key` is the entry (None for file-level facts); `what` is the fact lost; `why` the reason.
+    `paramio_keeps` is true when paramio carries the fact in ``paramio.carried`` and reads it
+    back, so only other readers of the file see the stand-in.
+    """
+
+    key: str | None
+    what: str
+    why: str
+    paramio_keeps: bool = False
+
+    def __str__(self) -> str:
+        head = f"entry {self.key!r}: " if self.key is not None else ""
+        return f"{head}{self.what} ({self.why})"
+
+
+@dataclasses.dataclass(slots=True)
+class Carried:
+    """Facts kept under `CARRIED_KEY`: attributes, entry types (None: untyped), entry metadata."""
+
+    attributes: dict[str, object] = dataclasses.field(default_factory=dict)
+    tensors: dict[str, TensorInfo | None] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.tensors or self.metadata)
+
+    def encode(self) -> str:
+        """ASCII JSON (any string survives every target's text encoding)."""
+        body: dict[str, object] = {"version": _VERSION}
+        if self.attributes:
+            body["attributes"] = self.attributes
+        if self.tensors:
+            body["tensors"] = {k: _tensor_json(v) for k, v in self.tensors.items()}
+        if self.metadata:
+            body["metadata"] = {k: _bytes_json(v) for k, v in self.metadata.items()}
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: object) -> Carried | None:
+        """The record in `text`, or None if it is not one (foreign data is left alone)."""
+        if not isinstance(text, str):
+            return None
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(body, dict) or body.get("version") != _VERSION:
+            return None
+        out = cls()
+        attrs = body.get("attributes", {})
+        tensors = body.get("tensors", {})
+        meta = body.get("metadata", {})
+        if not (isinstance(attrs, dict) and isinstance(tensors, dict) and isinstance(meta, dict)):
+            return None
+        out.attributes = dict(attrs)
+        for k, v in tensors.items():
+            info = _tensor_from_json(v)
+            if info is not None or v is None:
+                out.tensors[k] = info
+        for k, v in meta.items():
+            raw = _bytes_from_json(v)
+            if raw is not None:
+                out.metadata[k] = raw
+        return out
+
+
+@dataclasses.dataclass(slots=True)
+class Prepared:
+    """What a writer will be given: entries and attributes after carrying, and what is lost."""
+
+    entries: list[ParameterEntry]
+    attributes: dict[str, object]
+    losses: list[Loss]
+
+
+def _tensor_json(info: TensorInfo | None) -> object:
+    if info is None:
+        return None
+    body: dict[str, object] = {"dtype": info.dtype, "shape": [int(s) for s in info.shape]}
+    if info.extra:
+        body["extra"] = dict(info.extra)
+    return body
+
+
+def _tensor_from_json(v: object) -> TensorInfo | None:
+    if not isinstance(v, dict):
+        return None
+    dtype, shape, extra = v.get("dtype"), v.get("shape"), v.get("extra", {})
+    if not isinstance(dtype, str) or not isinstance(shape, list) or not isinstance(extra, dict):
+        return None
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        return None
+    return TensorInfo(dtype, tuple(shape), extra)
+
+
+def _bytes_json(raw: bytes) -> object:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _bytes_from_json(v: object) -> bytes | None:
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogatepass")
+    if isinstance(v, dict) and isinstance(v.get("base64"), str):
+        try:
+            return base64.b64decode(v["base64"], validate=True)
+        except ValueError:
+            return None
+    return None
+
+
+# -- helpers for writers ---------------------------------------------------------------------
+
+
+def regenerated_metadata(info: TensorInfo | None) -> bytes:
+    """The metadata an IRPA writer makes for an entry read back with type `info`."""
+    return encode_tensor_metadata(info) if info is not None else b""
+
+
+def metadata_needs_carrying(entry: ParameterEntry) -> bool:
+    """True when `entry`'s metadata bytes would not come back by regenerating ``TENSORv0``."""
+    return bool(entry.metadata) and bytes(entry.metadata) != regenerated_metadata(entry.tensor)
+
+
+def json_safe_attributes(attributes: Mapping[str, object]) -> tuple[dict[str, object], list[Loss]]:
+    """Attributes JSON can hold, and a loss for each one it cannot."""
+    kept: dict[str, object] = {}
+    losses: list[Loss] = []
+    for k, v in attributes.items():
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError) as exc:
+            losses.append(Loss(None, f"attribute {k!r} dropped", f"its value is not JSON-serialisable: {exc}"))
+            continue
+        kept[str(k)] = v
+    return kept, losses
+
+
+def splat_loss(entry: ParameterEntry, fmt: str) -> Loss:
+    return Loss(
+        entry.key,
+        f"splat of {entry.length} bytes (pattern {entry.pattern.hex() or '00'}) written as data",
+        f"{fmt} has no splat entries; the bytes are the same",
+    )
+
+
+def describe(info: TensorInfo) -> str:
+    return f"{info.dtype}{list(info.shape)}"
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def report_losses(losses: Sequence[Loss], on_loss: str, *, path: str | os.PathLike[str], fmt: str) -> None:
+    """Warn (`ConversionWarning`, one per loss, or one per reason when many share it), raise
+    `InvalidArgumentError` listing them (``on_loss="error"``), or nothing (``"ignore"``)."""
+    if on_loss not in LOSS_POLICIES:
+        raise InvalidArgumentError(f"on_loss={on_loss!r}: expected one of {', '.join(LOSS_POLICIES)}")
+    if not losses or on_loss == "ignore":
+        return
+    p = os.fspath(path)
+    if on_loss == "error":
+        head = "; ".join(str(x) for x in losses[:5])
+        more = f"; and {len(losses) - 5} more" if len(losses) > 5 else ""
+        raise InvalidArgumentError(
+            f"{fmt} cannot hold everything given ({len(losses)} losses; on_loss='error'): {head}{more}", path=p
+        )
+    for line in summarise(losses):
+        warnings.warn(f"{p}: {line}", ConversionWarning, stacklevel=3)
+
+
+def summarise(losses: Sequence[Loss]) -> list[str]:
+    """One line per loss; losses sharing a reason beyond `_GROUP_AFTER` become one counted line."""
+    groups: dict[str, list[Loss]] = {}
+    for x in losses:
+        groups.setdefault(x.why, []).append(x)
+    lines: list[str] = []
+    for why, group in groups.items():
+        if len(group) <= _GROUP_AFTER:
+            lines.extend(str(x) for x in group)
+        else:
+            keys = ", ".join(repr(x.key) for x in group[:3])
+            lines.append(f"{len(group)} entries ({keys}, ...): {group[0].what} and alike ({why})")
+    return lines
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+def restore(fmt: str, contents: FormatContents) -> FormatContents:
+    """Put back what a paramio writer carried under `CARRIED_KEY` (no-op when there is none)."""
+    attrs = contents.attributes
+    carried: Carried | None = None
+    if fmt == "safetensors":
+        meta = attrs.get("safetensors.metadata")
+        if isinstance(meta, dict) and CARRIED_KEY in meta:
+            carried = Carried.decode(meta[CARRIED_KEY])
+            if carried is not None:
+                rest = {k: v for k, v in meta.items() if k != CARRIED_KEY}
+                had = carried.attributes.pop("paramio.had_safetensors_metadata", True)
+                if rest or had:
+                    attrs["safetensors.metadata"] = rest
+                else:
+                    del attrs["safetensors.metadata"]
+    elif fmt == "gguf":
+        kv = attrs.get("gguf.kv")
+        if isinstance(kv, dict) and CARRIED_KEY in kv:
+            rec = kv[CARRIED_KEY]
+            carried = Carried.decode(rec.get("value") if isinstance(rec, dict) else rec)
+            if carried is not None:
+                attrs["gguf.kv"] = {k: v for k, v in kv.items() if k != CARRIED_KEY}
+                if carried.attributes.pop("paramio.had_gguf_kv", True) is False and not attrs["gguf.kv"]:
+                    del attrs["gguf.kv"]
+    elif fmt == "irpa" and CARRIED_KEY in attrs:
+        carried = Carried.decode(attrs[CARRIED_KEY])
+        if carried is not None:
+            del attrs[CARRIED_KEY]
+    if carried is None:
+        return contents
+    for k, v in carried.attributes.items():
+        attrs.setdefault(k, v)
+    if carried.tensors or carried.metadata:
+        entries: list[ParameterEntry] = []
+        for e in contents.entries:
+            changes: dict[str, object] = {}
+            if e.key in carried.tensors:
+                changes["declared_tensor"] = carried.tensors[e.key]
+            if e.key in carried.metadata:
+                changes["metadata"] = carried.metadata[e.key]
+            entries.append(e.replace(**changes) if changes else e)
+        contents.entries = entries
+    return contents
