@@ -10,6 +10,8 @@ file, and dtype and shape kept on each entry (`ParameterEntry.tensor`).
 from __future__ import annotations
 
 import dataclasses
+import struct
+from collections.abc import Sequence
 
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import FormatError, TruncatedError, UnsupportedFormatError
@@ -25,6 +27,7 @@ from paramio.formats.gguf.constants import (
 )
 from paramio.formats.gguf.kv import read_kv, read_string
 from paramio.index.entry import ParameterEntry
+from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 
 __all__ = ["GGUFFile", "read_gguf"]
@@ -36,7 +39,7 @@ class GGUFFile:
 
     version: int
     kv: dict[str, dict[str, object]]
-    entries: list[ParameterEntry]
+    entries: Sequence[ParameterEntry]  #: a list, or `LazyEntries` (built on first use)
     alignment: int
     data_offset: int
 
@@ -85,6 +88,9 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         kv[key] = record
     alignment = _alignment(kv, source.name)
     cur.need_count(tensor_count, 24, "tensor info table")
+    fast = _fast_table(source, cur, tensor_count, alignment)
+    if fast is not None:
+        return GGUFFile(version, kv, fast[0], alignment, fast[1])
     infos: list[tuple[str, tuple[int, ...], int, int, int]] = []
     for i in range(tensor_count):
         name = read_string(cur, f"tensor {i} name").decode("utf-8", "surrogateescape")
@@ -103,6 +109,86 @@ def read_gguf(source: ByteSource) -> GGUFFile:
         for i, (name, shape, type_id, rel, type_at) in enumerate(infos)
     ]
     return GGUFFile(version, kv, entries, alignment, data_offset)
+
+
+#: ``<dims..., type, offset>`` after a tensor's dimension count, by dimension count.
+_TAILS = {n: struct.Struct(f"<{n}QIQ") for n in range(9)}
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+def _fast_table(
+    source: ByteSource, cur: Cursor, count: int, alignment: int
+) -> tuple[LazyEntries, int] | None:
+    """The tensor info table walked with bare `struct` reads, and its checks made once per
+    distinct (type, shape), entries built on first use. None when anything is out of the
+    ordinary (a read past the end, more than 8 dimensions, any check that fails): the caller
+    then runs the reference loop, which raises the exact error."""
+    buf = cur.buf
+    pos = cur.pos
+    table_at = pos
+    u64 = _U64.unpack_from
+    u32 = _U32.unpack_from
+    tails = _TAILS
+    name_at = [0] * count
+    name_end = [0] * count
+    shapes: list[tuple[int, ...]] = [()] * count
+    types = [0] * count
+    rels = [0] * count
+    try:
+        for i in range(count):
+            (n,) = u64(buf, pos)
+            pos += 8
+            name_at[i] = pos
+            pos += n
+            name_end[i] = pos
+            (nd,) = u32(buf, pos)
+            tail = tails[nd]
+            *dims, types[i], rels[i] = tail.unpack_from(buf, pos + 4)
+            dims.reverse()
+            shapes[i] = tuple(dims)
+            pos += 4 + tail.size
+    except (struct.error, KeyError, OverflowError):  # past the end, > 8 dims, past 2**63
+        return None
+    if pos > cur.end:
+        return None
+    data_offset = _align(pos, alignment)
+    size = source.size
+    lengths: dict[tuple[int, tuple[int, ...]], tuple[int, TensorInfo] | None] = {}
+    spans = []
+    for type_id, shape, rel in zip(types, shapes, rels, strict=True):
+        plan = lengths.get((type_id, shape), False)
+        if plan is False:
+            plan = lengths[(type_id, shape)] = _plan(type_id, shape)
+        if plan is None or data_offset + rel + plan[0] > size:  # type: ignore[index]
+            return None
+        spans.append(plan)
+    region = bytes(buf[table_at:pos])
+    if region.isascii():
+        text = region.decode("ascii")
+        keys = [text[a - table_at : b - table_at] for a, b in zip(name_at, name_end, strict=True)]
+    else:
+        keys = [region[a - table_at : b - table_at].decode("utf-8", "surrogateescape") for a, b in zip(name_at, name_end, strict=True)]
+
+    def make(i: int) -> ParameterEntry:
+        length, info = spans[i]  # type: ignore[misc]
+        return ParameterEntry.data(
+            keys[i], source, data_offset + rels[i], length, tensor=info, origin="gguf", file_index=i
+        )
+
+    return LazyEntries(list(keys), make), data_offset
+
+
+def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None:
+    """(byte length, TensorInfo shared by the tensors of this type and shape), or None when
+    `_entry` would refuse such a tensor."""
+    gtype = GGML_TYPES.get(type_id)
+    if gtype is None:
+        return None
+    if (shape[-1] if shape else 1) % gtype.block_size:
+        return None
+    extra: dict[str, object] = {"ggml_type": type_id} if gtype.quantized else {}
+    return tensor_nbytes(gtype, shape), TensorInfo(gtype.paramio_dtype, shape, extra)
 
 
 def _alignment(kv: dict[str, dict[str, object]], path: str) -> int:
