@@ -144,9 +144,10 @@ def _fast_table(
             name_end[i] = pos
             (nd,) = u32(buf, pos)
             tail = tails[nd]
-            *dims, types[i], rels[i] = tail.unpack_from(buf, pos + 4)
-            dims.reverse()
-            shapes[i] = tuple(dims)
+            values = tail.unpack_from(buf, pos + 4)
+            shapes[i] = values[:nd][::-1]  # GGUF lists the innermost dimension first
+            types[i] = values[nd]
+            rels[i] = values[nd + 1]
             pos += 4 + tail.size
     except (struct.error, KeyError, OverflowError):  # past the end, > 8 dims, past 2**63
         return None
@@ -163,12 +164,12 @@ def _fast_table(
         if plan is None or data_offset + rel + plan[0] > size:  # type: ignore[index]
             return None
         spans.append(plan)
-    region = bytes(buf[table_at:pos])
-    if region.isascii():
-        text = region.decode("ascii")
-        keys = [text[a - table_at : b - table_at] for a, b in zip(name_at, name_end, strict=True)]
-    else:
-        keys = [region[a - table_at : b - table_at].decode("utf-8", "surrogateescape") for a, b in zip(name_at, name_end, strict=True)]
+    # Names sliced from one decoded string; bytes map 1:1 to latin-1 characters, and an ASCII
+    # name reads the same in UTF-8 (the reference loop's decoding, kept for any other name).
+    text = str(buf[table_at:pos], "latin-1")
+    keys = [text[a - table_at : b - table_at] for a, b in zip(name_at, name_end, strict=True)]
+    if not "".join(keys).isascii():
+        keys = [bytes(buf[a:b]).decode("utf-8", "surrogateescape") for a, b in zip(name_at, name_end, strict=True)]
 
     def make(i: int) -> ParameterEntry:
         length, info = spans[i]  # type: ignore[misc]
