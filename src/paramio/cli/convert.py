@@ -336,11 +336,11 @@ def _run(flags: ParsedFlags) -> int:
                     raise CommandFailed(f"{exc}; nothing was written") from None
                 raise
             finally:
-                for w in caught:
-                    if issubclass(w.category, ConversionWarning):
-                        warn("convert", escape(str(w.message), quote=False))
+                for caught_w in caught:
+                    if issubclass(caught_w.category, ConversionWarning):
+                        warn("convert", escape(str(caught_w.message), quote=False))
                     else:
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                        warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
     if not quiet:
         sys.stdout.write(format_dump(read_path(output, format=fmt).entries))
     return 0

@@ -55,7 +55,9 @@ class FormatInfo:
 
 FORMATS: dict[str, FormatInfo] = {
     "irpa": FormatInfo("irpa", "paramio.formats.irpa", (".irpa",)),
-    "safetensors": FormatInfo("safetensors", "paramio.formats.safetensors", (".safetensors", ".safetensors.index.json")),
+    "safetensors": FormatInfo(
+        "safetensors", "paramio.formats.safetensors", (".safetensors", ".safetensors.index.json")
+    ),
     "gguf": FormatInfo("gguf", "paramio.formats.gguf", (".gguf",)),
 }
 
@@ -137,7 +139,9 @@ def write_path(
     mod.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
 
 
-def _prepare(name: str, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]) -> Prepared:
+def _prepare(
+    name: str, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]
+) -> Prepared:
     info = FORMATS.get(name.lower())
     if info is None:
         raise InvalidArgumentError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")

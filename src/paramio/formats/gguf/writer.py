@@ -233,7 +233,9 @@ def write_path(
 
 
 def prepare(
-    entries: Sequence[ParameterEntry], attributes: Mapping[str, object] | None, options: Mapping[str, object] | None = None
+    entries: Sequence[ParameterEntry],
+    attributes: Mapping[str, object] | None,
+    options: Mapping[str, object] | None = None,
 ) -> Prepared:
     """Entries and attributes as this writer will store them, and what is lost.
 

@@ -198,16 +198,13 @@ def prepare(
         metadata_needs_carrying,
         splat_loss,
     )
-
     from paramio.formats.safetensors.sharded import is_index_path
 
     options = options or {}
     attrs, losses = json_safe_attributes(attributes or {})
     carried = Carried()
     path = options.get("path")
-    sharded = options.get("max_shard_size") is not None or (
-        isinstance(path, str) and is_index_path(path)
-    )
+    sharded = options.get("max_shard_size") is not None or (isinstance(path, str) and is_index_path(path))
     own = {ATTRIBUTE_METADATA} | ({ATTRIBUTE_INDEX_METADATA} if sharded else set())
     carried.attributes = {k: v for k, v in attrs.items() if k not in own}
     out: list[ParameterEntry] = []
