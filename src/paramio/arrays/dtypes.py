@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import ml_dtypes
 import numpy as np
 
 from paramio.errors import InvalidArgumentError
@@ -107,6 +106,8 @@ def numpy_dtype(name: str) -> np.dtype[np.generic]:
     d = dtype_by_name(name)
     obj = getattr(np, d.numpy_name, None)
     if obj is None:
+        import ml_dtypes  # only when a bf16/fp8/... view is asked for: it costs ~50 ms to import
+
         obj = getattr(ml_dtypes, d.numpy_name)
     result: np.dtype[np.generic] = np.dtype(obj)
     return result
