@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import (
+    ConversionWarning,
     DuplicateKeyError,
     FormatError,
     InvalidArgumentError,
@@ -18,7 +19,7 @@ from paramio.errors import (
     UnsupportedFormatError,
     WriteError,
 )
-from paramio.formats.registry import detect_format, read_path, write_path
+from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.overlay import Overlay
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ByteSource",
+    "ConversionWarning",
     "DuplicateKeyError",
     "DuplicatePolicy",
     "EntryKind",
@@ -54,6 +56,7 @@ __all__ = [
     "WriteError",
     "__version__",
     "detect_format",
+    "plan_losses",
     "read_path",
     "splat_standin",
     "write_path",

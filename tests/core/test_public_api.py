@@ -8,6 +8,7 @@ import paramio
 def test_public_names_are_pinned() -> None:
     assert paramio.__all__ == [
         "ByteSource",
+        "ConversionWarning",
         "DuplicateKeyError",
         "DuplicatePolicy",
         "EntryKind",
@@ -31,6 +32,7 @@ def test_public_names_are_pinned() -> None:
         "WriteError",
         "__version__",
         "detect_format",
+        "plan_losses",
         "read_path",
         "splat_standin",
         "write_path",
