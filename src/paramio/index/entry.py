@@ -14,7 +14,7 @@ from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata
 from paramio.errors import InvalidArgumentError
 from paramio.sources.base import ByteSource
 
-__all__ = ["EntryKind", "ParameterEntry"]
+__all__ = ["EntryKind", "ParameterEntry", "build_entry"]
 
 _UNSET: object = object()
 _UINT8: np.dtype[np.generic] = np.dtype(np.uint8)
@@ -56,7 +56,7 @@ class _EntrySlots:
     __slots__ = _FIELDS
 
 
-def _build(
+def build_entry(
     key: str,
     kind: EntryKind,
     length: int,
@@ -68,6 +68,8 @@ def _build(
     origin: str,
     file_index: int | None,
 ) -> ParameterEntry:
+    """A `ParameterEntry` from every field, positionally: the fast constructor for readers
+    that build many entries (no checks, no defaults)."""
     e = _EntrySlots()
     e.key = key  # type: ignore[attr-defined]
     e.kind = kind  # type: ignore[attr-defined]
@@ -157,7 +159,7 @@ class ParameterEntry(_EntrySlots):
         kind: EntryKind = EntryKind.DATA,
     ) -> ParameterEntry:
         if cls is ParameterEntry:
-            return _build(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
+            return build_entry(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
         return cls(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
 
     @classmethod
@@ -173,7 +175,7 @@ class ParameterEntry(_EntrySlots):
         file_index: int | None = None,
     ) -> ParameterEntry:
         if cls is ParameterEntry:
-            return _build(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
+            return build_entry(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
         return cls(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
 
     def replace(self, **changes: object) -> ParameterEntry:

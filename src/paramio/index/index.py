@@ -281,11 +281,15 @@ class ParameterIndex:
         return [e.key for e in self._entries]
 
     def values(self) -> list[ParameterEntry]:
-        return list(self._entries)
+        entries = self._entries
+        return list(entries.all() if isinstance(entries, LazyEntries) else entries)
 
     def items(self) -> list[tuple[str, ParameterEntry]]:
         """(key, entry) pairs in index order, duplicates included (as IREE returns them)."""
-        return [(e.key, e) for e in self._entries]
+        entries = self._entries
+        if isinstance(entries, LazyEntries):
+            return list(zip(entries.keys(), entries.all(), strict=True))
+        return [(e.key, e) for e in entries]
 
     @property
     def entries(self) -> Sequence[ParameterEntry]:

@@ -24,11 +24,19 @@ class LazyEntries(Sequence[ParameterEntry]):
     stored as given, and `pop` first builds every entry (so row numbers never shift).
     """
 
-    __slots__ = ("_cache", "_keys", "_make", "_made")
+    __slots__ = ("_cache", "_keys", "_make", "_make_all", "_made")
 
-    def __init__(self, keys: list[str], make: Callable[[int], ParameterEntry]) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        make: Callable[[int], ParameterEntry],
+        make_all: Callable[[], list[ParameterEntry]] | None = None,
+    ) -> None:
         self._keys = keys
         self._make = make
+        #: Every entry at once (the same as ``make(i)`` for each row, in a tighter loop): used
+        #: when iteration finds nothing built yet.
+        self._make_all = make_all
         self._cache: list[ParameterEntry | None] = [None] * len(keys)
         self._made = 0
 
@@ -60,11 +68,24 @@ class LazyEntries(Sequence[ParameterEntry]):
         return self._get(i % n if i < 0 else i)
 
     def __iter__(self) -> Iterator[ParameterEntry]:
-        if self._made == len(self._keys):
-            yield from self._cache  # type: ignore[misc]
-            return
-        for i in range(len(self._keys)):
-            yield self._get(i)
+        return iter(self.all())
+
+    def all(self) -> list[ParameterEntry]:
+        """Every entry, in order, built now where not yet built (the list is the cache: do
+        not modify it)."""
+        if self._made != len(self._keys):
+            if self._made == 0 and self._make_all is not None:
+                built = self._make_all()
+                if len(built) == len(self._cache):
+                    self._cache = built  # type: ignore[assignment]
+                    self._made = len(built)
+                    return built
+            cache, make = self._cache, self._make
+            for i, e in enumerate(cache):
+                if e is None:
+                    cache[i] = make(i)
+            self._made = len(cache)
+        return self._cache  # type: ignore[return-value]
 
     def __setitem__(self, i: int, entry: ParameterEntry) -> None:
         if self._cache[i] is None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
-from paramio.index.entry import ParameterEntry
+from paramio.index.entry import EntryKind, ParameterEntry, build_entry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 
@@ -40,6 +40,7 @@ _DATA_TAIL = np.dtype([("off", _U8), ("len", _U8)])
 _SPLAT_TAIL = np.dtype([("len", _U8), ("pattern", "S16"), ("plen", "u1")])
 assert _HEADER.itemsize == ENTRY_HEADER.size and _SPLAT_TAIL.itemsize == 25
 _STEP = ENTRY_ALIGNMENT
+_SEGMENT_COPY_LIMIT = 64 << 20
 
 
 @dataclasses.dataclass(slots=True)
@@ -146,23 +147,62 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
     storage_base = s_off
     meta_base = m_off
     view = cur.buf
+    columns: list[list[int]] = []
+    segment: list[bytes] = []
 
     def make(i: int) -> ParameterEntry:
+        if not columns:  # Python lists once, on first use: far cheaper per entry than NumPy scalars
+            columns.extend((meta_off.tolist(), meta_len.tolist(), tail_off.tolist(), tail_len.tolist()))
+            # One copy of the metadata segment, sliced per entry (bounded: else per-entry copies).
+            segment.append(bytes(view[meta_base : meta_base + m_len]) if m_len <= _SEGMENT_COPY_LIMIT else b"")
+        m_offs, m_lens, t_offs, t_lens = columns
         row = row_list[i]
-        mlen = int(meta_len[row])
+        mlen = m_lens[row]
         if mlen:
-            mo = meta_base + int(meta_off[row])
-            metadata = bytes(view[mo : mo + mlen])
+            mo = m_offs[row]
+            if segment[0]:
+                metadata = segment[0][mo : mo + mlen]
+            else:
+                metadata = bytes(view[meta_base + mo : meta_base + mo + mlen])
         else:
             metadata = b""
-        length = int(tail_len[row])
-        if row in patterns:
+        length = t_lens[row]
+        if patterns and row in patterns:
             return ParameterEntry.splat(keys[i], patterns[row], length, metadata=metadata, origin="irpa", file_index=row)
-        offset = storage_base + int(tail_off[row]) if length else 0  # as IREE: empty entries at 0
+        offset = storage_base + t_offs[row] if length else 0  # as IREE: empty entries at 0
         return ParameterEntry.data(keys[i], source, offset, length, metadata=metadata, origin="irpa", file_index=row)
 
-    lazy = LazyEntries(keys, make)
-    return LazyTable(*_take_attributes(lazy, keys, row_list, make))
+    def make_all() -> list[ParameterEntry]:
+        if patterns or not keys:
+            return [make(i) for i in range(len(keys))]
+        make(0)  # fills `columns` and `segment`
+        m_offs, m_lens, t_offs, t_lens = columns
+        seg = segment[0]
+        if len(seg) < m_len:
+            return [make(i) for i in range(len(keys))]
+        data = EntryKind.DATA
+        out = []
+        for key, row in zip(keys, row_list, strict=True):
+            mo = m_offs[row]
+            length = t_lens[row]
+            out.append(
+                build_entry(
+                    key,
+                    data,
+                    length,
+                    seg[mo : mo + m_lens[row]],
+                    source,
+                    storage_base + t_offs[row] if length else 0,
+                    b"",
+                    None,
+                    "irpa",
+                    row,
+                )
+            )
+        return out
+
+    lazy = LazyEntries(keys, make, make_all)
+    return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all))
 
 
 def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -> list[str] | None:
@@ -184,7 +224,7 @@ def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -
 
 
 def _take_attributes(
-    lazy: LazyEntries, keys: list[str], rows: list[int], make: object
+    lazy: LazyEntries, keys: list[str], rows: list[int], make: object, make_all: object
 ) -> tuple[LazyEntries, dict[str, object]]:
     from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, split_attributes
 
@@ -198,7 +238,7 @@ def _take_attributes(
             _, attributes = split_attributes([e])
             del keys[i]
             del rows[i]
-            return LazyEntries(keys, make), attributes  # type: ignore[arg-type]
+            return LazyEntries(keys, make, make_all), attributes  # type: ignore[arg-type]
     return lazy, {}
 
 
