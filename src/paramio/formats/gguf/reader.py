@@ -26,7 +26,7 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import read_kv, read_string
-from paramio.index.entry import ParameterEntry
+from paramio.index.entry import EntryKind, ParameterEntry, build_entry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 
@@ -115,6 +115,7 @@ def read_gguf(source: ByteSource) -> GGUFFile:
 _TAILS = {n: struct.Struct(f"<{n}QIQ") for n in range(9)}
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
+_DATA = EntryKind.DATA
 
 
 def _fast_table(
@@ -173,11 +174,15 @@ def _fast_table(
 
     def make(i: int) -> ParameterEntry:
         length, info = spans[i]  # type: ignore[misc]
-        return ParameterEntry.data(
-            keys[i], source, data_offset + rels[i], length, tensor=info, origin="gguf", file_index=i
-        )
+        return build_entry(keys[i], _DATA, length, b"", source, data_offset + rels[i], b"", info, "gguf", i)
 
-    return LazyEntries(list(keys), make), data_offset
+    def make_all() -> list[ParameterEntry]:
+        return [
+            build_entry(k, _DATA, span[0], b"", source, data_offset + rel, b"", span[1], "gguf", i)  # type: ignore[index]
+            for i, (k, span, rel) in enumerate(zip(keys, spans, rels, strict=True))
+        ]
+
+    return LazyEntries(list(keys), make, make_all), data_offset
 
 
 def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None:

@@ -22,13 +22,14 @@ from paramio.formats.safetensors.layout import (
     MAX_HEADER_SIZE,
     USIZE_MAX,
 )
-from paramio.index.entry import ParameterEntry
+from paramio.index.entry import EntryKind, ParameterEntry, build_entry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 
 __all__ = ["SafetensorsFile", "read_file", "read_header"]
 
 _LEN = struct.Struct("<Q")
+_DATA = EntryKind.DATA
 
 
 class SafetensorsFile:
@@ -189,22 +190,33 @@ def _read_canonical(source: ByteSource) -> tuple[Columns | None, int]:
 
 def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
     keys = columns.keys
-    # One TensorInfo per (dtype, shape), shared: TensorInfo is frozen.
-    infos: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
     rows: list[list[object]] = []
 
-    def make(i: int) -> ParameterEntry:
+    def columns_once() -> list[list[object]]:
         if not rows:  # Python lists once, on first use: cheaper per entry than NumPy scalars
             dtypes, shapes, begins, lengths = columns.rows()
-            rows.extend(([d.name for d in dtypes], shapes, [b + data_start for b in begins], lengths))
-        names, shapes, begins, lengths = rows
-        name = names[i]
-        shape = shapes[i]
-        info = infos.get((name, shape))  # type: ignore[call-overload]
-        if info is None:
-            info = infos[(name, shape)] = TensorInfo(name, shape)  # type: ignore[index,arg-type]
-        return ParameterEntry.data(
-            keys[i], source, begins[i], lengths[i], tensor=info, origin="safetensors", file_index=i  # type: ignore[arg-type]
+            # One TensorInfo per (dtype, shape), shared between tensors: TensorInfo is frozen.
+            shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
+            infos = []
+            for d, shape in zip(dtypes, shapes, strict=True):
+                info = shared.get((d.name, shape))
+                if info is None:
+                    info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
+                infos.append(info)
+            rows.extend((infos, [b + data_start for b in begins], lengths))
+        return rows
+
+    def make(i: int) -> ParameterEntry:
+        infos, begins, lengths = columns_once()
+        return build_entry(
+            keys[i], _DATA, lengths[i], b"", source, begins[i], b"", infos[i], "safetensors", i  # type: ignore[arg-type]
         )
 
-    return LazyEntries(list(keys), make)
+    def make_all() -> list[ParameterEntry]:
+        infos, begins, lengths = columns_once()
+        return [
+            build_entry(k, _DATA, n, b"", source, b, b"", info, "safetensors", i)  # type: ignore[arg-type]
+            for i, (k, info, b, n) in enumerate(zip(keys, infos, begins, lengths, strict=True))
+        ]
+
+    return LazyEntries(list(keys), make, make_all)
