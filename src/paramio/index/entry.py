@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import enum
+import mmap
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,6 +25,30 @@ _BYTES_PLAN: tuple[np.dtype[np.generic], None] = (_UINT8, None)
 #: shapes, and resolving the dtype and proving the shape cost more than making the view.
 _PLANS: dict[tuple[str, tuple[int, ...], int], tuple[np.dtype[np.generic], tuple[int, ...] | None]] = {}
 _MAX_PLANS = 4096
+#: Decoded ``TENSORv0``/``PYTORCH`` metadata by its bytes: the entries of one archive repeat a
+#: few dtype/shape texts, and parsing the JSON costs more than the rest of `to_numpy`. The
+#: `TensorInfo` values are frozen, so entries may share them.
+_DECODED: dict[bytes, TensorInfo | None] = {}
+_MAX_DECODED = 4096
+_MAX_DECODED_SIZE = 4096
+#: Whole-source views by ``id(source)`` (dropped when the source is collected), for sources
+#: whose views are windows of one stable buffer (a mapped file, a memory buffer); False for
+#: others, whose `view` may copy.
+_WHOLE_VIEWS: dict[int, memoryview | bool] = {}
+
+
+def _whole_view(source: ByteSource) -> memoryview | bool:
+    from paramio.sources.file import FileSource
+    from paramio.sources.memory import MemorySource
+
+    if type(source) is not FileSource and type(source) is not MemorySource:
+        return False  # another kind of source: its `view` decides every time
+    whole: memoryview | bool = False
+    if type(source) is MemorySource or isinstance(source.view(0, 0).obj, mmap.mmap):
+        whole = source.view(0, source.size)
+    _WHOLE_VIEWS[id(source)] = whole
+    weakref.finalize(source, _WHOLE_VIEWS.pop, id(source), None)
+    return whole
 
 
 class EntryKind(enum.StrEnum):
@@ -276,7 +302,15 @@ class ParameterEntry(_EntrySlots):
             return self.declared_tensor
         cached = self._tensor_cache
         if cached is _UNSET:
-            cached = decode_tensor_metadata(self.metadata)
+            metadata = self.metadata
+            cacheable = type(metadata) is bytes and len(metadata) <= _MAX_DECODED_SIZE
+            cached = _DECODED.get(metadata, _UNSET) if cacheable else _UNSET
+            if cached is _UNSET:
+                cached = decode_tensor_metadata(metadata)
+                if cacheable:
+                    if len(_DECODED) >= _MAX_DECODED:
+                        _DECODED.clear()
+                    _DECODED[metadata] = cached
             object.__setattr__(self, "_tensor_cache", cached)
         return cached  # type: ignore[return-value]
 
@@ -315,6 +349,14 @@ class ParameterEntry(_EntrySlots):
             self.readinto(arr.reshape(-1).view(np.uint8))
             return arr
         # One call makes the typed, shaped view (the plan proved dtype x shape == length).
+        whole = _WHOLE_VIEWS.get(id(source))
+        if whole is None:
+            whole = _whole_view(source)
+        if whole is not False:
+            try:
+                return np.ndarray(shape, dtype, whole, self.offset)
+            except (TypeError, ValueError):
+                pass  # not inside the source: its own check below says how
         return np.ndarray(shape, dtype, source.view(self.offset, self.length))
 
     def _view_plan(self, info: TensorInfo | None) -> tuple[np.dtype[np.generic], tuple[int, ...] | None]:

@@ -1,0 +1,92 @@
+"""The fast paths of entries and lazy tables keep the documented behaviour."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+
+from paramio.errors import TruncatedError
+from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.index.index import ParameterIndex
+from paramio.index.lazy import LazyEntries
+from paramio.sources.file import FileSource
+from paramio.sources.memory import MemorySource
+
+
+def test_entry_is_a_frozen_dataclass() -> None:
+    src = MemorySource(b"\0" * 16)
+    e = ParameterEntry.data("w", src, 0, 16, origin="irpa", file_index=2)
+    assert dataclasses.is_dataclass(e)
+    assert [f.name for f in dataclasses.fields(e)][:3] == ["key", "kind", "length"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.key = "x"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del e.length  # type: ignore[misc]
+    assert (e.key, e.kind, e.length, e.offset, e.origin, e.file_index) == ("w", EntryKind.DATA, 16, 0, "irpa", 2)
+    assert e != ParameterEntry.data("w", src, 0, 16, origin="irpa", file_index=2)  # identity, as eq=False
+    r = e.replace(key="v")
+    assert (r.key, r.source, r.file_index) == ("v", src, 2) and type(r) is ParameterEntry
+    c = copy.copy(e)
+    assert (c.key, c.source, c.length) == ("w", src, 16)
+    s = ParameterEntry.splat("b", b"\1\0", 8)
+    assert copy.deepcopy(s).read() == b"\1\0" * 4
+    assert ParameterEntry("k", EntryKind.DATA, 3).metadata == b""
+
+
+def test_metadata_decoding_is_shared_but_per_entry_correct() -> None:
+    idx = ParameterIndex()
+    idx.add_array("a", np.arange(6, dtype=np.float32).reshape(2, 3))
+    idx.add_array("b", np.arange(6, dtype=np.float32).reshape(2, 3) + 1)
+    idx.add_array("c", np.arange(4, dtype=np.int16))
+    assert idx["a"].shape == idx["b"].shape == (2, 3)
+    assert idx["b"].to_numpy().tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert idx["c"].to_numpy().dtype == np.int16
+    odd = ParameterEntry.data("o", MemorySource(b"\0" * 8), 0, 8, metadata=bytearray(b"TENSORv0:{}"))  # type: ignore[arg-type]
+    assert odd.tensor is None and odd.to_numpy().dtype == np.uint8
+
+
+def test_views_follow_the_source(tmp_path) -> None:
+    p = tmp_path / "f.bin"
+    p.write_bytes(np.arange(8, dtype=np.float32).tobytes())
+    info_meta = b'TENSORv0:{"type": "Tensor", "dtype": "float32", "shape": [2, 2]}'
+    ro = FileSource(p)
+    a = ParameterEntry.data("a", ro, 16, 16, metadata=info_meta).to_numpy()
+    assert a.tolist() == [[4, 5], [6, 7]] and not a.flags.writeable
+    rw = FileSource(p, writable=True)
+    b = ParameterEntry.data("b", rw, 0, 16, metadata=info_meta).to_numpy()
+    assert b.flags.writeable
+    b[0, 0] = 42
+    rw.flush()
+    assert np.frombuffer(p.read_bytes()[:4], np.float32)[0] == 42
+    nomap = FileSource(p, use_mmap=False)
+    assert ParameterEntry.data("c", nomap, 16, 16, metadata=info_meta).to_numpy().tolist() == [[4, 5], [6, 7]]
+    with pytest.raises(TruncatedError):
+        ParameterEntry.data("d", ro, 24, 16).to_numpy()
+    mem = bytearray(16)
+    m = ParameterEntry.data("m", MemorySource(mem, writable=True), 0, 16, metadata=info_meta).to_numpy()
+    m[1, 1] = 3
+    assert np.frombuffer(bytes(mem), np.float32)[3] == 3
+
+
+def test_lazy_entries_keep_identity_and_changes() -> None:
+    made: list[int] = []
+
+    def make(i: int) -> ParameterEntry:
+        made.append(i)
+        return ParameterEntry.splat(f"k{i}", b"\0", 4)
+
+    def make_all() -> list[ParameterEntry]:
+        return [make(i) for i in range(3)]
+
+    lazy = LazyEntries(["k0", "k1", "k2"], make, make_all)
+    assert lazy.keys() == ["k0", "k1", "k2"] and not made
+    first = lazy[1]
+    lazy[2] = ParameterEntry.splat("z", b"\1", 4)
+    items = list(lazy)
+    assert items[1] is first and items[2].key == "z" and lazy.keys() == ["k0", "k1", "z"]
+    assert sorted(made) == [0, 1]  # make_all is only for a table nothing was taken from
+    fresh = LazyEntries(["k0", "k1", "k2"], make, make_all)
+    assert [e.key for e in fresh] == ["k0", "k1", "k2"] and list(fresh)[0] is fresh[0]
