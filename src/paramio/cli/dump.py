@@ -17,18 +17,18 @@ splats); ``metadata`` is the UTF-8 text, or base64 when the bytes are not UTF-8.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
 
 from paramio.cli.errors import CommandFailed, UsageError, escape
 from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
-from paramio.formats.output import AtomicOutput
+from paramio.errors import InvalidArgumentError
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
-from paramio.index.scopes import ScopeMap, split_scoped_key
+from paramio.index.scopes import ScopeMap, parse_parameters_flag, split_scoped_key
+
+# Imports a listing does not need are made where used: a dump is often a whole process.
 
 __all__ = ["JSON_SCHEMA_VERSION", "entry_record", "main", "offset_alignment"]
 
@@ -83,6 +83,8 @@ def _metadata_fields(metadata: bytes) -> tuple[str | None, str | None]:
     try:
         return metadata.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
+        import base64
+
         return base64.b64encode(metadata).decode("ascii"), "base64"
 
 
@@ -123,11 +125,11 @@ def _run(flags: ParsedFlags) -> int:
     if flags.positional:
         sys.stderr.write(_POSITIONAL_ERROR)
         return 2
-    from paramio.cli.convert import load_scopes
-
-    scopes = load_scopes(flags.many("parameters"))
+    scopes = _load_scopes(flags.many("parameters"))
     extracts = [_split_extract(t) for t in flags.many("extract")]
     if flags.on("json"):
+        import json
+
         doc = {"version": JSON_SCHEMA_VERSION, "entries": [entry_record(s, e) for s, e in _iter_entries(scopes)]}
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
     elif flags.on("table"):
@@ -149,6 +151,17 @@ def _run(flags: ParsedFlags) -> int:
     return 0
 
 
+def _load_scopes(values: Sequence[str]) -> ScopeMap:
+    """As ``paramio.cli.convert.load_scopes`` (a malformed flag is a usage error), without
+    importing the convert command."""
+    for v in values:
+        try:
+            parse_parameters_flag(v)
+        except InvalidArgumentError as exc:
+            raise UsageError(str(exc)) from None
+    return ScopeMap.from_flags(values)
+
+
 def _split_extract(text: str) -> tuple[str, str, str, str]:
     ident, sep, path = text.partition("=")
     if not sep or not ident or not path:
@@ -159,6 +172,8 @@ def _split_extract(text: str) -> tuple[str, str, str, str]:
 
 def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str]) -> None:
     """Write the entry's bytes (splats expanded) to `path`, streamed and atomic."""
+    from paramio.formats.output import AtomicOutput
+
     with AtomicOutput(path) as out:
         out.truncate(entry.length)
         pos = 0
