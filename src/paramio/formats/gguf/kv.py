@@ -75,11 +75,37 @@ def _read_array(cur: Cursor, depth: int) -> dict[str, object]:
         values: list[object] = (arr != 0).tolist() if itype is ValueType.BOOL else arr.tolist()
     elif itype is ValueType.STRING:
         cur.need_count(count, 8, "string array")
-        values = [_text(read_string(cur, "string")) for _ in range(count)]
+        strings = _read_strings(cur, count)
+        values = strings if strings is not None else [_text(read_string(cur, "string")) for _ in range(count)]
     else:  # ARRAY: each item is an item type (4 bytes) and a count (8 bytes) at least
         cur.need_count(count, 12, "nested array")
         values = [_read_array(cur, depth + 1) for _ in range(count)]
     return {"item_type": itype.label, "value": values}
+
+
+def _read_strings(cur: Cursor, count: int) -> list[object] | None:
+    """`count` strings (a tokenizer's vocabulary: often 100,000 or more) read with bare
+    `struct` reads; None, with the cursor where it was, if one runs past the end (the caller's
+    `read_string` loop then raises the exact error)."""
+    buf = cur.buf
+    pos = cur.pos
+    end = cur.end
+    u64 = _U64.unpack_from
+    out: list[object] = [None] * count
+    for i in range(count):
+        if pos + 8 > end:
+            return None
+        (n,) = u64(buf, pos)
+        pos += 8
+        if n > end - pos:
+            return None
+        try:
+            out[i] = str(buf[pos : pos + n], "utf-8")
+        except UnicodeDecodeError:
+            out[i] = {"hex": bytes(buf[pos : pos + n]).hex()}
+        pos += n
+    cur.pos = pos
+    return out
 
 
 def read_value(cur: Cursor, vtype: ValueType) -> dict[str, object]:

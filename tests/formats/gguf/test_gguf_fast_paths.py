@@ -1,0 +1,63 @@
+"""The bulk readers (tensor table walk, string arrays) agree with the entry-by-entry loops."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+import paramio.formats.gguf.reader as reader
+from paramio.errors import ParamioError
+from paramio.formats.gguf import read_gguf
+from paramio.sources.memory import MemorySource
+
+
+def _write(path: Path) -> bytes:
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_token_list([b"a", "é".encode(), b"\xff\xfe", b""] * 5)
+    w.add_array("strs", ["x", "yy", ""])
+    for i in range(12):
+        w.add_tensor(f"t.{i}.é" if i == 5 else f"t.{i}", np.zeros((i % 3 + 1, 32), dtype=np.float32))
+    w.add_tensor("q", np.zeros((2, 34), dtype=np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path.read_bytes()
+
+
+def _outcome(data: bytes, *, fast: bool) -> object:
+    saved = reader._fast_table
+    if not fast:
+        reader._fast_table = lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        f = read_gguf(MemorySource(data, name="g"))
+    except ParamioError as exc:
+        return (type(exc), str(exc))
+    finally:
+        reader._fast_table = saved
+    return (
+        f.kv,
+        f.data_offset,
+        [(e.key, e.offset, e.length, e.tensor, e.file_index, e.kind, e.origin) for e in f.entries],
+    )
+
+
+@pytest.mark.interop
+def test_fast_table_matches_the_loop(tmp_path: Path) -> None:
+    data = _write(tmp_path / "g.gguf")
+    f = read_gguf(MemorySource(data, name="g"))
+    assert [e.key for e in f.entries][5] == "t.5.é"
+    assert f.kv["tokenizer.ggml.tokens"]["value"][:4] == ["a", "é", {"hex": "fffe"}, ""]
+    assert _outcome(data, fast=True) == _outcome(data, fast=False)
+    rng = random.Random(3)
+    for _ in range(300):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(b))
+            b[i] = rng.choice([0, 1, 2, 0xFF, 0x7F, 9, b[i] ^ 1])
+        cut = bytes(b[: rng.randrange(len(b))]) if rng.random() < 0.2 else bytes(b)
+        assert _outcome(cut, fast=True) == _outcome(cut, fast=False)
