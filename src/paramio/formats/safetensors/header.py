@@ -331,10 +331,10 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     # `q`, so matching it also fixes those positions: "k" then ':{"dtype":"' (quotes 1-4),
     # '","shape":[' (quotes 5-7), '],"data_offsets":[' (quotes 8-9), ']},' before the next key.
     if not (
-        _text_at(arr, q[:, 1], b'":{"dtype":"')
-        and _text_at(arr, q[:, 5], b'","shape":[')
-        and _text_at(arr, q[:, 8] - 2, b'],"data_offsets":[')
-        and _text_at(arr, nxt[:-1] - 3, b']},')
+        _text_at(data, q[:, 1], b'":{"dtype":"')
+        and _text_at(data, q[:, 5], b'","shape":[')
+        and _text_at(data, q[:, 8] - 2, b'],"data_offsets":[')
+        and _text_at(data, nxt[:-1] - 3, b']},')
     ):
         return None
     code_widths = q[:, 5] - q[:, 4] - 1
@@ -375,12 +375,14 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     return Columns(keys, dtype_table, dtype_ids, dims, dim_starts, ndims, begins, lengths, metadata)
 
 
-def _text_at(arr: np.ndarray, starts: np.ndarray, text: bytes) -> bool:
-    """Whether `text` occurs at every position of `starts`."""
-    idx = starts[:, None] + np.arange(len(text))
-    if len(starts) and (int(idx[:, 0].min()) < 0 or int(idx[:, -1].max()) >= len(arr)):
+def _text_at(data: bytes, starts: np.ndarray, text: bytes) -> bool:
+    """Whether `text` occurs at every position of `starts` (`data` has no NUL byte, so the
+    fixed-width byte strings NumPy compares are exact)."""
+    k = len(text)
+    if len(starts) and (int(starts.min()) < 0 or int(starts.max()) > len(data) - k):
         return False
-    return bool(np.all(arr[idx] == np.frombuffer(text, dtype=np.uint8)))
+    windows = np.ndarray((len(data) - k + 1,), dtype=f"S{k}", buffer=data, strides=(1,))
+    return bool(np.all(windows[starts] == text))
 
 
 def _dtype_codes(arr: np.ndarray, starts: np.ndarray, widths: np.ndarray) -> tuple[list[StDType], np.ndarray] | None:
