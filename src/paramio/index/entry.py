@@ -35,6 +35,8 @@ _MAX_DECODED_SIZE = 4096
 #: whose views are windows of one stable buffer (a mapped file, a memory buffer); False for
 #: others, whose `view` may copy.
 _WHOLE_VIEWS: dict[int, memoryview | bool] = {}
+#: `to_numpy(copy=True)` copies entries up to this size from the mapping, larger ones by `readinto`.
+_SMALL_COPY = 1 << 18
 
 
 def _whole_view(source: ByteSource) -> memoryview | bool:
@@ -344,14 +346,22 @@ class ParameterEntry(_EntrySlots):
         if source is None:
             raw = np.frombuffer(self.read(), dtype=np.uint8)
             return raw.view(dtype).reshape(shape)
+        whole = _WHOLE_VIEWS.get(id(source))
+        if whole is None:
+            whole = _whole_view(source)
         if copy or (dtype.itemsize > 1 and self.offset % dtype.itemsize != 0):
+            if whole is not False and self.length <= _SMALL_COPY:
+                # A small copy from the mapping beats a read syscall; large ones read (no page faults).
+                try:
+                    raw = np.ndarray((self.length,), _UINT8, whole, self.offset)
+                except (TypeError, ValueError):
+                    pass  # not inside the source: readinto below says how
+                else:
+                    return raw.copy().view(dtype).reshape(shape)
             arr = np.empty(shape, dtype=dtype)
             self.readinto(arr.reshape(-1).view(np.uint8))
             return arr
         # One call makes the typed, shaped view (the plan proved dtype x shape == length).
-        whole = _WHOLE_VIEWS.get(id(source))
-        if whole is None:
-            whole = _whole_view(source)
         if whole is not False:
             try:
                 return np.ndarray(shape, dtype, whole, self.offset)

@@ -175,31 +175,27 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
     def make_all() -> list[ParameterEntry]:
         if patterns or not keys:
             return [make(i) for i in range(len(keys))]
-        make(0)  # fills `columns` and `segment`
-        m_offs, m_lens, t_offs, t_lens = columns
+        make(0)  # fills `segment`
         seg = segment[0]
         if len(seg) < m_len:
             return [make(i) for i in range(len(keys))]
+        r = np.asarray(row_list, dtype=np.int64)
+        starts = meta_off[r]
+        lengths = tail_len[r]
+        offsets = np.where(lengths > 0, tail_off[r] + np.uint64(storage_base), 0)  # empty entries at 0
         data = EntryKind.DATA
-        out = []
-        for key, row in zip(keys, row_list, strict=True):
-            mo = m_offs[row]
-            length = t_lens[row]
-            out.append(
-                build_entry(
-                    key,
-                    data,
-                    length,
-                    seg[mo : mo + m_lens[row]],
-                    source,
-                    storage_base + t_offs[row] if length else 0,
-                    b"",
-                    None,
-                    "irpa",
-                    row,
-                )
+        return [
+            build_entry(key, data, n, seg[a:b], source, o, b"", None, "irpa", row)
+            for key, a, b, n, o, row in zip(
+                keys,
+                starts.tolist(),
+                (starts + meta_len[r]).tolist(),
+                lengths.tolist(),
+                offsets.tolist(),
+                row_list,
+                strict=True,
             )
-        return out
+        ]
 
     lazy = LazyEntries(keys, make, make_all)
     return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all))
