@@ -1,5 +1,6 @@
 """P3: read every tensor into new host arrays. paramio (`to_numpy(copy=True)`) against a plain
-NumPy copy of the same byte spans (memory bandwidth: the floor), `safetensors.numpy.load_file`
+NumPy copy of the same byte spans (memory bandwidth: the floor), IREE's Python
+``ParameterIndex`` (load, then a copy of each entry's ``file_view``), `safetensors.numpy.load_file`
 and gguf-py's reader followed by a copy."""
 
 # ruff: noqa: B023  (each closure is timed inside its own loop iteration)
@@ -33,6 +34,15 @@ def _numpy_copy(path: str, spans: list[tuple[int, int]]) -> int:
     return sum(a.nbytes for a in arrays)
 
 
+def _iree_copy(path: str) -> int:
+    import iree.runtime as rt
+
+    index = rt.ParameterIndex()
+    index.load(path)
+    arrays = [np.frombuffer(e.file_view, dtype=np.uint8).copy() for _, e in index.items() if e.is_file]
+    return sum(a.nbytes for a in arrays)
+
+
 def _safetensors_load(path: str) -> int:
     import safetensors.numpy
 
@@ -55,6 +65,13 @@ def run(ctx: Context) -> list[Record]:
     floor = median_time(lambda: _numpy_copy(irpa, spans), ctx.repeat)
     mib = sum(n for _, n in spans) >> 20
     out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "numpy copy of the same spans", floor))
+    try:
+        import iree.runtime  # noqa: F401
+    except ImportError:
+        out.append(skipped(f"P3 irpa {mib} MiB copy every tensor", "iree ParameterIndex + copy", "iree-base-runtime not installed"))
+    else:
+        iree = median_time(lambda: _iree_copy(irpa), ctx.repeat)
+        out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "iree ParameterIndex + copy", iree))
     for fmt, make, peer_name, peer_fn in (
         ("safetensors", model_safetensors, "safetensors.numpy.load_file", _safetensors_load),
         ("gguf", model_gguf, "gguf.GGUFReader + copy", _gguf_copy),
