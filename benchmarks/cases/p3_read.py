@@ -10,7 +10,17 @@ import mmap
 
 import numpy as np
 
-from cases.common import Context, Record, have_format, median_time, model_gguf, model_irpa, model_safetensors, skipped
+from cases.common import (
+    Context,
+    Record,
+    have_format,
+    many_file,
+    median_time,
+    model_gguf,
+    model_irpa,
+    model_safetensors,
+    skipped,
+)
 
 
 def _paramio_copy(path: str) -> int:
@@ -68,10 +78,20 @@ def run(ctx: Context) -> list[Record]:
     try:
         import iree.runtime  # noqa: F401
     except ImportError:
-        out.append(skipped(f"P3 irpa {mib} MiB copy every tensor", "iree ParameterIndex + copy", "iree-base-runtime not installed"))
+        out.append(
+            skipped(
+                f"P3 irpa {mib} MiB copy every tensor", "iree ParameterIndex + copy", "iree-base-runtime not installed"
+            )
+        )
     else:
         iree = median_time(lambda: _iree_copy(irpa), ctx.repeat)
         out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "iree ParameterIndex + copy", iree))
+        count = ctx.small_counts[0]
+        small = str(many_file(ctx, "irpa", count))  # per-entry costs, not bandwidth
+        ctx.log(f"P3 irpa {count} small tensors")
+        mine = median_time(lambda: _paramio_copy(small), max(ctx.repeat, 5))
+        iree = median_time(lambda: _iree_copy(small), max(ctx.repeat, 5))
+        out.append(Record(f"P3 irpa {count} small tensors copy every tensor", mine, "iree ParameterIndex + copy", iree))
     for fmt, make, peer_name, peer_fn in (
         ("safetensors", model_safetensors, "safetensors.numpy.load_file", _safetensors_load),
         ("gguf", model_gguf, "gguf.GGUFReader + copy", _gguf_copy),

@@ -90,3 +90,16 @@ def test_lazy_entries_keep_identity_and_changes() -> None:
     assert sorted(made) == [0, 1]  # make_all is only for a table nothing was taken from
     fresh = LazyEntries(["k0", "k1", "k2"], make, make_all)
     assert [e.key for e in fresh] == ["k0", "k1", "k2"] and list(fresh)[0] is fresh[0]
+
+
+@pytest.mark.parametrize("count", [8, 200_000])  # copied from the mapping / read with readinto
+def test_copies_own_their_data(tmp_path, count: int) -> None:
+    p = tmp_path / "c.bin"
+    p.write_bytes(b"\0" + np.arange(count, dtype=np.float32).tobytes())
+    meta = f'TENSORv0:{{"type": "Tensor", "dtype": "float32", "shape": [{count}]}}'.encode()
+    e = ParameterEntry.data("c", FileSource(p), 1, 4 * count, metadata=meta)
+    for arr in (e.to_numpy(), e.to_numpy(copy=True)):  # misaligned: both are copies
+        assert arr.flags.owndata and arr.flags.writeable and arr.flags.c_contiguous
+        assert arr.dtype == np.float32 and arr[-1] == count - 1
+        arr[0] = 5
+    assert e.to_numpy()[0] == 0

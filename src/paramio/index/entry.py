@@ -350,19 +350,20 @@ class ParameterEntry(_EntrySlots):
         if whole is None:
             whole = _whole_view(source)
         if copy or (dtype.itemsize > 1 and self.offset % dtype.itemsize != 0):
-            if whole is not False and self.length <= _SMALL_COPY:
+            if isinstance(whole, memoryview) and self.length <= _SMALL_COPY:
                 # A small copy from the mapping beats a read syscall; large ones read (no page faults).
+                # (NumPy copies from an unaligned view correctly; only the view is not handed out.)
                 try:
-                    raw = np.ndarray((self.length,), _UINT8, whole, self.offset)
+                    view = np.ndarray(shape, dtype, whole, self.offset)
                 except (TypeError, ValueError):
                     pass  # not inside the source: readinto below says how
                 else:
-                    return raw.copy().view(dtype).reshape(shape)
+                    return view.copy()
             arr = np.empty(shape, dtype=dtype)
             self.readinto(arr.reshape(-1).view(np.uint8))
             return arr
         # One call makes the typed, shaped view (the plan proved dtype x shape == length).
-        if whole is not False:
+        if isinstance(whole, memoryview):
             try:
                 return np.ndarray(shape, dtype, whole, self.offset)
             except (TypeError, ValueError):

@@ -118,9 +118,7 @@ _U32 = struct.Struct("<I")
 _DATA = EntryKind.DATA
 
 
-def _fast_table(
-    source: ByteSource, cur: Cursor, count: int, alignment: int
-) -> tuple[LazyEntries, int] | None:
+def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[LazyEntries, int] | None:
     """The tensor info table walked with bare `struct` reads, and its checks made once per
     distinct (type, shape), entries built on first use. None when anything is out of the
     ordinary (a read past the end, more than 8 dimensions, any check that fails): the caller

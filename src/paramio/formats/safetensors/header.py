@@ -237,7 +237,15 @@ def _usizes(value: object, what: str, count: int | None, key: str, path: str) ->
 
 _PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string body without escapes: its text is its value
 _CANON_METADATA = re.compile(
-    rb'\{"__metadata__":(null|\{(?:"' + _PLAIN + rb'":"' + _PLAIN + rb'"(?:,"' + _PLAIN + rb'":"' + _PLAIN + rb'")*)?\}),"'
+    rb'\{"__metadata__":(null|\{(?:"'
+    + _PLAIN
+    + rb'":"'
+    + _PLAIN
+    + rb'"(?:,"'
+    + _PLAIN
+    + rb'":"'
+    + _PLAIN
+    + rb'")*)?\}),"'
 )
 _MAX_DIGITS = 15  # exact in int64 and float64, far below u64's limit
 _MAX_CODE = max(len(d.code) for d in DTYPES)
@@ -266,9 +274,7 @@ class Columns:
         """Per tensor: dtype, shape, begin, length, as Python objects."""
         table = self.dtype_table
         dims: list[int] = self.dims.tolist()
-        shapes = [
-            tuple(dims[s : s + k]) for s, k in zip(self.dim_starts.tolist(), self.ndims.tolist(), strict=True)
-        ]
+        shapes = [tuple(dims[s : s + k]) for s, k in zip(self.dim_starts.tolist(), self.ndims.tolist(), strict=True)]
         return [table[i] for i in self.dtype_ids.tolist()], shapes, self.begins.tolist(), self.lengths.tolist()
 
     def header(self) -> Header:
@@ -317,12 +323,11 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
         start = 1
     else:
         return None
-    q = np.flatnonzero(arr[start:] == 0x22)
-    if len(q) == 0 or len(q) % 10:
+    found = np.flatnonzero(arr[start:] == 0x22)
+    if len(found) == 0 or len(found) % 10:
         return None
-    q += start
-    n = len(q) // 10
-    q = q.reshape(n, 10)
+    n = len(found) // 10
+    q = (found + start).reshape(n, 10)
     length = len(arr)
     nxt = np.empty(n, dtype=np.int64)  # where each tensor's text ends (the next key's quote)
     nxt[:-1] = q[1:, 0]
@@ -334,7 +339,7 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
         _text_at(data, q[:, 1], b'":{"dtype":"')
         and _text_at(data, q[:, 5], b'","shape":[')
         and _text_at(data, q[:, 8] - 2, b'],"data_offsets":[')
-        and _text_at(data, nxt[:-1] - 3, b']},')
+        and _text_at(data, nxt[:-1] - 3, b"]},")
     ):
         return None
     code_widths = q[:, 5] - q[:, 4] - 1

@@ -190,9 +190,9 @@ def _read_canonical(source: ByteSource) -> tuple[Columns | None, int]:
 
 def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
     keys = columns.keys
-    rows: list[list[object]] = []
+    rows: list[tuple[list[TensorInfo], list[int], list[int]]] = []
 
-    def columns_once() -> list[list[object]]:
+    def columns_once() -> tuple[list[TensorInfo], list[int], list[int]]:
         if not rows:  # Python lists once, on first use: cheaper per entry than NumPy scalars
             dtypes, shapes, begins, lengths = columns.rows()
             # One TensorInfo per (dtype, shape), shared between tensors: TensorInfo is frozen.
@@ -203,19 +203,17 @@ def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> Lazy
                 if info is None:
                     info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
                 infos.append(info)
-            rows.extend((infos, [b + data_start for b in begins], lengths))
-        return rows
+            rows.append((infos, [b + data_start for b in begins], lengths))
+        return rows[0]
 
     def make(i: int) -> ParameterEntry:
         infos, begins, lengths = columns_once()
-        return build_entry(
-            keys[i], _DATA, lengths[i], b"", source, begins[i], b"", infos[i], "safetensors", i  # type: ignore[arg-type]
-        )
+        return build_entry(keys[i], _DATA, lengths[i], b"", source, begins[i], b"", infos[i], "safetensors", i)
 
     def make_all() -> list[ParameterEntry]:
         infos, begins, lengths = columns_once()
         return [
-            build_entry(k, _DATA, n, b"", source, b, b"", info, "safetensors", i)  # type: ignore[arg-type]
+            build_entry(k, _DATA, n, b"", source, b, b"", info, "safetensors", i)
             for i, (k, info, b, n) in enumerate(zip(keys, infos, begins, lengths, strict=True))
         ]
 
