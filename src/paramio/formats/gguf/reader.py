@@ -13,6 +13,8 @@ import dataclasses
 import struct
 from collections.abc import Sequence
 
+import numpy as np
+
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import FormatError, TruncatedError, UnsupportedFormatError
 from paramio.formats.cursor import Cursor
@@ -113,6 +115,7 @@ def read_gguf(source: ByteSource) -> GGUFFile:
 
 #: ``<dims..., type, offset>`` after a tensor's dimension count, by dimension count.
 _TAILS = {n: struct.Struct(f"<{n}QIQ") for n in range(9)}
+_TAILS_NEXT = {n: struct.Struct(f"<{n}QIQQ") for n in range(9)}  # ... and the next name's length
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _DATA = EntryKind.DATA
@@ -129,40 +132,51 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
     u64 = _U64.unpack_from
     u32 = _U32.unpack_from
     tails = _TAILS
+    tails_next = _TAILS_NEXT
     name_at = [0] * count
     name_end = [0] * count
     shapes: list[tuple[int, ...]] = [()] * count
     types = [0] * count
     rels = [0] * count
     try:
+        # Each read takes a tensor's dimensions, type and offset and the next tensor's name
+        # length: two `struct` calls per tensor.
+        n = u64(buf, pos)[0] if count else 0
+        last = count - 1
         for i in range(count):
-            (n,) = u64(buf, pos)
             pos += 8
             name_at[i] = pos
             pos += n
             name_end[i] = pos
             (nd,) = u32(buf, pos)
-            tail = tails[nd]
-            values = tail.unpack_from(buf, pos + 4)
+            values = (tails_next if i != last else tails)[nd].unpack_from(buf, pos + 4)
             shapes[i] = values[:nd][::-1]  # GGUF lists the innermost dimension first
             types[i] = values[nd]
             rels[i] = values[nd + 1]
-            pos += 4 + tail.size
+            pos += 16 + 8 * nd
+            if i != last:
+                n = values[nd + 2]
     except (struct.error, KeyError, OverflowError):  # past the end, > 8 dims, past 2**63
         return None
     if pos > cur.end:
         return None
     data_offset = _align(pos, alignment)
     size = source.size
-    lengths: dict[tuple[int, tuple[int, ...]], tuple[int, TensorInfo] | None] = {}
-    spans = []
-    for type_id, shape, rel in zip(types, shapes, rels, strict=True):
-        plan = lengths.get((type_id, shape), False)
-        if plan is False:
-            plan = lengths[(type_id, shape)] = _plan(type_id, shape)
-        if plan is None or data_offset + rel + plan[0] > size:  # type: ignore[index]
+    pairs = list(zip(types, shapes, strict=True))
+    plans = dict.fromkeys(pairs)
+    for type_id, shape in plans:
+        plan = _plan(type_id, shape)
+        if plan is None:
             return None
-        spans.append(plan)
+        plans[(type_id, shape)] = plan
+    spans: list[tuple[int, TensorInfo]] = list(map(plans.__getitem__, pairs))  # type: ignore[arg-type]
+    room = size - data_offset  # every tensor must end inside the file
+    if count:
+        if room < 0 or max(n for n, _ in plans.values()) > room:  # type: ignore[misc]
+            return None
+        ends = np.fromiter((n for n, _ in spans), dtype=np.uint64, count=count)
+        if not bool(np.all(np.array(rels, dtype=np.uint64) <= room - ends)):
+            return None
     # Names sliced from one decoded string; bytes map 1:1 to latin-1 characters, and an ASCII
     # name reads the same in UTF-8 (the reference loop's decoding, kept for any other name).
     text = str(buf[table_at:pos], "latin-1")
@@ -171,12 +185,12 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
         keys = [bytes(buf[a:b]).decode("utf-8", "surrogateescape") for a, b in zip(name_at, name_end, strict=True)]
 
     def make(i: int) -> ParameterEntry:
-        length, info = spans[i]  # type: ignore[misc]
+        length, info = spans[i]
         return build_entry(keys[i], _DATA, length, b"", source, data_offset + rels[i], b"", info, "gguf", i)
 
     def make_all() -> list[ParameterEntry]:
         return [
-            build_entry(k, _DATA, span[0], b"", source, data_offset + rel, b"", span[1], "gguf", i)  # type: ignore[index]
+            build_entry(k, _DATA, span[0], b"", source, data_offset + rel, b"", span[1], "gguf", i)
             for i, (k, span, rel) in enumerate(zip(keys, spans, rels, strict=True))
         ]
 
