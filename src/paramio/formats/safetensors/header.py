@@ -249,7 +249,6 @@ _CANON_METADATA = re.compile(
 )
 _MAX_DIGITS = 15  # exact in int64 and float64, far below u64's limit
 _MAX_CODE = max(len(d.code) for d in DTYPES)
-_P10 = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
