@@ -132,8 +132,15 @@ def iree_tool(name: str) -> str | None:
     return shutil.which(name)
 
 
-def run_quiet(args: list[str]) -> None:
-    proc = subprocess.run(args, capture_output=True, text=True)
+def python_env() -> dict[str, str]:
+    """The environment for timing a Python command as users run it: with bytecode caching on
+    (``PYTHONDONTWRITEBYTECODE`` would make every run compile paramio's sources again, tens of
+    milliseconds an installed package never pays; the untimed warm-up run writes the cache)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run_quiet(args: list[str], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
 

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import sys
 
-from cases.common import Context, Record, have_cli, have_format, iree_tool, many_file, median_time, run_quiet, skipped
+from cases.common import (
+    Context,
+    Record,
+    have_cli,
+    have_format,
+    iree_tool,
+    many_file,
+    median_time,
+    python_env,
+    run_quiet,
+    skipped,
+)
 
 
 def _paramio_keys(path: str) -> int:
@@ -56,7 +67,9 @@ def run(ctx: Context) -> list[Record]:
         have_iree = True
     except ImportError:
         have_iree = False
-    fmts = [("irpa", ctx.small_counts)] + [(f, (ctx.small_counts[0] if ctx.quick else 10_000,)) for f in ("safetensors", "gguf")]
+    fmts = [("irpa", ctx.small_counts)] + [
+        (f, (ctx.small_counts[0] if ctx.quick else 10_000,)) for f in ("safetensors", "gguf")
+    ]
     repeat = max(ctx.repeat, 5)
     for fmt, counts in fmts:
         for count in counts:
@@ -83,7 +96,8 @@ def run(ctx: Context) -> list[Record]:
             if count == counts[-1] and dump is not None:
                 native = median_time(lambda: run_quiet([dump, f"--parameters={path}"]), 3)
                 if have_cli("dump"):
-                    mine = median_time(lambda: run_quiet([sys.executable, "-m", "paramio", "dump", f"--parameters={path}"]), 3)
+                    cmd = [sys.executable, "-m", "paramio", "dump", f"--parameters={path}"]
+                    mine = median_time(lambda: run_quiet(cmd, python_env()), 3)
                     out.append(Record(f"{label} process dump", mine, "iree-dump-parameters", native))
                 else:
                     out.append(skipped(f"{label} process dump", "iree-dump-parameters", "CLI command not available"))
