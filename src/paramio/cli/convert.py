@@ -34,14 +34,14 @@ from collections.abc import Sequence
 from paramio.arrays.metadata import encode_tensor_metadata
 from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
-from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, load_scopes, run_command
 from paramio.cli.progress import ByteProgress
 from paramio.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
-from paramio.index.scopes import ScopeMap, parse_parameters_flag
+from paramio.index.scopes import ScopeMap
 
 __all__ = ["ConvertPlan", "main", "plan_conversion"]
 
@@ -262,16 +262,6 @@ def _resolve_duplicates(
         dropped.update(idxs[1:])
         warnings.append(f"parameter '{escape(key)}' appears {len(idxs)} times ({sources}); kept the {policy}")
     return [e for i, e in enumerate(keep) if i not in dropped]
-
-
-def load_scopes(values: Sequence[str]) -> ScopeMap:
-    """The inputs, IREE's way; a malformed flag is a usage error, a bad file exit 1."""
-    for v in values:
-        try:
-            parse_parameters_flag(v)
-        except InvalidArgumentError as exc:
-            raise UsageError(str(exc)) from None
-    return ScopeMap.from_flags(values)
 
 
 def main(argv: Sequence[str]) -> int:

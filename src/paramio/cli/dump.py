@@ -22,11 +22,10 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from paramio.cli.errors import CommandFailed, UsageError, escape
-from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
-from paramio.errors import InvalidArgumentError
+from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, load_scopes, run_command
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
-from paramio.index.scopes import ScopeMap, parse_parameters_flag, split_scoped_key
+from paramio.index.scopes import ScopeMap, split_scoped_key
 
 # Imports a listing does not need are made where used: a dump is often a whole process.
 
@@ -125,7 +124,7 @@ def _run(flags: ParsedFlags) -> int:
     if flags.positional:
         sys.stderr.write(_POSITIONAL_ERROR)
         return 2
-    scopes = _load_scopes(flags.many("parameters"))
+    scopes = load_scopes(flags.many("parameters"))
     extracts = [_split_extract(t) for t in flags.many("extract")]
     if flags.on("json"):
         import json
@@ -149,17 +148,6 @@ def _run(flags: ParsedFlags) -> int:
             sys.stdout.flush()
         extract_entry(entry, path)
     return 0
-
-
-def _load_scopes(values: Sequence[str]) -> ScopeMap:
-    """As ``paramio.cli.convert.load_scopes`` (a malformed flag is a usage error), without
-    importing the convert command."""
-    for v in values:
-        try:
-            parse_parameters_flag(v)
-        except InvalidArgumentError as exc:
-            raise UsageError(str(exc)) from None
-    return ScopeMap.from_flags(values)
 
 
 def _split_extract(text: str) -> tuple[str, str, str, str]:

@@ -21,8 +21,12 @@ import enum
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from paramio.cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from paramio.index.scopes import ScopeMap
 
 __all__ = [
     "OVERLAY",
@@ -33,6 +37,7 @@ __all__ = [
     "FlagKind",
     "ParsedFlags",
     "format_help",
+    "load_scopes",
     "parse_flags",
     "precedence_of",
     "run_command",
@@ -252,3 +257,17 @@ def precedence_of(parsed: ParsedFlags) -> str:
     if value not in ("first", "last", "error"):
         raise UsageError(f"--precedence={value}: expected first, last or error")
     return value
+
+
+def load_scopes(values: Sequence[str]) -> ScopeMap:
+    """``--parameters`` values loaded IREE's way (one flat index per scope, first file wins);
+    a malformed value is a usage error (exit 2), a bad file a `ParamioError` (exit 1)."""
+    from paramio.errors import InvalidArgumentError
+    from paramio.index.scopes import ScopeMap, parse_parameters_flag
+
+    for v in values:
+        try:
+            parse_parameters_flag(v)
+        except InvalidArgumentError as exc:
+            raise UsageError(str(exc)) from None
+    return ScopeMap.from_flags(values)

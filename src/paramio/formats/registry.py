@@ -37,7 +37,8 @@ __all__ = ["FORMATS", "FormatContents", "detect_format", "format_module", "plan_
 class FormatContents:
     """What a reader found: entries in file order, file-level attributes, the files read."""
 
-    entries: list[ParameterEntry]
+    #: A list, or `LazyEntries` whose entries are built on first use.
+    entries: Sequence[ParameterEntry]
     attributes: dict[str, object] = dataclasses.field(default_factory=dict)
     paths: list[str] = dataclasses.field(default_factory=list)
 

@@ -52,7 +52,7 @@ def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> Fo
     f = read_gguf(source)
     info = split_info(f, path)
     if info is None:
-        return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])  # type: ignore[arg-type]  # LazyEntries
+        return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])
     files, paths = read_split_set(f, path, info, writable=writable, use_mmap=use_mmap)
     entries = [e for part in files for e in part.entries]
     return FormatContents(entries, {ATTRIBUTES_KEY: without_split_keys(files[0].kv)}, paths)

@@ -46,7 +46,7 @@ def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> Fo
         cur = Cursor(source.view(0, source.size), path=source.name)
         lazy = read_table(source, cur, read_header(cur, 0, source.name))
         if lazy is not None:
-            return FormatContents(lazy.entries, lazy.attributes, [path])  # type: ignore[arg-type]
+            return FormatContents(lazy.entries, lazy.attributes, [path])
     entries, attributes = split_attributes(read_archive(source))
     return FormatContents(entries, attributes, [path])
 

@@ -62,7 +62,7 @@ def _contents(files: list[SafetensorsFile], index_path: str | None, index_meta: 
         attributes[ATTRIBUTE_INDEX_METADATA] = dict(index_meta)
     paths = ([index_path] if index_path else []) + [f.source.name for f in files]
     entries = files[0].entries if len(files) == 1 else [e for f in files for e in f.entries]
-    return FormatContents(entries, attributes, paths)  # type: ignore[arg-type]
+    return FormatContents(entries, attributes, paths)
 
 
 def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
