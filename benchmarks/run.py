@@ -4,7 +4,8 @@
                              [--size-mib N] [--dir DIR] [--repeat N]
 
 Cases (see ``benchmarks/cases/``): P1 convert to IRPA, P2 open + list keys, P3 read every tensor,
-P4 zero-copy typed views, P5 peak RSS while converting, P6 GPU (only with CUDA). A case whose
+P4 zero-copy typed views, P5 peak RSS while converting, P6 GPU (only with CUDA), P7 write arrays
+from memory. A case whose
 format paramio cannot yet read is reported as "skipped (format not available)". Data is generated
 in a temporary folder under --dir (default: the system temp folder; say whether it is tmpfs) and
 removed afterwards. `--json` writes a list of ``{name, paramio_s, peer, peer_s, ratio, unit, note}``.
@@ -36,6 +37,7 @@ CASES = {
     "P4": "cases.p4_view",
     "P5": "cases.p5_rss",
     "P6": "cases.p6_gpu",
+    "P7": "cases.p7_write",
 }
 
 
@@ -77,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes; under a minute on 2 cores")
     ap.add_argument("--json", help="write the records as JSON here")
     ap.add_argument("--md", help="write the markdown table here")
-    ap.add_argument("--only", help="comma-separated case ids, e.g. P1,P3")
-    ap.add_argument("--size-mib", type=int, help="model size for P1/P3/P4/P5 (default 2048; 32 with --quick)")
+    ap.add_argument("--only", help="comma-separated case ids (P1..P7), e.g. P1,P3")
+    ap.add_argument("--size-mib", type=int, help="model size for P1/P3/P4/P5/P7 (default 2048; 32 with --quick)")
     ap.add_argument("--repeat", type=int, help="timed runs per measurement (median; default 5, 3 with --quick)")
     ap.add_argument("--dir", help="where to generate data (default: the system temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
