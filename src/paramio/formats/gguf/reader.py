@@ -113,82 +113,124 @@ def read_gguf(source: ByteSource) -> GGUFFile:
     return GGUFFile(version, kv, entries, alignment, data_offset)
 
 
-#: ``<dims..., type, offset>`` after a tensor's dimension count, by dimension count.
-_TAILS = {n: struct.Struct(f"<{n}QIQ") for n in range(9)}
-_TAILS_NEXT = {n: struct.Struct(f"<{n}QIQQ") for n in range(9)}  # ... and the next name's length
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _DATA = EntryKind.DATA
+_MAX_DIMS = 8
+
+
+def _walk(buf: memoryview, pos: int, count: int) -> tuple[list[int], int]:
+    """Where each tensor info's dimension count sits, and where the table ends: two `struct`
+    reads per tensor and nothing else (every other field is read afterwards, all tensors at
+    once). Raises `struct.error` past the end of the buffer."""
+    u64 = _U64.unpack_from
+    u32 = _U32.unpack_from
+    nd_at = [0] * count
+    for i in range(count):
+        q = pos + 8 + u64(buf, pos)[0]  # name length, name
+        nd_at[i] = q
+        pos = q + 16 + 8 * u32(buf, q)[0]  # count, dims, type (4), offset (8)
+    return nd_at, pos
+
+
+def _tails(
+    table: np.ndarray, nd_at: np.ndarray, nd: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[int, ...]]], np.ndarray] | None:
+    """(types, offsets, distinct (type, shape) pairs, each tensor's pair number) from the
+    table bytes, one NumPy gather per distinct dimension count. None past 8 dimensions."""
+    types = np.empty(count, dtype=np.uint32)
+    rels = np.empty(count, dtype=np.uint64)
+    which = np.empty(count, dtype=np.intp)
+    pairs: list[tuple[int, tuple[int, ...]]] = []
+    for d in np.unique(nd).tolist():
+        if d > _MAX_DIMS:
+            return None
+        rows = np.flatnonzero(nd == d) if len(pairs) or d != nd[0] or not bool(np.all(nd == d)) else None
+        at = (nd_at if rows is None else nd_at[rows]) + 4
+        width = 8 * d + 12
+        block = table[at[:, None] + np.arange(width)]  # (tensors, dims + type + offset) bytes
+        rec = block.view(
+            np.dtype({"names": ["t", "o"], "formats": ["<u4", "<u8"], "offsets": [8 * d, 8 * d + 4], "itemsize": width})
+        ).ravel()
+        sel = slice(None) if rows is None else rows
+        types[sel] = rec["t"]
+        rels[sel] = rec["o"]
+        head = np.ascontiguousarray(block[:, : 8 * d + 4]).view(f"V{8 * d + 4}").ravel()
+        distinct, inverse = np.unique(head, return_inverse=True)
+        which[sel] = inverse.reshape(-1) + len(pairs)
+        for row in distinct.tolist():
+            raw = bytes(row)
+            dims = struct.unpack_from(f"<{d}Q", raw)
+            pairs.append((_U32.unpack_from(raw, 8 * d)[0], dims[::-1]))  # GGUF lists the innermost first
+    return types, rels, pairs, which
 
 
 def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[LazyEntries, int] | None:
-    """The tensor info table walked with bare `struct` reads, and its checks made once per
-    distinct (type, shape), entries built on first use. None when anything is out of the
-    ordinary (a read past the end, more than 8 dimensions, any check that fails): the caller
-    then runs the reference loop, which raises the exact error."""
+    """The tensor info table walked with two bare `struct` reads per tensor, every other
+    field read with NumPy afterwards, checks made once per distinct (type, shape), entries
+    built on first use. None when anything is out of the ordinary (a read past the end, more
+    than 8 dimensions, any check that fails): the caller then runs the reference loop, which
+    raises the exact error."""
     buf = cur.buf
-    pos = cur.pos
-    table_at = pos
-    u64 = _U64.unpack_from
-    u32 = _U32.unpack_from
-    tails = _TAILS
-    tails_next = _TAILS_NEXT
-    name_at = [0] * count
-    name_end = [0] * count
-    shapes: list[tuple[int, ...]] = [()] * count
-    types = [0] * count
-    rels = [0] * count
+    table_at = cur.pos
     try:
-        # Each read takes a tensor's dimensions, type and offset and the next tensor's name
-        # length: two `struct` calls per tensor.
-        n = u64(buf, pos)[0] if count else 0
-        last = count - 1
-        for i in range(count):
-            pos += 8
-            name_at[i] = pos
-            pos += n
-            name_end[i] = pos
-            (nd,) = u32(buf, pos)
-            values = (tails_next if i != last else tails)[nd].unpack_from(buf, pos + 4)
-            shapes[i] = values[:nd][::-1]  # GGUF lists the innermost dimension first
-            types[i] = values[nd]
-            rels[i] = values[nd + 1]
-            pos += 16 + 8 * nd
-            if i != last:
-                n = values[nd + 2]
-    except (struct.error, KeyError, OverflowError):  # past the end, > 8 dims, past 2**63
+        nd_at_list, pos = _walk(buf, table_at, count)
+    except (struct.error, OverflowError):  # past the end (or past 2**63)
         return None
     if pos > cur.end:
         return None
     data_offset = _align(pos, alignment)
     size = source.size
-    pairs = list(zip(types, shapes, strict=True))
-    plans = dict.fromkeys(pairs)
-    for type_id, shape in plans:
-        plan = _plan(type_id, shape)
-        if plan is None:
-            return None
-        plans[(type_id, shape)] = plan
-    spans: list[tuple[int, TensorInfo]] = list(map(plans.__getitem__, pairs))  # type: ignore[arg-type]
     room = size - data_offset  # every tensor must end inside the file
     if count:
-        if room < 0 or max(n for n, _ in plans.values()) > room:  # type: ignore[misc]
+        if room < 0:
             return None
-        ends = np.fromiter((n for n, _ in spans), dtype=np.uint64, count=count)
-        if not bool(np.all(np.array(rels, dtype=np.uint64) <= room - ends)):
+        table = np.frombuffer(buf, dtype=np.uint8, count=pos - table_at, offset=table_at)
+        nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
+        nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
+        got = _tails(table, nd_at, nd, count)
+        if got is None:
             return None
+        _, rels_np, pairs, which = got
+        plans: list[tuple[int, TensorInfo]] = []
+        for type_id, shape in pairs:
+            plan = _plan(type_id, shape)
+            if plan is None:
+                return None
+            plans.append(plan)
+        lengths = [n for n, _ in plans]
+        if max(lengths) > room:
+            return None
+        ends = np.array(lengths, dtype=np.uint64)[which]
+        if not bool(np.all(rels_np <= room - ends)):
+            return None
+        rels: list[int] = rels_np.tolist()
+        spans_of: list[int] = which.tolist()
+        # Each name starts 8 bytes after the previous tensor info ends.
+        starts = np.empty(count, dtype=np.intp)
+        starts[0] = 8
+        starts[1:] = nd_at[:-1] + 24 + 8 * nd[:-1].astype(np.intp)
+        name_starts: list[int] = starts.tolist()
+        name_end: list[int] = nd_at.tolist()
+    else:
+        rels, spans_of, plans, name_starts, name_end = [], [], [], [], []
     # Names sliced from one decoded string; bytes map 1:1 to latin-1 characters, and an ASCII
     # name reads the same in UTF-8 (the reference loop's decoding, kept for any other name).
     text = str(buf[table_at:pos], "latin-1")
-    keys = [text[a - table_at : b - table_at] for a, b in zip(name_at, name_end, strict=True)]
+    name_at = name_starts
+    keys = [text[a:b] for a, b in zip(name_at, name_end, strict=True)]
     if not "".join(keys).isascii():
-        keys = [bytes(buf[a:b]).decode("utf-8", "surrogateescape") for a, b in zip(name_at, name_end, strict=True)]
+        keys = [
+            bytes(buf[table_at + a : table_at + b]).decode("utf-8", "surrogateescape")
+            for a, b in zip(name_at, name_end, strict=True)
+        ]
 
     def make(i: int) -> ParameterEntry:
-        length, info = spans[i]
+        length, info = plans[spans_of[i]]
         return build_entry(keys[i], _DATA, length, b"", source, data_offset + rels[i], b"", info, "gguf", i)
 
     def make_all() -> list[ParameterEntry]:
+        spans = list(map(plans.__getitem__, spans_of))
         return [
             build_entry(k, _DATA, span[0], b"", source, data_offset + rel, b"", span[1], "gguf", i)
             for i, (k, span, rel) in enumerate(zip(keys, spans, rels, strict=True))
