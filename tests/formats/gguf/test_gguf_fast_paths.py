@@ -61,3 +61,26 @@ def test_fast_table_matches_the_loop(tmp_path: Path) -> None:
             b[i] = rng.choice([0, 1, 2, 0xFF, 0x7F, 9, b[i] ^ 1])
         cut = bytes(b[: rng.randrange(len(b))]) if rng.random() < 0.2 else bytes(b)
         assert _outcome(cut, fast=True) == _outcome(cut, fast=False)
+
+
+@pytest.mark.interop
+def test_low_byte_walk_checked_against_full_fields(tmp_path: Path) -> None:
+    """The table walk reads only the low byte of each name length and dimension count; names of
+    256+ bytes, and a high byte set in either field, must still read exactly as the loop."""
+    w = gguf.GGUFWriter(str(tmp_path / "long.gguf"), "llama")
+    names = ["a" * 255, "b" * 256, "c" * 300, "d", "e" * 513]
+    for name in names:
+        w.add_tensor(name, np.zeros((2, 32), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    data = (tmp_path / "long.gguf").read_bytes()
+    assert [e.key for e in read_gguf(MemorySource(data, name="g")).entries] == names
+    assert _outcome(data, fast=True) == _outcome(data, fast=False)
+    at = data.index(b"\x01" + b"\x00" * 7 + b"d\x02\x00\x00\x00") + 8  # tensor "d", then its dimension count
+    for field, width in ((at - 8, 8), (at + 1, 4)):  # name length, dimension count
+        for byte in range(1, width):
+            b = bytearray(data)
+            b[field + byte] = 1
+            assert _outcome(bytes(b), fast=True) == _outcome(bytes(b), fast=False)

@@ -119,6 +119,18 @@ _DATA = EntryKind.DATA
 _MAX_DIMS = 8
 
 
+def _walk_low(buf: memoryview, pos: int, count: int) -> tuple[list[int], int]:
+    """`_walk` reading only the low byte of the name length and of the dimension count (one
+    memoryview index each, no `struct` call): right whenever the other bytes are zero, which
+    the caller then checks for every tensor at once. Raises `IndexError` past the end."""
+    nd_at = [0] * count
+    for i in range(count):
+        q = pos + 8 + buf[pos]
+        nd_at[i] = q
+        pos = q + 16 + 8 * buf[q]
+    return nd_at, pos
+
+
 def _walk(buf: memoryview, pos: int, count: int) -> tuple[list[int], int]:
     """Where each tensor info's dimension count sits, and where the table ends: two `struct`
     reads per tensor and nothing else (every other field is read afterwards, all tensors at
@@ -156,7 +168,10 @@ def _tails(
         types[sel] = rec["t"]
         rels[sel] = rec["o"]
         head = np.ascontiguousarray(block[:, : 8 * d + 4]).view(f"V{8 * d + 4}").ravel()
-        distinct, inverse = np.unique(head, return_inverse=True)
+        if bool(np.all(block[:, : 8 * d + 4] == block[0, : 8 * d + 4])):  # one (type, shape): no sort
+            distinct, inverse = head[:1], np.zeros(len(head), dtype=np.intp)
+        else:
+            distinct, inverse = np.unique(head, return_inverse=True)
         which[sel] = inverse.reshape(-1) + len(pairs)
         for row in distinct.tolist():
             raw = bytes(row)
@@ -173,10 +188,20 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
     raises the exact error."""
     buf = cur.buf
     table_at = cur.pos
-    try:
-        nd_at_list, pos = _walk(buf, table_at, count)
-    except (struct.error, OverflowError):  # past the end (or past 2**63)
-        return None
+    checked = None
+    if buf.format == "B" and buf.ndim == 1:
+        try:
+            nd_at_list, pos = _walk_low(buf, table_at, count)
+        except IndexError:  # past the end: the exact walk decides
+            pass
+        else:
+            if pos <= cur.end:
+                checked = _low_walk_exact(buf, table_at, nd_at_list, pos, count)
+    if checked is None:
+        try:
+            nd_at_list, pos = _walk(buf, table_at, count)
+        except (struct.error, OverflowError):  # past the end (or past 2**63)
+            return None
     if pos > cur.end:
         return None
     data_offset = _align(pos, alignment)
@@ -185,9 +210,12 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
     if count:
         if room < 0:
             return None
-        table = np.frombuffer(buf, dtype=np.uint8, count=pos - table_at, offset=table_at)
-        nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
-        nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
+        if checked is not None:
+            table, nd_at, nd = checked
+        else:
+            table = np.frombuffer(buf, dtype=np.uint8, count=pos - table_at, offset=table_at)
+            nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
+            nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
         got = _tails(table, nd_at, nd, count)
         if got is None:
             return None
@@ -237,6 +265,27 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
         ]
 
     return LazyEntries(list(keys), make, make_all), data_offset
+
+
+def _low_walk_exact(
+    buf: memoryview, table_at: int, nd_at_list: list[int], end: int, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(table bytes, dimension-count positions, dimension counts) when the chain `_walk_low`
+    found is the one `_walk` finds: every name length and dimension count, read in full, gives
+    the same next position (so no high byte was set). None otherwise."""
+    if not count:
+        return None if end != table_at else (np.zeros(0, np.uint8), np.zeros(0, np.intp), np.zeros(0, np.uint32))
+    table = np.frombuffer(buf, dtype=np.uint8, count=end - table_at, offset=table_at)
+    nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
+    nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
+    starts = np.empty(count, dtype=np.intp)  # where each tensor info starts
+    starts[0] = 0
+    starts[1:] = nd_at[:-1] + 16 + 8 * nd[:-1].astype(np.intp)
+    low_len = nd_at - starts - 8
+    if int(nd_at[-1]) + 16 + 8 * int(nd[-1]) != end - table_at or int(low_len.min()) < 0:
+        return None
+    name_len = table[starts[:, None] + np.arange(8)].view("<u8").ravel()
+    return (table, nd_at, nd) if bool(np.all(name_len == low_len.astype(np.uint64))) else None
 
 
 def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None:
