@@ -344,7 +344,12 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     code_widths = q[:, 5] - q[:, 4] - 1
     if not bool(np.all((code_widths >= 1) & (code_widths <= _MAX_CODE))):
         return None
-    codes = _dtype_codes(arr, q[:, 4] + 1, code_widths)
+    code0 = data[int(q[0, 4]) + 1 : int(q[0, 5]) + 1]  # the first code and its closing quote
+    if _text_at(data, q[:, 4] + 1, code0):  # one dtype (the common case): no per-code table
+        first = by_code(code0[:-1].decode("ascii", "replace"))
+        codes = None if first is None else ([first], np.zeros(n, dtype=np.int64))
+    else:
+        codes = _dtype_codes(arr, q[:, 4] + 1, code_widths)
     if codes is None:
         return None
     dtype_table, dtype_ids = codes
