@@ -6,6 +6,9 @@ default), and ``paramio.write_path`` to IRPA and to safetensors, durable and not
 folder (what paramio's durable write does: "equal durability"), and IREE's Python
 ``ParameterIndex`` + ``add_buffer`` + ``create_archive_file`` (which fsyncs). Every timed run
 starts after ``os.sync()`` with no output file, so no run pays for flushing another's pages.
+Writes of gigabytes swing with the kernel's writeback (and any other load) by 2-4x from run to
+run, so the writers take turns, round after round, and each keeps the median of its rounds: a
+slow spell hits them all, not the one timed during it.
 """
 
 # ruff: noqa: B023  (each closure is timed inside its own loop iteration)
@@ -16,7 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from cases.common import MiB, Context, Record, drop, have_format, median_time, skipped
+import statistics
+import time
+from collections.abc import Callable
+
+from cases.common import MiB, Context, Record, drop, have_format, skipped
+
+
+def round_robin(fns: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]) -> dict[str, float]:
+    """Median time of each of `fns`, run in turns (one untimed warm-up round first)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(max(1, repeat) + 1):
+        for k, fn in fns.items():
+            setup()
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def model_arrays(total_mib: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -107,27 +127,31 @@ def run(ctx: Context) -> list[Record]:
         os.sync()  # flush earlier runs' pages now, so no timed run pays for another's
 
     irpa, st, peer_st, peer_irpa = dsts
-    time = lambda fn: median_time(fn, ctx.repeat, setup=clean)  # noqa: E731
-    ctx.log(label)
-    st_fast = time(lambda: _st_save(arrays, peer_st, False))
-    st_durable = time(lambda: _st_save(arrays, peer_st, True))
-    archive = time(lambda: _paramio_archive(arrays, irpa))
-    irpa_fast = time(lambda: _paramio_write(arrays, irpa, False))
-    out.append(Record(f"{label} irpa create_archive_file (durable)", archive, "save_file + fsync", st_durable))
+    fns: dict[str, Callable[[], object]] = {
+        "st": lambda: _st_save(arrays, peer_st, False),
+        "st_durable": lambda: _st_save(arrays, peer_st, True),
+        "archive": lambda: _paramio_archive(arrays, irpa),
+        "irpa_fast": lambda: _paramio_write(arrays, irpa, False),
+    }
     try:
         import iree.runtime  # noqa: F401
     except ImportError:
         out.append(skipped(f"{label} irpa create_archive_file (durable)", "iree create_archive_file", "no iree"))
     else:
-        native = time(lambda: _iree_archive(arrays, peer_irpa))
-        out.append(Record(f"{label} irpa create_archive_file (durable)", archive, "iree create_archive_file", native))
-    out.append(Record(f"{label} irpa write_path (no fsync)", irpa_fast, "save_file", st_fast))
+        fns["iree"] = lambda: _iree_archive(arrays, peer_irpa)
     if have_format("safetensors"):
-        st_p = time(lambda: _paramio_write(arrays, st, True))
-        st_p_fast = time(lambda: _paramio_write(arrays, st, False))
-        out.append(Record(f"{label} safetensors write_path (durable)", st_p, "save_file + fsync", st_durable))
-        out.append(Record(f"{label} safetensors write_path (no fsync)", st_p_fast, "save_file", st_fast))
+        fns["st_p"] = lambda: _paramio_write(arrays, st, True)
+        fns["st_p_fast"] = lambda: _paramio_write(arrays, st, False)
     else:
         out.append(skipped(f"{label} safetensors write_path", "save_file", "format not available"))
+    ctx.log(label)
+    t = round_robin(fns, ctx.repeat, clean)
+    out.append(Record(f"{label} irpa create_archive_file (durable)", t["archive"], "save_file + fsync", t["st_durable"]))
+    if "iree" in t:
+        out.append(Record(f"{label} irpa create_archive_file (durable)", t["archive"], "iree create_archive_file", t["iree"]))
+    out.append(Record(f"{label} irpa write_path (no fsync)", t["irpa_fast"], "save_file", t["st"]))
+    if "st_p" in t:
+        out.append(Record(f"{label} safetensors write_path (durable)", t["st_p"], "save_file + fsync", t["st_durable"]))
+        out.append(Record(f"{label} safetensors write_path (no fsync)", t["st_p_fast"], "save_file", t["st"]))
     clean()
     return out
