@@ -15,15 +15,14 @@ slow spell hits them all, not the one timed during it.
 from __future__ import annotations
 
 import os
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-import statistics
-import time
-from collections.abc import Callable
-
-from cases.common import MiB, Context, Record, drop, have_format, skipped
+from cases.common import Context, MiB, Record, drop, have_format, skipped
 
 
 def round_robin(fns: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]) -> dict[str, float]:
