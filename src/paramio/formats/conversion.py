@@ -23,7 +23,7 @@ import dataclasses
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
@@ -129,6 +129,34 @@ class Prepared:
     entries: list[ParameterEntry]
     attributes: dict[str, object]
     losses: list[Loss]
+
+
+def attach_carried(
+    kept: dict[str, object],
+    field: str,
+    carried: Carried,
+    losses: list[Loss],
+    *,
+    where: str,
+    had_flag: str,
+    invalid: str,
+    wrap: Callable[[str], object] = lambda text: text,
+) -> None:
+    """Store `carried` (if not empty) as ``kept[field][CARRIED_KEY]``: the one free-text field a
+    target format has (safetensors ``__metadata__``, GGUF key/values). `had_flag` records that the
+    field did not exist, so reading back does not invent an empty one; `invalid` is the error
+    message for a field that is not a mapping."""
+    if not carried:
+        return
+    container = kept.get(field)
+    if container is None:
+        carried.attributes[had_flag] = False
+        container = {}
+    if not isinstance(container, Mapping):
+        raise InvalidArgumentError(invalid)
+    if CARRIED_KEY in container:
+        losses.append(Loss(None, f"{where} {CARRIED_KEY!r} replaced", "the key is reserved by paramio"))
+    kept[field] = {**container, CARRIED_KEY: wrap(carried.encode())}
 
 
 def _tensor_json(info: TensorInfo | None) -> object:

@@ -247,10 +247,10 @@ def prepare(
     """
     from paramio.arrays.metadata import TensorInfo
     from paramio.formats.conversion import (
-        CARRIED_KEY,
         Carried,
         Loss,
         Prepared,
+        attach_carried,
         describe,
         json_safe_attributes,
         metadata_needs_carrying,
@@ -287,16 +287,16 @@ def prepare(
             losses.append(splat_loss(e, "GGUF"))
         out.append(stored)
     kept = {k: v for k, v in attrs.items() if k == ATTRIBUTES_KEY}
-    if carried:
-        kv = kept.get(ATTRIBUTES_KEY)
-        if kv is None:
-            carried.attributes["paramio.had_gguf_kv"] = False
-            kv = {}
-        if not isinstance(kv, Mapping):
-            raise InvalidArgumentError(f"attributes[{ATTRIBUTES_KEY!r}] must be a mapping of key -> value")
-        if CARRIED_KEY in kv:
-            losses.append(Loss(None, f"key/value {CARRIED_KEY!r} replaced", "the key is reserved by paramio"))
-        kept[ATTRIBUTES_KEY] = {**kv, CARRIED_KEY: {"type": "string", "value": carried.encode()}}
+    attach_carried(
+        kept,
+        ATTRIBUTES_KEY,
+        carried,
+        losses,
+        where="key/value",
+        had_flag="paramio.had_gguf_kv",
+        invalid=f"attributes[{ATTRIBUTES_KEY!r}] must be a mapping of key -> value",
+        wrap=lambda text: {"type": "string", "value": text},
+    )
     return Prepared(out, kept, losses)
 
 

@@ -189,10 +189,10 @@ def prepare(
     ``__metadata__["paramio.carried"]``. Splats are written as data (reported).
     """
     from paramio.formats.conversion import (
-        CARRIED_KEY,
         Carried,
         Loss,
         Prepared,
+        attach_carried,
         describe,
         json_safe_attributes,
         metadata_needs_carrying,
@@ -234,16 +234,15 @@ def prepare(
             losses.append(splat_loss(e, "safetensors"))
         out.append(stored)
     kept = {k: v for k, v in attrs.items() if k in own}
-    if carried:
-        meta = kept.get(ATTRIBUTE_METADATA)
-        if meta is None:
-            carried.attributes["paramio.had_safetensors_metadata"] = False
-            meta = {}
-        if not isinstance(meta, dict):
-            raise InvalidArgumentError(f"attribute {ATTRIBUTE_METADATA!r} must map strings to strings")
-        if CARRIED_KEY in meta:
-            losses.append(Loss(None, f"__metadata__ key {CARRIED_KEY!r} replaced", "the key is reserved by paramio"))
-        kept[ATTRIBUTE_METADATA] = {**meta, CARRIED_KEY: carried.encode()}
+    attach_carried(
+        kept,
+        ATTRIBUTE_METADATA,
+        carried,
+        losses,
+        where="__metadata__ key",
+        had_flag="paramio.had_safetensors_metadata",
+        invalid=f"attribute {ATTRIBUTE_METADATA!r} must map strings to strings",
+    )
     return Prepared(out, kept, losses)
 
 
