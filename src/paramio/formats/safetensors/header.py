@@ -248,6 +248,8 @@ _CANON_METADATA = re.compile(
     + rb'")*)?\}),"'
 )
 _MAX_DIGITS = 15  # exact in int64 and float64, far below u64's limit
+_MAX_REGION = 1024  # bytes between a shape's or offsets' brackets: more goes to the full parser
+_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MAX_CODE = max(len(d.code) for d in DTYPES)
 
 
@@ -353,19 +355,13 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     if codes is None:
         return None
     dtype_table, dtype_ids = codes
-    # Numbers: shapes in [q7 + 3, q8 - 2), offsets in [q9 + 3, next - 3).
-    shape_lo, shape_hi = q[:, 7] + 3, q[:, 8] - 2
-    off_lo, off_hi = q[:, 9] + 3, nxt - 3
-    numbers = _numbers(arr, np.concatenate((shape_lo, off_lo)), np.concatenate((shape_hi, off_hi)))
-    if numbers is None:
+    # Numbers: shapes in [q7 + 3, q8 - 2), offsets in [q9 + 3, next - 3), each followed by "]".
+    shapes = _numbers(arr, q[:, 7] + 3, q[:, 8] - 2)
+    pairs = _numbers(arr, q[:, 9] + 3, nxt - 3)
+    if shapes is None or pairs is None or not bool(np.all(pairs[1] == 2)):
         return None
-    values, per_region = numbers
-    if not bool(np.all(per_region[n:] == 2)):
-        return None
-    ndims = per_region[:n]
-    n_dims = int(ndims.sum())
-    dims = values[:n_dims]
-    offsets = values[n_dims:].reshape(n, 2)
+    dims, ndims = shapes
+    offsets = pairs[0].reshape(n, 2)
     begins, ends = offsets[:, 0], offsets[:, 1]
     counts = _element_counts(dims, ndims, n)
     if counts is None:
@@ -428,36 +424,63 @@ def _numbers(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarra
     """The comma-separated JSON integers in each region ``[lo, hi)``, which the caller has
     shown to be bracketed by ``[`` and ``]``: all values in order and the count per region.
     None unless every region is empty or ``N(,N)*``, each N without a leading zero and of at
-    most 15 digits."""
-    sizes = hi - lo + 2  # each region with its brackets: a number never touches the next one
-    if bool(np.any(sizes < 2)):
+    most 15 digits.
+
+    Every step is a flat pass over uint8 arrays or one per number (broadcasts, axis reductions
+    and large int64 temporaries cost more than the parse here): the regions are copied into
+    the rows of one zero-padded block by fixed-width records, each number is then read from
+    the 16 bytes ending at its last digit, eight digits per uint64 (SWAR)."""
+    m = len(lo)
+    widths = hi - lo
+    if m == 0 or int(widths.min()) < 0:
+        return (np.zeros(0, dtype=np.int64), np.zeros(m, dtype=np.int64)) if m == 0 else None
+    w = int(widths.max()) + 1  # every row ends in at least one zero byte
+    if w > _MAX_REGION:
         return None
-    total = int(sizes.sum())
-    first_at = np.zeros(len(lo), dtype=np.int64)
-    np.cumsum(sizes[:-1], out=first_at[1:])
-    b = arr[np.arange(total, dtype=np.int64) + np.repeat(lo - 1 - first_at, sizes)]
-    digit = (b >= 0x30) & (b <= 0x39)
-    comma = b == 0x2C
-    if int(np.count_nonzero(digit | comma)) != total - 2 * len(lo):
-        return None  # a byte other than the brackets that is neither digit nor comma
-    after_digit = np.zeros(total, dtype=bool)
-    after_digit[1:] = digit[:-1]
-    before_digit = np.zeros(total, dtype=bool)
-    before_digit[:-1] = digit[1:]
-    if bool(np.any(comma & ~(after_digit & before_digit))):
-        return None  # a comma with no number on one side
-    starts = np.flatnonzero(digit & ~after_digit)
-    width = np.flatnonzero(digit & ~before_digit) - starts + 1
+    if w > len(arr) - int(lo.max()):  # a record would read past the end: pad a copy
+        arr = np.concatenate((arr, np.zeros(w, dtype=np.uint8)))
+    flat = np.zeros(16 + m * w, dtype=np.uint8)  # 16 zero bytes ahead of the first number
+    block = flat[16:]
+    records = np.ndarray((len(arr) - w + 1,), dtype=f"V{w}", buffer=arr, strides=(1,))
+    block.view(f"V{w}")[:] = records[lo]
+    keep = np.tri(w + 1, w, -1, dtype=np.uint8) * np.uint8(0xFF)  # row k: k bytes of 0xFF
+    block &= keep.view(f"V{w}").reshape(-1)[widths].view(np.uint8)
+    digit = (flat - np.uint8(0x30)) < 10
+    comma = flat == 0x2C
+    if int(np.count_nonzero(digit)) + int(np.count_nonzero(comma)) != int(widths.sum()):
+        return None  # a byte other than a digit or comma inside a region
+    # A comma needs a digit on each side (a row's first byte follows a zero byte).
+    if bool(np.any(comma[1:-1] & ~(digit[:-2] & digit[2:]))):
+        return None
+    edges = np.flatnonzero(np.diff(digit.view(np.int8)))  # `flat` starts and ends with zeros
+    starts = edges[0::2] + 1
+    ends = edges[1::2]  # each number's last digit
+    per_region = np.bincount((starts - 16) // w, minlength=m)
     if len(starts) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(len(lo), dtype=np.int64)
-    if int(width.max()) > _MAX_DIGITS or bool(np.any((b[starts] == 0x30) & (width > 1))):
+        return np.zeros(0, dtype=np.int64), per_region
+    width = ends - starts + 1
+    if int(width.max()) > _MAX_DIGITS or bool(np.any((flat[starts] == 0x30) & (width > 1))):
         return None
-    values = np.zeros(len(starts), dtype=np.int64)
-    for k in range(int(width.max())):
-        more = width > k
-        values[more] = values[more] * 10 + (b[starts[more] + k] - 0x30)
-    per_region = np.bincount(np.searchsorted(first_at, starts, side="right") - 1, minlength=len(lo))
-    return values, per_region
+    # The 16 bytes ending at each last digit, as two little-endian words, bytes before the
+    # number cleared; then 8 digits per word: pairs, quads, octets.
+    words = np.ndarray((len(flat) - 15,), dtype="V16", buffer=flat, strides=(1,))[ends - 15].view("<u8")
+    half = (16 - width).astype(np.uint64) * np.uint64(4)  # half the bits before the number
+    lead_lo = np.minimum(half, np.uint64(32))
+    lead_hi = half - lead_lo
+    words = words.reshape(-1, 2)
+    low = words[:, 0] & ((_ONES << lead_lo) << lead_lo)
+    high = words[:, 1] & ((_ONES << lead_hi) << lead_hi)
+    values = _swar8(low) * np.uint64(100_000_000) + _swar8(high)
+    return values.view(np.int64), per_region
+
+
+def _swar8(v: np.ndarray) -> np.ndarray:
+    """Eight ASCII digits (or zero bytes), most significant first in a little-endian uint64,
+    as their value."""
+    v = ((v & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(10 << 8 | 1)) >> np.uint64(8)
+    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(100 << 16 | 1)) >> np.uint64(16)
+    out: np.ndarray = ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(10000 << 32 | 1)) >> np.uint64(32)
+    return out
 
 
 def _element_counts(dims: np.ndarray, ndims: np.ndarray, n: int) -> np.ndarray | None:
