@@ -196,9 +196,11 @@ class ParameterIndex:
         contents = read_path(file_path, format=format, writable=writable, use_mmap=mmap)
         lazy = contents.entries
         if isinstance(lazy, LazyEntries) and not self._entries:
-            keys = lazy.keys()
-            positions = dict(zip(keys, range(len(keys)), strict=True))
-            if len(positions) == len(keys):  # no duplicates: adopt without building entries
+            positions = lazy.take_positions()  # the reader's own duplicate check, when it made one
+            if positions is None:
+                keys = lazy.keys()
+                positions = dict(zip(keys, range(len(keys)), strict=True))
+            if len(positions) == len(lazy):  # no duplicates: adopt without building entries
                 self._entries, self._positions = lazy, positions
             else:
                 self.extend(lazy, duplicates=duplicates)

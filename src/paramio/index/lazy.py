@@ -24,15 +24,20 @@ class LazyEntries(Sequence[ParameterEntry]):
     stored as given, and `pop` first builds every entry (so row numbers never shift).
     """
 
-    __slots__ = ("_cache", "_keys", "_make", "_make_all", "_made")
+    __slots__ = ("_cache", "_keys", "_make", "_make_all", "_made", "_positions")
 
     def __init__(
         self,
         keys: list[str],
         make: Callable[[int], ParameterEntry],
         make_all: Callable[[], list[ParameterEntry]] | None = None,
+        *,
+        positions: dict[str, int] | None = None,
     ) -> None:
         self._keys = keys
+        #: ``{key: row}`` for every key, when the reader built it (its duplicate check): handed
+        #: once to the index that adopts these entries, dropped on any change to the list.
+        self._positions = positions
         self._make = make
         #: Every entry at once (the same as ``make(i)`` for each row, in a tighter loop): used
         #: when iteration finds nothing built yet.
@@ -43,6 +48,12 @@ class LazyEntries(Sequence[ParameterEntry]):
     def keys(self) -> list[str]:
         """Every key in order, without building entries."""
         return list(self._keys)
+
+    def take_positions(self) -> dict[str, int] | None:
+        """``{key: row}`` as the reader built it (keys all distinct), given away: the caller
+        owns the dict and a second call returns None. None when the reader built none."""
+        positions, self._positions = self._positions, None
+        return positions
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -88,17 +99,20 @@ class LazyEntries(Sequence[ParameterEntry]):
         return self._cache  # type: ignore[return-value]
 
     def __setitem__(self, i: int, entry: ParameterEntry) -> None:
+        self._positions = None
         if self._cache[i] is None:
             self._made += 1
         self._cache[i] = entry
         self._keys[i] = entry.key
 
     def append(self, entry: ParameterEntry) -> None:
+        self._positions = None
         self._cache.append(entry)
         self._keys.append(entry.key)
         self._made += 1
 
     def pop(self, i: int = -1) -> ParameterEntry:
+        self._positions = None
         for j in range(len(self._keys)):
             self._get(j)
         self._keys.pop(i)

@@ -270,6 +270,8 @@ class Columns:
     begins: np.ndarray
     lengths: np.ndarray
     metadata: dict[str, str] | None
+    #: ``{key: i}``, built by the duplicate check; handed to the index that adopts the entries.
+    positions: dict[str, int] | None = None
 
     def rows(self) -> tuple[list[StDType], list[tuple[int, ...]], list[int], list[int]]:
         """Per tensor: dtype, shape, begin, length, as Python objects."""
@@ -373,11 +375,12 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     if not _tiles(begins, ends, lengths, bits // 8, available):
         return None
     keys = _keys(data, q[:, 0] + 1, q[:, 1], ascii_only)
-    if len(set(keys)) != n or _METADATA_KEY in keys:
+    positions = dict(zip(keys, range(n), strict=True))  # the duplicate check, kept for the index
+    if len(positions) != n or _METADATA_KEY in positions:
         return None
     dim_starts = np.zeros(n, dtype=np.int64)
     np.cumsum(ndims[:-1], out=dim_starts[1:])
-    return Columns(keys, dtype_table, dtype_ids, dims, dim_starts, ndims, begins, lengths, metadata)
+    return Columns(keys, dtype_table, dtype_ids, dims, dim_starts, ndims, begins, lengths, metadata, positions)
 
 
 def _text_at(data: bytes, starts: np.ndarray, text: bytes) -> bool:

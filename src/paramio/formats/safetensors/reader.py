@@ -217,4 +217,4 @@ def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> Lazy
             for i, (k, info, b, n) in enumerate(zip(keys, infos, begins, lengths, strict=True))
         ]
 
-    return LazyEntries(list(keys), make, make_all)
+    return LazyEntries(list(keys), make, make_all, positions=columns.positions)
