@@ -250,6 +250,8 @@ _CANON_METADATA = re.compile(
 _MAX_DIGITS = 15  # exact in int64 and float64, far below u64's limit
 _MAX_REGION = 1024  # bytes between a shape's or offsets' brackets: more goes to the full parser
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_PADDING = frozenset(b" \t\n\r")  # what may follow the JSON (writers pad with spaces)
+_SCAN = 1 << 16  # bytes per slice of the quote scan
 _MAX_CODE = max(len(d.code) for d in DTYPES)
 
 
@@ -291,7 +293,7 @@ class Columns:
         )
 
 
-def parse_canonical(raw: bytes, available: int) -> Columns | None:
+def parse_canonical(raw: bytes | memoryview, available: int) -> Columns | None:
     """The header, when `raw` is in the canonical form writers produce and every check passes.
 
     Canonical: ``{["__metadata__":{...},]"k":{"dtype":"D","shape":[...],"data_offsets":[b,e]},...}``
@@ -302,9 +304,16 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     `parse_header` and of the reader's tiling run on whole arrays. Anything else, or any
     failed check, gives None: the caller runs the full parser, which decides exactly as before
     and names the fault.
+
+    `raw` may be a view of a mapped file: it is read in place, never copied whole (fresh
+    anonymous memory costs a page fault per 4 KiB, more than the parse itself here).
     """
-    data = raw.rstrip(b" \t\n\r")
-    if b"\\" in data or not data.endswith(b"]}}"):
+    whole = memoryview(raw).cast("B")
+    end = len(whole)
+    while end and whole[end - 1] in _PADDING:
+        end -= 1
+    data = whole[:end]
+    if bytes(data[-3:]) != b"]}}":
         return None
     arr = np.frombuffer(data, dtype=np.uint8)
     if int(arr.min()) < 0x20:
@@ -312,25 +321,25 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     ascii_only = int(arr.max()) < 0x80
     if not ascii_only:
         try:
-            data.decode("utf-8")
+            str(data, "utf-8")
         except UnicodeDecodeError:
             return None
     metadata: dict[str, str] | None = None
-    if data.startswith(b'{"__metadata__":'):
+    if bytes(data[:16]) == b'{"__metadata__":':
         m = _CANON_METADATA.match(data)
         if m is None:
             return None
-        metadata = json.loads(m.group(1))  # canonical by the pattern: plain strings only
+        metadata = json.loads(bytes(m.group(1)))  # canonical by the pattern: plain strings only
         start = m.end() - 1
-    elif data.startswith(b'{"'):
+    elif bytes(data[:2]) == b'{"':
         start = 1
     else:
         return None
-    found = np.flatnonzero(arr[start:] == 0x22)
-    if len(found) == 0 or len(found) % 10:
+    found = _quotes(arr, start)
+    if found is None or len(found) == 0 or len(found) % 10:
         return None
     n = len(found) // 10
-    q = (found + start).reshape(n, 10)
+    q = found.reshape(n, 10)
     length = len(arr)
     nxt = np.empty(n, dtype=np.int64)  # where each tensor's text ends (the next key's quote)
     nxt[:-1] = q[1:, 0]
@@ -348,7 +357,7 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     code_widths = q[:, 5] - q[:, 4] - 1
     if not bool(np.all((code_widths >= 1) & (code_widths <= _MAX_CODE))):
         return None
-    code0 = data[int(q[0, 4]) + 1 : int(q[0, 5]) + 1]  # the first code and its closing quote
+    code0 = bytes(data[int(q[0, 4]) + 1 : int(q[0, 5]) + 1])  # the first code and its closing quote
     if _text_at(data, q[:, 4] + 1, code0):  # one dtype (the common case): no per-code table
         first = by_code(code0[:-1].decode("ascii", "replace"))
         codes = None if first is None else ([first], np.zeros(n, dtype=np.int64))
@@ -383,7 +392,21 @@ def parse_canonical(raw: bytes, available: int) -> Columns | None:
     return Columns(keys, dtype_table, dtype_ids, dims, dim_starts, ndims, begins, lengths, metadata, positions)
 
 
-def _text_at(data: bytes, starts: np.ndarray, text: bytes) -> bool:
+def _quotes(arr: np.ndarray, start: int) -> np.ndarray | None:
+    """Positions (int32) of the ``"`` bytes of ``arr[start:]``; None when it holds a backslash
+    (an escape). Scanned in slices, so no temporary is larger than one slice."""
+    found = []
+    for lo in range(start, len(arr), _SCAN):
+        part = arr[lo : lo + _SCAN]
+        if bool(np.any(part == 0x5C)):
+            return None
+        hits = np.flatnonzero(part == 0x22)
+        hits += lo
+        found.append(hits)
+    return np.concatenate(found, dtype=np.int32, casting="same_kind") if found else np.zeros(0, dtype=np.int32)
+
+
+def _text_at(data: bytes | memoryview, starts: np.ndarray, text: bytes) -> bool:
     """Whether `text` occurs at every position of `starts` (`data` has no NUL byte, so the
     fixed-width byte strings NumPy compares are exact)."""
     k = len(text)
@@ -502,11 +525,11 @@ def _element_counts(dims: np.ndarray, ndims: np.ndarray, n: int) -> np.ndarray |
     return counts
 
 
-def _keys(data: bytes, lo: np.ndarray, hi: np.ndarray, ascii_only: bool) -> list[str]:
+def _keys(data: memoryview, lo: np.ndarray, hi: np.ndarray, ascii_only: bool) -> list[str]:
     if ascii_only:
-        text = data.decode("ascii")
+        text = str(data, "ascii")
         return [text[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
-    return [data[a:b].decode("utf-8") for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+    return [str(data[a:b], "utf-8") for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
 
 def _tiles(begins: np.ndarray, ends: np.ndarray, lengths: np.ndarray, need: np.ndarray, available: int) -> bool:

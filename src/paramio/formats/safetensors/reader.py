@@ -185,7 +185,7 @@ def _read_canonical(source: ByteSource) -> tuple[Columns | None, int]:
     if n > MAX_HEADER_SIZE or HEADER_LENGTH_SIZE + n > size:
         return None, 0
     data_start = HEADER_LENGTH_SIZE + n
-    return parse_canonical(bytes(source.view(HEADER_LENGTH_SIZE, n)), size - data_start), data_start
+    return parse_canonical(source.view(HEADER_LENGTH_SIZE, n), size - data_start), data_start
 
 
 def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
