@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 
 from paramio.cli.errors import CommandFailed, UsageError, escape
 from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, load_scopes, run_command
-from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
@@ -135,7 +134,7 @@ def _run(flags: ParsedFlags) -> int:
         _print_table(scopes)
     else:
         for scope, index in scopes.items():
-            sys.stdout.write(format_dump(index.values(), scope=scope))
+            sys.stdout.write(index.dump(scope))
     quiet_extract = flags.on("json")
     for flag, scope, key, path in extracts:
         try:

@@ -302,9 +302,14 @@ class ParameterIndex:
         return sum(e.length for e in self._entries)
 
     def __repr__(self) -> str:
+        return self.dump()
+
+    def dump(self, scope: str = "") -> str:
+        """IREE's listing of this index under `scope` (what ``iree-dump-parameters`` prints);
+        an index read from an IRPA archive lists from the table without building entries."""
         from paramio.index.dump import format_dump
 
-        return format_dump(self._entries, scope="")
+        return format_dump(self._entries, scope=scope)
 
 
 def validate_splat(key: str, pattern: bytes, total_length: int) -> None:

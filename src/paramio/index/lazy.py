@@ -14,7 +14,10 @@ from typing import overload
 
 from paramio.index.entry import ParameterEntry
 
-__all__ = ["LazyEntries"]
+__all__ = ["DumpColumns", "LazyEntries"]
+
+#: Per row, in order: offset, length, whether it is a splat.
+DumpColumns = tuple[list[int], list[int], list[bool]]
 
 
 class LazyEntries(Sequence[ParameterEntry]):
@@ -24,7 +27,7 @@ class LazyEntries(Sequence[ParameterEntry]):
     stored as given, and `pop` first builds every entry (so row numbers never shift).
     """
 
-    __slots__ = ("_cache", "_keys", "_make", "_make_all", "_made", "_positions")
+    __slots__ = ("_cache", "_columns", "_keys", "_make", "_make_all", "_made", "_positions")
 
     def __init__(
         self,
@@ -33,8 +36,12 @@ class LazyEntries(Sequence[ParameterEntry]):
         make_all: Callable[[], list[ParameterEntry]] | None = None,
         *,
         positions: dict[str, int] | None = None,
+        columns: Callable[[], DumpColumns] | None = None,
     ) -> None:
         self._keys = keys
+        #: Every row's (offset, length, is_splat), as lists, for a listing that needs no
+        #: entry objects (`paramio.index.dump`); dropped on any change to the list.
+        self._columns = columns
         #: ``{key: row}`` for every key, when the reader built it (its duplicate check): handed
         #: once to the index that adopts these entries, dropped on any change to the list.
         self._positions = positions
@@ -48,6 +55,14 @@ class LazyEntries(Sequence[ParameterEntry]):
     def keys(self) -> list[str]:
         """Every key in order, without building entries."""
         return list(self._keys)
+
+    def dump_columns(self) -> tuple[list[str], list[int], list[int], list[bool]] | None:
+        """(keys, offsets, lengths, is_splat) of every row, without building entries; None when
+        the reader gave no columns or the list has changed since it was read."""
+        if self._columns is None:
+            return None
+        offsets, lengths, splats = self._columns()
+        return self._keys, offsets, lengths, splats
 
     def take_positions(self) -> dict[str, int] | None:
         """``{key: row}`` as the reader built it (keys all distinct), given away: the caller
@@ -100,6 +115,7 @@ class LazyEntries(Sequence[ParameterEntry]):
 
     def __setitem__(self, i: int, entry: ParameterEntry) -> None:
         self._positions = None
+        self._columns = None
         if self._cache[i] is None:
             self._made += 1
         self._cache[i] = entry
@@ -107,12 +123,14 @@ class LazyEntries(Sequence[ParameterEntry]):
 
     def append(self, entry: ParameterEntry) -> None:
         self._positions = None
+        self._columns = None
         self._cache.append(entry)
         self._keys.append(entry.key)
         self._made += 1
 
     def pop(self, i: int = -1) -> ParameterEntry:
         self._positions = None
+        self._columns = None
         for j in range(len(self._keys)):
             self._get(j)
         self._keys.pop(i)

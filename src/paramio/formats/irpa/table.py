@@ -18,7 +18,7 @@ import numpy as np
 from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
 from paramio.index.entry import EntryKind, ParameterEntry, build_entry
-from paramio.index.lazy import LazyEntries
+from paramio.index.lazy import DumpColumns, LazyEntries
 from paramio.sources.base import ByteSource
 
 __all__ = ["LazyTable", "read_table"]
@@ -64,7 +64,11 @@ def _gather(buf: np.ndarray, starts: np.ndarray, dtype: np.dtype[np.void]) -> np
         return np.zeros(0, dtype=dtype)
     stride = int(starts[1] - starts[0]) if n > 1 else dtype.itemsize
     first = int(starts[0])
-    if stride > 0 and int(starts[-1]) == first + stride * (n - 1) and (n < 3 or bool(np.all(np.diff(starts) == stride))):
+    if (
+        stride > 0
+        and int(starts[-1]) == first + stride * (n - 1)
+        and (n < 3 or bool(np.all(np.diff(starts) == stride)))
+    ):
         return np.ndarray((n,), dtype=dtype, buffer=buf, offset=first, strides=(stride,))
     idx = starts[:, None] + np.arange(dtype.itemsize, dtype=np.int64)
     return buf[idx].view(dtype).reshape(-1)
@@ -135,7 +139,9 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         if bool(np.any(sp["plen"] > MAX_SPLAT_PATTERN_LENGTH)):
             return None
         tail_len[is_splat] = sp["len"]
-        for row, pat, plen in zip(np.flatnonzero(is_splat).tolist(), sp["pattern"].tolist(), sp["plen"].tolist(), strict=True):
+        for row, pat, plen in zip(
+            np.flatnonzero(is_splat).tolist(), sp["pattern"].tolist(), sp["plen"].tolist(), strict=True
+        ):
             patterns[row] = pat.ljust(16, b"\0")[:plen]
     rows = np.flatnonzero(~(etype == EntryType.SKIP))
     keys = _decode_names(cur, m_off, heads["name_off"][rows], heads["name_len"][rows])
@@ -168,7 +174,9 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
             metadata = b""
         length = t_lens[row]
         if patterns and row in patterns:
-            return ParameterEntry.splat(keys[i], patterns[row], length, metadata=metadata, origin="irpa", file_index=row)
+            return ParameterEntry.splat(
+                keys[i], patterns[row], length, metadata=metadata, origin="irpa", file_index=row
+            )
         offset = storage_base + t_offs[row] if length else 0  # as IREE: empty entries at 0
         return ParameterEntry.data(keys[i], source, offset, length, metadata=metadata, origin="irpa", file_index=row)
 
@@ -197,8 +205,14 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
             )
         ]
 
-    lazy = LazyEntries(keys, make, make_all)
-    return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all))
+    def dump_columns() -> DumpColumns:
+        r = np.asarray(row_list, dtype=np.int64)  # rows as they stand (the attributes entry removed)
+        lengths = tail_len[r]
+        offsets = np.where(lengths > 0, tail_off[r] + np.uint64(storage_base), 0)  # empty entries at 0
+        return offsets.tolist(), lengths.tolist(), is_splat[r].tolist()
+
+    lazy = LazyEntries(keys, make, make_all, columns=dump_columns)
+    return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all, dump_columns))
 
 
 def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -> list[str] | None:
@@ -220,7 +234,7 @@ def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -
 
 
 def _take_attributes(
-    lazy: LazyEntries, keys: list[str], rows: list[int], make: object, make_all: object
+    lazy: LazyEntries, keys: list[str], rows: list[int], make: object, make_all: object, columns: object
 ) -> tuple[LazyEntries, dict[str, object]]:
     from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, split_attributes
 
@@ -234,7 +248,7 @@ def _take_attributes(
             _, attributes = split_attributes([e])
             del keys[i]
             del rows[i]
-            return LazyEntries(keys, make, make_all), attributes  # type: ignore[arg-type]
+            return LazyEntries(keys, make, make_all, columns=columns), attributes  # type: ignore[arg-type]
     return lazy, {}
 
 
