@@ -252,6 +252,14 @@ _MAX_REGION = 1024  # bytes between a shape's or offsets' brackets: more goes to
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _PADDING = frozenset(b" \t\n\r")  # what may follow the JSON (writers pad with spaces)
 _SCAN = 1 << 16  # bytes per slice of the quote scan
+_SWAR_STEPS = tuple(
+    (np.uint64(mask), np.uint64(factor), np.uint64(shift))
+    for mask, factor, shift in (
+        (0x0F0F0F0F0F0F0F0F, 10 << 8 | 1, 8),  # digit pairs
+        (0x00FF00FF00FF00FF, 100 << 16 | 1, 16),  # quads
+        (0x0000FFFF0000FFFF, 10000 << 32 | 1, 32),  # octets
+    )
+)
 _MAX_CODE = max(len(d.code) for d in DTYPES)
 
 
@@ -481,32 +489,42 @@ def _numbers(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarra
     edges = np.flatnonzero(np.diff(digit.view(np.int8)))  # `flat` starts and ends with zeros
     starts = edges[0::2] + 1
     ends = edges[1::2]  # each number's last digit
-    per_region = np.bincount((starts - 16) // w, minlength=m)
+    rows = starts - 16
+    rows //= w
+    per_region = np.bincount(rows, minlength=m)
     if len(starts) == 0:
         return np.zeros(0, dtype=np.int64), per_region
-    width = ends - starts + 1
+    width = ends - starts
+    width += 1
     if int(width.max()) > _MAX_DIGITS or bool(np.any((flat[starts] == 0x30) & (width > 1))):
         return None
     # The 16 bytes ending at each last digit, as two little-endian words, bytes before the
-    # number cleared; then 8 digits per word: pairs, quads, octets.
-    words = np.ndarray((len(flat) - 15,), dtype="V16", buffer=flat, strides=(1,))[ends - 15].view("<u8")
-    half = (16 - width).astype(np.uint64) * np.uint64(4)  # half the bits before the number
-    lead_lo = np.minimum(half, np.uint64(32))
-    lead_hi = half - lead_lo
-    words = words.reshape(-1, 2)
-    low = words[:, 0] & ((_ONES << lead_lo) << lead_lo)
-    high = words[:, 1] & ((_ONES << lead_hi) << lead_hi)
-    values = _swar8(low) * np.uint64(100_000_000) + _swar8(high)
+    # number cleared; then 8 digits per word: pairs, quads, octets. In place: every fresh
+    # array of this size costs its pages again.
+    ends -= 15
+    words = np.ndarray((len(flat) - 15,), dtype="V16", buffer=flat, strides=(1,))[ends].view("<u8").reshape(-1, 2)
+    lead = np.subtract(16, width, out=width)  # bytes before the number
+    lead <<= 2  # half their bits: a shift by 64 is two shifts by 32
+    half = np.minimum(lead, 32, out=rows)
+    lead -= half
+    mask = ends.view(np.uint64)  # reused
+    for col, shift in ((0, half.view(np.uint64)), (1, lead.view(np.uint64))):
+        np.left_shift(_ONES, shift, out=mask)
+        mask <<= shift
+        words[:, col] &= mask
+    _swar8(words)
+    values = np.multiply(words[:, 0], np.uint64(100_000_000), out=mask)
+    values += words[:, 1]
     return values.view(np.int64), per_region
 
 
-def _swar8(v: np.ndarray) -> np.ndarray:
-    """Eight ASCII digits (or zero bytes), most significant first in a little-endian uint64,
-    as their value."""
-    v = ((v & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(10 << 8 | 1)) >> np.uint64(8)
-    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(100 << 16 | 1)) >> np.uint64(16)
-    out: np.ndarray = ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(10000 << 32 | 1)) >> np.uint64(32)
-    return out
+def _swar8(v: np.ndarray) -> None:
+    """Each uint64 of `v`, eight ASCII digits (or zero bytes) most significant first in little-
+    endian order, replaced by their value, in place."""
+    for mask, factor, shift in _SWAR_STEPS:
+        v &= mask
+        v *= factor
+        v >>= shift
 
 
 def _element_counts(dims: np.ndarray, ndims: np.ndarray, n: int) -> np.ndarray | None:
