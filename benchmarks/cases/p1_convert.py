@@ -6,7 +6,6 @@ with paramio's durable write, "equal durability")."""
 from __future__ import annotations
 
 import os
-
 import sys
 
 from cases.common import (
