@@ -5,7 +5,6 @@ with paramio's durable write, "equal durability")."""
 # ruff: noqa: B023  (each closure is timed inside its own loop iteration)
 from __future__ import annotations
 
-import os
 import sys
 
 from cases.common import (
@@ -19,6 +18,7 @@ from cases.common import (
     model_irpa,
     model_safetensors,
     run_quiet,
+    settle,
     skipped,
 )
 
@@ -48,8 +48,8 @@ def run(ctx: Context) -> list[Record]:
         def clean() -> None:
             drop(dst)
             drop(peer_dst)
-            # Write back dirty pages of earlier runs now, so no timed run pays for another's.
-            os.sync()
+            # No timed run pays for another's dirty pages, nor for memory the host took back.
+            settle(src.stat().st_size)
 
         fast = median_time(lambda: _paramio_convert(str(src), str(dst), False), ctx.repeat, setup=clean)
         cp = median_time(lambda: run_quiet(["cp", str(src), str(peer_dst)]), ctx.repeat, setup=clean)

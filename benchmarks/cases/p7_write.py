@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cases.common import Context, MiB, Record, drop, have_format, skipped
+from cases.common import Context, MiB, Record, drop, have_format, settle, skipped
 
 
 def round_robin(fns: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]) -> dict[str, float]:
@@ -123,7 +123,7 @@ def run(ctx: Context) -> list[Record]:
     def clean() -> None:
         for d in dsts:
             drop(d)
-        os.sync()  # flush earlier runs' pages now, so no timed run pays for another's
+        settle(2 * size)  # no run pays for another's dirty pages, nor for memory the host took back
 
     irpa, st, peer_st, peer_irpa = dsts
     fns: dict[str, Callable[[], object]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -32,3 +33,91 @@ def test_writeback_hint_spans_and_bytes(tmp_path, monkeypatch, durable):
     assert data[:700] == a.tobytes() and data[700:1000] == bytes(300) and data[1000:1900] == b.tobytes()
     assert calls == ([(0, 1900)] if durable else [])
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+def _copy_from_file(
+    tmp_path, monkeypatch, *, src_at: int, dst_at: int, size: int, durable: bool = False, kernel: bool = False
+):
+    """Copy `size` bytes stored at `src_at` of a file to `dst_at` of a new output; returns
+    (expected bytes, written file bytes, which copy paths ran)."""
+    from paramio.index.entry import ParameterEntry
+    from paramio.sources.file import FileSource
+
+    rng = np.random.default_rng(size + src_at + dst_at)
+    data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"\xee" * src_at + data + b"\xdd" * 100)
+    ran: list[str] = []
+    for fn in ("_kernel_copy", "_buffered_copy", "_pipelined_copy"):
+        real = getattr(output, fn)
+        monkeypatch.setattr(output, fn, lambda *a, _real=real, _fn=fn, **k: ran.append(_fn) or _real(*a, **k))
+    source = FileSource(src)
+    entry = ParameterEntry.data("w", source, src_at, size)
+    path = tmp_path / "out.bin"
+    ticks: list[int] = []
+    with AtomicOutput(path, durable=durable) as out:
+        out._kernel_copies = kernel  # as if the filesystem could (not) reflink
+        out.truncate(dst_at + size)
+        copy_entry(entry, out, dst_at, progress=ticks.append)
+        out.commit()
+    source.close()
+    assert sum(ticks) == size
+    return data, path.read_bytes()[dst_at:], ran
+
+
+@pytest.mark.parametrize(
+    ("src_at", "dst_at", "size", "kernel", "path"),
+    [
+        (8, 64, (9 << 20) + 123, False, "_pipelined_copy"),  # safetensors -> IRPA on ext4
+        (0, 0, 8 << 20, False, "_pipelined_copy"),
+        (1000, 4096, 3 << 20, False, "_buffered_copy"),  # small span: inline
+        (4096, 8192, (5 << 20) + 7, True, "_kernel_copy"),  # a reflinking filesystem: the kernel copies
+        (8, 64, 1 << 20, True, "_kernel_copy"),
+    ],
+)
+def test_file_copy_paths_give_exact_bytes(tmp_path, monkeypatch, src_at, dst_at, size, kernel, path):
+    data, written, ran = _copy_from_file(tmp_path, monkeypatch, src_at=src_at, dst_at=dst_at, size=size, kernel=kernel)
+    assert written == data
+    assert ran[0] == path
+
+
+def test_pipelined_copy_durable_hints_cover_the_span(tmp_path, monkeypatch):
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(output, "WRITEBACK_STEP", 1 << 20)
+    monkeypatch.setattr(output, "_sync_file_range", lambda fd, off, n, flags: calls.append((off, n)) or 0)
+    data, written, ran = _copy_from_file(tmp_path, monkeypatch, src_at=8, dst_at=64, size=6 << 20, durable=True)
+    assert written == data and ran == ["_pipelined_copy"]
+    # Every written byte was handed to writeback once: the hinted spans cover [64, 64 + 6 MiB).
+    assert len(calls) >= 3
+    assert min(off for off, _ in calls) == 64 and max(off + n for off, n in calls) == 64 + (6 << 20)
+
+
+def test_source_shrinking_during_copy_is_a_clear_error(tmp_path):
+    from paramio.errors import SourceError
+    from paramio.index.entry import ParameterEntry
+    from paramio.sources.file import FileSource
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(bytes(9 << 20))
+    source = FileSource(src)
+    entry = ParameterEntry.data("layer.0.weight", source, 8, (9 << 20) - 8)
+    os.truncate(src, 5 << 20)  # another process cut the file after it was indexed
+    out_path = tmp_path / "out.bin"
+    with pytest.raises(SourceError) as err, AtomicOutput(out_path) as out:
+        copy_entry(entry, out, 64)
+        out.commit()
+    source.close()
+    assert err.value.key == "layer.0.weight" and err.value.path == str(src)
+    assert err.value.offset is not None and err.value.offset >= 5 << 20
+    assert not out_path.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not sys.platform.startswith("linux"), reason="Linux tmpfs")
+def test_filesystem_type_is_read(tmp_path):
+    fd = os.open("/dev/shm", os.O_RDONLY)
+    try:
+        assert output._filesystem_type(fd) == 0x01021994  # TMPFS_MAGIC: buffers, not the kernel, copy there
+    finally:
+        os.close(fd)
+    with AtomicOutput("/dev/shm/paramio-test-fs.bin") as out:
+        assert out.kernel_copies is False

@@ -5,8 +5,16 @@ renames it over the final name and fsyncs the folder. Any exception before that 
 temporary file, so a crash or error never leaves a half-written file under the final name. The
 final path may be one of the inputs: inputs stay mapped from the old inode until they close.
 
-`copy_entry` moves an entry's bytes into the output with ``os.copy_file_range`` when both ends
-are files (the kernel copies, as ``cp`` does), else from mapped views in bounded chunks.
+`copy_entry` moves an entry's bytes into the output. From a file onto a filesystem that can share
+blocks or copy server-side (btrfs, XFS, bcachefs, ZFS, NFS, SMB), the kernel copies
+(``os.copy_file_range``: a reflink or a server-side copy where the filesystem can). Elsewhere (ext4,
+tmpfs, ...) the kernel's copy is a splice through the page cache, single-threaded, and ~1.5x slower
+again when source and destination offsets are not congruent modulo its 2 MiB folios (the usual
+case converting to IRPA: safetensors data starts 8-aligned, IRPA data 64-aligned). There paramio
+copies through 1 MiB buffers instead, `COPY_THREADS` threads each reading one chunk while another
+writes (``preadv``/``pwrite`` release the GIL; writes still take the file's lock one at a time):
+measured on ext4 (Linux 6.18, 2 vCPUs), 2 GiB safetensors -> IRPA in 0.75x the time of ``cp``.
+Memory sources are written from views in bounded chunks.
 
 Durable outputs start the disk write of each written range as soon as about `WRITEBACK_STEP`
 bytes are pending (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: a hint that waits for
@@ -18,10 +26,14 @@ without, 0.42 s with. The fsync in `commit()` is unchanged: it is what makes the
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-from paramio.errors import WriteError
+from paramio.errors import SourceError, WriteError
 from paramio.index.entry import ParameterEntry, fill_pattern
 
 __all__ = ["AtomicOutput", "copy_entry", "write_zeros_until"]
@@ -31,8 +43,41 @@ CHUNK = 1 << 24  # 16 MiB: big enough to stream at disk speed, small enough to b
 WRITEBACK_STEP = 1 << 24  # start writeback of every 16 MiB written to a durable output
 _SYNC_FILE_RANGE_WRITE = 2
 
+PIPE_CHUNK = 1 << 20  # one buffer per copy thread: fits in L2, so the second copy reads from cache
+PIPELINE_MIN = 4 << 20  # spans below this are copied inline: a thread hand-off costs more than it saves
+COPY_THREADS = 3  # three, on two cores: one reads while another writes and a third waits its turn
+
 _has_copy_file_range = hasattr(os, "copy_file_range")
+# statfs f_type of filesystems where copy_file_range can share blocks or copy server-side.
+_KERNEL_COPY_FS = {
+    0x9123683E,  # btrfs
+    0x58465342,  # XFS
+    0xCA451A4E,  # bcachefs
+    0x2FC12FC1,  # ZFS
+    0x6969,  # NFS
+    0xFF534D42,  # CIFS
+    0xFE534D42,  # SMB2
+    0x7461636F,  # OCFS2
+}
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_buffers = threading.local()
 _sync_file_range: object = None  # resolved on first use: a ctypes function, or False where absent
+
+
+def _filesystem_type(fd: int) -> int | None:
+    """statfs ``f_type`` of the filesystem holding `fd` (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
+        if ctypes.CDLL(None, use_errno=True).fstatfs(fd, buf) != 0:
+            return None
+        return int.from_bytes(buf.raw[: ctypes.sizeof(ctypes.c_long)], sys.byteorder) & 0xFFFFFFFF
+    except (OSError, AttributeError):
+        return None
 
 
 def _writeback_starter() -> object:
@@ -71,6 +116,16 @@ class AtomicOutput:
         self._pending = 0
         self._lo = self._hi = 0
         self._starter = _writeback_starter() if durable else False
+        self._lock = threading.Lock()  # copy threads report written ranges concurrently
+        self._kernel_copies: bool | None = None
+
+    @property
+    def kernel_copies(self) -> bool:
+        """Whether file-to-file copies into this output should go through ``copy_file_range``
+        (the filesystem can reflink or copy server-side), not through paramio's buffers."""
+        if self._kernel_copies is None:
+            self._kernel_copies = _has_copy_file_range and _filesystem_type(self.fd) in _KERNEL_COPY_FS
+        return self._kernel_copies
 
     def pwrite(self, data: bytes | memoryview, offset: int) -> None:
         view = memoryview(data)
@@ -90,6 +145,10 @@ class AtomicOutput:
         durable output, start their writeback once `WRITEBACK_STEP` bytes are pending."""
         if not self._starter or length <= 0:
             return
+        with self._lock:
+            self._note_written(offset, length)
+
+    def _note_written(self, offset: int, length: int) -> None:
         end = offset + length
         if self._pending:
             self._lo, self._hi = min(self._lo, offset), max(self._hi, end)
@@ -155,25 +214,113 @@ def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progres
     """Write `entry`'s bytes (splats expanded) at `offset` in `out`."""
     src = entry.source
     fd = src.fileno() if src is not None else None
-    if _has_copy_file_range and fd is not None and fd >= 0 and entry.length > 0:
-        done = 0
-        try:
-            while done < entry.length:
-                n = os.copy_file_range(
-                    fd, out.fd, min(entry.length - done, 1 << 30), entry.offset + done, offset + done
-                )
-                if n <= 0:
-                    break
-                out.written(offset + done, n)
-                done += n
-                _tick(progress, n)
-        except OSError:
-            pass  # cross-filesystem on old kernels, or a special file: fall back to views
+    if fd is None or fd < 0 or entry.length == 0:
+        _copy_views(entry, out, offset, 0, progress)
+        return
+    done = 0
+    if out.kernel_copies:
+        done = _kernel_copy(fd, entry.offset, out, offset, entry.length, progress)
         if done == entry.length:
             return
-        _copy_views(entry, out, offset, done, progress)
-        return
-    _copy_views(entry, out, offset, 0, progress)
+    where = (src.name if src is not None else None, entry.key)
+    if entry.length - done < PIPELINE_MIN:
+        _buffered_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress)
+    else:
+        _pipelined_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress)
+
+
+def _kernel_copy(fd: int, src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object) -> int:
+    """``copy_file_range`` as far as it goes; returns the bytes copied (the rest falls back)."""
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(fd, out.fd, min(length - done, 1 << 30), src_off + done, dst_off + done)
+            if n <= 0:
+                break
+            out.written(dst_off + done, n)
+            done += n
+            _tick(progress, n)
+    except OSError:
+        pass  # cross-filesystem on old kernels, or a special file: the buffered copy takes over
+    return done
+
+
+def _copy_chunk(fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, n: int) -> None:
+    """One chunk through this thread's buffer: ``pread`` then ``pwrite``."""
+    buf: memoryview | None = getattr(_buffers, "view", None)
+    if buf is None:
+        buf = _buffers.view = memoryview(bytearray(PIPE_CHUNK))
+    got = 0
+    while got < n:
+        try:
+            k = os.preadv(fd, [buf[got:n]], src_off + got)
+        except OSError as exc:
+            raise SourceError(
+                f"read failed: {exc.strerror or exc}", path=where[0], key=where[1], offset=src_off + got
+            ) from exc
+        if k == 0:
+            raise SourceError(
+                f"file ended at {src_off + got:#x}, inside the entry being copied (was it truncated?)",
+                path=where[0],
+                key=where[1],
+                offset=src_off + got,
+            )
+        got += k
+    out.pwrite(buf[:n], dst_off)
+
+
+def _buffered_copy(
+    fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object
+) -> None:
+    pos = 0
+    while pos < length:
+        n = min(PIPE_CHUNK, length - pos)
+        _copy_chunk(fd, where, src_off + pos, out, dst_off + pos, n)
+        pos += n
+        _tick(progress, n)
+
+
+def _copy_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="paramio-copy")
+        return _pool
+
+
+def _pipelined_copy(
+    fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object
+) -> None:
+    """`_buffered_copy` spread over `COPY_THREADS` threads, thread i taking chunks i, i+k, ...:
+    while one thread writes its chunk, the others read theirs."""
+    chunks = (length + PIPE_CHUNK - 1) // PIPE_CHUNK
+    lanes = min(COPY_THREADS, chunks)
+    tick_lock = threading.Lock()
+    failed = threading.Event()
+
+    def lane(first: int) -> None:
+        for c in range(first, chunks, lanes):
+            if failed.is_set():
+                return
+            pos = c * PIPE_CHUNK
+            n = min(PIPE_CHUNK, length - pos)
+            try:
+                _copy_chunk(fd, where, src_off + pos, out, dst_off + pos, n)
+            except BaseException:
+                failed.set()
+                raise
+            if progress is not None:
+                with tick_lock:
+                    _tick(progress, n)
+
+    futures: list[Future[None]] = [_copy_pool().submit(lane, i) for i in range(lanes)]
+    error: BaseException | None = None
+    for f in futures:
+        exc = f.exception()
+        if exc is not None and error is None:
+            error = exc
+    if error is not None:
+        raise error
 
 
 def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: int, progress: object) -> None:
@@ -200,7 +347,7 @@ def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: in
         _tick(progress, n)
 
 
-def _tick(progress: object, n: int) -> None:
+def _tick(progress: Callable[[int], None] | object, n: int) -> None:
     if progress is not None:
         progress(n)  # type: ignore[operator]
 
