@@ -103,3 +103,33 @@ def test_copies_own_their_data(tmp_path, count: int) -> None:
         assert arr.dtype == np.float32 and arr[-1] == count - 1
         arr[0] = 5
     assert e.to_numpy()[0] == 0
+
+
+def test_irpa_entries_built_at_once_share_decoded_metadata(tmp_path) -> None:
+    idx = ParameterIndex()
+    arrays = {f"w{i}": np.full((2, 3), i, dtype=np.float32) for i in range(6)}
+    arrays["odd"] = np.arange(5, dtype=np.int16)
+    for k, a in arrays.items():
+        idx.add_array(k, a)
+    idx.add_buffer("raw", b"12345678")  # no metadata: untyped
+    path = tmp_path / "m.irpa"
+    idx.create_archive_file(str(path))
+    entries = list(ParameterIndex.open(path).values())  # built all at once
+    by_key = {e.key: e for e in entries}
+    same = [by_key[f"w{i}"] for i in range(6)]
+    assert len({id(e.metadata) for e in same}) == 1 and len({id(e.tensor) for e in same}) == 1
+    for k, a in arrays.items():
+        got = by_key[k].to_numpy(copy=True)
+        assert got.dtype == a.dtype and got.shape == a.shape and np.array_equal(got, a)
+    assert by_key["odd"].tensor is not same[0].tensor
+    assert by_key["raw"].tensor is None and by_key["raw"].to_numpy().tobytes() == b"12345678"
+    # The same as entries built one at a time.
+    one = ParameterIndex.open(path)
+    for e in entries:
+        single = one[e.key]
+        assert (single.metadata, single.tensor, single.offset, single.length) == (
+            e.metadata,
+            e.tensor,
+            e.offset,
+            e.length,
+        )

@@ -84,6 +84,19 @@ class _EntrySlots:
     __slots__ = _FIELDS
 
 
+def decoded_tensor(metadata: bytes) -> TensorInfo | None:
+    """`decode_tensor_metadata`, remembered for small metadata: a model repeats a few of them."""
+    cacheable = type(metadata) is bytes and len(metadata) <= _MAX_DECODED_SIZE
+    cached = _DECODED.get(metadata, _UNSET) if cacheable else _UNSET
+    if cached is _UNSET:
+        cached = decode_tensor_metadata(metadata)
+        if cacheable:
+            if len(_DECODED) >= _MAX_DECODED:
+                _DECODED.clear()
+            _DECODED[metadata] = cached
+    return cached  # type: ignore[return-value]
+
+
 def build_entry(
     key: str,
     kind: EntryKind,
@@ -95,9 +108,11 @@ def build_entry(
     tensor: TensorInfo | None,
     origin: str,
     file_index: int | None,
+    decoded: TensorInfo | None | object = _UNSET,
 ) -> ParameterEntry:
     """A `ParameterEntry` from every field, positionally: the fast constructor for readers
-    that build many entries (no checks, no defaults)."""
+    that build many entries (no checks, no defaults). `decoded`, when given, is what
+    `decoded_tensor(metadata)` returns (readers decode each distinct metadata once)."""
     e = _EntrySlots()
     e.key = key  # type: ignore[attr-defined]
     e.kind = kind  # type: ignore[attr-defined]
@@ -109,7 +124,7 @@ def build_entry(
     e.declared_tensor = tensor  # type: ignore[attr-defined]
     e.origin = origin  # type: ignore[attr-defined]
     e.file_index = file_index  # type: ignore[attr-defined]
-    e._tensor_cache = _UNSET  # type: ignore[attr-defined]
+    e._tensor_cache = decoded  # type: ignore[attr-defined]
     e.__class__ = ParameterEntry
     return e  # type: ignore[return-value]
 
@@ -304,15 +319,7 @@ class ParameterEntry(_EntrySlots):
             return self.declared_tensor
         cached = self._tensor_cache
         if cached is _UNSET:
-            metadata = self.metadata
-            cacheable = type(metadata) is bytes and len(metadata) <= _MAX_DECODED_SIZE
-            cached = _DECODED.get(metadata, _UNSET) if cacheable else _UNSET
-            if cached is _UNSET:
-                cached = decode_tensor_metadata(metadata)
-                if cacheable:
-                    if len(_DECODED) >= _MAX_DECODED:
-                        _DECODED.clear()
-                    _DECODED[metadata] = cached
+            cached = decoded_tensor(self.metadata)
             object.__setattr__(self, "_tensor_cache", cached)
         return cached  # type: ignore[return-value]
 

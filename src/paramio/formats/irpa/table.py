@@ -15,9 +15,10 @@ import dataclasses
 
 import numpy as np
 
+from paramio.arrays.metadata import TensorInfo
 from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
-from paramio.index.entry import EntryKind, ParameterEntry, build_entry
+from paramio.index.entry import EntryKind, ParameterEntry, build_entry, decoded_tensor
 from paramio.index.lazy import DumpColumns, LazyEntries
 from paramio.sources.base import ByteSource
 
@@ -192,12 +193,19 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         lengths = tail_len[r]
         offsets = np.where(lengths > 0, tail_off[r] + np.uint64(storage_base), 0)  # empty entries at 0
         data = EntryKind.DATA
+        # Each distinct metadata decoded once, and shared: entries of one (dtype, shape) then
+        # hold the same bytes and TensorInfo objects, and `to_numpy` finds them decoded.
+        shared: dict[bytes, tuple[bytes, TensorInfo | None]] = {}
+        metas = [seg[a:b] for a, b in zip(starts.tolist(), (starts + meta_len[r]).tolist(), strict=True)]
+        for m in metas:
+            if m not in shared:
+                shared[m] = (m, decoded_tensor(m))
+        pairs = list(map(shared.__getitem__, metas))
         return [
-            build_entry(key, data, n, seg[a:b], source, o, b"", None, "irpa", row)
-            for key, a, b, n, o, row in zip(
+            build_entry(key, data, n, meta, source, o, b"", None, "irpa", row, info)
+            for key, (meta, info), n, o, row in zip(
                 keys,
-                starts.tolist(),
-                (starts + meta_len[r]).tolist(),
+                pairs,
                 lengths.tolist(),
                 offsets.tolist(),
                 row_list,
