@@ -43,6 +43,7 @@ def _copy_from_file(
     from paramio.index.entry import ParameterEntry
     from paramio.sources.file import FileSource
 
+    tmp_path.mkdir(exist_ok=True)
     rng = np.random.default_rng(size + src_at + dst_at)
     data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
     src = tmp_path / "src.bin"
@@ -121,3 +122,21 @@ def test_filesystem_type_is_read(tmp_path):
         os.close(fd)
     with AtomicOutput("/dev/shm/paramio-test-fs.bin") as out:
         assert out.kernel_copies is False
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pipelined_copy_works_in_a_forked_child(tmp_path, monkeypatch):
+    data, written, ran = _copy_from_file(tmp_path, monkeypatch, src_at=8, dst_at=64, size=5 << 20)
+    assert written == data and ran == ["_pipelined_copy"]  # the parent's pool now has threads
+    pid = os.fork()
+    if pid == 0:  # the child: a DataLoader worker, say
+        code = 1
+        try:
+            signal_alarm = __import__("signal").alarm
+            signal_alarm(20)  # a hang (work queued for threads that do not exist) fails the test
+            d2, w2, r2 = _copy_from_file(tmp_path / "child", monkeypatch, src_at=8, dst_at=64, size=5 << 20)
+            code = 0 if (w2 == d2 and r2 == ["_pipelined_copy"]) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

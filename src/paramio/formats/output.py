@@ -280,6 +280,18 @@ def _buffered_copy(
         _tick(progress, n)
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's copy threads do not exist there, and an executor that
+    still counts them would queue work no thread ever takes. Start a fresh pool on demand."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _copy_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
