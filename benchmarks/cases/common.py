@@ -28,6 +28,7 @@ __all__ = [
     "have_format",
     "iree_tool",
     "median_time",
+    "round_robin",
     "settle",
     "skipped",
 ]
@@ -101,6 +102,21 @@ def median_time(fn: Callable[[], object], repeat: int, *, setup: Callable[[], ob
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def round_robin(fns: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]) -> dict[str, float]:
+    """Median time of each of `fns`, run in turns (one untimed warm-up round first), `setup`
+    (untimed) before every run: a slow spell of the VM hits every contender, not the one timed
+    during it."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(max(1, repeat) + 1):
+        for k, fn in fns.items():
+            setup()
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def have_format(name: str) -> bool:

@@ -1,11 +1,13 @@
 """P1: convert a model file to IRPA. paramio (library, and the CLI when present) against `cp` of
 the same bytes (no fsync) and IREE's native `iree-convert-parameters` (which fsyncs: compared
-with paramio's durable write, "equal durability")."""
+with paramio's durable write, "equal durability"). The contenders take turns, round after
+round, each run after `settle` (no dirty pages of another run, warm free memory)."""
 
 # ruff: noqa: B023  (each closure is timed inside its own loop iteration)
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from cases.common import (
     Context,
@@ -14,9 +16,9 @@ from cases.common import (
     have_cli,
     have_format,
     iree_tool,
-    median_time,
     model_irpa,
     model_safetensors,
+    round_robin,
     run_quiet,
     settle,
     skipped,
@@ -51,29 +53,30 @@ def run(ctx: Context) -> list[Record]:
             # No timed run pays for another's dirty pages, nor for memory the host took back.
             settle(src.stat().st_size)
 
-        fast = median_time(lambda: _paramio_convert(str(src), str(dst), False), ctx.repeat, setup=clean)
-        cp = median_time(lambda: run_quiet(["cp", str(src), str(peer_dst)]), ctx.repeat, setup=clean)
-        out.append(Record(f"{label} (no fsync)", fast, "cp", cp))
-        durable = median_time(lambda: _paramio_convert(str(src), str(dst), True), ctx.repeat, setup=clean)
-        cp_sync = median_time(
-            lambda: run_quiet(["sh", "-c", f"cp '{src}' '{peer_dst}' && sync -f '{peer_dst}'"]), ctx.repeat, setup=clean
-        )
-        out.append(Record(f"{label} (durable)", durable, "cp + sync", cp_sync))
+        fns: dict[str, Callable[[], object]] = {
+            "fast": lambda: _paramio_convert(str(src), str(dst), False),
+            "cp": lambda: run_quiet(["cp", str(src), str(peer_dst)]),
+            "durable": lambda: _paramio_convert(str(src), str(dst), True),
+            "cp_sync": lambda: run_quiet(["sh", "-c", f"cp '{src}' '{peer_dst}' && sync -f '{peer_dst}'"]),
+        }
+        if convert is not None:
+            fns["native"] = lambda: run_quiet([convert, f"--parameters={src}", f"--output={peer_dst}"])
+            if have_cli("convert"):
+                fns["cli"] = lambda: run_quiet(
+                    [sys.executable, "-m", "paramio", "convert", f"--parameters={src}", f"--output={dst}"]
+                )
+        t = round_robin(fns, ctx.repeat, setup=clean)
+        out.append(Record(f"{label} (no fsync)", t["fast"], "cp", t["cp"]))
+        out.append(Record(f"{label} (durable)", t["durable"], "cp + sync", t["cp_sync"]))
         if convert is None:
             out.append(skipped(f"{label} (durable)", "iree-convert-parameters", "IREE tools not installed"))
         else:
-            native = median_time(
-                lambda: run_quiet([convert, f"--parameters={src}", f"--output={peer_dst}"]), ctx.repeat, setup=clean
-            )
-            out.append(Record(f"{label} (durable)", durable, "iree-convert-parameters", native))
-            if have_cli("convert"):
-                cli = median_time(
-                    lambda: run_quiet([sys.executable, "-m", "paramio", "convert", f"--parameters={src}", f"--output={dst}"]),
-                    ctx.repeat,
-                    setup=clean,
-                )
-                out.append(Record(f"{label} CLI paramio convert", cli, "iree-convert-parameters", native))
+            out.append(Record(f"{label} (durable)", t["durable"], "iree-convert-parameters", t["native"]))
+            if "cli" in t:
+                out.append(Record(f"{label} CLI paramio convert", t["cli"], "iree-convert-parameters", t["native"]))
             else:
-                out.append(skipped(f"{label} CLI paramio convert", "iree-convert-parameters", "CLI command not available"))
+                out.append(
+                    skipped(f"{label} CLI paramio convert", "iree-convert-parameters", "CLI command not available")
+                )
         clean()
     return out

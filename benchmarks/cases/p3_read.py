@@ -1,12 +1,14 @@
 """P3: read every tensor into new host arrays. paramio (`to_numpy(copy=True)`) against a plain
 NumPy copy of the same byte spans (memory bandwidth: the floor), IREE's Python
 ``ParameterIndex`` (load, then a copy of each entry's ``file_view``), `safetensors.numpy.load_file`
-and gguf-py's reader followed by a copy."""
+and gguf-py's reader followed by a copy. Contenders take turns; before each run of the big
+models, `settle` warms as much free memory as the new arrays take."""
 
 # ruff: noqa: B023  (each closure is timed inside its own loop iteration)
 from __future__ import annotations
 
 import mmap
+from collections.abc import Callable
 
 import numpy as np
 
@@ -15,10 +17,11 @@ from cases.common import (
     Record,
     have_format,
     many_file,
-    median_time,
     model_gguf,
     model_irpa,
     model_safetensors,
+    round_robin,
+    settle,
     skipped,
 )
 
@@ -71,9 +74,24 @@ def run(ctx: Context) -> list[Record]:
     irpa = str(model_irpa(ctx))
     ctx.log("P3 irpa")
     spans = _spans(irpa)
-    mine = median_time(lambda: _paramio_copy(irpa), ctx.repeat)
-    floor = median_time(lambda: _numpy_copy(irpa, spans), ctx.repeat)
     mib = sum(n for _, n in spans) >> 20
+    size = sum(n for _, n in spans)
+
+    def fresh_memory() -> None:  # every contender allocates `size` bytes of new arrays
+        settle(size)
+
+    fns: dict[str, Callable[[], object]] = {
+        "mine": lambda: _paramio_copy(irpa),
+        "floor": lambda: _numpy_copy(irpa, spans),
+    }
+    try:
+        import iree.runtime  # noqa: F401
+
+        fns["iree"] = lambda: _iree_copy(irpa)
+    except ImportError:
+        pass
+    t = round_robin(fns, ctx.repeat, setup=fresh_memory)
+    mine, floor = t["mine"], t["floor"]
     out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "numpy copy of the same spans", floor))
     try:
         import iree.runtime  # noqa: F401
@@ -84,14 +102,20 @@ def run(ctx: Context) -> list[Record]:
             )
         )
     else:
-        iree = median_time(lambda: _iree_copy(irpa), ctx.repeat)
-        out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "iree ParameterIndex + copy", iree))
+        out.append(Record(f"P3 irpa {mib} MiB copy every tensor", mine, "iree ParameterIndex + copy", t["iree"]))
         count = ctx.small_counts[0]
         small = str(many_file(ctx, "irpa", count))  # per-entry costs, not bandwidth
         ctx.log(f"P3 irpa {count} small tensors")
-        mine = median_time(lambda: _paramio_copy(small), max(ctx.repeat, 5))
-        iree = median_time(lambda: _iree_copy(small), max(ctx.repeat, 5))
-        out.append(Record(f"P3 irpa {count} small tensors copy every tensor", mine, "iree ParameterIndex + copy", iree))
+        t = round_robin(
+            {"mine": lambda: _paramio_copy(small), "iree": lambda: _iree_copy(small)},
+            max(ctx.repeat, 5),
+            setup=lambda: None,
+        )
+        out.append(
+            Record(
+                f"P3 irpa {count} small tensors copy every tensor", t["mine"], "iree ParameterIndex + copy", t["iree"]
+            )
+        )
     for fmt, make, peer_name, peer_fn in (
         ("safetensors", model_safetensors, "safetensors.numpy.load_file", _safetensors_load),
         ("gguf", model_gguf, "gguf.GGUFReader + copy", _gguf_copy),
@@ -102,10 +126,16 @@ def run(ctx: Context) -> list[Record]:
             continue
         path = str(make(ctx))
         ctx.log(label)
-        mine = median_time(lambda: _paramio_copy(path), ctx.repeat)
-        peer = median_time(lambda: peer_fn(path), ctx.repeat)
-        out.append(Record(label, mine, peer_name, peer))
         spans = _spans(path)
-        floor = median_time(lambda: _numpy_copy(path, spans), ctx.repeat)
-        out.append(Record(label, mine, "numpy copy of the same spans", floor))
+        t = round_robin(
+            {
+                "mine": lambda: _paramio_copy(path),
+                "peer": lambda: peer_fn(path),
+                "floor": lambda: _numpy_copy(path, spans),
+            },
+            ctx.repeat,
+            setup=fresh_memory,
+        )
+        out.append(Record(label, t["mine"], peer_name, t["peer"]))
+        out.append(Record(label, t["mine"], "numpy copy of the same spans", t["floor"]))
     return out

@@ -29,7 +29,9 @@ import numpy, safetensors.numpy
 
 
 def _peak_kib(code: str) -> int:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code) + "\n" + _REPORT], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code) + "\n" + _REPORT], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-500:])
     return int(proc.stdout.split("RSS")[-1].strip())
@@ -50,7 +52,9 @@ def run(ctx: Context) -> list[Record]:
     )
     peer_base = _peak_kib(_PEER.format(body="pass"))
     peer = _peak_kib(
-        _PEER.format(body=f"t = safetensors.numpy.load_file({str(st)!r}); safetensors.numpy.save_file(t, {str(peer_dst)!r})")
+        _PEER.format(
+            body=f"t = safetensors.numpy.load_file({str(st)!r}); safetensors.numpy.save_file(t, {str(peer_dst)!r})"
+        )
     )
     drop(dst)
     drop(peer_dst)

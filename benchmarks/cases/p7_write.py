@@ -15,27 +15,12 @@ slow spell hits them all, not the one timed during it.
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from cases.common import Context, MiB, Record, drop, have_format, settle, skipped
-
-
-def round_robin(fns: dict[str, Callable[[], object]], repeat: int, setup: Callable[[], object]) -> dict[str, float]:
-    """Median time of each of `fns`, run in turns (one untimed warm-up round first)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for r in range(max(1, repeat) + 1):
-        for k, fn in fns.items():
-            setup()
-            t = time.perf_counter()
-            fn()
-            if r:
-                times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+from cases.common import Context, MiB, Record, drop, have_format, round_robin, settle, skipped
 
 
 def model_arrays(total_mib: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -145,9 +130,13 @@ def run(ctx: Context) -> list[Record]:
         out.append(skipped(f"{label} safetensors write_path", "save_file", "format not available"))
     ctx.log(label)
     t = round_robin(fns, ctx.repeat, clean)
-    out.append(Record(f"{label} irpa create_archive_file (durable)", t["archive"], "save_file + fsync", t["st_durable"]))
+    out.append(
+        Record(f"{label} irpa create_archive_file (durable)", t["archive"], "save_file + fsync", t["st_durable"])
+    )
     if "iree" in t:
-        out.append(Record(f"{label} irpa create_archive_file (durable)", t["archive"], "iree create_archive_file", t["iree"]))
+        out.append(
+            Record(f"{label} irpa create_archive_file (durable)", t["archive"], "iree create_archive_file", t["iree"])
+        )
     out.append(Record(f"{label} irpa write_path (no fsync)", t["irpa_fast"], "save_file", t["st"]))
     if "st_p" in t:
         out.append(Record(f"{label} safetensors write_path (durable)", t["st_p"], "save_file + fsync", t["st_durable"]))
