@@ -67,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             if (n + 1) % 10_000 == 0:
                 print(f"{n + 1} cases, {failures} failures, {time.perf_counter() - t0:.0f} s", flush=True)
     elapsed = time.perf_counter() - t0
-    print(json.dumps({"cases": args.cases, "failures": failures, "seconds": round(elapsed, 1), "by_format": stats}, indent=1))
+    print(
+        json.dumps(
+            {"cases": args.cases, "failures": failures, "seconds": round(elapsed, 1), "by_format": stats}, indent=1
+        )
+    )
     return 1 if failures else 0
 
 

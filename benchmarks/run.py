@@ -70,7 +70,9 @@ def markdown(records: list[Record], header: str) -> str:
     for r in records:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else (r.note or "-")
         note = f" ({r.note})" if r.note and r.ratio is not None else ""
-        lines.append(f"| {r.name}{note} | {_fmt(r.paramio_s, r.unit)} | {r.peer} | {_fmt(r.peer_s, r.unit)} | {ratio} |")
+        lines.append(
+            f"| {r.name}{note} | {_fmt(r.paramio_s, r.unit)} | {r.peer} | {_fmt(r.peer_s, r.unit)} | {ratio} |"
+        )
     return "\n".join(lines) + "\n"
 
 

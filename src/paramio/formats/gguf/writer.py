@@ -3,7 +3,7 @@
 Layout (as gguf-py's writer, so the same input gives the same bytes): header, key/values, tensor
 infos, zeros to the alignment, then each tensor at the next multiple of the alignment, the last
 one padded too. Each file is sized first and written in place; tensor bytes are moved by
-`copy_entry` (``copy_file_range`` where both ends are files).
+`copy_entry` (file to file: threaded buffered copies, or the kernel's where it can reflink).
 
 Tensor types come from `ParameterEntry.tensor`: NumPy names with a ggml type map to it
 (``float32`` -> F32, ``bfloat16`` -> BF16 ...), ``gguf.<type>`` names to their ggml id. Entries
