@@ -140,3 +140,45 @@ def test_pipelined_copy_works_in_a_forked_child(tmp_path, monkeypatch):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_threaded_copies_of_many_entries_then_one_failure(tmp_path):
+    """Copies of many entries overlap (nothing waits between entries); a failing one surfaces
+    at commit, and nothing is left under the final name or as a temporary file."""
+    from paramio.errors import SourceError
+    from paramio.index.entry import ParameterEntry
+    from paramio.sources.file import FileSource
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, 40 << 20, dtype=np.uint8).tobytes()
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    source = FileSource(src)
+    sizes = [(5 << 20) + 3, 6 << 20, (4 << 20) + 1000, 9 << 20]
+    entries, at = [], 8
+    for i, n in enumerate(sizes):
+        entries.append(ParameterEntry.data(f"t{i}", source, at, n))
+        at += n
+    path = tmp_path / "out.bin"
+    with AtomicOutput(path, durable=False) as out:
+        out.truncate(64 * 5 + sum(sizes))
+        pos = 64
+        for e in entries:
+            copy_entry(e, out, pos)
+            pos += e.length + 64
+        assert out._inflight  # queued, not waited for
+        out.commit()
+    got = path.read_bytes()
+    pos = 64
+    for e in entries:
+        assert got[pos : pos + e.length] == data[e.offset : e.offset + e.length]
+        pos += e.length + 64
+    bad = ParameterEntry.data("beyond", source, 36 << 20, 8 << 20)  # runs past the end of the file
+    out_path = tmp_path / "bad.bin"
+    with pytest.raises(SourceError) as err, AtomicOutput(out_path) as out:
+        copy_entry(entries[0], out, 0)
+        copy_entry(bad, out, 64 << 20)
+        out.commit()
+    source.close()
+    assert err.value.key == "beyond"
+    assert not out_path.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".")]

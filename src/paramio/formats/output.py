@@ -118,6 +118,8 @@ class AtomicOutput:
         self._starter = _writeback_starter() if durable else False
         self._lock = threading.Lock()  # copy threads report written ranges concurrently
         self._kernel_copies: bool | None = None
+        self._inflight: list[Future[None]] = []  # threaded copies not yet known to be done
+        self._copy_failed = threading.Event()
 
     @property
     def kernel_copies(self) -> bool:
@@ -166,7 +168,22 @@ class AtomicOutput:
         except OSError as exc:
             raise WriteError(f"cannot size the file: {exc.strerror or exc}", path=self.path) from exc
 
+    def wait_for_copies(self) -> None:
+        """Wait for every threaded copy queued so far; raise the first one's error."""
+        error: BaseException | None = None
+        while self._inflight:
+            exc = self._inflight.pop(0).exception()
+            if exc is not None and error is None:
+                error = exc
+        if error is not None:
+            raise error
+
     def commit(self) -> None:
+        try:
+            self.wait_for_copies()
+        except BaseException:
+            self.abort()
+            raise
         try:
             if self.durable:
                 os.fsync(self.fd)
@@ -192,6 +209,10 @@ class AtomicOutput:
         self._done = True
 
     def abort(self) -> None:
+        self._copy_failed.set()  # queued chunks stop; then wait, so no thread writes to a closed fd
+        for f in self._inflight:
+            f.exception()
+        self._inflight.clear()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -304,11 +325,12 @@ def _pipelined_copy(
     fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object
 ) -> None:
     """`_buffered_copy` spread over `COPY_THREADS` threads, thread i taking chunks i, i+k, ...:
-    while one thread writes its chunk, the others read theirs."""
+    while one thread writes its chunk, the others read theirs. Returns once the work is queued:
+    the next entry's chunks queue behind these, so the threads never drain between entries.
+    `out` waits for all of it (and raises the first error) before it commits or aborts."""
     chunks = (length + PIPE_CHUNK - 1) // PIPE_CHUNK
     lanes = min(COPY_THREADS, chunks)
-    tick_lock = threading.Lock()
-    failed = threading.Event()
+    failed = out._copy_failed
 
     def lane(first: int) -> None:
         for c in range(first, chunks, lanes):
@@ -322,17 +344,11 @@ def _pipelined_copy(
                 failed.set()
                 raise
             if progress is not None:
-                with tick_lock:
+                with out._lock:
                     _tick(progress, n)
 
-    futures: list[Future[None]] = [_copy_pool().submit(lane, i) for i in range(lanes)]
-    error: BaseException | None = None
-    for f in futures:
-        exc = f.exception()
-        if exc is not None and error is None:
-            error = exc
-    if error is not None:
-        raise error
+    pool = _copy_pool()
+    out._inflight.extend(pool.submit(lane, i) for i in range(lanes))
 
 
 def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: int, progress: object) -> None:
