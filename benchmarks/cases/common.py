@@ -28,6 +28,7 @@ __all__ = [
     "have_format",
     "iree_tool",
     "median_time",
+    "quiesce",
     "round_robin",
     "settle",
     "skipped",
@@ -356,6 +357,14 @@ def settle(nbytes: int) -> None:
     os.sync()
     block = np.ones(nbytes + (1 << 30), dtype=np.uint8)
     del block
+
+
+def quiesce(seconds: float = 2.0) -> None:
+    """Before millisecond timings: flush dirty pages and give the kernel's background work
+    (writeback, ext4's discards of deleted gigabytes) time to finish."""
+    os.sync()
+    time.sleep(seconds)
+    os.sync()
 
 
 def drop(path: Path) -> None:

@@ -2,12 +2,15 @@
 
 paramio (`ParameterIndex.open` + `keys()`, and + `items()`, which builds every entry object) against
 IREE's Python `ParameterIndex.load` + `items()`, the format's own reader, and, per process,
-`iree-dump-parameters` (native) against `paramio dump` when that command exists."""
+`iree-dump-parameters` (native) against `paramio dump` when that command exists. Each file's
+contenders take turns after `quiesce` (the writeback and discards of earlier cases' gigabytes
+otherwise share the two cores with these millisecond timings)."""
 
 # ruff: noqa: B023  (each closure is timed inside its own loop iteration)
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from cases.common import (
     Context,
@@ -18,6 +21,8 @@ from cases.common import (
     many_file,
     median_time,
     python_env,
+    quiesce,
+    round_robin,
     run_quiet,
     skipped,
 )
@@ -70,7 +75,7 @@ def run(ctx: Context) -> list[Record]:
     fmts = [("irpa", ctx.small_counts)] + [
         (f, (ctx.small_counts[0] if ctx.quick else 10_000,)) for f in ("safetensors", "gguf")
     ]
-    repeat = max(ctx.repeat, 5)
+    repeat = max(3 * ctx.repeat, 9)  # milliseconds each: more rounds, cheaply
     for fmt, counts in fmts:
         for count in counts:
             label = f"P2 {fmt} {count} entries open+list"
@@ -80,18 +85,25 @@ def run(ctx: Context) -> list[Record]:
             path = str(many_file(ctx, fmt, count))
             ctx.log(label)
             assert _paramio_keys(path) == count
-            keys = median_time(lambda: _paramio_keys(path), repeat)
-            items = median_time(lambda: _paramio_items(path), repeat)
+            fns: dict[str, Callable[[], object]] = {
+                "keys": lambda: _paramio_keys(path),
+                "items": lambda: _paramio_items(path),
+            }
             if have_iree:
-                iree = median_time(lambda: _iree_items(path), repeat)
-                out.append(Record(f"{label} keys()", keys, "iree ParameterIndex.load+items", iree))
-                out.append(Record(f"{label} items()", items, "iree ParameterIndex.load+items", iree))
+                fns["iree"] = lambda: _iree_items(path)
+            if fmt in _OWN_PEER:
+                peer_name, peer_fn = _OWN_PEER[fmt]
+                fns["peer"] = lambda: peer_fn(path)
+            quiesce()
+            t = round_robin(fns, repeat, setup=lambda: None)
+            keys, items = t["keys"], t["items"]
+            if have_iree:
+                out.append(Record(f"{label} keys()", keys, "iree ParameterIndex.load+items", t["iree"]))
+                out.append(Record(f"{label} items()", items, "iree ParameterIndex.load+items", t["iree"]))
             else:
                 out.append(skipped(label, "iree ParameterIndex.load+items", "iree-base-runtime not installed"))
             if fmt in _OWN_PEER:
-                peer_name, peer_fn = _OWN_PEER[fmt]
-                peer = median_time(lambda: peer_fn(path), repeat)
-                out.append(Record(f"{label} keys()", keys, peer_name, peer))
+                out.append(Record(f"{label} keys()", keys, _OWN_PEER[fmt][0], t["peer"]))
             dump = iree_tool("iree-dump-parameters")
             if count == counts[-1] and dump is not None:
                 native = median_time(lambda: run_quiet([dump, f"--parameters={path}"]), 3)
