@@ -166,3 +166,43 @@ def test_python_bridge_reads_files_through_fd_handles(vmfb, params) -> None:  # 
 def test_run_usage_errors(paramio_cli) -> None:  # type: ignore[no-untyped-def]
     code, _, err = paramio_cli("run", "--function=f")
     assert code == 2 and err == "paramio run: --module=path.vmfb is required\n"
+
+
+BIG_PROGRAM = """
+func.func @big(%x: tensor<3x20x30xi32>, %y: tensor<1500xf32>) -> (tensor<3x20x30xi32>, tensor<1500xf32>) {
+  %a = arith.addi %x, %x : tensor<3x20x30xi32>
+  %b = arith.addf %y, %y : tensor<1500xf32>
+  return %a, %b : tensor<3x20x30xi32>, tensor<1500xf32>
+}
+"""
+
+
+def test_format_result_truncates_like_iree() -> None:
+    assert format_result(np.ones(1024, np.int32)).endswith(" 1")  # exactly the budget: no marker
+    assert format_result(np.ones(1025, np.int32)).endswith(" 1...")
+    text = format_result(np.arange(12, dtype=np.int32).reshape(2, 2, 3), max_elements=4)
+    assert text == "2x2x3xi32=[[0 1 2][3...]][[...][...]]"
+
+
+@pytest.mark.interop
+def test_large_results_print_as_iree_run_module_prints(tmp_path: Path, paramio_cli, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import sys
+
+    compiler = shutil.which("iree-compile") or str(Path(sys.executable).parent / "iree-compile")
+    if not Path(compiler).exists():
+        pytest.skip("iree-compile not installed (pip install iree-base-compiler)")
+    src = tmp_path / "big.mlir"
+    src.write_text(BIG_PROGRAM)
+    out = tmp_path / "big.vmfb"
+    r = run_tool([compiler, str(src), "--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
+                  "--iree-llvmcpu-target-cpu=host", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    np.save(tmp_path / "x.npy", np.arange(1800, dtype=np.int32).reshape(3, 20, 30))
+    flags = (f"--module={out}", "--function=big", f"--input=@{tmp_path / 'x.npy'}", "--input=1500xf32=0.25")
+    r = run_tool([iree_tool("iree-run-module"), *flags])
+    assert r.returncode == 0, r.stderr
+    assert "[...]" in r.stdout and "0.5..." in r.stdout  # IREE cut both results at 1,024 elements
+    code, mine, err = paramio_cli("run", *flags)
+    assert (code, err) == (0, "")
+    assert mine == r.stdout

@@ -83,21 +83,32 @@ def _element(v: object, kind: str) -> str:
     return str(int(v))  # type: ignore[call-overload]
 
 
-def format_result(array: np.ndarray) -> str:
-    """``SHAPExTYPE=values`` as iree-run-module prints a buffer view."""
+#: iree-run-module prints at most this many elements of a result (IREE 3.13 has no flag for it).
+PRINT_MAX_ELEMENTS = 1024
+
+
+def format_result(array: np.ndarray, max_elements: int = PRINT_MAX_ELEMENTS) -> str:
+    """``SHAPExTYPE=values`` as iree-run-module prints a buffer view: the first `max_elements`
+    elements in row-major order; the innermost row where they run out ends in ``...`` and every
+    later row prints as ``[...]``, keeping the nesting."""
     arr = np.asarray(array)
     from paramio.arrays.dtypes import dtype_of_numpy
 
     etype = _PRINT_NAMES.get(dtype_of_numpy(arr.dtype).name, str(arr.dtype))
     kind = "f" if etype.startswith(("f", "bf")) else ("b" if etype == "i1" else "i")
     head = "x".join([*(str(d) for d in arr.shape), etype])
-    return f"{head}={_nested(arr, kind)}"
+    return f"{head}={_nested(arr, kind, [max_elements])}"
 
 
-def _nested(arr: np.ndarray, kind: str) -> str:
+def _nested(arr: np.ndarray, kind: str, budget: list[int]) -> str:
+    """`arr` as nested rows, spending `budget[0]` elements."""
     if arr.ndim == 0:
+        budget[0] -= 1
         return _element(arr.item() if kind != "f" else arr.astype(np.float64).item(), kind)
     if arr.ndim == 1:
-        flat = arr.astype(np.float64) if kind == "f" else arr
-        return " ".join(_element(v, kind) for v in flat.tolist())
-    return "".join(f"[{_nested(sub, kind)}]" for sub in arr)
+        n = max(0, min(len(arr), budget[0]))
+        budget[0] -= n
+        flat = arr[:n].astype(np.float64) if kind == "f" else arr[:n]
+        text = " ".join(_element(v, kind) for v in flat.tolist())
+        return text + "..." if n < len(arr) else text
+    return "".join(f"[{_nested(sub, kind, budget)}]" for sub in arr)
