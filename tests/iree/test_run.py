@@ -28,23 +28,27 @@ func.func @f(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<2x2xf32>) {
 """
 
 
-@pytest.fixture(scope="session")
-def vmfb(tmp_path_factory: pytest.TempPathFactory, iree_tool: Callable[[str], str], run_tool) -> Path:  # type: ignore[no-untyped-def]
-    """The program compiled once per session (llvm-cpu, ~1 s)."""
+def _compile(run_tool, source: str, folder: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
+    """`source` compiled for the local CPU (llvm-cpu, ~1 s); skips without iree-compile."""
     import shutil
     import sys
 
     compiler = shutil.which("iree-compile") or str(Path(sys.executable).parent / "iree-compile")
     if not Path(compiler).exists():
         pytest.skip("iree-compile not installed (pip install iree-base-compiler)")
-    folder = tmp_path_factory.mktemp("prog")
-    src = folder / "two_scopes.mlir"
-    src.write_text(PROGRAM)
-    out = folder / "two_scopes.vmfb"
+    src = folder / f"{name}.mlir"
+    src.write_text(source)
+    out = folder / f"{name}.vmfb"
     r = run_tool([compiler, str(src), "--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
                   "--iree-llvmcpu-target-cpu=host", "-o", str(out)])
     assert r.returncode == 0, r.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def vmfb(tmp_path_factory: pytest.TempPathFactory, iree_tool: Callable[[str], str], run_tool) -> Path:  # type: ignore[no-untyped-def]
+    """The two-scope program, compiled once per session."""
+    return _compile(run_tool, PROGRAM, tmp_path_factory.mktemp("prog"), "two_scopes")
 
 
 @pytest.fixture
@@ -186,18 +190,7 @@ def test_format_result_truncates_like_iree() -> None:
 
 @pytest.mark.interop
 def test_large_results_print_as_iree_run_module_prints(tmp_path: Path, paramio_cli, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
-    import shutil
-    import sys
-
-    compiler = shutil.which("iree-compile") or str(Path(sys.executable).parent / "iree-compile")
-    if not Path(compiler).exists():
-        pytest.skip("iree-compile not installed (pip install iree-base-compiler)")
-    src = tmp_path / "big.mlir"
-    src.write_text(BIG_PROGRAM)
-    out = tmp_path / "big.vmfb"
-    r = run_tool([compiler, str(src), "--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                  "--iree-llvmcpu-target-cpu=host", "-o", str(out)])
-    assert r.returncode == 0, r.stderr
+    out = _compile(run_tool, BIG_PROGRAM, tmp_path, "big")
     np.save(tmp_path / "x.npy", np.arange(1800, dtype=np.int32).reshape(3, 20, 30))
     flags = (f"--module={out}", "--function=big", f"--input=@{tmp_path / 'x.npy'}", "--input=1500xf32=0.25")
     r = run_tool([iree_tool("iree-run-module"), *flags])
