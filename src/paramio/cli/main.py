@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("paramio.cli.verify", "check files' structure and zero-copy alignment"),
     "which": ("paramio.cli.which", "say which file and layer serve scope::key"),
     "run": ("paramio.cli.run", "run a compiled IREE module with paramio parameters (iree-run-module)"),
+    "mlir": ("paramio.cli.mlir", "export inline weights of an .mlir to an archive, import them back, declare globals"),
     "example": ("paramio.cli.example", "the built-in end-to-end example"),
 }
 
@@ -38,6 +39,7 @@ examples:
   paramio dump --parameters=model=model.irpa --extract=model::my.splat_param=splat.bin
   paramio verify model.irpa --alignment=64
   paramio which --parameters=model=base.irpa --parameters=model=patch.irpa model::w
+  paramio mlir export model.mlir --archive=model=weights.irpa --output=model.params.mlir
   paramio run --module=prog.vmfb --parameters=model=model.irpa --function=main --input=4xf32=1,2,3,4
 
 Run 'paramio <command> --help' for a command's flags and examples.
