@@ -26,6 +26,8 @@ class ElementType:
     size: int
     #: IREE's parameter export serializes it (complex has no serializer in IREE 3.13).
     exportable: bool = True
+    #: ... also from a ``dense_resource`` (IREE 3.13: "unhandled float element bit width 8" for f8).
+    resource_exportable: bool = True
     #: a plain int or float whose splat `dense<v>` paramio writes on import.
     scalar: str = ""  # "int", "uint", "bool", "float" or "" (no scalar form)
 
@@ -42,11 +44,11 @@ _TABLE: tuple[ElementType, ...] = (
     ElementType("f64", "float64", 8, scalar="float"),
     ElementType("complex<f32>", "complex64", 8, exportable=False),
     ElementType("complex<f64>", "complex128", 16, exportable=False),
-    ElementType("f8E4M3FN", "float8_e4m3fn", 1),
-    ElementType("f8E5M2", "float8_e5m2", 1),
-    ElementType("f8E4M3FNUZ", "float8_e4m3fnuz", 1),
-    ElementType("f8E5M2FNUZ", "float8_e5m2fnuz", 1),
-    ElementType("f8E8M0FNU", "float8_e8m0fnu", 1),
+    ElementType("f8E4M3FN", "float8_e4m3fn", 1, resource_exportable=False),
+    ElementType("f8E5M2", "float8_e5m2", 1, resource_exportable=False),
+    ElementType("f8E4M3FNUZ", "float8_e4m3fnuz", 1, resource_exportable=False),
+    ElementType("f8E5M2FNUZ", "float8_e5m2fnuz", 1, resource_exportable=False),
+    ElementType("f8E8M0FNU", "float8_e8m0fnu", 1, resource_exportable=False),
 )
 # Read, never written: explicitly signed and unsigned integers.
 _READ_ONLY: tuple[ElementType, ...] = (

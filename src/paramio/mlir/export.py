@@ -190,6 +190,8 @@ def _why_not(g: GlobalOp, kind: str, minimum_size: int, keys: Sequence[str]) -> 
         return f"type {g.type} is not a static tensor of a known element type"
     if not g.tensor.element.exportable:
         return f"IREE cannot serialize {g.tensor.element.mlir} values"
+    if kind == "resource" and not g.tensor.element.resource_exportable:
+        return f"IREE cannot serialize dense_resource values of {g.tensor.element.mlir}"
     if kind == "elided":
         return "its dense_resource value is elided (no data in the file)"
     if g.tensor.nbytes < minimum_size:

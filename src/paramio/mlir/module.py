@@ -216,12 +216,24 @@ def parameter_ref(text: str) -> ParameterRef | None:
         key, pos = _raw_string(text, pos + 2)
         scope = first
     config = ""
-    if text.startswith(", ", pos):
-        end = text.rfind(">")
-        config, pos = text[pos + 2 : end], end
+    if text.startswith(", {", pos):
+        end = _closing_brace(text, pos + 2)
+        config, pos = text[pos + 2 : end + 1], end + 1
     if not text.startswith(">", pos):
         raise FormatError(f"cannot read the parameter reference {text!r} (a quote inside a key?)")
     return ParameterRef(scope, key, config)
+
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise FormatError(f"cannot read the parameter reference {text!r}: unbalanced braces")
 
 
 def _raw_string(text: str, pos: int) -> tuple[str, int]:
