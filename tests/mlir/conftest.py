@@ -54,8 +54,9 @@ def compile_mlir() -> Callable[..., Path]:
     tool = compiler_tool("iree-compile")
 
     def run(source: Path, out: Path, *extra: str) -> Path:
-        r = subprocess.run([tool, str(source), *COMPILE_FLAGS, *extra, "-o", str(out)],
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [tool, str(source), *COMPILE_FLAGS, *extra, "-o", str(out)], capture_output=True, text=True, timeout=300
+        )
         assert r.returncode == 0, r.stderr
         return out
 

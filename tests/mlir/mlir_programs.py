@@ -54,7 +54,7 @@ def every_type_module() -> str:
     lines.append("util.global public @pub = dense<[1.0, 2.0]> : tensor<2xf32>")
     lines.append("util.global private @splat = dense<2.5> : tensor<6xf32>")
     lines.append("util.global private mutable @msplat = dense<7> : tensor<3xi8>")
-    blobs = ",\n".join(f"      blob_{name}: \"{blob_hex(vals, dt)}\"" for name, _, dt, vals in RESOURCE)
+    blobs = ",\n".join(f'      blob_{name}: "{blob_hex(vals, dt)}"' for name, _, dt, vals in RESOURCE)
     return "\n".join(lines) + "\n{-#\n  dialect_resources: {\n    builtin: {\n" + blobs + "\n    }\n  }\n#-}\n"
 
 
@@ -81,6 +81,6 @@ func.func @predict(%x: tensor<4xf32>) -> tensor<3xf32> {
   }
 #-}
 """
-#: Its result on x = [1, 2, 3, 4] (W x = [8, 9, 4.5]; + b = [9, 11, 1.5]; * s).
+#: Its result on x = [1, 2, 3, 4]: W x = [8, 7.25, 4.5]; + b = [9, 9.25, 1.5]; * s.
 EMBEDDED_INPUT = "4xf32=1,2,3,4"
-EMBEDDED_RESULT = "3xf32=18 33 6"
+EMBEDDED_RESULT = "3xf32=18 27.75 6"

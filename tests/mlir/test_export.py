@@ -9,17 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 from paramio import ParameterIndex
 from paramio.errors import ConversionWarning
 from paramio.mlir import MlirModule, export_parameters
 
-from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
-
 pytestmark = pytest.mark.usefixtures("bindings")
 
-_DTYPES = {"i1": "bool", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64", "f16": "float16",
-           "bf16": "bfloat16", "f32": "float32", "f64": "float64", "f8E4M3FN": "float8_e4m3fn"}
+_DTYPES = {
+    "i1": "bool",
+    "i8": "int8",
+    "i16": "int16",
+    "i32": "int32",
+    "i64": "int64",
+    "f16": "float16",
+    "bf16": "bfloat16",
+    "f32": "float32",
+    "f64": "float64",
+    "f8E4M3FN": "float8_e4m3fn",
+}
 
 
 @pytest.fixture
@@ -46,9 +55,16 @@ def test_every_type_exports_typed_with_the_bytes_numpy_gives(tmp_path: Path, eve
     assert "dialect_resources" not in text  # every blob moved out, the section goes with them
 
 
-def test_same_keys_bytes_and_module_as_ireeopt_pass(tmp_path: Path, every: Path, iree_opt: Callable[..., object]) -> None:
-    r = iree_opt(f"--pass-pipeline=builtin.module(iree-io-export-parameters{{path=model={tmp_path / 'iree.irpa'} "
-                 "minimum-size=0})", every, "-o", tmp_path / "iree.mlir")
+def test_same_keys_bytes_and_module_as_ireeopt_pass(
+    tmp_path: Path, every: Path, iree_opt: Callable[..., object]
+) -> None:
+    r = iree_opt(
+        f"--pass-pipeline=builtin.module(iree-io-export-parameters{{path=model={tmp_path / 'iree.irpa'} "
+        "minimum-size=0})",
+        every,
+        "-o",
+        tmp_path / "iree.mlir",
+    )
     assert r.returncode == 0, r.stderr  # type: ignore[attr-defined]
     module = MlirModule.load(every)
     export_parameters(module, tmp_path / "paramio.irpa", scope="model")
@@ -155,12 +171,24 @@ def test_bytecode_in_and_out(tmp_path: Path, every: Path, paramio_cli: Callable[
     module = MlirModule.load(every)
     module.save(tmp_path / "every.mlirbc")
     assert (tmp_path / "every.mlirbc").read_bytes()[:4] == b"ML\xefR"
-    code, out, err = paramio_cli("mlir", "export", str(tmp_path / "every.mlirbc"), f"--archive=model={tmp_path / 'w.irpa'}",
-                                 f"--output={tmp_path / 'out.mlirbc'}", "--json")
+    code, out, err = paramio_cli(
+        "mlir",
+        "export",
+        str(tmp_path / "every.mlirbc"),
+        f"--archive=model={tmp_path / 'w.irpa'}",
+        f"--output={tmp_path / 'out.mlirbc'}",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert len(report["exported"]) == 18 and report["exported"][0] == {
-        "symbol": "flag", "key": "flag", "dtype": "bool", "shape": [3], "bytes": 3, "kind": "data"}
+        "symbol": "flag",
+        "key": "flag",
+        "dtype": "bool",
+        "shape": [3],
+        "bytes": 3,
+        "kind": "data",
+    }
     assert (tmp_path / "out.mlirbc").read_bytes()[:4] == b"ML\xefR"
     back = MlirModule.load(tmp_path / "out.mlirbc").text()
     assert '@r_f32 = #flow.parameter.named<"model"::"r_f32"> : tensor<5xf32>' in back

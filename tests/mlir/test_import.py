@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 from paramio import ParameterIndex, Provider
 from paramio.errors import InvalidArgumentError
 from paramio.mlir import MlirModule, export_parameters, import_parameters
-
-from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 pytestmark = pytest.mark.usefixtures("bindings")
 
@@ -58,13 +57,16 @@ def test_blob_text_is_exactly_what_mlir_prints(tmp_path: Path) -> None:
         ("f8E4M3FN", [1.0, -2.0, 448.0], "float8_e4m3fn", "01000000"),
     ],
 )
-def test_blob_alignment_header_is_the_element_size(tmp_path: Path, element: str, values: list[object], dtype: object,
-                                                   header: str) -> None:
+def test_blob_alignment_header_is_the_element_size(
+    tmp_path: Path, element: str, values: list[object], dtype: object, header: str
+) -> None:
     from paramio.arrays.dtypes import numpy_dtype
 
     arr = np.array(values, dtype=numpy_dtype(dtype) if isinstance(dtype, str) else dtype)
     _archive(tmp_path / "w.irpa", v=arr)
-    module = MlirModule.parse(f'util.global private @v = #flow.parameter.named<"v"> : tensor<{len(values)}x{element}>\n')
+    module = MlirModule.parse(
+        f'util.global private @v = #flow.parameter.named<"v"> : tensor<{len(values)}x{element}>\n'
+    )
     import_parameters(module, _provider(str(tmp_path / "w.irpa")))
     assert f'v: "0x{header}{arr.tobytes().hex().upper()}"' in module.text()
 
@@ -80,8 +82,12 @@ def test_ireeS_export_pass_reads_back_every_imported_blob(tmp_path: Path, iree_o
     report = import_parameters(back, _provider(f"model={tmp_path / 'w.irpa'}"), keys=keys)
     assert len(report.imported) == 17 and [x.symbol for x in report.left] == ["f8v"]
     back.save(tmp_path / "imported.mlir")
-    r = iree_opt(f"--pass-pipeline=builtin.module(iree-io-export-parameters{{path={tmp_path / 'iree.irpa'} "
-                 "minimum-size=0})", tmp_path / "imported.mlir", "-o", tmp_path / "again.mlir")
+    r = iree_opt(
+        f"--pass-pipeline=builtin.module(iree-io-export-parameters{{path={tmp_path / 'iree.irpa'} minimum-size=0}})",
+        tmp_path / "imported.mlir",
+        "-o",
+        tmp_path / "again.mlir",
+    )
     assert r.returncode == 0, r.stderr  # type: ignore[attr-defined]
     theirs = ParameterIndex.open(tmp_path / "iree.irpa")
     for name, _, dt, vals in DENSE + RESOURCE:
@@ -119,34 +125,42 @@ def test_splats_become_dense_splats_and_odd_ones_blobs(tmp_path: Path) -> None:
     assert 'two: "0x010000000102010201020102"' in text
 
 
-def test_size_mismatch_names_the_key_and_both_sizes(tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_size_mismatch_names_the_key_and_both_sizes(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]
+) -> None:
     _archive(tmp_path / "w.irpa", w=np.arange(5, dtype=np.float32))
     src = tmp_path / "p.mlir"
     src.write_text('util.global private @w = #flow.parameter.named<"m"::"w"> : tensor<4xf32>\n')
     with pytest.raises(InvalidArgumentError) as err:
         import_parameters(MlirModule.load(src), _provider(f"m={tmp_path / 'w.irpa'}"))
-    assert str(err.value) == (f"{tmp_path / 'w.irpa'}: entry 'w': global @w: parameter m::w holds 20 bytes but "
-                              "tensor<4xf32> needs 16")
-    code, _, stderr = paramio_cli("mlir", "import", str(src), f"--parameters=m={tmp_path / 'w.irpa'}",
-                                  f"--output={tmp_path / 'o.mlir'}")
+    assert str(err.value) == (
+        f"{tmp_path / 'w.irpa'}: entry 'w': global @w: parameter m::w holds 20 bytes but tensor<4xf32> needs 16"
+    )
+    code, _, stderr = paramio_cli(
+        "mlir", "import", str(src), f"--parameters=m={tmp_path / 'w.irpa'}", f"--output={tmp_path / 'o.mlir'}"
+    )
     assert code == 1 and stderr == f"paramio mlir import: {err.value}\n"
     assert not (tmp_path / "o.mlir").exists()
 
 
 def test_safetensors_gguf_quantised_and_sharded_sources(tmp_path: Path) -> None:
     gguf = pytest.importorskip("gguf")
+    import ml_dtypes
     from gguf.quants import quantize
     from safetensors.numpy import save_file
-
-    import ml_dtypes
 
     save_file({"e": np.array([1.0, 2.0, 3.0], ml_dtypes.bfloat16)}, str(tmp_path / "a.safetensors"))
     # A two-shard set with its index, as Hugging Face writes them.
     save_file({"s1": np.array([1, 2], np.int32)}, str(tmp_path / "model-00001-of-00002.safetensors"))
     save_file({"s2": np.array([3, 4, 5], np.int16)}, str(tmp_path / "model-00002-of-00002.safetensors"))
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({
-        "metadata": {"total_size": 14},
-        "weight_map": {"s1": "model-00001-of-00002.safetensors", "s2": "model-00002-of-00002.safetensors"}}))
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {
+                "metadata": {"total_size": 14},
+                "weight_map": {"s1": "model-00001-of-00002.safetensors", "s2": "model-00002-of-00002.safetensors"},
+            }
+        )
+    )
     q = quantize(np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32), gguf.GGMLQuantizationType.Q8_0)
     w = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "llama")
     w.add_tensor("q", q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
@@ -160,8 +174,11 @@ def test_safetensors_gguf_quantised_and_sharded_sources(tmp_path: Path) -> None:
         'util.global private @s1 = #flow.parameter.named<"sh"::"s1"> : tensor<2xi32>\n'
         'util.global private @s2 = #flow.parameter.named<"sh"::"s2"> : tensor<3xi16>\n'
     )
-    provider = _provider(f"st={tmp_path / 'a.safetensors'}", f"gg={tmp_path / 'q.gguf'}",
-                         f"sh={tmp_path / 'model.safetensors.index.json'}")
+    provider = _provider(
+        f"st={tmp_path / 'a.safetensors'}",
+        f"gg={tmp_path / 'q.gguf'}",
+        f"sh={tmp_path / 'model.safetensors.index.json'}",
+    )
     report = import_parameters(module, provider)
     assert [i.symbol for i in report.imported] == ["e", "q", "s1", "s2"]
     text = module.text()
@@ -171,8 +188,9 @@ def test_safetensors_gguf_quantised_and_sharded_sources(tmp_path: Path) -> None:
     assert 's2: "0x02000000030004000500"' in text
 
 
-def test_keys_maximum_size_and_unknown_scopes_leave_references(tmp_path: Path,
-                                                               paramio_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_keys_maximum_size_and_unknown_scopes_leave_references(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]
+) -> None:
     _archive(tmp_path / "w.irpa", a=np.zeros(4, np.float32), b=np.zeros(64, np.float32))
     src = tmp_path / "p.mlir"
     src.write_text(
@@ -181,8 +199,14 @@ def test_keys_maximum_size_and_unknown_scopes_leave_references(tmp_path: Path,
         'util.global private @c = #flow.parameter.named<"m"::"c"> : tensor<4xf32>\n'
         'util.global private @d = #flow.parameter.named<"other"::"a"> : tensor<4xf32>\n'
     )
-    code, out, err = paramio_cli("mlir", "import", str(src), f"--parameters=m={tmp_path / 'w.irpa'}",
-                                 "--maximum-size=100", f"--output={tmp_path / 'o.mlir'}")
+    code, out, err = paramio_cli(
+        "mlir",
+        "import",
+        str(src),
+        f"--parameters=m={tmp_path / 'w.irpa'}",
+        "--maximum-size=100",
+        f"--output={tmp_path / 'o.mlir'}",
+    )
     assert code == 0, err
     assert out == (
         f"imported 1 parameters (16 bytes); 3 references left; wrote {tmp_path / 'o.mlir'}\n"

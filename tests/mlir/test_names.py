@@ -13,7 +13,15 @@ from paramio.mlir.elements import element_by_dtype, element_by_mlir, tensor_type
 
 
 def test_element_table_sizes_follow_iree_serializer() -> None:
-    assert [element_by_mlir(n).size for n in ("i1", "i8", "bf16", "f16", "f32", "f64", "complex<f32>")] == [1, 1, 2, 2, 4, 8, 8]
+    assert [element_by_mlir(n).size for n in ("i1", "i8", "bf16", "f16", "f32", "f64", "complex<f32>")] == [
+        1,
+        1,
+        2,
+        2,
+        4,
+        8,
+        8,
+    ]
     assert element_by_mlir("ui8").dtype == "uint8" and element_by_mlir("si32").dtype == "int32"
     assert element_by_mlir("i4") is None  # packed sub-byte: IREE's import refuses it too
     assert element_by_dtype("uint16").mlir == "i16"  # declared signless, as IREE programs use it
@@ -63,5 +71,7 @@ print("exit", main(["mlir", "declare", "--parameters=x.irpa"]))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "refused: paramio mlir needs the MLIR bindings of iree-base-compiler: pip install 'paramio[iree]'" in r.stdout
+    assert (
+        "refused: paramio mlir needs the MLIR bindings of iree-base-compiler: pip install 'paramio[iree]'" in r.stdout
+    )
     assert "exit 1" in r.stdout

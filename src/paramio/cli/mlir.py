@@ -15,13 +15,19 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from paramio.cli.errors import EXIT_OK, EXIT_USAGE, UsageError, escape, warn
 from paramio.cli.flags import PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
 
+if TYPE_CHECKING:
+    from paramio.index.provider import Provider
+
 __all__ = ["main"]
 
-_FORMAT = Flag("format", FlagKind.STRING, "Archive format: irpa, safetensors or gguf (default: from the extension).", "")
+_FORMAT = Flag(
+    "format", FlagKind.STRING, "Archive format: irpa, safetensors or gguf (default: from the extension).", ""
+)
 _OUTPUT = Flag("output", FlagKind.STRING, "The MLIR file written (.mlirbc: bytecode).", "", "out.mlir")
 _KEYS = Flag("keys", FlagKind.LIST, "Only these keys (globs, e.g. 'layer*.w'); repeat for more.", None, "glob")
 _BYTECODE = Flag("emit-bytecode", FlagKind.BOOL, "Write MLIR bytecode whatever the output's name.", False)
@@ -34,7 +40,12 @@ EXPORT_FLAGS = (
     _KEYS,
     Flag("constants", FlagKind.BOOL, "Also move arith.constant tensors (of at least --minimum-size) out.", False),
     _FORMAT,
-    Flag("on-loss", FlagKind.STRING, "What the format cannot hold as given (splats in safetensors): warn, error, ignore.", "warn"),
+    Flag(
+        "on-loss",
+        FlagKind.STRING,
+        "What the format cannot hold as given (splats in safetensors): warn, error, ignore.",
+        "warn",
+    ),
     _BYTECODE,
     _JSON,
 )
@@ -169,27 +180,42 @@ def _export(parsed: ParsedFlags) -> int:
     for s in report.skipped:
         warn("mlir export", f"@{escape(s.symbol)} stays inline: {s.reason}")
     if parsed.on("json"):
-        print(json.dumps({
-            "archive": report.archive,
-            "scope": report.scope,
-            "output": output,
-            "exported": [{"symbol": e.symbol, "key": e.key, "dtype": e.dtype, "shape": list(e.shape),
-                          "bytes": e.nbytes, "kind": e.kind} for e in report.exported],
-            "skipped": [{"symbol": s.symbol, "reason": s.reason} for s in report.skipped],
-            "hoisted": list(report.hoisted),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "archive": report.archive,
+                    "scope": report.scope,
+                    "output": output,
+                    "exported": [
+                        {
+                            "symbol": e.symbol,
+                            "key": e.key,
+                            "dtype": e.dtype,
+                            "shape": list(e.shape),
+                            "bytes": e.nbytes,
+                            "kind": e.kind,
+                        }
+                        for e in report.exported
+                    ],
+                    "skipped": [{"symbol": s.symbol, "reason": s.reason} for s in report.skipped],
+                    "hoisted": list(report.hoisted),
+                },
+                indent=2,
+            )
+        )
     else:
         total = sum(e.nbytes for e in report.exported)
         where = f"{archive} (scope {scope!r})" if scope else archive
         if report.exported:
-            print(f"exported {len(report.exported)} parameters ({total} bytes) to {escape(where)}; wrote {escape(output)}")
+            print(
+                f"exported {len(report.exported)} parameters ({total} bytes) to {escape(where)}; wrote {escape(output)}"
+            )
         else:
             print(f"nothing to export (no archive written); wrote {escape(output)}")
     return EXIT_OK
 
 
 def _import(parsed: ParsedFlags) -> int:
-    from paramio.index.provider import Provider
     from paramio.mlir import MlirModule, import_parameters
 
     source = _one_input(parsed)
@@ -199,25 +225,38 @@ def _import(parsed: ParsedFlags) -> int:
     maximum = parsed.number("maximum-size")
     provider = _provider(parsed.many("parameters"))
     module = MlirModule.load(source)
-    report = import_parameters(module, provider, keys=parsed.many("keys"), maximum_size=None if maximum < 0 else maximum)
+    report = import_parameters(
+        module, provider, keys=parsed.many("keys"), maximum_size=None if maximum < 0 else maximum
+    )
     _save(module, output, parsed)
     if parsed.on("json"):
-        print(json.dumps({
-            "output": output,
-            "imported": [{"symbol": i.symbol, "scope": i.scope, "key": i.key, "bytes": i.nbytes, "kind": i.kind}
-                         for i in report.imported],
-            "left": [{"symbol": x.symbol, "scope": x.scope, "key": x.key, "reason": x.reason} for x in report.left],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "output": output,
+                    "imported": [
+                        {"symbol": i.symbol, "scope": i.scope, "key": i.key, "bytes": i.nbytes, "kind": i.kind}
+                        for i in report.imported
+                    ],
+                    "left": [
+                        {"symbol": x.symbol, "scope": x.scope, "key": x.key, "reason": x.reason} for x in report.left
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         total = sum(i.nbytes for i in report.imported)
-        print(f"imported {len(report.imported)} parameters ({total} bytes); "
-              f"{len(report.left)} references left; wrote {escape(output)}")
+        print(
+            f"imported {len(report.imported)} parameters ({total} bytes); "
+            f"{len(report.left)} references left; wrote {escape(output)}"
+        )
         for x in report.left:
             print(f"  left @{escape(x.symbol)} ({escape(x.scope)}::{escape(x.key)}): {escape(x.reason)}")
     return EXIT_OK
 
 
-def _provider(values: list[str]) -> object:
+def _provider(values: list[str]) -> Provider:
     from paramio.errors import InvalidArgumentError
     from paramio.index.provider import Provider
     from paramio.index.scopes import parse_parameters_flag
@@ -231,7 +270,6 @@ def _provider(values: list[str]) -> object:
 
 
 def _declare(parsed: ParsedFlags) -> int:
-    from paramio.index.provider import Provider
     from paramio.mlir import declare_parameters
 
     if parsed.positional:
@@ -242,13 +280,20 @@ def _declare(parsed: ParsedFlags) -> int:
     if visibility not in ("private", "public", "nested"):
         raise UsageError(f"--visibility={visibility}: expected private, public or nested")
     provider = _provider(parsed.many("parameters"))
-    assert isinstance(provider, Provider)
     result = declare_parameters(provider, visibility=visibility, mutable=parsed.on("mutable"))
     for scope, key, reason in result.skipped:
         warn("mlir declare", f"{escape(scope)}::{escape(key)} not declared: {escape(reason)}")
     if parsed.on("json"):
-        text = json.dumps([{"symbol": d.symbol, "scope": d.scope, "key": d.key, "type": d.type, "text": d.text}
-                           for d in result.declared], indent=2) + "\n"
+        text = (
+            json.dumps(
+                [
+                    {"symbol": d.symbol, "scope": d.scope, "key": d.key, "type": d.type, "text": d.text}
+                    for d in result.declared
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
     else:
         text = result.text()
     out = parsed.text("output")

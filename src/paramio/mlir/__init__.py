@@ -16,7 +16,7 @@ from __future__ import annotations
 from paramio.mlir._bindings import MissingCompilerError
 from paramio.mlir.declare import Declaration, Declarations, declare_parameters, symbol_name
 from paramio.mlir.export import Exported, ExportReport, Skipped, export_parameters, hoist_constants
-from paramio.mlir.importer import ImportReport, Imported, LeftAlone, import_parameters
+from paramio.mlir.importer import Imported, ImportReport, LeftAlone, import_parameters
 from paramio.mlir.module import GlobalOp, MlirModule, ParameterRef, parameter_ref, parameter_ref_text
 
 __all__ = [

@@ -6,6 +6,7 @@ first, so a missing compiler is one clear error naming the extra to install.
 
 from __future__ import annotations
 
+import importlib
 import types
 
 from paramio.errors import ParamioError
@@ -20,17 +21,14 @@ class MissingCompilerError(ParamioError, ImportError):
 def bindings() -> types.ModuleType:
     """``iree.compiler.ir``. Raises `MissingCompilerError` when iree-base-compiler is absent."""
     try:
-        import iree.compiler.ir as ir
+        return importlib.import_module("iree.compiler.ir")
     except ImportError as exc:
         raise MissingCompilerError(
             "paramio mlir needs the MLIR bindings of iree-base-compiler: pip install 'paramio[iree]'"
         ) from exc
-    return ir
 
 
 def passmanager() -> types.ModuleType:
     """``iree.compiler.passmanager`` (same condition as `bindings`)."""
     bindings()
-    import iree.compiler.passmanager as pm
-
-    return pm
+    return importlib.import_module("iree.compiler.passmanager")

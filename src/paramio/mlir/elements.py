@@ -64,7 +64,9 @@ _READ_ONLY: tuple[ElementType, ...] = (
 _BY_MLIR = {e.mlir: e for e in (*_TABLE, *_READ_ONLY)}
 _BY_DTYPE = {e.dtype: e for e in _TABLE}
 # Unsigned dtypes declare as signless integers of the same width.
-_BY_DTYPE.update({"uint8": _BY_MLIR["i8"], "uint16": _BY_MLIR["i16"], "uint32": _BY_MLIR["i32"], "uint64": _BY_MLIR["i64"]})
+_BY_DTYPE.update(
+    {"uint8": _BY_MLIR["i8"], "uint16": _BY_MLIR["i16"], "uint32": _BY_MLIR["i32"], "uint64": _BY_MLIR["i64"]}
+)
 
 
 def element_by_mlir(name: str) -> ElementType | None:

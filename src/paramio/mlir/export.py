@@ -108,7 +108,9 @@ def hoist_constants(module: MlirModule, *, minimum_size: int = 0) -> list[str]:
             ip = ir.InsertionPoint(first) if first is not None else ir.InsertionPoint(body)
             ir.Operation.create("util.global", attributes=attrs, ip=ip)
             load = ir.Operation.create(
-                "util.global.load", results=[t], attributes={"global": ir.FlatSymbolRefAttr.get(name)},
+                "util.global.load",
+                results=[t],
+                attributes={"global": ir.FlatSymbolRefAttr.get(name)},
                 ip=ir.InsertionPoint(op),
             )
             op.results[0].replace_all_uses_with(load.results[0])
@@ -237,7 +239,9 @@ def _run_export(
                 info = TensorInfo(t.element.dtype, t.shape)
                 meta = encode_tensor_metadata(info)
                 if e.is_splat:
-                    entries.append(ParameterEntry.splat(g.symbol, e.splat_pattern, e.length, metadata=meta, tensor=info))
+                    entries.append(
+                        ParameterEntry.splat(g.symbol, e.splat_pattern, e.length, metadata=meta, tensor=info)
+                    )
                 else:
                     src, off = e.file_storage
                     entries.append(ParameterEntry.data(g.symbol, src, off, e.length, metadata=meta, tensor=info))

@@ -23,7 +23,6 @@ from paramio.errors import FormatError, InvalidArgumentError
 from paramio.mlir._bindings import bindings
 from paramio.mlir.elements import TensorType, element_by_mlir
 
-
 __all__ = ["GlobalOp", "MlirModule", "ParameterRef", "parameter_ref", "parameter_ref_text", "tensor_type_of"]
 
 _BYTECODE_MAGIC = b"ML\xefR"
