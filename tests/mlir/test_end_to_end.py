@@ -13,7 +13,7 @@ from mlir_programs import EMBEDDED, EMBEDDED_INPUT, EMBEDDED_RESULT
 
 from paramio import ParameterIndex
 
-pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("bindings")]
+pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.usefixtures("bindings")]
 
 Cli = Callable[..., tuple[int, str, str]]
 
