@@ -44,19 +44,22 @@ def test_blob_text_is_exactly_what_mlir_prints(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("element", "values", "dtype", "header"),
-    [
-        ("i1", [True, False, True], np.bool_, "01000000"),
-        ("i8", [1, -2, 3, -4, 5], np.int8, "01000000"),
-        ("f16", [0.5, 1.5, -2.0], np.float16, "02000000"),
-        ("bf16", [1.0, -2.0, 3.0], "bfloat16", "02000000"),
-        ("f32", [1.0, 2.0, 3.0, 4.0, 5.0], np.float32, "04000000"),
-        ("f64", [0.1, 1e300, -3.0], np.float64, "08000000"),
-        ("i64", [1, -1, 2**40], np.int64, "08000000"),
-        ("f8E4M3FN", [1.0, -2.0, 448.0], "float8_e4m3fn", "01000000"),
-    ],
-)
+#: (MLIR element, values, dtype, the blob's alignment header): odd sizes, every width.
+BLOBS = [
+    ("i1", [True, False, True], np.bool_, "01000000"),
+    ("i8", [1, -2, 3, -4, 5], np.int8, "01000000"),
+    ("f16", [0.5, 1.5, -2.0], np.float16, "02000000"),
+    ("bf16", [1.0, -2.0, 3.0], "bfloat16", "02000000"),
+    ("f32", [1.0, 2.0, 3.0, 4.0, 5.0], np.float32, "04000000"),
+    ("f64", [0.1, 1e300, -3.0], np.float64, "08000000"),
+    ("i64", [1, -1, 2**40], np.int64, "08000000"),
+    ("f8E4M3FN", [1.0, -2.0, 448.0], "float8_e4m3fn", "01000000"),
+    ("complex<f32>", [1 + 2j, 3 - 4j], np.complex64, "08000000"),
+    ("complex<f64>", [1 + 2j], np.complex128, "10000000"),
+]
+
+
+@pytest.mark.parametrize(("element", "values", "dtype", "header"), BLOBS)
 def test_blob_alignment_header_is_the_element_size(
     tmp_path: Path, element: str, values: list[object], dtype: object, header: str
 ) -> None:
@@ -69,6 +72,22 @@ def test_blob_alignment_header_is_the_element_size(
     )
     import_parameters(module, _provider(str(tmp_path / "w.irpa")))
     assert f'v: "0x{header}{arr.tobytes().hex().upper()}"' in module.text()
+
+
+def test_iree_reads_every_blob_back_unchanged(tmp_path: Path, iree_opt: Callable[..., object]) -> None:
+    from paramio.arrays.dtypes import numpy_dtype
+
+    index, lines = ParameterIndex(), []
+    for i, (element, values, dtype, _) in enumerate(BLOBS):
+        index.add_array(f"v{i}", np.array(values, dtype=numpy_dtype(dtype) if isinstance(dtype, str) else dtype))
+        lines.append(f'util.global private @v{i} = #flow.parameter.named<"v{i}"> : tensor<{len(values)}x{element}>')
+    index.create_archive_file(tmp_path / "w.irpa")
+    module = MlirModule.parse("\n".join(lines) + "\n")
+    import_parameters(module, _provider(str(tmp_path / "w.irpa")))
+    module.save(tmp_path / "m.mlir")
+    r = iree_opt(tmp_path / "m.mlir")
+    assert r.returncode == 0, r.stderr  # type: ignore[attr-defined]
+    assert r.stdout.rstrip() == module.text().rstrip()  # type: ignore[attr-defined]
 
 
 def test_ireeS_export_pass_reads_back_every_imported_blob(tmp_path: Path, iree_opt: Callable[..., object]) -> None:

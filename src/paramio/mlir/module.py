@@ -40,10 +40,11 @@ class ParameterRef:
 
 
 class GlobalOp:
-    """One ``util.global``: its symbol, type and initial value, without reading what is unsafe.
+    """One ``util.global``: its symbol, type and initial value.
 
-    The bindings abort the process when asked for a complex ``dense<...>`` value (nanobind cannot
-    cast it), so `value` is only read after `tensor` says the element type is safe.
+    The bindings have no Python class for a complex ``dense<...>`` value: reading one raises
+    `TypeError` (and reading it through a ``NamedAttribute`` aborts the process), so values are
+    read only through `_read`, which turns that into "unreadable".
     """
 
     def __init__(self, op: Any) -> None:
@@ -57,27 +58,34 @@ class GlobalOp:
         self.tensor: TensorType | None = tensor_type_of(self.type)
         self.has_value: bool = "initial_value" in attrs
 
+    def _read(self) -> Any | None:
+        if not self.has_value:
+            return None
+        try:
+            return self.op.attributes["initial_value"]
+        except TypeError:  # a complex dense<...>: no Python class for it
+            return None
+
     @property
     def readable(self) -> bool:
-        """Whether the initial value may be read through the bindings (see the class docstring)."""
-        return self.has_value and not (self.tensor is not None and self.tensor.element.mlir.startswith("complex"))
+        """Whether the initial value can be read through the bindings (see the class docstring)."""
+        return self._read() is not None
 
     @property
     def value(self) -> Any:
-        if not self.readable:
+        value = self._read()
+        if value is None:
             raise InvalidArgumentError(f"global @{self.symbol}: its initial value cannot be read through the bindings")
-        return self.op.attributes["initial_value"]
+        return value
 
     def value_kind(self) -> str:
         """``dense``, ``resource``, ``parameter``, ``elided``, ``other`` or ``none``."""
         if not self.has_value:
             return "none"
-        if not self.readable:
-            return "dense"  # a complex dense<...> (the only unreadable kind the parser builds)
         ir = bindings()
-        value = self.value
-        if isinstance(value, ir.DenseElementsAttr):
-            return "dense"
+        value = self._read()
+        if value is None or isinstance(value, ir.DenseElementsAttr):
+            return "dense"  # None: a complex dense<...>, the only value the bindings cannot read
         try:
             ir.DenseResourceElementsAttr(value)
         except ValueError:
