@@ -12,7 +12,7 @@ import pytest
 from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 from paramio import ParameterIndex
-from paramio.errors import ConversionWarning
+from paramio.errors import ConversionWarning, InvalidArgumentError
 from paramio.mlir import MlirModule, export_parameters
 
 pytestmark = pytest.mark.usefixtures("bindings")
@@ -204,3 +204,13 @@ def test_cli_errors_are_one_line(tmp_path: Path, paramio_cli: Callable[..., tupl
     code, _, err = paramio_cli("mlir", "export", str(tmp_path / "missing.mlir"), "--archive=w.irpa", "--output=o.mlir")
     assert code == 1 and "No such file or directory" in err
     assert not (tmp_path / "o.mlir").exists()
+
+
+def test_a_refused_loss_writes_nothing_and_leaves_the_module_as_it_was(tmp_path: Path, every: Path) -> None:
+    module = MlirModule.load(every)
+    before = module.text()
+    with pytest.raises(InvalidArgumentError, match="splat"):
+        export_parameters(module, tmp_path / "w.safetensors", on_loss="error")
+    assert not (tmp_path / "w.safetensors").exists()
+    assert module.text() == before
+    module.verify()

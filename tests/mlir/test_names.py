@@ -75,3 +75,18 @@ print("exit", main(["mlir", "declare", "--parameters=x.irpa"]))
         "refused: paramio mlir needs the MLIR bindings of iree-base-compiler: pip install 'paramio[iree]'" in r.stdout
     )
     assert "exit 1" in r.stdout
+
+
+def test_mlir_command_usage_and_help(paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = paramio_cli("--help")
+    assert "  mlir " in out and "paramio mlir export model.mlir --archive=model=weights.irpa" in out
+    code, out, _ = paramio_cli("mlir")
+    assert code == 2 and out.startswith("usage: paramio mlir <export|import|declare> [flags]")
+    code, out, _ = paramio_cli("mlir", "export", "--help")
+    assert code == 0 and "# paramio mlir export" in out and "--minimum-size=0" in out and "--constants=false" in out
+    code, out, _ = paramio_cli("mlir", "import", "--help")
+    assert code == 0 and "--maximum-size=-1" in out
+    code, _, err = paramio_cli("mlir", "extract")
+    assert code == 2 and err.startswith("paramio mlir: unknown command 'extract'")
+    code, _, err = paramio_cli("mlir", "import", "a.mlir", "--output=b.mlir")
+    assert (code, err) == (2, "paramio mlir import: give at least one --parameters=[scope=]file\n")

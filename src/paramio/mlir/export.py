@@ -145,7 +145,8 @@ def export_parameters(
     `keys` are globs over symbol names (default: all); values under `minimum_size` bytes stay
     inline; `constants` first hoists ``arith.constant`` tensors into globals. `format` defaults
     to the archive's extension. Raises `InvalidArgumentError` for a scope or symbol IREE cannot
-    print, `FormatError` if IREE's serializer fails; the archive is written only on success.
+    print or a loss refused by `on_loss`, `FormatError` if IREE's serializer fails; then no
+    archive is written and the globals are as they were (hoisted constants stay hoisted).
     """
     if minimum_size < 0:
         raise InvalidArgumentError(f"minimum size {minimum_size} is negative")
@@ -172,15 +173,21 @@ def export_parameters(
     with module.context:
         # Clones keep the values without reading them (a complex value cannot be read, see GlobalOp).
         saved = [(g, g.op.clone(ip=False)) for g in hidden]
+        originals = [(g, g.op.clone(ip=False)) for g in chosen]  # put back if the export fails
+        failed = True
         try:
             for g in hidden:
                 g.clear_value()
             exported = _run_export(module, archive, scope, chosen, format, on_loss) if chosen else []
+            failed = False
         finally:
             ir = bindings()
-            for g, clone in saved:
+            for g, clone in saved + (originals if failed else []):
                 ir.InsertionPoint(g.op).insert(clone)
                 g.op.erase()
+            if not failed:
+                for _, clone in originals:
+                    clone.erase()
     return ExportReport(os.fspath(archive), scope, tuple(exported), tuple(skipped), tuple(hoisted))
 
 
