@@ -4,6 +4,7 @@ imported back, and a hand-written function over declared globals runs on an arch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,3 +143,22 @@ func.func @combine(%x: tensor<3xf32>) -> tensor<3xf32> {
     vmfb = compile_mlir(tmp_path / "combine.mlir", tmp_path / "combine.vmfb")
     out = run_module(vmfb, "combine", ["3xf32=1,1,1"], [f"model={tmp_path / 'model.safetensors'}"])
     assert "3xf32=3 7 -11" in out
+
+
+def test_hoisted_constants_run_from_the_archive(
+    work: Path, paramio_cli: Cli, compile_mlir: Callable[..., Path], run_module: Callable[..., str]
+) -> None:
+    code, out, err = paramio_cli(
+        "mlir",
+        "export",
+        str(work / "model.mlir"),
+        f"--archive=model={work / 'c.irpa'}",
+        f"--output={work / 'c.mlir'}",
+        "--constants",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["hoisted"] == ["constant"]  # the matvec's zero init, a splat
+    assert ParameterIndex.open(work / "c.irpa")["constant"].is_splat
+    vmfb = compile_mlir(work / "c.mlir", work / "c.vmfb")
+    assert EMBEDDED_RESULT in run_module(vmfb, "predict", [EMBEDDED_INPUT], [f"model={work / 'c.irpa'}"])

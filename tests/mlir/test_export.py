@@ -130,16 +130,24 @@ def test_constants_are_hoisted_behind_the_flag(tmp_path: Path) -> None:
   %0 = arith.addf %x, %c : tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+func.func @g(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %same = arith.constant dense<[5.0, 6.0, 7.0, 8.0]> : tensor<4xf32>
+  %other = arith.constant dense<[1, 2]> : tensor<2xi32>
+  %0 = arith.mulf %x, %same : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
 """
     plain = MlirModule.parse(src)
     assert export_parameters(plain, tmp_path / "none.irpa").exported == ()
     assert not (tmp_path / "none.irpa").exists()  # nothing qualified: no archive, as IREE's pass
     module = MlirModule.parse(src)
     report = export_parameters(module, tmp_path / "c.irpa", scope="m", constants=True, minimum_size=8)
-    assert report.hoisted == ("constant",)
+    assert report.hoisted == ("constant", "constant_1")  # the equal constant of @g shares @constant
     text = module.text()
     assert 'util.global private @constant = #flow.parameter.named<"m"::"constant"> : tensor<4xf32>' in text
-    assert "util.global.load @constant : tensor<4xf32>" in text and "dense<1.000000e+00> : tensor<1xf32>" in text
+    assert text.count("util.global.load @constant : tensor<4xf32>") == 2
+    assert "dense<1.000000e+00> : tensor<1xf32>" in text  # 4 bytes: under the minimum, stays
+    assert '@constant_1 = #flow.parameter.named<"m"::"constant_1"> : tensor<2xi32>' in text
     module.verify()
     assert ParameterIndex.open(tmp_path / "c.irpa")["constant"].to_numpy().tolist() == [5, 6, 7, 8]
 

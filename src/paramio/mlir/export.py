@@ -72,8 +72,9 @@ def _matches(symbol: str, keys: Sequence[str]) -> bool:
 
 def hoist_constants(module: MlirModule, *, minimum_size: int = 0) -> list[str]:
     """Move every ``arith.constant`` tensor of at least `minimum_size` bytes (and at least one)
-    inside functions into a private immutable global, loaded where the constant was. Returns the
-    new globals' names (``constant``, ``constant_1``, ...)."""
+    inside functions into a private immutable global, loaded where the constant was. Equal
+    constants (MLIR uniques attributes, so equal values are one attribute) share one global.
+    Returns the new globals' names (``constant``, ``constant_1``, ...)."""
     ir = bindings()
     found: list[Any] = []
 
@@ -87,6 +88,7 @@ def hoist_constants(module: MlirModule, *, minimum_size: int = 0) -> list[str]:
     module.module.operation.walk(visit)
     taken = module.symbols()
     names: list[str] = []
+    by_value: dict[Any, str] = {}
     body = module.module.body
     with module.context, ir.Location.unknown():
         first = body.operations[0] if len(body.operations) else None
@@ -97,16 +99,19 @@ def hoist_constants(module: MlirModule, *, minimum_size: int = 0) -> list[str]:
                     ir.DenseResourceElementsAttr(value)
                 except ValueError:
                     continue
-            name = _unique("constant", taken)
             t = op.results[0].type
-            attrs = {
-                "sym_name": ir.StringAttr.get(name),
-                "sym_visibility": ir.StringAttr.get("private"),
-                "type": ir.TypeAttr.get(t),
-                "initial_value": value,
-            }
-            ip = ir.InsertionPoint(first) if first is not None else ir.InsertionPoint(body)
-            ir.Operation.create("util.global", attributes=attrs, ip=ip)
+            name = by_value.get(value)
+            if name is None:
+                name = by_value[value] = _unique("constant", taken)
+                attrs = {
+                    "sym_name": ir.StringAttr.get(name),
+                    "sym_visibility": ir.StringAttr.get("private"),
+                    "type": ir.TypeAttr.get(t),
+                    "initial_value": value,
+                }
+                ip = ir.InsertionPoint(first) if first is not None else ir.InsertionPoint(body)
+                ir.Operation.create("util.global", attributes=attrs, ip=ip)
+                names.append(name)
             load = ir.Operation.create(
                 "util.global.load",
                 results=[t],
@@ -115,7 +120,6 @@ def hoist_constants(module: MlirModule, *, minimum_size: int = 0) -> list[str]:
             )
             op.results[0].replace_all_uses_with(load.results[0])
             op.erase()
-            names.append(name)
     return names
 
 
