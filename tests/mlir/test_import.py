@@ -238,3 +238,24 @@ def test_keys_maximum_size_and_unknown_scopes_leave_references(
     module = MlirModule.load(src)
     report = import_parameters(module, _provider(f"m={tmp_path / 'w.irpa'}"), keys=["b"])
     assert [i.key for i in report.imported] == ["b"]
+
+
+def test_several_files_serve_one_scope_first_wins_unless_told(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    _archive(tmp_path / "base.irpa", w=np.zeros(2, np.float32))
+    _archive(tmp_path / "patch.irpa", w=np.ones(2, np.float32))
+    src = tmp_path / "p.mlir"
+    src.write_text('util.global private @w = #flow.parameter.named<"m"::"w"> : tensor<2xf32>\n')
+    args = [
+        "mlir",
+        "import",
+        str(src),
+        f"--parameters=m={tmp_path / 'base.irpa'}",
+        f"--parameters=m={tmp_path / 'patch.irpa'}",
+        f"--output={tmp_path / 'o.mlir'}",
+    ]
+    assert paramio_cli(*args)[0] == 0
+    assert 'w: "0x040000000000000000000000"' in (tmp_path / "o.mlir").read_text()
+    assert paramio_cli(*args, "--precedence=last")[0] == 0
+    assert 'w: "0x040000000000803F0000803F"' in (tmp_path / "o.mlir").read_text()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from paramio.cli.errors import EXIT_OK, EXIT_USAGE, UsageError, escape, warn
-from paramio.cli.flags import PARAMETERS, Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.flags import PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
 
 if TYPE_CHECKING:
     from paramio.index.provider import Provider
@@ -51,6 +51,7 @@ EXPORT_FLAGS = (
 )
 IMPORT_FLAGS = (
     PARAMETERS,
+    PRECEDENCE,
     _OUTPUT,
     _KEYS,
     Flag("maximum-size", FlagKind.INT, "Values larger than this many bytes stay references (default: no limit).", -1),
@@ -59,6 +60,7 @@ IMPORT_FLAGS = (
 )
 DECLARE_FLAGS = (
     PARAMETERS,
+    PRECEDENCE,
     Flag("output", FlagKind.STRING, "Write the declarations to this file instead of stdout.", "", "file.mlir"),
     Flag("visibility", FlagKind.STRING, "private, public or nested.", "private"),
     Flag("mutable", FlagKind.BOOL, "Declare the globals mutable (for programs that write them).", False),
@@ -223,7 +225,7 @@ def _import(parsed: ParsedFlags) -> int:
     if not parsed.many("parameters"):
         raise UsageError("give at least one --parameters=[scope=]file")
     maximum = parsed.number("maximum-size")
-    provider = _provider(parsed.many("parameters"))
+    provider = _provider(parsed.many("parameters"), parsed)
     module = MlirModule.load(source)
     report = import_parameters(
         module, provider, keys=parsed.many("keys"), maximum_size=None if maximum < 0 else maximum
@@ -256,7 +258,7 @@ def _import(parsed: ParsedFlags) -> int:
     return EXIT_OK
 
 
-def _provider(values: list[str]) -> Provider:
+def _provider(values: list[str], parsed: ParsedFlags) -> Provider:
     from paramio.errors import InvalidArgumentError
     from paramio.index.provider import Provider
     from paramio.index.scopes import parse_parameters_flag
@@ -266,7 +268,7 @@ def _provider(values: list[str]) -> Provider:
             parse_parameters_flag(v)
         except InvalidArgumentError as exc:
             raise UsageError(str(exc)) from None
-    return Provider.from_flags(values)
+    return Provider.from_flags(values, precedence=precedence_of(parsed))
 
 
 def _declare(parsed: ParsedFlags) -> int:
@@ -279,7 +281,7 @@ def _declare(parsed: ParsedFlags) -> int:
     visibility = parsed.text("visibility")
     if visibility not in ("private", "public", "nested"):
         raise UsageError(f"--visibility={visibility}: expected private, public or nested")
-    provider = _provider(parsed.many("parameters"))
+    provider = _provider(parsed.many("parameters"), parsed)
     result = declare_parameters(provider, visibility=visibility, mutable=parsed.on("mutable"))
     for scope, key, reason in result.skipped:
         warn("mlir declare", f"{escape(scope)}::{escape(key)} not declared: {escape(reason)}")
