@@ -45,7 +45,7 @@ def test_on_loss_error_and_ignore(tmp_path: Path, paramio_cli: Callable[..., tup
     assert (code, err) == (0, "")
     assert out.exists()
     code, _, err = paramio_cli("convert", f"--parameters={src}", f"--output={out}", "--on-loss=maybe")
-    assert code == 2 and "--on-loss=maybe: expected warn, error or ignore" in err
+    assert code == 2 and "--on_loss=maybe: expected warn, error or ignore" in err
 
 
 def test_lossless_conversion_is_silent(tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]) -> None:

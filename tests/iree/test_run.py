@@ -14,43 +14,6 @@ from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 from paramio.iree.values import format_result, parse_input
 
-PROGRAM = """
-util.global private @w = #flow.parameter.named<"a"::"w"> : tensor<4xf32>
-util.global private @v = #flow.parameter.named<"b"::"v"> : tensor<4xf32>
-func.func @f(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<2x2xf32>) {
-  %w = util.global.load @w : tensor<4xf32>
-  %v = util.global.load @v : tensor<4xf32>
-  %r = arith.addf %w, %x : tensor<4xf32>
-  %s = arith.mulf %r, %v : tensor<4xf32>
-  %t = tensor.expand_shape %s [[0, 1]] output_shape [2, 2] : tensor<4xf32> into tensor<2x2xf32>
-  return %r, %t : tensor<4xf32>, tensor<2x2xf32>
-}
-"""
-
-
-def _compile(run_tool, source: str, folder: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
-    """`source` compiled for the local CPU (llvm-cpu, ~1 s); skips without iree-compile."""
-    import shutil
-    import sys
-
-    compiler = shutil.which("iree-compile") or str(Path(sys.executable).parent / "iree-compile")
-    if not Path(compiler).exists():
-        pytest.skip("iree-compile not installed (pip install iree-base-compiler)")
-    src = folder / f"{name}.mlir"
-    src.write_text(source)
-    out = folder / f"{name}.vmfb"
-    r = run_tool([compiler, str(src), "--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                  "--iree-llvmcpu-target-cpu=host", "-o", str(out)])
-    assert r.returncode == 0, r.stderr
-    return out
-
-
-@pytest.fixture(scope="session")
-def vmfb(tmp_path_factory: pytest.TempPathFactory, iree_tool: Callable[[str], str], run_tool) -> Path:  # type: ignore[no-untyped-def]
-    """The two-scope program, compiled once per session."""
-    return _compile(run_tool, PROGRAM, tmp_path_factory.mktemp("prog"), "two_scopes")
-
-
 @pytest.fixture
 def params(tmp_path: Path) -> tuple[Path, Path]:
     a = ParameterIndex()
@@ -189,8 +152,8 @@ def test_format_result_truncates_like_iree() -> None:
 
 
 @pytest.mark.interop
-def test_large_results_print_as_iree_run_module_prints(tmp_path: Path, paramio_cli, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
-    out = _compile(run_tool, BIG_PROGRAM, tmp_path, "big")
+def test_large_results_print_as_iree_run_module_prints(tmp_path: Path, paramio_cli, run_tool, iree_tool, compile_mlir) -> None:  # type: ignore[no-untyped-def]
+    out = compile_mlir(BIG_PROGRAM, tmp_path, "big")
     np.save(tmp_path / "x.npy", np.arange(1800, dtype=np.int32).reshape(3, 20, 30))
     flags = (f"--module={out}", "--function=big", f"--input=@{tmp_path / 'x.npy'}", "--input=1500xf32=0.25")
     r = run_tool([iree_tool("iree-run-module"), *flags])

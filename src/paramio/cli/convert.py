@@ -20,8 +20,8 @@ Better than IREE:
 * output by extension (.irpa, .safetensors, .gguf) or ``--format``; written atomically (even
   over one of the inputs), streamed (memory stays flat), with a progress bar on a terminal;
 * what the output format cannot hold (a splat written as data, a type stored under a stand-in)
-  is said in one warning line each before writing; ``--on-loss=error`` refuses instead (exit 1,
-  no file), ``--on-loss=ignore`` is quiet (see docs/conversions.md).
+  is said in one warning line each before writing; ``--on_loss=error`` (or ``--on-loss``) refuses instead (exit 1,
+  no file), ``--on_loss=ignore`` is quiet (see docs/conversions.md).
 """
 
 from __future__ import annotations
@@ -34,8 +34,18 @@ from collections.abc import Sequence
 from paramio.arrays.metadata import encode_tensor_metadata
 from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
-from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, load_scopes, run_command
+from paramio.cli.flags import (
+    PARAMETER_MODE,
+    PARAMETERS,
+    Flag,
+    FlagKind,
+    ParsedFlags,
+    files_from,
+    load_scopes,
+    run_command,
+)
 from paramio.cli.progress import ByteProgress
+from paramio.cli.text import escape_all
 from paramio.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
@@ -109,7 +119,7 @@ FLAGS = (
         "first",
     ),
     Flag(
-        "on-loss",
+        "on_loss",
         FlagKind.STRING,
         "What to do when the output format cannot hold something as the input did (a splat\n"
         "written as data, a type it has no code for): warn (one line each), error (write\n"
@@ -269,8 +279,6 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(flags: ParsedFlags) -> int:
-    if flags.positional:
-        raise UsageError(f"unexpected argument '{flags.positional[0]}'; give inputs as --parameters=file")
     output = flags.text("output")
     if not output:
         raise UsageError("--output=file is required (.irpa, .safetensors or .gguf)")
@@ -280,9 +288,9 @@ def _run(flags: ParsedFlags) -> int:
     fmt = flags.text("format").lower() or None
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format={fmt}: expected one of {', '.join(FORMATS)}")
-    on_loss = flags.text("on-loss").lower()
+    on_loss = flags.text("on_loss").lower()
     if on_loss not in LOSS_POLICIES:
-        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
+        raise UsageError(f"--on_loss={on_loss}: expected warn, error or ignore")
     mode = flags.text("parameter_mode")
     if mode not in ("file", "preload", "mmap"):
         raise UsageError(f"--parameter_mode={mode}: expected file or preload")
@@ -295,9 +303,10 @@ def _run(flags: ParsedFlags) -> int:
             ) from None
     renames = [_split_rename(t) for t in flags.many("rename")]
     splats = [_split_splat(t) for t in flags.many("splat")]
-    if not flags.many("parameters"):
+    inputs = files_from(flags)
+    if not inputs:
         raise UsageError("no inputs: give one or more --parameters=[scope=]file")
-    scopes = load_scopes(flags.many("parameters"))
+    scopes = load_scopes(inputs)
     plan = plan_conversion(
         scopes,
         exclude=flags.many("exclude"),
@@ -332,5 +341,9 @@ def _run(flags: ParsedFlags) -> int:
                     else:
                         warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
     if not quiet:
-        sys.stdout.write(format_dump(read_path(output, format=fmt).entries))
+        sys.stdout.write(format_dump(read_path(output, format=fmt).entries, escape=_escape_keys))
     return 0
+
+
+def _escape_keys(keys: list[str]) -> list[str]:
+    return escape_all(keys, quote=False)

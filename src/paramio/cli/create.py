@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
+from paramio.cli.text import escape, escape_all
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.output import AtomicOutput, copy_entry
@@ -126,13 +127,21 @@ def _run(flags: ParsedFlags) -> int:
                 f"--splat={s.name}=...: a {len(s.pattern)}-byte element cannot be a splat pattern "
                 "(1, 2, 4, 8 or 16 bytes)"
             )
-    write_created(output, splats, datas, alignment=alignment, typed=typed)
+    from paramio.cli.progress import ByteProgress
+
+    total = sum(d.length for d in datas)  # zero data is ticked at once (left sparse)
+    with ByteProgress(total, f"writing {escape(output)}", quiet=flags.on("quiet")) as bar:
+        write_created(output, splats, datas, alignment=alignment, typed=typed, progress=bar.callback)
     if not flags.on("quiet"):
         from paramio.formats.irpa.reader import read_path
         from paramio.index.dump import format_dump
 
-        sys.stdout.write(format_dump(read_path(output).entries))
+        sys.stdout.write(format_dump(read_path(output).entries, escape=_escape_keys))
     return 0
+
+
+def _escape_keys(keys: list[str]) -> list[str]:
+    return escape_all(keys, quote=False)
 
 
 def write_created(
@@ -142,9 +151,11 @@ def write_created(
     *,
     alignment: int = 64,
     typed: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     """Write the archive: the layout from the shared IRPA planner, data filled with each
-    pattern (all-zero data is left as the file's sparse zeros, as IREE leaves it)."""
+    pattern (all-zero data is left as the file's sparse zeros, as IREE leaves it).
+    `progress` is called with each count of bytes written."""
     layout = [ParameterEntry.splat(s.name, s.pattern, s.length, metadata=s.metadata(typed)) for s in splats]
     layout += [ParameterEntry(d.name, EntryKind.DATA, d.length, d.metadata(typed)) for d in datas]
     plan = plan_archive(layout, alignment=alignment)
@@ -153,5 +164,5 @@ def write_created(
         out.pwrite(plan.header_and_tables, 0)
         for d, off in zip(datas, plan.data_offsets[len(splats) :], strict=True):
             assert off is not None
-            copy_entry(ParameterEntry.splat(d.name, d.pattern, d.length), out, off)
+            copy_entry(ParameterEntry.splat(d.name, d.pattern, d.length), out, off, progress=progress)
         out.commit()

@@ -1,15 +1,21 @@
-"""``paramio dump``: ``iree-dump-parameters``' exact text, plus ``--json`` and ``--table``.
+"""``paramio dump``: ``iree-dump-parameters``' exact text, plus ``--json``, ``--table`` and
+``--metadata``.
 
-The text is IREE's byte for byte (one block per scope, in ``--parameters`` order). Extraction
-works where IREE's does not: with any ``--parameter_mode`` (accepted and ignored: files are
-mapped), for splats (expanded), for every format and for external entries.
+The text is IREE's byte for byte for keys IREE prints faithfully (printable keys); a key
+holding control characters is escaped (``\\n``, ``\\x1b``) where IREE prints it raw and lets
+it forge rows. File-level metadata (GGUF key/values, safetensors ``__metadata__``) is printed
+after the tables only with ``--metadata``, so the default text stays IREE's for every format;
+``--json`` always carries it. Extraction works where IREE's does not: with any
+``--parameter_mode`` (accepted and ignored: files are mapped), for splats (expanded), for every
+format and for external entries. Files may be given as ``--parameters=[scope=]file`` or bare.
 
 ``--json`` prints one object (schema version 1, documented in docs/cli.md)::
 
     {"version": 1, "entries": [{"scope": "", "key": "w", "kind": "data", "dtype": "float32",
       "shape": [4], "length": 16, "offset": 384, "end": 400, "alignment": 128,
       "pattern": null, "metadata": null, "metadata_encoding": null, "origin": "small.irpa",
-      "format": "irpa"}, ...]}
+      "format": "irpa"}, ...],
+     "scopes": [{"scope": "", "attributes": {...}}]}
 
 ``alignment`` is the largest power of two dividing the file offset, capped at 4096 (null for
 splats); ``metadata`` is the UTF-8 text, or base64 when the bytes are not UTF-8.
@@ -21,8 +27,19 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from paramio.cli.errors import CommandFailed, UsageError, escape
-from paramio.cli.flags import PARAMETER_MODE, PARAMETERS, Flag, FlagKind, ParsedFlags, load_scopes, run_command
+from paramio.cli.errors import CommandFailed, UsageError
+from paramio.cli.flags import (
+    PARAMETER_MODE,
+    PARAMETERS,
+    Flag,
+    FlagKind,
+    ParsedFlags,
+    files_from,
+    load_scopes,
+    run_command,
+)
+from paramio.cli.metadata import DEFAULT_ITEMS, format_metadata, metadata_record
+from paramio.cli.text import escape, escape_all
 from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
@@ -42,6 +59,9 @@ splat parameters.
 Example listing two files under two scopes:
   paramio dump --parameters=a=a.safetensors --parameters=b=b.irpa
 
+Example listing a file and its GGUF key/values (token lists cut to 16 items):
+  paramio dump model.gguf --metadata
+
 Example extracting a parameter:
   paramio dump --parameters=model=model.irpa --extract=model::w=w.bin
 
@@ -60,11 +80,20 @@ FLAGS = (
     ),
     Flag("json", FlagKind.BOOL, "Prints a JSON document instead of the listing (schema in docs/cli.md).", False),
     Flag("table", FlagKind.BOOL, "Prints a readable table with dtype, shape and alignment.", False),
-)
-
-_POSITIONAL_ERROR = (
-    "Error: no positional arguments expected.\n"
-    "Use one or more --parameters=file.ext flags to specify parameter files.\n"
+    Flag(
+        "metadata",
+        FlagKind.BOOL,
+        "Prints each scope's file-level metadata (GGUF key/values, safetensors __metadata__)\n"
+        "after the listing (off by default: the listing stays iree-dump-parameters' text).",
+        False,
+    ),
+    Flag(
+        "metadata_items",
+        FlagKind.INT,
+        "Array values (token lists) show this many elements, in text and --json; 0 shows all.",
+        DEFAULT_ITEMS,
+    ),
+    Flag("quiet", FlagKind.BOOL, "No progress bar while extracting.", False),
 )
 
 
@@ -120,21 +149,28 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(flags: ParsedFlags) -> int:
-    if flags.positional:
-        sys.stderr.write(_POSITIONAL_ERROR)
-        return 2
-    scopes = load_scopes(flags.many("parameters"))
+    scopes = load_scopes(files_from(flags))
     extracts = [_split_extract(t) for t in flags.many("extract")]
+    items = flags.number("metadata_items")
+    if items < 0:
+        raise UsageError(f"--metadata_items={items}: expected 0 (all) or a positive count")
     if flags.on("json"):
         import json
 
-        doc = {"version": JSON_SCHEMA_VERSION, "entries": [entry_record(s, e) for s, e in _iter_entries(scopes)]}
+        doc = {
+            "version": JSON_SCHEMA_VERSION,
+            "entries": [entry_record(s, e) for s, e in _iter_entries(scopes)],
+            "scopes": [{"scope": s, "attributes": metadata_record(i.attributes, items)} for s, i in scopes.items()],
+        }
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
     elif flags.on("table"):
         _print_table(scopes)
     else:
         for scope, index in scopes.items():
-            sys.stdout.write(index.dump(scope))
+            sys.stdout.write(index.dump(scope, escape=_escape_keys))
+    if flags.on("metadata") and not flags.on("json"):
+        for scope, index in scopes.items():
+            sys.stdout.write(format_metadata(scope, index.attributes, items))
     quiet_extract = flags.on("json")
     for flag, scope, key, path in extracts:
         try:
@@ -145,8 +181,12 @@ def _run(flags: ParsedFlags) -> int:
         if not quiet_extract:
             sys.stdout.write(f"Extracting parameter `{escape(label)}` ({entry.length}b) to `{escape(path)}`...\n")
             sys.stdout.flush()
-        extract_entry(entry, path)
+        extract_entry(entry, path, quiet=flags.on("quiet"))
     return 0
+
+
+def _escape_keys(keys: list[str]) -> list[str]:
+    return escape_all(keys, quote=False)
 
 
 def _split_extract(text: str) -> tuple[str, str, str, str]:
@@ -157,18 +197,22 @@ def _split_extract(text: str) -> tuple[str, str, str, str]:
     return text, scope, key, path
 
 
-def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str]) -> None:
-    """Write the entry's bytes (splats expanded) to `path`, streamed and atomic."""
+def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str], *, quiet: bool = True) -> None:
+    """Write the entry's bytes (splats expanded) to `path`, streamed and atomic; a progress
+    bar on a terminal unless `quiet` (the default for callers from Python)."""
+    from paramio.cli.progress import ByteProgress
     from paramio.formats.output import AtomicOutput
 
-    with AtomicOutput(path) as out:
+    zero_splat = entry.is_splat and not any(entry.pattern)
+    total = 0 if zero_splat else entry.length
+    with ByteProgress(total, f"extracting to {escape(os.fspath(path))}", quiet=quiet) as bar, AtomicOutput(path) as out:
         out.truncate(entry.length)
         pos = 0
-        for chunk in entry.iter_chunks():
-            if entry.is_splat and not any(entry.pattern):
-                break  # all zero: the sized file already reads as zeros
-            out.pwrite(chunk, pos)
-            pos += len(chunk)
+        if not zero_splat:  # all zero: the sized file already reads as zeros
+            for chunk in entry.iter_chunks():
+                out.pwrite(chunk, pos)
+                pos += len(chunk)
+                bar.advance(len(chunk))
         out.commit()
 
 

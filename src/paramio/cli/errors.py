@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from paramio.cli.text import escape
 from paramio.errors import ParamioError
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "guarded", "escape", "warn"]
@@ -59,22 +60,3 @@ def _report(tool: str, message: str, debug: bool) -> None:
 
 def warn(tool: str, message: str) -> None:
     sys.stderr.write(f"paramio {tool}: warning: {message}\n")
-
-
-def escape(text: str, *, quote: bool = True) -> str:
-    """`text` safe for a terminal: control characters and lone surrogates (undecodable bytes
-    of a name) shown as escapes, so a hostile name cannot move the cursor or forge lines."""
-    out: list[str] = []
-    for ch in text:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0:
-            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{o:02x}"))
-        elif 0xDC80 <= o <= 0xDCFF:  # surrogateescape'd byte
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif 0xD800 <= o <= 0xDFFF or o in (0x2028, 0x2029, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069):
-            out.append(f"\\u{o:04x}")
-        elif quote and ch == "\\":
-            out.append("\\\\")
-        else:
-            out.append(ch)
-    return "".join(out)

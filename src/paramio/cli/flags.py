@@ -9,7 +9,11 @@ Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
 * ``--flagfile=path`` reads one flag per line at that point of the command line (blank lines and
   lines starting with ``#`` skipped), so later flags override it, as in IREE;
 * anything not starting with ``--`` is positional (each command decides what that means);
-* an unknown flag is a usage error naming the flag (exit 2). IREE exits 1 with a red ghost.
+* ``-`` and ``_`` in a flag's name are the same (``--on_loss`` is ``--on-loss``, and
+  ``--parameter-mode`` is ``--parameter_mode``): names are written with ``_`` as IREE writes
+  them, and every spelling works;
+* an unknown flag is a usage error naming the flag and the nearest known one ("did you mean
+  --output?"), exit 2. IREE exits 1 with a red ghost.
 
 ``--help`` and ``--debug`` are understood by every command.
 """
@@ -36,11 +40,15 @@ __all__ = [
     "Flag",
     "FlagKind",
     "ParsedFlags",
+    "canonical_name",
+    "files_from",
     "format_help",
     "load_scopes",
     "parse_flags",
     "precedence_of",
     "run_command",
+    "suggest",
+    "unknown_flag_message",
     "wants_debug",
 ]
 
@@ -92,38 +100,63 @@ _FALSE = {"false", "0"}
 
 @dataclasses.dataclass(slots=True)
 class ParsedFlags:
-    """Flag values by name (defaults filled in) and the positional arguments."""
+    """Flag values by name (defaults filled in), the positional arguments, and the flags the
+    command does not know, kept only when the caller allows them (`parse_flags` ``foreign``)."""
 
     values: dict[str, object]
     positional: list[str]
+    foreign: list[str] = dataclasses.field(default_factory=list)
 
     def on(self, name: str) -> bool:
         """A bool flag's value."""
-        return bool(self.values[name])
+        return bool(self.values[canonical_name(name)])
 
     def text(self, name: str) -> str:
-        return str(self.values[name])
+        return str(self.values[canonical_name(name)])
 
     def number(self, name: str) -> int:
-        value = self.values[name]
+        value = self.values[canonical_name(name)]
         assert isinstance(value, int)
         return value
 
     def many(self, name: str) -> list[str]:
         """A list flag's values, in command-line order."""
-        value = self.values[name]
+        value = self.values[canonical_name(name)]
         assert isinstance(value, list)
         return value
 
 
+def canonical_name(name: str) -> str:
+    """The one spelling of a flag name: ``-`` read as ``_`` (IREE's names use ``_``)."""
+    return name.replace("-", "_")
+
+
 def all_flags(flags: Iterable[Flag]) -> dict[str, Flag]:
-    table = {f.name: f for f in _COMMON}
-    table.update({f.name: f for f in flags})
+    """Every flag a command takes, by canonical name."""
+    table = {canonical_name(f.name): f for f in _COMMON}
+    table.update({canonical_name(f.name): f for f in flags})
     return table
 
 
-def parse_flags(argv: Sequence[str], flags: Iterable[Flag]) -> ParsedFlags:
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice nearest to a mistyped `word`, if one is near enough to be a typo."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_flag_message(name: str, known: Iterable[str]) -> str:
+    near = suggest(canonical_name(name), known)
+    hint = f"did you mean --{near}?" if near is not None else "see --help"
+    return f"unknown flag '--{name}' ({hint})"
+
+
+def parse_flags(argv: Sequence[str], flags: Iterable[Flag], *, foreign: bool = False) -> ParsedFlags:
     """Parse `argv` against `flags` (plus --help, --debug, --flagfile).
+
+    With `foreign`, flags the command does not know are kept in `ParsedFlags.foreign` (as
+    written) for the command to pass on; otherwise each is a usage error.
 
     Raises `UsageError` naming the flag for an unknown flag, a missing or malformed value, or
     an unreadable flagfile.
@@ -131,30 +164,33 @@ def parse_flags(argv: Sequence[str], flags: Iterable[Flag]) -> ParsedFlags:
     table = all_flags(flags)
     values: dict[str, object] = {}
     for f in table.values():
-        values[f.name] = [] if f.kind is FlagKind.LIST else f.default
-    positional: list[str] = []
-    _parse_into(list(argv), table, values, positional, depth=0)
-    return ParsedFlags(values, positional)
+        values[canonical_name(f.name)] = [] if f.kind is FlagKind.LIST else f.default
+    parsed = ParsedFlags(values, [])
+    _parse_into(list(argv), table, parsed, depth=0, foreign=foreign)
+    return parsed
 
 
-def _parse_into(
-    argv: list[str], table: Mapping[str, Flag], values: dict[str, object], positional: list[str], depth: int
-) -> None:
+def _parse_into(argv: list[str], table: Mapping[str, Flag], parsed: ParsedFlags, depth: int, foreign: bool) -> None:
+    values, positional = parsed.values, parsed.positional
     for arg in argv:
         if not arg.startswith("--") or arg == "--":
             positional.append(arg)
             continue
-        name, sep, raw = arg[2:].partition("=")
-        flag = table.get(name)
+        written, sep, raw = arg[2:].partition("=")
+        flag = table.get(canonical_name(written))
         if flag is None:
-            raise UsageError(f"unknown flag '--{name}' (see --help)")
+            if foreign:
+                parsed.foreign.append(arg)
+                continue
+            raise UsageError(unknown_flag_message(written, table))
+        name = canonical_name(flag.name)
         value = raw.strip()
         if flag.name == "flagfile":
             if not sep or not value:
                 raise UsageError("--flagfile needs a path: --flagfile=path")
             if depth >= _MAX_FLAGFILE_DEPTH:
                 raise UsageError(f"--flagfile={value}: flag files nest more than {_MAX_FLAGFILE_DEPTH} deep")
-            _parse_into(_read_flagfile(value), table, values, positional, depth + 1)
+            _parse_into(_read_flagfile(value), table, parsed, depth + 1, foreign)
             continue
         if flag.kind is FlagKind.BOOL:
             low = value.lower()
@@ -163,14 +199,14 @@ def _parse_into(
             elif low in _FALSE:
                 values[name] = False
             else:
-                raise UsageError(f"--{name}={raw}: expected true or false")
+                raise UsageError(f"--{written}={raw}: expected true or false")
         elif not sep:
-            raise UsageError(f"--{name} needs a value: --{name}={flag.metavar or 'value'}")
+            raise UsageError(f"--{written} needs a value: --{written}={flag.metavar or 'value'}")
         elif flag.kind is FlagKind.INT:
             try:
                 values[name] = int(value, 0)
             except ValueError:
-                raise UsageError(f"--{name}={raw}: expected an integer") from None
+                raise UsageError(f"--{written}={raw}: expected an integer") from None
         elif flag.kind is FlagKind.LIST:
             current = values[name]
             assert isinstance(current, list)
@@ -237,12 +273,15 @@ def run_command(
     flags: Sequence[Flag],
     description: str,
     body: Callable[[ParsedFlags], int],
+    *,
+    foreign: bool = False,
 ) -> int:
-    """Parse flags, answer --help, run `body`; errors become one line and an exit status."""
+    """Parse flags, answer --help, run `body`; errors become one line and an exit status.
+    `foreign`: keep unknown flags for `body` (see `parse_flags`)."""
     from paramio.cli.errors import guarded
 
     def go() -> int:
-        parsed = parse_flags(argv, flags)
+        parsed = parse_flags(argv, flags, foreign=foreign)
         if parsed.on("help"):
             sys.stdout.write(format_help(tool, description, flags) + "\n")
             return 0
@@ -271,3 +310,9 @@ def load_scopes(values: Sequence[str]) -> ScopeMap:
         except InvalidArgumentError as exc:
             raise UsageError(str(exc)) from None
     return ScopeMap.from_flags(values)
+
+
+def files_from(parsed: ParsedFlags) -> list[str]:
+    """``--parameters`` values followed by bare FILE arguments, which mean ``--parameters=FILE``
+    for the commands that take no other positional argument (dump, verify, convert)."""
+    return [*parsed.many("parameters"), *parsed.positional]

@@ -65,7 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = args[0], args[1:]
     spec = COMMANDS.get(name)
     if spec is None:
-        sys.stderr.write(f"paramio: unknown command '{name}'\n\n" + _usage())
+        from paramio.cli.flags import suggest
+        from paramio.cli.text import escape
+
+        near = suggest(name, COMMANDS)
+        hint = f" (did you mean '{near}'?)" if near is not None else ""
+        sys.stderr.write(
+            f"paramio: unknown command '{escape(name)}'{hint}\n"
+            f"commands: {', '.join(COMMANDS)}; run 'paramio --help' for more\n"
+        )
         return 2
     try:
         module = importlib.import_module(spec[0])

@@ -1,83 +1,297 @@
 """``paramio run``: run a compiled IREE module with parameters paramio serves (iree-run-module).
 
-Same flags as iree-run-module for the common case (``--module``, ``--function``, ``--input``,
-``--device``, ``--parameters``), plus paramio's layering: ``--overlay=[scope=]file.irpa`` on top
-of a scope, ``--precedence``, and ``--stripped`` (every parameter a zero splat). Results print in
-iree-run-module's format, so the two outputs can be compared line for line.
+iree-run-module's flags, with its output text and files: ``--module``, ``--function``,
+``--input`` (values, ``SHAPExTYPE=@file.bin``, ``@file.npy``), ``--device``, ``--parameters``,
+``--output=-|@file|+file`` (.npy or raw bytes), ``--output_max_element_count``,
+``--expected_output`` with ``--expected_{f16,f32,f64,bf16}_threshold``, ``--expected_rtol`` and
+``--equality_mode``, ``--print_statistics``, ``--module_mode``, ``--parameter_mode``. Any other
+flag IREE's runtime knows (``--task_topology_group_count``, ``--cuda_*``,
+``--device_allocator`` ...) is passed to it unchanged. paramio adds layering:
+``--overlay=[scope=]file.irpa`` on top of a scope, ``--precedence``, and ``--stripped`` (every
+parameter a zero splat).
+
+A failure is one line naming what failed: IREE's status with its call stack joined onto the
+line and the cause behind "Exception for last tried follows." shown, plus what paramio knows
+(the file serving a parameter that is too short, the ``--parameters`` flag a scope needs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from paramio.cli.errors import EXIT_OK, CommandFailed, UsageError
-from paramio.cli.flags import OVERLAY, PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
+from paramio.cli.errors import EXIT_FAILURE, EXIT_OK, CommandFailed, UsageError, escape
+from paramio.cli.flags import (
+    OVERLAY,
+    PARAMETERS,
+    PRECEDENCE,
+    Flag,
+    FlagKind,
+    ParsedFlags,
+    precedence_of,
+    run_command,
+    unknown_flag_message,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from paramio.index.provider import Provider
+    from paramio.iree.results import Equality
 
 FLAGS = (
     Flag("module", FlagKind.LIST, "A compiled module (.vmfb); several are loaded in order.", None, "path.vmfb"),
     Flag("function", FlagKind.STRING, "Name of the function to run.", ""),
-    Flag("input", FlagKind.LIST, "An input: [SHAPEx]TYPE=VALUES or @file.npy.", None, "4xf32=1,2,3,4"),
+    Flag(
+        "input",
+        FlagKind.LIST,
+        "An input: [SHAPEx]TYPE=VALUES, SHAPExTYPE=@file.bin, @file.npy (all its arrays) or a scalar.",
+        None,
+        "4xf32=1,2,3,4",
+    ),
     Flag("device", FlagKind.STRING, "IREE HAL device.", "local-task"),
     PARAMETERS,
     OVERLAY,
     PRECEDENCE,
     Flag("stripped", FlagKind.BOOL, "Replace every parameter with a zero splat of its length.", False),
-    Flag("parameter_mode", FlagKind.STRING, "Accepted for iree-run-module compatibility (paramio maps files).", "mmap"),
+    Flag("parameter_mode", FlagKind.STRING, "Accepted for iree-run-module compatibility (paramio maps files).", "file"),
+    Flag("module_mode", FlagKind.STRING, "preload (read the module into memory) or mmap.", "preload"),
+    Flag(
+        "output",
+        FlagKind.LIST,
+        "What to do with each result, in order: '' ignore, - print, @file.npy / +file.npy\n"
+        "write / append a NumPy array, @file / +file write / append the raw bytes.",
+        None,
+        "-|@file.npy|+file.bin",
+    ),
+    Flag("output_max_element_count", FlagKind.INT, "Prints up to this many elements of each result.", 1024),
+    Flag(
+        "expected_output",
+        FlagKind.LIST,
+        "An expected result in --input syntax, or (ignored); exit 1 if any result differs.",
+        None,
+        "4xf32=11,22,33,44",
+    ),
+    Flag("expected_f16_threshold", FlagKind.STRING, "Absolute tolerance for f16 in approximate mode.", "0.001"),
+    Flag("expected_f32_threshold", FlagKind.STRING, "Absolute tolerance for f32 in approximate mode.", "0.0001"),
+    Flag("expected_f64_threshold", FlagKind.STRING, "Absolute tolerance for f64 in approximate mode.", "0.0001"),
+    Flag("expected_bf16_threshold", FlagKind.STRING, "Absolute tolerance for bf16 in approximate mode.", "0.01"),
+    Flag("expected_rtol", FlagKind.STRING, "Relative tolerance shared by float types in approximate mode.", "1e-05"),
+    Flag("equality_mode", FlagKind.STRING, "approximate or exact (byte equality).", "approximate"),
+    Flag("print_statistics", FlagKind.BOOL, "Prints the device allocator's statistics to stderr on exit.", False),
 )
 
 DESCRIPTION = """\
-Runs a compiled IREE module, its parameters served by paramio.
+Runs a compiled IREE module, its parameters served by paramio; iree-run-module's flags and text.
+Flags paramio does not list here and IREE's runtime knows (--task_topology_group_count=2,
+--device_allocator=caching, --cuda_use_streams ...) are passed to IREE.
 
   paramio run --module=prog.vmfb --parameters=model=w.irpa --function=main --input=4xf32=1,2,3,4
   paramio run --module=prog.vmfb --parameters=model=w.safetensors --overlay=model=ft.irpa ...
+  paramio run ... --output=@out.npy --expected_output=4xf32=11,22,33,44
 """
+
+#: IREE flags that print and exit, or abort the process when parsed from Python.
+_NOT_PASSED = frozenset({"list_drivers", "list_devices", "dump_devices", "dump_task_topologies", "agents_md"})
 
 
 def main(argv: Sequence[str]) -> int:
-    return run_command("run", argv, FLAGS, DESCRIPTION, _main)
+    return run_command("run", argv, FLAGS, DESCRIPTION, _main, foreign=True)
+
+
+def _float_flag(parsed: ParsedFlags, name: str) -> float:
+    text = parsed.text(name)
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--{name}={text}: expected a number") from None
+
+
+def _equality(parsed: ParsedFlags) -> Equality:
+    from paramio.iree.results import Equality
+
+    mode = parsed.text("equality_mode")
+    if mode not in ("approximate", "exact"):
+        raise UsageError(f"--equality_mode={mode}: expected approximate or exact")
+    return Equality(
+        mode,
+        _float_flag(parsed, "expected_f16_threshold"),
+        _float_flag(parsed, "expected_f32_threshold"),
+        _float_flag(parsed, "expected_f64_threshold"),
+        _float_flag(parsed, "expected_bf16_threshold"),
+        _float_flag(parsed, "expected_rtol"),
+    )
 
 
 def _main(parsed: ParsedFlags) -> int:
     if parsed.positional:
-        raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
+        raise UsageError(f"unexpected argument {escape(parsed.positional[0])!r}")
     if not parsed.many("module"):
         raise UsageError("--module=path.vmfb is required")
     if not parsed.text("function"):
         raise UsageError("--function=name is required")
-    return _run(parsed.many("module"), parsed.text("function"), parsed.many("input"), parsed.text("device"),
-                parsed.many("parameters"), parsed.many("overlay"), precedence_of(parsed), parsed.on("stripped"))
-
-
-def _run(modules: list[str], function: str, inputs: list[str], device: str, parameters: list[str],
-         overlays: list[str], precedence: str, stripped: bool) -> int:
-    from paramio.index.provider import Provider
-    from paramio.iree.bridge import create_parameters_module, iree_runtime
-    from paramio.iree.values import format_result, parse_input
+    for name, allowed in (("parameter_mode", ("file", "preload", "mmap")), ("module_mode", ("preload", "mmap"))):
+        if parsed.text(name) not in allowed:
+            raise UsageError(f"--{name}={parsed.text(name)}: expected {' or '.join(allowed)}")
+    if parsed.number("output_max_element_count") < 0:
+        raise UsageError("--output_max_element_count: expected a count of elements")
+    equality = _equality(parsed)
+    from paramio.iree.bridge import iree_runtime
 
     rt = iree_runtime()
-    args = [parse_input(v) for v in inputs]
-    provider = Provider.from_flags(parameters, precedence=precedence, overlays=overlays)
-    if stripped:
+    _pass_to_iree(rt, parsed.foreign)
+    return _run(parsed, rt, equality)
+
+
+def _pass_to_iree(rt: object, flags: list[str]) -> None:
+    """Hand flags paramio does not know to IREE's runtime flag registry (driver and task
+    system flags); a flag IREE does not know either is a usage error, as ours are."""
+    from paramio.cli.flags import all_flags
+
+    for arg in flags:
+        name = arg[2:].partition("=")[0]
+        if name.replace("-", "_") in _NOT_PASSED:
+            raise UsageError(f"--{name} is not supported by paramio run; use iree-run-module --{name}")
+        try:
+            rt.flags.parse_flags(arg)  # type: ignore[attr-defined]
+        except ValueError as exc:
+            if "not recognized" in str(exc):
+                raise UsageError(unknown_flag_message(name, all_flags(FLAGS))) from None
+            raise UsageError(f"{arg}: {str(exc).strip()}") from None
+
+
+def _inputs(values: list[str]) -> list[np.ndarray | int | float]:
+    from paramio.iree.values import parse_inputs
+
+    out: list[np.ndarray | int | float] = []
+    for v in values:
+        out.extend(parse_inputs(v))
+    return out
+
+
+def _expected(values: list[str]) -> list[np.ndarray | None]:
+    import numpy as np
+
+    from paramio.iree.results import IGNORED
+    from paramio.iree.values import parse_inputs
+
+    out: list[np.ndarray | None] = []
+    for v in values:
+        if v == IGNORED:
+            out.append(None)
+        else:
+            out.extend(np.asarray(x) for x in parse_inputs(v, "expected_output"))
+    return out
+
+
+def _describe(provider: Provider) -> object:
+    """key -> where paramio serves it from, for IREE's error about a short parameter."""
+
+    def describe(key: str) -> str | None:
+        for scope in provider.scopes:
+            try:
+                entry = provider.lookup(scope, key)
+            except KeyError:
+                continue
+            where = entry.source.name if entry.source is not None else entry.origin
+            label = f"{scope}::{key}" if scope else key
+            return f"parameter '{escape(label)}' (from {escape(str(where))})"
+        return None
+
+    return describe
+
+
+def _run(parsed: ParsedFlags, rt: object, equality: Equality) -> int:
+    import sys
+
+    from paramio.errors import ParamioError
+    from paramio.index.provider import Provider
+    from paramio.iree.bridge import create_parameters_module
+    from paramio.iree.status import IREE_ERRORS, hint, iree_message
+
+    modules, function, device = parsed.many("module"), parsed.text("function"), parsed.text("device")
+    args = _inputs(parsed.many("input"))
+    expected = _expected(parsed.many("expected_output"))
+    provider = Provider.from_flags(parsed.many("parameters"), precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
+    if parsed.on("stripped"):
         provider = provider.stripped()
+    describe = _describe(provider)
     try:
-        config = rt.Config(device)
-        vm_modules = [create_parameters_module(config.vm_instance, provider)] if provider.scopes else []
-        vm_modules.append(rt.create_hal_module(config.vm_instance, config.device))
-        vm_modules.extend(rt.VmModule.mmap(config.vm_instance, m) for m in modules)
-        bound = rt.load_vm_modules(*vm_modules, config=config)[-1]
+        config = _config(rt, device)
+        # Always an io_parameters module, as iree-run-module registers one: a program that
+        # reads parameters then fails naming the scope it needs, not a missing module.
+        vm_modules = [create_parameters_module(config.vm_instance, provider)]
+        vm_modules.append(rt.create_hal_module(config.vm_instance, config.device))  # type: ignore[attr-defined]
+        vm_modules.extend(_load_module(rt, config, m, parsed.text("module_mode")) for m in modules)
+        bound = rt.load_vm_modules(*vm_modules, config=config)[-1]  # type: ignore[attr-defined]
         try:
             fn = bound[function]
         except (KeyError, AttributeError) as exc:
             raise CommandFailed(f"function @{function} not found in {modules[-1]}") from exc
-        print(f"EXEC @{function}")
+        print(f"EXEC @{function}", flush=True)
         out = fn(*args)
-    except (ValueError, RuntimeError) as exc:  # IREE reports failures as these, with its status text
-        raise CommandFailed(str(exc).strip()) from exc
+        results = _host_results(out)
+    except ParamioError:
+        raise
+    except IREE_ERRORS as exc:  # IREE reports failures as these, with its status text
+        raise CommandFailed(hint(iree_message(exc), describe)) from exc  # type: ignore[arg-type]
+    code = _report(parsed, function, results, expected, equality)
+    if parsed.on("print_statistics"):
+        stats = config.device.allocator.formatted_statistics
+        sys.stderr.write(f"Device: {device}\n[[ iree_hal_allocator_t memory statistics ]]\n{stats}\n")
+    return code
+
+
+def _config(rt: object, device: str) -> object:
+    """``rt.Config(device)``; an unknown device name lists the drivers this IREE has."""
+    try:
+        return rt.Config(device)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        if "No device found" in str(exc):
+            drivers = ", ".join(rt.query_available_drivers())  # type: ignore[attr-defined]
+            raise CommandFailed(f"--device={device}: no such device; drivers in this IREE: {drivers}") from exc
+        raise
+
+
+def _load_module(rt: object, config: object, path: str, mode: str) -> object:
+    instance = config.vm_instance  # type: ignore[attr-defined]
+    if mode == "mmap":
+        return rt.VmModule.mmap(instance, path)  # type: ignore[attr-defined]
+    with open(path, "rb") as f:
+        data = f.read()
+    return rt.VmModule.copy_buffer(instance, data)  # type: ignore[attr-defined]
+
+
+def _host_results(out: object) -> list[object]:
     results = out if isinstance(out, (tuple, list)) else ([] if out is None else [out])
+    return [r.to_host() if hasattr(r, "to_host") else r for r in results]
+
+
+def _report(
+    parsed: ParsedFlags, function: str, results: list[object], expected: list[np.ndarray | None], equality: Equality
+) -> int:
+    """Print (or write, or compare) the results as iree-run-module does; the exit status."""
+    import numpy as np
+
+    from paramio.errors import InvalidArgumentError
+    from paramio.iree.results import compare_results, write_outputs
+    from paramio.iree.values import format_result
+
+    max_elements = parsed.number("output_max_element_count")
+    try:
+        if parsed.many("expected_output"):
+            ok, text = compare_results(expected, results, equality)
+            print(text, end="")
+            return EXIT_OK if ok else EXIT_FAILURE
+        if parsed.many("output"):
+            print(write_outputs(function, parsed.many("output"), results, max_elements), end="")
+            return EXIT_OK
+    except InvalidArgumentError as exc:
+        raise CommandFailed(str(exc)) from exc
     for i, r in enumerate(results):
-        if hasattr(r, "to_host"):
+        if isinstance(r, np.ndarray):
             print(f"result[{i}]: hal.buffer_view")
-            print(format_result(r.to_host()))
+            print(format_result(r, max_elements))
         else:
             print(f"result[{i}]: {r}")
     return EXIT_OK

@@ -23,6 +23,7 @@ from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.errors import InvalidArgumentError, ParamioError
 from paramio.formats.registry import detect_format, read_path
 from paramio.index.entry import ParameterEntry
+from paramio.index.scopes import parse_parameters_flag
 
 __all__ = ["FileReport", "Problem", "main", "verify_entries", "verify_file"]
 
@@ -48,6 +49,12 @@ FLAGS = (
     ),
     Flag("json", FlagKind.BOOL, "Prints a JSON report.", False),
     Flag("quiet", FlagKind.BOOL, "Prints only problems.", False),
+    Flag(
+        "parameters",
+        FlagKind.LIST,
+        "A file to check, as the other commands take it (`[scope=]file`; the scope is ignored).",
+        metavar="[scope=]file",
+    ),
 )
 
 
@@ -178,14 +185,15 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(flags: ParsedFlags) -> int:
-    if not flags.positional:
-        raise UsageError("no files: paramio verify FILE... [--alignment=N] [--json]")
+    paths = [parse_parameters_flag(v).path for v in flags.many("parameters")] + flags.positional
+    if not paths:
+        raise UsageError("no files: paramio verify FILE... (or --parameters=FILE) [--alignment=N] [--json]")
     given = flags.values["alignment"]
     alignment = given if isinstance(given, int) else 64
     if alignment < 1 or alignment & (alignment - 1):
         raise UsageError(f"--alignment={alignment}: expected a power of two such as 64")
     strict = given is not None
-    reports = [verify_file(p, alignment=alignment, strict_alignment=strict) for p in flags.positional]
+    reports = [verify_file(p, alignment=alignment, strict_alignment=strict) for p in paths]
     if flags.on("json"):
         doc = {
             "version": 1,

@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from paramio.cli.errors import EXIT_OK, UsageError, escape
 from paramio.cli.flags import OVERLAY, PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
 
+#: The ``--json`` document's schema version (docs/cli.md); it changes only when a field changes
+#: meaning or goes away, never for a new field.
+JSON_SCHEMA_VERSION = 1
+
 FLAGS = (
     PARAMETERS,
     OVERLAY,
     PRECEDENCE,
-    Flag("json", FlagKind.BOOL, "Print a JSON object per key (a list when several keys are asked).", False),
+    Flag("json", FlagKind.BOOL, 'Print one JSON object {"version": 1, "keys": [...]} (schema in docs/cli.md).', False),
 )
 
 DESCRIPTION = """\
@@ -43,8 +47,9 @@ def _which(parsed: ParsedFlags) -> int:
     )
     answers = [provider.which(k) for k in parsed.positional]
     if parsed.on("json"):
-        data = [a.to_dict() for a in answers]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+        # One shape whatever the number of keys asked (it used to be an object for one key
+        # and a list for several, which every script had to test for).
+        print(json.dumps({"version": JSON_SCHEMA_VERSION, "keys": [a.to_dict() for a in answers]}, indent=2))
     else:
         print("\n".join(escape(line, quote=False) for a in answers for line in a.format_text().splitlines()))
     return EXIT_OK

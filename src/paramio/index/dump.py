@@ -6,7 +6,7 @@ all print this block; paramio prints the same bytes so scripts that parse it kee
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain
 from operator import add, attrgetter
 
@@ -27,18 +27,32 @@ _length = attrgetter("length")
 _kind = attrgetter("kind")
 
 
-def format_dump(entries: Iterable[ParameterEntry], *, scope: str = "") -> str:
-    """One scope's block: heading, one row per entry, and a trailing blank line."""
+def format_dump(
+    entries: Iterable[ParameterEntry],
+    *,
+    scope: str = "",
+    escape: Callable[[list[str]], list[str]] | None = None,
+) -> str:
+    """One scope's block: heading, one row per entry, and a trailing blank line.
+
+    `escape` maps the keys (and the scope) before printing: the CLI passes its terminal
+    escaping, so a key holding a newline or an escape sequence cannot forge rows; IREE prints
+    keys raw, which is the default here (``repr`` of an index)."""
     columns = entries.dump_columns() if isinstance(entries, LazyEntries) else None
     if columns is not None:  # straight from the reader's table: no entry objects
         keys, offsets, lengths, splats = columns
+        if escape is not None:
+            keys, scope = escape(keys), escape([scope])[0]
         return _format(keys, offsets, lengths, splats if True in splats else None, scope)
     items = entries if isinstance(entries, list) else list(entries)
     # Columns read by C-level maps and every row formatted by one `%` over the whole block (no
     # Python code per row: ~0.5 us a row, was 1.5).
     kinds = list(map(_kind, items))
     splat = [k is EntryKind.SPLAT for k in kinds] if EntryKind.SPLAT in kinds else None
-    return _format(list(map(_key, items)), list(map(_offset, items)), list(map(_length, items)), splat, scope)
+    keys = list(map(_key, items))
+    if escape is not None:
+        keys, scope = escape(keys), escape([scope])[0]
+    return _format(keys, list(map(_offset, items)), list(map(_length, items)), splat, scope)
 
 
 def _format(keys: list[str], offsets: list[int], lengths: list[int], splats: list[bool] | None, scope: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -304,12 +304,13 @@ class ParameterIndex:
     def __repr__(self) -> str:
         return self.dump()
 
-    def dump(self, scope: str = "") -> str:
+    def dump(self, scope: str = "", *, escape: Callable[[list[str]], list[str]] | None = None) -> str:
         """IREE's listing of this index under `scope` (what ``iree-dump-parameters`` prints);
-        an index read from an IRPA archive lists from the table without building entries."""
+        an index read from an IRPA archive lists from the table without building entries.
+        `escape` maps keys before printing (see `paramio.index.dump.format_dump`)."""
         from paramio.index.dump import format_dump
 
-        return format_dump(self._entries, scope=scope)
+        return format_dump(self._entries, scope=scope, escape=escape)
 
 
 def validate_splat(key: str, pattern: bytes, total_length: int) -> None:

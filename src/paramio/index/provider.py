@@ -131,10 +131,11 @@ class Which:
 
 
 def _escape(text: str) -> str:
-    """Names from files may hold control characters or newlines: keep each record one line."""
-    if text.isprintable():
-        return text
-    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    """Names from files may hold control characters or newlines: keep each record one line
+    (the CLI's one escaping function, imported here so `which` text and the rest agree)."""
+    from paramio.cli.text import escape
+
+    return escape(text, quote=False)
 
 
 def splat_standin(index: ParameterIndex) -> ParameterIndex:

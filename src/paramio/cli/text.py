@@ -1,0 +1,55 @@
+"""Names from files made safe for a terminal: the one escaping function of the CLI.
+
+A key, scope or path read from a file may hold newlines, escape sequences or bidi overrides
+that would forge lines or colours; every command prints such names through `escape`. Plain
+printable text (including non-ASCII letters) passes unchanged, so listings of ordinary keys
+stay byte-identical to IREE's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["escape", "escape_all", "needs_escape"]
+
+# C0/C1 controls, DEL, lone surrogates (undecodable bytes), line/paragraph separators and the
+# bidi embedding/override/isolate characters.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_OR_BACKSLASH = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _replace(match: re.Match[str]) -> str:
+    ch = match.group()
+    o = ord(ch)
+    if ch == "\\":
+        return "\\\\"
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if o < 0x100:
+        return f"\\x{o:02x}"
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{o - 0xDC00:02x}"
+    return f"\\u{o:04x}"
+
+
+def needs_escape(text: str, *, quote: bool = True) -> bool:
+    return (_UNSAFE_OR_BACKSLASH if quote else _UNSAFE).search(text) is not None
+
+
+def escape(text: str, *, quote: bool = True) -> str:
+    """`text` safe for a terminal: control characters as ``\\n``, ``\\t``, ``\\xNN``; lone
+    surrogates (undecodable bytes of a name) as ``\\xNN``; separators and bidi controls as
+    ``\\uNNNN``. With `quote`, a backslash is doubled so the escaped form is unambiguous."""
+    pattern = _UNSAFE_OR_BACKSLASH if quote else _UNSAFE
+    return pattern.sub(_replace, text)
+
+
+def escape_all(texts: Sequence[str], *, quote: bool = True) -> list[str]:
+    """`escape` over many names; one scan of the joined text when none needs it (listings of
+    100,000 keys stay as fast as before)."""
+    pattern = _UNSAFE_OR_BACKSLASH if quote else _UNSAFE
+    if pattern.search("".join(texts)) is None:
+        return list(texts)
+    return [pattern.sub(_replace, t) for t in texts]

@@ -1,0 +1,171 @@
+"""What ``paramio run`` does with a function's results, as iree-run-module 3.13 does it.
+
+* ``--output=SPEC`` (one per result, in order): empty ignores the result; ``-`` prints
+  ``hal.buffer_view`` and its text; ``@file.npy`` / ``+file.npy`` writes / appends a NumPy
+  array; any other ``@file`` / ``+file`` writes / appends the raw element bytes. Unlike IREE,
+  each file is written atomically (an append rewrites the file under a temporary name).
+* ``--expected_output=VALUE`` (``--input`` syntax, or ``(ignored)``): compares each result and
+  prints IREE's ``[SUCCESS]`` / ``[FAILED] ...`` text. Floats compare approximately,
+  ``abs(actual - expected) <= atol + rtol * abs(expected)`` with NaN equal to NaN and IREE's
+  per-type ``atol`` (``--expected_f32_threshold`` ...); ``--equality_mode=exact`` compares
+  bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+from paramio.errors import InvalidArgumentError
+from paramio.iree.values import PRINT_MAX_ELEMENTS, format_element, format_result, type_name
+
+__all__ = ["Equality", "compare_results", "write_outputs"]
+
+IGNORED = "(ignored)"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Equality:
+    """IREE's comparison flags, with IREE 3.13's defaults."""
+
+    mode: str = "approximate"
+    f16: float = 0.001
+    f32: float = 0.0001
+    f64: float = 0.0001
+    bf16: float = 0.01
+    rtol: float = 1e-05
+
+    def atol(self, etype: str) -> float | None:
+        """The absolute tolerance of element type `etype`, None where the compare is exact."""
+        return {"f16": self.f16, "f32": self.f32, "f64": self.f64, "bf16": self.bf16}.get(etype)
+
+
+def _shape_type(arr: np.ndarray) -> str:
+    return "x".join([*(str(d) for d in arr.shape), type_name(arr)])
+
+
+def _first_mismatch(expected: np.ndarray, actual: np.ndarray, eq: Equality) -> int | None:
+    atol = eq.atol(type_name(actual))
+    if eq.mode == "exact" or atol is None:
+        e = np.ascontiguousarray(expected).reshape(-1).view(np.uint8).reshape(expected.size, -1)
+        a = np.ascontiguousarray(actual).reshape(-1).view(np.uint8).reshape(actual.size, -1)
+        bad = np.flatnonzero((e != a).any(axis=1)) if expected.size else np.array([], np.int64)
+    else:
+        e64 = expected.astype(np.float64).reshape(-1)
+        a64 = actual.astype(np.float64).reshape(-1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok = np.abs(a64 - e64) <= atol + eq.rtol * np.abs(e64)
+        ok |= np.isnan(e64) & np.isnan(a64)
+        ok |= (e64 == a64)  # equal infinities
+        bad = np.flatnonzero(~ok)
+    return int(bad[0]) if bad.size else None
+
+
+def _compare_one(i: int, expected: np.ndarray, actual: object, eq: Equality) -> str | None:
+    """IREE's ``[FAILED] result[i]: ...`` block, or None when the result matches."""
+    if not isinstance(actual, np.ndarray):
+        if isinstance(actual, (int, float)) and expected.shape == () and actual == expected.item():
+            return None
+        return f"[FAILED] result[{i}]: variant types mismatch; expected hal.buffer_view but got {type(actual).__name__}\n"
+    want = _shape_type(expected)
+    if actual.shape != expected.shape or type_name(actual) != type_name(expected):
+        why = f"metadata is {_shape_type(actual)}; expected that the view matches {want}"
+    else:
+        at = _first_mismatch(expected, actual, eq)
+        if at is None:
+            return None
+        a, e = actual.reshape(-1)[at], expected.reshape(-1)[at]
+        why = (
+            f"element at index {at} ({format_element(a, actual.dtype)}) does not match the expected "
+            f"({format_element(e, expected.dtype)})"
+        )
+    return (
+        f"[FAILED] result[{i}]: {why}; expected that the view is equal to contents of a view of {want}\n"
+        f"  expected:\n{format_result(expected, PRINT_MAX_ELEMENTS)}\n"
+        f"  actual:\n{format_result(actual, PRINT_MAX_ELEMENTS)}\n"
+    )
+
+
+def compare_results(
+    expected: Sequence[np.ndarray | None], results: Sequence[object], eq: Equality
+) -> tuple[bool, str]:
+    """(all matched, the text iree-run-module prints). `expected` holds None for ``(ignored)``."""
+    if len(expected) != len(results):
+        return False, f"[FAILED] expected {len(expected)} list elements but {len(results)} provided\n"
+    blocks = [_compare_one(i, e, r, eq) for i, (e, r) in enumerate(zip(expected, results, strict=True)) if e is not None]
+    failed = [b for b in blocks if b is not None]
+    if failed:
+        return False, "".join(failed)
+    return True, "[SUCCESS] all function outputs matched their expected values.\n"
+
+
+def _npy_bytes(value: object) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(value), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _raw_bytes(value: object) -> bytes:
+    return np.ascontiguousarray(np.asarray(value)).tobytes()
+
+
+def write_outputs(function: str, specs: Sequence[str], results: Sequence[object], max_elements: int) -> str:
+    """Apply each ``--output`` spec to its result; returns the text for stdout.
+
+    Files are collected first and each written once, atomically: an ``@`` replaces the file,
+    a ``+`` appends to what the file held (or to what an earlier spec of this run wrote).
+    Raises `InvalidArgumentError` (nothing written) unless there is one spec per result, as
+    IREE requires, or for a spec of unknown form.
+    """
+    if len(specs) != len(results):
+        raise InvalidArgumentError(
+            f"{len(specs)} --output flags given but @{function} returns {len(results)} result(s); "
+            "give one per result (--output= ignores one)"
+        )
+    text: list[str] = []
+    files: dict[str, list[bytes]] = {}
+    appends: dict[str, bool] = {}
+    for spec, value in zip(specs, results, strict=True):
+        if spec == "":
+            continue
+        if spec == "-":
+            if isinstance(value, np.ndarray):
+                text.append(f"hal.buffer_view\n{format_result(value, max_elements)}\n")
+            else:
+                text.append(f"{value}\n")
+            continue
+        mode, path = spec[0], spec[1:]
+        if mode not in "@+" or not path:
+            raise InvalidArgumentError(f"--output={spec}: expected '', '-', @file or +file (.npy or raw bytes)")
+        data = _npy_bytes(value) if path.lower().endswith(".npy") else _raw_bytes(value)
+        if path not in files:
+            files[path] = []
+            appends[path] = mode == "+"
+        elif mode == "@":
+            files[path], appends[path] = [], False
+        files[path].append(data)
+    for path, chunks in files.items():
+        _write_file(path, chunks, append=appends[path])
+    return "".join(text)
+
+
+def _write_file(path: str, chunks: list[bytes], *, append: bool) -> None:
+    from paramio.formats.output import AtomicOutput
+
+    head = b""
+    if append:
+        try:
+            with open(path, "rb") as f:
+                head = f.read()
+        except FileNotFoundError:
+            head = b""
+    with AtomicOutput(path) as out:
+        pos = 0
+        for data in (head, *chunks):
+            if data:
+                out.pwrite(data, pos)
+                pos += len(data)
+        out.commit()
