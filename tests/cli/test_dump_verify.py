@@ -76,12 +76,11 @@ def test_extract_where_iree_cannot(
     assert code == 1 and "'nope'" in err and "extracting parameter with flag `nope=" in err
 
 
-def test_positional_is_irees_error(paramio_cli) -> None:
-    assert paramio_cli("dump", "x.irpa") == (
-        2,
-        "",
-        "Error: no positional arguments expected.\nUse one or more --parameters=file.ext flags to specify parameter files.\n",
-    )
+def test_positional_files_are_parameters(small_irpa: Path, paramio_cli) -> None:
+    # One rule for every command that reads files: FILE is --parameters=FILE (IREE refuses it).
+    assert paramio_cli("dump", str(small_irpa)) == paramio_cli("dump", f"--parameters={small_irpa}")
+    code, _, err = paramio_cli("dump", "missing.irpa")
+    assert code == 1 and "missing.irpa" in err
 
 
 @pytest.mark.interop

@@ -97,7 +97,7 @@ def test_which_cli_text_and_json(two_layers: tuple[Path, Path], paramio_cli) -> 
         f"  shadows:   {patch} (irpa): data, offset {off_patch}, length 16, float32[4]",
     ]
     code, out, _ = paramio_cli("which", f"--parameters=m={base}", f"--parameters=m={patch}", "--precedence=last", "m::w", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["keys"][0]  # one shape for one key or many (docs/cli.md)
     assert code == 0 and data["served_by"]["layer"] == str(patch) and data["shadows"][0]["layer"] == str(base)
     code, _, err = paramio_cli("which", f"--parameters=m={base}", "m::q")
     assert code == 1 and err == "paramio which: entry 'q': no parameter in scope 'm' with this key\n"

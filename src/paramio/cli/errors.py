@@ -52,7 +52,20 @@ def guarded(tool: str, body: Callable[[], int], *, debug: Callable[[], bool]) ->
         return 130
 
 
+#: The library's "pass format=" is a Python keyword; on the command line the advice differs.
+_PYTHON_FORMAT_HINT = " or pass format="
+CLI_FORMAT_HINT = " (paramio also knows them by their first bytes; convert takes --format= for its output)"
+
+
+def cli_wording(message: str) -> str:
+    """A library message with its Python-only advice replaced by the command-line one."""
+    if message.endswith(_PYTHON_FORMAT_HINT):
+        return message[: -len(_PYTHON_FORMAT_HINT)] + CLI_FORMAT_HINT
+    return message
+
+
 def _report(tool: str, message: str, debug: bool) -> None:
+    message = cli_wording(message)
     if debug:
         traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"paramio {tool}: {escape(message, quote=False)}\n")

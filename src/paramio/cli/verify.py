@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from paramio.arrays.dtypes import dtype_by_name
 from paramio.cli.dump import offset_alignment
-from paramio.cli.errors import UsageError, escape
+from paramio.cli.errors import UsageError, cli_wording, escape
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.errors import InvalidArgumentError, ParamioError
 from paramio.formats.registry import detect_format, read_path
@@ -175,7 +175,7 @@ def verify_file(path: str, *, alignment: int = 64, strict_alignment: bool = Fals
         fmt = detect_format(path)
         contents = read_path(path, format=fmt)
     except ParamioError as exc:
-        return FileReport(path, None, [Problem(exc.key, exc.offset, exc.reason)], [])
+        return FileReport(path, None, [Problem(exc.key, exc.offset, cli_wording(exc.reason))], [])
     problems, report = verify_entries(contents.entries, alignment=alignment, strict_alignment=strict_alignment)
     return FileReport(path, fmt, problems, report)
 
