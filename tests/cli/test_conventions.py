@@ -26,7 +26,9 @@ def _irpa(path: Path, *keys: str) -> Path:
 def test_dash_and_underscore_spellings_are_one_flag(tmp_path: Path, paramio_cli, small_safetensors: Path) -> None:  # type: ignore[no-untyped-def]
     for spelling in ("--on_loss=error", "--on-loss=error"):
         out = tmp_path / f"{spelling[2:4]}.irpa"
-        code, _, err = paramio_cli("convert", f"--parameters={small_safetensors}", f"--output={out}", spelling, "--quiet")
+        code, _, err = paramio_cli(
+            "convert", f"--parameters={small_safetensors}", f"--output={out}", spelling, "--quiet"
+        )
         assert (code, err) == (0, ""), spelling
     code, _, err = paramio_cli("convert", f"--parameters={small_safetensors}", "--output=x.irpa", "--on-loss=maybe")
     assert code == 2 and "expected warn, error or ignore" in err
@@ -42,7 +44,9 @@ def test_unknown_flags_and_commands_say_did_you_mean(paramio_cli) -> None:  # ty
         err.splitlines()[1],
     ] and err.splitlines()[1].startswith("commands: create, convert, dump")
     assert paramio_cli("dump", "--jsno")[2] == "paramio dump: unknown flag '--jsno' (did you mean --json?)\n"
-    assert paramio_cli("create", "--outptu=x")[2] == "paramio create: unknown flag '--outptu' (did you mean --output?)\n"
+    assert (
+        paramio_cli("create", "--outptu=x")[2] == "paramio create: unknown flag '--outptu' (did you mean --output?)\n"
+    )
     assert paramio_cli("dump", "--zzzzzz")[2] == "paramio dump: unknown flag '--zzzzzz' (see --help)\n"
     assert "unknown command 'xyzzy'\n" in paramio_cli("xyzzy")[2]
 

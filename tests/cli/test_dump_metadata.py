@@ -39,7 +39,10 @@ def test_gguf_key_values_in_text(vocab_gguf: Path, paramio_cli) -> None:  # type
     assert [line.split(":")[0].split(" = ")[0] for line in meta[1:-1]] == oracle
     assert "general.architecture: string = 'llama'" in meta and "x.count: u32 = 7" in meta
     tokens = next(line for line in meta if line.startswith("tokenizer.ggml.tokens"))
-    assert tokens == "tokenizer.ggml.tokens: array[string] (100 items) = [" + ", ".join(f"'t{i}'" for i in range(16)) + ", ...]"
+    assert (
+        tokens
+        == "tokenizer.ggml.tokens: array[string] (100 items) = [" + ", ".join(f"'t{i}'" for i in range(16)) + ", ...]"
+    )
     assert "x.evil: string = 'a\\nb\\x1b[31m'" in meta and "\x1b" not in out
     full = paramio_cli("dump", str(vocab_gguf), "--metadata", "--metadata_items=0")[1]
     assert "'t99'" in full and "'t99'" not in out
@@ -71,7 +74,9 @@ def test_safetensors_metadata(tmp_path: Path, paramio_cli) -> None:  # type: ign
 
 
 @pytest.mark.interop
-def test_irpa_text_stays_irees_without_the_flag(tmp_path: Path, vocab_gguf: Path, paramio_cli, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
+def test_irpa_text_stays_irees_without_the_flag(
+    tmp_path: Path, vocab_gguf: Path, paramio_cli, run_tool, iree_tool
+) -> None:  # type: ignore[no-untyped-def]
     exact = tmp_path / "exact.irpa"  # IREE's own bytes: no attributes entry
     assert paramio_cli("convert", str(vocab_gguf), f"--output={exact}", "--quiet", "--typed=false")[0] == 0
     r = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={exact}"])

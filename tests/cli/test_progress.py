@@ -24,8 +24,9 @@ def _env() -> dict[str, str]:
 def _on_tty(args: list[str]) -> tuple[int, bytes]:
     """Run ``paramio ARGS`` with stdout and stderr on a pty; (exit status, what the tty got)."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "paramio", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paramio", *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=_env()
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -64,6 +65,9 @@ def test_bar_on_a_terminal_and_nothing_in_a_pipe(command: str, tmp_path: Path) -
     if command == "extract":
         assert (tmp_path / "w.bin").read_bytes() == (tmp_path / "w2.bin").read_bytes() == b"\x07" * (64 << 20)
     # --quiet silences the bar on a terminal too
-    code, seen = _on_tty([*tty_args[:-1], tty_args[-1] + ".q", "--quiet"] if command == "extract" else
-                         [*create[:-2], f"--output={tmp_path / 'b3.irpa'}", "--quiet"])
+    code, seen = _on_tty(
+        [*tty_args[:-1], tty_args[-1] + ".q", "--quiet"]
+        if command == "extract"
+        else [*create[:-2], f"--output={tmp_path / 'b3.irpa'}", "--quiet"]
+    )
     assert code == 0 and label not in seen

@@ -35,9 +35,17 @@ def compile_mlir(run_tool) -> Callable[[str, Path, str], Path]:  # type: ignore[
         src = folder / f"{name}.mlir"
         src.write_text(source)
         out = folder / f"{name}.vmfb"
-        r = run_tool([compiler, str(src), "--iree-hal-target-device=local",
-                      "--iree-hal-local-target-device-backends=llvm-cpu", "--iree-llvmcpu-target-cpu=host",
-                      "-o", str(out)])
+        r = run_tool(
+            [
+                compiler,
+                str(src),
+                "--iree-hal-target-device=local",
+                "--iree-hal-local-target-device-backends=llvm-cpu",
+                "--iree-llvmcpu-target-cpu=host",
+                "-o",
+                str(out),
+            ]
+        )
         assert r.returncode == 0, r.stderr
         return out
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from paramio.errors import InvalidArgumentError
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 from paramio.iree.values import format_result, parse_input
+
 
 @pytest.fixture
 def params(tmp_path: Path) -> tuple[Path, Path]:

@@ -51,7 +51,9 @@ CASES = [
 
 @pytest.mark.interop
 @pytest.mark.parametrize("extra", CASES, ids=[" ".join(c) for c in CASES])
-def test_output_flags_match_iree_run_module(extra, flags, tmp_path: Path, paramio_cli, run_tool, iree_tool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_output_flags_match_iree_run_module(
+    extra, flags, tmp_path: Path, paramio_cli, run_tool, iree_tool, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     theirs, mine = tmp_path / "iree", tmp_path / "paramio"
     theirs.mkdir()
     mine.mkdir()

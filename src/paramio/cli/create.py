@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
-from paramio.cli.text import escape, escape_all
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.text import escape, escape_all
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.index.entry import EntryKind, ParameterEntry

@@ -17,8 +17,8 @@ line and the cause behind "Exception for last tried follows." shown, plus what p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from paramio.cli.errors import EXIT_FAILURE, EXIT_OK, CommandFailed, UsageError, escape
 from paramio.cli.flags import (
@@ -143,7 +143,7 @@ def _main(parsed: ParsedFlags) -> int:
     return _run(parsed, rt, equality)
 
 
-def _pass_to_iree(rt: object, flags: list[str]) -> None:
+def _pass_to_iree(rt: Any, flags: list[str]) -> None:
     """Hand flags paramio does not know to IREE's runtime flag registry (driver and task
     system flags); a flag IREE does not know either is a usage error, as ours are."""
     from paramio.cli.flags import all_flags
@@ -153,7 +153,7 @@ def _pass_to_iree(rt: object, flags: list[str]) -> None:
         if name.replace("-", "_") in _NOT_PASSED:
             raise UsageError(f"--{name} is not supported by paramio run; use iree-run-module --{name}")
         try:
-            rt.flags.parse_flags(arg)  # type: ignore[attr-defined]
+            rt.flags.parse_flags(arg)
         except ValueError as exc:
             if "not recognized" in str(exc):
                 raise UsageError(unknown_flag_message(name, all_flags(FLAGS))) from None
@@ -184,7 +184,7 @@ def _expected(values: list[str]) -> list[np.ndarray | None]:
     return out
 
 
-def _describe(provider: Provider) -> object:
+def _describe(provider: Provider) -> Callable[[str], str | None]:
     """key -> where paramio serves it from, for IREE's error about a short parameter."""
 
     def describe(key: str) -> str | None:
@@ -201,7 +201,7 @@ def _describe(provider: Provider) -> object:
     return describe
 
 
-def _run(parsed: ParsedFlags, rt: object, equality: Equality) -> int:
+def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
     import sys
 
     from paramio.errors import ParamioError
@@ -221,9 +221,9 @@ def _run(parsed: ParsedFlags, rt: object, equality: Equality) -> int:
         # Always an io_parameters module, as iree-run-module registers one: a program that
         # reads parameters then fails naming the scope it needs, not a missing module.
         vm_modules = [create_parameters_module(config.vm_instance, provider)]
-        vm_modules.append(rt.create_hal_module(config.vm_instance, config.device))  # type: ignore[attr-defined]
+        vm_modules.append(rt.create_hal_module(config.vm_instance, config.device))
         vm_modules.extend(_load_module(rt, config, m, parsed.text("module_mode")) for m in modules)
-        bound = rt.load_vm_modules(*vm_modules, config=config)[-1]  # type: ignore[attr-defined]
+        bound = rt.load_vm_modules(*vm_modules, config=config)[-1]
         try:
             fn = bound[function]
         except (KeyError, AttributeError) as exc:
@@ -234,7 +234,7 @@ def _run(parsed: ParsedFlags, rt: object, equality: Equality) -> int:
     except ParamioError:
         raise
     except IREE_ERRORS as exc:  # IREE reports failures as these, with its status text
-        raise CommandFailed(hint(iree_message(exc), describe)) from exc  # type: ignore[arg-type]
+        raise CommandFailed(hint(iree_message(exc), describe)) from exc
     code = _report(parsed, function, results, expected, equality)
     if parsed.on("print_statistics"):
         stats = config.device.allocator.formatted_statistics
@@ -242,24 +242,24 @@ def _run(parsed: ParsedFlags, rt: object, equality: Equality) -> int:
     return code
 
 
-def _config(rt: object, device: str) -> object:
+def _config(rt: Any, device: str) -> Any:
     """``rt.Config(device)``; an unknown device name lists the drivers this IREE has."""
     try:
-        return rt.Config(device)  # type: ignore[attr-defined]
+        return rt.Config(device)
     except ValueError as exc:
         if "No device found" in str(exc):
-            drivers = ", ".join(rt.query_available_drivers())  # type: ignore[attr-defined]
+            drivers = ", ".join(rt.query_available_drivers())
             raise CommandFailed(f"--device={device}: no such device; drivers in this IREE: {drivers}") from exc
         raise
 
 
-def _load_module(rt: object, config: object, path: str, mode: str) -> object:
-    instance = config.vm_instance  # type: ignore[attr-defined]
+def _load_module(rt: Any, config: Any, path: str, mode: str) -> Any:
+    instance = config.vm_instance
     if mode == "mmap":
-        return rt.VmModule.mmap(instance, path)  # type: ignore[attr-defined]
+        return rt.VmModule.mmap(instance, path)
     with open(path, "rb") as f:
         data = f.read()
-    return rt.VmModule.copy_buffer(instance, data)  # type: ignore[attr-defined]
+    return rt.VmModule.copy_buffer(instance, data)
 
 
 def _host_results(out: object) -> list[object]:

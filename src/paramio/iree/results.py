@@ -59,7 +59,7 @@ def _first_mismatch(expected: np.ndarray, actual: np.ndarray, eq: Equality) -> i
         with np.errstate(invalid="ignore", over="ignore"):
             ok = np.abs(a64 - e64) <= atol + eq.rtol * np.abs(e64)
         ok |= np.isnan(e64) & np.isnan(a64)
-        ok |= (e64 == a64)  # equal infinities
+        ok |= e64 == a64  # equal infinities
         bad = np.flatnonzero(~ok)
     return int(bad[0]) if bad.size else None
 
@@ -69,7 +69,9 @@ def _compare_one(i: int, expected: np.ndarray, actual: object, eq: Equality) -> 
     if not isinstance(actual, np.ndarray):
         if isinstance(actual, (int, float)) and expected.shape == () and actual == expected.item():
             return None
-        return f"[FAILED] result[{i}]: variant types mismatch; expected hal.buffer_view but got {type(actual).__name__}\n"
+        return (
+            f"[FAILED] result[{i}]: variant types mismatch; expected hal.buffer_view but got {type(actual).__name__}\n"
+        )
     want = _shape_type(expected)
     if actual.shape != expected.shape or type_name(actual) != type_name(expected):
         why = f"metadata is {_shape_type(actual)}; expected that the view matches {want}"
@@ -89,13 +91,13 @@ def _compare_one(i: int, expected: np.ndarray, actual: object, eq: Equality) -> 
     )
 
 
-def compare_results(
-    expected: Sequence[np.ndarray | None], results: Sequence[object], eq: Equality
-) -> tuple[bool, str]:
+def compare_results(expected: Sequence[np.ndarray | None], results: Sequence[object], eq: Equality) -> tuple[bool, str]:
     """(all matched, the text iree-run-module prints). `expected` holds None for ``(ignored)``."""
     if len(expected) != len(results):
         return False, f"[FAILED] expected {len(expected)} list elements but {len(results)} provided\n"
-    blocks = [_compare_one(i, e, r, eq) for i, (e, r) in enumerate(zip(expected, results, strict=True)) if e is not None]
+    blocks = [
+        _compare_one(i, e, r, eq) for i, (e, r) in enumerate(zip(expected, results, strict=True)) if e is not None
+    ]
     failed = [b for b in blocks if b is not None]
     if failed:
         return False, "".join(failed)

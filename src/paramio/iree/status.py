@@ -19,7 +19,9 @@ IREE_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, IndexE
 
 _PREFIXES = ("Error creating vm context with modules: ", "Error creating driver: ")
 _FOLLOWS = "Exception for last tried follows."
-_RANGE = re.compile(r"parameter `(?P<key>[^`]*)` range out of bounds \(offset=(?P<off>\d+), length=(?P<len>\d+), size=(?P<size>\d+)\)")
+_RANGE = re.compile(
+    r"parameter `(?P<key>[^`]*)` range out of bounds \(offset=(?P<off>\d+), length=(?P<len>\d+), size=(?P<size>\d+)\)"
+)
 _NO_PROVIDER = re.compile(r"no provider registered that handles scopes like '(?P<scope>[^']*)'")
 _NO_KEY = re.compile(r"no parameter found in index with key '(?P<key>[^']*)'")
 
