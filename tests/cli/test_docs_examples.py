@@ -1,0 +1,62 @@
+"""Every command in a ``sh`` block of docs/cli.md runs, in order, in one folder holding only
+``model.safetensors`` and ``model.gguf``, with the exit status the page says (0 unless a
+``# exit N`` comment says otherwise). A doc example that no longer holds fails here."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+_EXIT = re.compile(r"#\s*exit (\d+)")
+
+
+def doc_commands(text: str) -> list[tuple[str, int]]:
+    """(command line, expected exit status) for each ``paramio`` line of each ``sh`` block."""
+    out: list[tuple[str, int]] = []
+    for block in _BLOCK.findall(text):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip().startswith("paramio "):
+                m = _EXIT.search(line)
+                out.append((line.strip(), int(m.group(1)) if m else 0))
+    return out
+
+
+def _inputs(folder: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    from safetensors.numpy import save_file
+
+    save_file(
+        {"embed.weight": np.arange(16, dtype=np.float32).reshape(4, 4), "unneeded": np.ones(4, np.float32)},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    w = gguf.GGUFWriter(str(folder / "model.gguf"), "llama")
+    w.add_tensor("blk.0.attn_q.weight", np.arange(8, dtype=np.float32))
+    w.add_tensor("g.bias", np.ones(4, np.float32))
+    w.add_token_list([f"t{i}" for i in range(100)])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_the_page_has_examples_for_every_command() -> None:
+    commands = {shlex.split(line)[1] for line, _ in doc_commands(DOC.read_text())}
+    assert {"create", "convert", "dump", "verify", "which"} <= commands
+
+
+@pytest.mark.interop
+def test_every_cli_md_example_runs(tmp_path: Path, paramio_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for line, expected in doc_commands(DOC.read_text()):
+        argv = shlex.split(line, comments=True)
+        code, _, err = paramio_cli(*argv[1:])
+        assert code == expected, f"{line}\n{err}"
+        assert "Traceback" not in err
