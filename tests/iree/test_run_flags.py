@@ -133,3 +133,58 @@ def test_iree_message_joins_lines_and_causes() -> None:
     assert hint("p.c:1: NOT_FOUND; no parameter found in index with key 'w'", lambda k: None).startswith(
         "no file given serves parameter 'w'"
     )
+
+
+SCALARS = """
+func.func @s(%a: i32, %b: f32, %x: tensor<4xf32>) -> (i32, f32, tensor<4xf32>) {
+  %c = arith.addi %a, %a : i32
+  %t = arith.addf %x, %x : tensor<4xf32>
+  return %c, %b, %t : i32, f32, tensor<4xf32>
+}
+"""
+
+SCALAR_CASES = [
+    [],
+    ["--output=-", "--output=@a.npy", "--output=+a.npy"],
+    ["--output=@a.bin", "--output=@b.bin", "--output="],
+]
+
+
+@pytest.fixture(scope="module")
+def scalars_vmfb(tmp_path_factory: pytest.TempPathFactory, compile_mlir) -> Path:  # type: ignore[no-untyped-def]
+    return compile_mlir(SCALARS, tmp_path_factory.mktemp("scalars"), "scalars")
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("extra", SCALAR_CASES, ids=[" ".join(c) or "default" for c in SCALAR_CASES])
+def test_scalar_inputs_and_results_like_iree_run_module(
+    extra, scalars_vmfb: Path, tmp_path: Path, paramio_cli, run_tool, iree_tool, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    flags = [f"--module={scalars_vmfb}", "--function=s", "--input=5", "--input=2.5", "--input=4xf32=1"]
+    theirs, mine = tmp_path / "iree", tmp_path / "paramio"
+    theirs.mkdir()
+    mine.mkdir()
+    r = run_tool([iree_tool("iree-run-module"), *flags, *extra], cwd=theirs)
+    monkeypatch.chdir(mine)
+    code, out, err = paramio_cli("run", *flags, *extra)
+    assert (code, out) == (r.returncode, r.stdout), err
+    assert sorted(p.name for p in theirs.iterdir()) == sorted(p.name for p in mine.iterdir())
+    for p in theirs.iterdir():
+        assert (mine / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+@pytest.mark.interop
+def test_scalar_expected_outputs_compare_by_value(scalars_vmfb: Path, paramio_cli, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
+    flags = [f"--module={scalars_vmfb}", "--function=s", "--input=5", "--input=2.5", "--input=4xf32=1"]
+    good = ["--expected_output=10", "--expected_output=2.5", "--expected_output=(ignored)"]
+    r = run_tool([iree_tool("iree-run-module"), *flags, *good])
+    assert r.returncode == 1 and "expected i32 but got i32" in r.stdout  # IREE 3.13's inverted type test
+    assert paramio_cli("run", *flags, *good) == (
+        0,
+        "EXEC @s\n[SUCCESS] all function outputs matched their expected values.\n",
+        "",
+    )
+    code, out, _ = paramio_cli(
+        "run", *flags, "--expected_output=11", "--expected_output=2.5", "--expected_output=(ignored)"
+    )
+    assert code == 1 and out == "EXEC @s\n[FAILED] result[0]: i32 values differ\n  expected: 11\n  actual: 10\n"

@@ -169,18 +169,16 @@ def _inputs(values: list[str]) -> list[np.ndarray | int | float]:
     return out
 
 
-def _expected(values: list[str]) -> list[np.ndarray | None]:
-    import numpy as np
-
+def _expected(values: list[str]) -> list[object]:
     from paramio.iree.results import IGNORED
     from paramio.iree.values import parse_inputs
 
-    out: list[np.ndarray | None] = []
+    out: list[object] = []
     for v in values:
         if v == IGNORED:
             out.append(None)
         else:
-            out.extend(np.asarray(x) for x in parse_inputs(v, "expected_output"))
+            out.extend(parse_inputs(v, "expected_output"))
     return out
 
 
@@ -230,7 +228,7 @@ def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
             raise CommandFailed(f"function @{function} not found in {modules[-1]}") from exc
         print(f"EXEC @{function}", flush=True)
         out = fn(*args)
-        results = _host_results(out)
+        results = _host_results(out, fn)
     except ParamioError:
         raise
     except IREE_ERRORS as exc:  # IREE reports failures as these, with its status text
@@ -262,19 +260,27 @@ def _load_module(rt: Any, config: Any, path: str, mode: str) -> Any:
     return rt.VmModule.copy_buffer(instance, data)
 
 
-def _host_results(out: object) -> list[object]:
+def _host_results(out: object, fn: Any) -> list[object]:
+    """Results on the host: arrays for buffer views, scalars typed from the declaration."""
+    from paramio.iree.results import result_types, typed_results
+
     results = out if isinstance(out, (tuple, list)) else ([] if out is None else [out])
-    return [r.to_host() if hasattr(r, "to_host") else r for r in results]
+    try:
+        declaration = str(fn.vm_function.reflection.get("iree.abi.declaration", ""))
+    except AttributeError:
+        declaration = ""
+    host = [r.to_host() if hasattr(r, "to_host") else r for r in results]
+    return typed_results(host, result_types(declaration))
 
 
 def _report(
-    parsed: ParsedFlags, function: str, results: list[object], expected: list[np.ndarray | None], equality: Equality
+    parsed: ParsedFlags, function: str, results: list[object], expected: list[object], equality: Equality
 ) -> int:
     """Print (or write, or compare) the results as iree-run-module does; the exit status."""
     import numpy as np
 
     from paramio.errors import InvalidArgumentError
-    from paramio.iree.results import compare_results, write_outputs
+    from paramio.iree.results import ScalarResult, compare_results, write_outputs
     from paramio.iree.values import format_result
 
     max_elements = parsed.number("output_max_element_count")
@@ -292,6 +298,8 @@ def _report(
         if isinstance(r, np.ndarray):
             print(f"result[{i}]: hal.buffer_view")
             print(format_result(r, max_elements))
+        elif isinstance(r, ScalarResult):
+            print(f"result[{i}]: {r.text()}")
         else:
             print(f"result[{i}]: {r}")
     return EXIT_OK
