@@ -102,3 +102,22 @@ def test_printable_keys_list_exactly_as_iree(tmp_path: Path, paramio_cli, run_to
     path = _irpa(tmp_path / "keys.irpa", "plain.key", "back\\slash", "é ü", "a:b")
     r = run_tool([iree_tool("iree-dump-parameters"), f"--parameters=s={path}"])
     assert paramio_cli("dump", f"--parameters=s={path}") == (0, r.stdout, "")
+
+
+def test_help_is_a_flagfile_and_quoted_values_read_as_iree_reads_them(tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    a = _irpa(tmp_path / "a.irpa", "w")
+    runs = {
+        "create": ["--data=w=4xf32=1", f"--output={tmp_path / 'c.irpa'}", "--quiet"],
+        "convert": [str(a), f"--output={tmp_path / 'd.irpa'}", "--quiet"],
+        "dump": [str(a)],
+        "verify": [str(a)],
+        "which": [f"--parameters=m={a}", "m::w"],
+    }
+    for command, argv in runs.items():
+        helpfile = tmp_path / f"{command}.flags"
+        helpfile.write_text(paramio_cli(command, "--help")[1])
+        code, _, err = paramio_cli(command, f"--flagfile={helpfile}", *argv)
+        assert (code, err) == (0, ""), command
+    # IREE strips one pair of double quotes from a value (its --help writes them that way).
+    code, out, _ = paramio_cli("dump", f'--parameters="{a}"', '--extract="w=' + str(tmp_path / "w.bin") + '"')
+    assert code == 0 and (tmp_path / "w.bin").read_bytes() == np.ones(2, np.float32).tobytes()

@@ -2,7 +2,8 @@
 
 Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
 
-* a flag is ``--name=value`` or ``--name``; the value is trimmed of surrounding whitespace;
+* a flag is ``--name=value`` or ``--name``; the value is trimmed of surrounding whitespace and
+  of one pair of double quotes (``--function="main"``), so ``--help`` output is a flagfile;
 * bools: ``--quiet``, ``--quiet=true|1`` (true), ``--quiet=false|0`` (false). IREE silently
   reads any other word as false; paramio refuses it (a typo should not flip a switch);
 * list flags repeat (``--parameters=a --parameters=b``); a scalar flag given twice keeps the last;
@@ -184,7 +185,7 @@ def _parse_into(argv: list[str], table: Mapping[str, Flag], parsed: ParsedFlags,
                 continue
             raise UsageError(unknown_flag_message(written, table))
         name = canonical_name(flag.name)
-        value = raw.strip()
+        value = _unquote(raw.strip())
         if flag.name == "flagfile":
             if not sep or not value:
                 raise UsageError("--flagfile needs a path: --flagfile=path")
@@ -215,6 +216,14 @@ def _parse_into(argv: list[str], table: Mapping[str, Flag], parsed: ParsedFlags,
             values[name] = value
 
 
+def _unquote(value: str) -> str:
+    """``"text"`` -> ``text``, as IREE reads string values (its --help writes them quoted, and
+    the help is a flagfile)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
 def _read_flagfile(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -235,7 +244,9 @@ def format_help(title: str, description: str, flags: Iterable[Flag]) -> str:
     """Help in IREE's style: a banner, the description with examples, then every flag with
     its help text and default (so the help text is itself a valid flagfile, as IREE's is)."""
     bar = "# " + "=" * 76
-    lines = [bar, f"# paramio {title}", bar, "", description.rstrip(), ""]
+    # The description is commented too (IREE leaves it bare, so its help is no flagfile).
+    about = [f"# {line}".rstrip() for line in description.rstrip().splitlines()]
+    lines = [bar, f"# paramio {title}", bar, "", *about, ""]
     for f in (*flags, *_COMMON):
         for h in f.help.splitlines():
             lines.append(f"# {h}")

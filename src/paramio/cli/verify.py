@@ -221,7 +221,7 @@ def _print_report(r: FileReport, alignment: int, *, quiet: bool) -> None:
     status = "OK" if r.ok else f"{len(r.problems)} problem(s)"
     out.write(f"{escape(r.path)}: {r.format or '?'}, {len(r.entries)} entries: {status}\n")
     for p in r.problems:
-        out.write(f"  problem: {p}\n")
+        out.write(f"  problem: {escape(str(p), quote=False)}\n")
     if quiet:
         return
     data = [e for e in r.entries if e["offset"] is not None]
