@@ -1,4 +1,4 @@
-"""Every command in a ``sh`` block of docs/cli.md runs, in order, in one folder holding only
+"""Every command in a ``sh`` block of docs/cli.md (and of the README) runs, in order, in one folder holding only
 ``model.safetensors`` and ``model.gguf``, with the exit status the page says (0 unless a
 ``# exit N`` comment says otherwise). A doc example that no longer holds fails here."""
 
@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "cli.md"
+#: Pages whose ``sh`` blocks run from the same two inputs (the README's CLI block once it is one).
+PAGES = [DOC, ROOT / "README.md"]
 _BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 _EXIT = re.compile(r"#\s*exit (\d+)")
 
@@ -52,10 +55,14 @@ def test_the_page_has_examples_for_every_command() -> None:
 
 
 @pytest.mark.interop
-def test_every_cli_md_example_runs(tmp_path: Path, paramio_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_example_runs(page: Path, tmp_path: Path, paramio_cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    commands = doc_commands(page.read_text())
+    if not commands:
+        pytest.skip(f"{page.name} has no paramio command in a sh block")
     _inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
-    for line, expected in doc_commands(DOC.read_text()):
+    for line, expected in commands:
         argv = shlex.split(line, comments=True)
         code, _, err = paramio_cli(*argv[1:])
         assert code == expected, f"{line}\n{err}"

@@ -91,8 +91,22 @@ Flags paramio does not list here and IREE's runtime knows (--task_topology_group
   paramio run ... --output=@out.npy --expected_output=4xf32=11,22,33,44
 """
 
-#: IREE flags that print and exit, or abort the process when parsed from Python.
-_NOT_PASSED = frozenset({"list_drivers", "list_devices", "dump_devices", "dump_task_topologies", "agents_md"})
+#: iree-run-module's own flags that IREE's Python runtime lacks, or that print and exit (and
+#: abort the process when parsed from Python): left to iree-run-module, with a message saying so.
+_NOT_PASSED = frozenset(
+    {
+        "list_drivers",
+        "list_devices",
+        "dump_devices",
+        "dump_task_topologies",
+        "agents_md",
+        "trace_execution",
+        "instrument_file",
+        "device_replay_output",
+        "device_replay_file_policy",
+        "device_replay_file_validation",
+    }
+)
 
 
 def main(argv: Sequence[str]) -> int:
