@@ -188,3 +188,24 @@ def test_scalar_expected_outputs_compare_by_value(scalars_vmfb: Path, paramio_cl
         "run", *flags, "--expected_output=11", "--expected_output=2.5", "--expected_output=(ignored)"
     )
     assert code == 1 and out == "EXEC @s\n[FAILED] result[0]: i32 values differ\n  expected: 11\n  actual: 10\n"
+
+
+def test_comparison_rules() -> None:
+    from paramio.iree.results import Equality, compare_results
+
+    f32 = np.float32
+    ok = "[SUCCESS] all function outputs matched their expected values.\n"
+    assert compare_results([np.array([np.nan, np.inf], f32)], [np.array([np.nan, np.inf], f32)], Equality()) == (
+        True,
+        ok,
+    )
+    # atol 1e-4 plus rtol 1e-5 of the expected value: 1000 vs 1000.005 passes, 1000.02 does not
+    assert compare_results([np.array([1000], f32)], [np.array([1000.005], f32)], Equality())[0]
+    assert not compare_results([np.array([1000], f32)], [np.array([1000.02], f32)], Equality())[0]
+    assert not compare_results([np.array([1], f32)], [np.array([1.00001], f32)], Equality("exact"))[0]
+    assert compare_results([np.zeros((0, 4), f32)], [np.zeros((0, 4), f32)], Equality()) == (True, ok)
+    assert compare_results([None, np.array([1], np.int8)], [np.array([9], f32), np.array([1], np.int8)], Equality())[0]
+    assert compare_results([np.array([1], f32)], [], Equality()) == (
+        False,
+        "[FAILED] expected 1 list elements but 0 provided\n",
+    )

@@ -93,11 +93,13 @@ def _shape_type(arr: np.ndarray) -> str:
 
 
 def _first_mismatch(expected: np.ndarray, actual: np.ndarray, eq: Equality) -> int | None:
+    if expected.size == 0:
+        return None
     atol = eq.atol(type_name(actual))
     if eq.mode == "exact" or atol is None:
         e = np.ascontiguousarray(expected).reshape(-1).view(np.uint8).reshape(expected.size, -1)
         a = np.ascontiguousarray(actual).reshape(-1).view(np.uint8).reshape(actual.size, -1)
-        bad = np.flatnonzero((e != a).any(axis=1)) if expected.size else np.array([], np.int64)
+        bad = np.flatnonzero((e != a).any(axis=1))
     else:
         e64 = expected.astype(np.float64).reshape(-1)
         a64 = actual.astype(np.float64).reshape(-1)
