@@ -46,6 +46,9 @@ CASES = [
     ["--expected_output=4xf32=11,22,33,44.5", "--expected_output=(ignored)", "--expected_f32_threshold=1"],
     ["--expected_output=4xi32=11,22,33,44", "--expected_output=(ignored)"],
     ["--expected_output=4xf32=11,22,33,44"],
+    ["--expected_output=4xf32=11,22,33,44.0004", "--expected_output=(ignored)"],  # within atol + rtol * 44
+    ["--expected_output=4xf32=11,22,33,44.001", "--expected_output=(ignored)"],  # beyond it
+    ["--expected_output=4xf32=11,22,33,44.001", "--expected_output=(ignored)", "--expected_rtol=1e-4"],
 ]
 
 
