@@ -45,7 +45,7 @@ from paramio.cli.flags import (
     run_command,
 )
 from paramio.cli.progress import ByteProgress
-from paramio.cli.text import escape_all
+from paramio.cli.text import escape_keys
 from paramio.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
@@ -341,9 +341,5 @@ def _run(flags: ParsedFlags) -> int:
                     else:
                         warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
     if not quiet:
-        sys.stdout.write(format_dump(read_path(output, format=fmt).entries, escape=_escape_keys))
+        sys.stdout.write(format_dump(read_path(output, format=fmt).entries, escape=escape_keys))
     return 0
-
-
-def _escape_keys(keys: list[str]) -> list[str]:
-    return escape_all(keys, quote=False)

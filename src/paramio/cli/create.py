@@ -18,7 +18,7 @@ from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
-from paramio.cli.text import escape, escape_all
+from paramio.cli.text import escape, escape_keys
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.index.entry import EntryKind, ParameterEntry
@@ -136,12 +136,8 @@ def _run(flags: ParsedFlags) -> int:
         from paramio.formats.irpa.reader import read_path
         from paramio.index.dump import format_dump
 
-        sys.stdout.write(format_dump(read_path(output).entries, escape=_escape_keys))
+        sys.stdout.write(format_dump(read_path(output).entries, escape=escape_keys))
     return 0
-
-
-def _escape_keys(keys: list[str]) -> list[str]:
-    return escape_all(keys, quote=False)
 
 
 def write_created(

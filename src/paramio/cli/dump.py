@@ -39,7 +39,7 @@ from paramio.cli.flags import (
     run_command,
 )
 from paramio.cli.metadata import DEFAULT_ITEMS, format_metadata, metadata_record
-from paramio.cli.text import escape, escape_all
+from paramio.cli.text import escape, escape_keys
 from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
@@ -167,7 +167,7 @@ def _run(flags: ParsedFlags) -> int:
         _print_table(scopes)
     else:
         for scope, index in scopes.items():
-            sys.stdout.write(index.dump(scope, escape=_escape_keys))
+            sys.stdout.write(index.dump(scope, escape=escape_keys))
     if flags.on("metadata") and not flags.on("json"):
         for scope, index in scopes.items():
             sys.stdout.write(format_metadata(scope, index.attributes, items))
@@ -179,14 +179,12 @@ def _run(flags: ParsedFlags) -> int:
             raise CommandFailed(f"{exc}; extracting parameter with flag `{escape(flag)}`") from exc
         label = f"{scope}::{key}" if scope else key
         if not quiet_extract:
-            sys.stdout.write(f"Extracting parameter `{escape(label)}` ({entry.length}b) to `{escape(path)}`...\n")
+            sys.stdout.write(
+                f"Extracting parameter `{escape(label, quote=False)}` ({entry.length}b) to `{escape(path, quote=False)}`...\n"
+            )
             sys.stdout.flush()
         extract_entry(entry, path, quiet=flags.on("quiet"))
     return 0
-
-
-def _escape_keys(keys: list[str]) -> list[str]:
-    return escape_all(keys, quote=False)
 
 
 def _split_extract(text: str) -> tuple[str, str, str, str]:

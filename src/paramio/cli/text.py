@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["escape", "escape_all", "needs_escape"]
+__all__ = ["escape", "escape_all", "escape_keys", "needs_escape"]
 
 # C0/C1 controls, DEL, lone surrogates (undecodable bytes), line/paragraph separators and the
 # bidi embedding/override/isolate characters.
@@ -53,3 +53,9 @@ def escape_all(texts: Sequence[str], *, quote: bool = True) -> list[str]:
     if pattern.search("".join(texts)) is None:
         return list(texts)
     return [pattern.sub(_replace, t) for t in texts]
+
+
+def escape_keys(keys: list[str]) -> list[str]:
+    """Keys for an IREE-style listing (`paramio.index.dump.format_dump` ``escape=``): control
+    characters escaped, backslashes left as IREE prints them."""
+    return escape_all(keys, quote=False)
