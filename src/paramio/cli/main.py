@@ -27,7 +27,9 @@ USAGE = """\
 usage: paramio <command> [flags]
 
 paramio reads, writes and converts parameter files (IRPA, safetensors, GGUF) and takes the
-flags of IREE's iree-*-parameters tools unchanged.
+flags of IREE's iree-*-parameters tools and iree-run-module unchanged. Every command: flags are
+--name=value (- and _ in a name are the same), files are --parameters=[scope=]file (dump,
+verify and convert also take bare FILE arguments), --json prints one versioned object.
 
 commands:
 {commands}
@@ -37,6 +39,7 @@ examples:
   paramio convert --parameters=model.safetensors --exclude=unneeded --output=model.irpa
   paramio convert --parameters=model.gguf --output=model.safetensors
   paramio dump --parameters=model=model.irpa --extract=model::my.splat_param=splat.bin
+  paramio dump model.gguf --metadata
   paramio verify model.irpa --alignment=64
   paramio which --parameters=model=base.irpa --parameters=model=patch.irpa model::w
   paramio mlir export model.mlir --archive=model=weights.irpa --output=model.params.mlir
