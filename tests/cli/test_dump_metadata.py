@@ -77,6 +77,8 @@ def test_safetensors_metadata(tmp_path: Path, paramio_cli) -> None:  # type: ign
 def test_irpa_text_stays_irees_without_the_flag(
     tmp_path: Path, vocab_gguf: Path, paramio_cli, run_tool, iree_tool
 ) -> None:  # type: ignore[no-untyped-def]
+    gguf_listing = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={vocab_gguf}"]).stdout
+    assert paramio_cli("dump", str(vocab_gguf)) == (0, gguf_listing, "")  # GGUF: IREE's text too
     exact = tmp_path / "exact.irpa"  # IREE's own bytes: no attributes entry
     assert paramio_cli("convert", str(vocab_gguf), f"--output={exact}", "--quiet", "--typed=false")[0] == 0
     r = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={exact}"])
