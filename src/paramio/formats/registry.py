@@ -4,8 +4,10 @@ Each format is a package under `paramio.formats` exposing the same functions:
 
 ``read_path(path, *, writable, use_mmap) -> FormatContents``
     read one file (or a whole sharded set reached from any of its files);
-``write_path(path, entries, *, attributes, **options) -> None``
-    write entries atomically;
+``write_path(path, entries, *, attributes, <options>) -> None``
+    write entries atomically; every writer takes ``alignment``, ``durable``, ``progress`` and
+    ``max_shard_size`` (a sharded set), and its signature lists every option it takes: an
+    unknown option is a `TypeError` here, before anything is read or written;
 ``prepare(entries, attributes, options) -> Prepared`` and ``plan_losses(entries, attributes)``
     in the format's ``writer`` module: what the writer keeps, carries and drops
     (`paramio.formats.conversion`), asked before anything is written;
@@ -18,7 +20,9 @@ Formats are imported only when first used.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import inspect
 import os
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
@@ -30,7 +34,17 @@ from paramio.index.entry import ParameterEntry
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
 
-__all__ = ["FORMATS", "FormatContents", "detect_format", "format_module", "plan_losses", "read_path", "write_path"]
+__all__ = [
+    "FORMATS",
+    "FormatContents",
+    "check_options",
+    "detect_format",
+    "format_module",
+    "plan_losses",
+    "read_path",
+    "write_path",
+    "writer_options",
+]
 
 
 @dataclasses.dataclass(slots=True)
@@ -48,18 +62,22 @@ class FormatInfo:
     name: str
     module: str
     extensions: tuple[str, ...]
+    #: The module with ``prepare``/``plan_losses``; ``<module>.writer`` unless given.
+    writer_module: str = ""
 
     @property
     def writer(self) -> str:
-        return f"{self.module}.writer"
+        return self.writer_module or f"{self.module}.writer"
 
 
 FORMATS: dict[str, FormatInfo] = {
-    "irpa": FormatInfo("irpa", "paramio.formats.irpa", (".irpa",)),
+    "irpa": FormatInfo("irpa", "paramio.formats.irpa", (".irpa", ".irpa.index.json")),
     "safetensors": FormatInfo(
         "safetensors", "paramio.formats.safetensors", (".safetensors", ".safetensors.index.json")
     ),
     "gguf": FormatInfo("gguf", "paramio.formats.gguf", (".gguf",)),
+    # Tensor-parallel sets: a manifest over per-device files of the formats above.
+    "tp": FormatInfo("tp", "paramio.sharding.tpset", (".tp.json",), "paramio.sharding.tpset"),
 }
 
 
@@ -134,10 +152,32 @@ def write_path(
 
     name = format or detect_format(path, for_writing=True)
     p = os.fspath(path)
+    check_options(name, options)
     prepared = _prepare(name, list(entries), attributes or {}, {**options, "path": p})
     report_losses(prepared.losses, on_loss, path=p, fmt=name)
     mod = format_module(name)
     mod.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+
+
+@functools.cache
+def writer_options(name: str) -> frozenset[str]:
+    """The keyword options format `name`'s ``write_path`` takes (besides `attributes`)."""
+    params = inspect.signature(format_module(name).write_path).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        raise AssertionError(f"the {name} writer must list its options, not take **kwargs")
+    return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY) - {"attributes"}
+
+
+def check_options(name: str, options: dict[str, object]) -> None:
+    """Raise `TypeError` naming the first option the format's writer does not take, as Python
+    does for a function call: a misspelt ``alignmnet=`` must not be silently ignored."""
+    accepted = writer_options(name.lower())
+    for key in options:
+        if key not in accepted:
+            raise TypeError(
+                f"write_path() got an unexpected keyword argument {key!r} "
+                f"(the {name} writer takes: {', '.join(sorted(accepted))})"
+            )
 
 
 def _prepare(
@@ -161,4 +201,5 @@ def plan_losses(
 ) -> list[Loss]:
     """What `write_path` with the same arguments would report, without writing anything."""
     name = format or detect_format(path, for_writing=True)
+    check_options(name, options)
     return _prepare(name, list(entries), attributes or {}, {**options, "path": os.fspath(path)}).losses

@@ -214,9 +214,18 @@ def write_path(
     progress: Callable[[int], None] | None = None,
     split_max_tensors: int | None = None,
     split_max_size: int | None = None,
-    **_ignored: object,
+    max_shard_size: int | None = None,
 ) -> None:
-    """The registry's entry point; see `write_gguf`."""
+    """The registry's entry point; see `write_gguf`. `max_shard_size` is the option every
+    writer takes for a sharded set: here it is gguf-py's `split_max_size` (give one of them)."""
+    if max_shard_size is not None:
+        if split_max_size is not None and split_max_size != max_shard_size:
+            raise InvalidArgumentError(
+                f"max_shard_size={max_shard_size} and split_max_size={split_max_size} disagree; give one"
+            )
+        if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, int) or max_shard_size < 1:
+            raise InvalidArgumentError(f"max_shard_size must be a positive integer, not {max_shard_size!r}")
+        split_max_size = max_shard_size
     write_gguf(
         path,
         list(entries),

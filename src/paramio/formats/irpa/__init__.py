@@ -1,9 +1,16 @@
-"""IRPA, the IREE Parameter Archive: layout tables, reader, writer, byte-compatible with IREE."""
+"""IRPA, the IREE Parameter Archive: layout tables, reader, writer, byte-compatible with IREE.
+
+`read_path` opens one archive, or a whole sharded set (`paramio.formats.irpa.sharded`) from its
+``*.irpa.index.json`` manifest or any of its ``-NNNNN-of-NNNNN.irpa`` shards.
+"""
 
 from __future__ import annotations
 
 from paramio.formats.irpa.layout import MAGIC_BYTES
-from paramio.formats.irpa.reader import read_archive, read_path
+from paramio.formats.irpa import reader as _reader
+from paramio.formats.irpa import sharded as _sharded
+from paramio.formats.irpa.reader import read_archive
+from paramio.formats.registry import FormatContents
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
 
 __all__ = ["plan_archive", "read_archive", "read_path", "sniff", "write_archive", "write_path"]
@@ -11,3 +18,13 @@ __all__ = ["plan_archive", "read_archive", "read_path", "sniff", "write_archive"
 
 def sniff(head: bytes) -> bool:
     return head[:4] == MAGIC_BYTES
+
+
+def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+    """One archive, or the sharded set `path` belongs to (a manifest or one of its shards).
+    Raises `FormatError` for malformed archives or a manifest that disagrees with its shards,
+    `SourceError` when a file (or a shard of the set) cannot be opened."""
+    contents = _sharded.read_path(path, writable=writable, use_mmap=use_mmap)
+    if contents is not None:
+        return contents
+    return _reader.read_path(path, writable=writable, use_mmap=use_mmap)

@@ -40,6 +40,9 @@ from paramio.index.entry import ParameterEntry
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
 
+#: A set written to a manifest path without `max_shard_size` uses Hugging Face's default, 5 GB.
+DEFAULT_MAX_SHARD_SIZE = 5 * 10**9
+
 __all__ = ["ArchivePlan", "plan_archive", "plan_losses", "prepare", "write_archive", "write_path"]
 
 
@@ -157,13 +160,15 @@ def write_path(
     alignment: int = DEFAULT_DATA_ALIGNMENT,
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
-    **_ignored: object,
+    max_shard_size: int | None = None,
 ) -> None:
     """The registry's entry point. Entries typed by their format but without metadata get
     ``TENSORv0`` metadata; `attributes` (GGUF key/values, safetensors metadata) are stored by
-    `paramio.formats.irpa.attributes` when present."""
+    `paramio.formats.irpa.attributes` when present. `max_shard_size` (bytes), or a path ending
+    ``.irpa.index.json``, writes a sharded set and its manifest (`paramio.formats.irpa.sharded`)."""
     from paramio.arrays.metadata import encode_tensor_metadata
     from paramio.formats.irpa.attributes import attributes_entry
+    from paramio.formats.irpa.sharded import is_manifest_path, write_set
 
     # IRPA has no dtype/shape fields: keep what safetensors/GGUF declared as TENSORv0 metadata.
     typed = [
@@ -173,8 +178,16 @@ def write_path(
         for e in entries
     ]
     extra = attributes_entry(attributes) if attributes else None
-    all_entries = typed + ([extra] if extra is not None else [])
-    write_archive(path, all_entries, alignment=alignment, durable=durable, progress=progress)
+
+    def write_one(target: str, group: Sequence[ParameterEntry], first: bool) -> None:
+        tail = [extra] if first and extra is not None else []
+        write_archive(target, [*group, *tail], alignment=alignment, durable=durable, progress=progress)
+
+    if max_shard_size is not None or is_manifest_path(os.fspath(path)):
+        size = max_shard_size if max_shard_size is not None else DEFAULT_MAX_SHARD_SIZE
+        write_set(os.fspath(path), typed, max_shard_size=size, write_one=write_one, durable=durable)
+        return
+    write_one(path, typed, True)
 
 
 # -- conversion: what IRPA keeps, carries and drops (see paramio.formats.conversion) -------------

@@ -101,7 +101,6 @@ def write_path(
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
     max_shard_size: int | None = None,
-    **_ignored: object,
 ) -> None:
     """Write `entries` (in the given order) to a safetensors file, atomically and streaming.
 

@@ -1,0 +1,175 @@
+"""`shard`, `merge` and `reshard`: the Python API over plans, tensor-parallel sets and writers.
+
+Every function streams: inputs stay mapped, pieces are spans or strided views read through
+bounded buffers, and outputs are written atomically file by file with their manifest last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from paramio.errors import InvalidArgumentError
+from paramio.formats.registry import FormatContents, detect_format, read_path, write_path
+from paramio.index.entry import ParameterEntry
+from paramio.sharding.plan import Layout, Plan, make_plan
+from paramio.sharding.tpset import MANIFEST_SUFFIX, is_manifest_path, write_set
+
+__all__ = ["ShardResult", "find_manifest", "merge", "open_source", "plan", "reshard", "shard"]
+
+Source = str | os.PathLike[str] | FormatContents | Sequence[ParameterEntry]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ShardResult:
+    """What `shard` did: the plan and the paths written (the manifest last)."""
+
+    plan: Plan
+    paths: list[str]
+
+    @property
+    def manifest(self) -> str:
+        return self.paths[-1]
+
+
+def find_manifest(path: str) -> str:
+    """`path` itself, or the one ``*.tp.json`` in the folder `path`. Raises `InvalidArgumentError`."""
+    if not os.path.isdir(path):
+        return path
+    found = sorted(n for n in os.listdir(path) if n.lower().endswith(MANIFEST_SUFFIX))
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)}"
+        raise InvalidArgumentError(f"folder has {what} *{MANIFEST_SUFFIX} manifests; name one", path=path)
+    return os.path.join(path, found[0])
+
+
+def open_source(source: Source) -> tuple[FormatContents, str]:
+    """Contents and a stem (for output names) of a path (any format or set, or a folder with one
+    tensor-parallel manifest), a `FormatContents`, or entries."""
+    if isinstance(source, FormatContents):
+        return source, "model"
+    if isinstance(source, (str, os.PathLike)):
+        p = find_manifest(os.fspath(source))
+        base = os.path.basename(p)
+        low = base.lower()
+        for suffix in (".tp.json", ".irpa.index.json", ".safetensors.index.json", ".irpa", ".safetensors", ".gguf"):
+            if low.endswith(suffix):
+                base = base[: -len(suffix)]
+                break
+        from paramio.formats.safetensors.layout import SHARD_RE
+
+        m = SHARD_RE.match(base + ".safetensors")
+        stem = m["prefix"] if m else base
+        return read_path(p), stem or "model"
+    return FormatContents(list(source)), "model"
+
+
+def plan(
+    source: Source,
+    tp: int,
+    *,
+    split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
+    replicate: Iterable[str] = (),
+    layout: Layout | str = Layout.DEVICES,
+) -> Plan:
+    """Where every tensor of `source` would go, without writing anything (see `make_plan`)."""
+    contents, _ = open_source(source)
+    return make_plan(list(contents.entries), tp, split=split, replicate=replicate, layout=layout)
+
+
+def shard(
+    source: Source,
+    output: str | os.PathLike[str],
+    *,
+    tp: int,
+    split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
+    replicate: Iterable[str] = (),
+    layout: Layout | str = Layout.DEVICES,
+    format: str = "irpa",
+    stem: str | None = None,
+    alignment: int | None = None,
+    max_shard_size: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ShardResult:
+    """Split `source` for `tp` devices into `output` (a folder, or a ``.tp.json`` manifest path).
+
+    ``split={"*.attn_q.weight": 0}`` splits matching tensors along axis 0 into `tp` equal pieces;
+    ``replicate=["*"]`` copies the rest to every device. `layout` ``"devices"`` writes one file
+    per device (``model.rank<i>.irpa``), ``"keys"`` one file with ``<key>.shard.<i>`` pieces.
+    The manifest (``model.tp.json``) is written last; `merge` reverses it bit for bit.
+    Raises `InvalidArgumentError` (naming the key) for a tensor no rule places or a split that
+    cannot be made, before anything is written.
+    """
+    contents, default_stem = open_source(source)
+    entries = list(contents.entries)
+    p = make_plan(entries, tp, split=split, replicate=replicate, layout=layout)
+    paths = write_set(
+        os.fspath(output),
+        entries,
+        p,
+        stem=stem or default_stem,
+        attributes=contents.attributes,
+        fmt=format,
+        alignment=alignment,
+        max_shard_size=max_shard_size,
+        durable=durable,
+        progress=progress,
+    )
+    return ShardResult(p, paths)
+
+
+def merge(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    max_shard_size: int | None = None,
+    on_loss: str = "warn",
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Join a tensor-parallel set (its manifest, or a folder holding one) back into `output`:
+    every split tensor is its pieces joined along the axis, byte for byte the original."""
+    p = find_manifest(os.fspath(source))
+    if not is_manifest_path(p):
+        raise InvalidArgumentError(f"not a tensor-parallel manifest (*{MANIFEST_SUFFIX})", path=p)
+    reshard(p, output, format=format, max_shard_size=max_shard_size, on_loss=on_loss, durable=durable, progress=progress)
+
+
+def reshard(
+    source: Source,
+    output: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    max_shard_size: int | None = None,
+    tp: int | None = None,
+    split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
+    replicate: Iterable[str] = (),
+    layout: Layout | str = Layout.DEVICES,
+    shard_format: str = "irpa",
+    on_loss: str = "warn",
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> list[str] | None:
+    """Any layout to any other, streaming: `source` is opened as its tensors (a safetensors or
+    IRPA set, a GGUF split, a tensor-parallel set joined on the fly) and written as `output`:
+    a size-sharded set with `max_shard_size`, a tensor-parallel set with `tp` (or an output
+    ending ``.tp.json``), else one file. Returns the paths a tensor-parallel write made."""
+    out = os.fspath(output)
+    if tp is not None or is_manifest_path(out):
+        if tp is None:
+            raise InvalidArgumentError("a tensor-parallel output needs tp=")
+        if format not in (None, "tp"):
+            raise InvalidArgumentError(f"format={format!r} with tp=: name the device files' format with shard_format=")
+        result = shard(source, out, tp=tp, split=split, replicate=replicate, layout=layout, format=shard_format,
+                       max_shard_size=max_shard_size, durable=durable, progress=progress)
+        return result.paths
+    contents, _ = open_source(source)
+    fmt = format or detect_format(out, for_writing=True)
+    options: dict[str, object] = {"durable": durable, "progress": progress}
+    if max_shard_size is not None:
+        options["max_shard_size"] = max_shard_size
+    write_path(out, contents.entries, format=fmt, attributes=contents.attributes, on_loss=on_loss, **options)
+    return None

@@ -1,0 +1,324 @@
+"""Tensor-parallel sets: per-device archives (or ``.shard.<i>`` keys) plus a ``*.tp.json`` manifest.
+
+The manifest says, for every tensor in the original order, whether it was split (axis, dtype,
+whole shape) or replicated, and which file and key hold each piece::
+
+    {"paramio.tp": 1, "tp": 4, "layout": "devices", "format": "irpa",
+     "files": ["model.rank0.irpa", ...],
+     "tensors": {"blk.0.attn_q.weight": {"split": 0, "dtype": "float32", "shape": [4096, 4096],
+                                         "pieces": [["model.rank0.irpa", "blk.0.attn_q.weight"], ...]},
+                 "token_embd.weight": {"replicate": true, "pieces": [["model.rank0.irpa", ...], ...]}}}
+
+Reading a manifest (`read_path`; the registry's format ``tp``) gives the original tensors, each
+split one joined from its pieces on the fly (`paramio.sharding.tensor.JoinedSource`): a merge is
+a plain write of what it reads, and any writer (or another split) streams from it. Each file is
+written atomically and the manifest last, so a manifest never names a file that is incomplete.
+File-level attributes are written to every file and read back from the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
+from paramio.errors import FormatError, InvalidArgumentError
+from paramio.formats.members import member_path, read_manifest_json
+from paramio.formats.output import AtomicOutput
+from paramio.formats.registry import FORMATS, FormatContents
+from paramio.index.entry import ParameterEntry
+from paramio.sharding.plan import Layout, Plan, make_plan
+from paramio.sharding.tensor import geometry, join_pieces, split_entry
+
+if TYPE_CHECKING:
+    from paramio.formats.conversion import Prepared
+
+__all__ = ["MANIFEST_SUFFIX", "TPSet", "is_manifest_path", "read_path", "set_files", "write_set", "write_path"]
+
+MANIFEST_SUFFIX = ".tp.json"
+VERSION = 1
+#: A manifest claiming more devices than this is refused before any file is opened.
+MAX_TP = 65_536
+_EXT = {"irpa": ".irpa", "safetensors": ".safetensors", "gguf": ".gguf"}
+
+
+def is_manifest_path(path: str) -> bool:
+    return path.lower().endswith(MANIFEST_SUFFIX)
+
+
+def sniff(head: bytes) -> bool:
+    return False  # a JSON manifest is recognised by its name only
+
+
+def set_files(output: str, stem: str, tp: int, layout: Layout, fmt: str) -> tuple[str, list[str]]:
+    """(manifest path, file names) for a set written to `output`: a folder, or a ``.tp.json``
+    path. Device i's file is ``{stem}.rank{i}{ext}``; the keys layout writes ``{stem}.tp{N}{ext}``."""
+    if is_manifest_path(output):
+        manifest = output
+        stem = os.path.basename(output)[: -len(MANIFEST_SUFFIX)]
+    else:
+        manifest = os.path.join(output, stem + MANIFEST_SUFFIX)
+    ext = _EXT.get(fmt)
+    if ext is None:
+        raise InvalidArgumentError(f"unknown format {fmt!r} for the device files; expected irpa, safetensors or gguf")
+    if layout is Layout.DEVICES:
+        return manifest, [f"{stem}.rank{i}{ext}" for i in range(tp)]
+    return manifest, [f"{stem}.tp{tp}{ext}"]
+
+
+def shard_key(key: str, index: int) -> str:
+    """sharktank's name for piece `index` of `key`."""
+    return f"{key}.shard.{index}"
+
+
+def _files_entries(entries: Sequence[ParameterEntry], plan: Plan, files: list[str]) -> tuple[
+    list[list[ParameterEntry]], dict[str, dict[str, object]]
+]:
+    """The entries each file gets, and the manifest's tensor records."""
+    per: list[list[ParameterEntry]] = [[] for _ in files]
+    records: dict[str, dict[str, object]] = {}
+    for e, p in zip(entries, plan.placements, strict=True):
+        rec: dict[str, object]
+        pieces: list[list[str]] = []
+        if p.geometry is not None:
+            g = p.geometry
+            rec = {"split": g.axis, "dtype": g.info.dtype, "shape": list(g.info.shape)}
+            for i in range(plan.tp):
+                if plan.layout is Layout.DEVICES:
+                    fi, key = i, e.key
+                else:
+                    fi, key = 0, shard_key(e.key, i)
+                per[fi].append(split_entry(e, g, i, key))
+                pieces.append([files[fi], key])
+            info = e.tensor
+            if e.metadata and info is not None and bytes(e.metadata) != encode_tensor_metadata(info):
+                rec["metadata"] = base64.b64encode(bytes(e.metadata)).decode("ascii")
+        else:
+            rec = {"replicate": True}
+            targets = range(len(files)) if plan.layout is Layout.DEVICES else range(1)
+            for fi in targets:
+                per[fi].append(e)
+                pieces.append([files[fi], e.key])
+        rec["pieces"] = pieces
+        records[e.key] = rec
+    return per, records
+
+
+def write_set(
+    output: str,
+    entries: Sequence[ParameterEntry],
+    plan: Plan,
+    *,
+    stem: str = "model",
+    attributes: Mapping[str, object] | None = None,
+    fmt: str = "irpa",
+    alignment: int | None = None,
+    max_shard_size: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Write the files of `plan` and then the manifest; returns the paths (files, manifest).
+
+    `max_shard_size` makes each device file a size-sharded set of its own (irpa, safetensors),
+    named in the manifest by its index. Raises `InvalidArgumentError` for a plan that does not
+    match `entries`, `WriteError` when a file cannot be written."""
+    from paramio.formats.registry import write_path as write_any
+
+    entries = list(entries)
+    if [e.key for e in entries] != [p.key for p in plan.placements]:
+        raise InvalidArgumentError("the plan was made for other entries")
+    manifest, names = set_files(output, stem, plan.tp, plan.layout, fmt)
+    folder = os.path.dirname(manifest) or "."
+    os.makedirs(folder, exist_ok=True)
+    if max_shard_size is not None:
+        if fmt == "gguf":
+            raise InvalidArgumentError("max_shard_size with gguf device files is not supported; use irpa or safetensors")
+        index_suffix = ".irpa.index.json" if fmt == "irpa" else ".safetensors.index.json"
+        names = [n[: -len(_EXT[fmt])] + index_suffix for n in names]
+    per, records = _files_entries(entries, plan, names)
+    options: dict[str, object] = {"durable": durable, "progress": progress}
+    if alignment is not None:
+        options["alignment"] = alignment
+    if max_shard_size is not None:
+        options["max_shard_size"] = max_shard_size
+    written: list[str] = []
+    for name, group in zip(names, per, strict=True):
+        target = os.path.join(folder, name)
+        write_any(target, group, format=fmt, attributes=dict(attributes or {}), on_loss="ignore", **options)
+        written.append(target)
+    doc = {
+        "paramio.tp": VERSION,
+        "tp": plan.tp,
+        "layout": plan.layout.value,
+        "format": fmt,
+        "files": names,
+        "tensors": records,
+    }
+    with AtomicOutput(manifest, durable=durable) as out:
+        out.pwrite((json.dumps(doc, indent=2) + "\n").encode("utf-8"), 0)
+        out.commit()
+    written.append(manifest)
+    return written
+
+
+@dataclasses.dataclass(slots=True)
+class TPSet:
+    """A manifest as read: device count, layout, the files (paths) and the joined entries."""
+
+    manifest: str
+    tp: int
+    layout: Layout
+    files: list[str]
+    contents: FormatContents
+
+
+def _int(doc: Mapping[str, object], name: str, path: str) -> int:
+    v = doc.get(name)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise FormatError(f"manifest field {name!r} must be an integer", path=path)
+    return v
+
+
+def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> TPSet:
+    """Read a tensor-parallel manifest and its files. Raises `FormatError` naming the manifest
+    and the tensor when the manifest and the files disagree, `SourceError` for a missing file."""
+    from paramio.formats.registry import read_path as read_any
+
+    doc = read_manifest_json(path)
+    if doc.get("paramio.tp") != VERSION:
+        raise FormatError(f"not a paramio tensor-parallel manifest (version {doc.get('paramio.tp')!r})", path=path)
+    tp = _int(doc, "tp", path)
+    if not 1 <= tp <= MAX_TP:
+        raise FormatError(f"tp={tp} is outside 1..{MAX_TP}", path=path)
+    try:
+        layout = Layout(str(doc.get("layout")))
+    except ValueError:
+        raise FormatError(f"unknown layout {doc.get('layout')!r}", path=path) from None
+    names = doc.get("files")
+    tensors = doc.get("tensors")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise FormatError("manifest 'files' must be a non-empty list of file names", path=path)
+    if not isinstance(tensors, dict):
+        raise FormatError("manifest 'tensors' must be an object", path=path)
+    paths = [member_path(path, n) for n in names]
+    parts = [read_any(p, writable=writable, use_mmap=use_mmap) for p in paths]
+    by_file: dict[str, dict[str, ParameterEntry]] = {}
+    for n, part in zip(names, parts, strict=True):
+        table: dict[str, ParameterEntry] = {}
+        for e in part.entries:
+            table.setdefault(e.key, e)
+        by_file[n] = table
+    used: set[tuple[str, str]] = set()
+    entries: list[ParameterEntry] = []
+    for key, rec in tensors.items():
+        entries.append(_joined(path, key, rec, tp, by_file, used))
+    for n, table in by_file.items():
+        for k in table:
+            if (n, k) not in used:
+                raise FormatError(f"file {n!r} holds a key the manifest does not list", path=path, key=k)
+    attributes = dict(parts[0].attributes)
+    all_paths = [path] + [p for part in parts for p in part.paths]
+    return TPSet(path, tp, layout, paths, FormatContents(entries, attributes, all_paths))
+
+
+def _joined(
+    path: str, key: str, rec: object, tp: int, by_file: dict[str, dict[str, ParameterEntry]],
+    used: set[tuple[str, str]],
+) -> ParameterEntry:
+    if not isinstance(rec, dict):
+        raise FormatError("tensor record must be an object", path=path, key=key)
+    raw = rec.get("pieces")
+    if not isinstance(raw, list) or not raw:
+        raise FormatError("tensor record needs a non-empty 'pieces' list", path=path, key=key)
+    pieces: list[ParameterEntry] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise FormatError("each piece must be [file, key]", path=path, key=key)
+        fname, pkey = item
+        table = by_file.get(fname)
+        if table is None:
+            raise FormatError(f"piece names file {fname!r}, which is not in 'files'", path=path, key=key)
+        entry = table.get(pkey)
+        if entry is None:
+            raise FormatError(f"piece {pkey!r} is missing from {fname!r}", path=path, key=key)
+        used.add((fname, pkey))
+        pieces.append(entry)
+    if rec.get("replicate") is True:
+        first = pieces[0]
+        for other in pieces[1:]:
+            if other.length != first.length:
+                raise FormatError("replicated copies differ in length", path=path, key=key)
+        return first.replace(key=key)
+    axis = rec.get("split")
+    dtype = rec.get("dtype")
+    shape = rec.get("shape")
+    if isinstance(axis, bool) or not isinstance(axis, int) or not isinstance(dtype, str):
+        raise FormatError("a split tensor needs an integer 'split' axis and a 'dtype'", path=path, key=key)
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise FormatError("a split tensor needs a 'shape' of non-negative integers", path=path, key=key)
+    if len(pieces) != tp:
+        raise FormatError(f"{len(pieces)} pieces listed for tp={tp}", path=path, key=key)
+    piece_info = pieces[0].tensor
+    if piece_info is None or piece_info.dtype != dtype:
+        got = piece_info.dtype if piece_info is not None else "untyped"
+        raise FormatError(f"pieces are {got}, the manifest says {dtype}", path=path, key=key)
+    info = TensorInfo(dtype, tuple(shape), piece_info.extra)
+    try:
+        g = geometry(key, info, sum(p.length for p in pieces), axis, tp)
+        for i, p in enumerate(pieces):
+            if p.tensor is None or tuple(p.tensor.shape) != g.piece_info.shape:
+                raise InvalidArgumentError(f"piece {i} has shape {p.shape}, expected {list(g.piece_info.shape)}", key=key)
+        joined = join_pieces(pieces, g, key)
+    except InvalidArgumentError as exc:
+        raise FormatError(exc.reason, path=path, key=key) from exc
+    md = rec.get("metadata")
+    if isinstance(md, str):
+        try:
+            joined = joined.replace(metadata=base64.b64decode(md, validate=True))
+        except ValueError as exc:
+            raise FormatError("tensor 'metadata' is not base64", path=path, key=key) from exc
+    return joined
+
+
+def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+    """The registry's entry point: the original tensors of a tensor-parallel set."""
+    return read_set(path, writable=writable, use_mmap=use_mmap).contents
+
+
+def write_path(
+    path: str,
+    entries: Sequence[ParameterEntry],
+    *,
+    attributes: dict[str, object] | None = None,
+    tp: int,
+    split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
+    replicate: Iterable[str] = (),
+    layout: str = "devices",
+    shard_format: str = "irpa",
+    alignment: int | None = None,
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+    max_shard_size: int | None = None,
+) -> None:
+    """The registry's entry point: `path` is the ``.tp.json`` manifest to write (see `write_set`)."""
+    plan = make_plan(entries, tp, split=split, replicate=replicate, layout=layout)
+    write_set(path, entries, plan, attributes=attributes, fmt=shard_format, alignment=alignment,
+              max_shard_size=max_shard_size, durable=durable, progress=progress)
+
+
+def prepare(
+    entries: Sequence[ParameterEntry], attributes: dict[str, object] | None, options: dict[str, object] | None = None
+) -> Prepared:
+    """What the device files' format loses (each file is then written with those losses known)."""
+    from paramio.formats.conversion import Prepared
+    from paramio.formats.registry import _prepare
+
+    fmt = str((options or {}).get("shard_format", "irpa"))
+    if fmt not in FORMATS or fmt == "tp":
+        raise InvalidArgumentError(f"unknown format {fmt!r} for the device files; expected irpa, safetensors or gguf")
+    losses = _prepare(fmt, list(entries), dict(attributes or {}), {}).losses
+    return Prepared(list(entries), dict(attributes or {}), losses)
