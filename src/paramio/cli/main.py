@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "which": ("paramio.cli.which", "say which file and layer serve scope::key"),
     "run": ("paramio.cli.run", "run a compiled IREE module with paramio parameters (iree-run-module)"),
     "mlir": ("paramio.cli.mlir", "export inline weights of an .mlir to an archive, import them back, declare globals"),
+    "shard": ("paramio.cli.shard", "split a model for tensor parallelism: per-device archives and a manifest"),
+    "merge": ("paramio.cli.merge", "join a tensor-parallel (or any sharded) set into one file, or reshard it"),
     "example": ("paramio.cli.example", "the built-in end-to-end example"),
 }
 

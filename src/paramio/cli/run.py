@@ -79,6 +79,12 @@ FLAGS = (
     Flag("expected_rtol", FlagKind.STRING, "Relative tolerance shared by float types in approximate mode.", "1e-05"),
     Flag("equality_mode", FlagKind.STRING, "approximate or exact (byte equality).", "approximate"),
     Flag("print_statistics", FlagKind.BOOL, "Prints the device allocator's statistics to stderr on exit.", False),
+    Flag(
+        "print_iree_flags",
+        FlagKind.BOOL,
+        "Print the iree-run-module command that runs the same (sharded sets named file by file) and exit.",
+        False,
+    ),
 )
 
 DESCRIPTION = """\
@@ -150,11 +156,26 @@ def _main(parsed: ParsedFlags) -> int:
     if parsed.number("output_max_element_count") < 0:
         raise UsageError("--output_max_element_count: expected a count of elements")
     equality = _equality(parsed)
+    if parsed.on("print_iree_flags"):
+        from paramio.sharding.iree import expand_parameters
+
+        print(_iree_command(parsed, expand_parameters(parsed.many("parameters"))))
+        return EXIT_OK
     from paramio.iree.bridge import iree_runtime
 
     rt = iree_runtime()
     _pass_to_iree(rt, parsed.foreign)
     return _run(parsed, rt, equality)
+
+
+def _iree_command(parsed: ParsedFlags, parameters: list[str]) -> str:
+    """The iree-run-module command line for this run (sharded sets expanded to their files)."""
+    import shlex
+
+    args = ["iree-run-module", *(f"--module={m}" for m in parsed.many("module")), f"--device={parsed.text('device')}"]
+    args += [f"--parameters={p}" for p in parameters]
+    args += [f"--function={parsed.text('function')}", *(f"--input={i}" for i in parsed.many("input"))]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def _pass_to_iree(rt: Any, flags: list[str]) -> None:
@@ -224,7 +245,11 @@ def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
     modules, function, device = parsed.many("module"), parsed.text("function"), parsed.text("device")
     args = _inputs(parsed.many("input"))
     expected = _expected(parsed.many("expected_output"))
-    provider = Provider.from_flags(parsed.many("parameters"), precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
+    from paramio.sharding.iree import expand_parameters
+
+    # A tensor-parallel manifest serves its files as IREE would take them (one scope per device).
+    parameters = expand_parameters(parsed.many("parameters"), sets=False)
+    provider = Provider.from_flags(parameters, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
     if parsed.on("stripped"):
         provider = provider.stripped()
     describe = _describe(provider)

@@ -1,0 +1,76 @@
+"""``paramio merge``: put a sharded model back together, or reshard it.
+
+The input is any set paramio opens as one model: a tensor-parallel set (its ``*.tp.json``
+manifest, or the folder holding it), an IRPA set, a safetensors set, a GGUF split. The output is
+one file (format from the extension or ``--format``), or a size-sharded set with
+``--max-shard-size``. Split tensors are joined along their axis on the fly, so the output's
+tensors are byte for byte those that were split.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
+from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.progress import ByteProgress
+from paramio.cli.sizes import parse_size
+from paramio.errors import ConversionWarning
+
+FLAGS = (
+    Flag("parameters", FlagKind.LIST, "The set to merge: a .tp.json manifest or its folder, or any sharded set.",
+         None, "file"),
+    Flag("output", FlagKind.STRING, "Output file (.irpa, .safetensors, .gguf).", ""),
+    Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
+    Flag("max-shard-size", FlagKind.STRING, "Write a size-sharded set instead of one file: 5GB, 2GiB.", ""),
+    Flag("on-loss", FlagKind.STRING, "When the output format cannot hold something: warn, error or ignore.", "warn"),
+    Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
+)
+
+DESCRIPTION = """\
+Joins a tensor-parallel set (or any sharded set) into one file, or reshards it.
+
+  paramio merge --parameters=tp4/ --output=model.safetensors
+  paramio merge --parameters=model.irpa.index.json --output=model.irpa
+  paramio merge --parameters=model-00001-of-00003.safetensors --max-shard-size=2GB --output=model.irpa
+"""
+
+
+def main(argv: Sequence[str]) -> int:
+    return run_command("merge", argv, FLAGS, DESCRIPTION, _main)
+
+
+def _main(parsed: ParsedFlags) -> int:
+    from paramio.sharding.api import open_source
+    from paramio.formats.registry import detect_format, write_path
+
+    if parsed.positional:
+        raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
+    inputs = parsed.many("parameters")
+    if len(inputs) != 1:
+        raise UsageError("--parameters=file is required, once")
+    output = parsed.text("output")
+    if not output:
+        raise UsageError("--output=file is required")
+    fmt = parsed.text("format") or detect_format(output, for_writing=True)
+    if fmt not in ("irpa", "safetensors", "gguf"):
+        raise UsageError(f"--format={fmt}: expected irpa, safetensors or gguf (use paramio shard for tensor parallelism)")
+    on_loss = parsed.text("on-loss")
+    if on_loss not in ("warn", "error", "ignore"):
+        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
+    size = parsed.text("max-shard-size")
+    options: dict[str, object] = {}
+    if size:
+        options["max_shard_size"] = parse_size("max-shard-size", size)
+    contents, _ = open_source(inputs[0])
+    total = sum(e.length for e in contents.entries)
+    with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "merge", quiet=parsed.on("quiet")) as bar:
+        warnings.simplefilter("always", ConversionWarning)
+        write_path(output, contents.entries, format=fmt, attributes=contents.attributes, on_loss=on_loss,
+                   progress=bar.callback, **options)
+    for w in caught:
+        warn("merge", escape(str(w.message)))
+    if not parsed.on("quiet"):
+        print(f"wrote {escape(output)} ({len(contents.entries)} tensors, {total} bytes)")
+    return EXIT_OK

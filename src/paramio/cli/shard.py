@@ -1,0 +1,113 @@
+"""``paramio shard``: split a model for tensor parallelism (per-device archives or ``.shard.<i>`` keys).
+
+Each ``--split=PATTERN=AXIS`` splits matching tensors along AXIS into ``--tp`` equal pieces;
+``--replicate=PATTERN`` copies matching tensors whole; a tensor no rule matches is an error.
+``--plan`` prints where everything goes (``--json`` for scripts) and writes nothing. The output
+folder gets the files and a ``<stem>.tp.json`` manifest (written last) that ``paramio merge``
+reads to put the model back together bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from paramio.cli.errors import EXIT_OK, UsageError, escape
+from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.progress import ByteProgress
+from paramio.cli.sizes import parse_size
+from paramio.errors import InvalidArgumentError
+
+FLAGS = (
+    Flag("parameters", FlagKind.LIST, "The model to split: any file or sharded set paramio reads.", None, "file"),
+    Flag("tp", FlagKind.INT, "Number of devices (tensor-parallel degree).", 0),
+    Flag("split", FlagKind.LIST, "Split tensors matching PATTERN along AXIS into --tp pieces.", None, "PATTERN=AXIS"),
+    Flag("replicate", FlagKind.LIST, "Copy tensors matching PATTERN whole (to every device).", None, "PATTERN"),
+    Flag("layout", FlagKind.STRING, "devices: one file per device; keys: one file with <key>.shard.<i> pieces.",
+         "devices"),
+    Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", "irpa"),
+    Flag("output", FlagKind.STRING, "Output folder (or a path ending .tp.json for the manifest).", ""),
+    Flag("max-shard-size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
+    Flag("plan", FlagKind.BOOL, "Print the plan (what goes where) and write nothing.", False),
+    Flag("json", FlagKind.BOOL, "With --plan: print the plan as JSON.", False),
+    Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
+)
+
+DESCRIPTION = """\
+Splits a model for tensor parallelism, streaming (memory stays flat whatever the model's size).
+
+  paramio shard --parameters=model.safetensors --tp=4 \\
+    --split='*.attn_q.weight=0' --split='*.ffn_down.weight=1' --replicate='*' --output=tp4/
+  paramio shard --parameters=model.gguf --tp=2 --split='*.weight=0' --replicate='*' --plan
+  paramio merge --parameters=tp4/model.tp.json --output=model.safetensors
+"""
+
+
+def main(argv: Sequence[str]) -> int:
+    return run_command("shard", argv, FLAGS, DESCRIPTION, _main)
+
+
+def _main(parsed: ParsedFlags) -> int:
+    from paramio.sharding.api import open_source
+    from paramio.sharding.plan import make_plan, parse_split_rule
+    from paramio.sharding.tpset import write_set
+
+    if parsed.positional:
+        raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
+    inputs = parsed.many("parameters")
+    if len(inputs) != 1:
+        raise UsageError("--parameters=file is required, once")
+    tp = parsed.number("tp")
+    if tp < 1:
+        raise UsageError("--tp=N (N >= 1) is required")
+    try:
+        rules = [parse_split_rule(r) for r in parsed.many("split")]
+    except InvalidArgumentError as exc:  # a malformed rule is a usage error
+        raise UsageError(f"--split: {exc}") from None
+    layout = parsed.text("layout")
+    if layout not in ("devices", "keys"):
+        raise UsageError(f"--layout={layout}: expected devices or keys")
+    fmt = parsed.text("format")
+    if fmt not in ("irpa", "safetensors", "gguf"):
+        raise UsageError(f"--format={fmt}: expected irpa, safetensors or gguf")
+    size = parsed.text("max-shard-size")
+    max_shard_size = parse_size("max-shard-size", size) if size else None
+    if not parsed.on("plan") and not parsed.text("output"):
+        raise UsageError("--output=folder is required (or --plan to only print the plan)")
+
+    contents, stem = open_source(inputs[0])
+    entries = list(contents.entries)
+    plan = make_plan(entries, tp, split=rules, replicate=parsed.many("replicate"), layout=layout)
+    if parsed.on("plan"):
+        print(plan.to_json() if parsed.on("json") else format_plan(plan))
+        return EXIT_OK
+    total = sum(plan.device_bytes())
+    with ByteProgress(total, "shard", quiet=parsed.on("quiet")) as bar:
+        paths = write_set(parsed.text("output"), entries, plan, stem=stem, attributes=contents.attributes, fmt=fmt,
+                          max_shard_size=max_shard_size, progress=bar.callback)
+    if not parsed.on("quiet"):
+        if parsed.on("json"):
+            print(json.dumps({"paths": paths, "plan": plan.to_dict()}, indent=2))
+        else:
+            for p in paths:
+                print(f"wrote {escape(p)}")
+    return EXIT_OK
+
+
+def format_plan(plan: object) -> str:
+    """One line per tensor, then the bytes per device."""
+    from paramio.sharding.plan import Layout, Plan
+
+    assert isinstance(plan, Plan)
+    lines = [f"tp={plan.tp} layout={plan.layout.value}"]
+    width = max((len(escape(p.key)) for p in plan.placements), default=0)
+    for p in plan.placements:
+        if p.geometry is not None:
+            g = p.geometry
+            what = f"split axis {g.axis}: {g.info.dtype}{list(g.info.shape)} -> {plan.tp} x {list(g.piece_info.shape)}"
+        else:
+            where = "to every device" if plan.layout is Layout.DEVICES else "once"
+            what = f"replicate {where}: {p.length} bytes"
+        lines.append(f"  {escape(p.key).ljust(width)}  {what}  [{escape(p.rule)}]")
+    lines.extend(f"device {i}: {n} bytes" for i, n in enumerate(plan.device_bytes()))
+    return "\n".join(lines)

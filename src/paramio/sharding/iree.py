@@ -1,0 +1,87 @@
+"""Sharded sets as IREE takes them: several ``--parameters=scope=file`` for one scope.
+
+IREE has no manifest of its own, but it merges every file given for one scope into that scope
+(first file wins for a key held twice). So a set runs in IREE as it is, named file by file:
+
+* an IRPA set (``model.irpa.index.json`` or any shard), a safetensors set, a GGUF split: every
+  shard into the same scope;
+* a tensor-parallel set (``*.tp.json``): the keys layout's one file into the scope; the devices
+  layout's file i into scope ``<scope><i>`` (``model0``, ``model1`` ...), one scope per device,
+  for a program compiled with per-device parameter scopes.
+
+`expand_parameters` does this for ``--parameters`` values; ``paramio run`` uses it for
+tensor-parallel manifests and ``paramio run --print_iree_flags`` prints the result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from paramio.errors import FormatError
+from paramio.formats.members import member_path, read_manifest_json
+from paramio.index.scopes import parse_parameters_flag
+
+__all__ = ["expand_parameters", "set_files"]
+
+
+def set_files(path: str) -> list[str] | None:
+    """The files of the size-sharded set `path` opens (manifest or shard), in order, or None
+    when `path` is a single file."""
+    low = path.lower()
+    if low.endswith(".irpa") or low.endswith(".irpa.index.json"):
+        from paramio.formats.irpa import sharded as irpa_sets
+
+        found: str | list[str] | None = path if irpa_sets.is_manifest_path(path) else irpa_sets.find_set(path)
+        if isinstance(found, str):
+            _, wmap = irpa_sets.read_manifest(found)
+            return [member_path(found, n) for n in irpa_sets._shard_order(list(wmap.values()))]
+        return found
+    if low.endswith(".safetensors") or low.endswith(".safetensors.index.json"):
+        from paramio.formats.safetensors import sharded as st_sets
+
+        found = path if st_sets.is_index_path(path) else st_sets.find_set(path)
+        if isinstance(found, str):
+            _, wmap = st_sets.read_index(found)
+            return [member_path(found, n) for n in st_sets._shard_order(list(wmap.values()))]
+        return found
+    if low.endswith(".gguf"):
+        from paramio.formats.gguf.constants import SPLIT_NAME
+        from paramio.formats.gguf.split import shard_paths
+
+        m = SPLIT_NAME.match(os.path.basename(path))
+        if m is None or int(m["count"]) < 2:
+            return None
+        return shard_paths(path, int(m["count"]))
+    return None
+
+
+def _tp_files(path: str) -> tuple[str, list[str]]:
+    doc = read_manifest_json(path)
+    names = doc.get("files")
+    if doc.get("paramio.tp") != 1 or not isinstance(names, list) or not names:
+        raise FormatError("not a paramio tensor-parallel manifest", path=path)
+    return str(doc.get("layout")), [member_path(path, n) for n in names]
+
+
+def expand_parameters(values: Sequence[str], *, sets: bool = True) -> list[str]:
+    """``--parameters`` values with every sharded set named file by file (see the module
+    docstring). `sets=False` expands only tensor-parallel manifests (paramio opens the other
+    sets itself). Raises `FormatError`/`SourceError` for an unreadable manifest or a missing shard."""
+    out: list[str] = []
+    for v in values:
+        spec = parse_parameters_flag(v)
+        prefix = f"{spec.scope}=" if spec.scope else ""
+        if spec.path.lower().endswith(".tp.json"):
+            layout, members = _tp_files(spec.path)
+            if layout == "devices":
+                out.extend(f"{spec.scope}{i}={f}" for i, f in enumerate(members))
+            else:
+                out.extend(prefix + f for f in members)
+            continue
+        files = set_files(spec.path) if sets else None
+        if files:
+            out.extend(prefix + f for f in files)
+        else:
+            out.append(v)
+    return out
