@@ -62,8 +62,12 @@ def make_model(path: Path, size_mib: int, tensors: int) -> dict[str, tuple[int, 
 
 
 def _child(body: str) -> tuple[int, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
-                                                       os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     code = textwrap.dedent(_CHILD.format(body=body)) + "\n" + _REPORT
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:

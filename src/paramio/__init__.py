@@ -26,6 +26,7 @@ from paramio.index.overlay import Overlay
 from paramio.index.provider import Precedence, Provider, splat_standin
 from paramio.index.scopes import ScopeMap
 from paramio.index.writable import WritableArchive
+from paramio.sharding import merge, reshard, shard
 from paramio.sources import ByteSource, FileSource, MemorySource
 
 __version__ = "0.1.0"
@@ -56,8 +57,11 @@ __all__ = [
     "WriteError",
     "__version__",
     "detect_format",
+    "merge",
     "plan_losses",
     "read_path",
+    "reshard",
+    "shard",
     "splat_standin",
     "write_path",
 ]

@@ -32,8 +32,11 @@ def test_public_names_are_pinned() -> None:
         "WriteError",
         "__version__",
         "detect_format",
+        "merge",
         "plan_losses",
         "read_path",
+        "reshard",
+        "shard",
         "splat_standin",
         "write_path",
     ]

@@ -12,7 +12,9 @@ from tp_models import model_tensors
 
 def _run_helpers():  # type: ignore[no-untyped-def]
     """tests/iree/test_run.py, for its `_compile` (one compile helper for every IREE test)."""
-    spec = importlib.util.spec_from_file_location("_paramio_iree_run_tests", Path(__file__).parents[1] / "iree" / "test_run.py")
+    spec = importlib.util.spec_from_file_location(
+        "_paramio_iree_run_tests", Path(__file__).parents[1] / "iree" / "test_run.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -64,7 +64,9 @@ def test_set_opens_as_one_index_from_manifest_or_any_shard(tmp_path: Path, opene
 def test_attributes_live_in_the_first_shard(tmp_path: Path) -> None:
     attrs = {"safetensors.metadata": {"format": "pt"}}
     paramio.write_path(tmp_path / "m.irpa", _index().values(), attributes=attrs, max_shard_size=600)
-    assert ParameterIndex.open(tmp_path / "m-00003-of-00003.irpa").attributes["safetensors.metadata"] == {"format": "pt"}
+    assert ParameterIndex.open(tmp_path / "m-00003-of-00003.irpa").attributes["safetensors.metadata"] == {
+        "format": "pt"
+    }
 
 
 def test_everything_in_one_shard_writes_one_archive_unless_a_manifest_is_named(tmp_path: Path) -> None:
@@ -72,7 +74,8 @@ def test_everything_in_one_shard_writes_one_archive_unless_a_manifest_is_named(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.irpa"]
     paramio.write_path(tmp_path / "b.irpa.index.json", _index().values())
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("b")) == [
-        "b-00001-of-00001.irpa", "b.irpa.index.json"
+        "b-00001-of-00001.irpa",
+        "b.irpa.index.json",
     ]
     assert ParameterIndex.open(tmp_path / "b.irpa.index.json").keys() == _index().keys()
 
@@ -115,18 +118,29 @@ def test_manifest_that_disagrees_with_its_shards(tmp_path: Path) -> None:
     _edit(m, lambda d: d["weight_map"].update({"layer.0.w": "model-00002-of-00003.irpa"}))
     with pytest.raises(FormatError, match=r"model.irpa.index.json: entry 'layer.0.w': weight_map puts the key in "):
         ParameterIndex.open(m)
-    _edit(m, lambda d: d["weight_map"].update({"layer.0.w": "model-00001-of-00003.irpa", "ghost": "model-00001-of-00003.irpa"}))
-    with pytest.raises(FormatError, match="'ghost': weight_map puts the key in 'model-00001-of-00003.irpa' but that shard lacks it"):
+    _edit(
+        m,
+        lambda d: d["weight_map"].update(
+            {"layer.0.w": "model-00001-of-00003.irpa", "ghost": "model-00001-of-00003.irpa"}
+        ),
+    )
+    with pytest.raises(
+        FormatError, match="'ghost': weight_map puts the key in 'model-00001-of-00003.irpa' but that shard lacks it"
+    ):
         ParameterIndex.open(m)
     _edit(m, lambda d: (d["weight_map"].pop("ghost"), d["weight_map"].pop("zeros")))
-    with pytest.raises(FormatError, match="'zeros': key in shard 'model-00003-of-00003.irpa' is missing from the weight_map"):
+    with pytest.raises(
+        FormatError, match="'zeros': key in shard 'model-00003-of-00003.irpa' is missing from the weight_map"
+    ):
         ParameterIndex.open(m)
 
 
 def test_manifest_may_name_only_files_beside_it(tmp_path: Path) -> None:
     m = _write_set(tmp_path)
     _edit(m, lambda d: d["weight_map"].update({"layer.0.w": "../model-00001-of-00003.irpa"}))
-    with pytest.raises(FormatError, match=r"member '\.\./model-00001-of-00003\.irpa' must be a file name next to the manifest"):
+    with pytest.raises(
+        FormatError, match=r"member '\.\./model-00001-of-00003\.irpa' must be a file name next to the manifest"
+    ):
         ParameterIndex.open(m)
 
 
@@ -142,7 +156,11 @@ def test_missing_shard_is_named(tmp_path: Path) -> None:
 
 def test_bad_manifests_are_format_errors(tmp_path: Path) -> None:
     m = tmp_path / "x.irpa.index.json"
-    for text, message in [("[1]", "must be a JSON object"), ("{", "not valid JSON"), ('{"weight_map": 3}', "weight_map")]:
+    for text, message in [
+        ("[1]", "must be a JSON object"),
+        ("{", "not valid JSON"),
+        ('{"weight_map": 3}', "weight_map"),
+    ]:
         m.write_text(text)
         with pytest.raises(FormatError, match=message):
             ParameterIndex.open(m)

@@ -29,7 +29,9 @@ def _hf_set(folder: Path) -> Path:
     import json
 
     total = sum(a.nbytes for a in tensors.values())
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": wmap}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": wmap})
+    )
     return folder / "model.safetensors.index.json"
 
 
@@ -61,11 +63,18 @@ def test_hf_set_to_irpa_set_to_gguf_split_and_back(tmp_path: Path) -> None:
 def test_tp_set_to_gguf_split_to_tp_set(tmp_path: Path) -> None:
     src = _hf_set(tmp_path)
     original = _facts(src)
-    paths = reshard(src, tmp_path / "tp" / "model.tp.json", tp=2, split=SPLIT, replicate=["*"], shard_format="safetensors")
+    paths = reshard(
+        src, tmp_path / "tp" / "model.tp.json", tp=2, split=SPLIT, replicate=["*"], shard_format="safetensors"
+    )
     assert paths is not None and Path(paths[-1]).name == "model.tp.json"
     reshard(tmp_path / "tp", tmp_path / "m.gguf", max_shard_size=500)
-    again = reshard(sorted(tmp_path.glob("m-*-of-*.gguf"))[0], tmp_path / "tp2" / "model.tp.json", tp=2, split=SPLIT,
-                    replicate=["*"])
+    again = reshard(
+        sorted(tmp_path.glob("m-*-of-*.gguf"))[0],
+        tmp_path / "tp2" / "model.tp.json",
+        tp=2,
+        split=SPLIT,
+        replicate=["*"],
+    )
     assert again is not None
     assert _facts(tmp_path / "tp2" / "model.tp.json") == original
     for f in ("model.rank0.safetensors", "model.rank1.safetensors"):
@@ -91,8 +100,12 @@ def test_reshard_needs_tp_for_a_tp_output(tmp_path: Path, st_model: Path) -> Non
 
 def test_writing_a_tp_manifest_through_write_path(tmp_path: Path, st_model: Path) -> None:
     index = ParameterIndex.open(st_model)
-    paramio.write_path(tmp_path / "tp" / "m.tp.json", index.values(), tp=2, split={"*.attn_q.weight": 0}, replicate=["*"])
-    assert np.array_equal(ParameterIndex.open(tmp_path / "tp" / "m.tp.json")["blk.0.attn_q.weight"].to_numpy(),
-                          model_tensors()["blk.0.attn_q.weight"])
+    paramio.write_path(
+        tmp_path / "tp" / "m.tp.json", index.values(), tp=2, split={"*.attn_q.weight": 0}, replicate=["*"]
+    )
+    assert np.array_equal(
+        ParameterIndex.open(tmp_path / "tp" / "m.tp.json")["blk.0.attn_q.weight"].to_numpy(),
+        model_tensors()["blk.0.attn_q.weight"],
+    )
     with pytest.raises(TypeError, match="unexpected keyword argument 'tpp'"):
         paramio.write_path(tmp_path / "tp" / "m.tp.json", index.values(), tpp=2)

@@ -9,8 +9,14 @@ from tp_models import model_tensors
 
 from paramio import ParameterIndex
 
-RULES = ("--split=*.attn_q.weight=0", "--split=*.ffn_down.weight=1", "--split=*.attn_k.weight=1",
-         "--split=*.ffn_up.weight=0", "--split=*.conv=1", "--replicate=*")
+RULES = (
+    "--split=*.attn_q.weight=0",
+    "--split=*.ffn_down.weight=1",
+    "--split=*.attn_k.weight=1",
+    "--split=*.ffn_up.weight=0",
+    "--split=*.conv=1",
+    "--replicate=*",
+)
 
 
 def test_plan_prints_and_writes_nothing(st_model: Path, tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
@@ -18,8 +24,24 @@ def test_plan_prints_and_writes_nothing(st_model: Path, tmp_path: Path, paramio_
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "tp=2 layout=devices"
-    assert any(line.split() == ["blk.0.ffn_down.weight", "split", "axis", "1:", "float32[8,", "12]", "->", "2", "x",
-                                "[8,", "6]", "[*.ffn_down.weight=1]"] for line in lines)
+    assert any(
+        line.split()
+        == [
+            "blk.0.ffn_down.weight",
+            "split",
+            "axis",
+            "1:",
+            "float32[8,",
+            "12]",
+            "->",
+            "2",
+            "x",
+            "[8,",
+            "6]",
+            "[*.ffn_down.weight=1]",
+        ]
+        for line in lines
+    )
     assert any(line.split()[:3] == ["output_norm.weight", "replicate", "to"] for line in lines)
     code, out, _ = paramio_cli("shard", f"--parameters={st_model}", "--tp=2", *RULES, "--plan", "--json")
     doc = json.loads(out)
@@ -28,17 +50,30 @@ def test_plan_prints_and_writes_nothing(st_model: Path, tmp_path: Path, paramio_
 
 
 def test_shard_then_merge_round_trip(st_model: Path, tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = paramio_cli("shard", f"--parameters={st_model}", "--tp=2", *RULES, f"--output={tmp_path / 'tp2'}",
-                                 "--layout=keys", "--format=safetensors")
+    code, out, err = paramio_cli(
+        "shard",
+        f"--parameters={st_model}",
+        "--tp=2",
+        *RULES,
+        f"--output={tmp_path / 'tp2'}",
+        "--layout=keys",
+        "--format=safetensors",
+    )
     assert code == 0, err
     assert out.splitlines()[-1] == f"wrote {tmp_path / 'tp2' / 'model.tp.json'}"
     one = ParameterIndex.open(tmp_path / "tp2" / "model.tp2.safetensors")
     assert one["blk.0.conv.shard.1"].shape == (2, 2, 6)
-    code, out, err = paramio_cli("merge", f"--parameters={tmp_path / 'tp2'}", f"--output={tmp_path / 'back.safetensors'}")
+    code, out, err = paramio_cli(
+        "merge", f"--parameters={tmp_path / 'tp2'}", f"--output={tmp_path / 'back.safetensors'}"
+    )
     assert code == 0, err
     assert (tmp_path / "back.safetensors").read_bytes() == st_model.read_bytes()
-    code, _, err = paramio_cli("merge", f"--parameters={tmp_path / 'tp2' / 'model.tp.json'}",
-                               f"--output={tmp_path / 'set.irpa'}", "--max-shard-size=1KB")
+    code, _, err = paramio_cli(
+        "merge",
+        f"--parameters={tmp_path / 'tp2' / 'model.tp.json'}",
+        f"--output={tmp_path / 'set.irpa'}",
+        "--max-shard-size=1KB",
+    )
     assert code == 0, err
     assert len(list(tmp_path.glob("set-*-of-*.irpa"))) > 1
 
@@ -50,8 +85,10 @@ def test_usage_errors_exit_2(st_model: Path, tmp_path: Path, paramio_cli) -> Non
         ((f"--parameters={st_model}", "--tp=2", "--split=*.w", "--plan"), "split rule '*.w' must be PATTERN=AXIS"),
         ((f"--parameters={st_model}", "--tp=2", "--layout=rows", "--plan"), "--layout=rows: expected devices or keys"),
         ((f"--parameters={st_model}", "--tp=2", "--replicate=*"), "--output=folder is required"),
-        ((f"--parameters={st_model}", "--tp=2", "--replicate=*", "--max-shard-size=lots", "--plan"),
-         "--max-shard-size=lots: expected a size"),
+        (
+            (f"--parameters={st_model}", "--tp=2", "--replicate=*", "--max-shard-size=lots", "--plan"),
+            "--max-shard-size=lots: expected a size",
+        ),
     ]
     for args, message in cases:
         code, _, err = paramio_cli("shard", *args)
@@ -60,11 +97,18 @@ def test_usage_errors_exit_2(st_model: Path, tmp_path: Path, paramio_cli) -> Non
 
 
 def test_library_errors_are_one_line_exit_1(st_model: Path, tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
-    code, _, err = paramio_cli("shard", f"--parameters={st_model}", "--tp=5", "--split=*.ffn_down.weight=1", "--replicate=*",
-                               f"--output={tmp_path / 'o'}")
+    code, _, err = paramio_cli(
+        "shard",
+        f"--parameters={st_model}",
+        "--tp=5",
+        "--split=*.ffn_down.weight=1",
+        "--replicate=*",
+        f"--output={tmp_path / 'o'}",
+    )
     assert code == 1
-    assert err == ("paramio shard: entry 'blk.0.ffn_down.weight': dimension 1 of float32[8, 12] is 12, "
-                   "not a multiple of 5\n")
+    assert err == (
+        "paramio shard: entry 'blk.0.ffn_down.weight': dimension 1 of float32[8, 12] is 12, not a multiple of 5\n"
+    )
     (tmp_path / "empty").mkdir()
     code, _, err = paramio_cli("merge", f"--parameters={tmp_path / 'empty'}", f"--output={tmp_path / 'x.irpa'}")
     assert code == 1

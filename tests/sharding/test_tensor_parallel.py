@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tp_models import SPLIT, model_tensors
 
 import paramio
 from paramio import InvalidArgumentError, ParameterIndex
 from paramio.sharding import merge, plan, shard
 from paramio.sharding.tensor import SCRATCH, JoinedSource, PieceSource, geometry, join_pieces, split_entry
-
-from tp_models import SPLIT, model_tensors
 
 
 def test_devices_layout_pieces_are_numpy_splits(st_model: Path, tmp_path: Path) -> None:
@@ -68,8 +67,13 @@ def test_merge_keeps_original_metadata_and_attributes(tmp_path: Path) -> None:
 
 def test_reshard_tp_to_another_tp_streams_through(st_model: Path, tmp_path: Path) -> None:
     a = shard(st_model, tmp_path / "tp2", tp=2, split=SPLIT, replicate=["*"])
-    b = paramio.sharding.reshard(a.manifest, tmp_path / "tp4" / "model.tp.json", tp=4,
-                                 split={"*.attn_q.weight": 1, "blk.0.ffn_up.weight": 1, "*.conv": 1}, replicate=["*"])
+    b = paramio.sharding.reshard(
+        a.manifest,
+        tmp_path / "tp4" / "model.tp.json",
+        tp=4,
+        split={"*.attn_q.weight": 1, "blk.0.ffn_up.weight": 1, "*.conv": 1},
+        replicate=["*"],
+    )
     assert b is not None and len(b) == 5
     merge(tmp_path / "tp4", tmp_path / "back.safetensors")
     assert (tmp_path / "back.safetensors").read_bytes() == st_model.read_bytes()
@@ -111,8 +115,11 @@ def test_quantised_gguf_splits_at_block_boundaries(tmp_path: Path) -> None:
         assert bytes(t.data) == np.split(blocks, 2, axis=1)[i].tobytes()  # whole blocks: 2 of 4 per row
     merge(result.manifest, tmp_path / "back.gguf")
     assert (tmp_path / "back.gguf").read_bytes() == src.read_bytes()
-    with pytest.raises(InvalidArgumentError, match=r"'blk.0.ffn_down.weight': splitting gguf.q8_0\[4, 128\] along axis 1 "
-                       r"into 8 pieces would cut its 32-element blocks \(128/8 = 16 is not a multiple of 32\)"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"'blk.0.ffn_down.weight': splitting gguf.q8_0\[4, 128\] along axis 1 "
+        r"into 8 pieces would cut its 32-element blocks \(128/8 = 16 is not a multiple of 32\)",
+    ):
         shard(src, tmp_path / "tp8", tp=8, split={"*": 1})
     assert not (tmp_path / "tp8").exists()
 
@@ -121,7 +128,10 @@ def test_refusals_name_the_tensor_before_writing(st_model: Path, tmp_path: Path)
     out = tmp_path / "out"
     with pytest.raises(InvalidArgumentError, match="'output_norm.weight': matches no split or replicate rule"):
         shard(st_model, out, tp=2, split=SPLIT)
-    with pytest.raises(InvalidArgumentError, match=r"'blk.0.ffn_down.weight': dimension 1 of float32\[8, 12\] is 12, not a multiple of 5"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"'blk.0.ffn_down.weight': dimension 1 of float32\[8, 12\] is 12, not a multiple of 5",
+    ):
         shard(st_model, out, tp=5, split={"*.ffn_down.weight": 1}, replicate=["*"])
     with pytest.raises(InvalidArgumentError, match="'output_norm.weight': has 1 dimensions; axis 1 is out of range"):
         shard(st_model, out, tp=2, split={"output_norm.weight": 1}, replicate=["*"])
@@ -134,8 +144,17 @@ def test_plan_says_what_goes_where(st_model: Path) -> None:
     p = plan(st_model, 2, split=SPLIT, replicate=["*"])
     d = p.to_dict()
     q = next(t for t in d["tensors"] if t["key"] == "blk.0.attn_q.weight")  # type: ignore[index, union-attr]
-    assert q == {"key": "blk.0.attn_q.weight", "rule": "*.attn_q.weight=0", "bytes": 128, "action": "split", "axis": 0,
-                 "dtype": "float16", "shape": [8, 8], "piece_shape": [4, 8], "piece_bytes": 64}
+    assert q == {
+        "key": "blk.0.attn_q.weight",
+        "rule": "*.attn_q.weight=0",
+        "bytes": 128,
+        "action": "split",
+        "axis": 0,
+        "dtype": "float16",
+        "shape": [8, 8],
+        "piece_shape": [4, 8],
+        "piece_bytes": 64,
+    }
     total = sum(a.nbytes for a in model_tensors().values())
     replicated = sum(a.nbytes for k, a in model_tensors().items() if not any(fnmatch.fnmatchcase(k, s) for s in SPLIT))
     assert d["device_bytes"] == [(total - replicated) // 2 + replicated] * 2
@@ -147,7 +166,10 @@ def test_manifest_errors_name_the_manifest_and_tensor(st_model: Path, tmp_path: 
     doc = json.loads(m.read_text())
     doc["tensors"]["blk.0.conv"]["shape"] = [2, 4, 7]
     m.write_text(json.dumps(doc))
-    with pytest.raises(paramio.FormatError, match=r"model.tp.json: entry 'blk.0.conv': float32\[2, 4, 7\] takes 224 bytes but the entry has 192"):
+    with pytest.raises(
+        paramio.FormatError,
+        match=r"model.tp.json: entry 'blk.0.conv': float32\[2, 4, 7\] takes 224 bytes but the entry has 192",
+    ):
         ParameterIndex.open(m)
     doc["tensors"]["blk.0.conv"]["shape"] = [2, 4, 6]
     doc["tensors"]["blk.0.conv"]["pieces"][1] = ["../evil.irpa", "blk.0.conv"]

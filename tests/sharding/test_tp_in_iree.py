@@ -55,8 +55,12 @@ def _tp_program(names: list[tuple[str, str]]) -> str:
     """The TP=2 program; `names[i]` is (scope, key suffix) of device i's pieces."""
     globals_ = []
     for i, (scope, sfx) in enumerate(names):
-        globals_.append(f'util.global private @q{i} = #flow.parameter.named<"{scope}"::"q.weight{sfx}"> : tensor<4x4xf32>')
-        globals_.append(f'util.global private @d{i} = #flow.parameter.named<"{scope}"::"d.weight{sfx}"> : tensor<4x4xf32>')
+        globals_.append(
+            f'util.global private @q{i} = #flow.parameter.named<"{scope}"::"q.weight{sfx}"> : tensor<4x4xf32>'
+        )
+        globals_.append(
+            f'util.global private @d{i} = #flow.parameter.named<"{scope}"::"d.weight{sfx}"> : tensor<4x4xf32>'
+        )
     globals_.append(f'util.global private @b = #flow.parameter.named<"{names[0][0]}"::"bias"> : tensor<4xf32>')
     body = ["func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {", "  %c0 = arith.constant 0.0 : f32"]
     for i in range(len(names)):
@@ -88,18 +92,29 @@ def model(tmp_path: Path) -> Path:
 
 
 def _run(run_tool, iree_tool, vmfb: Path, parameters: list[str]) -> str:  # type: ignore[no-untyped-def]
-    r = run_tool([iree_tool("iree-run-module"), f"--module={vmfb}", "--device=local-task", "--function=f",
-                  "--input=4xf32=1,2,-1,3", *(f"--parameters={p}" for p in parameters)])
+    r = run_tool(
+        [
+            iree_tool("iree-run-module"),
+            f"--module={vmfb}",
+            "--device=local-task",
+            "--function=f",
+            "--input=4xf32=1,2,-1,3",
+            *(f"--parameters={p}" for p in parameters),
+        ]
+    )
     assert r.returncode == 0, r.stderr
     assert "result[0]" in r.stdout
     return r.stdout
 
 
 @pytest.mark.parametrize("layout", ["devices", "keys"])
-def test_tp_archives_give_the_unsharded_results(model, tmp_path, layout, compile_mlir, run_tool, iree_tool, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+def test_tp_archives_give_the_unsharded_results(
+    model, tmp_path, layout, compile_mlir, run_tool, iree_tool, paramio_cli
+) -> None:  # type: ignore[no-untyped-def]
     expected = _run(run_tool, iree_tool, compile_mlir(UNSHARDED, "unsharded"), [f"model={model}"])
-    result = shard(model, tmp_path / f"tp2{layout}", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"],
-                   layout=layout)
+    result = shard(
+        model, tmp_path / f"tp2{layout}", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"], layout=layout
+    )
     if layout == "devices":
         program = compile_mlir(_tp_program([("model0", ""), ("model1", "")]), "tp2_scopes")
     else:
@@ -108,8 +123,9 @@ def test_tp_archives_give_the_unsharded_results(model, tmp_path, layout, compile
     assert len(flags) == (2 if layout == "devices" else 1)
     assert _run(run_tool, iree_tool, program, flags) == expected
     # paramio run takes the manifest itself and serves the same files.
-    code, out, err = paramio_cli("run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3",
-                                 f"--parameters=model={result.manifest}")
+    code, out, err = paramio_cli(
+        "run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3", f"--parameters=model={result.manifest}"
+    )
     assert code == 0, err
     assert out == expected
     # ... and merging the set gives back the model the unsharded program ran on.
@@ -128,12 +144,25 @@ def test_irpa_set_runs_in_iree_shard_by_shard(model, tmp_path, compile_mlir, run
     flags = expand_parameters([f"model={manifest}"])
     assert flags == [f"model={tmp_path}/set-0000{i}-of-00003.irpa" for i in (1, 2, 3)]
     assert _run(run_tool, iree_tool, program, flags) == expected  # IREE merges the shards into one scope
-    code, out, err = paramio_cli("run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3",
-                                 f"--parameters=model={manifest}")
+    code, out, err = paramio_cli(
+        "run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3", f"--parameters=model={manifest}"
+    )
     assert code == 0, err
     assert out == expected
-    code, out, _ = paramio_cli("run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3",
-                               f"--parameters=model={manifest}", "--print_iree_flags")
+    code, out, _ = paramio_cli(
+        "run",
+        f"--module={program}",
+        "--function=f",
+        "--input=4xf32=1,2,-1,3",
+        f"--parameters=model={manifest}",
+        "--print_iree_flags",
+    )
     assert code == 0
-    assert out.split() == ["iree-run-module", f"--module={program}", "--device=local-task",
-                           *(f"--parameters={f}" for f in flags), "--function=f", "--input=4xf32=1,2,-1,3"]
+    assert out.split() == [
+        "iree-run-module",
+        f"--module={program}",
+        "--device=local-task",
+        *(f"--parameters={f}" for f in flags),
+        "--function=f",
+        "--input=4xf32=1,2,-1,3",
+    ]

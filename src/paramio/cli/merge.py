@@ -19,8 +19,13 @@ from paramio.cli.sizes import parse_size
 from paramio.errors import ConversionWarning
 
 FLAGS = (
-    Flag("parameters", FlagKind.LIST, "The set to merge: a .tp.json manifest or its folder, or any sharded set.",
-         None, "file"),
+    Flag(
+        "parameters",
+        FlagKind.LIST,
+        "The set to merge: a .tp.json manifest or its folder, or any sharded set.",
+        None,
+        "file",
+    ),
     Flag("output", FlagKind.STRING, "Output file (.irpa, .safetensors, .gguf).", ""),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag("max-shard-size", FlagKind.STRING, "Write a size-sharded set instead of one file: 5GB, 2GiB.", ""),
@@ -42,8 +47,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _main(parsed: ParsedFlags) -> int:
-    from paramio.sharding.api import open_source
     from paramio.formats.registry import detect_format, write_path
+    from paramio.sharding.api import open_source
 
     if parsed.positional:
         raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
@@ -55,7 +60,9 @@ def _main(parsed: ParsedFlags) -> int:
         raise UsageError("--output=file is required")
     fmt = parsed.text("format") or detect_format(output, for_writing=True)
     if fmt not in ("irpa", "safetensors", "gguf"):
-        raise UsageError(f"--format={fmt}: expected irpa, safetensors or gguf (use paramio shard for tensor parallelism)")
+        raise UsageError(
+            f"--format={fmt}: expected irpa, safetensors or gguf (use paramio shard for tensor parallelism)"
+        )
     on_loss = parsed.text("on-loss")
     if on_loss not in ("warn", "error", "ignore"):
         raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
@@ -67,8 +74,15 @@ def _main(parsed: ParsedFlags) -> int:
     total = sum(e.length for e in contents.entries)
     with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "merge", quiet=parsed.on("quiet")) as bar:
         warnings.simplefilter("always", ConversionWarning)
-        write_path(output, contents.entries, format=fmt, attributes=contents.attributes, on_loss=on_loss,
-                   progress=bar.callback, **options)
+        write_path(
+            output,
+            contents.entries,
+            format=fmt,
+            attributes=contents.attributes,
+            on_loss=on_loss,
+            progress=bar.callback,
+            **options,
+        )
     for w in caught:
         warn("merge", escape(str(w.message)))
     if not parsed.on("quiet"):

@@ -23,8 +23,12 @@ FLAGS = (
     Flag("tp", FlagKind.INT, "Number of devices (tensor-parallel degree).", 0),
     Flag("split", FlagKind.LIST, "Split tensors matching PATTERN along AXIS into --tp pieces.", None, "PATTERN=AXIS"),
     Flag("replicate", FlagKind.LIST, "Copy tensors matching PATTERN whole (to every device).", None, "PATTERN"),
-    Flag("layout", FlagKind.STRING, "devices: one file per device; keys: one file with <key>.shard.<i> pieces.",
-         "devices"),
+    Flag(
+        "layout",
+        FlagKind.STRING,
+        "devices: one file per device; keys: one file with <key>.shard.<i> pieces.",
+        "devices",
+    ),
     Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", "irpa"),
     Flag("output", FlagKind.STRING, "Output folder (or a path ending .tp.json for the manifest).", ""),
     Flag("max-shard-size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
@@ -83,8 +87,16 @@ def _main(parsed: ParsedFlags) -> int:
         return EXIT_OK
     total = sum(plan.device_bytes())
     with ByteProgress(total, "shard", quiet=parsed.on("quiet")) as bar:
-        paths = write_set(parsed.text("output"), entries, plan, stem=stem, attributes=contents.attributes, fmt=fmt,
-                          max_shard_size=max_shard_size, progress=bar.callback)
+        paths = write_set(
+            parsed.text("output"),
+            entries,
+            plan,
+            stem=stem,
+            attributes=contents.attributes,
+            fmt=fmt,
+            max_shard_size=max_shard_size,
+            progress=bar.callback,
+        )
     if not parsed.on("quiet"):
         if parsed.on("json"):
             print(json.dumps({"paths": paths, "plan": plan.to_dict()}, indent=2))

@@ -135,7 +135,9 @@ def merge(
     p = find_manifest(os.fspath(source))
     if not is_manifest_path(p):
         raise InvalidArgumentError(f"not a tensor-parallel manifest (*{MANIFEST_SUFFIX})", path=p)
-    reshard(p, output, format=format, max_shard_size=max_shard_size, on_loss=on_loss, durable=durable, progress=progress)
+    reshard(
+        p, output, format=format, max_shard_size=max_shard_size, on_loss=on_loss, durable=durable, progress=progress
+    )
 
 
 def reshard(
@@ -163,8 +165,18 @@ def reshard(
             raise InvalidArgumentError("a tensor-parallel output needs tp=")
         if format not in (None, "tp"):
             raise InvalidArgumentError(f"format={format!r} with tp=: name the device files' format with shard_format=")
-        result = shard(source, out, tp=tp, split=split, replicate=replicate, layout=layout, format=shard_format,
-                       max_shard_size=max_shard_size, durable=durable, progress=progress)
+        result = shard(
+            source,
+            out,
+            tp=tp,
+            split=split,
+            replicate=replicate,
+            layout=layout,
+            format=shard_format,
+            max_shard_size=max_shard_size,
+            durable=durable,
+            progress=progress,
+        )
         return result.paths
     contents, _ = open_source(source)
     fmt = format or detect_format(out, for_writing=True)

@@ -156,6 +156,8 @@ def make_plan(
                     placed = Placement(e.key, pattern, None, None, e.length)
                     break
         if placed is None:
-            raise InvalidArgumentError("matches no split or replicate rule (add --replicate='*' to copy the rest)", key=e.key)
+            raise InvalidArgumentError(
+                "matches no split or replicate rule (add --replicate='*' to copy the rest)", key=e.key
+            )
         placements.append(placed)
     return Plan(tp, lay, tuple(placements))

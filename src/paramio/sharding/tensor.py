@@ -160,9 +160,10 @@ def split_entry(entry: ParameterEntry, g: Geometry, index: int, key: str | None 
         return entry.replace(length=g.piece_length, **fields)
     if g.outer == 1 and entry.source is not None:
         return entry.replace(offset=entry.offset + index * g.piece_row, length=g.piece_length, **fields)
+    name = key if key is not None else entry.key
+    metadata = encode_tensor_metadata(g.piece_info)
     src = PieceSource(entry, g, index)
-    return ParameterEntry(fields["key"], EntryKind.DATA, g.piece_length, fields["metadata"], src, 0,  # type: ignore[arg-type]
-                          b"", g.piece_info, entry.origin)
+    return ParameterEntry(name, EntryKind.DATA, g.piece_length, metadata, src, 0, b"", g.piece_info, entry.origin)
 
 
 def join_pieces(pieces: Sequence[ParameterEntry], g: Geometry, key: str) -> ParameterEntry:
@@ -171,9 +172,7 @@ def join_pieces(pieces: Sequence[ParameterEntry], g: Geometry, key: str) -> Para
         raise InvalidArgumentError(f"{len(pieces)} pieces given for a split into {g.count}", key=key)
     for i, p in enumerate(pieces):
         if p.length != g.piece_length:
-            raise InvalidArgumentError(
-                f"piece {i} ({p.key}) has {p.length} bytes, expected {g.piece_length}", key=key
-            )
+            raise InvalidArgumentError(f"piece {i} ({p.key}) has {p.length} bytes, expected {g.piece_length}", key=key)
     first = pieces[0]
     fields = _typed(first, key, g.info)
     if all(p.is_splat and p.pattern == first.pattern for p in pieces) and (
@@ -185,8 +184,8 @@ def join_pieces(pieces: Sequence[ParameterEntry], g: Geometry, key: str) -> Para
         if all(p.source is s0 and p.offset == pieces[0].offset + i * g.piece_row for i, p in enumerate(pieces)):
             return first.replace(length=g.full_row, **fields)  # already contiguous in one source
     src = JoinedSource(pieces, g)
-    return ParameterEntry(key, EntryKind.DATA, src.size, fields["metadata"], src, 0,  # type: ignore[arg-type]
-                          b"", g.info, first.origin)
+    metadata = encode_tensor_metadata(g.info)
+    return ParameterEntry(key, EntryKind.DATA, src.size, metadata, src, 0, b"", g.info, first.origin)
 
 
 class _Virtual(ByteSource):

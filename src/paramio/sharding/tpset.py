@@ -75,9 +75,9 @@ def shard_key(key: str, index: int) -> str:
     return f"{key}.shard.{index}"
 
 
-def _files_entries(entries: Sequence[ParameterEntry], plan: Plan, files: list[str]) -> tuple[
-    list[list[ParameterEntry]], dict[str, dict[str, object]]
-]:
+def _files_entries(
+    entries: Sequence[ParameterEntry], plan: Plan, files: list[str]
+) -> tuple[list[list[ParameterEntry]], dict[str, dict[str, object]]]:
     """The entries each file gets, and the manifest's tensor records."""
     per: list[list[ParameterEntry]] = [[] for _ in files]
     records: dict[str, dict[str, object]] = {}
@@ -136,7 +136,9 @@ def write_set(
     os.makedirs(folder, exist_ok=True)
     if max_shard_size is not None:
         if fmt == "gguf":
-            raise InvalidArgumentError("max_shard_size with gguf device files is not supported; use irpa or safetensors")
+            raise InvalidArgumentError(
+                "max_shard_size with gguf device files is not supported; use irpa or safetensors"
+            )
         index_suffix = ".irpa.index.json" if fmt == "irpa" else ".safetensors.index.json"
         names = [n[: -len(_EXT[fmt])] + index_suffix for n in names]
     per, records = _files_entries(entries, plan, names)
@@ -226,7 +228,11 @@ def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> TPS
 
 
 def _joined(
-    path: str, key: str, rec: object, tp: int, by_file: dict[str, dict[str, ParameterEntry]],
+    path: str,
+    key: str,
+    rec: object,
+    tp: int,
+    by_file: dict[str, dict[str, ParameterEntry]],
     used: set[tuple[str, str]],
 ) -> ParameterEntry:
     if not isinstance(rec, dict):
@@ -271,7 +277,9 @@ def _joined(
         g = geometry(key, info, sum(p.length for p in pieces), axis, tp)
         for i, p in enumerate(pieces):
             if p.tensor is None or tuple(p.tensor.shape) != g.piece_info.shape:
-                raise InvalidArgumentError(f"piece {i} has shape {p.shape}, expected {list(g.piece_info.shape)}", key=key)
+                raise InvalidArgumentError(
+                    f"piece {i} has shape {p.shape}, expected {list(g.piece_info.shape)}", key=key
+                )
         joined = join_pieces(pieces, g, key)
     except InvalidArgumentError as exc:
         raise FormatError(exc.reason, path=path, key=key) from exc
@@ -306,8 +314,17 @@ def write_path(
 ) -> None:
     """The registry's entry point: `path` is the ``.tp.json`` manifest to write (see `write_set`)."""
     plan = make_plan(entries, tp, split=split, replicate=replicate, layout=layout)
-    write_set(path, entries, plan, attributes=attributes, fmt=shard_format, alignment=alignment,
-              max_shard_size=max_shard_size, durable=durable, progress=progress)
+    write_set(
+        path,
+        entries,
+        plan,
+        attributes=attributes,
+        fmt=shard_format,
+        alignment=alignment,
+        max_shard_size=max_shard_size,
+        durable=durable,
+        progress=progress,
+    )
 
 
 def prepare(
