@@ -180,6 +180,10 @@ def test_manifest_errors_name_the_manifest_and_tensor(st_model: Path, tmp_path: 
     m.write_text(json.dumps(doc))
     with pytest.raises(paramio.FormatError, match="member '/etc/passwd' must be a file name next to the manifest"):
         ParameterIndex.open(m)
+    doc["files"][0] = "model.tp.json"
+    m.write_text(json.dumps(doc))
+    with pytest.raises(paramio.FormatError, match="file 'model.tp.json' is a tensor-parallel manifest"):
+        ParameterIndex.open(m)
 
 
 # -- the byte arithmetic against NumPy, over shapes, axes and piece counts ---------------------

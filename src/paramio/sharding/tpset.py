@@ -206,6 +206,9 @@ def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> TPS
         raise FormatError("manifest 'files' must be a non-empty list of file names", path=path)
     if not isinstance(tensors, dict):
         raise FormatError("manifest 'tensors' must be an object", path=path)
+    for n in names:
+        if is_manifest_path(n):  # a manifest naming itself (or another) would never end
+            raise FormatError(f"file {n!r} is a tensor-parallel manifest; 'files' must name archives", path=path)
     paths = [member_path(path, n) for n in names]
     parts = [read_any(p, writable=writable, use_mmap=use_mmap) for p in paths]
     by_file: dict[str, dict[str, ParameterEntry]] = {}
