@@ -26,8 +26,12 @@ def compile_mlir(run_tool, tmp_path_factory: pytest.TempPathFactory) -> Callable
     helpers = _run_helpers()
     folder = tmp_path_factory.mktemp("sharding_programs")
 
+    compiled: dict[tuple[str, str], Path] = {}
+
     def go(source: str, name: str) -> Path:
-        return helpers._compile(run_tool, source, folder, name)  # type: ignore[no-any-return]
+        if (source, name) not in compiled:  # each program once per session
+            compiled[source, name] = helpers._compile(run_tool, source, folder, name)
+        return compiled[source, name]
 
     return go
 

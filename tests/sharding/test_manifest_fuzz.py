@@ -15,7 +15,10 @@ import paramio
 from paramio import ParameterIndex, ParamioError
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=8)
     | st.sampled_from(["model.rank0.irpa", "w", "../x", "model.tp.json", "float32", "gguf.q4_k", "keys"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=8,
@@ -53,7 +56,9 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_mutated_manifests_raise_only_paramio_errors(manifests: tuple[Path, Path], data: st.DataObject, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+def test_mutated_manifests_raise_only_paramio_errors(
+    manifests: tuple[Path, Path], data: st.DataObject, tmp_path_factory
+) -> None:  # type: ignore[no-untyped-def]
     target = data.draw(st.sampled_from(manifests))
     doc = json.loads(target.read_text())
     where = data.draw(st.sampled_from(_paths(doc)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from tp_models import model_tensors
 
+import paramio
 from paramio import ParameterIndex
 
 RULES = (
@@ -119,3 +121,33 @@ def test_commands_are_listed(paramio_cli) -> None:  # type: ignore[no-untyped-de
     code, out, _ = paramio_cli("--help")
     assert code == 0
     assert "  shard " in out and "  merge " in out
+
+
+def test_losses_of_the_files_format_are_said_once(tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    index = ParameterIndex()
+    index.add_splat("z", b"\x01", 64)
+    index.add_array("u", np.arange(8, dtype=np.uint8).reshape(2, 4))
+    paramio.write_path(tmp_path / "m.irpa", index.values())
+    code, _, err = paramio_cli(
+        "shard",
+        f"--parameters={tmp_path / 'm.irpa'}",
+        "--tp=2",
+        "--split=u=1",
+        "--replicate=*",
+        "--format=safetensors",
+        f"--output={tmp_path / 'o'}",
+    )
+    assert code == 0
+    assert err.count("warning") == 1 and "'z'" in err and "splat" in err
+    code, _, err = paramio_cli(
+        "shard",
+        f"--parameters={tmp_path / 'm.irpa'}",
+        "--tp=2",
+        "--split=u=1",
+        "--replicate=*",
+        "--format=safetensors",
+        "--on-loss=error",
+        f"--output={tmp_path / 'p'}",
+    )
+    assert code == 1 and "on_loss='error'" in err
+    assert not (tmp_path / "p").exists()

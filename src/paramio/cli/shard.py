@@ -10,13 +10,14 @@ reads to put the model back together bit for bit.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 
-from paramio.cli.errors import EXIT_OK, UsageError, escape
+from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.progress import ByteProgress
 from paramio.cli.sizes import parse_size
-from paramio.errors import InvalidArgumentError
+from paramio.errors import ConversionWarning, InvalidArgumentError
 
 FLAGS = (
     Flag("parameters", FlagKind.LIST, "The model to split: any file or sharded set paramio reads.", None, "file"),
@@ -32,6 +33,7 @@ FLAGS = (
     Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", "irpa"),
     Flag("output", FlagKind.STRING, "Output folder (or a path ending .tp.json for the manifest).", ""),
     Flag("max-shard-size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
+    Flag("on-loss", FlagKind.STRING, "When the files' format cannot hold something: warn, error or ignore.", "warn"),
     Flag("plan", FlagKind.BOOL, "Print the plan (what goes where) and write nothing.", False),
     Flag("json", FlagKind.BOOL, "With --plan: print the plan as JSON.", False),
     Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
@@ -76,6 +78,9 @@ def _main(parsed: ParsedFlags) -> int:
         raise UsageError(f"--format={fmt}: expected irpa, safetensors or gguf")
     size = parsed.text("max-shard-size")
     max_shard_size = parse_size("max-shard-size", size) if size else None
+    on_loss = parsed.text("on-loss")
+    if on_loss not in ("warn", "error", "ignore"):
+        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
     if not parsed.on("plan") and not parsed.text("output"):
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
 
@@ -86,7 +91,8 @@ def _main(parsed: ParsedFlags) -> int:
         print(plan.to_json() if parsed.on("json") else format_plan(plan))
         return EXIT_OK
     total = sum(plan.device_bytes())
-    with ByteProgress(total, "shard", quiet=parsed.on("quiet")) as bar:
+    with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "shard", quiet=parsed.on("quiet")) as bar:
+        warnings.simplefilter("always", ConversionWarning)
         paths = write_set(
             parsed.text("output"),
             entries,
@@ -95,8 +101,11 @@ def _main(parsed: ParsedFlags) -> int:
             attributes=contents.attributes,
             fmt=fmt,
             max_shard_size=max_shard_size,
+            on_loss=on_loss,
             progress=bar.callback,
         )
+    for w in caught:
+        warn("shard", escape(str(w.message)))
     if not parsed.on("quiet"):
         if parsed.on("json"):
             print(json.dumps({"paths": paths, "plan": plan.to_dict()}, indent=2))

@@ -90,6 +90,7 @@ def shard(
     stem: str | None = None,
     alignment: int | None = None,
     max_shard_size: int | None = None,
+    on_loss: str = "warn",
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> ShardResult:
@@ -114,6 +115,7 @@ def shard(
         fmt=format,
         alignment=alignment,
         max_shard_size=max_shard_size,
+        on_loss=on_loss,
         durable=durable,
         progress=progress,
     )
@@ -168,6 +170,7 @@ def reshard(
         result = shard(
             source,
             out,
+            on_loss=on_loss,
             tp=tp,
             split=split,
             replicate=replicate,

@@ -118,20 +118,28 @@ def write_set(
     fmt: str = "irpa",
     alignment: int | None = None,
     max_shard_size: int | None = None,
+    on_loss: str = "warn",
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Write the files of `plan` and then the manifest; returns the paths (files, manifest).
 
     `max_shard_size` makes each device file a size-sharded set of its own (irpa, safetensors),
-    named in the manifest by its index. Raises `InvalidArgumentError` for a plan that does not
-    match `entries`, `WriteError` when a file cannot be written."""
+    named in the manifest by its index. What the files' format cannot hold is reported once,
+    by `on_loss`, before anything is written (see `paramio.write_path`). Raises
+    `InvalidArgumentError` for a plan that does not match `entries`, `WriteError` when a file
+    cannot be written."""
+    from paramio.formats.conversion import report_losses
+    from paramio.formats.registry import plan_losses
     from paramio.formats.registry import write_path as write_any
 
     entries = list(entries)
     if [e.key for e in entries] != [p.key for p in plan.placements]:
         raise InvalidArgumentError("the plan was made for other entries")
     manifest, names = set_files(output, stem, plan.tp, plan.layout, fmt)
+    report_losses(
+        plan_losses(manifest, entries, format=fmt, attributes=dict(attributes or {})), on_loss, path=manifest, fmt=fmt
+    )
     folder = os.path.dirname(manifest) or "."
     os.makedirs(folder, exist_ok=True)
     if max_shard_size is not None:
