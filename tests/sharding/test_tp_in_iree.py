@@ -1,12 +1,15 @@
 """Tensor-parallel archives run in IREE and give the unsharded model's results.
 
-IREE 3.13 on this machine cannot compile a program for two CPU devices: iree-compile crashes
-(SIGSEGV in ``DeviceAnalysis::gatherDeviceTargets``) on a module with two ``#hal.device.target``
-globals and ``#hal.device.affinity`` placements, and the ``--iree-hal-target-device=a=local
---iree-hal-target-device=b=local`` form fails to legalize ``stream.executable``. So the TP
-program runs its N "devices" as N parameter scopes on one device (the devices layout), or as one
-scope of ``<key>.shard.<i>`` keys (the keys layout), which is exactly what a multi-device
-program reads: each device's weights from its own file.
+The TP program is compiled for two CPU devices, the way IREE's own multi-device test does it
+(``--iree-hal-target-device=device_0=local[0]`` ..., ``#hal.device.promise`` placements,
+``--iree-execution-model=async-external``; run with ``--device=local-task`` twice). Each device's
+weights are globals placed on that device and read from its own scope (devices layout: file i is
+scope ``model<i>``) or from ``<key>.shard.<i>`` keys of one scope (keys layout). On this machine
+``#hal.device.target`` globals with ``#hal.device.affinity`` crash iree-compile 3.13 (SIGSEGV in
+``DeviceAnalysis::gatherDeviceTargets``); the promise form above works.
+
+``paramio run`` drives one device (``iree.runtime.Config`` takes one), so it is checked on the
+same TP program compiled for one device with the scopes side by side.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import paramio
 from paramio import ParameterIndex
 from paramio.sharding import merge, shard
 from paramio.sharding.iree import expand_parameters
 
 pytestmark = pytest.mark.interop
+
+INPUT = "--input=4xf32=1,2,-1,3"
 
 # y = D (Q x) + b: Q [8x4] split by rows (axis 0), D [4x8] by columns (axis 1), b replicated.
 # With Q = [Q0; Q1] and D = [D0 D1]: D (Q x) = D0 (Q0 x) + D1 (Q1 x).
@@ -51,31 +57,46 @@ func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
 )
 
 
-def _tp_program(names: list[tuple[str, str]]) -> str:
-    """The TP=2 program; `names[i]` is (scope, key suffix) of device i's pieces."""
-    globals_ = []
+def _tp_program(names: list[tuple[str, str]], *, devices: bool) -> str:
+    """The TP=2 program; `names[i]` is (scope, key suffix) of device i's pieces. With `devices`,
+    device i's globals and work are placed on ``@device_<i>``."""
+
+    def on(i: int) -> str:
+        return f"#hal.device.promise<@device_{i}>"
+
+    out: list[str] = []
     for i, (scope, sfx) in enumerate(names):
-        globals_.append(
-            f'util.global private @q{i} = #flow.parameter.named<"{scope}"::"q.weight{sfx}"> : tensor<4x4xf32>'
+        attr = f" {{stream.affinity = {on(i)}}}" if devices else ""
+        out.append(
+            f'util.global private @q{i}{attr} = #flow.parameter.named<"{scope}"::"q.weight{sfx}"> : tensor<4x4xf32>'
         )
-        globals_.append(
-            f'util.global private @d{i} = #flow.parameter.named<"{scope}"::"d.weight{sfx}"> : tensor<4x4xf32>'
+        out.append(
+            f'util.global private @d{i}{attr} = #flow.parameter.named<"{scope}"::"d.weight{sfx}"> : tensor<4x4xf32>'
         )
-    globals_.append(f'util.global private @b = #flow.parameter.named<"{names[0][0]}"::"bias"> : tensor<4xf32>')
-    body = ["func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {", "  %c0 = arith.constant 0.0 : f32"]
-    for i in range(len(names)):
-        body.append(f"  %q{i} = util.global.load @q{i} : tensor<4x4xf32>")
-        body.append(f"  %d{i} = util.global.load @d{i} : tensor<4x4xf32>")
-        body.append(_MATVEC.format(o=f"h{i}", w=f"q{i}", x="x", n=4, k=4))
-        body.append(_MATVEC.format(o=f"y{i}", w=f"d{i}", x=f"h{i}", n=4, k=4))
-    body += [
-        "  %b = util.global.load @b : tensor<4xf32>",
-        "  %s = arith.addf %y0, %y1 : tensor<4xf32>",
-        "  %r = arith.addf %s, %b : tensor<4xf32>",
-        "  return %r : tensor<4xf32>",
-        "}",
+    attr0 = f" {{stream.affinity = {on(0)}}}" if devices else ""
+    out.append(f'util.global private @b{attr0} = #flow.parameter.named<"{names[0][0]}"::"bias"> : tensor<4xf32>')
+    abi = f" {{iree.abi.affinity = {on(0)}}}" if devices else ""
+    out += [
+        f"func.func public @f(%x: tensor<4xf32>{abi}) -> (tensor<4xf32>{abi}) {{",
+        "  %c0 = arith.constant 0.0 : f32",
     ]
-    return "\n".join(globals_ + body) + "\n"
+    for i in range(len(names)):
+        x = "x"
+        if devices and i:
+            out.append(f"  %x{i} = flow.tensor.transfer %x : tensor<4xf32> to {on(i)}")
+            x = f"x{i}"
+        out.append(f"  %q{i} = util.global.load @q{i} : tensor<4x4xf32>")
+        out.append(f"  %d{i} = util.global.load @d{i} : tensor<4x4xf32>")
+        out.append(_MATVEC.format(o=f"h{i}", w=f"q{i}", x=x, n=4, k=4))
+        out.append(_MATVEC.format(o=f"p{i}", w=f"d{i}", x=f"h{i}", n=4, k=4))
+        if devices and i:  # the partial result goes back to device 0
+            out.append(f"  %y{i} = flow.tensor.transfer %p{i} : tensor<4xf32> to {on(0)}")
+    # Sum the partial results on device 0 and add the replicated bias.
+    second = "%y1" if devices else "%p1"
+    out.append("  %b = util.global.load @b : tensor<4xf32>")
+    out.append(f"  %s = arith.addf %p0, {second} : tensor<4xf32>")
+    out += ["  %r = arith.addf %s, %b : tensor<4xf32>", "  return %r : tensor<4xf32>", "}"]
+    return "\n".join(out) + "\n"
 
 
 @pytest.fixture
@@ -91,71 +112,68 @@ def model(tmp_path: Path) -> Path:
     return path
 
 
-def _run(run_tool, iree_tool, vmfb: Path, parameters: list[str]) -> str:  # type: ignore[no-untyped-def]
+def _run(run_tool, iree_tool, vmfb: Path, parameters: list[str], devices: int = 1) -> str:  # type: ignore[no-untyped-def]
     r = run_tool(
         [
             iree_tool("iree-run-module"),
             f"--module={vmfb}",
-            "--device=local-task",
+            *["--device=local-task"] * devices,
             "--function=f",
-            "--input=4xf32=1,2,-1,3",
+            INPUT,
             *(f"--parameters={p}" for p in parameters),
         ]
     )
     assert r.returncode == 0, r.stderr
     assert "result[0]" in r.stdout
-    return r.stdout
+    return r.stdout  # type: ignore[no-any-return]
+
+
+def _names(layout: str) -> list[tuple[str, str]]:
+    return [("model0", ""), ("model1", "")] if layout == "devices" else [("model", ".shard.0"), ("model", ".shard.1")]
 
 
 @pytest.mark.parametrize("layout", ["devices", "keys"])
-def test_tp_archives_give_the_unsharded_results(
-    model, tmp_path, layout, compile_mlir, run_tool, iree_tool, paramio_cli
-) -> None:  # type: ignore[no-untyped-def]
+def test_tp_archives_on_two_devices_give_the_unsharded_results(  # type: ignore[no-untyped-def]
+    model, tmp_path, layout, compile_mlir, compile_multi_device, run_tool, iree_tool
+) -> None:
     expected = _run(run_tool, iree_tool, compile_mlir(UNSHARDED, "unsharded"), [f"model={model}"])
     result = shard(
-        model, tmp_path / f"tp2{layout}", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"], layout=layout
+        model, tmp_path / "tp2", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"], layout=layout
     )
-    if layout == "devices":
-        program = compile_mlir(_tp_program([("model0", ""), ("model1", "")]), "tp2_scopes")
-    else:
-        program = compile_mlir(_tp_program([("model", ".shard.0"), ("model", ".shard.1")]), "tp2_keys")
+    program = compile_multi_device(_tp_program(_names(layout), devices=True), f"tp2_{layout}_2dev", 2)
     flags = expand_parameters([f"model={result.manifest}"])
     assert len(flags) == (2 if layout == "devices" else 1)
-    assert _run(run_tool, iree_tool, program, flags) == expected
-    # paramio run takes the manifest itself and serves the same files.
-    code, out, err = paramio_cli(
-        "run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3", f"--parameters=model={result.manifest}"
-    )
-    assert code == 0, err
-    assert out == expected
-    # ... and merging the set gives back the model the unsharded program ran on.
-    merge(result.manifest, tmp_path / "back.irpa")
+    assert _run(run_tool, iree_tool, program, flags, devices=2) == expected
+    merge(result.manifest, tmp_path / "back.irpa")  # and the set merges back into the model that ran
     assert (tmp_path / "back.irpa").read_bytes() == model.read_bytes()
 
 
-def test_irpa_set_runs_in_iree_shard_by_shard(model, tmp_path, compile_mlir, run_tool, iree_tool, paramio_cli) -> None:  # type: ignore[no-untyped-def]
-    import paramio
+def test_paramio_run_serves_one_scope_per_device(
+    model, tmp_path, compile_mlir, run_tool, iree_tool, paramio_cli
+) -> None:  # type: ignore[no-untyped-def]
+    expected = _run(run_tool, iree_tool, compile_mlir(UNSHARDED, "unsharded"), [f"model={model}"])
+    result = shard(model, tmp_path / "tp2", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"])
+    program = compile_mlir(_tp_program(_names("devices"), devices=False), "tp2_devices_1dev")
+    code, out, err = paramio_cli(
+        "run", f"--module={program}", "--function=f", INPUT, f"--parameters=model={result.manifest}"
+    )
+    assert code == 0, err
+    assert out == expected
 
+
+def test_irpa_set_runs_in_iree_shard_by_shard(model, tmp_path, compile_mlir, run_tool, iree_tool, paramio_cli) -> None:  # type: ignore[no-untyped-def]
     program = compile_mlir(UNSHARDED, "unsharded")
     expected = _run(run_tool, iree_tool, program, [f"model={model}"])
-    index = ParameterIndex.open(model)
-    paramio.write_path(tmp_path / "set.irpa", index.values(), max_shard_size=64)
+    paramio.write_path(tmp_path / "set.irpa", ParameterIndex.open(model).values(), max_shard_size=64)
     manifest = tmp_path / "set.irpa.index.json"
     flags = expand_parameters([f"model={manifest}"])
     assert flags == [f"model={tmp_path}/set-0000{i}-of-00003.irpa" for i in (1, 2, 3)]
     assert _run(run_tool, iree_tool, program, flags) == expected  # IREE merges the shards into one scope
-    code, out, err = paramio_cli(
-        "run", f"--module={program}", "--function=f", "--input=4xf32=1,2,-1,3", f"--parameters=model={manifest}"
-    )
+    code, out, err = paramio_cli("run", f"--module={program}", "--function=f", INPUT, f"--parameters=model={manifest}")
     assert code == 0, err
     assert out == expected
     code, out, _ = paramio_cli(
-        "run",
-        f"--module={program}",
-        "--function=f",
-        "--input=4xf32=1,2,-1,3",
-        f"--parameters=model={manifest}",
-        "--print_iree_flags",
+        "run", f"--module={program}", "--function=f", INPUT, f"--parameters=model={manifest}", "--print_iree_flags"
     )
     assert code == 0
     assert out.split() == [
@@ -164,5 +182,5 @@ def test_irpa_set_runs_in_iree_shard_by_shard(model, tmp_path, compile_mlir, run
         "--device=local-task",
         *(f"--parameters={f}" for f in flags),
         "--function=f",
-        "--input=4xf32=1,2,-1,3",
+        INPUT,
     ]
