@@ -12,6 +12,7 @@ from tp_models import SPLIT, model_tensors
 import paramio
 from paramio import ParameterIndex
 from paramio.sharding import reshard
+from paramio.sharding.iree import expand_parameters
 
 
 def _hf_set(folder: Path) -> Path:
@@ -91,6 +92,10 @@ def test_tp_device_files_can_be_size_sharded_too(tmp_path: Path, st_model: Path)
     joined = ParameterIndex.open(result.manifest)
     for k, a in model_tensors().items():
         assert joined[k].to_numpy().tobytes() == a.tobytes()
+    flags = expand_parameters([f"m={result.manifest}"])
+    assert all(f.endswith(".irpa") and "-of-" in f for f in flags)
+    assert {f.split("=", 1)[0] for f in flags} == {"m0", "m1"}
+    assert sorted(Path(f.split("=", 1)[1]).name for f in flags) == sorted(n for n in names if n.endswith(".irpa"))
 
 
 def test_reshard_needs_tp_for_a_tp_output(tmp_path: Path, st_model: Path) -> None:

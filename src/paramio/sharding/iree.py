@@ -6,8 +6,9 @@ IREE has no manifest of its own, but it merges every file given for one scope in
 * an IRPA set (``model.irpa.index.json`` or any shard), a safetensors set, a GGUF split: every
   shard into the same scope;
 * a tensor-parallel set (``*.tp.json``): the keys layout's one file into the scope; the devices
-  layout's file i into scope ``<scope><i>`` (``model0``, ``model1`` ...), one scope per device,
-  for a program compiled with per-device parameter scopes.
+  layout's file i into scope ``<scope><i>`` (``model0``, ``model1`` ...; ``0``, ``1`` ... for an
+  unscoped value), one scope per device, for a program compiled with per-device parameter
+  scopes. A device file that is itself a size-sharded set is named shard by shard.
 
 `expand_parameters` does this for ``--parameters`` values; ``paramio run`` uses it for
 tensor-parallel manifests and ``paramio run --print_iree_flags`` prints the result.
@@ -74,10 +75,10 @@ def expand_parameters(values: Sequence[str], *, sets: bool = True) -> list[str]:
         prefix = f"{spec.scope}=" if spec.scope else ""
         if spec.path.lower().endswith(".tp.json"):
             layout, members = _tp_files(spec.path)
-            if layout == "devices":
-                out.extend(f"{spec.scope}{i}={f}" for i, f in enumerate(members))
-            else:
-                out.extend(prefix + f for f in members)
+            for i, member in enumerate(members):
+                scope = f"{spec.scope}{i}=" if layout == "devices" else prefix
+                # A device file may itself be a size-sharded set (its manifest is named).
+                out.extend(scope + f for f in set_files(member) or [member])
             continue
         files = set_files(spec.path) if sets else None
         if files:
