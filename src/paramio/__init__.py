@@ -6,6 +6,8 @@ writes load in IREE byte for byte. See the README for the tour.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import (
     ConversionWarning,
@@ -26,10 +28,26 @@ from paramio.index.overlay import Overlay
 from paramio.index.provider import Precedence, Provider, splat_standin
 from paramio.index.scopes import ScopeMap
 from paramio.index.writable import WritableArchive
-from paramio.sharding import merge, reshard, shard
 from paramio.sources import ByteSource, FileSource, MemorySource
 
+if TYPE_CHECKING:
+    from paramio.sharding import merge, reshard, shard
+
 __version__ = "0.1.0"
+
+#: Imported on first use (``paramio.shard`` ...), so ``import paramio`` stays light.
+_LAZY = {"merge": "paramio.sharding", "reshard": "paramio.sharding", "shard": "paramio.sharding"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paramio' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ByteSource",
