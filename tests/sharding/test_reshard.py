@@ -114,3 +114,15 @@ def test_writing_a_tp_manifest_through_write_path(tmp_path: Path, st_model: Path
     )
     with pytest.raises(TypeError, match="unexpected keyword argument 'tpp'"):
         paramio.write_path(tmp_path / "tp" / "m.tp.json", index.values(), tpp=2)
+
+
+def test_convert_to_a_tp_manifest_says_to_use_shard(tmp_path: Path, st_model: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = paramio_cli("convert", f"--parameters={st_model}", f"--output={tmp_path / 'x.tp.json'}")
+    assert code == 1
+    assert err.endswith("writing a tensor-parallel set needs tp= and split rules; use paramio shard\n")
+    code, _, err = paramio_cli("convert", f"--parameters={st_model}", f"--output={tmp_path / 'x.gguf'}")
+    assert code == 0, err
+    tp = paramio.sharding.shard(tmp_path / "x.gguf", tmp_path / "tp", tp=2, split=SPLIT, replicate=["*"])
+    code, _, err = paramio_cli("convert", f"--parameters={tp.manifest}", f"--output={tmp_path / 'y.safetensors'}")
+    assert code == 0, err  # a TP manifest is an input like any file
+    assert _facts(tmp_path / "y.safetensors") == _facts(st_model)

@@ -313,7 +313,7 @@ def write_path(
     entries: Sequence[ParameterEntry],
     *,
     attributes: dict[str, object] | None = None,
-    tp: int,
+    tp: int | None = None,
     split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
     replicate: Iterable[str] = (),
     layout: str = "devices",
@@ -323,7 +323,12 @@ def write_path(
     progress: Callable[[int], None] | None = None,
     max_shard_size: int | None = None,
 ) -> None:
-    """The registry's entry point: `path` is the ``.tp.json`` manifest to write (see `write_set`)."""
+    """The registry's entry point: `path` is the ``.tp.json`` manifest to write (see `write_set`).
+    Raises `InvalidArgumentError` without `tp` (``paramio shard`` is the command for it)."""
+    if tp is None:
+        raise InvalidArgumentError(
+            "writing a tensor-parallel set needs tp= and split rules; use paramio shard", path=path
+        )
     plan = make_plan(entries, tp, split=split, replicate=replicate, layout=layout)
     write_set(
         path,
