@@ -134,13 +134,13 @@ def _names(layout: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("layout", ["devices", "keys"])
 def test_tp_archives_on_two_devices_give_the_unsharded_results(  # type: ignore[no-untyped-def]
-    model, tmp_path, layout, compile_mlir, compile_multi_device, run_tool, iree_tool
+    model, tmp_path, layout, compile_program, run_tool, iree_tool
 ) -> None:
-    expected = _run(run_tool, iree_tool, compile_mlir(UNSHARDED, "unsharded"), [f"model={model}"])
+    expected = _run(run_tool, iree_tool, compile_program(UNSHARDED, "unsharded"), [f"model={model}"])
     result = shard(
         model, tmp_path / "tp2", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"], layout=layout
     )
-    program = compile_multi_device(_tp_program(_names(layout), devices=True), f"tp2_{layout}_2dev", 2)
+    program = compile_program(_tp_program(_names(layout), devices=True), f"tp2_{layout}_2dev", 2)
     flags = expand_parameters([f"model={result.manifest}"])
     assert len(flags) == (2 if layout == "devices" else 1)
     assert _run(run_tool, iree_tool, program, flags, devices=2) == expected
@@ -149,11 +149,11 @@ def test_tp_archives_on_two_devices_give_the_unsharded_results(  # type: ignore[
 
 
 def test_paramio_run_serves_one_scope_per_device(
-    model, tmp_path, compile_mlir, run_tool, iree_tool, paramio_cli
+    model, tmp_path, compile_program, run_tool, iree_tool, paramio_cli
 ) -> None:  # type: ignore[no-untyped-def]
-    expected = _run(run_tool, iree_tool, compile_mlir(UNSHARDED, "unsharded"), [f"model={model}"])
+    expected = _run(run_tool, iree_tool, compile_program(UNSHARDED, "unsharded"), [f"model={model}"])
     result = shard(model, tmp_path / "tp2", tp=2, split={"q.weight": 0, "d.weight": 1}, replicate=["bias"])
-    program = compile_mlir(_tp_program(_names("devices"), devices=False), "tp2_devices_1dev")
+    program = compile_program(_tp_program(_names("devices"), devices=False), "tp2_devices_1dev")
     code, out, err = paramio_cli(
         "run", f"--module={program}", "--function=f", INPUT, f"--parameters=model={result.manifest}"
     )
@@ -161,8 +161,10 @@ def test_paramio_run_serves_one_scope_per_device(
     assert out == expected
 
 
-def test_irpa_set_runs_in_iree_shard_by_shard(model, tmp_path, compile_mlir, run_tool, iree_tool, paramio_cli) -> None:  # type: ignore[no-untyped-def]
-    program = compile_mlir(UNSHARDED, "unsharded")
+def test_irpa_set_runs_in_iree_shard_by_shard(
+    model, tmp_path, compile_program, run_tool, iree_tool, paramio_cli
+) -> None:  # type: ignore[no-untyped-def]
+    program = compile_program(UNSHARDED, "unsharded")
     expected = _run(run_tool, iree_tool, program, [f"model={model}"])
     paramio.write_path(tmp_path / "set.irpa", ParameterIndex.open(model).values(), max_shard_size=64)
     manifest = tmp_path / "set.irpa.index.json"
