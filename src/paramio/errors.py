@@ -12,6 +12,7 @@ ParamioError
  └── WriteError                  also an OSError: an output could not be written
 
 ConversionWarning                also a UserWarning: a conversion drops what the target cannot hold
+FormatWarning                    also a UserWarning: a file breaks a rule paramio reads past (strict refuses)
 ```
 
 Errors carry `path`, `offset` and `key` as attributes and say them in the message, e.g.
@@ -28,6 +29,7 @@ __all__ = [
     "ConversionWarning",
     "DuplicateKeyError",
     "FormatError",
+    "FormatWarning",
     "InvalidArgumentError",
     "ParameterNotFoundError",
     "ParamioError",
@@ -108,6 +110,11 @@ class SourceError(ParamioError, OSError):
 
 class WriteError(ParamioError, OSError):
     """An output could not be written; no partial file is left under the final name."""
+
+
+class FormatWarning(UserWarning):
+    """A file breaks a rule of its format that paramio can read past (a GGUF key repeated, as
+    older gguf-py wrote them); the reader's ``strict=True`` refuses such files instead."""
 
 
 class ConversionWarning(UserWarning):

@@ -5,13 +5,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paramio.formats.irpa.attributes import attributes_entry
-from paramio.formats.irpa.writer import write_archive
+from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, encode_record
+from paramio.formats.irpa.writer import plan_archive, write_archive
 from paramio.formats.registry import read_path
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.lazy import LazyEntries
+from paramio.sources.memory import MemorySource
+
+
+def legacy_attributes_entry(attributes: dict[str, object]) -> ParameterEntry:
+    """Attributes as paramio wrote them before they moved into a SKIP entry: a DATA entry."""
+    blob = encode_record(attributes)
+    return ParameterEntry.data(ATTRIBUTES_KEY, MemorySource(blob), 0, len(blob))
+
+
+def write_legacy(path, entries: list[ParameterEntry]) -> None:
+    """An archive laid out as IREE's builder would, nothing added (today's writer marks an entry
+    under the reserved name as user data with a SKIP record)."""
+    plan = plan_archive(entries)
+    buf = bytearray(plan.total_size)
+    buf[: len(plan.header_and_tables)] = plan.header_and_tables
+    for e, off in zip(entries, plan.data_offsets, strict=True):
+        if off is not None:
+            buf[off : off + e.length] = e.read()
+    path.write_bytes(bytes(buf))
 
 
 def _archive(tmp_path, *, splat: bool, attributes: bool, duplicate: bool) -> str:
@@ -24,10 +43,13 @@ def _archive(tmp_path, *, splat: bool, attributes: bool, duplicate: bool) -> str
     if duplicate:
         index.add_array("a", np.zeros(2, dtype=np.int16))
     entries = list(index.values())
-    if attributes:  # in the middle, so later rows shift when it is taken out
-        entries.insert(2, attributes_entry({"k": "v"}))
+    if attributes:  # the old placement, in the middle, so later rows shift when it is taken out
+        entries.insert(2, legacy_attributes_entry({"k": "v"}))
     p = tmp_path / "x.irpa"
-    write_archive(p, entries, durable=False)
+    if attributes:
+        write_legacy(p, entries)
+    else:
+        write_archive(p, entries, durable=False)
     return str(p)
 
 

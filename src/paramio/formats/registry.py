@@ -121,14 +121,20 @@ def read_path(
     format: str | None = None,
     writable: bool = False,
     use_mmap: bool = True,
+    strict: bool = False,
 ) -> FormatContents:
     """Read a parameter file with the format given or detected; facts a paramio writer carried
-    for the format (``paramio.carried``, see `paramio.formats.conversion`) are put back."""
+    for the format (``paramio.carried``, see `paramio.formats.conversion`) are put back.
+
+    `strict` refuses what paramio otherwise reads past with a `paramio.errors.FormatWarning`
+    (a GGUF metadata key repeated, as older gguf-py wrote them)."""
     name = format or detect_format(path)
     mod = format_module(name)
     from paramio.formats.conversion import restore
 
-    contents: FormatContents = mod.read_path(os.fspath(path), writable=writable, use_mmap=use_mmap)
+    # Only formats with something to be strict about take the keyword.
+    extra: dict[str, object] = {"strict": True} if strict and name == "gguf" else {}
+    contents: FormatContents = mod.read_path(os.fspath(path), writable=writable, use_mmap=use_mmap, **extra)
     return restore(name, contents)
 
 

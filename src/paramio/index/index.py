@@ -181,19 +181,27 @@ class ParameterIndex:
         format: str | None = None,
         readable: bool = True,
         writable: bool = False,
-        mmap: bool = True,
+        mmap: bool | None = None,
         *,
+        mode: str | None = None,
         duplicates: DuplicatePolicy | str | None = None,
+        strict: bool = False,
     ) -> None:
         """Append the entries of a parameter file (IRPA, safetensors, GGUF, or a sharded set).
 
         The format comes from `format`, else the extension, else the file's magic bytes.
         Raises `FormatError` (naming file, entry and offset) for malformed files and
-        `SourceError` for files that cannot be opened.
+        `SourceError` for files that cannot be opened. `strict` refuses files paramio otherwise
+        reads with a `FormatWarning` (a GGUF key repeated).
+
+        As IREE: `mmap` true or None maps the file, false reads it into memory;
+        ``mode="file_async"`` reads through the file descriptor (no mapping), and giving both
+        `mode` and `mmap` is an error.
         """
         from paramio.formats.registry import read_path
 
-        contents = read_path(file_path, format=format, writable=writable, use_mmap=mmap)
+        use_mmap = _load_mode(mmap, mode)
+        contents = read_path(file_path, format=format, writable=writable, use_mmap=use_mmap, strict=strict)
         lazy = contents.entries
         if isinstance(lazy, LazyEntries) and not self._entries:
             positions = lazy.take_positions()  # the reader's own duplicate check, when it made one
@@ -218,10 +226,11 @@ class ParameterIndex:
         *,
         writable: bool = False,
         duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
+        strict: bool = False,
     ) -> ParameterIndex:
         """A new index over one parameter file (or sharded set)."""
         index = cls(duplicates=duplicates)
-        index.load(file_path, format=format, writable=writable)
+        index.load(file_path, format=format, writable=writable, strict=strict)
         return index
 
     def create_archive_file(
@@ -311,6 +320,17 @@ class ParameterIndex:
         from paramio.index.dump import format_dump
 
         return format_dump(self._entries, scope=scope, escape=escape)
+
+
+def _load_mode(mmap: bool | None, mode: str | None) -> bool:
+    """Whether `load` maps the file, from IREE's `mmap` and `mode` arguments."""
+    if mode is None:
+        return mmap is None or bool(mmap)
+    if mmap is not None:
+        raise InvalidArgumentError("mode and mmap are mutually exclusive")  # IREE's words
+    if mode == "file_async":
+        return False
+    raise InvalidArgumentError(f"unsupported parameter file mode: {mode}")
 
 
 def validate_splat(key: str, pattern: bytes, total_length: int) -> None:

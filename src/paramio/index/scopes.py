@@ -67,11 +67,12 @@ class ScopeMap:
         *,
         duplicates: DuplicatePolicy | str = DuplicatePolicy.KEEP,
         writable: bool = False,
+        strict: bool = False,
     ) -> ScopeMap:
         sm = cls(duplicates=duplicates)
         for v in values:
             spec = parse_parameters_flag(v)
-            sm.load(spec.scope, spec.path, writable=writable)
+            sm.load(spec.scope, spec.path, writable=writable, strict=strict)
         return sm
 
     def scope(self, name: str) -> ParameterIndex:
@@ -81,8 +82,16 @@ class ScopeMap:
             index = self._scopes[name] = ParameterIndex(duplicates=self.duplicates)
         return index
 
-    def load(self, scope: str, path: str | os.PathLike[str], *, format: str | None = None, writable: bool = False) -> None:
-        self.scope(scope).load(path, format=format, writable=writable)
+    def load(
+        self,
+        scope: str,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        writable: bool = False,
+        strict: bool = False,
+    ) -> None:
+        self.scope(scope).load(path, format=format, writable=writable, strict=strict)
 
     def lookup(self, scope: str, key: str) -> ParameterEntry:
         index = self._scopes.get(scope)

@@ -41,19 +41,20 @@ def sniff(head: bytes) -> bool:
     return head[:4] == MAGIC
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+def read_path(path: str, *, writable: bool = False, use_mmap: bool = True, strict: bool = False) -> FormatContents:
     """Read a GGUF file, or the whole split set it belongs to.
 
     Attributes: ``{"gguf.kv": {key: typed record}}`` from the (first) file, without ``split.*``.
     Raises `FormatError` and its subclasses for malformed files, `SourceError` if a file (or a
-    shard of the set) cannot be opened.
+    shard of the set) cannot be opened. A repeated metadata key warns (`FormatWarning`); with
+    `strict` it is refused (see `paramio.formats.gguf.kv`).
     """
     source = FileSource(path, writable=writable, use_mmap=use_mmap)
-    f = read_gguf(source)
+    f = read_gguf(source, strict=strict)
     info = split_info(f, path)
     if info is None:
         return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])
-    files, paths = read_split_set(f, path, info, writable=writable, use_mmap=use_mmap)
+    files, paths = read_split_set(f, path, info, writable=writable, use_mmap=use_mmap, strict=strict)
     entries = [e for part in files for e in part.entries]
     return FormatContents(entries, {ATTRIBUTES_KEY: without_split_keys(files[0].kv)}, paths)
 

@@ -12,17 +12,32 @@ Strings that are not valid UTF-8 (GGUF says they must be, but files in the wild 
 kept as ``{"hex": "ff00..."}`` in place of the text, so their bytes survive a round trip through
 IRPA's JSON attributes. Values may also be given untyped (``"general.name": "tiny"``); the writer
 then infers a type as gguf-py does (int -> i32 or i64, float -> f32).
+
+Repeated keys. Files written by older gguf-py versions repeat a key (``general.architecture``
+twice: the writer's constructor and ``add_architecture`` both add it). IREE loads them, gguf-py
+0.19 refuses them. paramio reads them with a `FormatWarning` naming the key and both offsets
+(`read_kv_table`; ``strict=True`` refuses them), and a lookup gives the **last** value: what
+IREE's parser does with ``general.alignment`` (so data offsets agree with IREE's) and what the
+old gguf-py reader's field dict did. Every pair is kept, in file order: the record of a repeated
+key is the last one plus ``"occurrences"``, each pair of the key with ``"at"``, its position
+among all the file's pairs; the dict's order is that of first occurrences. `kv_pairs` expands
+the table back into file order, so a writer reproduces the file byte for byte::
+
+    "general.architecture": {"type": "string", "value": "generic", "occurrences": [
+        {"at": 0, "type": "string", "value": "generic"},
+        {"at": 1, "type": "string", "value": "generic"}]}
 """
 
 from __future__ import annotations
 
 import math
 import struct
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from paramio.errors import InvalidArgumentError
+from paramio.errors import FormatError, FormatWarning, InvalidArgumentError
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import (
     INT_RANGES,
@@ -31,12 +46,14 @@ from paramio.formats.gguf.constants import (
     ValueType,
 )
 
-__all__ = ["encode_kv", "read_kv", "typed_value"]
+__all__ = ["OCCURRENCES", "encode_kv", "kv_pairs", "read_kv", "read_kv_table", "typed_value"]
 
 #: Nesting deeper than this is refused: real files nest at most once, and recursion must stay bounded.
 MAX_DEPTH = 32
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+#: The field of a repeated key's record listing every pair of that key (see the module docstring).
+OCCURRENCES = "occurrences"
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -131,6 +148,81 @@ def read_kv(cur: Cursor) -> tuple[str, dict[str, object]]:
     record = read_value(cur, vtype)
     cur.key = None
     return key, record
+
+
+def read_kv_table(cur: Cursor, count: int, *, strict: bool = False) -> dict[str, dict[str, object]]:
+    """`count` key/value pairs at the cursor, by key (see the module docstring for repeats).
+
+    A repeated key warns (`FormatWarning`) with the key and both offsets, or with `strict`
+    raises `FormatError` at the second one, as gguf-py does.
+    """
+    kv: dict[str, dict[str, object]] = {}
+    first: dict[str, tuple[int, int]] = {}  # key -> (pair index, offset) of its first pair
+    for i in range(count):
+        at = cur.pos
+        key, record = read_kv(cur)
+        if key not in kv:
+            kv[key] = record
+            first[key] = (i, at)
+            continue
+        index, first_at = first[key]
+        if strict:
+            raise FormatError(
+                f"duplicate metadata key {key!r} (first at offset {first_at:#x}; strict mode refuses repeats)",
+                path=cur.path,
+                key=key,
+                offset=at,
+            )
+        warnings.warn(
+            f"{cur.path}: metadata key {key!r} at offset {at:#x} repeats the one at offset "
+            f"{first_at:#x}; lookups give the last value (strict=True refuses such files)",
+            FormatWarning,
+            stacklevel=4,
+        )
+        prev = kv[key]
+        occurrences = prev.pop(OCCURRENCES, None)
+        if not isinstance(occurrences, list):
+            occurrences = [{"at": index, **prev}]
+        occurrences.append({"at": i, **record})
+        kv[key] = {**record, OCCURRENCES: occurrences}
+    return kv
+
+
+def _occurrences(record: object) -> list[Mapping[str, object]] | None:
+    occ = record.get(OCCURRENCES) if isinstance(record, Mapping) else None
+    if isinstance(occ, list) and occ and all(isinstance(o, Mapping) for o in occ):
+        return occ
+    return None
+
+
+def kv_pairs(kv: Mapping[str, object]) -> list[tuple[str, object]]:
+    """The pairs of a key/value table in file order, repeats included (see the module docstring).
+
+    A record without occurrences stands for one pair; occurrences go back to their ``"at"``
+    positions when those are distinct and fit, else (an edited table) in place of the key.
+    """
+    total = sum(len(occ) if (occ := _occurrences(rec)) else 1 for rec in kv.values())
+    slots: dict[int, tuple[str, object]] = {}
+    single: list[tuple[str, object]] = []
+    for k, rec in kv.items():
+        occ = _occurrences(rec)
+        if occ is None:
+            single.append((k, rec))
+            continue
+        for o in occ:
+            at = o.get("at")
+            if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at < total or at in slots:
+                return [pair for k2, r2 in kv.items() for pair in _in_place(k2, r2)]
+            slots[at] = (k, {f: v for f, v in o.items() if f != "at"})
+    rest = iter(single)
+    return [slots[i] if i in slots else next(rest) for i in range(total)]
+
+
+def _in_place(key: str, record: object) -> list[tuple[str, object]]:
+    occ = _occurrences(record)
+    if occ is None:
+        return [(key, record)]
+    return [(key, {f: v for f, v in o.items() if f != "at"}) for o in occ]
 
 
 # -- writing --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from paramio.formats.gguf.constants import (
     ValueType,
     tensor_nbytes,
 )
-from paramio.formats.gguf.kv import read_kv, read_string
+from paramio.formats.gguf.kv import read_kv_table, read_string
 from paramio.index.entry import EntryKind, ParameterEntry, build_entry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
@@ -73,21 +73,16 @@ def _header(cur: Cursor) -> tuple[int, int, int]:
     return version, tensor_count, kv_count
 
 
-def read_gguf(source: ByteSource) -> GGUFFile:
+def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
     """Parse `source` as one GGUF file. Raises `FormatError` (or its `TruncatedError` and
-    `UnsupportedFormatError` subclasses) naming the file, tensor and offset."""
+    `UnsupportedFormatError` subclasses) naming the file, tensor and offset. A repeated metadata
+    key warns, or with `strict` raises (`paramio.formats.gguf.kv.read_kv_table`)."""
     size = source.size
     cur = Cursor(source.view(0, size), path=source.name)
     version, tensor_count, kv_count = _header(cur)
     # A key/value pair needs at least 12 bytes (key length, value type); a tensor info 24.
     cur.need_count(kv_count, 12, "metadata key/value table")
-    kv: dict[str, dict[str, object]] = {}
-    for _ in range(kv_count):
-        at = cur.pos
-        key, record = read_kv(cur)
-        if key in kv:
-            raise FormatError(f"duplicate metadata key {key!r}", path=source.name, offset=at)
-        kv[key] = record
+    kv = read_kv_table(cur, kv_count, strict=strict)
     alignment = _alignment(kv, source.name)
     cur.need_count(tensor_count, 24, "tensor info table")
     fast = _fast_table(source, cur, tensor_count, alignment)

@@ -67,7 +67,7 @@ def shard_paths(path: str, count: int) -> list[str]:
 
 
 def read_split_set(
-    first: GGUFFile, path: str, info: tuple[int, int, int], *, writable: bool, use_mmap: bool
+    first: GGUFFile, path: str, info: tuple[int, int, int], *, writable: bool, use_mmap: bool, strict: bool = False
 ) -> tuple[list[GGUFFile], list[str]]:
     """Every shard of the set `path` belongs to, in order, checked against each other."""
     no, count, total = info
@@ -87,7 +87,7 @@ def read_split_set(
             raise SourceError(
                 f"shard {i + 1} of {count} of the split set of {path} is missing: {exc.reason}", path=p
             ) from exc
-        f = read_gguf(source)
+        f = read_gguf(source, strict=strict)
         got = split_info(f, p)
         if got != (i, count, total):
             raise FormatError(

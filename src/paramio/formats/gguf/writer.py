@@ -39,7 +39,7 @@ from paramio.formats.gguf.constants import (
     GGMLType,
     tensor_nbytes,
 )
-from paramio.formats.gguf.kv import encode_kv
+from paramio.formats.gguf.kv import OCCURRENCES, encode_kv, kv_pairs
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.index.entry import ParameterEntry
 
@@ -158,8 +158,11 @@ def write_gguf(
     if alignment < 1 or alignment & (alignment - 1) or alignment > 0xFFFF_FFFF:
         raise InvalidArgumentError(f"alignment {alignment} is not a power of two")
     if alignment != DEFAULT_ALIGNMENT or ALIGNMENT_KEY in kv:
-        kv[ALIGNMENT_KEY] = {"type": "u32", "value": alignment}
-    kv_bytes = b"".join(encode_kv(k, v) for k, v in kv.items())
+        old = kv.get(ALIGNMENT_KEY)
+        if not (isinstance(old, Mapping) and OCCURRENCES in old and old.get("value") == alignment):
+            kv[ALIGNMENT_KEY] = {"type": "u32", "value": alignment}  # (a repeated key kept as read)
+    pairs = kv_pairs(kv)  # file order, a repeated key's pairs included
+    kv_bytes = b"".join(encode_kv(k, v) for k, v in pairs)
 
     seen: set[str] = set()
     typed: list[tuple[GGMLType, tuple[int, ...]]] = []
@@ -175,7 +178,7 @@ def write_gguf(
         outputs: list[AtomicOutput] = []
         for i, (shard, p) in enumerate(zip(shards, paths, strict=True)):
             shard_kv = kv_bytes if i == 0 else b""
-            n_kv = len(kv) if i == 0 else 0
+            n_kv = len(pairs) if i == 0 else 0
             if n > 1:
                 shard_kv += (
                     encode_kv(SPLIT_NO, {"type": "u16", "value": i})

@@ -32,13 +32,12 @@ from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.sources.base import ByteSource
 from paramio.sources.file import FileSource
 
-__all__ = ["read_archive", "read_header", "read_path"]
+__all__ = ["read_archive", "read_header", "read_path", "take_attributes"]
 
 _MAX_LINKED_HEADERS = 1 << 16
 
 
 def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
-    from paramio.formats.irpa.attributes import split_attributes
     from paramio.formats.irpa.table import read_table
 
     source = FileSource(path, writable=writable, use_mmap=use_mmap)
@@ -47,12 +46,30 @@ def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> Fo
         lazy = read_table(source, cur, read_header(cur, 0, source.name))
         if lazy is not None:
             return FormatContents(lazy.entries, lazy.attributes, [path])
-    entries, attributes = split_attributes(read_archive(source))
+    skipped: list[tuple[str, bytes]] = []
+    entries, attributes = take_attributes(read_archive(source, skipped=skipped), skipped)
     return FormatContents(entries, attributes, [path])
 
 
-def read_archive(source: ByteSource) -> list[ParameterEntry]:
-    """Every entry of the archive(s) in `source`, in table order (SKIP entries left out)."""
+def take_attributes(
+    entries: list[ParameterEntry], skipped: list[tuple[str, bytes]]
+) -> tuple[list[ParameterEntry], dict[str, object]]:
+    """The file-level attributes paramio stored: the SKIP record if there is one, else an
+    old-style attributes entry (taken out of `entries`); see `paramio.formats.irpa.attributes`."""
+    from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, decode_record, split_legacy_attributes
+
+    for name, metadata in skipped:
+        if name == ATTRIBUTES_KEY:
+            record = decode_record(metadata)
+            if record is not None:
+                return entries, record
+    rest, legacy = split_legacy_attributes(entries)
+    return rest, legacy if legacy is not None else {}
+
+
+def read_archive(source: ByteSource, *, skipped: list[tuple[str, bytes]] | None = None) -> list[ParameterEntry]:
+    """Every entry of the archive(s) in `source`, in table order. SKIP entries are left out,
+    as IREE leaves them; their ``(name, metadata)`` go to `skipped` when given."""
     size = source.size
     whole = source.view(0, size)
     cur = Cursor(whole, path=source.name)
@@ -60,7 +77,7 @@ def read_archive(source: ByteSource) -> list[ParameterEntry]:
     base = 0
     seen: set[int] = set()
     while True:
-        nxt = _read_one(source, cur, base, entries)
+        nxt = _read_one(source, cur, base, entries, skipped)
         if nxt == 0:
             return entries
         base += nxt
@@ -122,7 +139,9 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
     return count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset
 
 
-def _read_one(source: ByteSource, cur: Cursor, base: int, entries: list[ParameterEntry]) -> int:
+def _read_one(
+    source: ByteSource, cur: Cursor, base: int, entries: list[ParameterEntry], skipped: list[tuple[str, bytes]] | None
+) -> int:
     name = source.name
     count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset = read_header(cur, base, name)
     pos = base + e_off
@@ -149,7 +168,8 @@ def _read_one(source: ByteSource, cur: Cursor, base: int, entries: list[Paramete
         metadata = _meta_ref(cur, meta_base, m_len, md_off, md_len, "metadata", name, pos + 36, key)
         tail = pos + ENTRY_HEADER.size
         if etype == EntryType.SKIP:
-            pass
+            if skipped is not None:
+                skipped.append((key, metadata))
         elif etype == EntryType.SPLAT:
             if entry_size < ENTRY_SIZES[EntryType.SPLAT]:
                 raise TruncatedError(f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos)

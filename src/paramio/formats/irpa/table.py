@@ -144,7 +144,17 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
             np.flatnonzero(is_splat).tolist(), sp["pattern"].tolist(), sp["plen"].tolist(), strict=True
         ):
             patterns[row] = pat.ljust(16, b"\0")[:plen]
-    rows = np.flatnonzero(~(etype == EntryType.SKIP))
+    is_skip = etype == EntryType.SKIP
+    rows = np.flatnonzero(~is_skip)
+    skipped: list[tuple[str, bytes]] = []
+    if bool(np.any(is_skip)):  # paramio keeps file attributes in a SKIP entry's metadata
+        srows = np.flatnonzero(is_skip)
+        names = _decode_names(cur, m_off, heads["name_off"][srows], heads["name_len"][srows])
+        if names is None:
+            return None
+        for name, row in zip(names, srows.tolist(), strict=True):
+            mo, ml = int(heads["meta_off"][row]), int(heads["meta_len"][row])
+            skipped.append((name, bytes(cur.buf[m_off + mo : m_off + mo + ml]) if ml else b""))
     keys = _decode_names(cur, m_off, heads["name_off"][rows], heads["name_len"][rows])
     if keys is None:
         return None
@@ -220,7 +230,7 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         return offsets.tolist(), lengths.tolist(), is_splat[r].tolist()
 
     lazy = LazyEntries(keys, make, make_all, columns=dump_columns)
-    return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all, dump_columns))
+    return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all, dump_columns, skipped))
 
 
 def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -> list[str] | None:
@@ -242,21 +252,33 @@ def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -
 
 
 def _take_attributes(
-    lazy: LazyEntries, keys: list[str], rows: list[int], make: object, make_all: object, columns: object
+    lazy: LazyEntries,
+    keys: list[str],
+    rows: list[int],
+    make: object,
+    make_all: object,
+    columns: object,
+    skipped: list[tuple[str, bytes]],
 ) -> tuple[LazyEntries, dict[str, object]]:
-    from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, split_attributes
+    """`reader.take_attributes` for a lazy table: the SKIP record, else an old-style entry
+    (its row dropped, the other entries still unbuilt)."""
+    from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, decode_record, split_legacy_attributes
 
+    for name, metadata in skipped:
+        if name == ATTRIBUTES_KEY:
+            record = decode_record(metadata)
+            if record is not None:
+                return lazy, record
     if ATTRIBUTES_KEY not in keys:
         return lazy, {}
     for i, k in enumerate(keys):
         if k == ATTRIBUTES_KEY:
-            e = lazy[i]
-            if e.is_splat:
+            _, legacy = split_legacy_attributes([lazy[i]])
+            if legacy is None:
                 continue
-            _, attributes = split_attributes([e])
             del keys[i]
             del rows[i]
-            return LazyEntries(keys, make, make_all, columns=columns), attributes  # type: ignore[arg-type]
+            return LazyEntries(keys, make, make_all, columns=columns), legacy  # type: ignore[arg-type]
     return lazy, {}
 
 

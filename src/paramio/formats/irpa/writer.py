@@ -4,7 +4,8 @@ Layout, for entries in order: the 88-byte header at 0; the entry table at 96, ea
 16-aligned, the last one unpadded; the metadata segment right after (each entry's name, then its
 metadata); the storage segment aligned to the first data entry's alignment, each data entry at
 the next multiple of the alignment; the file rounded up to 4096 with zeros. Data entries record
-minimum_alignment 64 whatever the placement, as IREE does.
+minimum_alignment 64 whatever the placement, as IREE does. File-level attributes go last, as
+the metadata of a SKIP entry that IREE's parser checks and drops (`paramio.formats.irpa.attributes`).
 
 The archive is written to a temporary file, its bytes copied in the kernel where the source is a
 file, then fsynced and renamed: a failure never leaves a partial archive under the final name.
@@ -61,9 +62,16 @@ def _check_alignment(alignment: int) -> None:
         raise InvalidArgumentError(f"alignment {alignment} is not a power of two")
 
 
-def plan_archive(entries: Sequence[ParameterEntry], *, alignment: int = DEFAULT_DATA_ALIGNMENT) -> ArchivePlan:
-    """Lay out `entries` exactly as IREE's builder would. Raises `InvalidArgumentError` for a
-    splat whose pattern IREE's builder refuses (length not 1, 2, 4, 8 or 16)."""
+def plan_archive(
+    entries: Sequence[ParameterEntry],
+    *,
+    alignment: int = DEFAULT_DATA_ALIGNMENT,
+    skip: Sequence[tuple[str, bytes]] = (),
+) -> ArchivePlan:
+    """Lay out `entries` exactly as IREE's builder would, then one SKIP entry per
+    ``(name, metadata)`` in `skip` (IREE's parser checks and drops them). Raises
+    `InvalidArgumentError` for a splat whose pattern IREE's builder refuses (length not 1, 2,
+    4, 8 or 16)."""
     _check_alignment(alignment)
     table_size = 0
     meta_size = 0
@@ -94,6 +102,12 @@ def plan_archive(entries: Sequence[ParameterEntry], *, alignment: int = DEFAULT_
             if storage_alignment == 0:
                 storage_alignment = alignment
         meta_size += len(name) + len(e.metadata)
+    skipped = [(k.encode("utf-8", "surrogateescape"), bytes(md)) for k, md in skip]
+    for name, md in skipped:
+        table_size = align(table_size, ENTRY_ALIGNMENT)
+        entry_offsets.append(table_size)
+        table_size += ENTRY_SIZES[EntryType.SKIP]
+        meta_size += len(name) + len(md)
     entry_seg = align(HEADER_SIZE, HEADER_ALIGNMENT)
     meta_seg = entry_seg + table_size
     storage_seg = align(meta_seg + meta_size, storage_alignment or 1)
@@ -102,11 +116,11 @@ def plan_archive(entries: Sequence[ParameterEntry], *, alignment: int = DEFAULT_
     buf = bytearray(meta_seg + meta_size)
     HEADER_PREFIX.pack_into(buf, 0, MAGIC, 0, 0, HEADER_SIZE, 0, 0)
     HEADER_V0_TAIL.pack_into(
-        buf, 32, len(entries), entry_seg, table_size, meta_seg, meta_size, storage_seg, storage_size
+        buf, 32, len(entries) + len(skipped), entry_seg, table_size, meta_seg, meta_size, storage_seg, storage_size
     )
     m = 0
     data_offsets: list[int | None] = []
-    for e, name, eoff, rel in zip(entries, names, entry_offsets, storage_rel, strict=True):
+    for e, name, eoff, rel in zip(entries, names, entry_offsets[: len(entries)], storage_rel, strict=True):
         name_ref = (m, len(name))
         buf[meta_seg + m : meta_seg + m + len(name)] = name
         m += len(name)
@@ -124,6 +138,14 @@ def plan_archive(entries: Sequence[ParameterEntry], *, alignment: int = DEFAULT_
             )
             DATA_TAIL.pack_into(buf, at + ENTRY_HEADER.size, rel, e.length)
             data_offsets.append(storage_seg + rel)
+    for (name, md), eoff in zip(skipped, entry_offsets[len(entries) :], strict=True):
+        name_ref = (m, len(name))
+        buf[meta_seg + m : meta_seg + m + len(name)] = name
+        m += len(name)
+        md_ref = (m if md else 0, len(md))
+        buf[meta_seg + m : meta_seg + m + len(md)] = md
+        m += len(md)
+        ENTRY_HEADER.pack_into(buf, entry_seg + eoff, ENTRY_SIZES[EntryType.SKIP], EntryType.SKIP, 0, *name_ref, *md_ref, 0)
     return ArchivePlan(bytes(buf), data_offsets, total)
 
 
@@ -134,14 +156,23 @@ def write_archive(
     alignment: int = DEFAULT_DATA_ALIGNMENT,
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
+    attributes: dict[str, object] | None = None,
 ) -> ArchivePlan:
     """Write `entries` to an IRPA archive at `path`, atomically. Returns the layout used.
 
     Data is streamed from each entry's source; memory use stays at one copy buffer whatever the
-    archive's size. `durable=False` skips the fsyncs (for scratch files only).
+    archive's size. `durable=False` skips the fsyncs (for scratch files only). `attributes`, if
+    any, are stored in a SKIP entry IREE ignores (`paramio.formats.irpa.attributes`).
     """
+    from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, encode_record
+
     entries = list(entries)
-    plan = plan_archive(entries, alignment=alignment)
+    # An entry under the reserved name is a user's tensor: an (empty) record then says so.
+    if attributes or any(e.key == ATTRIBUTES_KEY for e in entries):
+        skip = [(ATTRIBUTES_KEY, encode_record(dict(attributes or {})))]
+    else:
+        skip = []
+    plan = plan_archive(entries, alignment=alignment, skip=skip)
     with AtomicOutput(path, durable=durable) as out:
         out.truncate(plan.total_size)
         out.pwrite(plan.header_and_tables, 0)
@@ -167,7 +198,6 @@ def write_path(
     `paramio.formats.irpa.attributes` when present. `max_shard_size` (bytes), or a path ending
     ``.irpa.index.json``, writes a sharded set and its manifest (`paramio.formats.irpa.sharded`)."""
     from paramio.arrays.metadata import encode_tensor_metadata
-    from paramio.formats.irpa.attributes import attributes_entry
     from paramio.formats.irpa.sharded import is_manifest_path, write_set
 
     # IRPA has no dtype/shape fields: keep what safetensors/GGUF declared as TENSORv0 metadata.
@@ -177,11 +207,10 @@ def write_path(
         else e
         for e in entries
     ]
-    extra = attributes_entry(attributes) if attributes else None
 
     def write_one(target: str, group: Sequence[ParameterEntry], first: bool) -> None:
-        tail = [extra] if first and extra is not None else []
-        write_archive(target, [*group, *tail], alignment=alignment, durable=durable, progress=progress)
+        attrs = attributes if first else None  # the set's attributes ride in its first shard
+        write_archive(target, group, alignment=alignment, durable=durable, progress=progress, attributes=attrs)
 
     if max_shard_size is not None or is_manifest_path(os.fspath(path)):
         size = max_shard_size if max_shard_size is not None else DEFAULT_MAX_SHARD_SIZE
@@ -199,7 +228,7 @@ def prepare(
     """Entries and attributes as this writer will store them, and what is lost.
 
     IRPA keeps bytes, splats and each entry's metadata; dtype/shape become ``TENSORv0`` metadata
-    and attributes one JSON entry. An entry with both its own metadata and a different declared
+    and attributes one JSON record in a SKIP entry. An entry with both its own metadata and a different declared
     type keeps the metadata (IREE reads it); its declared type is carried in the attributes entry.
     Attributes JSON cannot hold are dropped (reported).
     """
