@@ -1,7 +1,8 @@
 """paramio: parameters (model weights) found by scope and key, in IRPA, safetensors and GGUF.
 
 The index (`ParameterIndex`) is a superset of ``iree.runtime.ParameterIndex``; archives it
-writes load in IREE byte for byte. See the README for the tour.
+writes load in IREE byte for byte. Every name of ``iree.runtime``'s parameter API is here too
+(`paramio.compat`), so ``import paramio as rt`` runs code written for IREE. See the README.
 """
 
 from __future__ import annotations
@@ -9,10 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paramio.arrays.metadata import TensorInfo
+from paramio.compat import (
+    FileHandle,
+    SplatValue,
+    create_io_parameters_module,
+    parameter_index_add_numpy_ndarray,
+    parameter_index_entry_as_numpy_flat_ndarray,
+    parameter_index_entry_as_numpy_ndarray,
+    save_archive_file,
+)
 from paramio.errors import (
     ConversionWarning,
     DuplicateKeyError,
     FormatError,
+    FormatWarning,
     InvalidArgumentError,
     ParameterNotFoundError,
     ParamioError,
@@ -22,7 +33,7 @@ from paramio.errors import (
     WriteError,
 )
 from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
-from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.index.entry import EntryKind, ParameterEntry, ParameterIndexEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.overlay import Overlay
 from paramio.index.provider import Precedence, Provider, splat_standin
@@ -40,6 +51,14 @@ _LAZY = {"merge": "paramio.sharding", "reshard": "paramio.sharding", "shard": "p
 
 
 def __getattr__(name: str) -> object:
+    """`ParameterProvider` is ``iree.runtime.ParameterProvider`` itself where IREE is installed
+    (so `isinstance` checks on the providers `ParameterIndex.create_provider` returns hold), and
+    the sharding functions come from `paramio.sharding`; both resolved on first use, so that
+    ``import paramio`` stays light and does not import IREE."""
+    if name == "ParameterProvider":
+        from paramio.compat.runtime import provider_class
+
+        return provider_class()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'paramio' has no attribute {name!r}")
@@ -49,36 +68,47 @@ def __getattr__(name: str) -> object:
     globals()[name] = value
     return value
 
+
 __all__ = [
     "ByteSource",
     "ConversionWarning",
     "DuplicateKeyError",
     "DuplicatePolicy",
     "EntryKind",
+    "FileHandle",
     "FileSource",
     "FormatError",
+    "FormatWarning",
     "InvalidArgumentError",
     "MemorySource",
     "Overlay",
     "ParameterEntry",
     "ParameterIndex",
+    "ParameterIndexEntry",
     "ParameterNotFoundError",
+    "ParameterProvider",
     "ParamioError",
     "Precedence",
     "Provider",
     "ScopeMap",
     "SourceError",
+    "SplatValue",
     "TensorInfo",
     "TruncatedError",
     "UnsupportedFormatError",
     "WritableArchive",
     "WriteError",
     "__version__",
+    "create_io_parameters_module",
     "detect_format",
     "merge",
+    "parameter_index_add_numpy_ndarray",
+    "parameter_index_entry_as_numpy_flat_ndarray",
+    "parameter_index_entry_as_numpy_ndarray",
     "plan_losses",
     "read_path",
     "reshard",
+    "save_archive_file",
     "shard",
     "splat_standin",
     "write_path",

@@ -8,6 +8,7 @@ import enum
 import mmap
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,7 +17,10 @@ from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata
 from paramio.errors import InvalidArgumentError
 from paramio.sources.base import ByteSource
 
-__all__ = ["EntryKind", "ParameterEntry", "build_entry"]
+if TYPE_CHECKING:
+    from paramio.compat.handles import FileHandle
+
+__all__ = ["EntryKind", "ParameterEntry", "ParameterIndexEntry", "build_entry"]
 
 _UNSET: object = object()
 _UINT8: np.dtype[np.generic] = np.dtype(np.uint8)
@@ -250,10 +254,14 @@ class ParameterEntry(_EntrySlots):
         return self.pattern
 
     @property
-    def file_storage(self) -> tuple[ByteSource, int]:
+    def file_storage(self) -> tuple[FileHandle, int]:
+        """``(FileHandle, offset)``, as IREE: the handle of the entry's source (see
+        `paramio.compat.handles`); the source itself is `source`."""
+        from paramio.compat.handles import FileHandle
+
         if self.source is None:
             raise ValueError("Entry is not file storage based")
-        return self.source, self.offset
+        return FileHandle.for_source(self.source), self.offset
 
     @property
     def file_view(self) -> memoryview:
@@ -402,10 +410,18 @@ class ParameterEntry(_EntrySlots):
         return plan
 
     def __repr__(self) -> str:
+        """IREE's ``ParameterIndexEntry`` repr, quirk included (no closing ``>`` after a file
+        entry's span): ``<ParameterIndexEntry 'k' splat b'\\x02':600>``,
+        ``<ParameterIndexEntry 'k' FileHandle<fd(5)>:384:24``."""
         if self.is_splat:
-            return f"<ParameterEntry {self.key!r} splat {self.pattern!r}:{self.length}>"
-        name = self.source.name if self.source is not None else "?"
-        return f"<ParameterEntry {self.key!r} {self.kind.value} {name}:{self.offset}:{self.length}>"
+            return f"<ParameterIndexEntry {self.key!r} splat {self.pattern!r}:{self.length}>"
+        handle, offset = self.file_storage
+        return f"<ParameterIndexEntry {self.key!r} {handle!r}:{offset}:{self.length}"
+
+
+#: IREE's name for the class (``iree.runtime.ParameterIndexEntry``): the same class, so
+#: `isinstance` checks written either way hold.
+ParameterIndexEntry = ParameterEntry
 
 
 def expand_pattern(pattern: bytes, length: int) -> bytes:

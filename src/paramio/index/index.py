@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,10 @@ from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 from paramio.sources.memory import MemorySource
+
+if TYPE_CHECKING:
+    from paramio.compat.handles import FileHandle
+    from paramio.formats.registry import FormatContents
 
 __all__ = ["DuplicatePolicy", "ParameterIndex"]
 
@@ -68,6 +73,8 @@ class ParameterIndex:
         self.attributes: dict[str, object] = {}
         #: Files this index was loaded from, in order.
         self.paths: list[str] = []
+        #: What IREE objects made from this index (`create_provider`) read from.
+        self._iree_keep: list[object] = []
         for e in entries:
             self.add(e)
 
@@ -149,14 +156,29 @@ class ParameterIndex:
     def add_from_file_handle(
         self,
         key: str,
-        file_handle: ByteSource,
+        file_handle: FileHandle | ByteSource,
         length: int,
         offset: int = 0,
         metadata: str | bytes | None = None,
     ) -> None:
-        """Add a span of a byte source (IREE's name for it; any `ByteSource` works)."""
-        file_handle.check_span(offset, length, key)
-        self.add(ParameterEntry.data(key, file_handle, offset, length, metadata=_metadata_bytes(metadata)))
+        """Add a span of a `FileHandle` (IREE's) or any `ByteSource`. Beyond IREE, a span past
+        the end is refused here (`TruncatedError`), not when a program reads it."""
+        from paramio.compat.handles import handle_source
+
+        source = handle_source(file_handle)
+        source.check_span(offset, length, key)
+        self.add(ParameterEntry.data(key, source, offset, length, metadata=_metadata_bytes(metadata)))
+
+    def create_provider(self, scope: str = "", max_concurrent_operations: int | None = None) -> object:
+        """An ``iree.runtime.ParameterProvider`` over this index's entries under `scope`, for
+        ``create_io_parameters_module`` (a real IREE object: needs ``paramio[iree]``, else
+        `ImportError`). Entries added later are not seen: create a new provider."""
+        from paramio.compat.runtime import create_provider
+
+        return create_provider(self, scope=scope, max_concurrent_operations=max_concurrent_operations)
+
+    def _keep_for_iree(self, obj: object) -> None:
+        self._iree_keep.append(obj)
 
     def reserve(self, new_capacity: int) -> None:
         """Accepted for IREE compatibility; Python lists grow as needed."""
@@ -202,6 +224,21 @@ class ParameterIndex:
 
         use_mmap = _load_mode(mmap, mode)
         contents = read_path(file_path, format=format, writable=writable, use_mmap=use_mmap, strict=strict)
+        if mode == "file_async":  # IREE reads through the descriptor: its handles say fd(N)
+            from paramio.compat.handles import mark_fd_source
+
+            for source in {id(e.source): e.source for e in contents.entries if e.source is not None}.values():
+                mark_fd_source(source)
+        self._adopt(contents, duplicates)
+
+    def load_from_file_handle(self, file_handle: FileHandle | ByteSource, format: str) -> None:
+        """Append the entries of the file behind `file_handle` (memory or a file descriptor),
+        parsed as `format` (``irpa``, ``gguf``, ``safetensors``), as IREE's method does."""
+        from paramio.compat.runtime import read_handle
+
+        self._adopt(read_handle(file_handle, format), None)
+
+    def _adopt(self, contents: FormatContents, duplicates: DuplicatePolicy | str | None) -> None:
         lazy = contents.entries
         if isinstance(lazy, LazyEntries) and not self._entries:
             positions = lazy.take_positions()  # the reader's own duplicate check, when it made one

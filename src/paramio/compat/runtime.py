@@ -1,0 +1,121 @@
+"""The parts of IREE's parameter API that hand objects to IREE's runtime, and reading from handles.
+
+`create_provider` and `create_io_parameters_module` return **real** ``iree.runtime`` objects
+(a ``ParameterProvider``, the ``io_parameters`` ``VmModule``) built from paramio's entries by
+`paramio.iree.bridge` (no copies: IREE reads paramio's mapped files and buffers), so a compiled
+program runs on them. Without ``iree-base-runtime`` they raise `ImportError` naming the extra.
+
+`read_handle` parses a `FileHandle` (memory or file descriptor) in any format paramio reads,
+for `ParameterIndex.load_from_file_handle`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from paramio.compat.handles import FileHandle, handle_source
+from paramio.errors import InvalidArgumentError
+from paramio.sources.base import ByteSource
+
+if TYPE_CHECKING:
+    from paramio.formats.registry import FormatContents
+    from paramio.index.index import ParameterIndex
+
+__all__ = ["ParameterProvider", "create_io_parameters_module", "create_provider", "provider_class", "read_handle"]
+
+_EXTRA = "pip install 'paramio[iree]'"
+
+
+class ParameterProvider:
+    """Stands for ``iree.runtime.ParameterProvider`` where IREE is not installed (it has no
+    constructor there either); `paramio.ParameterProvider` is IREE's own class when it is."""
+
+    def __init__(self) -> None:
+        raise TypeError(f"paramio.ParameterProvider: no constructor defined! (IREE's runtime: {_EXTRA})")
+
+
+def provider_class() -> type:
+    """``iree.runtime.ParameterProvider`` when installed, else paramio's stand-in."""
+    try:
+        rt = importlib.import_module("iree.runtime")
+    except ImportError:
+        return ParameterProvider
+    cls: type = rt.ParameterProvider
+    return cls
+
+
+def create_provider(index: ParameterIndex, scope: str = "", max_concurrent_operations: int | None = None) -> object:
+    """An ``iree.runtime.ParameterProvider`` serving `index`'s entries under `scope`."""
+    from paramio.iree.bridge import IreeParameters, iree_runtime, to_iree_index
+
+    if max_concurrent_operations is not None and max_concurrent_operations < 0:
+        raise TypeError("create_provider(): max_concurrent_operations must be a non-negative int or None")
+    iree_runtime()
+    keeper = IreeParameters.__new__(IreeParameters)
+    keeper._handles, keeper._keep, keeper.indices, keeper.providers = {}, [], {}, {}
+    iree_index = to_iree_index(index.values(), _bridge=keeper)
+    kwargs: dict[str, object] = {"scope": scope}
+    if max_concurrent_operations is not None:
+        kwargs["max_concurrent_operations"] = max_concurrent_operations
+    provider: object = iree_index.create_provider(**kwargs)  # type: ignore[attr-defined]
+    index._keep_for_iree(keeper)  # IREE dup()s descriptors and holds buffers; this is belt and braces
+    return provider
+
+
+def create_io_parameters_module(instance: object, *providers: object) -> object:
+    """IREE's ``io_parameters`` VM module over `providers`, in lookup order. Each is an IREE
+    ``ParameterProvider`` (from `ParameterIndex.create_provider`) or, beyond IREE, a paramio
+    `Provider`, whose every scope is served."""
+    from paramio.index.provider import Provider
+    from paramio.iree.bridge import IreeParameters, iree_runtime
+
+    rt = iree_runtime()
+    native: list[object] = []
+    for p in providers:
+        if isinstance(p, Provider):
+            bridge = IreeParameters(p)
+            p.keep_alive(bridge)
+            native.extend(bridge.providers.values())
+        else:
+            native.append(p)
+    return rt.create_io_parameters_module(instance, *native)
+
+
+_FORMAT_NAMES = {"irpa": "irpa", "gguf": "gguf", "safetensors": "safetensors"}
+
+
+def read_handle(handle: FileHandle | ByteSource, format: str) -> FormatContents:
+    """The entries and attributes of the file behind `handle`, in `format` (``irpa``, ``gguf``
+    or ``safetensors``; case and a leading dot ignored, as IREE does). Raises
+    `InvalidArgumentError` with IREE's message for another format, else what the reader raises."""
+    from paramio.formats.conversion import restore
+    from paramio.formats.registry import FormatContents
+
+    name = _FORMAT_NAMES.get(format.lower().lstrip("."))
+    if name is None:
+        raise InvalidArgumentError(
+            f"unsupported file format `{format}`; ensure the extension matches one of the supported "
+            "formats: [.irpa, .gguf, .safetensors]"
+        )
+    source = handle_source(handle)
+    label = source.name
+    if name == "irpa":
+        from paramio.formats.irpa.reader import read_archive, take_attributes
+
+        skipped: list[tuple[str, bytes]] = []
+        entries, attributes = take_attributes(read_archive(source, skipped=skipped), skipped)
+        contents = FormatContents(entries, attributes, [label])
+    elif name == "gguf":
+        from paramio.formats.gguf import ATTRIBUTES_KEY, read_gguf
+
+        f = read_gguf(source)
+        contents = FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [label])
+    else:
+        from paramio.formats.safetensors.layout import ATTRIBUTE_METADATA
+        from paramio.formats.safetensors.reader import read_file
+
+        sf = read_file(source)
+        attrs: dict[str, object] = {ATTRIBUTE_METADATA: dict(sf.metadata)} if sf.metadata is not None else {}
+        contents = FormatContents(sf.entries, attrs, [label])
+    return restore(name, contents)
