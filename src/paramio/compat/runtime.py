@@ -27,6 +27,11 @@ __all__ = ["ParameterProvider", "create_io_parameters_module", "create_provider"
 _EXTRA = "pip install 'paramio[iree]'"
 
 
+class UnsupportedFormatNameError(InvalidArgumentError, NotImplementedError):
+    """A format name `load_from_file_handle` does not know: IREE raises `NotImplementedError`
+    (its UNIMPLEMENTED status) there, paramio's error tree an `InvalidArgumentError`; both hold."""
+
+
 class ParameterProvider:
     """Stands for ``iree.runtime.ParameterProvider`` where IREE is not installed (it has no
     constructor there either); `paramio.ParameterProvider` is IREE's own class when it is."""
@@ -50,7 +55,10 @@ def create_provider(index: ParameterIndex, scope: str = "", max_concurrent_opera
     from paramio.iree.bridge import IreeParameters, iree_runtime, to_iree_index
 
     if max_concurrent_operations is not None and max_concurrent_operations < 0:
-        raise TypeError("create_provider(): max_concurrent_operations must be a non-negative int or None")
+        raise TypeError(
+            "create_provider(): incompatible function arguments: max_concurrent_operations must be a "
+            "non-negative int or None"
+        )
     iree_runtime()
     keeper = IreeParameters.__new__(IreeParameters)
     keeper._handles, keeper._keep, keeper.indices, keeper.providers = {}, [], {}, {}
@@ -94,7 +102,7 @@ def read_handle(handle: FileHandle | ByteSource, format: str) -> FormatContents:
 
     name = _FORMAT_NAMES.get(format.lower().lstrip("."))
     if name is None:
-        raise InvalidArgumentError(
+        raise UnsupportedFormatNameError(
             f"unsupported file format `{format}`; ensure the extension matches one of the supported "
             "formats: [.irpa, .gguf, .safetensors]"
         )

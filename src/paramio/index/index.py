@@ -371,7 +371,10 @@ def _load_mode(mmap: bool | None, mode: str | None) -> bool:
 
 
 def validate_splat(key: str, pattern: bytes, total_length: int) -> None:
-    """Refuse splats IREE's builder or runtime would reject or misread."""
+    """Refuse splats IREE's builder or runtime would reject or misread (a pattern over 16 bytes
+    with the words of IREE's ``add_splat``, the others when IREE would only fail later)."""
+    if len(pattern) > MAX_SPLAT_PATTERN_LENGTH:
+        raise InvalidArgumentError(f"pattern must be limited to {MAX_SPLAT_PATTERN_LENGTH} bytes", key=key)
     if len(pattern) not in (1, 2, 4, 8, 16):
         raise InvalidArgumentError(
             f"splat pattern length {len(pattern)} invalid; must be 1, 2, 4, 8, or 16 bytes", key=key
