@@ -81,7 +81,7 @@ def test_duplicate_policies() -> None:
 
 @pytest.mark.parametrize(("pattern", "length"), [(b"abc", 9), (b"", 4), (b"x" * 17, 17), (b"abcd", 10)])
 def test_bad_splats_refused(pattern: bytes, length: int) -> None:
-    with pytest.raises(InvalidArgumentError, match="splat"):
+    with pytest.raises(InvalidArgumentError, match="splat|pattern must be limited to 16 bytes"):
         ParameterIndex().add_splat("s", pattern, length)
 
 

@@ -39,8 +39,7 @@ def _describe(entries: list) -> list[tuple]:  # type: ignore[type-arg]
 
 def _both_ways(path: Path) -> tuple[object, object]:
     """(vectorised table path, entry-by-entry loop): entries described, or the error message."""
-    from paramio.formats.irpa.attributes import split_attributes
-    from paramio.formats.irpa.reader import read_archive, read_path
+    from paramio.formats.irpa.reader import read_archive, read_path, take_attributes
     from paramio.sources.file import FileSource
 
     def fast() -> object:
@@ -48,7 +47,8 @@ def _both_ways(path: Path) -> tuple[object, object]:
         return _describe(list(c.entries)), c.attributes
 
     def slow() -> object:
-        entries, attributes = split_attributes(read_archive(FileSource(str(path))))
+        skipped: list[tuple[str, bytes]] = []
+        entries, attributes = take_attributes(read_archive(FileSource(str(path)), skipped=skipped), skipped)
         return _describe(entries), attributes
 
     out = []

@@ -14,6 +14,13 @@ key/values in safetensors, safetensors ``__metadata__`` in GGUF), entry metadata
 an entry the target stores under another type (a GGUF quantised tensor as safetensors ``U8``,
 ``uint8`` as GGUF ``I8``, an untyped IRPA entry). A carried type is still reported, with
 ``paramio_keeps=True``: other readers of the file see the stand-in type. See docs/conversions.md.
+
+Trust. Any file can hold a ``paramio.carried`` record, so `restore` believes it only where it
+cannot change a type the file itself declares: a carried type replaces only the stand-in the
+writer would have used for it (safetensors ``U8[length]``; GGUF ``I8[length]`` or the
+same-width signed integer of the same shape; IRPA no type or raw bytes), and only if its size
+is the entry's length; carried metadata is put back only when it types the entry as it is read
+(or not at all). Anything else is left as the file says, with a `FormatWarning`.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
-from paramio.errors import ConversionWarning, InvalidArgumentError
+from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
+from paramio.errors import ConversionWarning, FormatWarning, InvalidArgumentError
 from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
@@ -308,13 +315,74 @@ def restore(fmt: str, contents: FormatContents) -> FormatContents:
     for k, v in carried.attributes.items():
         attrs.setdefault(k, v)
     if carried.tensors or carried.metadata:
+        where = contents.paths[0] if contents.paths else fmt
         entries: list[ParameterEntry] = []
         for e in contents.entries:
             changes: dict[str, object] = {}
+            info = e.tensor
             if e.key in carried.tensors:
-                changes["declared_tensor"] = carried.tensors[e.key]
+                claim = carried.tensors[e.key]
+                if stands_in(fmt, e, claim):
+                    changes["declared_tensor"] = claim
+                    info = claim
+                else:
+                    _distrust(where, e, f"type {_text(claim)}", f"the file declares {_text(e.tensor)}")
             if e.key in carried.metadata:
-                changes["metadata"] = carried.metadata[e.key]
+                meta = carried.metadata[e.key]
+                typed = decode_tensor_metadata(meta)
+                if typed is None or typed == info:
+                    changes["metadata"] = meta
+                else:
+                    _distrust(where, e, f"metadata typing it {_text(typed)}", f"it reads as {_text(info)}")
             entries.append(e.replace(**changes) if changes else e)
         contents.entries = entries
     return contents
+
+
+def stands_in(fmt: str, entry: ParameterEntry, claim: TensorInfo | None) -> bool:
+    """Whether `entry`, as the `fmt` file types it, is the stand-in a paramio writer uses for
+    `claim` (None: an untyped entry), so that a carried claim may replace it."""
+    seen = entry.tensor
+    if claim is not None:
+        size = claim.nbytes()
+        if size is not None and size != entry.length:
+            return False
+        if seen == claim:
+            return True
+    flat = seen is not None and tuple(seen.shape) == (entry.length,)
+    if fmt == "safetensors":
+        return seen is not None and seen.dtype == "uint8" and flat
+    if fmt == "gguf":
+        if seen is None:
+            return False
+        if seen.dtype == "int8" and flat:
+            return True
+        if claim is None or tuple(seen.shape) != tuple(claim.shape) or seen.dtype not in _SIGNED:
+            return False
+        return _itemsize(claim.dtype) == _itemsize(seen.dtype)
+    return seen is None or (seen.dtype in ("uint8", "int8") and flat)
+
+
+_SIGNED = ("int8", "int16", "int32", "int64")
+
+
+def _itemsize(name: str) -> int | None:
+    from paramio.arrays.dtypes import dtype_by_name
+
+    try:
+        return dtype_by_name(name).itemsize
+    except InvalidArgumentError:
+        return None
+
+
+def _text(info: TensorInfo | None) -> str:
+    return describe(info) if info is not None else "no type"
+
+
+def _distrust(where: str, entry: ParameterEntry, claim: str, actual: str) -> None:
+    warnings.warn(
+        f"{where}: entry {entry.key!r}: {CARRIED_KEY} claims {claim} but {actual}; "
+        "the file's own type is kept (the record does not match what paramio writes)",
+        FormatWarning,
+        stacklevel=4,
+    )
