@@ -37,6 +37,7 @@ from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import (
     PARAMETER_MODE,
     PARAMETERS,
+    STRICT,
     Flag,
     FlagKind,
     ParsedFlags,
@@ -90,6 +91,7 @@ Example converting an IRPA archive to safetensors:
 FLAGS = (
     PARAMETERS,
     PARAMETER_MODE,
+    STRICT,
     Flag(
         "exclude",
         FlagKind.LIST,
@@ -306,7 +308,7 @@ def _run(flags: ParsedFlags) -> int:
     inputs = files_from(flags)
     if not inputs:
         raise UsageError("no inputs: give one or more --parameters=[scope=]file")
-    scopes = load_scopes(inputs)
+    scopes = load_scopes(inputs, strict=flags.on("strict"))
     plan = plan_conversion(
         scopes,
         exclude=flags.many("exclude"),

@@ -31,6 +31,7 @@ from paramio.cli.errors import CommandFailed, UsageError
 from paramio.cli.flags import (
     PARAMETER_MODE,
     PARAMETERS,
+    STRICT,
     Flag,
     FlagKind,
     ParsedFlags,
@@ -72,6 +73,7 @@ Example for scripts:
 FLAGS = (
     PARAMETERS,
     PARAMETER_MODE,
+    STRICT,
     Flag(
         "extract",
         FlagKind.LIST,
@@ -149,7 +151,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(flags: ParsedFlags) -> int:
-    scopes = load_scopes(files_from(flags))
+    scopes = load_scopes(files_from(flags), strict=flags.on("strict"))
     extracts = [_split_extract(t) for t in flags.many("extract")]
     items = flags.number("metadata_items")
     if items < 0:

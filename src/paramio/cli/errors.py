@@ -34,9 +34,24 @@ class CommandFailed(Exception):
 
 
 def guarded(tool: str, body: Callable[[], int], *, debug: Callable[[], bool]) -> int:
-    """Run `body`, turning expected errors into one line on stderr and an exit status."""
+    """Run `body`, turning expected errors into one line on stderr and an exit status, and
+    paramio's `FormatWarning` (a file read past a rule it breaks) into one warning line."""
+    import warnings
+
+    from paramio.errors import FormatWarning
+
+    default_show = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        if issubclass(category, FormatWarning):
+            warn(tool, escape(str(message), quote=False))
+        else:
+            default_show(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
     try:
-        return body()
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return body()
     except UsageError as exc:
         _report(tool, str(exc), debug())
         return EXIT_USAGE

@@ -93,6 +93,12 @@ PARAMETER_MODE = Flag(
     "parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility and ignored (files are memory-mapped).", "file"
 )
 OVERLAY = Flag("overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa")
+STRICT = Flag(
+    "strict",
+    FlagKind.BOOL,
+    "Refuses files paramio otherwise reads with a warning (a GGUF metadata key repeated, as older gguf-py wrote).",
+    False,
+)
 PRECEDENCE = Flag("precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first")
 
 _TRUE = {"", "true", "1"}
@@ -309,9 +315,10 @@ def precedence_of(parsed: ParsedFlags) -> str:
     return value
 
 
-def load_scopes(values: Sequence[str]) -> ScopeMap:
+def load_scopes(values: Sequence[str], *, strict: bool = False) -> ScopeMap:
     """``--parameters`` values loaded IREE's way (one flat index per scope, first file wins);
-    a malformed value is a usage error (exit 2), a bad file a `ParamioError` (exit 1)."""
+    a malformed value is a usage error (exit 2), a bad file a `ParamioError` (exit 1).
+    `strict` (``--strict``) refuses what is otherwise read with a `FormatWarning`."""
     from paramio.errors import InvalidArgumentError
     from paramio.index.scopes import ScopeMap, parse_parameters_flag
 
@@ -320,7 +327,7 @@ def load_scopes(values: Sequence[str]) -> ScopeMap:
             parse_parameters_flag(v)
         except InvalidArgumentError as exc:
             raise UsageError(str(exc)) from None
-    return ScopeMap.from_flags(values)
+    return ScopeMap.from_flags(values, strict=strict)
 
 
 def files_from(parsed: ParsedFlags) -> list[str]:

@@ -170,12 +170,11 @@ def read_kv_table(cur: Cursor, count: int, *, strict: bool = False) -> dict[str,
             raise FormatError(
                 f"duplicate metadata key {key!r} (first at offset {first_at:#x}; strict mode refuses repeats)",
                 path=cur.path,
-                key=key,
                 offset=at,
             )
         warnings.warn(
             f"{cur.path}: metadata key {key!r} at offset {at:#x} repeats the one at offset "
-            f"{first_at:#x}; lookups give the last value (strict=True refuses such files)",
+            f"{first_at:#x}; lookups give the last value (strict mode refuses such files)",
             FormatWarning,
             stacklevel=4,
         )
