@@ -110,7 +110,11 @@ def _both_paths(p: Path) -> list[tuple[list[str], dict[str, object]]]:
 
 def test_old_placement_still_read(tmp_path: Path) -> None:
     p = tmp_path / "old.irpa"
-    entries = [ParameterEntry.splat("s", b"\x00", 4), _data("w", b"\x01\x02"), _data(ATTRIBUTES_KEY, encode_record({"k": "v"}))]
+    entries = [
+        ParameterEntry.splat("s", b"\x00", 4),
+        _data("w", b"\x01\x02"),
+        _data(ATTRIBUTES_KEY, encode_record({"k": "v"})),
+    ]
     _legacy(p, entries)
     assert _both_paths(p) == [(["s", "w"], {"k": "v"})] * 2
     index = paramio.ParameterIndex.open(p)
@@ -119,7 +123,9 @@ def test_old_placement_still_read(tmp_path: Path) -> None:
 
 def test_new_placement_read_by_both_paths(tmp_path: Path) -> None:
     p = tmp_path / "new.irpa"
-    write_path(p, [_data("w", b"\x01\x02"), _data(ATTRIBUTES_KEY, b"user bytes")], attributes={"k": "v"}, on_loss="ignore")
+    write_path(
+        p, [_data("w", b"\x01\x02"), _data(ATTRIBUTES_KEY, b"user bytes")], attributes={"k": "v"}, on_loss="ignore"
+    )
     assert _both_paths(p) == [(["w", ATTRIBUTES_KEY], {"k": "v"})] * 2
 
 
@@ -159,7 +165,11 @@ def _forged_safetensors(path: Path, claim: dict[str, object]) -> None:
     from safetensors.numpy import save_file
 
     record = json.dumps({"version": 1, "tensors": claim}, separators=(",", ":"))
-    save_file({"w": np.arange(4, dtype=np.float32), "b": np.arange(8, dtype=np.uint8)}, str(path), metadata={"paramio.carried": record})
+    save_file(
+        {"w": np.arange(4, dtype=np.float32), "b": np.arange(8, dtype=np.uint8)},
+        str(path),
+        metadata={"paramio.carried": record},
+    )
 
 
 def test_carried_record_cannot_retype_a_declared_tensor(tmp_path: Path) -> None:
@@ -168,7 +178,9 @@ def test_carried_record_cannot_retype_a_declared_tensor(tmp_path: Path) -> None:
 
     p = tmp_path / "forged.safetensors"
     _forged_safetensors(p, {"w": {"dtype": "int32", "shape": [4]}})
-    with pytest.warns(FormatWarning, match=r"'w': paramio.carried claims type int32\[4\] but the file declares float32\[4\]"):
+    with pytest.warns(
+        FormatWarning, match=r"'w': paramio.carried claims type int32\[4\] but the file declares float32\[4\]"
+    ):
         index = paramio.ParameterIndex.open(p)
     assert index["w"].dtype == "float32"
     assert index["w"].to_numpy().dtype == load_file(str(p))["w"].dtype
@@ -178,7 +190,9 @@ def test_carried_record_cannot_retype_through_metadata(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
     p = tmp_path / "forged_meta.safetensors"
-    record = json.dumps({"version": 1, "metadata": {"w": 'TENSORv0:{"type": "Tensor", "dtype": "int32", "shape": [4]}'}})
+    record = json.dumps(
+        {"version": 1, "metadata": {"w": 'TENSORv0:{"type": "Tensor", "dtype": "int32", "shape": [4]}'}}
+    )
     save_file({"w": np.arange(4, dtype=np.float32)}, str(p), metadata={"paramio.carried": record})
     with pytest.warns(FormatWarning, match="claims metadata typing it int32"):
         index = paramio.ParameterIndex.open(p)

@@ -153,7 +153,10 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
     odd = rt.ParameterIndex()
     step("index.add_splat 3-byte", lambda: odd.add_splat("s3", b"abc", 9))
     step("index.add_splat 10 of 4-byte", lambda: odd.add_splat("s10", b"abcd", 10))
-    step("index.add_buffer ndarray metadata", lambda: (odd.add_buffer("nd", np.arange(3, dtype=np.float32)), odd[len(odd) - 1].metadata))
+    step(
+        "index.add_buffer ndarray metadata",
+        lambda: (odd.add_buffer("nd", np.arange(3, dtype=np.float32)), odd[len(odd) - 1].metadata),
+    )
     step("index.add_buffer bytes metadata", lambda: odd.add_buffer("mb", b"x", metadata=b"m"))
     step("index.add_buffer duplicate", lambda: (odd.add_buffer("twice", b"1"), odd.add_buffer("twice", b"2"), len(odd)))
     step("index.add_from_file_handle past the end", lambda: odd.add_from_file_handle("far", mem, length=30, offset=3))
@@ -163,11 +166,18 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
     a = folder / "a.irpa"
     step("index.create_archive_file", lambda: repr(index.create_archive_file(str(a))))
     step("archive bytes", lambda: a.read_bytes())
-    step("index.create_archive_file file_offset", lambda: index.create_archive_file(str(folder / "o.irpa"), 4096) and None)
+    step(
+        "index.create_archive_file file_offset",
+        lambda: index.create_archive_file(str(folder / "o.irpa"), 4096) and None,
+    )
 
     orig = np.asarray([[1], [2], [3]], dtype=np.int64)
     s = folder / "s.irpa"
-    entries = {"weight": rt.SplatValue(np.int8(2), [30, 20]), "bias": rt.SplatValue(array.array("b", [32]), 30), "array": orig}
+    entries = {
+        "weight": rt.SplatValue(np.int8(2), [30, 20]),
+        "bias": rt.SplatValue(array.array("b", [32]), 30),
+        "array": orig,
+    }
     step("SplatValue repr", lambda: [repr(v) for v in entries.values() if isinstance(v, rt.SplatValue)])
     step("SplatValue fields", lambda: (entries["weight"].total_length, int(entries["weight"].pattern)))  # type: ignore[union-attr]
     step("SplatValue shaped", lambda: rt.SplatValue(np.array([[1.5]], dtype=np.float32), (2, 3)).total_length)
@@ -175,7 +185,11 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
     step("save_archive_file", lambda: rt.save_archive_file(entries, s))
     step("save_archive_file bytes", lambda: s.read_bytes())
 
-    for label, kwargs in (("load", {}), ("load mmap=False", {"mmap": False}), ("load file_async", {"mode": "file_async"})):
+    for label, kwargs in (
+        ("load", {}),
+        ("load mmap=False", {"mmap": False}),
+        ("load file_async", {"mode": "file_async"}),
+    ):
         loaded = rt.ParameterIndex()
         step(label, lambda loaded=loaded, kwargs=kwargs: loaded.load(str(s), **kwargs))
         step(f"{label} items", lambda loaded=loaded: [(k, repr(e)) for k, e in loaded.items()])
@@ -191,7 +205,10 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
     raw = s.read_bytes()
     for fmt in ("irpa", ".irpa", "IRPA"):
         byfh = rt.ParameterIndex()
-        step(f"load_from_file_handle memory {fmt}", lambda byfh=byfh, fmt=fmt: byfh.load_from_file_handle(rt.FileHandle.wrap_memory(raw), fmt))
+        step(
+            f"load_from_file_handle memory {fmt}",
+            lambda byfh=byfh, fmt=fmt: byfh.load_from_file_handle(rt.FileHandle.wrap_memory(raw), fmt),
+        )
         step(f"load_from_file_handle memory {fmt} items", lambda byfh=byfh: [(k, repr(e)) for k, e in byfh.items()])
     with open(s, "rb") as f:
         fdh = rt.FileHandle.wrap_fd(f.fileno(), True, False)
@@ -201,20 +218,31 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
         byfd = rt.ParameterIndex()
         step("load_from_file_handle fd", lambda: byfd.load_from_file_handle(fdh, "irpa"))
         step("load_from_file_handle fd items", lambda: [(k, repr(e)) for k, e in byfd.items()])
-    step("load_from_file_handle bogus", lambda: rt.ParameterIndex().load_from_file_handle(rt.FileHandle.wrap_memory(raw), "bogus"))
+    step(
+        "load_from_file_handle bogus",
+        lambda: rt.ParameterIndex().load_from_file_handle(rt.FileHandle.wrap_memory(raw), "bogus"),
+    )
 
     for name in ("parameter_weight_bias_1.gguf", "parameter_weight_bias_1.safetensors"):
         peer = rt.ParameterIndex()
         step(f"load {name}", lambda peer=peer, name=name: peer.load(str(DATA / name)))
         step(f"{name} entries", lambda peer=peer: [(k, e.length, bytes(e.file_view)) for k, e in peer.items()])
-        step(f"{name} via handle", lambda name=name: [(k, bytes(e.file_view)) for k, e in _by_handle(rt, DATA / name).items()])
+        step(
+            f"{name} via handle",
+            lambda name=name: [(k, bytes(e.file_view)) for k, e in _by_handle(rt, DATA / name).items()],
+        )
     st = rt.ParameterIndex()
     st.load(str(DATA / "parameter_weight_bias_1.safetensors"))
     step("as_numpy safetensors entry", lambda: rt.parameter_index_entry_as_numpy_ndarray(st.items()[0][1]).tolist())
 
     # -- the NumPy helpers -------------------------------------------------------------------
     nd = rt.ParameterIndex()
-    for key, arr in (("i32", np.array([[1, 2], [3, 4]], np.int32)), ("zero_d", np.array(1234, np.int32)), ("f16", np.ones((2, 3), np.float16)), ("bool", np.array([True, False]))):
+    for key, arr in (
+        ("i32", np.array([[1, 2], [3, 4]], np.int32)),
+        ("zero_d", np.array(1234, np.int32)),
+        ("f16", np.ones((2, 3), np.float16)),
+        ("bool", np.array([True, False])),
+    ):
         step(f"add_numpy {key}", lambda key=key, arr=arr: rt.parameter_index_add_numpy_ndarray(nd, key, arr))
     for i, (key, _) in enumerate(nd.items()):
         step(f"add_numpy {key} metadata", lambda i=i: nd[i].metadata)
@@ -235,7 +263,8 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
         ("bfloat16", 'TENSORv0:{"type": "Tensor", "dtype": "bfloat16", "shape": [2]}'),
     ):
         bad.add_buffer(key, b"\x01\x02\x03\x04", metadata=md)
-        step(f"as_numpy {key}", lambda i=len(bad) - 1: _array(rt.parameter_index_entry_as_numpy_ndarray(bad[i])))
+        last = len(bad) - 1
+        step(f"as_numpy {key}", lambda i=last: _array(rt.parameter_index_entry_as_numpy_ndarray(bad[i])))
     bad.add_splat("splat", np.float32(2.0), 8, metadata='TENSORv0:{"type": "Tensor", "dtype": "float32", "shape": [2]}')
     step("as_flat splat", lambda: _array(rt.parameter_index_entry_as_numpy_flat_ndarray(bad[len(bad) - 1])))
     step("as_numpy splat", lambda: _array(rt.parameter_index_entry_as_numpy_ndarray(bad[len(bad) - 1])))
@@ -250,11 +279,17 @@ def scenario(rt: ModuleType | Any, folder: Path) -> dict[str, object]:
     prov.add_buffer("a0", np.arange(4, dtype=np.int64))
     step("create_provider", lambda: type(prov.create_provider(scope="a")).__name__)
     step("isinstance ParameterProvider", lambda: isinstance(prov.create_provider(), rt.ParameterProvider))
-    step("create_provider max_concurrent_operations", lambda: type(prov.create_provider(scope="a", max_concurrent_operations=4)).__name__)
+    step(
+        "create_provider max_concurrent_operations",
+        lambda: type(prov.create_provider(scope="a", max_concurrent_operations=4)).__name__,
+    )
     step("create_provider negative", lambda: prov.create_provider(scope="a", max_concurrent_operations=-1))
     step("ParameterProvider()", lambda: rt.ParameterProvider())
     instance = iree_rt.VmInstance()
-    step("create_io_parameters_module", lambda: repr(rt.create_io_parameters_module(instance, prov.create_provider(scope="a"))))
+    step(
+        "create_io_parameters_module",
+        lambda: repr(rt.create_io_parameters_module(instance, prov.create_provider(scope="a"))),
+    )
     step("create_io_parameters_module none", lambda: repr(rt.create_io_parameters_module(instance)))
     step("create_io_parameters_module bad", lambda: rt.create_io_parameters_module(instance, 5))
     return out

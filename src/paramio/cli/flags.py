@@ -92,14 +92,18 @@ PARAMETERS = Flag(
 PARAMETER_MODE = Flag(
     "parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility and ignored (files are memory-mapped).", "file"
 )
-OVERLAY = Flag("overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa")
+OVERLAY = Flag(
+    "overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa"
+)
 STRICT = Flag(
     "strict",
     FlagKind.BOOL,
     "Refuses files paramio otherwise reads with a warning (a GGUF metadata key repeated, as older gguf-py wrote).",
     False,
 )
-PRECEDENCE = Flag("precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first")
+PRECEDENCE = Flag(
+    "precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first"
+)
 
 _TRUE = {"", "true", "1"}
 _FALSE = {"false", "0"}

@@ -43,12 +43,19 @@ class FileHandle:
     """
 
     __slots__ = ("__weakref__", "_fd", "_host", "_readable", "_source", "_writable")
+    _source: ByteSource | None
+    _host: memoryview | None
+    _fd: int
+    _readable: bool
+    _writable: bool
 
     def __init__(self) -> None:
         raise TypeError("paramio.FileHandle: no constructor defined!")
 
     @classmethod
-    def _make(cls, source: ByteSource | None, host: memoryview | None, fd: int, readable: bool, writable: bool) -> FileHandle:
+    def _make(
+        cls, source: ByteSource | None, host: memoryview | None, fd: int, readable: bool, writable: bool
+    ) -> FileHandle:
         h = object.__new__(cls)
         h._source = source
         h._host = host
@@ -141,10 +148,11 @@ class FileHandle:
         if self._source is None:
             path = f"{_FD_DIR}/{self._fd}"
             try:
-                self._source = _SourceOfHandle(path, self, writable=self._writable)
+                source = _SourceOfHandle(path, self, writable=self._writable)
             except SourceError as exc:
                 raise SourceError(f"cannot reopen file descriptor {self._fd}: {exc.reason}", path=path) from exc
-            mark_fd_source(self._source)
+            mark_fd_source(source)
+            self._source = source
         return self._source
 
 

@@ -43,7 +43,9 @@ class SplatValue:
     """A value repeated `count` times (an int, or a shape whose product is the count), for
     `save_archive_file`. `pattern` must hold exactly one element."""
 
-    def __init__(self, pattern: array.array[int] | array.array[float] | np.ndarray | np.generic, count: Sequence[int] | int) -> None:
+    def __init__(
+        self, pattern: array.array[int] | array.array[float] | np.ndarray | np.generic, count: Sequence[int] | int
+    ) -> None:
         if isinstance(pattern, np.ndarray):
             total_elements = math.prod(pattern.shape) if pattern.shape else 1
         elif isinstance(pattern, np.generic):
@@ -72,7 +74,7 @@ def save_archive_file(entries: Mapping[str, Buffer | SplatValue], file_path: str
     index = ParameterIndex()
     for key, value in entries.items():
         if isinstance(value, SplatValue):
-            index.add_splat(key, value.pattern, value.total_length)
+            index.add_splat(key, value.pattern, value.total_length)  # type: ignore[arg-type]
         else:
             index.add_buffer(key, value, metadata="")  # IREE adds none, even for an ndarray
     index.create_archive_file(str(file_path))

@@ -124,7 +124,14 @@ def test_gguf_to_irpa_to_gguf_is_byte_identical(repeated: Path, tmp_path: Path, 
 
 
 def test_an_edited_table_still_writes_every_pair() -> None:
-    kv = {"a": {"type": "u8", "value": 2, "occurrences": [{"at": 0, "type": "u8", "value": 1}, {"at": 9, "type": "u8", "value": 2}]}, "b": 3}
+    kv = {
+        "a": {
+            "type": "u8",
+            "value": 2,
+            "occurrences": [{"at": 0, "type": "u8", "value": 1}, {"at": 9, "type": "u8", "value": 2}],
+        },
+        "b": 3,
+    }
     assert kv_pairs(kv) == [("a", {"type": "u8", "value": 1}), ("a", {"type": "u8", "value": 2}), ("b", 3)]
 
 
@@ -146,7 +153,9 @@ def test_peers_agree_this_is_the_case(repeated: Path) -> None:
 
 def test_repeated_alignment_uses_the_last_value_as_iree(tmp_path: Path) -> None:
     p = tmp_path / "align.gguf"
-    p.write_bytes(_gguf([_kv_u32("general.alignment", 32), _kv_u32("general.alignment", 64)], {"w": WEIGHT}, alignment=64))
+    p.write_bytes(
+        _gguf([_kv_u32("general.alignment", 32), _kv_u32("general.alignment", 64)], {"w": WEIGHT}, alignment=64)
+    )
     with pytest.warns(FormatWarning):
         ours = paramio.ParameterIndex.open(p)
     np.testing.assert_array_equal(ours["w"].to_numpy(), WEIGHT)

@@ -145,7 +145,9 @@ def plan_archive(
         md_ref = (m if md else 0, len(md))
         buf[meta_seg + m : meta_seg + m + len(md)] = md
         m += len(md)
-        ENTRY_HEADER.pack_into(buf, entry_seg + eoff, ENTRY_SIZES[EntryType.SKIP], EntryType.SKIP, 0, *name_ref, *md_ref, 0)
+        ENTRY_HEADER.pack_into(
+            buf, entry_seg + eoff, ENTRY_SIZES[EntryType.SKIP], EntryType.SKIP, 0, *name_ref, *md_ref, 0
+        )
     return ArchivePlan(bytes(buf), data_offsets, total)
 
 

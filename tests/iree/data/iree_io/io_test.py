@@ -163,9 +163,7 @@ class ParameterApiTest(unittest.TestCase):
         key = "key"
         rt.parameter_index_add_numpy_ndarray(index, key, array)
         assert index.items()[0][0] == key
-        index_entry_as_array = rt.parameter_index_entry_as_numpy_ndarray(
-            index.items()[0][1]
-        )
+        index_entry_as_array = rt.parameter_index_entry_as_numpy_ndarray(index.items()[0][1])
         np.testing.assert_equal(index_entry_as_array, array)
 
     def testParameterIndexEntryFromToNumpyZeroDims(self):
@@ -174,9 +172,7 @@ class ParameterApiTest(unittest.TestCase):
         key = "key"
         rt.parameter_index_add_numpy_ndarray(index, key, array)
         assert index.items()[0][0] == key
-        index_entry_as_array = rt.parameter_index_entry_as_numpy_ndarray(
-            index.items()[0][1]
-        )
+        index_entry_as_array = rt.parameter_index_entry_as_numpy_ndarray(index.items()[0][1])
         np.testing.assert_equal(index_entry_as_array, array)
 
     def testParameterIndexEntryFromIreeTurbine(self):
@@ -184,11 +180,7 @@ class ParameterApiTest(unittest.TestCase):
         Turbine.
         We want to maintain backward compatibility with existing IRPA files."""
         index = rt.ParameterIndex()
-        irpa_path = str(
-            Path(__file__).resolve().parent
-            / "testdata"
-            / "tensor_saved_with_iree_turbine.irpa"
-        )
+        irpa_path = str(Path(__file__).resolve().parent / "testdata" / "tensor_saved_with_iree_turbine.irpa")
         index.load(irpa_path)
         items = index.items()
         assert len(items) == 1
@@ -218,19 +210,11 @@ class ParameterApiTest(unittest.TestCase):
     def testSplatTooBig(self):
         splat_index = rt.ParameterIndex()
         with self.assertRaises(ValueError):
-            splat_index.add_splat(
-                "weight", array.array("f", [1.0, 2.0, 3.0, 4.0, 5.0]), 30 * 20 * 4
-            )
+            splat_index.add_splat("weight", array.array("f", [1.0, 2.0, 3.0, 4.0, 5.0]), 30 * 20 * 4)
 
     def testGguf(self):
         index = rt.ParameterIndex()
-        index.load(
-            str(
-                Path(__file__).resolve().parent
-                / "testdata"
-                / "parameter_weight_bias_1.gguf"
-            )
-        )
+        index.load(str(Path(__file__).resolve().parent / "testdata" / "parameter_weight_bias_1.gguf"))
         expected_weight = np.zeros([30, 20], dtype=np.float32) + 2.0
         expected_bias = np.zeros([30], dtype=np.float32) + 1.0
         entries = dict(index.items())
@@ -241,13 +225,7 @@ class ParameterApiTest(unittest.TestCase):
 
     def testSafetensors(self):
         index = rt.ParameterIndex()
-        index.load(
-            str(
-                Path(__file__).resolve().parent
-                / "testdata"
-                / "parameter_weight_bias_1.safetensors"
-            )
-        )
+        index.load(str(Path(__file__).resolve().parent / "testdata" / "parameter_weight_bias_1.safetensors"))
         expected_weight = np.zeros([30, 20], dtype=np.float32) + 2.0
         expected_bias = np.zeros([30], dtype=np.float32) + 1.0
         entries = dict(index.items())
