@@ -96,3 +96,55 @@ def test_io_runtime_test_runs_on_paramio_parameters(target: str) -> None:
 def test_parameter_names_all_exist_in_paramio() -> None:
     missing = [n for n in PARAMETER_NAMES if not hasattr(paramio, n)]
     assert missing == []
+
+
+@pytest.fixture(scope="module")
+def echo_program() -> types.ModuleType:
+    """io_runtime_test.py loaded once, so its program compiles once for the tests below."""
+    pytest.importorskip("iree.runtime")
+    pytest.importorskip("iree.compiler")
+    return _load("io_runtime_test.py")
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+def test_providers_from_files_outlive_their_paramio_index(
+    tmp_path: Path, fmt: str, echo_program: types.ModuleType
+) -> None:
+    """io_runtime_test's program, its parameters read from files in each format by paramio;
+    the paramio indices are dropped before the program runs (IREE holds what it reads)."""
+    import gc
+
+    import numpy as np
+
+    import iree.runtime as rt
+
+    module = echo_program
+    values = {
+        "a": {"a0": np.full(4, 1, np.int64), "a1": np.full(4, 2, np.int64)},
+        "b": {"b0": np.full(8, 3, np.int64), "b1": np.full(8, 4, np.int64)},
+    }
+    providers = []
+    for scope, arrays in values.items():
+        src = paramio.ParameterIndex()
+        for k, v in arrays.items():
+            src.add_array(k, v)
+        path = tmp_path / f"{scope}.{fmt}"
+        paramio.write_path(path, src.values(), on_loss="ignore")
+        index = paramio.ParameterIndex()
+        index.load(str(path), **({"mode": "file_async"} if scope == "b" else {}))
+        providers.append(index.create_provider(scope=scope))
+        del index, src
+    gc.collect()
+    instance = rt.VmInstance()
+    device = rt.get_device(module.iree.compiler.core.DEFAULT_TESTING_DRIVER)
+    modules = rt.load_vm_modules(
+        paramio.create_io_parameters_module(instance, *providers),
+        rt.create_hal_module(instance, device),
+        module.create_mm_test_module(instance),
+        config=rt.Config(device=device),
+    )
+    got = [r.to_host() if hasattr(r, "to_host") else np.asarray(r) for r in modules[-1].echo()]
+    expected = [values["a"]["a0"], values["a"]["a1"], values["b"]["b0"], values["b"]["b1"]]
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)

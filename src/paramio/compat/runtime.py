@@ -52,22 +52,15 @@ def provider_class() -> type:
 
 def create_provider(index: ParameterIndex, scope: str = "", max_concurrent_operations: int | None = None) -> object:
     """An ``iree.runtime.ParameterProvider`` serving `index`'s entries under `scope`."""
-    from paramio.iree.bridge import IreeParameters, iree_runtime, to_iree_index
+    from paramio.iree.bridge import to_iree_provider
 
     if max_concurrent_operations is not None and max_concurrent_operations < 0:
         raise TypeError(
             "create_provider(): incompatible function arguments: max_concurrent_operations must be a "
             "non-negative int or None"
         )
-    iree_runtime()
-    keeper = IreeParameters.__new__(IreeParameters)
-    keeper._handles, keeper._keep, keeper.indices, keeper.providers = {}, [], {}, {}
-    iree_index = to_iree_index(index.values(), _bridge=keeper)
-    kwargs: dict[str, object] = {"scope": scope}
-    if max_concurrent_operations is not None:
-        kwargs["max_concurrent_operations"] = max_concurrent_operations
-    provider: object = iree_index.create_provider(**kwargs)  # type: ignore[attr-defined]
-    index._keep_for_iree(keeper)  # IREE dup()s descriptors and holds buffers; this is belt and braces
+    provider, keeper = to_iree_provider(index.values(), scope, max_concurrent_operations)
+    index._keep_for_iree(keeper)
     return provider
 
 

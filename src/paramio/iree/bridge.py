@@ -20,7 +20,7 @@ from paramio.index.entry import ParameterEntry
 from paramio.index.provider import Provider
 from paramio.sources.base import ByteSource
 
-__all__ = ["IreeParameters", "create_parameters_module", "to_iree_index", "to_iree_providers"]
+__all__ = ["IreeParameters", "create_parameters_module", "to_iree_index", "to_iree_provider", "to_iree_providers"]
 
 
 def iree_runtime() -> ModuleType:
@@ -105,6 +105,20 @@ class _Keeper(IreeParameters):
         self._keep = []
         self.indices = {}
         self.providers = {}
+
+
+def to_iree_provider(
+    entries: Sequence[ParameterEntry], scope: str = "", max_concurrent_operations: int | None = None
+) -> tuple[object, object]:
+    """An ``iree.runtime.ParameterProvider`` serving `entries` under `scope`, and the object
+    holding the sources and buffers it reads (IREE also holds them: it duplicates descriptors
+    and references buffers; keeping this as well costs nothing)."""
+    keeper = _Keeper()
+    index = to_iree_index(entries, _bridge=keeper)
+    kwargs: dict[str, object] = {"scope": scope}
+    if max_concurrent_operations is not None:
+        kwargs["max_concurrent_operations"] = max_concurrent_operations
+    return index.create_provider(**kwargs), keeper  # type: ignore[attr-defined]
 
 
 def to_iree_providers(provider: Provider, scopes: Sequence[str] | None = None) -> IreeParameters:
