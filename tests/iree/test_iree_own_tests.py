@@ -115,9 +115,8 @@ def test_providers_from_files_outlive_their_paramio_index(
     the paramio indices are dropped before the program runs (IREE holds what it reads)."""
     import gc
 
-    import numpy as np
-
     import iree.runtime as rt
+    import numpy as np
 
     module = echo_program
     values = {
