@@ -97,11 +97,17 @@ class FileHandle:
         opened as one, else host memory (a mapped file, a buffer, a preloaded file)."""
         if isinstance(source, _SourceOfHandle):
             return source.handle
-        h = _HANDLES.get(source)
+        try:
+            h = _HANDLES.get(source)
+        except TypeError:  # a source class without weak references: a handle per call
+            h = None
         if h is None:
             fd = source.fileno() if source in _FD_SOURCES else None
             h = FileHandle._make(source, None, fd if fd is not None else -1, True, source.writable)
-            _HANDLES[source] = h
+            try:
+                _HANDLES[source] = h
+            except TypeError:
+                pass
         return h
 
     # -- IREE's properties -----------------------------------------------------------------

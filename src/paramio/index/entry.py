@@ -419,6 +419,8 @@ class ParameterEntry(_EntrySlots):
         ``<ParameterIndexEntry 'k' FileHandle<fd(5)>:384:24``."""
         if self.is_splat:
             return f"<ParameterIndexEntry {self.key!r} splat {self.pattern!r}:{self.length}>"
+        if self.source is None:
+            return f"<ParameterIndexEntry {self.key!r} ?:{self.offset}:{self.length}"
         handle, offset = self.file_storage
         return f"<ParameterIndexEntry {self.key!r} {handle!r}:{offset}:{self.length}"
 
