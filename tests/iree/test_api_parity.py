@@ -359,3 +359,77 @@ def test_names_resolve_without_iree_imports() -> None:
     else:
         assert cls is rt.ParameterProvider
     assert os.path.isdir(DATA)
+
+
+def _iree_parameters(doc_line: str) -> list[tuple[str, str | None, bool]]:
+    """(name, default text, keyword-only) for each parameter of a nanobind signature line."""
+    inner = doc_line[doc_line.index("(") + 1 : doc_line.rindex(") ->")]
+    out: list[tuple[str, str | None, bool]] = []
+    kw_only = False
+    for part in (p.strip() for p in inner.split(", ")):
+        if part in ("self", "/"):
+            continue
+        if part == "*":
+            kw_only = True
+            continue
+        name, _, rest = part.partition(":")
+        default = rest.split(" = ", 1)[1] if " = " in rest else None
+        out.append((name.strip(), default, kw_only))
+    return out
+
+
+def _our_parameters(fn: Callable[..., object]) -> list[tuple[str, str | None, bool]]:
+    import inspect
+
+    out: list[tuple[str, str | None, bool]] = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.name == "self":
+            continue
+        default = None if p.default is inspect.Parameter.empty else repr(p.default)
+        out.append((p.name, default, p.kind is inspect.Parameter.KEYWORD_ONLY))
+    return out
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(
+    ("cls", "method"),
+    [
+        ("ParameterIndex", m)
+        for m in (
+            "add_buffer",
+            "add_from_file_handle",
+            "add_splat",
+            "create_archive_file",
+            "create_provider",
+            "items",
+            "load",
+            "load_from_file_handle",
+            "reserve",
+        )
+    ]
+    + [("FileHandle", "wrap_fd"), ("FileHandle", "wrap_memory")],
+)
+def test_signatures_and_defaults_are_iree_s(cls: str, method: str) -> None:
+    """Every parameter IREE's method has, ours has: same name, same place, same default (ours
+    may add keyword-only ones after them)."""
+    rt = pytest.importorskip("iree.runtime")
+    theirs = _iree_parameters((getattr(getattr(rt, cls), method).__doc__ or "").splitlines()[0])
+    ours = _our_parameters(getattr(getattr(paramio, cls), method))
+    assert ours[: len(theirs)] == theirs
+    assert all(kw for _, _, kw in ours[len(theirs) :])
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SplatValue",
+        "save_archive_file",
+        "parameter_index_add_numpy_ndarray",
+        "parameter_index_entry_as_numpy_ndarray",
+        "parameter_index_entry_as_numpy_flat_ndarray",
+    ],
+)
+def test_python_helpers_have_iree_s_signatures(name: str) -> None:
+    rt = pytest.importorskip("iree.runtime")
+    assert _our_parameters(getattr(paramio, name)) == _our_parameters(getattr(rt, name))
