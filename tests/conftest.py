@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+#: IREE's own test files (iree/data/iree_io/) are data that tests/iree/test_iree_own_tests.py runs.
+collect_ignore_glob = ["iree/data/*"]
 
 
 def _native_iree_tool(name: str) -> str | None:

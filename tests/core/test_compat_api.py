@@ -131,3 +131,14 @@ def test_save_archive_file_is_atomic_and_untyped(tmp_path: Path) -> None:
     index = paramio.ParameterIndex.open(p)
     assert index["a"].metadata == b"" and index["s"].is_splat and index["s"].length == 6
     assert [q.name for q in tmp_path.iterdir()] == ["s.irpa"]
+
+
+def test_file_storage_handles_are_byte_sources(tmp_path: Path) -> None:
+    """``source, offset = entry.file_storage`` then reading from ``source`` keeps working."""
+    p = tmp_path / "a.irpa"
+    paramio.save_archive_file({"w": np.arange(4, dtype=np.int32)}, p)
+    e = paramio.ParameterIndex.open(p)["w"]
+    handle, offset = e.file_storage
+    assert isinstance(handle, paramio.ByteSource) and handle.read(offset, e.length) == e.read()
+    again = paramio.ParameterEntry.data("w", handle, offset, e.length)
+    assert again.file_storage[0] is handle and again.to_numpy().view(np.int32).tolist() == [0, 1, 2, 3]

@@ -5,6 +5,9 @@ A handle is host memory (``wrap_memory``, a mapped or preloaded file) or an OS f
 returns one for the entry's source, with IREE's ``repr``; `ParameterIndex.add_from_file_handle`
 and `load_from_file_handle` take one (or any `ByteSource`).
 
+A handle is also a `ByteSource` (reading through to the memory or file behind it), so code that
+takes ``source, offset = entry.file_storage`` and reads from ``source`` keeps working.
+
 Beyond IREE: ``fd`` of a memory handle is -1 (IREE returns an arbitrary number). Unlike IREE's
 class, a paramio handle does not expose the buffer protocol itself (Python 3.11 classes cannot):
 use `host_allocation`, as IREE's own tests do.
@@ -36,13 +39,13 @@ def mark_fd_source(source: ByteSource) -> None:
     _FD_SOURCES.add(source)
 
 
-class FileHandle:
-    """IREE's ``FileHandle``: host memory or a file descriptor, as `ParameterIndex` reads it.
+class FileHandle(ByteSource):
+    """IREE's ``FileHandle``: host memory or a file descriptor, as `ParameterIndex` reads it,
+    and a `ByteSource` over those bytes.
 
     Made only by `wrap_memory`, `wrap_fd` or `for_source` (IREE's class has no constructor).
     """
 
-    __slots__ = ("__weakref__", "_fd", "_host", "_readable", "_source", "_writable")
     _source: ByteSource | None
     _host: memoryview | None
     _fd: int
@@ -57,6 +60,7 @@ class FileHandle:
         cls, source: ByteSource | None, host: memoryview | None, fd: int, readable: bool, writable: bool
     ) -> FileHandle:
         h = object.__new__(cls)
+        h.name = source.name if source is not None else f"{_FD_DIR}/{fd}"
         h._source = source
         h._host = host
         h._fd = fd
@@ -95,6 +99,8 @@ class FileHandle:
     def for_source(source: ByteSource) -> FileHandle:
         """The handle of an entry's `source` (one per source): a file descriptor for sources
         opened as one, else host memory (a mapped file, a buffer, a preloaded file)."""
+        if isinstance(source, FileHandle):
+            return source
         if isinstance(source, _SourceOfHandle):
             return source.handle
         try:
@@ -160,6 +166,38 @@ class FileHandle:
             mark_fd_source(source)
             self._source = source
         return self._source
+
+    # -- ByteSource: read through to the bytes behind the handle ----------------------------
+
+    @property
+    def size(self) -> int:
+        return self.source.size
+
+    def view(self, offset: int, length: int) -> memoryview:
+        return self.source.view(offset, length)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.source.read(offset, length)
+
+    def readinto(self, offset: int, out: memoryview | bytearray) -> int:
+        return self.source.readinto(offset, out)
+
+    @property
+    def path(self) -> str | None:
+        return self.source.path
+
+    def fileno(self) -> int | None:
+        return self.source.fileno()
+
+    @property
+    def writable(self) -> bool:
+        return self._writable and self.source.writable
+
+    def write(self, offset: int, data: memoryview | bytes) -> None:
+        self.source.write(offset, data)
+
+    def flush(self) -> None:
+        self.source.flush()
 
 
 class _SourceOfHandle(FileSource):
