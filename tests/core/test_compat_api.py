@@ -142,3 +142,19 @@ def test_file_storage_handles_are_byte_sources(tmp_path: Path) -> None:
     assert isinstance(handle, paramio.ByteSource) and handle.read(offset, e.length) == e.read()
     again = paramio.ParameterEntry.data("w", handle, offset, e.length)
     assert again.file_storage[0] is handle and again.to_numpy().view(np.int32).tolist() == [0, 1, 2, 3]
+
+
+def test_repr_of_an_unmapped_file_entry_reads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from paramio.sources.file import FileSource
+
+    p = tmp_path / "a.irpa"
+    paramio.save_archive_file({"w": np.zeros(1 << 16, dtype=np.uint8)}, p)
+    index = paramio.ParameterIndex()
+    index.load(str(p), mmap=False)
+    reads: list[int] = []
+    real = FileSource.read
+    monkeypatch.setattr(
+        FileSource, "read", lambda self, offset, length: reads.append(length) or real(self, offset, length)
+    )
+    assert repr(index["w"]).startswith("<ParameterIndexEntry 'w' FileHandle<host_allocation(<memory at 0x")
+    assert max(reads, default=0) == 0

@@ -15,6 +15,7 @@ use `host_allocation`, as IREE's own tests do.
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 import weakref
@@ -149,6 +150,9 @@ class FileHandle(ByteSource):
     def __repr__(self) -> str:
         if self._fd >= 0:
             return f"FileHandle<fd({self._fd})>"
+        if self._host is None and not _maps(self._source):
+            # An unmapped file would be read whole to show its memoryview: name it instead.
+            return f"FileHandle<host_allocation(<memory at {id(self._source):#x}>)>"
         return f"FileHandle<host_allocation({self.host_allocation!r})>"
 
     # -- paramio ---------------------------------------------------------------------------
@@ -206,6 +210,13 @@ class _SourceOfHandle(FileSource):
     def __init__(self, path: str, handle: FileHandle, *, writable: bool) -> None:
         super().__init__(path, writable=writable)
         self.handle = handle  # the handle keeps the source; the source keeps the handle's fd open
+
+
+def _maps(source: ByteSource | None) -> bool:
+    """Whether `source`'s views are windows of memory it already holds (no read to make one)."""
+    if source is None or isinstance(source, MemorySource):
+        return True
+    return isinstance(source.view(0, 0).obj, mmap.mmap)
 
 
 def handle_source(handle: FileHandle | ByteSource) -> ByteSource:
