@@ -313,3 +313,5 @@ class Campaign:
         finally:
             target.write_bytes(original)
         return outcome, [f"{target.name}:{s}" for s in steps]
+
+

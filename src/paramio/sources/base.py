@@ -61,10 +61,13 @@ class ByteSource(abc.ABC):
 
     def check_span(self, offset: int, length: int, key: str | None = None) -> None:
         if offset < 0 or length < 0:
-            raise InvalidArgumentError(f"negative span (offset {offset}, length {length})", path=self.name, key=key)
+            raise InvalidArgumentError(
+                f"negative span (offset {offset}, length {length})", path=self.name, key=key
+            )
         if offset + length > self.size:
             raise TruncatedError(
-                f"span {offset:#x}..{offset + length:#x} ends past the end of the source ({self.size:#x})",
+                f"span {offset:#x}..{offset + length:#x} ends past the end of the source "
+                f"({self.size:#x})",
                 path=self.name,
                 key=key,
                 offset=offset,

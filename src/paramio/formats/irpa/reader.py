@@ -100,9 +100,7 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
         )
     magic, major, minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(cur.buf, base)
     if magic != MAGIC:
-        raise FormatError(
-            f"IRPA file magic missing or invalid {magic:08X}; expected {MAGIC:08X}", path=name, offset=base
-        )
+        raise FormatError(f"IRPA file magic missing or invalid {magic:08X}; expected {MAGIC:08X}", path=name, offset=base)
     if header_size > size:
         raise TruncatedError(
             f"header of reported size {header_size} is larger than the file ({size} bytes)", path=name, offset=base + 8
@@ -116,9 +114,7 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
     if major != 0:
         raise UnsupportedFormatError(f"IRPA major version {major}.{minor} not supported", path=name, offset=base + 4)
     if minor > 0:
-        raise UnsupportedFormatError(
-            f"IRPA version 0.{minor} not supported (newer than paramio)", path=name, offset=base + 6
-        )
+        raise UnsupportedFormatError(f"IRPA version 0.{minor} not supported (newer than paramio)", path=name, offset=base + 6)
     if header_size != HEADER_SIZE:
         raise FormatError(
             f"IRPA v0 header expected to be exactly {HEADER_SIZE} bytes but was reported as {header_size}",
@@ -176,16 +172,11 @@ def _read_one(
                 skipped.append((key, metadata))
         elif etype == EntryType.SPLAT:
             if entry_size < ENTRY_SIZES[EntryType.SPLAT]:
-                raise TruncatedError(
-                    f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos
-                )
+                raise TruncatedError(f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos)
             length, pattern, plen = SPLAT_TAIL.unpack_from(cur.buf, tail)
             if plen > MAX_SPLAT_PATTERN_LENGTH:
                 raise FormatError(
-                    f"splat pattern length {plen} out of bounds {MAX_SPLAT_PATTERN_LENGTH}",
-                    path=name,
-                    key=key,
-                    offset=tail + 24,
+                    f"splat pattern length {plen} out of bounds {MAX_SPLAT_PATTERN_LENGTH}", path=name, key=key, offset=tail + 24
                 )
             entries.append(
                 ParameterEntry.splat(key, pattern[:plen], length, metadata=metadata, origin="irpa", file_index=i)
@@ -211,9 +202,7 @@ def _read_one(
             )
         elif etype == EntryType.EXTERNAL:
             if entry_size < ENTRY_SIZES[EntryType.EXTERNAL]:
-                raise TruncatedError(
-                    f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos
-                )
+                raise TruncatedError(f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos)
             p_off, p_len, r_off, r_len = EXTERNAL_TAIL.unpack_from(cur.buf, tail)
             ext_path = _meta_ref(cur, meta_base, m_len, p_off, p_len, "external path", name, tail, key)
             entries.append(_external_entry(source, key, metadata, ext_path, r_off, r_len, i))
