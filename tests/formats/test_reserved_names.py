@@ -255,3 +255,17 @@ def test_every_archive_paramio_writes_lists_only_its_entries_in_iree(tmp_path: P
         assert main(["convert", f"--parameters={src}", f"--output={cli_out}", "--typed", "--quiet"]) == 0
         listing = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={cli_out}"], check=True).stdout
         assert ATTRIBUTES_KEY not in listing
+
+
+@pytest.mark.interop
+def test_sharded_irpa_sets_carry_attributes_invisibly(tmp_path: Path, iree_tool, run_tool) -> None:  # type: ignore[no-untyped-def]
+    c = read_path(_model(tmp_path))
+    manifest = tmp_path / "set.irpa.index.json"
+    write_path(manifest, c.entries, attributes=c.attributes, max_shard_size=48, on_loss="ignore")
+    shards = sorted(tmp_path.glob("set*.irpa"))
+    assert len(shards) > 1
+    for shard in shards:
+        listing = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={shard}"], check=True).stdout
+        assert ATTRIBUTES_KEY not in listing
+    back = paramio.ParameterIndex.open(manifest)
+    assert back.keys() == ["t0", "t1", "t2", "t3"] and back.attributes["gguf.kv"] == c.attributes["gguf.kv"]
