@@ -94,7 +94,7 @@ def test_sigkill_mid_write_leaves_index_intact_and_at_most_one_torn_entry(tmp_pa
         if torn:  # repair the torn entry as a restarted training loop would
             p = Provider.from_flags([str(base)], overlays=[str(overlay)])
             p.write(torn[0], np.full(N, step, np.float32))
-            p.flush()
+            p.close()  # flushes, and lets the next round's writer take the overlay's lock
 
 
 def test_readers_see_old_or_new_values_and_a_sound_index_while_one_thread_writes(tmp_path: Path) -> None:

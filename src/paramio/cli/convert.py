@@ -35,12 +35,14 @@ from paramio.arrays.metadata import encode_tensor_metadata
 from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import (
+    ALLOW_EXTERNAL,
     PARAMETER_MODE,
     PARAMETERS,
     STRICT,
     Flag,
     FlagKind,
     ParsedFlags,
+    allowed_external,
     files_from,
     load_scopes,
     run_command,
@@ -90,6 +92,7 @@ Example converting an IRPA archive to safetensors:
 
 FLAGS = (
     PARAMETERS,
+    ALLOW_EXTERNAL,
     PARAMETER_MODE,
     STRICT,
     Flag(
@@ -308,7 +311,7 @@ def _run(flags: ParsedFlags) -> int:
     inputs = files_from(flags)
     if not inputs:
         raise UsageError("no inputs: give one or more --parameters=[scope=]file")
-    scopes = load_scopes(inputs, strict=flags.on("strict"))
+    scopes = load_scopes(inputs, allowed_external(flags), strict=flags.on("strict"))
     plan = plan_conversion(
         scopes,
         exclude=flags.many("exclude"),

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from paramio.index.scopes import ScopeMap
 
 __all__ = [
+    "ALLOW_EXTERNAL",
     "OVERLAY",
     "PARAMETERS",
     "PARAMETER_MODE",
@@ -43,6 +44,7 @@ __all__ = [
     "ParsedFlags",
     "canonical_name",
     "files_from",
+    "allowed_external",
     "format_help",
     "load_scopes",
     "parse_flags",
@@ -103,6 +105,14 @@ STRICT = Flag(
 )
 PRECEDENCE = Flag(
     "precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first"
+)
+ALLOW_EXTERNAL = Flag(
+    "allow-external",
+    FlagKind.LIST,
+    "Also lets files named inside parameter files (IRPA external entries, shards) come\n"
+    "from this folder; by default they must lie in the naming file's own folder. Repeatable.",
+    None,
+    "DIR",
 )
 
 _TRUE = {"", "true", "1"}
@@ -319,10 +329,20 @@ def precedence_of(parsed: ParsedFlags) -> str:
     return value
 
 
-def load_scopes(values: Sequence[str], *, strict: bool = False) -> ScopeMap:
+def allowed_external(parsed: ParsedFlags) -> list[str]:
+    """The ``--allow-external`` folders, each checked to be an existing folder."""
+    folders = parsed.many("allow-external")
+    for d in folders:
+        if not os.path.isdir(d):
+            raise UsageError(f"--allow-external={d}: not a folder")
+    return folders
+
+
+def load_scopes(values: Sequence[str], allow_external: Sequence[str] = (), *, strict: bool = False) -> ScopeMap:
     """``--parameters`` values loaded IREE's way (one flat index per scope, first file wins);
     a malformed value is a usage error (exit 2), a bad file a `ParamioError` (exit 1).
-    `strict` (``--strict``) refuses what is otherwise read with a `FormatWarning`."""
+    Files named inside them must lie beside them or in an `allow_external` folder; `strict`
+    (``--strict``) refuses what is otherwise read with a `FormatWarning`."""
     from paramio.errors import InvalidArgumentError
     from paramio.index.scopes import ScopeMap, parse_parameters_flag
 
@@ -331,7 +351,7 @@ def load_scopes(values: Sequence[str], *, strict: bool = False) -> ScopeMap:
             parse_parameters_flag(v)
         except InvalidArgumentError as exc:
             raise UsageError(str(exc)) from None
-    return ScopeMap.from_flags(values, strict=strict)
+    return ScopeMap.from_flags(values, strict=strict, allow_external=list(allow_external))
 
 
 def files_from(parsed: ParsedFlags) -> list[str]:

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from paramio.cli.errors import EXIT_FAILURE, EXIT_OK, CommandFailed, UsageError, escape
 from paramio.cli.flags import (
+    ALLOW_EXTERNAL,
     OVERLAY,
     PARAMETERS,
     PRECEDENCE,
     Flag,
     FlagKind,
     ParsedFlags,
+    allowed_external,
     precedence_of,
     run_command,
     unknown_flag_message,
@@ -51,6 +53,7 @@ FLAGS = (
     ),
     Flag("device", FlagKind.STRING, "IREE HAL device.", "local-task"),
     PARAMETERS,
+    ALLOW_EXTERNAL,
     OVERLAY,
     PRECEDENCE,
     Flag("stripped", FlagKind.BOOL, "Replace every parameter with a zero splat of its length.", False),
@@ -249,7 +252,12 @@ def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
 
     # A tensor-parallel manifest serves its files as IREE would take them (one scope per device).
     parameters = expand_parameters(parsed.many("parameters"), sets=False)
-    provider = Provider.from_flags(parameters, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
+    provider = Provider.from_flags(
+        parameters,
+        precedence=precedence_of(parsed),
+        overlays=parsed.many("overlay"),
+        allow_external=allowed_external(parsed),
+    )
     if parsed.on("stripped"):
         provider = provider.stripped()
     describe = _describe(provider)

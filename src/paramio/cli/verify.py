@@ -1,7 +1,10 @@
 """``paramio verify FILE...``: structure checks, and which entries map zero-copy.
 
 Problems (exit 1): the file does not parse; a data entry runs past the end of its file; two
-data entries of one file overlap; a splat pattern is not 1, 2, 4, 8 or 16 bytes or does not
+data entries of one file overlap; a data entry overlaps the file's own structure (an IRPA
+header, entry table or metadata segment: IREE reads such archives, but an in-place write into
+the entry destroys them); an external file lies outside the archive's folder (unless
+``--allow-external``), or is not a regular file; a splat pattern is not 1, 2, 4, 8 or 16 bytes or does not
 divide the entry's length; dtype/shape metadata disagree with the entry's length; with
 ``--alignment=N``, a data entry whose file offset is not a multiple of N.
 
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 from paramio.arrays.dtypes import dtype_by_name
 from paramio.cli.dump import offset_alignment
 from paramio.cli.errors import UsageError, cli_wording, escape
-from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.flags import ALLOW_EXTERNAL, Flag, FlagKind, ParsedFlags, allowed_external, run_command
 from paramio.errors import InvalidArgumentError, ParamioError
 from paramio.formats.registry import detect_format, read_path
 from paramio.index.entry import ParameterEntry
@@ -39,6 +42,7 @@ Example:
 """
 
 FLAGS = (
+    ALLOW_EXTERNAL,
     Flag(
         "alignment",
         FlagKind.INT,
@@ -169,15 +173,36 @@ def verify_entries(
     return problems, report
 
 
-def verify_file(path: str, *, alignment: int = 64, strict_alignment: bool = False) -> FileReport:
-    """Read and check one file. Parse errors become the report's one problem."""
+def verify_file(
+    path: str, *, alignment: int = 64, strict_alignment: bool = False, allow_external: Sequence[str] = ()
+) -> FileReport:
+    """Read and check one file. Parse errors (and refused external files) become the report's
+    one problem."""
     try:
         fmt = detect_format(path)
-        contents = read_path(path, format=fmt)
+        contents = read_path(path, format=fmt, allow_external=list(allow_external))
+        problems, report = verify_entries(contents.entries, alignment=alignment, strict_alignment=strict_alignment)
+        if fmt == "irpa":
+            problems += _structure_problems(path, contents.entries)
     except ParamioError as exc:
         return FileReport(path, None, [Problem(exc.key, exc.offset, cli_wording(exc.reason))], [])
-    problems, report = verify_entries(contents.entries, alignment=alignment, strict_alignment=strict_alignment)
     return FileReport(path, fmt, problems, report)
+
+
+def _structure_problems(path: str, entries: Sequence[ParameterEntry]) -> list[Problem]:
+    """Data entries sharing bytes with the archive's header, entry table or metadata."""
+    from paramio.formats.irpa.reader import structure_regions
+    from paramio.index.overlaps import find_overlaps
+    from paramio.sources.file import FileSource
+
+    source = FileSource(path)
+    try:
+        found = find_overlaps(source, entries, structure_regions(source), with_entries=False)
+    finally:
+        source.close()
+    return [
+        Problem(o.key, o.offset, o.message + "; an in-place write into it would corrupt the archive") for o in found
+    ]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -193,7 +218,8 @@ def _run(flags: ParsedFlags) -> int:
     if alignment < 1 or alignment & (alignment - 1):
         raise UsageError(f"--alignment={alignment}: expected a power of two such as 64")
     strict = given is not None
-    reports = [verify_file(p, alignment=alignment, strict_alignment=strict) for p in paths]
+    allow = allowed_external(flags)
+    reports = [verify_file(p, alignment=alignment, strict_alignment=strict, allow_external=allow) for p in paths]
     if flags.on("json"):
         doc = {
             "version": 1,

@@ -10,7 +10,18 @@ import json
 from collections.abc import Sequence
 
 from paramio.cli.errors import EXIT_OK, UsageError, escape
-from paramio.cli.flags import OVERLAY, PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
+from paramio.cli.flags import (
+    ALLOW_EXTERNAL,
+    OVERLAY,
+    PARAMETERS,
+    PRECEDENCE,
+    Flag,
+    FlagKind,
+    ParsedFlags,
+    allowed_external,
+    precedence_of,
+    run_command,
+)
 
 #: The ``--json`` document's schema version (docs/cli.md); it changes only when a field changes
 #: meaning or goes away, never for a new field.
@@ -18,6 +29,7 @@ JSON_SCHEMA_VERSION = 1
 
 FLAGS = (
     PARAMETERS,
+    ALLOW_EXTERNAL,
     OVERLAY,
     PRECEDENCE,
     Flag("json", FlagKind.BOOL, 'Print one JSON object {"version": 1, "keys": [...]} (schema in docs/cli.md).', False),
@@ -43,7 +55,10 @@ def _which(parsed: ParsedFlags) -> int:
     if not parsed.many("parameters"):
         raise UsageError("give at least one --parameters=[scope=]file")
     provider = Provider.from_flags(
-        parsed.many("parameters"), precedence=precedence_of(parsed), overlays=parsed.many("overlay")
+        parsed.many("parameters"),
+        precedence=precedence_of(parsed),
+        overlays=parsed.many("overlay"),
+        allow_external=allowed_external(parsed),
     )
     answers = [provider.which(k) for k in parsed.positional]
     if parsed.on("json"):

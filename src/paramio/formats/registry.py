@@ -2,8 +2,9 @@
 
 Each format is a package under `paramio.formats` exposing the same functions:
 
-``read_path(path, *, writable, use_mmap) -> FormatContents``
-    read one file (or a whole sharded set reached from any of its files);
+``read_path(path, *, writable, use_mmap, allow_external) -> FormatContents``
+    read one file (or a whole sharded set reached from any of its files); files named inside
+    it must resolve beside it or in `allow_external` (`paramio.sources.paths`);
 ``write_path(path, entries, *, attributes, <options>) -> None``
     write entries atomically; every writer takes ``alignment``, ``durable``, ``progress`` and
     ``max_shard_size`` (a sharded set), and its signature lists every option it takes: an
@@ -28,8 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from paramio.errors import InvalidArgumentError, SourceError, UnsupportedFormatError
+from paramio.errors import InvalidArgumentError, UnsupportedFormatError
 from paramio.index.entry import ParameterEntry
+from paramio.sources.paths import AllowExternal
 
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
@@ -96,11 +98,13 @@ def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) ->
         if any(lower.endswith(ext) for ext in info.extensions):
             return info.name
     if not for_writing:
+        from paramio.sources.file import FileSource
+
+        src = FileSource(p, use_mmap=False)  # a FIFO or device is refused, never read
         try:
-            with open(p, "rb") as f:
-                head = f.read(64)
-        except OSError as exc:
-            raise SourceError(f"cannot open: {exc.strerror or exc}", path=p) from exc
+            head = src.read(0, min(64, src.size))
+        finally:
+            src.close()
         for info in FORMATS.values():
             try:
                 mod = importlib.import_module(info.module)
@@ -122,19 +126,24 @@ def read_path(
     writable: bool = False,
     use_mmap: bool = True,
     strict: bool = False,
+    allow_external: AllowExternal = None,
 ) -> FormatContents:
     """Read a parameter file with the format given or detected; facts a paramio writer carried
     for the format (``paramio.carried``, see `paramio.formats.conversion`) are put back.
 
     `strict` refuses what paramio otherwise reads past with a `paramio.errors.FormatWarning`
-    (a GGUF metadata key repeated, as older gguf-py wrote them)."""
+    (a GGUF metadata key repeated, as older gguf-py wrote them).
+    Files named inside the file (IRPA external entries, shards) must resolve inside its folder
+    or a folder in `allow_external` (``True``: anywhere); `SourceError` otherwise."""
     name = format or detect_format(path)
     mod = format_module(name)
     from paramio.formats.conversion import restore
 
     # Only formats with something to be strict about take the keyword.
     extra: dict[str, object] = {"strict": True} if strict and name == "gguf" else {}
-    contents: FormatContents = mod.read_path(os.fspath(path), writable=writable, use_mmap=use_mmap, **extra)
+    contents: FormatContents = mod.read_path(
+        os.fspath(path), writable=writable, use_mmap=use_mmap, allow_external=allow_external, **extra
+    )
     return restore(name, contents)
 
 

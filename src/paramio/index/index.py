@@ -18,11 +18,15 @@ import numpy as np
 
 from paramio._types import Buffer
 from paramio.arrays.metadata import encode_array_metadata
-from paramio.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
+from paramio.errors import DuplicateKeyError, FormatError, InvalidArgumentError, ParameterNotFoundError
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
 from paramio.sources.memory import MemorySource
+from paramio.sources.paths import AllowExternal
+
+if TYPE_CHECKING:
+    from paramio.formats.registry import FormatContents
 
 if TYPE_CHECKING:
     from paramio.compat.handles import FileHandle
@@ -208,12 +212,16 @@ class ParameterIndex:
         mode: str | None = None,
         duplicates: DuplicatePolicy | str | None = None,
         strict: bool = False,
+        allow_external: AllowExternal = None,
     ) -> None:
         """Append the entries of a parameter file (IRPA, safetensors, GGUF, or a sharded set).
 
         The format comes from `format`, else the extension, else the file's magic bytes.
+        Files named inside it (IRPA external entries, shards) must resolve inside its folder
+        or a folder in `allow_external` (``True``: anywhere). A writable load refuses a file
+        whose data entries overlap (an in-place write would change two entries at once).
         Raises `FormatError` (naming file, entry and offset) for malformed files and
-        `SourceError` for files that cannot be opened. `strict` refuses files paramio otherwise
+        `SourceError` for files that cannot (or may not) be opened. `strict` refuses files paramio otherwise
         reads with a `FormatWarning` (a GGUF key repeated).
 
         As IREE: `mmap` true or None maps the file, false reads it into memory;
@@ -223,7 +231,16 @@ class ParameterIndex:
         from paramio.formats.registry import read_path
 
         use_mmap = _load_mode(mmap, mode)
-        contents = read_path(file_path, format=format, writable=writable, use_mmap=use_mmap, strict=strict)
+        contents = read_path(
+            file_path,
+            format=format,
+            writable=writable,
+            use_mmap=use_mmap,
+            strict=strict,
+            allow_external=allow_external,
+        )
+        if writable:
+            _refuse_entry_overlaps(contents)
         if mode == "file_async":  # IREE reads through the descriptor: its handles say fd(N)
             from paramio.compat.handles import mark_fd_source
 
@@ -256,6 +273,15 @@ class ParameterIndex:
         self.paths.extend(contents.paths)
 
     @classmethod
+    def from_contents(
+        cls, contents: FormatContents, *, duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR
+    ) -> ParameterIndex:
+        """A new index over what a format reader found (as `load` adopts it)."""
+        index = cls(duplicates=duplicates)
+        index._adopt(contents, None)
+        return index
+
+    @classmethod
     def open(
         cls,
         file_path: str | os.PathLike[str],
@@ -264,10 +290,11 @@ class ParameterIndex:
         writable: bool = False,
         duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
         strict: bool = False,
+        allow_external: AllowExternal = None,
     ) -> ParameterIndex:
-        """A new index over one parameter file (or sharded set)."""
+        """A new index over one parameter file (or sharded set); see `load`."""
         index = cls(duplicates=duplicates)
-        index.load(file_path, format=format, writable=writable, strict=strict)
+        index.load(file_path, format=format, writable=writable, strict=strict, allow_external=allow_external)
         return index
 
     def create_archive_file(
@@ -385,6 +412,34 @@ def validate_splat(key: str, pattern: bytes, total_length: int) -> None:
         raise InvalidArgumentError(
             f"splat length {total_length} is not a multiple of the {len(pattern)}-byte pattern", key=key
         )
+
+
+def _refuse_entry_overlaps(contents: FormatContents) -> None:
+    """Writable opens: no two data entries of one writable file may share bytes."""
+    from paramio.index.overlaps import Overlap, find_overlaps
+
+    entries = contents.entries
+    groups: list[tuple[str, list[Overlap]]] = []
+    if isinstance(entries, LazyEntries) and entries.dump_columns() is not None:
+        # Every row of a reader's lazy table lives in the one file it read.
+        name = contents.paths[0] if contents.paths else "?"
+        groups.append((name, find_overlaps(None, entries)))
+    else:
+        sources: dict[int, ByteSource] = {}
+        for e in entries:
+            if e.source is not None and e.source.writable:
+                sources.setdefault(id(e.source), e.source)
+        for src in sources.values():
+            groups.append((src.name, find_overlaps(src, [e for e in entries if e.source is src])))
+    for name, found in groups:
+        if found:
+            raise FormatError(
+                f"{found[0].message}; an in-place write would change both, so the file cannot be "
+                f"opened writable ({len(found)} overlap(s); `paramio verify` lists them)",
+                path=name,
+                key=found[0].key,
+                offset=found[0].offset,
+            )
 
 
 def _entry_path(entry: ParameterEntry) -> str | None:

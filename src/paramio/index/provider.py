@@ -12,6 +12,8 @@ writable overlay on top. A lookup asks the overlay first, then the layers in pre
 The overlay always wins over the layers: it holds what the program wrote. `which` says which
 layer serves a key and which it shadows. Writes go in place to a writable layer, else
 copy-on-write into the scope's overlay; base files opened read-only are never modified.
+A `scatter` is all-or-nothing (checks, space and new overlay files first; then the writes),
+and writers are exclusive: an overlay or writable layer held by another writer is refused.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from paramio.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
-from paramio.index.overlay import Overlay
+from paramio.index.overlay import Overlay, PendingRewrite
 from paramio.index.scopes import parse_parameters_flag, split_scoped_key
-from paramio.index.writable import check_target, check_write, gather_entries
+from paramio.index.writable import check_target, check_write, gather_entries, lock_file, reserve_target
+from paramio.sources.paths import AllowExternal
 
 __all__ = ["EntryRecord", "Layer", "Precedence", "Provider", "Which", "splat_standin"]
 
@@ -160,6 +163,7 @@ class Provider:
         self._overlays: dict[str, Overlay] = {}
         self._lock = threading.RLock()
         self._keep: list[object] = []
+        self._file_locks: list[int] = []
 
     def keep_alive(self, obj: object) -> None:
         """Hold `obj` as long as this provider lives (bridges whose handles borrow our files)."""
@@ -175,28 +179,48 @@ class Provider:
         precedence: Precedence | str = Precedence.FIRST,
         writable: bool = False,
         overlays: Iterable[str] = (),
+        allow_external: AllowExternal = None,
     ) -> Provider:
-        """From ``--parameters=[scope=]file`` values (and ``--overlay=[scope=]file`` values)."""
+        """From ``--parameters=[scope=]file`` values (and ``--overlay=[scope=]file`` values).
+        `allow_external` as in `add_file`."""
         p = cls(precedence=precedence)
         for v in values:
             spec = parse_parameters_flag(v)
-            p.add_file(spec.path, spec.scope, writable=writable)
+            p.add_file(spec.path, spec.scope, writable=writable, allow_external=allow_external)
         for v in overlays:
             spec = parse_parameters_flag(v)
             p.attach_overlay(spec.path, spec.scope)
         return p
 
     def add_file(
-        self, path: str | os.PathLike[str], scope: str = "", *, format: str | None = None, writable: bool = False
+        self,
+        path: str | os.PathLike[str],
+        scope: str = "",
+        *,
+        format: str | None = None,
+        writable: bool = False,
+        allow_external: AllowExternal = None,
     ) -> Layer:
-        """Add a parameter file as the next layer of `scope`. `writable=True` maps it shared
-        and lets writes change it in place."""
+        """Add a parameter file as the next layer of `scope`. `writable=True` maps it shared,
+        lets writes change it in place and locks it (advisory) until `close`. Files it names
+        (external entries, shards) must resolve beside it or in `allow_external`."""
         from paramio.formats.registry import detect_format
 
         p = os.fspath(path)
         fmt = format or detect_format(p)
-        index = ParameterIndex.open(p, format=fmt, writable=writable, duplicates=DuplicatePolicy.KEEP)
-        return self.add_layer(Layer(scope, index, p, fmt, writable))
+        lock = lock_file(p) if writable else -1
+        try:
+            index = ParameterIndex.open(
+                p, format=fmt, writable=writable, duplicates=DuplicatePolicy.KEEP, allow_external=allow_external
+            )
+            layer = self.add_layer(Layer(scope, index, p, fmt, writable))
+        except BaseException:
+            if lock >= 0:
+                os.close(lock)
+            raise
+        if lock >= 0:
+            self._file_locks.append(lock)
+        return layer
 
     def add_index(self, index: ParameterIndex, scope: str = "", *, name: str = "<memory>") -> Layer:
         return self.add_layer(Layer(scope, index, name, None, False))
@@ -338,30 +362,80 @@ class Provider:
         else into a writable layer serving it, else copy-on-write into the scope's overlay
         (all new keys of a scope in one overlay rewrite). Every length is checked first.
 
+        All or nothing: lengths and dtypes are checked, space for in-place bytes reserved and
+        new overlay files written (fsynced, not yet renamed) before the first byte changes, so
+        an error (a full disk, say) leaves every file as it was.
+
         Raises `InvalidArgumentError` for a length or dtype mismatch, `SourceError` when the
-        serving layer is read-only and the scope has no overlay.
+        serving layer is read-only and the scope has no overlay or another writer holds the
+        overlay, `WriteError` when a new overlay file cannot be written.
         """
-        from paramio.arrays.frameworks import host_bytes
 
         with self._lock:
-            in_place: list[tuple[ParameterEntry, memoryview]] = []
-            new: dict[str, list[tuple[ParameterEntry, memoryview]]] = {}
-            for scoped_key, array in arrays.items():
-                scope, key = split_scoped_key(scoped_key)
-                entry, layer = self.find(scope, key)
-                data, dtype = host_bytes(array)
-                check_write(entry, data, dtype)
-                writable = entry.source is not None and entry.source.writable and entry.kind is not EntryKind.SPLAT
-                if layer is None or writable:
-                    in_place.append((entry, data))
-                elif scope in self._overlays:
-                    new.setdefault(scope, []).append((entry, data))
-                else:
-                    check_target(entry)  # raises, naming the read-only file
+            in_place, held, new = self._plan(arrays)
+            # Writers are exclusive: lock each overlay written; one another writer changed since
+            # we opened it is reopened, and the plan made again on what it now holds.
+            if any([self._overlays[scope].acquire() for scope in {*held, *new}]):
+                in_place, held, new = self._plan(arrays)
+            # Everything that can fail for want of space happens before the first write: space
+            # for in-place bytes is reserved, new overlay files are written and fsynced aside.
+            for scope, updates in held.items():
+                if scope not in new:
+                    ov = self._overlays[scope]
+                    in_place.extend((ov.index[k], d) for k, d in updates.items())
+            for entry, _ in in_place:
+                reserve_target(entry)
+            pending: list[PendingRewrite] = []
+            try:
+                for scope, items in new.items():
+                    p = self._overlays[scope].prepare(items, held.get(scope))
+                    if p is not None:
+                        pending.append(p)
+            except BaseException:
+                for p in pending:
+                    p.abort()
+                for scope in new:
+                    self._overlays[scope].release_placeholder()
+                raise
+            for i, p in enumerate(pending):
+                try:
+                    p.commit()
+                except BaseException:
+                    for rest in pending[i + 1 :]:
+                        rest.abort()
+                    raise
             for entry, data in in_place:
                 entry.source.write(entry.offset, data)  # type: ignore[union-attr]
-            for scope, items in new.items():
-                self._overlays[scope].add(items)
+
+    def _plan(
+        self, arrays: Mapping[str, object]
+    ) -> tuple[
+        list[tuple[ParameterEntry, memoryview]],
+        dict[str, dict[str, memoryview]],
+        dict[str, list[tuple[ParameterEntry, memoryview]]],
+    ]:
+        """Where each write goes, every array checked: (in place into writable layers, overlay
+        keys updated per scope, new overlay keys per scope)."""
+        from paramio.arrays.frameworks import host_bytes
+
+        in_place: list[tuple[ParameterEntry, memoryview]] = []
+        held: dict[str, dict[str, memoryview]] = {}
+        new: dict[str, list[tuple[ParameterEntry, memoryview]]] = {}
+        for scoped_key, array in arrays.items():
+            scope, key = split_scoped_key(scoped_key)
+            entry, layer = self.find(scope, key)
+            data, dtype = host_bytes(array)
+            check_write(entry, data, dtype)
+            writable = entry.source is not None and entry.source.writable and entry.kind is not EntryKind.SPLAT
+            if layer is None:
+                held.setdefault(scope, {})[key] = data
+            elif writable:
+                in_place.append((entry, data))
+            elif scope in self._overlays:
+                new.setdefault(scope, []).append((entry, data))
+            else:
+                check_target(entry)  # raises, naming the read-only file
+        return in_place, held, new
 
     def flush(self) -> None:
         """Make every write so far durable: overlays and writable layers are msynced and fsynced."""
@@ -377,6 +451,29 @@ class Provider:
                         if e.source is not None and e.source.writable and id(e.source) not in seen:
                             seen.add(id(e.source))
                             e.source.flush()
+
+    def close(self) -> None:
+        """Flush, and release the writer's locks of overlays and writable layers."""
+        with self._lock:
+            self.flush()
+            for ov in self._overlays.values():
+                ov.close()
+            for fd in self._file_locks:
+                os.close(fd)
+            self._file_locks.clear()
+
+    def __enter__(self) -> Provider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_file_locks", ()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         parts = [f"{s!r}: {len(self._layers[s])} layer(s)" + (" + overlay" if s in self._overlays else "") for s in self._layers]

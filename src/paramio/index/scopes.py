@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from paramio.errors import InvalidArgumentError, ParameterNotFoundError
 from paramio.index.entry import ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
+from paramio.sources.paths import AllowExternal
 
 __all__ = ["ParameterSpec", "ScopeMap", "parse_parameters_flag", "split_scoped_key"]
 
@@ -68,11 +69,12 @@ class ScopeMap:
         duplicates: DuplicatePolicy | str = DuplicatePolicy.KEEP,
         writable: bool = False,
         strict: bool = False,
+        allow_external: AllowExternal = None,
     ) -> ScopeMap:
         sm = cls(duplicates=duplicates)
         for v in values:
             spec = parse_parameters_flag(v)
-            sm.load(spec.scope, spec.path, writable=writable, strict=strict)
+            sm.load(spec.scope, spec.path, writable=writable, strict=strict, allow_external=allow_external)
         return sm
 
     def scope(self, name: str) -> ParameterIndex:
@@ -90,8 +92,9 @@ class ScopeMap:
         format: str | None = None,
         writable: bool = False,
         strict: bool = False,
+        allow_external: AllowExternal = None,
     ) -> None:
-        self.scope(scope).load(path, format=format, writable=writable, strict=strict)
+        self.scope(scope).load(path, format=format, writable=writable, strict=strict, allow_external=allow_external)
 
     def lookup(self, scope: str, key: str) -> ParameterEntry:
         index = self._scopes.get(scope)

@@ -3,11 +3,14 @@
 An in-place write changes only an entry's data bytes, never an index table, so a crash can
 tear at most the entry being written; the file always parses. Lengths must match exactly (an
 archive's layout is fixed); a typed entry also refuses an array of another dtype, since the
-bytes would silently mean something else.
+bytes would silently mean something else. A batch (`scatter`) is all-or-nothing: every array is
+checked and the space for every entry is reserved (holes of a sparse file allocated) before the
+first byte is written, so a full disk fails the batch with the file untouched.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -18,8 +21,17 @@ from paramio.arrays.frameworks import host_bytes
 from paramio.errors import InvalidArgumentError, SourceError
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
+from paramio.sources.paths import AllowExternal
 
-__all__ = ["WritableArchive", "check_target", "check_write", "gather_entries", "write_in_place"]
+__all__ = [
+    "WritableArchive",
+    "check_target",
+    "check_write",
+    "gather_entries",
+    "lock_file",
+    "reserve_target",
+    "write_in_place",
+]
 
 
 def check_write(entry: ParameterEntry, data: memoryview, dtype: str | None) -> None:
@@ -42,6 +54,33 @@ def check_target(entry: ParameterEntry) -> None:
         raise InvalidArgumentError("a splat entry has no storage to write in place", key=entry.key)
     if not src.writable:
         raise SourceError("source is read-only (open it writable or attach an overlay)", path=src.name, key=entry.key)
+
+
+def reserve_target(entry: ParameterEntry) -> None:
+    """Make sure a later write of the entry's bytes cannot fail for want of space. Raises
+    `SourceError` (ENOSPC) when the filesystem cannot allocate them."""
+    check_target(entry)
+    reserve = getattr(entry.source, "reserve", None)
+    if reserve is not None:
+        reserve(entry.offset, entry.length)
+
+
+def lock_file(path: str) -> int:
+    """An advisory exclusive lock (``flock``) on `path`, as a descriptor to close to release
+    it. Raises `SourceError` when another writer (process or object) holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SourceError(f"cannot open to lock: {exc.strerror or exc}", path=path) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise SourceError(
+            "file is open for writing by another writer (it holds the advisory lock); close that writer first",
+            path=path,
+        ) from exc
+    return fd
 
 
 def write_in_place(entry: ParameterEntry, data: memoryview) -> None:
@@ -106,21 +145,33 @@ class WritableArchive:
     >>> with WritableArchive(path) as w:            # doctest: +SKIP
     ...     w.write("layer0.weight", new_weight)    # same byte length, or InvalidArgumentError
     ...     w.flush()                               # msync + fsync: durable from here
+
+    Opening takes an advisory lock on the file until `close`: a second `WritableArchive` (or
+    writable provider layer) on it is refused with `SourceError`. A file marked read-only
+    (no write bit) and an archive whose entries overlap its tables or each other are refused.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, format: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, format: str | None = None, allow_external: AllowExternal = None
+    ) -> None:
         self.path = os.fspath(path)
-        self.index = ParameterIndex.open(self.path, format=format, writable=True, duplicates=DuplicatePolicy.KEEP)
+        self._lock_fd = lock_file(self.path)
+        try:
+            self.index = ParameterIndex.open(
+                self.path, format=format, writable=True, duplicates=DuplicatePolicy.KEEP, allow_external=allow_external
+            )
+        except BaseException:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise
 
     def write(self, key: str, array: object) -> None:
         """Overwrite `key` with `array`'s bytes (NumPy, torch, buffer...)."""
-        entry = self.index[key]
-        data, dtype = host_bytes(array)
-        check_write(entry, data, dtype)
-        write_in_place(entry, data)
+        self.scatter({key: array})
 
     def scatter(self, arrays: Mapping[str, object]) -> None:
-        """Write several entries; every length is checked before any byte is written."""
+        """Write several entries, all or none: every length is checked and every entry's space
+        reserved before any byte is written."""
         plan = []
         for key, array in arrays.items():
             entry = self.index[key]
@@ -128,6 +179,8 @@ class WritableArchive:
             check_write(entry, data, dtype)
             check_target(entry)
             plan.append((entry, data))
+        for entry, _ in plan:
+            reserve_target(entry)
         for entry, data in plan:
             write_in_place(entry, data)
 
@@ -140,7 +193,18 @@ class WritableArchive:
             src.flush()
 
     def close(self) -> None:
-        self.flush()
+        """Flush, then release the lock."""
+        if self._lock_fd < 0:
+            return
+        try:
+            self.flush()
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock_fd", -1) >= 0:
+            os.close(self._lock_fd)
 
     def __enter__(self) -> WritableArchive:
         return self

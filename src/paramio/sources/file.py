@@ -1,12 +1,77 @@
-"""Local files, mapped once and shared by every entry that points into them."""
+"""Local files, mapped once and shared by every entry that points into them.
+
+Only regular files are opened: a FIFO would block a reader forever, a device or a directory
+has no stable size to map. The type is checked before opening and again (`os.fstat`) on the
+descriptor, which is opened ``O_NONBLOCK`` so that even a FIFO swapped in between never blocks.
+Writable opens refuse a file with no write bit set, even for root (whom the kernel lets write
+anything): the user marked it read-only and paramio honours that.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import mmap
 import os
+import stat
 
 from paramio.errors import SourceError
 from paramio.sources.base import ByteSource
+
+__all__ = ["FileSource", "file_kind", "open_regular"]
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words ("a FIFO"); "a regular file" for regular ones."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "a regular file" if stat.S_ISREG(mode) else f"a special file (mode {stat.S_IFMT(mode):#o})"
+
+
+def open_regular(path: str, *, writable: bool = False) -> int:
+    """A descriptor on the regular file `path` (blocking mode), or `SourceError` naming what
+    the path is instead. A writable open also refuses a file with no write bit (``chmod 444``)."""
+    flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        if "\0" in path:
+            raise SourceError("file name holds a NUL byte", path=path.replace("\0", "\\0"))
+        pre = os.stat(path)
+        if not stat.S_ISREG(pre.st_mode):
+            raise SourceError(f"not a regular file ({file_kind(pre.st_mode)}); refusing to open it", path=path)
+        _check_write_bits(path, pre.st_mode, writable)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"cannot open: {exc.strerror or exc}", path=path) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped after the check above
+            raise SourceError(f"not a regular file ({file_kind(st.st_mode)}); refusing to open it", path=path)
+        _check_write_bits(path, st.st_mode, writable)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_write_bits(path: str, mode: int, writable: bool) -> None:
+    # Root passes the kernel's permission check whatever the mode; like the kernel's rule for
+    # root and execute bits, we let a write through only when some write bit is set.
+    if writable and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise SourceError(
+            f"file is marked read-only (mode {stat.S_IMODE(mode):04o}); refusing to open it for writing", path=path
+        )
 
 
 class FileSource(ByteSource):
@@ -14,21 +79,33 @@ class FileSource(ByteSource):
 
     The file is opened once; `writable=True` opens it read-write and maps it shared, so writes
     through `write` (or a writable view) land in the file and `flush` fsyncs them.
+    `writable_views=False` maps the file read-only even then, writes going through `write`
+    (``pwrite``) only: an overlay, whose file may be replaced, hands out no view (NumPy's or
+    torch's) that a write could go stale through.
+    Raises `SourceError` for a path that is missing, not a regular file, or (writable) read-only.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, writable: bool = False, use_mmap: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        writable: bool = False,
+        use_mmap: bool = True,
+        writable_views: bool = True,
+    ) -> None:
         self._path = os.fspath(path)
         self.name = self._path
         self._writable = writable
-        try:
-            self._fd = os.open(self._path, (os.O_RDWR if writable else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise SourceError(f"cannot open: {exc.strerror or exc}", path=self._path) from exc
+        self._writable_views = writable and writable_views
+        self._fd = -1
+        self._fd = open_regular(self._path, writable=writable)
         try:
             self._size = os.fstat(self._fd).st_size
             self._map: mmap.mmap | None = None
             if use_mmap and self._size > 0:
-                access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+                # Without writable views the map is read-only (writes go through pwrite, which a
+                # shared map sees at once): no view, NumPy's or torch's, can write the file.
+                access = mmap.ACCESS_WRITE if self._writable_views else mmap.ACCESS_READ
                 self._map = mmap.mmap(self._fd, self._size, access=access)
         except OSError as exc:
             os.close(self._fd)
@@ -55,7 +132,7 @@ class FileSource(ByteSource):
         if self._map is None:
             return memoryview(self.read(offset, length))
         v = self._mv[offset : offset + length]
-        return v if self._writable else v.toreadonly()
+        return v if self._writable_views else v.toreadonly()
 
     def read(self, offset: int, length: int) -> bytes:
         self.check_span(offset, length)
@@ -89,14 +166,33 @@ class FileSource(ByteSource):
             super().write(offset, data)
         src = memoryview(data).cast("B")
         self.check_span(offset, len(src))
-        if self._map is not None:
+        if self._map is not None and self._writable_views:
             self._mv[offset : offset + len(src)] = src
-        else:
-            os.pwrite(self._fd, src, offset)
+            return
+        done = 0
+        try:
+            while done < len(src):
+                done += os.pwrite(self._fd, src[done:], offset + done)
+        except OSError as exc:
+            raise SourceError(f"write failed: {exc.strerror or exc}", path=self._path, offset=offset + done) from exc
+
+    def reserve(self, offset: int, length: int) -> None:
+        """Allocate the blocks of ``[offset, offset + length)`` without changing a byte, so a
+        later write there cannot fail for want of space (a hole in a sparse file would).
+        Raises `SourceError` (ENOSPC, say) before anything is written."""
+        self.check_span(offset, length)
+        if not self._writable or length == 0:
+            return
+        try:
+            os.posix_fallocate(self._fd, offset, length)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return  # the filesystem cannot say in advance; the write itself will tell
+            raise SourceError(f"cannot reserve space: {exc.strerror or exc}", path=self._path, offset=offset) from exc
 
     def flush(self) -> None:
         try:
-            if self._map is not None and self._writable:
+            if self._map is not None and self._writable_views:
                 self._map.flush()
             if self._writable:
                 os.fsync(self._fd)

@@ -20,6 +20,7 @@ from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
 from paramio.formats.registry import FormatContents
 from paramio.index.entry import ParameterEntry
 from paramio.sources.file import FileSource
+from paramio.sources.paths import AllowExternal
 
 __all__ = [
     "ATTRIBUTES_KEY",
@@ -41,8 +42,11 @@ def sniff(head: bytes) -> bool:
     return head[:4] == MAGIC
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True, strict: bool = False) -> FormatContents:
-    """Read a GGUF file, or the whole split set it belongs to.
+def read_path(
+    path: str, *, writable: bool = False, use_mmap: bool = True, strict: bool = False, allow_external: AllowExternal = None
+) -> FormatContents:
+    """Read a GGUF file, or the whole split set it belongs to (its other shards must resolve
+    inside its folder or a folder in `allow_external`).
 
     Attributes: ``{"gguf.kv": {key: typed record}}`` from the (first) file, without ``split.*``.
     Raises `FormatError` and its subclasses for malformed files, `SourceError` if a file (or a
@@ -54,7 +58,9 @@ def read_path(path: str, *, writable: bool = False, use_mmap: bool = True, stric
     info = split_info(f, path)
     if info is None:
         return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])
-    files, paths = read_split_set(f, path, info, writable=writable, use_mmap=use_mmap, strict=strict)
+    files, paths = read_split_set(
+        f, path, info, writable=writable, use_mmap=use_mmap, strict=strict, allow_external=allow_external
+    )
     entries = [e for part in files for e in part.entries]
     return FormatContents(entries, {ATTRIBUTES_KEY: without_split_keys(files[0].kv)}, paths)
 

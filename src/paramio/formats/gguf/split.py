@@ -20,6 +20,7 @@ from paramio.formats.gguf.constants import (
 )
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.sources.file import FileSource
+from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["read_split_set", "shard_paths", "split_info"]
 
@@ -67,9 +68,18 @@ def shard_paths(path: str, count: int) -> list[str]:
 
 
 def read_split_set(
-    first: GGUFFile, path: str, info: tuple[int, int, int], *, writable: bool, use_mmap: bool, strict: bool = False
+    first: GGUFFile,
+    path: str,
+    info: tuple[int, int, int],
+    *,
+    writable: bool,
+    use_mmap: bool,
+    allow_external: AllowExternal = None,
+    strict: bool = False,
 ) -> tuple[list[GGUFFile], list[str]]:
-    """Every shard of the set `path` belongs to, in order, checked against each other."""
+    """Every shard of the set `path` belongs to, in order, checked against each other. The
+    other shards must resolve (symlinks followed) inside the folder of `path` or a folder in
+    `allow_external`; `SourceError` otherwise."""
     no, count, total = info
     paths = shard_paths(path, count)
     m = SPLIT_NAME.match(os.path.basename(path))
@@ -77,10 +87,13 @@ def read_split_set(
     if int(m["no"]) != no + 1:
         raise FormatError(f"file name says shard {int(m['no'])} but {SPLIT_NO}={no} (0-based)", path=path, key=SPLIT_NO)
     files: list[GGUFFile] = []
+    confinement = Confinement.beside(path, allow_external)
     for i, p in enumerate(paths):
         if i == no:
             files.append(first)
             continue
+        if os.path.lexists(p):
+            confinement.resolve(os.path.basename(p), what=f"shard {i + 1} of {count}")
         try:
             source = FileSource(p, writable=writable, use_mmap=use_mmap)
         except SourceError as exc:

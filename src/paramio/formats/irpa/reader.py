@@ -1,6 +1,7 @@
 """Reading IRPA archives with every check IREE's parser makes, in IREE's order.
 
-Beyond IREE: EXTERNAL entries are read (the path is resolved relative to the archive), and
+Beyond IREE: EXTERNAL entries are read (the path is resolved relative to the archive, and must
+stay inside the archive's folder unless the caller allows more: `paramio.sources.paths`), and
 linked archives (``next_header_offset``) are followed correctly; IREE's parser rejects the
 first and misreads the second. Errors name the file, the entry and the byte offset.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from paramio.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.errors import FormatError, SourceError, TruncatedError, UnsupportedFormatError
 from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import (
     DATA_TAIL,
@@ -31,24 +32,82 @@ from paramio.formats.registry import FormatContents
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.sources.base import ByteSource
 from paramio.sources.file import FileSource
+from paramio.sources.paths import AllowExternal, Confinement
 
-__all__ = ["read_archive", "read_header", "read_path", "take_attributes"]
+__all__ = ["read_archive", "read_header", "read_path", "read_source", "structure_regions", "take_attributes"]
 
 _MAX_LINKED_HEADERS = 1 << 16
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+def read_path(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> FormatContents:
+    """Read the archive at `path`. External entries must resolve inside its folder or a folder
+    in `allow_external` (``True``: anywhere). A writable open also refuses an archive whose data
+    entries overlap its header, tables or each other (an in-place write would corrupt it).
+    Raises `FormatError` subclasses for malformed archives, `SourceError` for files that cannot
+    (or may not) be opened."""
+    source = FileSource(path, writable=writable, use_mmap=use_mmap)
+    return read_source(source, path, writable=writable, allow_external=allow_external)
+
+
+def read_source(
+    source: ByteSource, path: str, *, writable: bool = False, allow_external: AllowExternal = None
+) -> FormatContents:
+    """`read_path` on a source already open (an overlay opens its file with read-only views)."""
     from paramio.formats.irpa.table import read_table
 
-    source = FileSource(path, writable=writable, use_mmap=use_mmap)
     if source.size >= HEADER_SIZE:
         cur = Cursor(source.view(0, source.size), path=source.name)
         lazy = read_table(source, cur, read_header(cur, 0, source.name))
         if lazy is not None:
+            if writable:
+                _refuse_overlaps(source, lazy.entries)
             return FormatContents(lazy.entries, lazy.attributes, [path])
     skipped: list[tuple[str, bytes]] = []
-    entries, attributes = take_attributes(read_archive(source, skipped=skipped), skipped)
+    confinement = Confinement.beside(path, allow_external)
+    entries, attributes = take_attributes(read_archive(source, skipped=skipped, confinement=confinement), skipped)
+    if writable:
+        _refuse_overlaps(source, entries)
     return FormatContents(entries, attributes, [path])
+
+
+def _refuse_overlaps(source: ByteSource, entries: object) -> None:
+    from paramio.index.overlaps import find_overlaps
+
+    problems = find_overlaps(source, entries, structure_regions(source))
+    if problems:
+        first = problems[0]
+        raise FormatError(
+            f"{first.message}; an in-place write would corrupt the archive, so it cannot be opened "
+            f"writable ({len(problems)} overlap(s); `paramio verify` lists them)",
+            path=source.name,
+            key=first.key,
+            offset=first.offset,
+        )
+
+
+def structure_regions(source: ByteSource) -> list[tuple[int, int, str]]:
+    """``(start, end, what)`` of every header, entry table and metadata segment in `source`
+    (following linked headers): the bytes no data entry may share. Raises `FormatError`."""
+    size = source.size
+    cur = Cursor(source.view(0, size), path=source.name)
+    regions: list[tuple[int, int, str]] = []
+    base = 0
+    seen: set[int] = set()
+    while True:
+        _count, e_off, e_len, m_off, m_len, _s_off, _s_len, nxt = read_header(cur, base, source.name)
+        regions.append((base, base + HEADER_SIZE, "the archive header"))
+        if e_len:
+            regions.append((base + e_off, base + e_off + e_len, "the entry table"))
+        if m_len:
+            regions.append((base + m_off, base + m_off + m_len, "the metadata segment"))
+        if nxt == 0:
+            return regions
+        base += nxt
+        if base in seen or len(seen) > _MAX_LINKED_HEADERS:
+            raise FormatError("linked archive headers form a cycle", path=source.name, offset=base)
+        seen.add(base)
 
 
 def take_attributes(
@@ -67,9 +126,15 @@ def take_attributes(
     return rest, legacy if legacy is not None else {}
 
 
-def read_archive(source: ByteSource, *, skipped: list[tuple[str, bytes]] | None = None) -> list[ParameterEntry]:
+def read_archive(
+    source: ByteSource, *, skipped: list[tuple[str, bytes]] | None = None, confinement: Confinement | None = None
+) -> list[ParameterEntry]:
     """Every entry of the archive(s) in `source`, in table order. SKIP entries are left out,
-    as IREE leaves them; their ``(name, metadata)`` go to `skipped` when given."""
+    as IREE leaves them; their ``(name, metadata)`` go to `skipped` when given. External files
+    are resolved by `confinement` (default: inside the archive's folder; for a source with no
+    path, the working directory)."""
+    if confinement is None:
+        confinement = Confinement.beside(source.path or os.path.join(os.getcwd(), source.name or "archive"))
     size = source.size
     whole = source.view(0, size)
     cur = Cursor(whole, path=source.name)
@@ -77,7 +142,7 @@ def read_archive(source: ByteSource, *, skipped: list[tuple[str, bytes]] | None 
     base = 0
     seen: set[int] = set()
     while True:
-        nxt = _read_one(source, cur, base, entries, skipped)
+        nxt = _read_one(source, cur, base, entries, skipped, confinement)
         if nxt == 0:
             return entries
         base += nxt
@@ -140,7 +205,12 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
 
 
 def _read_one(
-    source: ByteSource, cur: Cursor, base: int, entries: list[ParameterEntry], skipped: list[tuple[str, bytes]] | None
+    source: ByteSource,
+    cur: Cursor,
+    base: int,
+    entries: list[ParameterEntry],
+    skipped: list[tuple[str, bytes]] | None,
+    confinement: Confinement,
 ) -> int:
     name = source.name
     count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset = read_header(cur, base, name)
@@ -205,7 +275,7 @@ def _read_one(
                 raise TruncatedError(f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos)
             p_off, p_len, r_off, r_len = EXTERNAL_TAIL.unpack_from(cur.buf, tail)
             ext_path = _meta_ref(cur, meta_base, m_len, p_off, p_len, "external path", name, tail, key)
-            entries.append(_external_entry(source, key, metadata, ext_path, r_off, r_len, i))
+            entries.append(_external_entry(source, key, metadata, ext_path, r_off, r_len, i, confinement, tail))
         else:
             raise UnsupportedFormatError(f"entry type {etype} is not supported", path=name, key=key, offset=pos + 8)
         step = align(entry_size, ENTRY_ALIGNMENT)
@@ -239,17 +309,30 @@ def _meta_ref(
 
 
 def _external_entry(
-    source: ByteSource, key: str, metadata: bytes, raw_path: bytes, r_off: int, r_len: int, index: int
+    source: ByteSource,
+    key: str,
+    metadata: bytes,
+    raw_path: bytes,
+    r_off: int,
+    r_len: int,
+    index: int,
+    confinement: Confinement,
+    field: int,
 ) -> ParameterEntry:
-    rel = os.fsdecode(raw_path)
-    base_dir = os.path.dirname(source.path) if source.path else os.getcwd()
-    full = rel if os.path.isabs(rel) else os.path.join(base_dir, rel)
-    ext = FileSource(full)
+    try:
+        full = confinement.resolve(raw_path, key=key)
+        ext = FileSource(full)
+    except FormatError as exc:
+        raise FormatError(exc.reason, path=source.name, key=key, offset=field) from exc
+    except SourceError as exc:
+        where = "" if exc.path == source.name else f"external file {exc.path}: "
+        raise SourceError(where + exc.reason, path=source.name, key=key, offset=field) from exc
     if r_off + r_len > ext.size:
         raise TruncatedError(
             f"external range {r_off:#x}..{r_off + r_len:#x} ends past the end of {full} ({ext.size:#x})",
             path=source.name,
             key=key,
+            offset=field + 16,
         )
     return ParameterEntry.data(
         key, ext, r_off, r_len, metadata=metadata, origin="irpa", file_index=index, kind=EntryKind.EXTERNAL

@@ -26,6 +26,7 @@ from paramio.formats.safetensors.sharded import ShardedSet, find_set, is_index_p
 from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file
 from paramio.index.entry import ParameterEntry
 from paramio.sources.file import FileSource
+from paramio.sources.paths import AllowExternal
 
 __all__ = [
     "ATTRIBUTE_INDEX_METADATA",
@@ -65,8 +66,11 @@ def _contents(files: list[SafetensorsFile], index_path: str | None, index_meta: 
     return FormatContents(entries, attributes, paths)
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
-    """Read a file, an index or a shard (which opens its whole set).
+def read_path(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> FormatContents:
+    """Read a file, an index or a shard (which opens its whole set). Shard names from an index
+    (and sibling shards) must resolve inside its folder or a folder in `allow_external`.
 
     Raises `FormatError` (file, tensor, offset) for anything the safetensors library would
     refuse and for a weight map that disagrees with its shards; `SourceError` when a file cannot
@@ -74,11 +78,11 @@ def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> Fo
     """
     path = os.fspath(path)
     if is_index_path(path):
-        s = read_set(path, writable=writable, use_mmap=use_mmap)
+        s = read_set(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
         return _contents(s.shards, s.index_path, s.index_metadata)
-    found = find_set(path)
+    found = find_set(path, allow_external)
     if isinstance(found, str):
-        s = read_set(found, writable=writable, use_mmap=use_mmap)
+        s = read_set(found, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
         return _contents(s.shards, s.index_path, s.index_metadata)
     if isinstance(found, list):
         files = [read_file(FileSource(p, writable=writable, use_mmap=use_mmap)) for p in found]

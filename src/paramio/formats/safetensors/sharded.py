@@ -33,6 +33,7 @@ from paramio.formats.safetensors.reader import SafetensorsFile, read_file
 from paramio.formats.safetensors.writer import write_file
 from paramio.index.entry import ParameterEntry
 from paramio.sources.file import FileSource
+from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["ShardedSet", "find_set", "read_index", "read_set", "split_shards", "write_sharded"]
 
@@ -69,15 +70,16 @@ def is_index_path(path: str) -> bool:
 
 
 def read_index(path: str) -> tuple[dict[str, object], dict[str, str]]:
-    """The ``metadata`` object and the ``weight_map`` of an index file. Raises `FormatError`."""
+    """The ``metadata`` object and the ``weight_map`` of an index file. Raises `FormatError`,
+    and `SourceError` when it cannot be read (or is not a regular file: a FIFO never blocks)."""
+    src = FileSource(path, use_mmap=False)
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_INDEX_SIZE:
-                raise FormatError(f"index file has {size} bytes; the limit is {MAX_INDEX_SIZE}", path=path)
-            raw = f.read()
-    except OSError as exc:
-        raise SourceError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+        size = src.size
+        if size > MAX_INDEX_SIZE:
+            raise FormatError(f"index file has {size} bytes; the limit is {MAX_INDEX_SIZE}", path=path)
+        raw = src.read(0, size)
+    finally:
+        src.close()
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -106,22 +108,33 @@ def _shard_order(files: Sequence[str]) -> list[str]:
     return sorted(unique, key=key)
 
 
-def _resolve(folder: str, name: str, index_path: str) -> str:
-    if not name or name in (".", "..") or "/" in name or os.sep in name:
-        raise FormatError(f"shard {name!r} must be a file name next to the index", path=index_path)
-    return os.path.join(folder, name)
+def _resolve(confinement: Confinement, name: str, index_path: str) -> str:
+    if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
+        shown = name.encode("unicode_escape", "backslashreplace").decode("ascii")
+        raise FormatError(f"shard {shown!r} must be a file name next to the index", path=index_path, key=name)
+    # A plain name can still be a symlink out of the folder: resolve it and check, then open it
+    # by the name given (so the set's paths read as the user's folder, not the link targets).
+    confinement.resolve(name, key=name, what="shard")
+    return os.path.join(os.path.dirname(index_path), name)
 
 
-def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> ShardedSet:
-    """Read the sharded set behind an index file. Raises `FormatError` when the weight map and
-    the shards disagree, `SourceError` when a shard cannot be opened."""
+def read_set(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> ShardedSet:
+    """Read the sharded set behind an index file. Shards must resolve (symlinks followed)
+    inside the index's folder or a folder in `allow_external`. Raises `FormatError` when the
+    weight map and the shards disagree, `SourceError` when a shard cannot (or may not) be opened."""
     meta, wmap = read_index(path)
-    folder = os.path.dirname(path)
+    confinement = Confinement.beside(path, allow_external)
     order = _shard_order(list(wmap.values()))
     shards = []
     for name in order:
-        full = _resolve(folder, name, path)
-        shards.append(read_file(FileSource(full, writable=writable, use_mmap=use_mmap)))
+        full = _resolve(confinement, name, path)
+        try:
+            source = FileSource(full, writable=writable, use_mmap=use_mmap)
+        except SourceError as exc:
+            raise SourceError(f"shard {name!r}: {exc.reason}", path=path, key=name) from exc
+        shards.append(read_file(source))
     _check_weight_map(path, wmap, order, shards)
     return ShardedSet(path, meta, shards)
 
@@ -145,16 +158,19 @@ def _check_weight_map(path: str, wmap: dict[str, str], order: list[str], shards:
             raise FormatError(f"weight_map puts the tensor in {name!r} but that shard lacks it", path=path, key=key)
 
 
-def find_set(path: str) -> str | list[str] | None:
+def find_set(path: str, allow_external: AllowExternal = None) -> str | list[str] | None:
     """For a shard path: the index that lists it (a path), else every sibling shard (paths in
-    order), else None when the name is not a shard name. Raises `SourceError` if a sibling
-    shard named by the numbering is missing."""
+    order), else None when the name is not a shard name. Siblings must resolve inside the
+    shard's folder (or `allow_external`). Raises `SourceError` if a sibling shard named by the
+    numbering is missing or may not be opened."""
     folder, base = os.path.split(path)
     m = SHARD_RE.match(base)
     if m is None:
         return None
+    confinement = Confinement.beside(path, allow_external)
     index = os.path.join(folder, m["prefix"] + INDEX_SUFFIX)
-    if os.path.exists(index):
+    if os.path.lexists(index):
+        confinement.resolve(os.path.basename(index), what="index file")
         _, wmap = read_index(index)
         if base in wmap.values():
             return index
@@ -164,8 +180,9 @@ def find_set(path: str) -> str | list[str] | None:
         return None
     siblings = [os.path.join(folder, shard_name(m["prefix"], i, count, digits)) for i in range(1, count + 1)]
     for s in siblings:
-        if not os.path.exists(s):
+        if not os.path.lexists(s):
             raise SourceError(f"shard {os.path.basename(s)} of the set is missing", path=s)
+        confinement.resolve(os.path.basename(s), what="shard")
     return siblings
 
 
