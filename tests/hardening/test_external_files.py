@@ -171,6 +171,7 @@ def test_cli_refuses_and_allow_external_opts_in(layout: tuple[Path, Path], capsy
         ["convert", f"--parameters={archive}", f"--output={out}"],
         ["which", f"--parameters={archive}", "ext"],
         ["run", f"--module={inside / 'absent.vmfb'}", "--function=f", f"--parameters={archive}"],
+        ["mlir", "declare", f"--parameters={archive}"],
     ):
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
@@ -186,6 +187,7 @@ def test_cli_refuses_and_allow_external_opts_in(layout: tuple[Path, Path], capsy
     assert main(["convert", f"--parameters={archive}", f"--output={out}", *allow]) == 0
     assert ParameterIndex.open(out)["ext"].read() == SECRET
     assert main(["which", f"--parameters={archive}", "ext", *allow]) == 0
+    assert main(["mlir", "declare", f"--parameters={archive}", *allow]) == 0
     assert main(["dump", "--allow-external=/no/such/folder", f"--parameters={archive}"]) == 2
 
 

@@ -18,7 +18,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from paramio.cli.errors import EXIT_OK, EXIT_USAGE, UsageError, escape, warn
-from paramio.cli.flags import PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
+from paramio.cli.flags import (
+    ALLOW_EXTERNAL,
+    PARAMETERS,
+    PRECEDENCE,
+    Flag,
+    FlagKind,
+    ParsedFlags,
+    allowed_external,
+    precedence_of,
+    run_command,
+)
 
 if TYPE_CHECKING:
     from paramio.index.provider import Provider
@@ -51,6 +61,7 @@ EXPORT_FLAGS = (
 )
 IMPORT_FLAGS = (
     PARAMETERS,
+    ALLOW_EXTERNAL,
     PRECEDENCE,
     _OUTPUT,
     _KEYS,
@@ -60,6 +71,7 @@ IMPORT_FLAGS = (
 )
 DECLARE_FLAGS = (
     PARAMETERS,
+    ALLOW_EXTERNAL,
     PRECEDENCE,
     Flag("output", FlagKind.STRING, "Write the declarations to this file instead of stdout.", "", "file.mlir"),
     Flag("visibility", FlagKind.STRING, "private, public or nested.", "private"),
@@ -268,7 +280,7 @@ def _provider(values: list[str], parsed: ParsedFlags) -> Provider:
             parse_parameters_flag(v)
         except InvalidArgumentError as exc:
             raise UsageError(str(exc)) from None
-    return Provider.from_flags(values, precedence=precedence_of(parsed))
+    return Provider.from_flags(values, precedence=precedence_of(parsed), allow_external=allowed_external(parsed))
 
 
 def _declare(parsed: ParsedFlags) -> int:
