@@ -289,14 +289,22 @@ def test_safetensors_shard_names_with_paths_are_refused(layout: tuple[Path, Path
     assert info.value.path == str(index)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def _special(path: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:  # a character device inside the folder (/dev/zero's numbers; we run as root)
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
 def test_safetensors_shards_that_are_special_files_are_refused(layout: tuple[Path, Path], kind: str) -> None:
     pytest.importorskip("safetensors.numpy")
     inside, _ = layout
-    shard = inside / "model-00002-of-00002.safetensors"
-    os.mkfifo(shard) if kind == "fifo" else shard.mkdir()
+    _special(inside / "model-00002-of-00002.safetensors", kind)
     index = _st_set(inside, ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"])
-    with pytest.raises(SourceError, match=r"not a regular file \(a (FIFO|directory)\)"):
+    with pytest.raises(SourceError, match=r"not a regular file \(a (FIFO|directory|character device)\)"):
         ParameterIndex.open(index)
 
 
@@ -348,7 +356,7 @@ def _gguf_set(folder: Path) -> list[str]:
     return [str(p) for p in pg.write_gguf(folder / "m.gguf", entries, split_max_tensors=1, durable=False)]
 
 
-@pytest.mark.parametrize("kind", ["symlink out", "fifo", "directory", "device"])
+@pytest.mark.parametrize("kind", ["symlink out", "fifo", "directory", "device", "device inside"])
 def test_gguf_split_siblings_are_confined(layout: tuple[Path, Path], kind: str) -> None:
     inside, outside = layout
     paths = _gguf_set(inside)
@@ -358,12 +366,10 @@ def test_gguf_split_siblings_are_confined(layout: tuple[Path, Path], kind: str) 
         os.symlink(outside / second.name, second)
     else:
         second.unlink()
-        if kind == "fifo":
-            os.mkfifo(second)
-        elif kind == "directory":
-            second.mkdir()
-        else:
+        if kind == "device":
             os.symlink("/dev/zero", second)
+        else:
+            _special(second, {"device inside": "device"}.get(kind, kind))
     with pytest.raises(SourceError) as info:
         ParameterIndex.open(paths[0])
     expected = {
@@ -371,6 +377,7 @@ def test_gguf_split_siblings_are_confined(layout: tuple[Path, Path], kind: str) 
         "fifo": "FIFO",
         "directory": "directory",
         "device": "lies outside",
+        "device inside": "not a regular file (a character device)",
     }[kind]
     assert expected in str(info.value)
     if kind == "symlink out":
