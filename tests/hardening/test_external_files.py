@@ -398,3 +398,59 @@ def test_read_archive_confines_too(layout: tuple[Path, Path], monkeypatch: pytes
         read_archive(MemorySource(archive.read_bytes(), name="mem.irpa"))
     monkeypatch.chdir(outside)
     assert read_archive(MemorySource(archive.read_bytes(), name="mem.irpa"))[0].read() == SECRET[:4]
+
+
+# -- IRPA sharded sets and tensor-parallel sets (manifests naming members) --------------
+
+
+def _irpa_set(folder: Path) -> Path:
+    from paramio.formats.registry import write_path
+
+    entries = [ParameterEntry.data(f"t{i}", MemorySource(bytes([i]) * 64), 0, 64) for i in range(3)]
+    write_path(folder / "m.irpa.index.json", entries, max_shard_size=64)
+    return folder / "m.irpa.index.json"
+
+
+@pytest.mark.parametrize("kind", ["symlink out", "fifo", "directory", "device"])
+def test_irpa_set_members_are_confined(layout: tuple[Path, Path], kind: str) -> None:
+    inside, outside = layout
+    manifest = _irpa_set(inside)
+    second = inside / "m-00002-of-00003.irpa"
+    if kind == "symlink out":
+        os.replace(second, outside / second.name)
+        os.symlink(outside / second.name, second)
+    else:
+        second.unlink()
+        _special(second, kind)
+    expected = {"symlink out": "lies outside", "fifo": "FIFO", "directory": "directory", "device": "character device"}
+    for opened in (manifest, inside / "m-00001-of-00003.irpa"):
+        with pytest.raises(SourceError, match=expected[kind]):
+            ParameterIndex.open(opened)
+    if kind == "symlink out":
+        assert ParameterIndex.open(manifest, allow_external=[outside]).keys() == ["t0", "t1", "t2"]
+
+
+def test_manifests_that_are_fifos_never_block(layout: tuple[Path, Path]) -> None:
+    inside, _ = layout
+    for name in ("m.irpa.index.json", "m.tp.json"):
+        os.mkfifo(inside / name)
+        with pytest.raises(SourceError, match="FIFO"):
+            ParameterIndex.open(inside / name)
+
+
+def test_tensor_parallel_members_are_confined(layout: tuple[Path, Path]) -> None:
+    from paramio.sharding.api import shard
+
+    inside, outside = layout
+    index = ParameterIndex()
+    index.add_array("w", np.arange(8, dtype=np.float32).reshape(2, 4))
+    index.create_archive_file(inside / "full.irpa")
+    result = shard(str(inside / "full.irpa"), inside / "tp", tp=2, split={"w": 0}, durable=False)
+    manifest = Path(str(getattr(result, "manifest", inside / "tp" / "model.tp.json")))
+    member = sorted(p for p in manifest.parent.iterdir() if p.suffix == ".irpa")[1]
+    os.replace(member, outside / member.name)
+    os.symlink(outside / member.name, member)
+    with pytest.raises(SourceError, match="lies outside"):
+        ParameterIndex.open(manifest)
+    got = ParameterIndex.open(manifest, allow_external=[outside])
+    assert got["w"].to_numpy().tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]

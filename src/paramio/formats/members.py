@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 
-from paramio.errors import FormatError, SourceError
+from paramio.errors import FormatError
+from paramio.sources.file import FileSource
+from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["MAX_MANIFEST_SIZE", "member_path", "read_manifest_json"]
 
@@ -19,11 +21,12 @@ __all__ = ["MAX_MANIFEST_SIZE", "member_path", "read_manifest_json"]
 MAX_MANIFEST_SIZE = 100_000_000
 
 
-def member_path(manifest: str, name: object) -> str:
+def member_path(manifest: str, name: object, allow_external: AllowExternal = None) -> str:
     """The path of the set member `name` listed by `manifest`.
 
     Raises `FormatError` when `name` is not a plain file name (a path, ``..``, empty): a manifest
-    may only name files beside it, never elsewhere on the disk.
+    may only name files beside it, never elsewhere on the disk. A plain name that is a symlink
+    resolving out of the manifest's folder (and out of `allow_external`) is `SourceError`.
     """
     if (
         not isinstance(name, str)
@@ -35,19 +38,22 @@ def member_path(manifest: str, name: object) -> str:
         or "\x00" in name
     ):
         raise FormatError(f"member {name!r} must be a file name next to the manifest", path=manifest)
-    return os.path.join(os.path.dirname(manifest), name)
+    path = os.path.join(os.path.dirname(manifest), name)
+    if os.path.lexists(path):  # a missing member is reported by whoever opens it
+        Confinement.beside(manifest, allow_external).resolve(name, key=name, what="member")
+    return path
 
 
 def read_manifest_json(path: str) -> dict[str, object]:
     """A manifest's JSON object, size-checked before reading. Raises `FormatError`, `SourceError`."""
+    src = FileSource(path, use_mmap=False)  # a FIFO or device is refused, never read
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_MANIFEST_SIZE:
-                raise FormatError(f"manifest has {size} bytes; the limit is {MAX_MANIFEST_SIZE}", path=path)
-            raw = f.read(MAX_MANIFEST_SIZE + 1)
-    except OSError as exc:
-        raise SourceError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+        size = src.size
+        if size > MAX_MANIFEST_SIZE:
+            raise FormatError(f"manifest has {size} bytes; the limit is {MAX_MANIFEST_SIZE}", path=path)
+        raw = src.read(0, size)
+    finally:
+        src.close()
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

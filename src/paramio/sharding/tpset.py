@@ -33,6 +33,7 @@ from paramio.formats.registry import FORMATS, FormatContents
 from paramio.index.entry import ParameterEntry
 from paramio.sharding.plan import Layout, Plan, make_plan
 from paramio.sharding.tensor import geometry, join_pieces, split_entry
+from paramio.sources.paths import AllowExternal
 
 if TYPE_CHECKING:
     from paramio.formats.conversion import Prepared
@@ -193,7 +194,9 @@ def _int(doc: Mapping[str, object], name: str, path: str) -> int:
     return v
 
 
-def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> TPSet:
+def read_set(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> TPSet:
     """Read a tensor-parallel manifest and its files. Raises `FormatError` naming the manifest
     and the tensor when the manifest and the files disagree, `SourceError` for a missing file."""
     from paramio.formats.registry import read_path as read_any
@@ -217,8 +220,8 @@ def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> TPS
     for n in names:
         if is_manifest_path(n):  # a manifest naming itself (or another) would never end
             raise FormatError(f"file {n!r} is a tensor-parallel manifest; 'files' must name archives", path=path)
-    paths = [member_path(path, n) for n in names]
-    parts = [read_any(p, writable=writable, use_mmap=use_mmap) for p in paths]
+    paths = [member_path(path, n, allow_external) for n in names]
+    parts = [read_any(p, writable=writable, use_mmap=use_mmap, allow_external=allow_external) for p in paths]
     by_file: dict[str, dict[str, ParameterEntry]] = {}
     for n, part in zip(names, parts, strict=True):
         table: dict[str, ParameterEntry] = {}
@@ -303,9 +306,12 @@ def _joined(
     return joined
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
-    """The registry's entry point: the original tensors of a tensor-parallel set."""
-    return read_set(path, writable=writable, use_mmap=use_mmap).contents
+def read_path(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> FormatContents:
+    """The registry's entry point: the original tensors of a tensor-parallel set (its files,
+    and files they name, must resolve beside the manifest or in `allow_external`)."""
+    return read_set(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external).contents
 
 
 def write_path(

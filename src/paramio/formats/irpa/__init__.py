@@ -12,6 +12,7 @@ from paramio.formats.irpa.layout import MAGIC_BYTES
 from paramio.formats.irpa.reader import read_archive
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
 from paramio.formats.registry import FormatContents
+from paramio.sources.paths import AllowExternal
 
 __all__ = ["plan_archive", "read_archive", "read_path", "sniff", "write_archive", "write_path"]
 
@@ -20,11 +21,15 @@ def sniff(head: bytes) -> bool:
     return head[:4] == MAGIC_BYTES
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+def read_path(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> FormatContents:
     """One archive, or the sharded set `path` belongs to (a manifest or one of its shards).
-    Raises `FormatError` for malformed archives or a manifest that disagrees with its shards,
-    `SourceError` when a file (or a shard of the set) cannot be opened."""
-    contents = _sharded.read_path(path, writable=writable, use_mmap=use_mmap)
+    Files named inside (shards, external entries) must resolve beside the naming file or in
+    `allow_external`. Raises `FormatError` for malformed archives or a manifest that disagrees
+    with its shards, `SourceError` when a file (or a shard of the set) cannot (or may not) be
+    opened."""
+    contents = _sharded.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
     if contents is not None:
         return contents
-    return _reader.read_path(path, writable=writable, use_mmap=use_mmap)
+    return _reader.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)

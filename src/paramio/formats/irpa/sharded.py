@@ -27,6 +27,7 @@ from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output import AtomicOutput
 from paramio.formats.registry import FormatContents
 from paramio.index.entry import ParameterEntry
+from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = [
     "MANIFEST_SUFFIX",
@@ -92,7 +93,9 @@ def _shard_order(files: Sequence[str]) -> list[str]:
     return sorted(unique, key=key)
 
 
-def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents:
+def read_set(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> FormatContents:
     """The entries of the set behind a manifest. Raises `FormatError` when the weight map and
     the shards disagree, `SourceError` when a shard cannot be opened."""
     from paramio.formats.irpa.reader import read_path as read_one
@@ -101,7 +104,10 @@ def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> For
     if len(set(wmap.values())) > MAX_SHARDS:
         raise FormatError(f"manifest names more than {MAX_SHARDS} shards", path=path)
     order = _shard_order(list(wmap.values()))
-    parts = [read_one(member_path(path, name), writable=writable, use_mmap=use_mmap) for name in order]
+    parts = [
+        read_one(member_path(path, name, allow_external), writable=writable, use_mmap=use_mmap, allow_external=allow_external)
+        for name in order
+    ]
     owner: dict[str, str] = {}
     for name, part in zip(order, parts, strict=True):
         for e in part.entries:
@@ -124,7 +130,7 @@ def read_set(path: str, *, writable: bool = False, use_mmap: bool = True) -> For
     return FormatContents(entries, attributes, [path] + [p for part in parts for p in part.paths])
 
 
-def find_set(path: str) -> str | list[str] | None:
+def find_set(path: str, allow_external: AllowExternal = None) -> str | list[str] | None:
     """For a shard path: the manifest that lists it, else every sibling shard (paths in order),
     else None when the name is not a shard name. Raises `SourceError` when a sibling shard
     named by the numbering is missing."""
@@ -143,23 +149,27 @@ def find_set(path: str) -> str | list[str] | None:
     digits = len(m["index"])
     ext = base[len(base) - len(FILE_SUFFIX) :]
     siblings = [os.path.join(folder, f"{m['prefix']}-{i:0{digits}d}-of-{m['count']}{ext}") for i in range(1, count + 1)]
+    confinement = Confinement.beside(path, allow_external)
     for s in siblings:
-        if not os.path.exists(s):
+        if not os.path.lexists(s):
             raise SourceError(f"shard {os.path.basename(s)} of the set is missing", path=s)
+        confinement.resolve(os.path.basename(s), what="shard")  # a symlink out of the folder
     return siblings
 
 
-def read_path(path: str, *, writable: bool = False, use_mmap: bool = True) -> FormatContents | None:
+def read_path(
+    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+) -> FormatContents | None:
     """The set `path` opens (a manifest, or a shard of a set), or None for a plain archive."""
     if is_manifest_path(path):
-        return read_set(path, writable=writable, use_mmap=use_mmap)
-    found = find_set(path)
+        return read_set(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
+    found = find_set(path, allow_external)
     if isinstance(found, str):
-        return read_set(found, writable=writable, use_mmap=use_mmap)
+        return read_set(found, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
     if isinstance(found, list):
         from paramio.formats.irpa.reader import read_path as read_one
 
-        parts = [read_one(p, writable=writable, use_mmap=use_mmap) for p in found]
+        parts = [read_one(p, writable=writable, use_mmap=use_mmap, allow_external=allow_external) for p in found]
         seen: dict[str, str] = {}
         for p, part in zip(found, parts, strict=True):
             for e in part.entries:
