@@ -210,6 +210,21 @@ def test_dump_shows_where_external_bytes_come_from(
     assert rec["offset"] == 8 and rec["length"] == 4
 
 
+@pytest.mark.interop
+def test_iree_cannot_read_external_entries_so_no_iree_text_is_changed(layout: tuple[Path, Path]) -> None:
+    """The oracle for the dump format above: IREE's tool refuses the archive outright."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("iree-dump-parameters")
+    if tool is None:
+        pytest.skip("iree-dump-parameters not on PATH")
+    inside, _ = layout
+    archive = external_archive(inside / "a.irpa", b"blob.bin", 8, 4)
+    run = subprocess.run([tool, f"--parameters={archive}"], capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "parser does not support entry type 3" in run.stdout + run.stderr
+
+
 def test_dump_text_of_ordinary_archives_is_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     index = ParameterIndex()
     index.add_buffer("w", np.arange(4, dtype=np.float32))
