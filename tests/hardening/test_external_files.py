@@ -13,7 +13,7 @@ import os
 import signal
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -211,14 +211,13 @@ def test_dump_shows_where_external_bytes_come_from(
 
 
 @pytest.mark.interop
-def test_iree_cannot_read_external_entries_so_no_iree_text_is_changed(layout: tuple[Path, Path]) -> None:
+def test_iree_cannot_read_external_entries_so_no_iree_text_is_changed(
+    layout: tuple[Path, Path], iree_tool: Callable[[str], str]
+) -> None:
     """The oracle for the dump format above: IREE's tool refuses the archive outright."""
-    import shutil
     import subprocess
 
-    tool = shutil.which("iree-dump-parameters")
-    if tool is None:
-        pytest.skip("iree-dump-parameters not on PATH")
+    tool = iree_tool("iree-dump-parameters")
     inside, _ = layout
     archive = external_archive(inside / "a.irpa", b"blob.bin", 8, 4)
     run = subprocess.run([tool, f"--parameters={archive}"], capture_output=True, text=True, timeout=60)
