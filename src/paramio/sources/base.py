@@ -1,22 +1,56 @@
 """The byte source abstraction: where a parameter's bytes live.
 
-A format reader builds entries that point into a source (a span: offset and length). Local
-sources are synchronous and can hand out zero-copy views; remote sources add their own
-abilities later without changing the readers.
+A format reader builds entries that point into a source (a span: offset and length). The
+contract's primitive is `readinto` (fill a caller's buffer); `readv` reads many spans at once
+through the shared planner (`paramio.sources.planner`), so a remote source turns them into few
+coalesced, parallel range requests. `view` stays for the callers that want a buffer without
+owning one: zero-copy where the source maps memory, a fetched copy where it cannot.
+Optional abilities are small Protocols in `paramio.sources.protocols`; the async twin and its
+bridge live in `paramio.sources.aio`; URL schemes map to sources in `paramio.sources.registry`.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Sequence
 
 from paramio.errors import InvalidArgumentError, SourceError, TruncatedError
+from paramio.sources.planner import DEFAULT_MAX_REQUEST, Span, plan_reads, run_plan
+
+
+def check_span(name: str, size: int, offset: int, length: int, key: str | None = None) -> None:
+    """Refuse a span that is negative or ends past `size` (the rule every source shares).
+
+    Raises `InvalidArgumentError` for a negative offset or length, `TruncatedError` past the end."""
+    if offset < 0 or length < 0:
+        raise InvalidArgumentError(f"negative span (offset {offset}, length {length})", path=name, key=key)
+    if offset + length > size:
+        raise TruncatedError(
+            f"span {offset:#x}..{offset + length:#x} ends past the end of the source ({size:#x})",
+            path=name,
+            key=key,
+            offset=offset,
+        )
+
+
+def checked_spans(name: str, size: int, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[Span]:
+    """`spans` (records or ``(offset, length)`` pairs) as `Span` records, each checked."""
+    wanted = [s if isinstance(s, Span) else Span(int(s[0]), int(s[1])) for s in spans]
+    for s in wanted:
+        check_span(name, size, s.offset, s.length)
+    return wanted
 
 
 class ByteSource(abc.ABC):
     """A readable run of bytes with a size and a name used in error messages."""
 
-    #: Shown in errors and dumps: a file path, or a description such as ``<memory>``.
+    #: Shown in errors and dumps: a file path, a URL (credentials removed), or ``<memory>``.
     name: str
+
+    #: `readv`'s planner limits: spans closer than `max_gap` share a request, and no request
+    #: is longer than `max_request`. Local sources never gain from merging, so the gap is 0.
+    max_gap: int = 0
+    max_request: int = DEFAULT_MAX_REQUEST
 
     @property
     @abc.abstractmethod
@@ -50,6 +84,27 @@ class ByteSource(abc.ABC):
         dst[:] = self.view(offset, len(dst))
         return len(dst)
 
+    def readv(self, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[memoryview]:
+        """One buffer per span ``(offset, length)``, in the order given.
+
+        The spans are checked first (a bad one raises before any byte is read), then read as the
+        planner's coalesced requests through `readinto`. Sources that map memory return views.
+        Raises `InvalidArgumentError`/`TruncatedError` for a bad span, `SourceError` on a read."""
+        wanted = self.checked_spans(spans)
+        plan = plan_reads(wanted, max_gap=self.max_gap, max_request=self.max_request)
+        return run_plan(wanted, plan, self.readinto)
+
+    def checked_spans(self, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[Span]:
+        """`spans` as `Span` records, each checked with `check_span`."""
+        return checked_spans(self.name, self.size, spans)
+
+    def sibling(self, name: str) -> ByteSource:
+        """The source named `name` relative to this one's folder or URL (a shard, an external
+        file), opened read-only. Names escaping the folder are refused.
+
+        Raises `SourceError` when this source has no folder (memory) or the name is refused."""
+        raise SourceError(f"has no siblings: cannot open {name!r} beside it", path=self.name)
+
     def write(self, offset: int, data: memoryview | bytes) -> None:
         raise SourceError("source is read-only", path=self.name, offset=offset)
 
@@ -60,18 +115,7 @@ class ByteSource(abc.ABC):
         """Release OS resources. Views already handed out stay valid where the source allows."""
 
     def check_span(self, offset: int, length: int, key: str | None = None) -> None:
-        if offset < 0 or length < 0:
-            raise InvalidArgumentError(
-                f"negative span (offset {offset}, length {length})", path=self.name, key=key
-            )
-        if offset + length > self.size:
-            raise TruncatedError(
-                f"span {offset:#x}..{offset + length:#x} ends past the end of the source "
-                f"({self.size:#x})",
-                path=self.name,
-                key=key,
-                offset=offset,
-            )
+        check_span(self.name, self.size, offset, length, key)
 
     def __enter__(self) -> ByteSource:
         return self

@@ -14,9 +14,12 @@ import fcntl
 import mmap
 import os
 import stat
+from collections.abc import Iterable, Sequence
 
 from paramio.errors import SourceError
 from paramio.sources.base import ByteSource
+from paramio.sources.names import relative_parts
+from paramio.sources.planner import Span
 
 __all__ = ["FileSource", "file_kind", "open_regular"]
 
@@ -160,6 +163,43 @@ class FileSource(ByteSource):
         except OSError as exc:
             raise SourceError(f"read failed: {exc.strerror or exc}", path=self._path, offset=offset) from exc
         return done
+
+    def zero_copy_view(self, offset: int, length: int) -> memoryview:
+        """A view of the shared mapping; raises `SourceError` when the file is not mapped."""
+        self.check_span(offset, length)
+        if self._map is None and length:
+            raise SourceError("not memory-mapped: no zero-copy view", path=self._path, offset=offset)
+        return self.view(offset, length)
+
+    def descriptor(self) -> int:
+        """The open descriptor; raises `SourceError` once closed."""
+        if self._fd < 0:
+            raise SourceError("file is closed", path=self._path)
+        return self._fd
+
+    def writable_view(self, offset: int, length: int) -> memoryview:
+        """A view whose writes land in the file; raises `SourceError` unless opened writable and mapped."""
+        if not self._writable:
+            raise SourceError("source is read-only", path=self._path, offset=offset)
+        return self.zero_copy_view(offset, length)
+
+    def readv(self, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[memoryview]:
+        if self._map is None:
+            return super().readv(spans)
+        wanted = self.checked_spans(spans)
+        return [self.view(s.offset, s.length) for s in wanted]
+
+    def sibling(self, name: str) -> FileSource:
+        """The file `name` beside this one, read-only, mapped like this one.
+
+        Raises `SourceError` for a name that leaves this file's folder (also through a symlink)
+        or a file that cannot be opened."""
+        folder = os.path.dirname(os.path.abspath(self._path))
+        full = os.path.join(folder, *relative_parts(name, base=self._path))
+        real, root = os.path.realpath(full), os.path.realpath(folder)
+        if not (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
+            raise SourceError(f"sibling name {name!r} refused: it resolves to {real}, outside {root}", path=self._path)
+        return FileSource(full, use_mmap=self._map is not None or self._size == 0)
 
     def write(self, offset: int, data: memoryview | bytes) -> None:
         if not self._writable:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from paramio._types import Buffer
+from paramio.errors import SourceError
 from paramio.sources.base import ByteSource
+from paramio.sources.planner import Span
 
 
 class MemorySource(ByteSource):
@@ -34,6 +38,20 @@ class MemorySource(ByteSource):
         self.check_span(offset, length)
         v = self._view[offset : offset + length]
         return v if self._writable else v.toreadonly()
+
+    def zero_copy_view(self, offset: int, length: int) -> memoryview:
+        """A view sharing the caller's buffer (what `view` already returns)."""
+        return self.view(offset, length)
+
+    def writable_view(self, offset: int, length: int) -> memoryview:
+        """A view whose writes land in the caller's buffer; raises `SourceError` unless writable."""
+        if not self._writable:
+            raise SourceError("source is read-only", path=self.name, offset=offset)
+        return self.view(offset, length)
+
+    def readv(self, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[memoryview]:
+        wanted = self.checked_spans(spans)
+        return [self.view(s.offset, s.length) for s in wanted]
 
     def write(self, offset: int, data: memoryview | bytes) -> None:
         if not self._writable:

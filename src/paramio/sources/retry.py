@@ -1,0 +1,107 @@
+"""Remote read failures: one error type that names the URL, the byte range and the status, the
+rule for which failures are worth another try, and the backoff between tries.
+
+Protocol libraries raise their own exceptions with messages that can hold request details; the
+remote sources translate them here, at one boundary, into `RemoteSourceError`, whose message is
+built only from the redacted URL, the range, the status and a short reason, never from the
+library's text, so credentials cannot leak into errors, logs or ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from paramio.errors import SourceError
+
+__all__ = ["RemoteSourceError", "RetryPolicy", "redact_url", "with_retries"]
+
+T = TypeVar("T")
+
+#: HTTP statuses a later try may not see (throttling, a server restarting, a proxy timing out).
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+#: Query parameters that carry secrets in presigned or SAS URLs.
+_SECRET_QUERY = ("signature", "sig", "token", "credential", "key", "secret", "password", "auth")
+
+
+def redact_url(url: str) -> str:
+    """`url` without user info and with secret-looking query values replaced by ``REDACTED``."""
+    u = urlsplit(url)
+    netloc = u.netloc.rsplit("@", 1)[-1]
+    query = u.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "REDACTED" if any(s in k.lower() for s in _SECRET_QUERY) else v) for k, v in pairs], safe="/:"
+        )
+    return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+
+
+class RemoteSourceError(SourceError):
+    """A remote read or open failed. `url` (redacted), `start`/`end` (the byte range, or None for
+    the whole object), `status` (the HTTP status, or None for a connection failure, a timeout or
+    a short body) and `attempts` are attributes; all but `attempts` are also in the message."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        url: str,
+        start: int | None = None,
+        end: int | None = None,
+        status: int | None = None,
+        transient: bool = False,
+        attempts: int = 1,
+    ) -> None:
+        self.url = redact_url(url)
+        self.start, self.end, self.status = start, end, status
+        self.transient, self.attempts = transient, attempts
+        where = f"bytes {start}-{end - 1}: " if start is not None and end is not None and end > start else ""
+        code = f"HTTP {status} " if status is not None else ""
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        super().__init__(f"{where}{code}{reason}{tries}", path=self.url)
+
+    def after(self, attempts: int) -> RemoteSourceError:
+        """The same error, saying how many attempts were made."""
+        return RemoteSourceError(
+            self.reason,
+            url=self.url,
+            start=self.start,
+            end=self.end,
+            status=self.status,
+            transient=self.transient,
+            attempts=attempts,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter (AWS's recommendation): try `attempts` times in all,
+    waiting up to ``min(max_delay, first_delay * 2**n)`` before try n+1."""
+
+    attempts: int = 5
+    first_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        cap = min(self.max_delay, self.first_delay * (2**attempt))
+        return (rng or random).uniform(0, cap)
+
+
+async def with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` until it succeeds, a non-transient `RemoteSourceError` escapes, or the policy's
+    attempts run out (the last error then says how many attempts were made)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call()
+        except RemoteSourceError as exc:
+            if not exc.transient or attempt >= policy.attempts:
+                raise (exc.after(attempt) if attempt > 1 else exc) from exc.__cause__
+        await asyncio.sleep(policy.delay(attempt - 1))
