@@ -1,0 +1,59 @@
+"""Fixtures starting real servers on loopback (see ``remote_servers.py``); they skip, with the reason,
+only where the server cannot be had (and fail in CI, where ``.ci/run`` installs them)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from remote_servers import FaultServer, Moto, Nginx, nginx_binary, run_fault_server, run_moto, run_nginx
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI: scripts/install-test-servers.sh must install it")
+    pytest.skip(f"{what} not installed (run scripts/install-test-servers.sh)")
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    binary = nginx_binary()
+    if binary is None:
+        _missing("nginx")
+    assert binary is not None
+    with run_nginx(binary, tmp_path_factory.mktemp("nginx")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def obstore_installed() -> None:
+    pytest.importorskip("obstore", reason="the remote extra is not installed (pip install 'paramio[remote]')")
+
+
+@pytest.fixture(scope="session")
+def moto(obstore_installed: None) -> Iterator[Moto]:
+    pytest.importorskip("moto", reason="moto[server] is not installed (it is in the test extra)")
+    with run_moto() as server:
+        server.create_bucket("models")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[FaultServer]:
+    """One per session: tests keep apart by putting their files under their own folder name."""
+    with run_fault_server() as server:
+        yield server
+
+
+@pytest.fixture
+def nginx_dir(nginx: Nginx, tmp_path: Path) -> Path:
+    """A fresh folder under nginx's root for one test (the root is shared by the session)."""
+    folder = nginx.root / tmp_path.name
+    folder.mkdir()
+    return folder
