@@ -182,6 +182,12 @@ class BridgedSource(ByteSource):
     def readv(self, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[memoryview]:
         return run_sync(self.inner.readv(spans))
 
+    def read(self, offset: int, length: int) -> bytes:
+        """Exactly the range asked for (no page rounding): a copy the caller keeps."""
+        buf = bytearray(length)
+        self.readinto(offset, buf)
+        return bytes(buf)
+
     def view(self, offset: int, length: int) -> memoryview:
         self.check_span(offset, length)
         if length == 0:

@@ -54,6 +54,10 @@ def translate(exc: BaseException, url: str, start: int | None = None, end: int |
         status = status or 401
     elif type(exc).__name__ == "PreconditionError":
         status = 412
+    elif type(exc).__name__ == "NotSupportedError" and start is not None:
+        return RemoteSourceError(
+            "server ignored the Range header (it answered with the whole object)", url=url, start=start, end=end
+        )
     if status is not None:
         reason = _REASONS.get(status, "server error" if status >= 500 else "request refused")
         if status == 416:
@@ -64,7 +68,9 @@ def translate(exc: BaseException, url: str, start: int | None = None, end: int |
     low = text.lower()
     if "timed out" in low or "timeout" in low:
         return RemoteSourceError("timed out", url=url, start=start, end=end, transient=True)
-    if "connect" in low or "sending request" in low or "body" in low or "closed" in low or "reset" in low:
+    if "body" in low:
+        return RemoteSourceError("response body cut short", url=url, start=start, end=end, transient=True)
+    if "connect" in low or "sending request" in low or "closed" in low or "reset" in low:
         return RemoteSourceError("connection failed", url=url, start=start, end=end, transient=True)
     return RemoteSourceError(f"request failed ({type(exc).__name__})", url=url, start=start, end=end)
 

@@ -61,6 +61,7 @@ class RemoteSourceError(SourceError):
         self.url = redact_url(url)
         self.start, self.end, self.status = start, end, status
         self.transient, self.attempts = transient, attempts
+        self.detail = reason
         where = f"bytes {start}-{end - 1}: " if start is not None and end is not None and end > start else ""
         code = f"HTTP {status} " if status is not None else ""
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
@@ -69,7 +70,7 @@ class RemoteSourceError(SourceError):
     def after(self, attempts: int) -> RemoteSourceError:
         """The same error, saying how many attempts were made."""
         return RemoteSourceError(
-            self.reason,
+            self.detail,
             url=self.url,
             start=self.start,
             end=self.end,
