@@ -40,7 +40,9 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
 
 
 def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None)
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
 
 
 @dataclass
@@ -74,7 +76,9 @@ http {{
   server {{ listen 127.0.0.1:{port}; root {root}; }}
 }}
 """)
-    proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port, proc, "nginx")
         yield Nginx(f"http://127.0.0.1:{port}", root, log)
@@ -88,7 +92,9 @@ class Moto:
     endpoint: str
 
     def create_bucket(self, name: str) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/{name}", data=b"", method="PUT"), timeout=10).read()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/{name}", data=b"", method="PUT"), timeout=10
+        ).read()
 
     def get(self, path: str) -> bytes:
         return bytes(urllib.request.urlopen(f"{self.endpoint}/{path}", timeout=10).read())
@@ -102,12 +108,23 @@ class Moto:
         return re.findall(r"<Key>(.*?)</Key>", self.get(f"{bucket}?list-type=2").decode())
 
     def config(self, **extra: str) -> dict[str, str]:
-        return {"endpoint": self.endpoint, "access_key_id": "test-key-id", "secret_access_key": "test-secret-value", "region": "us-east-1", **extra}
+        return {
+            "endpoint": self.endpoint,
+            "access_key_id": "test-key-id",
+            "secret_access_key": "test-secret-value",
+            "region": "us-east-1",
+            **extra,
+        }
 
 
 def put_object(moto: Moto, path: str, data: bytes) -> None:
     """Store an object with a plain PUT (moto without auth takes unsigned requests)."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto.endpoint}/{path}", data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}), timeout=30).read()
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"{moto.endpoint}/{path}", data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}
+        ),
+        timeout=30,
+    ).read()
 
 
 @contextlib.contextmanager
@@ -117,7 +134,9 @@ def run_moto(*, auth: bool = False) -> Iterator[Moto]:
     env = dict(os.environ)
     if auth:  # every request is checked against moto's IAM, which knows no keys: all are refused
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port, proc, "moto_server")
         yield Moto(f"http://127.0.0.1:{port}")

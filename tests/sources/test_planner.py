@@ -60,7 +60,10 @@ def test_spans_within_the_gap_and_size_share_a_request(spans: list[tuple[int, in
 def test_golden_plans() -> None:
     plan = plan_reads([(100, 10), (0, 10), (15, 5), (200, 50)], max_gap=5, max_request=64)
     assert [(r.start, r.end) for r in plan] == [(0, 20), (100, 110), (200, 250)]
-    assert [(p.span, p.span_offset, p.request_offset, p.length) for p in plan[0].pieces] == [(1, 0, 0, 10), (2, 0, 15, 5)]
+    assert [(p.span, p.span_offset, p.request_offset, p.length) for p in plan[0].pieces] == [
+        (1, 0, 0, 10),
+        (2, 0, 15, 5),
+    ]
     split = plan_reads([Span(10, 100)], max_gap=0, max_request=40)
     assert [(r.start, r.end) for r in split] == [(10, 50), (50, 90), (90, 110)]
     assert [r.pieces[0].span_offset for r in split] == [0, 40, 80]
@@ -69,7 +72,9 @@ def test_golden_plans() -> None:
     assert plan_reads([(0, 0), (5, 0)]) == []
 
 
-@pytest.mark.parametrize("bad", [{"spans": [(-1, 3)]}, {"spans": [(0, -3)]}, {"spans": [], "max_gap": -1}, {"spans": [], "max_request": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"spans": [(-1, 3)]}, {"spans": [(0, -3)]}, {"spans": [], "max_gap": -1}, {"spans": [], "max_request": 0}]
+)
 def test_bad_arguments(bad: dict[str, object]) -> None:
     with pytest.raises(InvalidArgumentError):
         plan_reads(**bad)  # type: ignore[arg-type]

@@ -9,12 +9,12 @@ import pytest
 
 obstore = pytest.importorskip("obstore", reason="the remote extra is not installed")
 
-from remote_servers import FaultServer, Moto, Nginx, put_object, run_moto
+from remote_servers import FaultServer, Moto, Nginx, put_object, run_moto  # noqa: E402
 
-from paramio.errors import SourceError
-from paramio.sources import open_source
-from paramio.sources.objectstore import store_for
-from paramio.sources.retry import RemoteSourceError, RetryPolicy, redact_url
+from paramio.errors import SourceError  # noqa: E402
+from paramio.sources import open_source  # noqa: E402
+from paramio.sources.objectstore import store_for  # noqa: E402
+from paramio.sources.retry import RemoteSourceError, RetryPolicy, redact_url  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("obstore_installed")
 

@@ -19,7 +19,16 @@ from paramio.sources.planner import Span
 __all__ = ["SourceTests", "sample_bytes"]
 
 #: Names a sibling lookup must refuse, whatever the source: each could leave the folder.
-ESCAPING_NAMES = ("../secret.bin", "a/../../secret.bin", "/etc/passwd", "%2e%2e/secret.bin", "http://evil.example/x", "", "a\\..\\b", "x?y=1")
+ESCAPING_NAMES = (
+    "../secret.bin",
+    "a/../../secret.bin",
+    "/etc/passwd",
+    "%2e%2e/secret.bin",
+    "http://evil.example/x",
+    "",
+    "a\\..\\b",
+    "x?y=1",
+)
 
 
 def sample_bytes(n: int, seed: int = 0) -> bytes:

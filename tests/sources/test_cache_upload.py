@@ -1,0 +1,121 @@
+"""The opt-in disk cache (a second open reads no data; two processes share it safely; it stays
+under its size bound) and multipart uploads (nothing under the name until commit)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+obstore = pytest.importorskip("obstore", reason="the remote extra is not installed")
+
+from remote_servers import Moto, Nginx  # noqa: E402
+
+from paramio.sources import open_source  # noqa: E402
+from paramio.sources.cache import CachedSource, DiskCache  # noqa: E402
+from paramio.sources.upload import open_upload  # noqa: E402
+from paramio.testing.sources import sample_bytes  # noqa: E402
+
+DATA = sample_bytes(1_000_003, seed=3)
+
+
+def _gets(nginx: Nginx, name: str) -> list[str]:
+    return [line for line in nginx.requests() if line.startswith(f"GET /{name}")]
+
+
+def test_second_open_reads_no_data(nginx: Nginx, nginx_dir: Path, tmp_path: Path) -> None:
+    (nginx_dir / "m.bin").write_bytes(DATA)
+    url, cache = f"{nginx.url}/{nginx_dir.name}/m.bin", DiskCache(tmp_path / "cache", block_size=256 << 10)
+    first = open_source(url, cache=cache)
+    assert first.read(300_000, 500_000) == DATA[300_000:800_000]
+    before = len(_gets(nginx, nginx_dir.name))
+    assert before >= 1
+    second = open_source(url, cache=cache)
+    assert isinstance(second.inner, CachedSource)  # type: ignore[attr-defined]
+    assert second.read(300_000, 500_000) == DATA[300_000:800_000]
+    assert len(_gets(nginx, nginx_dir.name)) == before  # only a HEAD: validated, no data
+    assert second.inner.hits == 3 and second.inner.misses == 0  # type: ignore[attr-defined]
+
+
+def test_changed_object_is_not_served_from_cache(nginx: Nginx, nginx_dir: Path, tmp_path: Path) -> None:
+    path = nginx_dir / "m.bin"
+    path.write_bytes(b"a" * 5000)
+    url, cache = f"{nginx.url}/{nginx_dir.name}/m.bin", DiskCache(tmp_path / "cache")
+    assert open_source(url, cache=cache).read(0, 4) == b"aaaa"
+    path.write_bytes(b"b" * 6000)  # new size and mtime: a new ETag
+    assert open_source(url, cache=cache).read(0, 4) == b"bbbb"
+
+
+CHILD = """
+import hashlib, sys
+from paramio.sources import open_source
+from paramio.sources.cache import DiskCache
+src = open_source(sys.argv[1], cache=DiskCache(sys.argv[2], block_size=64 << 10, max_bytes=int(sys.argv[3])))
+data = src.read(0, src.size)
+sys.stdout.write(hashlib.sha256(data).hexdigest() + " " + str(src.inner.misses))
+"""
+
+
+def test_two_processes_share_one_cache(nginx: Nginx, nginx_dir: Path, tmp_path: Path) -> None:
+    (nginx_dir / "m.bin").write_bytes(DATA)
+    url, folder = f"{nginx.url}/{nginx_dir.name}/m.bin", tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    limit = str(10 << 20)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CHILD, url, str(folder), limit], stdout=subprocess.PIPE, env=env)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].decode().split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0][0] == outs[1][0] == hashlib.sha256(DATA).hexdigest()
+    # No temp file left, every block whole, and a third process reads nothing from the server.
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert not [p for p in files if p.name.endswith(".tmp")]
+    assert sorted(p.stat().st_size for p in files)[-1] == 64 << 10 and len(files) == 16
+    third = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(folder), limit], capture_output=True, env=env, timeout=120
+    )
+    assert third.stdout.decode().split() == [hashlib.sha256(DATA).hexdigest(), "0"]
+
+
+def test_cache_stays_under_its_bound(nginx: Nginx, nginx_dir: Path, tmp_path: Path) -> None:
+    (nginx_dir / "m.bin").write_bytes(DATA)
+    cache = DiskCache(tmp_path / "cache", block_size=64 << 10, max_bytes=300_000)
+    src = open_source(f"{nginx.url}/{nginx_dir.name}/m.bin", cache=cache)
+    assert src.read(0, len(DATA)) == DATA
+    assert cache.used_bytes() <= 300_000
+
+
+def _s3(moto: Moto) -> dict[str, object]:
+    return {"config": moto.config(), "client_options": {"allow_http": True}}
+
+
+def test_multipart_upload_appears_only_on_commit(moto: Moto, tmp_path: Path) -> None:
+    url, key = f"s3://models/{tmp_path.name}/big.irpa", f"{tmp_path.name}/big.irpa"
+    big = sample_bytes(12 << 20, seed=5)
+    with open_upload(url, part_size=5 << 20, **_s3(moto)) as up:  # type: ignore[arg-type]
+        for i in range(0, len(big), 3 << 20):
+            up.write(big[i : i + (3 << 20)])
+        assert moto.pending_uploads("models") == [key]  # parts sent...
+        assert key not in moto.keys("models")  # ...but no object under the name yet
+    assert moto.pending_uploads("models") == []
+    assert open_source(url, **_s3(moto)).read(0, len(big)) == big  # type: ignore[arg-type]
+
+
+def test_failed_upload_leaves_nothing(moto: Moto, tmp_path: Path) -> None:
+    url, key = f"s3://models/{tmp_path.name}/bad.irpa", f"{tmp_path.name}/bad.irpa"
+    with pytest.raises(RuntimeError, match="writer died"):
+        with open_upload(url, part_size=5 << 20, **_s3(moto)) as up:  # type: ignore[arg-type]
+            up.write(sample_bytes(11 << 20))
+            assert moto.pending_uploads("models") == [key]
+            raise RuntimeError("writer died")
+    assert moto.pending_uploads("models") == []
+    assert key not in moto.keys("models")
+    up2 = open_upload(url, **_s3(moto))  # type: ignore[arg-type]
+    up2.write(b"small")
+    up2.abort()
+    assert key not in moto.keys("models")
