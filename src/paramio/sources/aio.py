@@ -176,11 +176,15 @@ class BridgedSource(ByteSource):
     def size(self) -> int:
         return self.inner.size
 
-    def readinto(self, offset: int, out: memoryview | bytearray) -> int:
-        return run_sync(self.inner.readinto(offset, out))
+    def readinto(self, offset: int, out: memoryview | bytearray, *, progress: Progress | None = None) -> int:
+        return run_sync(self.inner.readinto(offset, out, progress=progress))
 
-    def readv(self, spans: Sequence[Span] | Iterable[tuple[int, int]]) -> list[memoryview]:
-        return run_sync(self.inner.readv(spans))
+    def readv(
+        self, spans: Sequence[Span] | Iterable[tuple[int, int]], *, progress: Progress | None = None
+    ) -> list[memoryview]:
+        """As `ByteSource.readv`; `progress` is called (on the I/O thread) with each request's
+        byte count as it completes."""
+        return run_sync(self.inner.readv(spans, progress=progress))
 
     def read(self, offset: int, length: int) -> bytes:
         """Exactly the range asked for (no page rounding): a copy the caller keeps."""

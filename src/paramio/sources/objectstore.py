@@ -35,6 +35,12 @@ __all__ = ["ObjectStoreSource", "open_object", "open_object_async", "store_for"]
 #: URL schemes served here, and the obstore scheme each maps to.
 SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "abfss", "azure")
 
+_ALLOW_HTTP_ENV = {
+    "s3": "AWS_ALLOW_HTTP",
+    "az": "AZURE_ALLOW_HTTP",
+    "abfs": "AZURE_ALLOW_HTTP",
+    "abfss": "AZURE_ALLOW_HTTP",
+}
 _STATUS = re.compile(r"(?:status(?: code)?:?\s*)(\d{3})")
 _REASONS = {401: "unauthenticated", 403: "permission denied", 404: "not found", 412: "object changed while reading"}
 
@@ -95,7 +101,9 @@ def store_for(
     if not path or path.endswith("/"):
         raise InvalidArgumentError(f"URL names no object: {redact_url(url)!r}")
     client: dict[str, Any] = {"timeout": f"{timeout}s", "connect_timeout": f"{min(timeout, 10.0)}s"}
-    if scheme == "http":
+    # Passing client options replaces the ones obstore would read from the environment, so the
+    # standard "allow a plain-HTTP endpoint" variables are honoured here.
+    if scheme == "http" or os.environ.get(_ALLOW_HTTP_ENV.get(scheme, ""), "").lower() in ("1", "true", "yes"):
         client["allow_http"] = True
     client.update(client_options or {})
     try:
