@@ -93,7 +93,7 @@ def test_file_sibling_refuses_a_symlink_out_of_the_folder(tmp_path: Path) -> Non
 
 def test_join_url() -> None:
     assert join_url("https://h/models/m.safetensors?token=1", "shard-2.bin") == "https://h/models/shard-2.bin"
-    assert join_url("s3://b/a/b/index.json", "sub/x%20y.bin") == "s3://b/a/b/sub/x%20y.bin"
-    for bad in ("../x", "a/%2E%2E/../x", "sub%2f..%2f..%2fx", "//host/x", "s3://other/x"):
+    assert join_url("s3://b/a/b/index.json", "sub/x y#1?.bin") == "s3://b/a/b/sub/x%20y%231%3F.bin"
+    for bad in ("../x", "a/%2E%2E/x", "sub%2f..%2f..%2fx", "//host/x", "s3://other/x", "s3:x"):
         with pytest.raises(SourceError, match="refused"):
             join_url("s3://b/a/index.json", bad)

@@ -3,13 +3,15 @@
 A file or object may name another one beside it (a shard list, an IRPA external entry). The
 name is untrusted: it must stay inside the folder (or URL prefix) of the one naming it. This is
 the lexical half of the rule, the same for paths and URLs: a relative name of ``/``-separated
-segments, none of them ``..``, empty, ``.``-only escapes, or percent-encoded tricks. Local
-files add the symlink half (real paths) where they open the result.
+segments, none of them ``..`` (also percent-encoded, in case a server decodes twice), no
+absolute path, scheme or host. Local files add the symlink half (real paths) where they open
+the result. Names are names, not URL fragments: `join_url` percent-encodes each segment, so
+``a#1.bin`` or ``x?.bin`` name those files, as they would on disk.
 """
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from paramio.errors import SourceError
 
@@ -20,7 +22,7 @@ def relative_parts(name: str, *, base: str) -> list[str]:
     """The segments of a sibling name, refused when it could leave `base`'s folder.
 
     Raises `SourceError` (naming `base`) for an empty or absolute name, a scheme or host, a
-    ``..`` segment (also percent-encoded), a backslash, a NUL, a query or a fragment."""
+    ``..`` segment (also percent-encoded), a backslash or a NUL."""
     shown = name.encode("unicode_escape", "backslashreplace").decode("ascii")
 
     def refuse(why: str) -> SourceError:
@@ -31,10 +33,8 @@ def relative_parts(name: str, *, base: str) -> list[str]:
     decoded = unquote(name)
     if "\0" in decoded or "\\" in decoded:
         raise refuse("it holds a NUL or a backslash")
-    if any(c in name for c in "?#"):
-        raise refuse("it holds a query or a fragment")
-    parsed = urlsplit(name)
-    if parsed.scheme or parsed.netloc or name.startswith("/") or decoded.startswith("/"):
+    head = name.split("/", 1)[0]
+    if ":" in head or name.startswith("/") or decoded.startswith("/"):
         raise refuse("it is not relative to the folder")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or any(unquote(p) in ("..", ".") or "/" in unquote(p) for p in parts):
@@ -43,9 +43,10 @@ def relative_parts(name: str, *, base: str) -> list[str]:
 
 
 def join_url(base_url: str, name: str) -> str:
-    """`name` (checked by `relative_parts`) resolved against the folder of `base_url`; any query
-    or fragment on the base is dropped, since it belonged to the base object."""
+    """`name` (checked by `relative_parts`, each segment percent-encoded) resolved against the
+    folder of `base_url`; any query or fragment on the base is dropped, since it belonged to
+    the base object."""
     parts = relative_parts(name, base=base_url)
     u = urlsplit(base_url)
     folder = u.path.rsplit("/", 1)[0]
-    return urlunsplit((u.scheme, u.netloc, folder + "/" + "/".join(parts), "", ""))
+    return urlunsplit((u.scheme, u.netloc, folder + "/" + "/".join(quote(p, safe="") for p in parts), "", ""))

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import obstore
+import obstore.exceptions as obx
 from obstore.store import from_url
 
 from paramio.errors import InvalidArgumentError
@@ -52,15 +53,15 @@ def translate(exc: BaseException, url: str, start: int | None = None, end: int |
     text = str(exc)
     found = _STATUS.search(text)
     status: int | None = int(found.group(1)) if found else None
-    if isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError":
+    if isinstance(exc, (FileNotFoundError, obx.NotFoundError)):
         status = status or 404
-    elif type(exc).__name__ == "PermissionDeniedError":
+    elif isinstance(exc, obx.PermissionDeniedError):
         status = status or 403
-    elif type(exc).__name__ == "UnauthenticatedError":
+    elif isinstance(exc, obx.UnauthenticatedError):
         status = status or 401
-    elif type(exc).__name__ == "PreconditionError":
+    elif isinstance(exc, obx.PreconditionError):
         status = 412
-    elif type(exc).__name__ == "NotSupportedError" and start is not None:
+    elif isinstance(exc, obx.NotSupportedError) and start is not None:
         return RemoteSourceError(
             "server ignored the Range header (it answered with the whole object)", url=url, start=start, end=end
         )
@@ -87,9 +88,12 @@ def store_for(
     config: Mapping[str, Any] | None = None,
     client_options: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
+    store_retries: int = 0,
 ) -> tuple[Any, str]:
     """The obstore store serving `url`'s bucket or host, and the object's path inside it.
 
+    `store_retries` is obstore's own retry count: 0 for reads (paramio's `RetryPolicy` retries
+    them), more for uploads, whose part PUTs only obstore can repeat.
     Plain ``http://`` is allowed for an http URL (the user asked for it); for object stores only
     when ``AWS_ALLOW_HTTP``/``allow_http`` says so, as in the AWS tools.
     Raises `InvalidArgumentError` for a URL without a host or bucket, or a bad option."""
@@ -111,7 +115,7 @@ def store_for(
             f"{scheme}://{u.netloc.rsplit('@', 1)[-1]}",
             config=dict(config or {}) or None,
             client_options=client,
-            retry_config={"max_retries": 0},
+            retry_config={"max_retries": store_retries},
         )
     except Exception as exc:  # obstore raises ValueError/its own errors for bad keys
         raise InvalidArgumentError(

@@ -66,6 +66,7 @@ class RemoteSourceError(SourceError):
         code = f"HTTP {status} " if status is not None else ""
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         super().__init__(f"{where}{code}{reason}{tries}", path=self.url)
+        self.offset = start  # the tree's attribute, without repeating the range in the message
 
     def after(self, attempts: int) -> RemoteSourceError:
         """The same error, saying how many attempts were made."""

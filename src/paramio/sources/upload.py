@@ -89,6 +89,7 @@ def open_upload(
 ) -> RemoteUpload:
     """Start an upload to the object `url` (s3, gs, az, ...). `options` as for `store_for`.
     Raises `InvalidArgumentError` for a bad URL or option."""
+    options.setdefault("store_retries", 3)
     store, path = store_for(url, **options)
     writer = obstore.open_writer(store, path, buffer_size=part_size, max_concurrency=max_concurrency)
     return RemoteUpload(writer, url)

@@ -27,7 +27,7 @@ ESCAPING_NAMES = (
     "http://evil.example/x",
     "",
     "a\\..\\b",
-    "x?y=1",
+    "c:/x.bin",
 )
 
 
