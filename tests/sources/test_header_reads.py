@@ -1,5 +1,5 @@
 """Today's safetensors reader, unchanged, over a remote source: a header-only open of the real
-published model from nginx costs one HEAD and one 64 KiB GET, and gives the local file's entries."""
+published model from nginx costs one HEAD and one 64 KiB GET (from moto's S3 too), and gives the local file's entries."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from remote_servers import Nginx
 
-from paramio.formats.safetensors.reader import read_header
-from paramio.sources import FileSource, open_source
+objectstore = pytest.importorskip("paramio.sources.objectstore", reason="the remote extra is not installed")
+
+from remote_servers import Moto, Nginx, put_object  # noqa: E402
+
+from paramio.formats.safetensors.reader import read_header  # noqa: E402
+from paramio.sources import FileSource, open_source  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("obstore_installed")
 
@@ -35,3 +38,28 @@ def test_safetensors_header_from_nginx_is_one_small_get(nginx: Nginx, nginx_dir:
         f"HEAD /{nginx_dir.name}/model.safetensors - 200 0",
         f"GET /{nginx_dir.name}/model.safetensors bytes=0-65535 206 65536",
     ]
+
+
+@pytest.mark.slow  # uploading the 90 MB model to moto takes seconds
+def test_safetensors_header_from_s3_is_one_small_get(
+    moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model()
+    key = f"models/{tmp_path.name}/model.safetensors"
+    put_object(moto, key, model.read_bytes())
+    calls: list[tuple[str, object]] = []
+    get, head = objectstore.obstore.get_async, objectstore.obstore.head_async
+
+    async def counted_get(store: object, path: str, options: dict[str, object]) -> object:
+        calls.append(("GET", options["range"]))
+        return await get(store, path, options=options)  # type: ignore[arg-type]
+
+    async def counted_head(store: object, path: str) -> object:
+        calls.append(("HEAD", path))
+        return await head(store, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(objectstore.obstore, "get_async", counted_get)
+    monkeypatch.setattr(objectstore.obstore, "head_async", counted_head)
+    remote = open_source(f"s3://{key}", config=moto.config(), client_options={"allow_http": True})
+    assert read_header(remote) == read_header(FileSource(model))
+    assert calls == [("HEAD", key.removeprefix("models/")), ("GET", (0, 65536))]

@@ -80,6 +80,7 @@ def test_transient_failures_are_retried_until_they_pass(fault_server: FaultServe
     assert [r for m, p, r in fault_server.log if m == "GET" and p.endswith(name)] == ["bytes=10-29"] * 2
 
 
+@pytest.mark.slow  # starts a second moto server, with authentication on
 def test_wrong_credentials_are_403_and_never_shown(tmp_path: Path) -> None:
     pytest.importorskip("moto")
     with run_moto(auth=True) as strict:
