@@ -8,11 +8,17 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from remote_servers import Moto, Nginx, put_object
 
-from paramio.sources import open_source
-from paramio.sources.aio import AsyncByteSource, BridgedSource
-from paramio.testing.sources import sample_bytes
+objectstore = pytest.importorskip("paramio.sources.objectstore", reason="the remote extra is not installed")
+
+from remote_servers import Moto, Nginx, put_object  # noqa: E402
+
+from paramio.errors import InvalidArgumentError  # noqa: E402
+from paramio.sources import open_source  # noqa: E402
+from paramio.sources.aio import AsyncByteSource, BridgedSource  # noqa: E402
+from paramio.testing.sources import sample_bytes  # noqa: E402
+
+store_for = objectstore.store_for
 
 pytestmark = pytest.mark.usefixtures("obstore_installed")
 
@@ -92,3 +98,17 @@ def test_sync_source_works_inside_a_running_event_loop(nginx: Nginx, nginx_dir: 
         return open_source(f"{nginx.url}/{nginx_dir.name}/m.bin").read(0, 10)
 
     assert asyncio.run(main()) == DATA[:10]
+
+
+def test_gcs_and_azure_urls_get_their_stores() -> None:
+    """No GCS or Azure server runs here: this checks the URL mapping and config errors only."""
+    gcs, path = store_for("gs://bucket/models/m.irpa")
+    assert type(gcs).__name__ == "GCSStore" and path == "models/m.irpa"
+    az, path = store_for("az://container/m.irpa", config={"account_name": "acct"})
+    assert type(az).__name__ == "AzureStore" and path == "m.irpa"
+    with pytest.raises(
+        InvalidArgumentError, match=r"^s3://b/k: cannot configure s3:// access: UnknownConfigurationKeyError$"
+    ):
+        store_for("s3://b/k", config={"no_such_key": "hunter2"})
+    with pytest.raises(InvalidArgumentError, match="URL names no object"):
+        store_for("s3://b/")
