@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from paramio.errors import SourceError
 from paramio.sources.base import ByteSource
 from paramio.sources.names import relative_parts
+from paramio.sources.paths import Confinement
 from paramio.sources.planner import Span
 
 __all__ = ["FileSource", "file_kind", "open_regular"]
@@ -190,15 +191,13 @@ class FileSource(ByteSource):
         return [self.view(s.offset, s.length) for s in wanted]
 
     def sibling(self, name: str) -> FileSource:
-        """The file `name` beside this one, read-only, mapped like this one.
+        """The file `name` beside (or below) this one, read-only, mapped like this one.
 
         Raises `SourceError` for a name that leaves this file's folder (also through a symlink)
         or a file that cannot be opened."""
-        folder = os.path.dirname(os.path.abspath(self._path))
-        full = os.path.join(folder, *relative_parts(name, base=self._path))
-        real, root = os.path.realpath(full), os.path.realpath(folder)
-        if not (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
-            raise SourceError(f"sibling name {name!r} refused: it resolves to {real}, outside {root}", path=self._path)
+        # The lexical rule URLs share, then the external-file rule (symlinks followed, the
+        # folder as given and as it really is) that the format readers use for named files.
+        full = Confinement.beside(self._path).resolve("/".join(relative_parts(name, base=self._path)), what="sibling")
         return FileSource(full, use_mmap=self._map is not None or self._size == 0)
 
     def write(self, offset: int, data: memoryview | bytes) -> None:
