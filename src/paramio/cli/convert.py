@@ -52,6 +52,7 @@ from paramio.cli.text import escape_keys
 from paramio.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
+from paramio.formats.targets import resolve_output
 from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import ScopeMap
@@ -133,7 +134,12 @@ FLAGS = (
     ),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
-    Flag("output", FlagKind.STRING, "Output file path (.irpa, .safetensors or .gguf).", ""),
+    Flag(
+        "output",
+        FlagKind.STRING,
+        "Output file path (.irpa, .safetensors or .gguf); `-` (stdout), a FIFO or a device streams (IRPA unless --format).",
+        "",
+    ),
 )
 
 _DUPLICATE_POLICIES = ("first", "last", "error")
@@ -299,13 +305,16 @@ def _run(flags: ParsedFlags) -> int:
     mode = flags.text("parameter_mode")
     if mode not in ("file", "preload", "mmap"):
         raise UsageError(f"--parameter_mode={mode}: expected file or preload")
+    streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     if fmt is None:
         try:
             fmt = detect_format(output, for_writing=True)
         except Exception:
-            raise UsageError(
-                f"--output={output}: unknown output format; use an extension .irpa, .safetensors or .gguf, or --format="
-            ) from None
+            if not streamed:
+                raise UsageError(
+                    f"--output={output}: unknown output format; use an extension .irpa, .safetensors or .gguf, or --format="
+                ) from None
+            fmt = "irpa"  # `-`, /dev/null, a FIFO: IRPA, as iree-convert-parameters writes
     renames = [_split_rename(t) for t in flags.many("rename")]
     splats = [_split_splat(t) for t in flags.many("splat")]
     inputs = files_from(flags)
@@ -345,6 +354,6 @@ def _run(flags: ParsedFlags) -> int:
                         warn("convert", escape(str(caught_w.message), quote=False))
                     else:
                         warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
-    if not quiet:
+    if not quiet and not streamed:  # a stream cannot be read back for the listing
         sys.stdout.write(format_dump(read_path(output, format=fmt).entries, escape=escape_keys))
     return 0

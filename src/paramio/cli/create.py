@@ -21,6 +21,7 @@ from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.text import escape, escape_keys
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.formats.targets import resolve_output
 from paramio.index.entry import EntryKind, ParameterEntry
 
 __all__ = ["CreateSpec", "main", "parse_spec"]
@@ -66,7 +67,7 @@ FLAGS = (
     Flag("alignment", FlagKind.INT, "Storage data alignment relative to the header (a power of two).", 64),
     Flag("typed", FlagKind.BOOL, "Record dtype and shape as TENSORv0 metadata (not byte-identical to IREE).", False),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
-    Flag("output", FlagKind.STRING, "Output .irpa file path.", ""),
+    Flag("output", FlagKind.STRING, "Output .irpa file path (`-` for stdout, or a FIFO or device).", ""),
 )
 
 
@@ -129,10 +130,11 @@ def _run(flags: ParsedFlags) -> int:
             )
     from paramio.cli.progress import ByteProgress
 
+    streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     total = sum(d.length for d in datas)  # zero data is ticked at once (left sparse)
     with ByteProgress(total, f"writing {escape(output)}", quiet=flags.on("quiet")) as bar:
         write_created(output, splats, datas, alignment=alignment, typed=typed, progress=bar.callback)
-    if not flags.on("quiet"):
+    if not flags.on("quiet") and not streamed:  # a stream cannot be read back for the listing
         from paramio.formats.irpa.reader import read_path
         from paramio.index.dump import format_dump
 

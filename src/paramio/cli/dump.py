@@ -30,6 +30,7 @@ line, one comment line per external entry naming the file: ``// `key` bytes from
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,7 @@ from paramio.cli.flags import (
 )
 from paramio.cli.metadata import DEFAULT_ITEMS, format_metadata, metadata_record
 from paramio.cli.text import escape, escape_keys
+from paramio.formats.targets import resolve_output
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
@@ -87,7 +89,8 @@ FLAGS = (
     Flag(
         "extract",
         FlagKind.LIST,
-        "Extracts a parameter's bytes: `--extract=[scope::]key=file.bin`.",
+        "Extracts a parameter's bytes: `--extract=[scope::]key=file.bin`; `-` (or a FIFO or\n"
+        "device) streams them; with `-` or /dev/stdout the listing goes to stderr.",
         metavar="[scope::]key=file",
     ),
     Flag("json", FlagKind.BOOL, "Prints a JSON document instead of the listing (schema in docs/cli.md).", False),
@@ -164,8 +167,17 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(flags: ParsedFlags) -> int:
-    scopes = load_scopes(files_from(flags), allowed_external(flags), strict=flags.on("strict"))
     extracts = [_split_extract(t) for t in flags.many("extract")]
+    if any(resolve_output(path).fd == 1 for *_, path in extracts):  # `-`, /dev/stdout, /dev/fd/1
+        # The parameter's bytes own standard output; the listing and messages go to stderr.
+        sys.stdout.flush()
+        with contextlib.redirect_stdout(sys.stderr):
+            return _dump(flags, extracts)
+    return _dump(flags, extracts)
+
+
+def _dump(flags: ParsedFlags, extracts: list[tuple[str, str, str, str]]) -> int:
+    scopes = load_scopes(files_from(flags), allowed_external(flags), strict=flags.on("strict"))
     items = flags.number("metadata_items")
     if items < 0:
         raise UsageError(f"--metadata_items={items}: expected 0 (all) or a positive count")
@@ -224,8 +236,9 @@ def _split_extract(text: str) -> tuple[str, str, str, str]:
 
 
 def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str], *, quiet: bool = True) -> None:
-    """Write the entry's bytes (splats expanded) to `path`, streamed and atomic; a progress
-    bar on a terminal unless `quiet` (the default for callers from Python)."""
+    """Write the entry's bytes (splats expanded) to `path`, atomically, by the output rules of
+    `paramio.formats.targets` (``-`` is standard output); a progress bar on a terminal unless
+    `quiet` (the default for callers from Python)."""
     from paramio.cli.progress import ByteProgress
     from paramio.formats.output import AtomicOutput
 

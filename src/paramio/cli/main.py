@@ -2,7 +2,8 @@
 
 Commands whose flags mirror IREE's tools (create, convert, dump) take IREE's ``--flag=value``
 syntax; the rest follow the same style. Exit status: 0 success, 1 a bad input file or failed
-operation, 2 a usage error.
+operation, 2 a usage error, 128 + N when signal N (SIGINT, SIGTERM, SIGHUP, ...) stopped the
+command after its temporary files were removed (`paramio.cli.signals`).
 """
 
 from __future__ import annotations
@@ -89,7 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"paramio: command '{name}' is not available in this build\n")
             return 2
         raise
-    code: int = module.main(rest)
+    from paramio.cli.signals import Terminated, unwinding_on_signals
+
+    try:
+        with unwinding_on_signals():
+            code: int = module.main(rest)
+    except Terminated as exc:  # outputs have removed their temporary files on the way here
+        sys.stderr.write(f"paramio {name}: {exc}\n")
+        return exc.exit_status
     return code
 
 

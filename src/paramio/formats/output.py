@@ -33,10 +33,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-from paramio.errors import SourceError, WriteError
+from paramio.errors import InvalidArgumentError, SourceError, WriteError
+from paramio.formats.interrupts import held_signals
+from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
 from paramio.index.entry import ParameterEntry, fill_pattern
 
-__all__ = ["AtomicOutput", "copy_entry", "write_zeros_until"]
+__all__ = ["AtomicOutput", "AtomicOutputSet", "copy_entry", "sync_folder", "write_zeros_until"]
 
 CHUNK = 1 << 24  # 16 MiB: big enough to stream at disk speed, small enough to bound memory
 
@@ -45,6 +47,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 PIPE_CHUNK = 1 << 20  # one buffer per copy thread: fits in L2, so the second copy reads from cache
 PIPELINE_MIN = 4 << 20  # spans below this are copied inline: a thread hand-off costs more than it saves
+WAIT_STEP = 0.05  # seconds: how long a signal may wait while the main thread waits for copies
 COPY_THREADS = 3  # three, on two cores: one reads while another writes and a third waits its turn
 
 _has_copy_file_range = hasattr(os, "copy_file_range")
@@ -99,27 +102,52 @@ def _writeback_starter() -> object:
 
 
 class AtomicOutput:
-    """A file written under a temporary name and renamed into place on `commit()`."""
+    """A file written under a temporary name and renamed into place on `commit()`.
+
+    What `path` names decides how (`paramio.formats.targets`): a regular file is replaced
+    atomically keeping its mode and owner, a symlink's target is written and the link kept,
+    ``-``, a FIFO or a character device is streamed into once the output is complete, and a
+    directory, socket or block device is refused with `WriteError` here, before any work.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
-        self.path = os.path.abspath(os.fspath(path))
-        self.durable = durable
-        folder = os.path.dirname(self.path) or "."
-        try:
-            self.fd, self.temp_path = tempfile.mkstemp(
-                prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=folder
-            )
-        except OSError as exc:
-            raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
+        self.target = resolve_output(path)
+        self.path = self.target.path
+        self.durable = durable and not self.target.streamed
+        self.temp_path: str | None = None
+        if self.target.streamed:
+            # Built where it can be seeked and sized; the kernel frees an unnamed file on exit,
+            # whatever ends the process.
+            try:
+                with tempfile.TemporaryFile(prefix=".paramio.", suffix=".tmp") as spool:
+                    self.fd = os.dup(spool.fileno())
+            except OSError as exc:
+                raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
+        else:
+            assert self.target.final is not None
+            try:
+                with held_signals():  # a signal cannot land between creating the file and knowing its name
+                    self.fd, self.temp_path = tempfile.mkstemp(
+                        prefix=f".{os.path.basename(self.target.final)}.",
+                        suffix=".tmp",
+                        dir=os.path.dirname(self.target.final),
+                    )
+            except OSError as exc:
+                raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
         self._done = False
         # Bytes written since writeback was last started, and the span they cover.
         self._pending = 0
         self._lo = self._hi = 0
-        self._starter = _writeback_starter() if durable else False
+        self._starter = _writeback_starter() if self.durable else False
         self._lock = threading.Lock()  # copy threads report written ranges concurrently
         self._kernel_copies: bool | None = None
         self._inflight: list[Future[None]] = []  # threaded copies not yet known to be done
         self._copy_failed = threading.Event()
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the bytes go into a stream (``-``, a FIFO, a character device)."""
+        return self.target.streamed
 
     @property
     def kernel_copies(self) -> bool:
@@ -172,54 +200,92 @@ class AtomicOutput:
         """Wait for every threaded copy queued so far; raise the first one's error."""
         error: BaseException | None = None
         while self._inflight:
-            exc = self._inflight.pop(0).exception()
+            exc = _outcome(self._inflight[0])
+            self._inflight.pop(0)
             if exc is not None and error is None:
                 error = exc
         if error is not None:
             raise error
 
     def commit(self) -> None:
+        """Make the output final: rename it into place (fsynced, with its folder, when durable),
+        or copy it into its stream. Raises `WriteError`; the temporary file is gone either way."""
+        self.finish()
+        self.publish()
+        if self.durable:
+            sync_folder(self.target.final)
+
+    def finish(self) -> None:
+        """Every byte written and on disk (when durable), the file closed and given the mode and
+        owner of the file it replaces: all but the rename. Aborts and raises on failure."""
         try:
             self.wait_for_copies()
         except BaseException:
             self.abort()
             raise
+        if self.streamed:
+            return  # the temporary file stays open: `publish` copies from it
         try:
             if self.durable:
                 os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
-            try:
-                mode = os.stat(self.path).st_mode & 0o7777
-            except FileNotFoundError:
-                umask = os.umask(0)
-                os.umask(umask)
-                mode = 0o666 & ~umask
-            os.chmod(self.temp_path, mode)
-            os.replace(self.temp_path, self.path)
-            if self.durable:
-                dfd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+            assert self.temp_path is not None and self.target.final is not None
+            take_mode_and_owner(self.temp_path, self.target.final)
         except OSError as exc:
             self.abort()
             raise WriteError(f"cannot finish writing: {exc.strerror or exc}", path=self.path) from exc
-        self._done = True
 
-    def abort(self) -> None:
-        self._copy_failed.set()  # queued chunks stop; then wait, so no thread writes to a closed fd
-        for f in self._inflight:
-            f.exception()
-        self._inflight.clear()
-        if self.fd >= 0:
+    def publish(self) -> None:
+        """After `finish`: rename the file over its final name (not fsyncing the folder; see
+        `sync_folder`), or stream it. Aborts and raises `WriteError` on failure."""
+        try:
+            if self.streamed:
+                self._stream_out()
+            else:
+                assert self.temp_path is not None and self.target.final is not None
+                os.replace(self.temp_path, self.target.final)
+        except OSError as exc:
+            self.abort()
+            raise WriteError(f"cannot finish writing: {exc.strerror or exc}", path=self.path) from exc
+        except BaseException:
+            self.abort()
+            raise
+        if self.streamed:
             os.close(self.fd)
             self.fd = -1
+        self._done = True
+
+    def _stream_out(self) -> None:
+        size = os.fstat(self.fd).st_size
+        target = self.target
+        if target.fd is not None:
+            copy_to_stream(self.fd, target.fd, size)
+            return
+        assert target.final is not None
+        # Opened only now, with every byte ready: a FIFO's open waits for its reader.
+        out = os.open(target.final, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            os.unlink(self.temp_path)
-        except FileNotFoundError:
-            pass
+            copy_to_stream(self.fd, out, size)
+        finally:
+            os.close(out)
+
+    def abort(self) -> None:
+        """Stop the copies and remove the temporary file. Signals wait until it is done: a
+        second Ctrl-C or ``kill`` cannot cut the cleanup short."""
+        with held_signals():
+            self._copy_failed.set()  # queued chunks stop; then wait, so no thread writes to a closed fd
+            for f in self._inflight:
+                _outcome(f)
+            self._inflight.clear()
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            if self.temp_path is not None and not self._done:
+                try:
+                    os.unlink(self.temp_path)
+                except FileNotFoundError:
+                    pass
 
     def __enter__(self) -> AtomicOutput:
         return self
@@ -229,6 +295,126 @@ class AtomicOutput:
     ) -> None:
         if exc_type is not None or not self._done:
             self.abort()
+
+
+class AtomicOutputSet:
+    """Several files committed as one (shards and their index): all of them or none.
+
+    Each `add` creates one member's temporary file; `commit` first finishes every member (all
+    bytes written and fsynced), so a failure while writing any member (a full disk on shard 2)
+    leaves every old file as it was and no temporary file. Then it publishes: the old files at
+    the members' names are removed, the members are renamed into place in the order added, and
+    the member added with ``index=True`` is renamed over its old self last of all. A process
+    killed during those renames leaves members missing (a reader fails loudly), never new
+    members next to old ones that would open as a silent mix of two saves; an index that
+    changes last means a reader that opens the index sees the old set or the new one.
+
+    Members must be files: a set cannot be streamed (`WriteError` from `add`).
+    """
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self.durable = durable
+        self.outputs: list[AtomicOutput] = []
+        self._index: AtomicOutput | None = None
+        self._done = False
+
+    def add(self, path: str | os.PathLike[str], *, index: bool = False) -> AtomicOutput:
+        """A new member at `path` (at most one with `index`), to write into before `commit`."""
+        if index and self._index is not None:
+            raise InvalidArgumentError("a set of files has one index member", path=os.fspath(path))
+        out = AtomicOutput(path, durable=self.durable)
+        if out.streamed:
+            out.abort()
+            raise WriteError("is not a regular file; a set of files cannot be streamed into it", path=out.path)
+        for other in self.outputs:
+            if other.target.final == out.target.final:
+                out.abort()
+                raise WriteError("named twice in one set of files", path=out.path)
+        self.outputs.append(out)
+        if index:
+            self._index = out
+        return out
+
+    @property
+    def paths(self) -> list[str]:
+        """The members' final names, in commit order."""
+        return [o.target.final or o.path for o in self._order()]
+
+    def _order(self) -> list[AtomicOutput]:
+        return [o for o in self.outputs if o is not self._index] + ([self._index] if self._index else [])
+
+    def commit(self) -> None:
+        """Finish every member, then publish them as the class docstring says. Raises
+        `WriteError`; before publishing starts, nothing under a final name has changed."""
+        try:
+            for out in self.outputs:
+                out.finish()
+        except BaseException:
+            self.abort()
+            raise
+        members = [o for o in self._order() if o is not self._index]
+        try:
+            with held_signals():  # a few renames: a SIGTERM waits for them rather than halve the set
+                self._publish(members)
+        except OSError as exc:
+            self.abort()
+            if isinstance(exc, WriteError):
+                raise
+            raise WriteError(f"cannot finish writing the set: {exc.strerror or exc}", path=exc.filename) from exc
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+
+    def _publish(self, members: list[AtomicOutput]) -> None:
+        for out in members:
+            assert out.target.final is not None
+            try:
+                os.unlink(out.target.final)
+            except FileNotFoundError:
+                pass
+        self._sync(members)
+        for out in members:
+            out.publish()
+        self._sync(members)
+        if self._index is not None:
+            self._index.publish()
+            self._sync([self._index])
+
+    def _sync(self, outputs: list[AtomicOutput]) -> None:
+        if self.durable:
+            for folder in dict.fromkeys(os.path.dirname(o.target.final or "") for o in outputs):
+                sync_folder(os.path.join(folder, "."))
+
+    def abort(self) -> None:
+        """Remove every member's temporary file (members already renamed stay)."""
+        with held_signals():
+            for out in self.outputs:
+                out.abort()
+
+    def __enter__(self) -> AtomicOutputSet:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+
+def sync_folder(path: str | None) -> None:
+    """fsync the folder holding `path`, so a rename in it is on disk. Raises `WriteError`."""
+    if path is None:
+        return
+    folder = os.path.dirname(path) or "."
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        raise WriteError(f"cannot sync the folder: {exc.strerror or exc}", path=folder) from exc
 
 
 def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progress: object = None) -> None:
@@ -347,8 +533,24 @@ def _pipelined_copy(
                 with out._lock:
                     _tick(progress, n)
 
-    pool = _copy_pool()
-    out._inflight.extend(pool.submit(lane, i) for i in range(lanes))
+    with held_signals():  # the executor's locks are no place for a signal's exception
+        pool = _copy_pool()
+        out._inflight.extend(pool.submit(lane, i) for i in range(lanes))
+
+
+def _outcome(future: Future[None]) -> BaseException | None:
+    """The exception `future` ended with (None on success), once it is done.
+
+    Waits in short steps with signals held: an exception raised by a signal handler inside the
+    future's condition could leave its lock taken, and the copy thread finishing that future
+    would wait for it forever (the process then hangs at exit). Held, a signal waits at most one
+    step and is raised here, between steps."""
+    while True:
+        with held_signals():
+            try:
+                return future.exception(timeout=WAIT_STEP)
+            except TimeoutError:
+                pass
 
 
 def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: int, progress: object) -> None:

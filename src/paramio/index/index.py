@@ -307,13 +307,21 @@ class ParameterIndex:
     ) -> ParameterIndex:
         """Write every entry to an IRPA archive at `file_path` and return an index over it.
 
-        Written atomically (temporary file, fsync, rename). `file_offset` other than 0 is
-        refused: IREE writes such files but cannot read them back.
+        Written atomically (temporary file, fsync, rename; through a symlink to its target).
+        `file_offset` other than 0 is refused: IREE writes such files but cannot read them back;
+        so is a path that is not a regular file (``-``, a FIFO, a device): the index is opened
+        over the file written.
         """
         from paramio.formats.irpa.writer import write_archive
+        from paramio.formats.targets import resolve_output
 
         if file_offset != 0:
             raise InvalidArgumentError("file_offset must be 0: IREE cannot read an archive that starts later")
+        if resolve_output(file_path).streamed:
+            raise InvalidArgumentError(
+                "is not a regular file; an archive file is opened after writing, so it cannot be a stream",
+                path=os.fspath(file_path),
+            )
         write_archive(file_path, self._entries, alignment=alignment)
         result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
         result.load(file_path, format="irpa", duplicates=DuplicatePolicy.KEEP)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paramio.arrays.dtypes import dtype_by_name
-from paramio.errors import InvalidArgumentError
+from paramio.errors import InvalidArgumentError, WriteError
 from paramio.formats.gguf.constants import (
     ALIGNMENT_KEY,
     ATTRIBUTES_KEY,
@@ -40,7 +40,8 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import OCCURRENCES, encode_kv, kv_pairs
-from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.formats.output import AtomicOutput, AtomicOutputSet, copy_entry
+from paramio.formats.targets import resolve_output
 from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
@@ -146,7 +147,9 @@ def write_gguf(
     `attributes["gguf.kv"]` gives the key/values (typed records as the reader produces them, or
     plain values); ``split.*`` keys are replaced by the writer's own. `alignment` defaults to the
     ``general.alignment`` key if present, else 32; a value other than 32 is recorded in that key.
-    Each file is written atomically; all are committed only once every one is complete.
+    One file is written atomically (or streamed, see `paramio.formats.targets`); a split set is
+    committed as a whole (`AtomicOutputSet`): nothing changes until every shard is complete, and
+    an interrupted commit leaves shards missing, never old and new shards side by side.
     Raises `InvalidArgumentError` for values or tensors GGUF cannot hold, `WriteError` on I/O failure.
     """
     path = os.fspath(path)
@@ -174,7 +177,11 @@ def write_gguf(
     shards = _plan_shards([e.length for e in entries], split_max_tensors, split_max_size)
     n = len(shards)
     paths = [path] if n == 1 else [_shard_path(path, i, n) for i in range(n)]
+    if n > 1 and resolve_output(path).streamed:
+        raise WriteError("is not a regular file; a split set is several files and cannot be streamed", path=path)
     with contextlib.ExitStack() as stack:
+        # One file: replaced atomically (or streamed). A split set: committed as a whole.
+        group = stack.enter_context(AtomicOutputSet(durable=durable)) if n > 1 else None
         outputs: list[AtomicOutput] = []
         for i, (shard, p) in enumerate(zip(shards, paths, strict=True)):
             shard_kv = kv_bytes if i == 0 else b""
@@ -196,14 +203,16 @@ def write_gguf(
                 rel += _align(entries[j].length, alignment)
             head = _HEADER.pack(MAGIC, WRITE_VERSION, len(shard), n_kv) + shard_kv + b"".join(infos)
             data_offset = _align(len(head), alignment)
-            out = stack.enter_context(AtomicOutput(p, durable=durable))
+            out = group.add(p) if group is not None else stack.enter_context(AtomicOutput(p, durable=durable))
             outputs.append(out)
             out.truncate(data_offset + rel)
             out.pwrite(head, 0)
             for j, off in zip(shard, offsets, strict=True):
                 copy_entry(entries[j], out, data_offset + off, progress=progress)
-        for out in outputs:
-            out.commit()
+        if group is not None:
+            group.commit()
+        else:
+            outputs[0].commit()
     return paths
 
 

@@ -9,8 +9,9 @@ shards found by name must all exist.
 
 Writing splits entries greedily in the given order, as ``huggingface_hub`` does (a new shard
 starts when the next tensor would pass `max_shard_size`; a larger tensor gets a shard of its
-own), writes each shard atomically, then the index (so a reader never finds an index naming a
-shard that is not complete).
+own) and commits the shards and the index as one set (`paramio.formats.output.AtomicOutputSet`):
+a failure on any shard changes no file, and an interrupted commit leaves shards missing, never
+old and new shards that open together as a mix of two saves.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from paramio.errors import FormatError, InvalidArgumentError, SourceError
-from paramio.formats.output import AtomicOutput
+from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
+from paramio.formats.output import AtomicOutputSet, sync_folder
 from paramio.formats.safetensors.layout import (
     FILE_SUFFIX,
     INDEX_SUFFIX,
@@ -30,7 +31,8 @@ from paramio.formats.safetensors.layout import (
     shard_name,
 )
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file
-from paramio.formats.safetensors.writer import write_file
+from paramio.formats.safetensors.writer import plan_file, write_file, write_planned
+from paramio.formats.targets import resolve_output
 from paramio.index.entry import ParameterEntry
 from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal, Confinement
@@ -229,25 +231,69 @@ def write_sharded(
     """Write shards and the index; returns the paths written (shards, then the index).
 
     When everything fits one shard and `path` names a ``.safetensors`` file, that single file
-    is written without an index, as ``save_pretrained`` does."""
+    is written without an index, as ``save_pretrained`` does. Otherwise the shards and the
+    index are committed as one set (`AtomicOutputSet`): every shard is planned, then written
+    and fsynced, before any final name changes; the index changes last. Shards of the previous
+    set that the new index does not name are removed once it is in place. Raises
+    `InvalidArgumentError` for entries safetensors cannot describe (before anything is
+    written), `WriteError` when a file cannot be written (every old file stays as it was).
+    """
+    entries = list(entries)
     groups = split_shards(entries, max_shard_size)
     index_path, prefix = set_names(path)
     if len(groups) == 1 and not is_index_path(path):
         write_file(path, groups[0], metadata=metadata, alignment=alignment, durable=durable, progress=progress)
         return [path]
-    written: list[str] = []
-    wmap: dict[str, str] = {}
-    for i, group in enumerate(groups, start=1):
-        shard = shard_name(prefix, i, len(groups), SHARD_DIGITS)
-        write_file(shard, group, metadata=metadata, alignment=alignment, durable=durable, progress=progress)
-        written.append(shard)
-        for e in group:
-            wmap[e.key] = os.path.basename(shard)
+    names = [shard_name(prefix, i, len(groups), SHARD_DIGITS) for i in range(1, len(groups) + 1)]
+    plans = [plan_file(g, metadata=metadata, alignment=alignment) for g in groups]
+    wmap = {e.key: os.path.basename(name) for name, group in zip(names, groups, strict=True) for e in group}
     meta: dict[str, object] = dict(index_metadata or {})
     meta["total_size"] = sum(e.length for e in entries)
     text = json.dumps({"metadata": meta, "weight_map": dict(sorted(wmap.items()))}, indent=2) + "\n"
-    with AtomicOutput(index_path, durable=durable) as out:
-        out.pwrite(text.encode("utf-8"), 0)
-        out.commit()
-    written.append(index_path)
-    return written
+    if resolve_output(path).streamed:
+        raise WriteError("is not a regular file; a sharded set is several files and cannot be streamed", path=path)
+    with AtomicOutputSet(durable=durable) as outputs:
+        index = outputs.add(index_path, index=True)  # first: a bad index path fails before any work
+        stale = _previous_shards(index_path, prefix) - {os.path.abspath(n) for n in names}
+        for name, group, plan in zip(names, groups, plans, strict=True):
+            write_planned(outputs.add(name), plan, group, progress=progress)
+        index.pwrite(text.encode("utf-8"), 0)
+        outputs.commit()
+    _remove_stale(stale, index_path)
+    return [*names, index_path]
+
+
+def _previous_shards(index_path: str, prefix: str) -> set[str]:
+    """The shard names (absolute) the index now at `index_path` lists under this prefix, with
+    any shard count: the previous set's. An index that cannot be read lists none."""
+    if not os.path.isfile(index_path):
+        return set()
+    try:
+        _, wmap = read_index(index_path)
+    except (SourceError, FormatError):
+        return set()
+    folder, stem = os.path.split(os.path.abspath(prefix))
+    found = set()
+    for name in set(wmap.values()):
+        m = SHARD_RE.match(name)
+        if m is not None and m["prefix"] == stem and "/" not in name and os.sep not in name:
+            found.add(os.path.join(folder, name))
+    return found
+
+
+def _remove_stale(paths: set[str], index_path: str) -> None:
+    """Remove the previous set's shards the new index does not name (a symlink is removed, not
+    the file it points to)."""
+    for p in sorted(paths):
+        try:
+            if os.path.islink(p) or os.path.isfile(p):
+                os.unlink(p)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise WriteError(
+                f"the new set is in place but a shard of the old one could not be removed: {exc.strerror or exc}",
+                path=p,
+            ) from exc
+    if paths:
+        sync_folder(index_path)

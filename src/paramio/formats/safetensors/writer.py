@@ -39,7 +39,15 @@ from paramio.index.entry import ParameterEntry
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
 
-__all__ = ["FilePlan", "metadata_from_attributes", "plan_file", "plan_losses", "prepare", "write_file"]
+__all__ = [
+    "FilePlan",
+    "metadata_from_attributes",
+    "plan_file",
+    "plan_losses",
+    "prepare",
+    "write_file",
+    "write_planned",
+]
 
 _LEN = struct.Struct("<Q")
 
@@ -166,13 +174,25 @@ def write_file(
     entries = list(entries)
     plan = plan_file(entries, metadata=metadata, alignment=alignment)
     with AtomicOutput(path, durable=durable) as out:
-        out.truncate(plan.total_size)  # all-zero splats are left as holes that read as zero
-        out.pwrite(plan.header, 0)
-        for e, off in zip(entries, plan.data_offsets, strict=True):
-            if e.length:
-                copy_entry(e, out, off, progress=progress)
+        write_planned(out, plan, entries, progress=progress)
         out.commit()
     return plan
+
+
+def write_planned(
+    out: AtomicOutput,
+    plan: FilePlan,
+    entries: Sequence[ParameterEntry],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write a planned file's bytes into `out` (not committed: the caller commits it, alone or
+    as one file of a set)."""
+    out.truncate(plan.total_size)  # all-zero splats are left as holes that read as zero
+    out.pwrite(plan.header, 0)
+    for e, off in zip(entries, plan.data_offsets, strict=True):
+        if e.length:
+            copy_entry(e, out, off, progress=progress)
 
 
 # -- conversion: what safetensors keeps, carries and drops (see paramio.formats.conversion) ------

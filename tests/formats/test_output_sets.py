@@ -1,0 +1,244 @@
+"""Sets of files (sharded safetensors with their index, split GGUF) are committed as a whole (issue
+18, item 3): a failure on any shard changes no file, and a process that dies while the set is
+being put in place leaves a set that fails to open, never old and new shards opening together.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import paramio
+from paramio.errors import InvalidArgumentError, ParamioError, WriteError
+from paramio.index.entry import ParameterEntry
+from paramio.index.index import ParameterIndex
+
+KEYS = [f"layer.{i}.w" for i in range(6)]
+SRC = str(Path(paramio.__file__).resolve().parents[1])
+
+
+def _entries(generation: int) -> list[ParameterEntry]:
+    """Six tensors of 64 bytes: the same layout in every generation, different values."""
+    index = ParameterIndex()
+    for i, key in enumerate(KEYS):
+        index.add_array(key, np.full(16, generation * 100 + i, dtype=np.float32))
+    return index.values()
+
+
+SETS = {
+    # format -> (output path, writer options giving three files, the files of the set)
+    "safetensors": (
+        "model.safetensors.index.json",
+        {"max_shard_size": 128},
+        [f"model-{i:05d}-of-00003.safetensors" for i in (1, 2, 3)] + ["model.safetensors.index.json"],
+    ),
+    "gguf": ("model.gguf", {"split_max_tensors": 2}, [f"model-{i:05d}-of-00003.gguf" for i in (1, 2, 3)]),
+}
+
+
+def _save(folder: Path, fmt: str, generation: int) -> None:
+    path, options, _ = SETS[fmt]
+    paramio.write_path(folder / path, _entries(generation), on_loss="ignore", durable=False, **options)
+
+
+def _generation(folder: Path, fmt: str, name: str) -> int | None:
+    """Which save the set opened from `name` holds (None: it refuses to open); fails the test
+    if it opens as a mix of saves."""
+    try:
+        index = ParameterIndex.open(str(folder / name))
+        values = {k: float(index[k].to_numpy().view(np.float32)[0]) for k in KEYS}
+    except ParamioError:
+        return None
+    generations = {int(v) // 100 for v in values.values()}
+    assert len(generations) == 1, f"{name} opened as a mix of saves: {values}"
+    assert sorted(values) == sorted(KEYS)
+    return generations.pop()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("fmt", list(SETS))
+def test_a_full_disk_on_shard_two_changes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    _save(tmp_path, fmt, 1)
+    before = _files(tmp_path)
+    shard2 = SETS[fmt][2][1]
+    real = os.pwrite
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        if f".{shard2}." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with pytest.raises(WriteError, match="No space left on device"):
+        _save(tmp_path, fmt, 2)
+    monkeypatch.undo()
+    assert _files(tmp_path) == before  # nothing new, nothing removed, no temporary file
+    for name in SETS[fmt][2]:
+        assert _generation(tmp_path, fmt, name) == 1
+
+
+def test_a_shard_that_cannot_be_planned_changes_no_file(tmp_path: Path) -> None:
+    _save(tmp_path, "safetensors", 1)
+    before = _files(tmp_path)
+    entries = _entries(2)
+    bad = entries[3]  # in shard 2: a declared shape that does not fit its bytes
+    from paramio.arrays.metadata import TensorInfo
+
+    entries[3] = bad.replace(declared_tensor=TensorInfo("float32", (17,)))
+    with pytest.raises(InvalidArgumentError, match="needs 68 bytes but the entry holds 64"):
+        from paramio.formats.safetensors.sharded import write_sharded
+
+        write_sharded(str(tmp_path / "model.safetensors.index.json"), entries, max_shard_size=128)
+    assert _files(tmp_path) == before
+
+
+class _Died(BaseException):
+    """Stands for the process ending at that instant (nothing after it touches a final name)."""
+
+
+def _save_dying(folder: Path, fmt: str, die_at: int, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Save generation 2 over generation 1, the process "dying" as the `die_at`-th final name
+    is about to change (removed or renamed over). Returns whether it died (False: the commit
+    had fewer steps)."""
+    _save(folder, fmt, 1)
+    calls = 0
+    real_replace, real_unlink = os.replace, os.unlink
+
+    def step(real, *args, **kw):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        if not os.path.basename(str(args[-1])).startswith("."):  # a final name, not a temporary
+            calls += 1
+            if calls == die_at:
+                raise _Died
+        return real(*args, **kw)
+
+    monkeypatch.setattr(os, "replace", lambda *a, **k: step(real_replace, *a, **k))
+    monkeypatch.setattr(os, "unlink", lambda *a, **k: step(real_unlink, *a, **k))
+    try:
+        _save(folder, fmt, 2)
+    except _Died:
+        return True
+    finally:
+        monkeypatch.undo()
+    return False
+
+
+@pytest.mark.parametrize("fmt", list(SETS))
+def test_dying_at_any_step_of_the_commit_never_opens_a_mix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    names = SETS[fmt][2]
+    for die_at in range(1, 20):
+        folder = tmp_path / str(die_at)
+        folder.mkdir()
+        died = _save_dying(folder, fmt, die_at, monkeypatch)
+        seen = {_generation(folder, fmt, n) for n in names if (folder / n).exists()}
+        assert seen <= {None, 1, 2}
+        if not died:
+            assert seen == {2}
+            break
+    assert die_at > len(names)  # every file's change was a place to die
+
+
+def test_the_index_is_the_last_name_to_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _save(tmp_path, "safetensors", 1)
+    changed: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        changed.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    _save(tmp_path, "safetensors", 2)
+    assert changed == SETS["safetensors"][2]  # shards in order, then the index
+
+
+def test_shards_of_the_old_set_go_once_the_new_index_is_in_place(tmp_path: Path) -> None:
+    _save(tmp_path, "safetensors", 1)
+    (tmp_path / "other-00001-of-00003.safetensors").write_bytes(b"not ours")
+    # a shard that is a symlink (as in a Hugging Face cache): the link goes, not what it points to
+    blob = tmp_path / "blob"
+    (tmp_path / "model-00003-of-00003.safetensors").rename(blob)
+    (tmp_path / "model-00003-of-00003.safetensors").symlink_to(blob.name)
+    paramio.write_path(tmp_path / "model.safetensors.index.json", _entries(2), max_shard_size=256)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "blob",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "other-00001-of-00003.safetensors",
+    ]
+    assert _generation(tmp_path, "safetensors", "model.safetensors.index.json") == 2
+
+
+_KILLED_CHILD = r"""
+import os, signal, sys
+import numpy as np
+import paramio
+folder, die_at = sys.argv[1], int(sys.argv[2])
+index = paramio.ParameterIndex()
+for i in range(6):
+    index.add_array(f"layer.{i}.w", np.full(16, 200 + i, dtype=np.float32))
+real = os.replace
+calls = 0
+def replace(src, dst):
+    global calls
+    calls += 1
+    if calls == die_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+os.replace = replace
+paramio.write_path(folder + "/model.safetensors.index.json", index.values(), max_shard_size=128)
+"""
+
+
+def test_sigkill_between_renames_never_opens_a_mix(tmp_path: Path) -> None:
+    _save(tmp_path, "safetensors", 1)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_CHILD, str(tmp_path), "2"], env=env, capture_output=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    results = {_generation(tmp_path, "safetensors", n) for n in SETS["safetensors"][2] if (tmp_path / n).exists()}
+    assert results <= {None, 1, 2}
+    # the next save repairs the set
+    _save(tmp_path, "safetensors", 3)
+    assert _generation(tmp_path, "safetensors", "model-00002-of-00003.safetensors") == 3
+
+
+def test_output_set_api(tmp_path: Path) -> None:
+    from paramio.formats.output import AtomicOutputSet
+
+    (tmp_path / "a").write_bytes(b"old a")
+    with AtomicOutputSet(durable=False) as files:
+        index = files.add(tmp_path / "index", index=True)
+        for name in ("a", "b"):
+            files.add(tmp_path / name).pwrite(name.encode() * 3, 0)
+        index.pwrite(b"index", 0)
+        assert files.paths == [str(tmp_path / n) for n in ("a", "b", "index")]
+        assert (tmp_path / "a").read_bytes() == b"old a"  # nothing changes before commit
+        files.commit()
+    assert _files(tmp_path) == {"a": b"aaa", "b": b"bbb", "index": b"index"}
+    with pytest.raises(RuntimeError), AtomicOutputSet() as files:
+        files.add(tmp_path / "a").pwrite(b"new", 0)
+        raise RuntimeError
+    assert _files(tmp_path) == {"a": b"aaa", "b": b"bbb", "index": b"index"}
+    with AtomicOutputSet() as files:
+        files.add(tmp_path / "c")
+        with pytest.raises(WriteError, match="named twice"):
+            files.add(tmp_path / "c")
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(WriteError, match="cannot be streamed"):
+            files.add(tmp_path / "fifo")
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "fifo", "index"]
