@@ -242,3 +242,25 @@ def test_output_set_api(tmp_path: Path) -> None:
         with pytest.raises(WriteError, match="cannot be streamed"):
             files.add(tmp_path / "fifo")
     assert sorted(os.listdir(tmp_path)) == ["a", "b", "fifo", "index"]
+
+
+@pytest.mark.parametrize("fmt", list(SETS))
+def test_a_set_of_many_shards_holds_few_descriptors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    from paramio.formats.output import AtomicOutput
+
+    index = ParameterIndex()
+    for i in range(100):
+        index.add_array(f"t{i}", np.full(4, i, dtype=np.float32))
+    open_fds: list[int] = []
+    real = AtomicOutput.truncate
+
+    def truncate(self: AtomicOutput, size: int) -> None:
+        open_fds.append(len(os.listdir("/proc/self/fd")))
+        real(self, size)
+
+    monkeypatch.setattr(AtomicOutput, "truncate", truncate)
+    options = {"max_shard_size": 16} if fmt == "safetensors" else {"split_max_tensors": 1}
+    paramio.write_path(tmp_path / f"many.{fmt}", index.values(), durable=False, **options)
+    assert len(open_fds) == 100
+    assert max(open_fds) - min(open_fds) <= 2  # one member open at a time, not 100
+    assert len(list(tmp_path.glob(f"many-*-of-00100.{fmt}"))) == 100

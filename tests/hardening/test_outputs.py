@@ -344,26 +344,29 @@ def test_streaming_spools_in_an_unnamed_temporary_file(tmp_path: Path, monkeypat
     assert list(spool.iterdir()) == []
 
 
-def test_dash_is_stdout_for_every_cli_output(tmp_path: Path) -> None:
+def test_dash_is_stdout_for_every_cli_output(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
     _rules_in_place()
+    from paramio.cli.main import main
+
     src = tmp_path / "src.irpa"
     _write(src, "irpa")
-    st = _cli("convert", f"--parameters={src}", "--output=-", "--format=safetensors")
-    assert st.returncode == 0, st.stderr
+    as_irpa = paramio_cli_file(tmp_path, src, "again.irpa")
+    capfdbinary.readouterr()
+    assert main(["convert", f"--parameters={src}", "--output=-", "--format=safetensors"]) == 0
     from safetensors.numpy import load
 
-    loaded = load(st.stdout)  # the peer library reads what came through the pipe
+    loaded = load(capfdbinary.readouterr().out)  # the peer library reads what came out of stdout
     assert loaded["w"].tolist() == np.arange(1000, dtype=np.float32).tolist()
-    as_irpa = _cli("convert", f"--parameters={src}", "--output=-")  # no extension: IRPA, as IREE's tool
-    assert paramio_cli_file(tmp_path, src, "again.irpa") == as_irpa.stdout
-    created = _cli("create", "--data=x=4xf32=2", "--output=-")
-    (tmp_path / "c.irpa").write_bytes(created.stdout)
-    assert created.returncode == 0 and paramio.ParameterIndex.open(str(tmp_path / "c.irpa")).keys() == ["x"]
-    dumped = _cli("dump", f"--parameters={src}", "--extract=b=-", "--extract=w=-")
-    assert dumped.returncode == 0
+    assert main(["convert", f"--parameters={src}", "--output=-"]) == 0  # no extension: IRPA, as IREE's tool
+    assert capfdbinary.readouterr().out == as_irpa
+    assert main(["create", "--data=x=4xf32=2", "--output=-"]) == 0
+    (tmp_path / "c.irpa").write_bytes(capfdbinary.readouterr().out)
+    assert paramio.ParameterIndex.open(str(tmp_path / "c.irpa")).keys() == ["x"]
+    assert main(["dump", f"--parameters={src}", "--extract=b=-", "--extract=w=-"]) == 0
+    dumped = capfdbinary.readouterr()
     # the two parameters' bytes, in flag order; the listing went to stderr
-    assert dumped.stdout == np.full(15, 7, dtype=np.int16).tobytes() + np.arange(1000, dtype=np.float32).tobytes()
-    assert b"Extracting parameter `b`" in dumped.stderr and b"Parameter scope" in dumped.stderr
+    assert dumped.out == np.full(15, 7, dtype=np.int16).tobytes() + np.arange(1000, dtype=np.float32).tobytes()
+    assert b"Extracting parameter `b`" in dumped.err and b"Parameter scope" in dumped.err
 
 
 def paramio_cli_file(tmp_path: Path, src: Path, name: str) -> bytes:

@@ -135,6 +135,7 @@ class AtomicOutput:
             except OSError as exc:
                 raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
         self._done = False
+        self._finished = False
         # Bytes written since writeback was last started, and the span they cover.
         self._pending = 0
         self._lo = self._hi = 0
@@ -217,13 +218,18 @@ class AtomicOutput:
 
     def finish(self) -> None:
         """Every byte written and on disk (when durable), the file closed and given the mode and
-        owner of the file it replaces: all but the rename. Aborts and raises on failure."""
+        owner of the file it replaces: all but the rename. Aborts and raises on failure. Once
+        done, later calls do nothing (a set's writer finishes each member as it completes, so a
+        set of many files does not hold a descriptor for each)."""
+        if self._finished:
+            return
         try:
             self.wait_for_copies()
         except BaseException:
             self.abort()
             raise
         if self.streamed:
+            self._finished = True
             return  # the temporary file stays open: `publish` copies from it
         try:
             if self.durable:
@@ -235,6 +241,7 @@ class AtomicOutput:
         except OSError as exc:
             self.abort()
             raise WriteError(f"cannot finish writing: {exc.strerror or exc}", path=self.path) from exc
+        self._finished = True
 
     def publish(self) -> None:
         """After `finish`: rename the file over its final name (not fsyncing the folder; see
@@ -309,7 +316,8 @@ class AtomicOutputSet:
     members next to old ones that would open as a silent mix of two saves; an index that
     changes last means a reader that opens the index sees the old set or the new one.
 
-    Members must be files: a set cannot be streamed (`WriteError` from `add`).
+    Members must be files: a set cannot be streamed (`WriteError` from `add`). A writer may
+    call a member's `AtomicOutput.finish` as soon as it is written, to close its descriptor.
     """
 
     def __init__(self, *, durable: bool = True) -> None:

@@ -209,6 +209,8 @@ def write_gguf(
             out.pwrite(head, 0)
             for j, off in zip(shard, offsets, strict=True):
                 copy_entry(entries[j], out, data_offset + off, progress=progress)
+            if group is not None:
+                out.finish()  # on disk and closed: a set of many shards holds one descriptor at a time
         if group is not None:
             group.commit()
         else:

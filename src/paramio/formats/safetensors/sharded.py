@@ -256,7 +256,9 @@ def write_sharded(
         index = outputs.add(index_path, index=True)  # first: a bad index path fails before any work
         stale = _previous_shards(index_path, prefix) - {os.path.abspath(n) for n in names}
         for name, group, plan in zip(names, groups, plans, strict=True):
-            write_planned(outputs.add(name), plan, group, progress=progress)
+            shard = outputs.add(name)
+            write_planned(shard, plan, group, progress=progress)
+            shard.finish()  # on disk and closed: a set of many shards holds one descriptor at a time
         index.pwrite(text.encode("utf-8"), 0)
         outputs.commit()
     _remove_stale(stale, index_path)
