@@ -464,3 +464,18 @@ def test_descriptor_paths_name_this_process_descriptors(tmp_path: Path) -> None:
     with pytest.raises(WriteError, match=f"descriptor {w} is not open"):
         _write(f"/dev/fd/{w}", "irpa")
     os.close(r)
+
+
+def test_run_outputs_appended_to_a_stream_are_written_not_read(tmp_path: Path) -> None:
+    from paramio.iree.results import _write_file
+
+    fifo = tmp_path / "results.bin"
+    os.mkfifo(fifo)
+    reader = _FifoReader(fifo)
+    # `+fifo`: there is nothing to read back first (reading would wait forever for a writer)
+    writer = threading.Thread(target=_write_file, args=(str(fifo), [b"first", b"second"]), kwargs={"append": True})
+    writer.daemon = True
+    writer.start()
+    writer.join(20)
+    assert not writer.is_alive(), "the append read from the FIFO instead of writing to it"
+    assert reader.result() == b"firstsecond"

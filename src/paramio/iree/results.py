@@ -231,9 +231,10 @@ def write_outputs(function: str, specs: Sequence[str], results: Sequence[object]
 
 def _write_file(path: str, chunks: list[bytes], *, append: bool) -> None:
     from paramio.formats.output import AtomicOutput
+    from paramio.formats.targets import resolve_output
 
     head = b""
-    if append:
+    if append and not resolve_output(path).streamed:  # appending to a stream is writing to it
         try:
             with open(path, "rb") as f:
                 head = f.read()
