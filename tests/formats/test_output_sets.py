@@ -1,5 +1,5 @@
-"""Sets of files (sharded safetensors with their index, split GGUF) are committed as a whole (issue
-18, item 3): a failure on any shard changes no file, and a process that dies while the set is
+"""Sets of files (sharded safetensors with their index, split GGUF, sharded IRPA with its manifest)
+are committed as a whole (issue 18, item 3): a failure on any shard changes no file, and a process that dies while the set is
 being put in place leaves a set that fails to open, never old and new shards opening together.
 """
 
@@ -40,6 +40,11 @@ SETS = {
         [f"model-{i:05d}-of-00003.safetensors" for i in (1, 2, 3)] + ["model.safetensors.index.json"],
     ),
     "gguf": ("model.gguf", {"split_max_tensors": 2}, [f"model-{i:05d}-of-00003.gguf" for i in (1, 2, 3)]),
+    "irpa": (
+        "model.irpa.index.json",
+        {"max_shard_size": 128},
+        [f"model-{i:05d}-of-00003.irpa" for i in (1, 2, 3)] + ["model.irpa.index.json"],
+    ),
 }
 
 
@@ -150,8 +155,9 @@ def test_dying_at_any_step_of_the_commit_never_opens_a_mix(
     assert die_at > len(names)  # every file's change was a place to die
 
 
-def test_the_index_is_the_last_name_to_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _save(tmp_path, "safetensors", 1)
+@pytest.mark.parametrize("fmt", ["safetensors", "irpa"])
+def test_the_index_is_the_last_name_to_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    _save(tmp_path, fmt, 1)
     changed: list[str] = []
     real_replace = os.replace
 
@@ -160,8 +166,8 @@ def test_the_index_is_the_last_name_to_change(tmp_path: Path, monkeypatch: pytes
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    _save(tmp_path, "safetensors", 2)
-    assert changed == SETS["safetensors"][2]  # shards in order, then the index
+    _save(tmp_path, fmt, 2)
+    assert changed == SETS[fmt][2]  # shards in order, then the index
 
 
 def test_shards_of_the_old_set_go_once_the_new_index_is_in_place(tmp_path: Path) -> None:
@@ -261,7 +267,7 @@ def test_a_set_of_many_shards_holds_few_descriptors(tmp_path: Path, monkeypatch:
         real(self, size)
 
     monkeypatch.setattr(AtomicOutput, "truncate", truncate)
-    options = {"max_shard_size": 16} if fmt == "safetensors" else {"split_max_tensors": 1}
+    options = {"split_max_tensors": 1} if fmt == "gguf" else {"max_shard_size": 16}
     paramio.write_path(tmp_path / f"many.{fmt}", index.values(), durable=False, **options)
     assert len(open_counts) == 100
     assert max(open_counts) == 1  # one shard open at a time, not 100

@@ -81,19 +81,20 @@ def test_everything_in_one_shard_writes_one_archive_unless_a_manifest_is_named(t
 
 
 def test_a_failed_shard_leaves_no_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = irpa_writer.write_archive
+    real = irpa_writer.write_planned
     calls = []
 
-    def failing(path, entries, **kw):  # type: ignore[no-untyped-def]
-        calls.append(path)
+    def failing(out, plan, entries, **kw):  # type: ignore[no-untyped-def]
+        calls.append(out.path)
         if len(calls) == 2:
-            raise paramio.WriteError("disk full", path=str(path))
-        return real(path, entries, **kw)
+            raise paramio.WriteError("disk full", path=str(out.path))
+        return real(out, plan, entries, **kw)
 
-    monkeypatch.setattr(irpa_writer, "write_archive", failing)
+    monkeypatch.setattr(irpa_writer, "write_planned", failing)
     with pytest.raises(paramio.WriteError, match="disk full"):
         paramio.write_path(tmp_path / "model.irpa", _index().values(), max_shard_size=600)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model-00001-of-00003.irpa"]  # no manifest, no temp files
+    # the set is committed as a whole: no shard, no manifest, no temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_duplicate_keys_are_refused(tmp_path: Path) -> None:

@@ -11,8 +11,10 @@ gives one set of entries: every shard in shard order, each shard's entries in ta
 The weight map must match the shards exactly. File-level attributes live in the first shard.
 
 Writing splits entries greedily in order (a new shard when the next entry would pass
-`max_shard_size`; a larger entry gets a shard of its own), writes each shard atomically, then
-the manifest: a crash never leaves a manifest naming a shard that is not complete.
+`max_shard_size`; a larger entry gets a shard of its own) and commits the shards and the
+manifest as one set (`paramio.formats.output.AtomicOutputSet`): a failure on any shard changes
+no file, and an interrupted commit leaves shards missing, never old and new shards that open
+together as a mix of two saves.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import os
 import re
 from collections.abc import Callable, Sequence
 
-from paramio.errors import FormatError, InvalidArgumentError, SourceError
+from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
 from paramio.formats.members import member_path, read_manifest_json
-from paramio.formats.output import AtomicOutput
+from paramio.formats.output import AtomicOutput, AtomicOutputSet
 from paramio.formats.registry import FormatContents
+from paramio.formats.targets import resolve_output
 from paramio.index.entry import ParameterEntry
 from paramio.sources.paths import AllowExternal, Confinement
 
@@ -208,12 +211,15 @@ def write_set(
     entries: Sequence[ParameterEntry],
     *,
     max_shard_size: int,
-    write_one: Callable[[str, Sequence[ParameterEntry], bool], None],
+    plan_one: Callable[[Sequence[ParameterEntry], bool], Callable[[AtomicOutput], None]],
     durable: bool = True,
 ) -> list[str]:
-    """Write the shards (``write_one(path, entries, first)``), then the manifest; returns the
-    paths written. When everything fits one shard and `path` names an ``.irpa`` file, that one
-    archive is written without a manifest (as ``save_pretrained`` does for safetensors)."""
+    """Write the shards, then the manifest; returns the paths written. ``plan_one(entries,
+    first)`` plans one shard (raising before anything is written if it cannot be) and returns
+    what writes it into an output. When everything fits one shard and `path` names an
+    ``.irpa`` file, that one archive is written without a manifest (as ``save_pretrained``
+    does for safetensors). A set is committed as a whole (`AtomicOutputSet`): a failure on any
+    shard changes no file; the manifest changes last."""
     seen: set[str] = set()
     for e in entries:
         if e.key in seen:
@@ -222,20 +228,24 @@ def write_set(
     groups = split_greedy(entries, max_shard_size)
     manifest, prefix = set_names(path)
     if len(groups) == 1 and not is_manifest_path(path):
-        write_one(path, groups[0], True)
+        write = plan_one(groups[0], True)
+        with AtomicOutput(path, durable=durable) as single:
+            write(single)
+            single.commit()
         return [path]
-    written: list[str] = []
-    wmap: dict[str, str] = {}
-    for i, group in enumerate(groups, start=1):
-        shard = shard_name(prefix, i, len(groups))
-        write_one(shard, group, i == 1)
-        written.append(shard)
-        for e in group:
-            wmap[e.key] = os.path.basename(shard)
+    if resolve_output(path).streamed:
+        raise WriteError("is not a regular file; a sharded set is several files and cannot be streamed", path=path)
+    names = [shard_name(prefix, i, len(groups)) for i in range(1, len(groups) + 1)]
+    writers = [plan_one(group, i == 0) for i, group in enumerate(groups)]
+    wmap = {e.key: os.path.basename(name) for name, group in zip(names, groups, strict=True) for e in group}
     meta = {"total_size": sum(0 if e.is_splat else e.length for e in entries), "format": "irpa"}
     text = json.dumps({"metadata": meta, "weight_map": wmap}, indent=2) + "\n"
-    with AtomicOutput(manifest, durable=durable) as out:
-        out.pwrite(text.encode("utf-8"), 0)
-        out.commit()
-    written.append(manifest)
-    return written
+    with AtomicOutputSet(durable=durable) as outputs:
+        index = outputs.add(manifest, index=True)  # first: a bad manifest path fails before any work
+        for name, write in zip(names, writers, strict=True):
+            out = outputs.add(name)
+            write(out)
+            out.finish()  # on disk and closed: a set of many shards holds one descriptor at a time
+        index.pwrite(text.encode("utf-8"), 0)
+        outputs.commit()
+    return [*names, manifest]

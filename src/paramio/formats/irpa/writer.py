@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 #: A set written to a manifest path without `max_shard_size` uses Hugging Face's default, 5 GB.
 DEFAULT_MAX_SHARD_SIZE = 5 * 10**9
 
-__all__ = ["ArchivePlan", "plan_archive", "plan_losses", "prepare", "write_archive", "write_path"]
+__all__ = ["ArchivePlan", "plan_archive", "plan_losses", "prepare", "write_archive", "write_path", "write_planned"]
 
 
 class ArchivePlan:
@@ -166,23 +166,39 @@ def write_archive(
     archive's size. `durable=False` skips the fsyncs (for scratch files only). `attributes`, if
     any, are stored in a SKIP entry IREE ignores (`paramio.formats.irpa.attributes`).
     """
-    from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, encode_record
-
     entries = list(entries)
-    # An entry under the reserved name is a user's tensor: an (empty) record then says so.
-    if attributes or any(e.key == ATTRIBUTES_KEY for e in entries):
-        skip = [(ATTRIBUTES_KEY, encode_record(dict(attributes or {})))]
-    else:
-        skip = []
-    plan = plan_archive(entries, alignment=alignment, skip=skip)
+    plan = plan_archive(entries, alignment=alignment, skip=_attributes_skip(entries, attributes))
     with AtomicOutput(path, durable=durable) as out:
-        out.truncate(plan.total_size)
-        out.pwrite(plan.header_and_tables, 0)
-        for e, off in zip(entries, plan.data_offsets, strict=True):
-            if off is not None:
-                copy_entry(e, out, off, progress=progress)
+        write_planned(out, plan, entries, progress=progress)
         out.commit()
     return plan
+
+
+def write_planned(
+    out: AtomicOutput,
+    plan: ArchivePlan,
+    entries: Sequence[ParameterEntry],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write a planned archive's bytes into `out` (not committed: the caller commits it, alone
+    or as one file of a set)."""
+    out.truncate(plan.total_size)
+    out.pwrite(plan.header_and_tables, 0)
+    for e, off in zip(entries, plan.data_offsets, strict=True):
+        if off is not None:
+            copy_entry(e, out, off, progress=progress)
+
+
+def _attributes_skip(
+    entries: Sequence[ParameterEntry], attributes: dict[str, object] | None
+) -> list[tuple[str, bytes]]:
+    from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, encode_record
+
+    # An entry under the reserved name is a user's tensor: an (empty) record then says so.
+    if attributes or any(e.key == ATTRIBUTES_KEY for e in entries):
+        return [(ATTRIBUTES_KEY, encode_record(dict(attributes or {})))]
+    return []
 
 
 def write_path(
@@ -210,15 +226,18 @@ def write_path(
         for e in entries
     ]
 
-    def write_one(target: str, group: Sequence[ParameterEntry], first: bool) -> None:
-        attrs = attributes if first else None  # the set's attributes ride in its first shard
-        write_archive(target, group, alignment=alignment, durable=durable, progress=progress, attributes=attrs)
-
     if max_shard_size is not None or is_manifest_path(os.fspath(path)):
         size = max_shard_size if max_shard_size is not None else DEFAULT_MAX_SHARD_SIZE
-        write_set(os.fspath(path), typed, max_shard_size=size, write_one=write_one, durable=durable)
+
+        def plan_one(group: Sequence[ParameterEntry], first: bool) -> Callable[[AtomicOutput], None]:
+            attrs = attributes if first else None  # the set's attributes ride in its first shard
+            group = list(group)
+            plan = plan_archive(group, alignment=alignment, skip=_attributes_skip(group, attrs))
+            return lambda out: write_planned(out, plan, group, progress=progress)
+
+        write_set(os.fspath(path), typed, max_shard_size=size, plan_one=plan_one, durable=durable)
         return
-    write_one(path, typed, True)
+    write_archive(path, typed, alignment=alignment, durable=durable, progress=progress, attributes=attributes)
 
 
 # -- conversion: what IRPA keeps, carries and drops (see paramio.formats.conversion) -------------
