@@ -224,7 +224,7 @@ def test_sigkill_between_renames_never_opens_a_mix(tmp_path: Path) -> None:
 
 
 def test_output_set_api(tmp_path: Path) -> None:
-    from paramio.formats.output import AtomicOutputSet
+    from paramio.formats.output_set import AtomicOutputSet
 
     (tmp_path / "a").write_bytes(b"old a")
     with AtomicOutputSet(durable=False) as files:
@@ -272,3 +272,102 @@ def test_a_set_of_many_shards_holds_few_descriptors(tmp_path: Path, monkeypatch:
     assert len(open_counts) == 100
     assert max(open_counts) == 1  # one shard open at a time, not 100
     assert len(list(tmp_path.glob(f"many-*-of-00100.{fmt}"))) == 100
+
+
+# -- tensor-parallel sets: device files (each maybe a sharded set) and a manifest, one commit --
+
+TP_KINDS = {
+    "irpa files": {"format": "irpa"},
+    "sharded safetensors files": {"format": "safetensors", "max_shard_size": 64},
+}
+
+
+def _tp_save(folder: Path, generation: int, options: dict[str, object]) -> Path:
+    from paramio.sharding import shard
+
+    index = ParameterIndex()
+    for i in range(4):
+        index.add_array(f"w{i}", np.full((4, 8), generation * 100 + i, np.float32))
+    shard(index.values(), folder, tp=2, split={"*": 0}, durable=False, **options)  # type: ignore[arg-type]
+    return folder / "model.tp.json"
+
+
+def _tp_generation(manifest: Path) -> int | None:
+    """Which save the tensor-parallel set holds (None: it refuses to open); fails on a mix."""
+    try:
+        index = ParameterIndex.open(str(manifest))
+        values = [index[f"w{i}"].to_numpy() for i in range(4)]
+    except ParamioError:
+        return None
+    generations = {int(v) // 100 for a in values for v in np.unique(a)}
+    assert len(generations) == 1, f"{manifest} opened as a mix of saves"
+    return generations.pop()
+
+
+@pytest.mark.parametrize("kind", list(TP_KINDS))
+def test_a_tensor_parallel_set_is_one_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    options = TP_KINDS[kind]
+    manifest = _tp_save(tmp_path, 1, options)
+    before = _files(tmp_path)
+    real = os.pwrite
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:  # the second device's files: disk full
+        if ".model.rank1" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with pytest.raises(WriteError, match="No space left on device"):
+        _tp_save(tmp_path, 2, options)
+    monkeypatch.undo()
+    assert _files(tmp_path) == before and _tp_generation(manifest) == 1
+    for die_at in range(1, 40):  # and a process dying at any step of the commit
+        folder = tmp_path / f"die{die_at}"
+        folder.mkdir()
+        _tp_save(folder, 1, options)
+        calls = 0
+        real_replace, real_unlink = os.replace, os.unlink
+
+        def step(real, *args, _die_at=die_at, **kw):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            if not os.path.basename(str(args[-1])).startswith("."):
+                calls += 1
+                if calls == _die_at:
+                    raise _Died
+            return real(*args, **kw)
+
+        monkeypatch.setattr(os, "replace", lambda *a, _r=real_replace, **k: step(_r, *a, **k))
+        monkeypatch.setattr(os, "unlink", lambda *a, _r=real_unlink, **k: step(_r, *a, **k))
+        try:
+            _tp_save(folder, 2, options)
+            died = False
+        except _Died:
+            died = True
+        finally:
+            monkeypatch.undo()
+        assert _tp_generation(folder / "model.tp.json") in ({None, 1, 2} if died else {2})
+        if not died:
+            break
+    assert die_at > 3
+
+
+def test_gathering_defers_every_commit_to_the_set(tmp_path: Path) -> None:
+    from paramio.formats.output import AtomicOutput
+    from paramio.formats.output_set import AtomicOutputSet
+
+    (tmp_path / "a").write_bytes(b"old")
+    with AtomicOutputSet(durable=False) as files:
+        with files.gathering():
+            with AtomicOutput(tmp_path / "a") as out:
+                out.pwrite(b"new", 0)
+                out.commit()
+            assert (tmp_path / "a").read_bytes() == b"old"  # finished, not yet in place
+        files.commit()
+    assert _files(tmp_path) == {"a": b"new"}
+    with pytest.raises(RuntimeError), AtomicOutputSet(durable=False) as files:
+        with files.gathering():
+            with AtomicOutput(tmp_path / "a") as out:
+                out.pwrite(b"newer", 0)
+                out.commit()
+        raise RuntimeError("the manifest could not be made")
+    assert _files(tmp_path) == {"a": b"new"}  # the gathered file's temporary is gone too

@@ -32,13 +32,17 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from paramio.errors import InvalidArgumentError, SourceError, WriteError
+from paramio.errors import SourceError, WriteError
 from paramio.formats.interrupts import held_signals
 from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
 from paramio.index.entry import ParameterEntry, fill_pattern
 
-__all__ = ["AtomicOutput", "AtomicOutputSet", "copy_entry", "sync_folder", "write_zeros_until"]
+if TYPE_CHECKING:
+    from paramio.formats.output_set import AtomicOutputSet
+
+__all__ = ["AtomicOutput", "copy_entry", "sync_folder", "write_zeros_until"]
 
 CHUNK = 1 << 24  # 16 MiB: big enough to stream at disk speed, small enough to bound memory
 
@@ -136,6 +140,7 @@ class AtomicOutput:
                 raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
         self._done = False
         self._finished = False
+        self._owner: AtomicOutputSet | None = None  # the set that publishes this file, if any
         # Bytes written since writeback was last started, and the span they cover.
         self._pending = 0
         self._lo = self._hi = 0
@@ -210,7 +215,14 @@ class AtomicOutput:
 
     def commit(self) -> None:
         """Make the output final: rename it into place (fsynced, with its folder, when durable),
-        or copy it into its stream. Raises `WriteError`; the temporary file is gone either way."""
+        or copy it into its stream. Raises `WriteError`; the temporary file is gone either way.
+        Inside `paramio.formats.output_set.AtomicOutputSet.gathering`, the file is finished and
+        joins that set instead."""
+        into = _gathering_set()
+        if into is not None and self._owner is None and not self.streamed:
+            self.finish()
+            into._adopt(self)
+            return
         self.finish()
         self.publish()
         if self.durable:
@@ -300,114 +312,22 @@ class AtomicOutput:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if exc_type is None and self._owner is not None:
+            return  # a set's member: the set publishes it, or removes it
         if exc_type is not None or not self._done:
             self.abort()
 
 
-class AtomicOutputSet:
-    """Several files committed as one (shards and their index): all of them or none.
+_gathering = threading.local()  # the set `AtomicOutputSet.gathering` collects commits into, per thread
 
-    Each `add` creates one member's temporary file; `commit` first finishes every member (all
-    bytes written and fsynced), so a failure while writing any member (a full disk on shard 2)
-    leaves every old file as it was and no temporary file. Then it publishes: the old files at
-    the members' names are removed, the members are renamed into place in the order added, and
-    the member added with ``index=True`` is renamed over its old self last of all. A process
-    killed during those renames leaves members missing (a reader fails loudly), never new
-    members next to old ones that would open as a silent mix of two saves; an index that
-    changes last means a reader that opens the index sees the old set or the new one.
 
-    Members must be files: a set cannot be streamed (`WriteError` from `add`). A writer may
-    call a member's `AtomicOutput.finish` as soon as it is written, to close its descriptor.
-    """
+def _gathering_set() -> AtomicOutputSet | None:
+    into: AtomicOutputSet | None = getattr(_gathering, "into", None)
+    return into
 
-    def __init__(self, *, durable: bool = True) -> None:
-        self.durable = durable
-        self.outputs: list[AtomicOutput] = []
-        self._index: AtomicOutput | None = None
-        self._done = False
 
-    def add(self, path: str | os.PathLike[str], *, index: bool = False) -> AtomicOutput:
-        """A new member at `path` (at most one with `index`), to write into before `commit`."""
-        if index and self._index is not None:
-            raise InvalidArgumentError("a set of files has one index member", path=os.fspath(path))
-        out = AtomicOutput(path, durable=self.durable)
-        if out.streamed:
-            out.abort()
-            raise WriteError("is not a regular file; a set of files cannot be streamed into it", path=out.path)
-        for other in self.outputs:
-            if other.target.final == out.target.final:
-                out.abort()
-                raise WriteError("named twice in one set of files", path=out.path)
-        self.outputs.append(out)
-        if index:
-            self._index = out
-        return out
-
-    @property
-    def paths(self) -> list[str]:
-        """The members' final names, in commit order."""
-        return [o.target.final or o.path for o in self._order()]
-
-    def _order(self) -> list[AtomicOutput]:
-        return [o for o in self.outputs if o is not self._index] + ([self._index] if self._index else [])
-
-    def commit(self) -> None:
-        """Finish every member, then publish them as the class docstring says. Raises
-        `WriteError`; before publishing starts, nothing under a final name has changed."""
-        try:
-            for out in self.outputs:
-                out.finish()
-        except BaseException:
-            self.abort()
-            raise
-        members = [o for o in self._order() if o is not self._index]
-        try:
-            with held_signals():  # a few renames: a SIGTERM waits for them rather than halve the set
-                self._publish(members)
-        except OSError as exc:
-            self.abort()
-            if isinstance(exc, WriteError):
-                raise
-            raise WriteError(f"cannot finish writing the set: {exc.strerror or exc}", path=exc.filename) from exc
-        except BaseException:
-            self.abort()
-            raise
-        self._done = True
-
-    def _publish(self, members: list[AtomicOutput]) -> None:
-        for out in members:
-            assert out.target.final is not None
-            try:
-                os.unlink(out.target.final)
-            except FileNotFoundError:
-                pass
-        self._sync(members)
-        for out in members:
-            out.publish()
-        self._sync(members)
-        if self._index is not None:
-            self._index.publish()
-            self._sync([self._index])
-
-    def _sync(self, outputs: list[AtomicOutput]) -> None:
-        if self.durable:
-            for folder in dict.fromkeys(os.path.dirname(o.target.final or "") for o in outputs):
-                sync_folder(os.path.join(folder, "."))
-
-    def abort(self) -> None:
-        """Remove every member's temporary file (members already renamed stay)."""
-        with held_signals():
-            for out in self.outputs:
-                out.abort()
-
-    def __enter__(self) -> AtomicOutputSet:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None or not self._done:
-            self.abort()
+def _set_gathering(into: AtomicOutputSet | None) -> None:
+    _gathering.into = into
 
 
 def sync_folder(path: str | None) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
 from paramio.errors import FormatError, InvalidArgumentError
 from paramio.formats.members import member_path, read_manifest_json
-from paramio.formats.output import AtomicOutput
+from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.registry import FORMATS, FormatContents
 from paramio.index.entry import ParameterEntry
 from paramio.sharding.plan import Layout, Plan, make_plan
@@ -157,10 +157,6 @@ def write_set(
     if max_shard_size is not None:
         options["max_shard_size"] = max_shard_size
     written: list[str] = []
-    for name, group in zip(names, per, strict=True):
-        target = os.path.join(folder, name)
-        write_any(target, group, format=fmt, attributes=dict(attributes or {}), on_loss="ignore", **options)
-        written.append(target)
     doc = {
         "paramio.tp": VERSION,
         "tp": plan.tp,
@@ -169,9 +165,17 @@ def write_set(
         "files": names,
         "tensors": records,
     }
-    with AtomicOutput(manifest, durable=durable) as out:
+    # One commit for the whole set: the device files (each may be a sharded set of its own) are
+    # finished as they are written and put in place together, the manifest last.
+    with AtomicOutputSet(durable=durable) as outputs:
+        out = outputs.add(manifest, index=True)
+        with outputs.gathering():
+            for name, group in zip(names, per, strict=True):
+                target = os.path.join(folder, name)
+                write_any(target, group, format=fmt, attributes=dict(attributes or {}), on_loss="ignore", **options)
+                written.append(target)
         out.pwrite((json.dumps(doc, indent=2) + "\n").encode("utf-8"), 0)
-        out.commit()
+        outputs.commit()
     written.append(manifest)
     return written
 

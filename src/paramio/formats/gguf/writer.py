@@ -40,7 +40,8 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import OCCURRENCES, encode_kv, kv_pairs
-from paramio.formats.output import AtomicOutput, AtomicOutputSet, copy_entry
+from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.targets import resolve_output
 from paramio.index.entry import ParameterEntry
 

@@ -12,7 +12,7 @@ The weight map must match the shards exactly. File-level attributes live in the 
 
 Writing splits entries greedily in order (a new shard when the next entry would pass
 `max_shard_size`; a larger entry gets a shard of its own) and commits the shards and the
-manifest as one set (`paramio.formats.output.AtomicOutputSet`): a failure on any shard changes
+manifest as one set (`paramio.formats.output_set.AtomicOutputSet`): a failure on any shard changes
 no file, and an interrupted commit leaves shards missing, never old and new shards that open
 together as a mix of two saves.
 """
@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 
 from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
 from paramio.formats.members import member_path, read_manifest_json
-from paramio.formats.output import AtomicOutput, AtomicOutputSet
+from paramio.formats.output import AtomicOutput
+from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.registry import FormatContents
 from paramio.formats.targets import resolve_output
 from paramio.index.entry import ParameterEntry

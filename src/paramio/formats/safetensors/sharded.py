@@ -9,7 +9,7 @@ shards found by name must all exist.
 
 Writing splits entries greedily in the given order, as ``huggingface_hub`` does (a new shard
 starts when the next tensor would pass `max_shard_size`; a larger tensor gets a shard of its
-own) and commits the shards and the index as one set (`paramio.formats.output.AtomicOutputSet`):
+own) and commits the shards and the index as one set (`paramio.formats.output_set.AtomicOutputSet`):
 a failure on any shard changes no file, and an interrupted commit leaves shards missing, never
 old and new shards that open together as a mix of two saves.
 """
@@ -21,7 +21,8 @@ import os
 from collections.abc import Callable, Sequence
 
 from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
-from paramio.formats.output import AtomicOutputSet, sync_folder
+from paramio.formats.output import sync_folder
+from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.safetensors.layout import (
     FILE_SUFFIX,
     INDEX_SUFFIX,
@@ -260,8 +261,8 @@ def write_sharded(
             write_planned(shard, plan, group, progress=progress)
             shard.finish()  # on disk and closed: a set of many shards holds one descriptor at a time
         index.pwrite(text.encode("utf-8"), 0)
+        outputs.on_published(lambda: _remove_stale(stale, index_path))
         outputs.commit()
-    _remove_stale(stale, index_path)
     return [*names, index_path]
 
 
