@@ -106,8 +106,12 @@ class AtomicOutputSet:
             raise
         into = _gathering_set()
         if into is not None and into is not self:  # a nested set: its files join the outer one
-            for out in self._order():
-                into._adopt(out)
+            try:
+                for out in self._order():
+                    into._adopt(out)
+            except BaseException:
+                self.abort()
+                raise
             into._after.extend(self._after)
             self._done = True
             return
