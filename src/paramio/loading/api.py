@@ -1,0 +1,240 @@
+"""`load`, `load_async`, `stream`, `astream`: many tensors into a target, within a byte budget.
+
+``what`` is anything paramio opens: a path (IRPA, safetensors, GGUF, a sharded set through any
+of its files or its ``.index.json``), a `ParameterIndex`, a `Provider` (every scope, overlays
+first, keys ``scope::key``), or a sequence of `ParameterEntry`. URLs are refused until remote
+sources exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Union
+
+from paramio.errors import InvalidArgumentError
+from paramio.index.entry import ParameterEntry
+from paramio.index.index import DuplicatePolicy, ParameterIndex
+from paramio.index.provider import Provider
+from paramio.index.scopes import split_scoped_key
+from paramio.loading.budget import parse_size
+from paramio.loading.engine import LoadJob, run_async, run_sync
+from paramio.loading.summary import LoadSummary
+from paramio.loading.targets import Target, make_target
+
+__all__ = ["Loadable", "Loaded", "LoadStream", "astream", "load", "load_async", "resolve", "stream"]
+
+#: What `load` accepts as its source of parameters.
+Loadable = Union[str, "os.PathLike[str]", ParameterIndex, Provider, Sequence[ParameterEntry]]
+#: A progress callback gets the bytes each finished task added; True shows a bar on a terminal.
+Progress = Union[Callable[[int], None], bool, None]
+
+DEFAULT_BUDGET = "256MiB"
+
+
+class Loaded(dict[str, object]):
+    """The arrays by key (a plain dict), plus `summary`: bytes, seconds, GB/s, peaks."""
+
+    summary: LoadSummary
+
+
+def resolve(what: Loadable, keys: Iterable[str] | None = None) -> list[tuple[str, ParameterEntry]]:
+    """(key, entry) pairs to load, in the source's order or the order of `keys`.
+
+    Raises `ParameterNotFoundError` for a key that is not there (before anything is read),
+    `InvalidArgumentError` for a URL or an object paramio cannot load from, and what opening a
+    file raises (`FormatError`, `SourceError`).
+    """
+    if isinstance(what, (str, os.PathLike)):
+        text = os.fspath(what)
+        if "://" in text:
+            raise InvalidArgumentError(
+                f"{text}: remote sources are not supported yet; load a local path, index or provider"
+            )
+        what = ParameterIndex.open(text, duplicates=DuplicatePolicy.KEEP)
+    if isinstance(what, ParameterIndex):
+        if keys is None:
+            return _first_of_each(what.items())
+        return [(k, what[k]) for k in keys]
+    if isinstance(what, Provider):
+        if keys is None:
+            keys = list(what)
+        out = []
+        for k in keys:
+            scope, key = split_scoped_key(k)
+            out.append((k, what.lookup(scope, key)))
+        return out
+    if isinstance(what, Sequence) and all(isinstance(e, ParameterEntry) for e in what):
+        index = ParameterIndex(what, duplicates=DuplicatePolicy.KEEP)
+        return resolve(index, keys)
+    raise InvalidArgumentError(
+        f"cannot load from a {type(what).__name__}: give a path, a ParameterIndex, a Provider or entries"
+    )
+
+
+def _first_of_each(items: list[tuple[str, ParameterEntry]]) -> list[tuple[str, ParameterEntry]]:
+    seen: dict[str, ParameterEntry] = {}
+    for k, e in items:
+        seen.setdefault(k, e)  # IREE's rule for a key held twice: the first is the one found
+    return list(seen.items())
+
+
+def _concurrency(concurrency: int | None) -> int:
+    if concurrency is None:
+        return min(16, max(2, os.cpu_count() or 2))
+    if concurrency < 1:
+        raise InvalidArgumentError(f"concurrency must be at least 1, not {concurrency}")
+    return concurrency
+
+
+class LoadStream:
+    """``(key, array)`` pairs as each tensor lands (iterate once); `summary` when done.
+
+    Leaving early (``break``, an exception, `close`) cancels the reads still in flight and
+    frees their memory before control returns.
+    """
+
+    def __init__(self, job: LoadJob, bar: contextlib.AbstractContextManager[object] | None) -> None:
+        self._job = job
+        self._bar = bar
+        self._it = self._run()
+
+    def _run(self) -> Iterator[tuple[str, object]]:
+        with self._bar if self._bar is not None else contextlib.nullcontext():
+            yield from run_sync(self._job)
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
+        return self._it
+
+    def __next__(self) -> tuple[str, object]:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it.close()
+
+    def __enter__(self) -> LoadStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def summary(self) -> LoadSummary:
+        return self._job.summary()
+
+    @property
+    def job(self) -> LoadJob:
+        return self._job
+
+
+def _job(
+    what: Loadable,
+    keys: Iterable[str] | None,
+    into: str | Target,
+    device: str | None,
+    budget: int | str,
+    concurrency: int | None,
+    progress: Progress,
+) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
+    items = resolve(what, keys)
+    target = make_target(into, device)
+    callback: Callable[[int], None] | None = None
+    bar = None
+    if progress is True:
+        from paramio.cli.progress import ByteProgress  # the one progress bar paramio has
+
+        bp = ByteProgress(sum(e.length for _, e in items), "loading", quiet=False)
+        callback, bar = bp.callback, bp
+    elif callable(progress):
+        callback = progress
+    job = LoadJob(items, target, budget=parse_size(budget), concurrency=_concurrency(concurrency), progress=callback)
+    return job, bar
+
+
+def stream(
+    what: Loadable,
+    keys: Iterable[str] | None = None,
+    *,
+    into: str | Target = "numpy",
+    device: str | None = None,
+    budget: int | str = DEFAULT_BUDGET,
+    concurrency: int | None = None,
+    progress: Progress = None,
+) -> LoadStream:
+    """Load tensors and yield each ``(key, array)`` as it lands, so initialisation can start
+    on the first layers while the last are still being read. Tasks start in key order.
+
+    `into`: ``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"``, ``"iree"`` or a `Target`;
+    `device`: the framework's device name (``"cuda:0"``, ``"local-task"``); `budget`: the most
+    bytes in flight (reads and staging buffers) at once, e.g. ``"256MiB"``; `concurrency`:
+    worker threads (default: the CPU count, 2..16); `progress`: a callable given byte counts, or
+    True for a bar on a terminal.
+
+    Raises what `resolve` raises before any read; during the load, the first failed read
+    (`SourceError`, `TruncatedError` naming file, key and byte range) cancels the rest.
+    """
+    job, bar = _job(what, keys, into, device, budget, concurrency, progress)
+    return LoadStream(job, bar)
+
+
+def load(
+    what: Loadable,
+    keys: Iterable[str] | None = None,
+    *,
+    into: str | Target = "numpy",
+    device: str | None = None,
+    budget: int | str = DEFAULT_BUDGET,
+    concurrency: int | None = None,
+    progress: Progress = None,
+) -> Loaded:
+    """Every tensor (or those in `keys`) as arrays of `into`, by key; see `stream` for the
+    arguments and errors. The result's `summary` has bytes, seconds and GB/s."""
+    s = stream(what, keys, into=into, device=device, budget=budget, concurrency=concurrency, progress=progress)
+    out = Loaded()
+    with s:
+        for k, a in s:
+            out[k] = a
+    out.summary = s.summary
+    return out
+
+
+async def astream(
+    what: Loadable,
+    keys: Iterable[str] | None = None,
+    *,
+    into: str | Target = "numpy",
+    device: str | None = None,
+    budget: int | str = DEFAULT_BUDGET,
+    concurrency: int | None = None,
+    progress: Progress = None,
+) -> AsyncIterator[tuple[str, object]]:
+    """The async twin of `stream` (an async generator; wrap it in `contextlib.aclosing` to
+    leave early). Cancelling the task that iterates it stops every read and frees staging
+    memory before the `CancelledError` propagates."""
+    job, bar = _job(what, keys, into, device, budget, concurrency, progress)
+    with bar if bar is not None else contextlib.nullcontext():
+        async with contextlib.aclosing(run_async(job)) as it:
+            async for pair in it:
+                yield pair
+
+
+async def load_async(
+    what: Loadable,
+    keys: Iterable[str] | None = None,
+    *,
+    into: str | Target = "numpy",
+    device: str | None = None,
+    budget: int | str = DEFAULT_BUDGET,
+    concurrency: int | None = None,
+    progress: Progress = None,
+) -> Loaded:
+    """The awaitable twin of `load`."""
+    job, bar = _job(what, keys, into, device, budget, concurrency, progress)
+    out = Loaded()
+    with bar if bar is not None else contextlib.nullcontext():
+        async with contextlib.aclosing(run_async(job)) as it:
+            async for k, a in it:
+                out[k] = a
+    out.summary = job.summary()
+    return out

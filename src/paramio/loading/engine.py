@@ -1,0 +1,259 @@
+"""The loading engine: one job's state, and the sync and async loops that drive it.
+
+`LoadJob` holds everything about one load: the tensors, the tasks still to start (from the pure
+planner in `plan`), the byte budget, the staging pool, and the slots being filled. Its methods
+are the same for both loops: `next_task` (start one if the budget allows), `run_task` (in a
+worker thread: read each piece through `spans.read_span`, straight into the destination or via a
+staging buffer), `complete` (release the budget; which tensors are now whole) and `deliver`.
+`run_sync` drives it with `concurrent.futures`, `run_async` with asyncio over the same thread pool:
+local reads are blocking ``pread`` calls that release the GIL, so threads overlap them.
+
+Cancellation (Ctrl-C, a task cancel, a consumer leaving the stream early, an error on one
+tensor) sets the job's event: workers stop before their next piece, the loop waits for the reads
+already in the kernel (each at most one chunk), shuts the pool down and frees the staging
+buffers and partly filled tensors before the exception propagates. No thread is left reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures as cf
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+
+from paramio.index.entry import ParameterEntry
+from paramio.loading.budget import ByteBudget, StagingPool
+from paramio.loading.plan import Task, plan_tasks
+from paramio.loading.spans import read_span
+from paramio.loading.summary import LoadSummary
+from paramio.loading.targets import Slot, Target
+
+__all__ = ["THREAD_PREFIX", "LoadCancelled", "LoadJob", "choose_chunk", "run_async", "run_sync"]
+
+#: Worker threads are named with this prefix (tests check none outlives a load).
+THREAD_PREFIX = "paramio-load"
+_MAX_CHUNK = 16 << 20
+_MIN_CHUNK = 64 << 10
+
+
+class LoadCancelled(Exception):
+    """Raised inside a worker that saw the job's cancel event; never escapes the loops."""
+
+
+def choose_chunk(budget: int, concurrency: int) -> int:
+    """Piece size: small enough that every worker and one more task fit the budget twice, big
+    enough that per-task overhead is noise, never above the budget."""
+    chunk = max(_MIN_CHUNK, min(_MAX_CHUNK, budget // (2 * max(1, concurrency))))
+    return min(chunk, budget)
+
+
+class LoadJob:
+    """One load's state; see the module docstring."""
+
+    def __init__(
+        self,
+        items: Sequence[tuple[str, ParameterEntry]],
+        target: Target,
+        *,
+        budget: int,
+        concurrency: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.keys = [k for k, _ in items]
+        self.entries = [e for _, e in items]
+        self.target = target
+        self.concurrency = concurrency
+        self.chunk = choose_chunk(budget, concurrency)
+        self.budget = ByteBudget(budget)
+        self.staging = StagingPool(budget, self.chunk, target.make_staging)
+        self.progress = progress
+        self.cancel = threading.Event()
+        self._tasks = collections.deque(plan_tasks([e.length for e in self.entries], self.chunk))
+        self._left = [0] * len(self.entries)
+        for t in self._tasks:
+            for p in t.pieces:
+                self._left[p.slot] += 1
+        self._slots: list[Slot | None] = [None] * len(self.entries)
+        self._held: dict[int, int] = {}  # id(task) -> bytes it holds of the budget
+        self._reading = 0
+        self._reading_lock = threading.Lock()
+        self.total_bytes = sum(e.length for e in self.entries)
+        self.bytes_done = 0
+        self.delivered = 0
+        self.started = time.perf_counter()
+        self.first_tensor_s: float | None = None
+        self.finished_s: float | None = None
+
+    # -- the coordinator's side (one thread, or the event loop) ---------------------------
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._tasks)
+
+    @property
+    def reading(self) -> int:
+        """Workers inside `run_task` now (0 once a load has ended, however it ended)."""
+        return self._reading
+
+    def next_task(self) -> Task | None:
+        """The next task if its bytes fit the budget now (its tensors allocated), else None."""
+        if not self._tasks or self.cancel.is_set():
+            return None
+        task = self._tasks[0]
+        for p in task.pieces:
+            if self._slots[p.slot] is None:
+                self._slots[p.slot] = self.target.allocate(self.keys[p.slot], self.entries[p.slot])
+        # Staged pieces each take a whole staging buffer; direct reads take only their bytes.
+        staged = any(self._slots[p.slot].host is None for p in task.pieces)  # type: ignore[union-attr]
+        need = self.chunk if staged else task.nbytes
+        if not self.budget.try_acquire(need):
+            return None
+        self._held[id(task)] = need
+        return self._tasks.popleft()
+
+    def complete(self, task: Task) -> list[int]:
+        """Release `task`'s budget; the slots it made whole, in order."""
+        self.budget.release(self._held.pop(id(task)))
+        self.bytes_done += task.nbytes
+        if self.progress is not None and task.nbytes:
+            self.progress(task.nbytes)
+        whole = []
+        for p in task.pieces:
+            self._left[p.slot] -= 1
+            if self._left[p.slot] == 0:
+                whole.append(p.slot)
+        return whole
+
+    def deliver(self, slot: int) -> tuple[str, object]:
+        s = self._slots[slot]
+        assert s is not None
+        self._slots[slot] = None  # the caller owns the array now
+        array = self.target.finish(s)
+        self.delivered += 1
+        if self.first_tensor_s is None:
+            self.first_tensor_s = time.perf_counter() - self.started
+        return self.keys[slot], array
+
+    def end(self) -> None:
+        """After the loop, however it ended: free staging buffers and unfinished tensors."""
+        self.cancel.set()
+        self._slots = [None] * len(self._slots)
+        for n in self._held.values():
+            self.budget.release(n)
+        self._held.clear()
+        self.staging.clear()
+        self.target.close()
+        self.finished_s = time.perf_counter() - self.started
+
+    def summary(self) -> LoadSummary:
+        seconds = self.finished_s if self.finished_s is not None else time.perf_counter() - self.started
+        return LoadSummary(
+            tensors=self.delivered,
+            bytes=self.bytes_done,
+            seconds=seconds,
+            first_tensor_seconds=self.first_tensor_s,
+            into=self.target.name,
+            device=self.target.device,
+            budget=self.budget.limit,
+            concurrency=self.concurrency,
+            chunk=self.chunk,
+            peak_in_flight=self.budget.high_water,
+            peak_staging=self.staging.high_water,
+        )
+
+    # -- the workers' side --------------------------------------------------------------
+
+    def run_task(self, task: Task) -> None:
+        with self._reading_lock:
+            self._reading += 1
+        try:
+            for p in task.pieces:
+                if self.cancel.is_set():
+                    raise LoadCancelled
+                slot = self._slots[p.slot]
+                assert slot is not None
+                entry = self.entries[p.slot]
+                if slot.host is not None:
+                    read_span(entry, p.offset, slot.host[p.offset : p.offset + p.length])
+                    continue
+                buf = self.staging.get()
+                try:
+                    view = buf[1][: p.length]
+                    read_span(entry, p.offset, view)
+                    self.target.upload(slot, p.offset, view)
+                finally:
+                    self.staging.put(buf)
+        finally:
+            with self._reading_lock:
+                self._reading -= 1
+
+
+def _pool(job: LoadJob) -> cf.ThreadPoolExecutor:
+    return cf.ThreadPoolExecutor(max_workers=job.concurrency, thread_name_prefix=THREAD_PREFIX)
+
+
+def _check(fut: cf.Future[None] | asyncio.Future[None]) -> None:
+    exc = fut.exception()
+    if exc is not None and not isinstance(exc, LoadCancelled):
+        raise exc
+
+
+def run_sync(job: LoadJob) -> Iterator[tuple[str, object]]:
+    """Yield ``(key, array)`` as each tensor becomes whole. Leaving early cancels the rest."""
+    pool = _pool(job)
+    inflight: dict[cf.Future[None], Task] = {}
+    try:
+        while True:
+            while len(inflight) < job.concurrency:
+                task = job.next_task()
+                if task is None:
+                    break
+                inflight[pool.submit(job.run_task, task)] = task
+            if not inflight:
+                break
+            done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                task = inflight.pop(fut)
+                _check(fut)
+                for slot in job.complete(task):
+                    yield job.deliver(slot)
+    finally:
+        job.cancel.set()
+        cf.wait(inflight)
+        pool.shutdown(wait=True)
+        job.end()
+
+
+async def run_async(job: LoadJob) -> AsyncIterator[tuple[str, object]]:
+    """The asyncio twin of `run_sync`, over the same thread pool and job methods."""
+    loop = asyncio.get_running_loop()
+    pool = _pool(job)
+    inflight: dict[asyncio.Future[None], tuple[cf.Future[None], Task]] = {}
+    try:
+        while True:
+            while len(inflight) < job.concurrency:
+                task = job.next_task()
+                if task is None:
+                    break
+                raw = pool.submit(job.run_task, task)
+                inflight[asyncio.wrap_future(raw, loop=loop)] = (raw, task)
+            if not inflight:
+                break
+            done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                _, task = inflight.pop(fut)
+                _check(fut)
+                for slot in job.complete(task):
+                    yield job.deliver(slot)
+    finally:
+        job.cancel.set()
+        # Wait for the reads already in the kernel (at most one chunk each) before returning,
+        # so a cancelled task leaves no worker writing into freed memory.
+        cf.wait([raw for raw, _ in inflight.values()])
+        for fut in inflight:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # retrieved: no "exception never retrieved" warning
+        pool.shutdown(wait=True)
+        job.end()

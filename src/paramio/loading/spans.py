@@ -1,0 +1,50 @@
+"""The one seam between the loader and byte sources: read a span of an entry into a buffer.
+
+Everything the loader reads goes through `read_span`, so a source that can do better (a remote
+store's ranged GET, a `readv` that coalesces neighbours, GPU-direct reads into device memory)
+slots in here without touching the planner or the targets. Today: `ByteSource.readinto` (``pread``
+for local files, which releases the GIL) for data entries, a pattern fill for splats.
+"""
+
+from __future__ import annotations
+
+from paramio.errors import ParamioError
+from paramio.index.entry import ParameterEntry, fill_pattern
+
+__all__ = ["read_span", "span_error"]
+
+
+def read_span(entry: ParameterEntry, offset: int, out: memoryview) -> None:
+    """Fill `out` with the entry's bytes from `offset` (within the entry).
+
+    Raises a `paramio.errors.ParamioError` (the source's kind: `SourceError`, `TruncatedError`)
+    naming the file, the key and the byte range of the entry that failed.
+    """
+    n = len(out)
+    if n == 0:
+        return
+    source = entry.source
+    if source is None:
+        fill_pattern(out, entry.pattern, offset)
+        return
+    try:
+        source.readinto(entry.offset + offset, out)
+    except ParamioError as exc:
+        raise span_error(exc, entry, offset, n) from exc
+    except OSError as exc:
+        from paramio.errors import SourceError
+
+        raise span_error(SourceError(exc.strerror or str(exc)), entry, offset, n) from exc
+
+
+def span_error(exc: ParamioError, entry: ParameterEntry, offset: int, n: int) -> ParamioError:
+    """`exc` again (same class), now naming the file, the key and the entry's byte range."""
+    path = exc.path or (entry.source.name if entry.source is not None else None)
+    start = entry.offset + offset
+    message = (
+        f"loading bytes {offset:#x}..{offset + n:#x} of the entry (file range {start:#x}..{start + n:#x}): {exc.reason}"
+    )
+    try:
+        return type(exc)(message, path=path, key=entry.key, offset=exc.offset if exc.offset is not None else start)
+    except TypeError:  # a subclass with its own constructor: keep its class's family
+        return ParamioError(message, path=path, key=entry.key, offset=start)

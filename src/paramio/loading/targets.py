@@ -1,0 +1,234 @@
+"""Where loaded tensors go: one small class per framework, all with the same four methods.
+
+A target `allocate`\\s a tensor's final memory. When that memory is on the host (NumPy, torch on
+the CPU, JAX's CPU arrays, IREE CPU devices whose device-local memory is host-mappable), the
+slot exposes it as `Slot.host` and the loader reads straight into it: no staging, one copy from
+the page cache. Otherwise the loader reads each piece into a staging buffer from the budget
+(pinned host memory for CUDA) and the target's `upload` copies it to the device. `finish` turns
+the slot into the array the caller gets. Frameworks are imported only when their target is made.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib
+import threading
+import warnings
+
+import numpy as np
+
+from paramio.arrays.dtypes import dtype_of_numpy
+from paramio.arrays.frameworks import require, torch_dtype
+from paramio.errors import InvalidArgumentError
+from paramio.index.entry import ParameterEntry
+
+__all__ = ["TARGETS", "Slot", "Target", "host_layout", "make_target"]
+
+
+@dataclasses.dataclass(slots=True)
+class Slot:
+    """One tensor's destination. `host`: writable bytes the loader reads into, or None (staged)."""
+
+    key: str
+    dtype: np.dtype[np.generic]
+    shape: tuple[int, ...]
+    nbytes: int
+    host: memoryview | None
+    handle: object = None
+    extra: object = None
+
+
+def host_layout(entry: ParameterEntry) -> tuple[np.dtype[np.generic], tuple[int, ...]]:
+    """The NumPy dtype and shape `entry.to_numpy()` would give (bytes when it has no type)."""
+    dtype, shape = entry._view_plan(entry.tensor)  # the same checked plan to_numpy uses
+    return dtype, shape if shape is not None else (entry.length,)
+
+
+class Target(abc.ABC):
+    """A kind of array the loader produces. Subclass it to load into something new."""
+
+    #: Shown in summaries: ``numpy``, ``torch``, ``iree`` ...
+    name: str = "?"
+    device: str | None = None
+
+    @abc.abstractmethod
+    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
+        """The tensor's destination memory (called once per tensor, before its first read)."""
+
+    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
+        """Copy staged bytes to ``slot`` at `offset`, done when it returns (staged slots only)."""
+        raise NotImplementedError(f"{self.name} target reads into host memory; nothing to upload")
+
+    @abc.abstractmethod
+    def finish(self, slot: Slot) -> object:
+        """The caller's array, once every byte of the slot has landed."""
+
+    def make_staging(self, nbytes: int) -> tuple[object, memoryview]:
+        """One staging buffer (its owner, a writable byte view). Plain host memory by default."""
+        buf = bytearray(nbytes)
+        return buf, memoryview(buf)
+
+    def close(self) -> None:  # noqa: B027 -- a real default: nothing to release
+        """Release what the target holds (streams, device handles) after a load."""
+
+
+def _numpy_slot(key: str, entry: ParameterEntry) -> Slot:
+    dtype, shape = host_layout(entry)
+    arr = np.empty(shape, dtype=dtype)
+    return Slot(key, dtype, shape, entry.length, memoryview(arr.reshape(-1).view(np.uint8)), arr)
+
+
+class NumpyTarget(Target):
+    """New NumPy arrays, typed and shaped from the entries' metadata (``uint8`` bytes otherwise)."""
+
+    name = "numpy"
+
+    def __init__(self, device: str | None = None) -> None:
+        if device not in (None, "cpu"):
+            raise InvalidArgumentError(f"NumPy arrays live on the host, not {device!r}")
+
+    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
+        return _numpy_slot(key, entry)
+
+    def finish(self, slot: Slot) -> object:
+        return slot.handle
+
+
+class TorchTarget(Target):
+    """``torch.Tensor``\\s. CPU: read straight into the tensor. CUDA: pinned staging buffers, each
+    piece copied on the worker's own stream, so reads on some workers overlap copies on others."""
+
+    name = "torch"
+
+    def __init__(self, device: str | None = None) -> None:
+        self._torch = require("torch")
+        self.device = device
+        self._dev = self._torch.device(device or "cpu")
+        self._cuda = self._dev.type == "cuda"
+        if self._cuda and not self._torch.cuda.is_available():
+            raise InvalidArgumentError(f"device {device!r}: torch finds no CUDA device")
+        self._local = threading.local()
+
+    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
+        torch = self._torch
+        dtype, shape = host_layout(entry)
+        tdtype = torch_dtype(dtype_of_numpy(dtype).name)
+        if self._cuda:
+            raw = torch.empty(entry.length, dtype=torch.uint8, device=self._dev)
+            return Slot(key, dtype, shape, entry.length, None, raw, tdtype)
+        raw = torch.empty(entry.length, dtype=torch.uint8)
+        return Slot(key, dtype, shape, entry.length, memoryview(raw.numpy()), raw, tdtype)
+
+    def make_staging(self, nbytes: int) -> tuple[object, memoryview]:
+        if not self._cuda:
+            return super().make_staging(nbytes)
+        t = self._torch.empty(nbytes, dtype=self._torch.uint8, pin_memory=True)
+        return t, memoryview(t.numpy())
+
+    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
+        torch = self._torch
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = torch.cuda.Stream(device=self._dev)
+        src = torch.frombuffer(data, dtype=torch.uint8) if len(data) else torch.empty(0, dtype=torch.uint8)
+        with torch.cuda.stream(stream):
+            slot.handle[offset : offset + len(data)].copy_(src, non_blocking=True)  # type: ignore[index]
+        stream.synchronize()  # the staging buffer goes back to the pool only once the copy is done
+
+    def finish(self, slot: Slot) -> object:
+        raw = slot.handle
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            return raw.view(slot.extra).reshape(slot.shape)  # type: ignore[attr-defined]
+
+
+class JaxTarget(Target):
+    """``jax.Array``\\s: read into host arrays, then DLPack (zero-copy) on the CPU or one
+    ``device_put`` per tensor to an accelerator (``device="gpu"``, ``"gpu:1"``, ``"tpu"``)."""
+
+    name = "jax"
+
+    def __init__(self, device: str | None = None) -> None:
+        self._jax = require("jax")
+        self.device = device
+        self._dev = None
+        if device is not None:
+            platform, _, num = device.partition(":")
+            self._dev = self._jax.devices(platform)[int(num or 0)]
+
+    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
+        return _numpy_slot(key, entry)
+
+    def finish(self, slot: Slot) -> object:
+        arr = slot.handle
+        if self._dev is None or self._dev.platform == "cpu":
+            try:
+                return self._jax.dlpack.from_dlpack(arr)  # zero-copy where JAX accepts the alignment
+            except Exception:  # noqa: BLE001 -- a dtype or alignment DLPack refuses: one copy instead
+                pass
+        return self._jax.device_put(arr, self._dev)
+
+
+class CupyTarget(Target):
+    """``cupy.ndarray``\\s on the current (or numbered, ``"cuda:1"``) GPU, staged through pinned
+    host buffers. Element types CuPy lacks (bfloat16, fp8) come back as ``uint8`` bytes."""
+
+    name = "cupy"
+
+    def __init__(self, device: str | None = None) -> None:
+        self._cupy = require("cupy")
+        self.device = device
+        self._num = int(device.partition(":")[2] or 0) if device else None
+        self._local = threading.local()
+
+    def _device(self) -> object:
+        return self._cupy.cuda.Device(self._num) if self._num is not None else self._cupy.cuda.Device()
+
+    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
+        dtype, shape = host_layout(entry)
+        with self._device():  # type: ignore[attr-defined]
+            raw = self._cupy.empty(entry.length, dtype=self._cupy.uint8)
+        return Slot(key, dtype, shape, entry.length, None, raw)
+
+    def make_staging(self, nbytes: int) -> tuple[object, memoryview]:
+        mem = self._cupy.cuda.alloc_pinned_memory(nbytes)
+        return mem, memoryview(np.frombuffer(mem, dtype=np.uint8, count=nbytes))
+
+    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
+        with self._device():  # type: ignore[attr-defined]
+            stream = getattr(self._local, "stream", None)
+            if stream is None:
+                stream = self._local.stream = self._cupy.cuda.Stream(non_blocking=True)
+            slot.handle[offset : offset + len(data)].set(np.frombuffer(data, dtype=np.uint8), stream=stream)  # type: ignore[index]
+            stream.synchronize()
+
+    def finish(self, slot: Slot) -> object:
+        raw = slot.handle
+        try:
+            return raw.view(slot.dtype).reshape(slot.shape)  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            return raw  # CuPy has no such element type
+
+
+def make_target(into: str | Target, device: str | None) -> Target:
+    """The target named by `into` (or `into` itself). Raises `InvalidArgumentError` for an
+    unknown name, `ImportError` naming the extra when the framework is missing."""
+    if isinstance(into, Target):
+        return into
+    spec = TARGETS.get(into)
+    if spec is None:
+        raise InvalidArgumentError(f"unknown target into={into!r}; known: {', '.join(TARGETS)}")
+    module, _, name = spec.partition(":")
+    cls: type[Target] = getattr(importlib.import_module(module), name)
+    return cls(device)  # type: ignore[call-arg]
+
+
+#: into= name -> "module:class", imported when first used (the IREE target needs iree.runtime).
+TARGETS: dict[str, str] = {
+    "numpy": "paramio.loading.targets:NumpyTarget",
+    "torch": "paramio.loading.targets:TorchTarget",
+    "jax": "paramio.loading.targets:JaxTarget",
+    "cupy": "paramio.loading.targets:CupyTarget",
+    "iree": "paramio.loading.iree_target:IreeTarget",
+}
