@@ -42,12 +42,18 @@ from paramio.index.writable import WritableArchive
 from paramio.sources import ByteSource, FileSource, MemorySource
 
 if TYPE_CHECKING:
+    from paramio.loading import load
     from paramio.sharding import merge, reshard, shard
 
 __version__ = "0.1.0"
 
 #: Imported on first use (``paramio.shard`` ...), so ``import paramio`` stays light.
-_LAZY = {"merge": "paramio.sharding", "reshard": "paramio.sharding", "shard": "paramio.sharding"}
+_LAZY = {
+    "load": "paramio.loading",  # asyncio and the worker pool: ~0.1 s
+    "merge": "paramio.sharding",
+    "reshard": "paramio.sharding",
+    "shard": "paramio.sharding",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -101,6 +107,7 @@ __all__ = [
     "__version__",
     "create_io_parameters_module",
     "detect_format",
+    "load",
     "merge",
     "parameter_index_add_numpy_ndarray",
     "parameter_index_entry_as_numpy_flat_ndarray",
@@ -113,3 +120,4 @@ __all__ = [
     "splat_standin",
     "write_path",
 ]
+

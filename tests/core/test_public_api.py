@@ -38,6 +38,7 @@ def test_public_names_are_pinned() -> None:
         "__version__",
         "create_io_parameters_module",
         "detect_format",
+        "load",
         "merge",
         "parameter_index_add_numpy_ndarray",
         "parameter_index_entry_as_numpy_flat_ndarray",

@@ -30,7 +30,7 @@ from paramio.loading.spans import read_span
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Slot, Target
 
-__all__ = ["THREAD_PREFIX", "LoadCancelled", "LoadJob", "choose_chunk", "run_async", "run_sync"]
+__all__ = ["THREAD_PREFIX", "LoadJob", "choose_chunk", "run_async", "run_sync"]
 
 #: Worker threads are named with this prefix (tests check none outlives a load).
 THREAD_PREFIX = "paramio-load"
@@ -38,15 +38,13 @@ _MAX_CHUNK = 16 << 20
 _MIN_CHUNK = 64 << 10
 
 
-class LoadCancelled(Exception):
-    """Raised inside a worker that saw the job's cancel event; never escapes the loops."""
-
-
 def choose_chunk(budget: int, concurrency: int) -> int:
-    """Piece size: small enough that every worker and one more task fit the budget twice, big
-    enough that per-task overhead is noise, never above the budget."""
-    chunk = max(_MIN_CHUNK, min(_MAX_CHUNK, budget // (2 * max(1, concurrency))))
-    return min(chunk, budget)
+    """Piece size: every worker can hold two pieces within the budget (one reading, one being
+    copied or waiting), pieces are big enough that per-task overhead is noise (64 KiB unless
+    the budget is tiny) and no bigger than 16 MiB (the first tensors land soon)."""
+    workers = max(1, concurrency)
+    floor = min(_MIN_CHUNK, budget // workers)
+    return max(1, floor, min(_MAX_CHUNK, budget // (2 * workers)))
 
 
 class LoadJob:
@@ -171,7 +169,7 @@ class LoadJob:
         try:
             for p in task.pieces:
                 if self.cancel.is_set():
-                    raise LoadCancelled
+                    return  # the loop is ending; nothing waits for the rest of this task
                 slot = self._slots[p.slot]
                 assert slot is not None
                 entry = self.entries[p.slot]
@@ -196,8 +194,13 @@ def _pool(job: LoadJob) -> cf.ThreadPoolExecutor:
 
 def _check(fut: cf.Future[None] | asyncio.Future[None]) -> None:
     exc = fut.exception()
-    if exc is not None and not isinstance(exc, LoadCancelled):
+    if exc is not None:
         raise exc
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def run_sync(job: LoadJob) -> Iterator[tuple[str, object]]:
@@ -252,8 +255,7 @@ async def run_async(job: LoadJob) -> AsyncIterator[tuple[str, object]]:
         # Wait for the reads already in the kernel (at most one chunk each) before returning,
         # so a cancelled task leaves no worker writing into freed memory.
         cf.wait([raw for raw, _ in inflight.values()])
-        for fut in inflight:
-            if fut.done() and not fut.cancelled():
-                fut.exception()  # retrieved: no "exception never retrieved" warning
+        for fut in inflight:  # their results arrive on the loop later: mark them retrieved
+            fut.add_done_callback(_retrieve)
         pool.shutdown(wait=True)
         job.end()

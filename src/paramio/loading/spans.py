@@ -39,12 +39,15 @@ def read_span(entry: ParameterEntry, offset: int, out: memoryview) -> None:
 
 def span_error(exc: ParamioError, entry: ParameterEntry, offset: int, n: int) -> ParamioError:
     """`exc` again (same class), now naming the file, the key and the entry's byte range."""
+    inner = exc
+    while isinstance(inner.__cause__, ParamioError):  # a source's own wrapping: say the first reason once
+        inner = inner.__cause__
     path = exc.path or (entry.source.name if entry.source is not None else None)
     start = entry.offset + offset
     message = (
-        f"loading bytes {offset:#x}..{offset + n:#x} of the entry (file range {start:#x}..{start + n:#x}): {exc.reason}"
+        f"loading bytes {offset:#x}..{offset + n:#x} of the entry (file range {start:#x}..{start + n:#x}): {inner.reason}"
     )
     try:
-        return type(exc)(message, path=path, key=entry.key, offset=exc.offset if exc.offset is not None else start)
+        return type(exc)(message, path=path, key=entry.key, offset=inner.offset if inner.offset is not None else start)
     except TypeError:  # a subclass with its own constructor: keep its class's family
         return ParamioError(message, path=path, key=entry.key, offset=start)
