@@ -71,9 +71,7 @@ def test_irpa_with_splats_equals_iree_runtime(irpa_file: Path) -> None:
     got = load(irpa_file, budget="8KiB", concurrency=2)
     want = {}
     for k, e in index.items():
-        want[k] = (
-            (e.splat_pattern * (e.length // len(e.splat_pattern))) if e.is_splat else bytes(e.file_view)
-        )
+        want[k] = (e.splat_pattern * (e.length // len(e.splat_pattern))) if e.is_splat else bytes(e.file_view)
     assert list(got) == list(want)
     for k, w in want.items():
         g = got[k]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import Union
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
+from typing import TypeAlias, Union
 
 from paramio.errors import InvalidArgumentError
 from paramio.index.entry import ParameterEntry
@@ -26,9 +26,9 @@ from paramio.loading.targets import Target, make_target
 __all__ = ["Loadable", "Loaded", "LoadStream", "astream", "load", "load_async", "resolve", "stream"]
 
 #: What `load` accepts as its source of parameters.
-Loadable = Union[str, "os.PathLike[str]", ParameterIndex, Provider, Sequence[ParameterEntry]]
+Loadable: TypeAlias = Union[str, "os.PathLike[str]", ParameterIndex, Provider, Sequence[ParameterEntry]]
 #: A progress callback gets the bytes each finished task added; True shows a bar on a terminal.
-Progress = Union[Callable[[int], None], bool, None]
+Progress: TypeAlias = Callable[[int], None] | bool | None
 
 DEFAULT_BUDGET = "256MiB"
 
@@ -65,8 +65,8 @@ def resolve(what: Loadable, keys: Iterable[str] | None = None) -> list[tuple[str
             scope, key = split_scoped_key(k)
             out.append((k, what.lookup(scope, key)))
         return out
-    if isinstance(what, Sequence) and all(isinstance(e, ParameterEntry) for e in what):
-        index = ParameterIndex(what, duplicates=DuplicatePolicy.KEEP)
+    if isinstance(what, Sequence) and not isinstance(what, str) and all(isinstance(e, ParameterEntry) for e in what):
+        index = ParameterIndex(list(what), duplicates=DuplicatePolicy.KEEP)
         return resolve(index, keys)
     raise InvalidArgumentError(
         f"cannot load from a {type(what).__name__}: give a path, a ParameterIndex, a Provider or entries"
@@ -100,7 +100,7 @@ class LoadStream:
         self._bar = bar
         self._it = self._run()
 
-    def _run(self) -> Iterator[tuple[str, object]]:
+    def _run(self) -> Generator[tuple[str, object], None, None]:
         with self._bar if self._bar is not None else contextlib.nullcontext():
             yield from run_sync(self._job)
 

@@ -21,7 +21,7 @@ import collections
 import concurrent.futures as cf
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 
 from paramio.index.entry import ParameterEntry
 from paramio.loading.budget import ByteBudget, StagingPool
@@ -203,7 +203,7 @@ def _retrieve(fut: asyncio.Future[None]) -> None:
         fut.exception()
 
 
-def run_sync(job: LoadJob) -> Iterator[tuple[str, object]]:
+def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
     """Yield ``(key, array)`` as each tensor becomes whole. Leaving early cancels the rest."""
     pool = _pool(job)
     inflight: dict[cf.Future[None], Task] = {}
@@ -229,7 +229,7 @@ def run_sync(job: LoadJob) -> Iterator[tuple[str, object]]:
         job.end()
 
 
-async def run_async(job: LoadJob) -> AsyncIterator[tuple[str, object]]:
+async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
     """The asyncio twin of `run_sync`, over the same thread pool and job methods."""
     loop = asyncio.get_running_loop()
     pool = _pool(job)

@@ -57,7 +57,7 @@ class IreeTarget(Target):
             else:
                 return Slot(key, dtype, shape, n, host, (buf, mapped), int(et))
         arr = np.empty(n, dtype=np.uint8)
-        return Slot(key, dtype, shape, n, memoryview(arr), arr, int(et))
+        return Slot(key, dtype, shape, n, memoryview(arr), arr, int(et))  # type: ignore[arg-type]
 
     def finish(self, slot: Slot) -> object:
         rt = self._rt
@@ -71,7 +71,7 @@ class IreeTarget(Target):
                 element_type=slot.extra,
             )
         else:
-            buf, _mapped = slot.handle  # type: ignore[misc]
+            buf = slot.handle[0]  # type: ignore[index]
             slot.host = None  # the mapping goes with the slot; the buffer stays with the array
             bv = rt.HalBufferView(buf, list(slot.shape), slot.extra)
         return rt.DeviceArray(self._device, bv, override_dtype=slot.dtype)

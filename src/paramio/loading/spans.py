@@ -44,9 +44,7 @@ def span_error(exc: ParamioError, entry: ParameterEntry, offset: int, n: int) ->
         inner = inner.__cause__
     path = exc.path or (entry.source.name if entry.source is not None else None)
     start = entry.offset + offset
-    message = (
-        f"loading bytes {offset:#x}..{offset + n:#x} of the entry (file range {start:#x}..{start + n:#x}): {inner.reason}"
-    )
+    message = f"loading bytes {offset:#x}..{offset + n:#x} of the entry (file range {start:#x}..{start + n:#x}): {inner.reason}"
     try:
         return type(exc)(message, path=path, key=entry.key, offset=inner.offset if inner.offset is not None else start)
     except TypeError:  # a subclass with its own constructor: keep its class's family

@@ -76,7 +76,8 @@ class Target(abc.ABC):
 def _numpy_slot(key: str, entry: ParameterEntry) -> Slot:
     dtype, shape = host_layout(entry)
     arr = np.empty(shape, dtype=dtype)
-    return Slot(key, dtype, shape, entry.length, memoryview(arr.reshape(-1).view(np.uint8)), arr)
+    host = memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+    return Slot(key, dtype, shape, entry.length, host, arr)
 
 
 class NumpyTarget(Target):
@@ -193,7 +194,7 @@ class CupyTarget(Target):
 
     def make_staging(self, nbytes: int) -> tuple[object, memoryview]:
         mem = self._cupy.cuda.alloc_pinned_memory(nbytes)
-        return mem, memoryview(np.frombuffer(mem, dtype=np.uint8, count=nbytes))
+        return mem, memoryview(np.frombuffer(mem, dtype=np.uint8, count=nbytes))  # type: ignore[arg-type]
 
     def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
         with self._device():  # type: ignore[attr-defined]
