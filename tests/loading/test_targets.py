@@ -64,6 +64,29 @@ def test_iree_devices(device: str) -> None:
 
 
 @pytest.mark.interop
+def test_iree_arrays_outlive_everything_else() -> None:
+    """IREE 3.13 frees an imported host array once its HalBuffer wrapper is collected, though a
+    view still uses it (a segfault in a child before the fix): the loaded arrays keep it alive."""
+    import gc
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, numpy as np, paramio\n"
+        "i = paramio.ParameterIndex(); i.add_array('w', np.full(1 << 20, 7, np.float32))\n"
+        "a = paramio.load(i, into='iree')['w']; del i; gc.collect()\n"
+        "junk = [np.full(1 << 20, 3, np.float32) for _ in range(8)]\n"
+        "assert (a.to_host() == 7).all(), a.to_host()[:4]\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}, timeout=120
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-1000:])
+    gc.collect()
+
+
+@pytest.mark.interop
 def test_iree_device_arrays_run_in_a_program(tmp_path: Path, iree_tool: object) -> None:
     """The arrays are real device buffers: IREE's runtime computes with them."""
     import iree.compiler as compiler

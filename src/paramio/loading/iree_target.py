@@ -1,10 +1,12 @@
 """IREE device arrays as a loader target (``into="iree", device="local-task"``).
 
-On devices whose device-local memory the host can map (IREE's CPU devices ``local-task`` and
-``local-sync``), each tensor's HAL buffer is allocated mappable and the loader reads the file
-straight into it: one copy from the page cache, none through NumPy. Other devices (``cuda``,
-``vulkan``) get each tensor read into host memory and copied with ``allocate_buffer_copy``;
-that copy holds one whole tensor on the host, outside the staging budget.
+On IREE's CPU devices (``local-task``, ``local-sync``) device-local memory is host memory, so
+each tensor is read into a new host array and handed to IREE with ``import_host_allocation``:
+no copy at all after the read (the returned array keeps the host array alive: see `finish`). That is one copy from the
+page cache where IREE's own loop (``ParameterIndex`` + ``parameter_index_entry_as_numpy_ndarray``
++ ``asdevicearray``) makes the read and then a second copy into a new buffer. Devices that refuse
+host imports (``cuda``, ``vulkan``) get ``allocate_buffer_copy`` instead: one copy per tensor,
+which holds that tensor on the host, outside the staging budget.
 """
 
 from __future__ import annotations
@@ -36,42 +38,47 @@ class IreeTarget(Target):
         self._element_type = map_dtype_to_element_type
         rt = self._rt
         self._memory = int(rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE)
-        self._usage = int(rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING)
-        self._mappable = True
+        self._usage = int(rt.BufferUsage.DEFAULT)
+        #: Whether the device takes host arrays as its buffers (learned from the first tensor).
+        self.imports: bool | None = None
 
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
         dtype, shape = host_layout(entry)
         et = self._element_type(dtype)
         if et is None:  # a type IREE has no element type for: its bytes
             dtype, shape, et = np.dtype(np.uint8), (entry.length,), self._element_type(np.dtype(np.uint8))
-        n = entry.length
-        if self._mappable:
-            try:
-                buf = self._device.allocator.allocate_buffer(
-                    memory_type=self._memory, allowed_usage=self._usage, allocation_size=max(1, n)
-                )
-                mapped = buf.map()
-                host = memoryview(mapped.asarray((max(1, n),), np.dtype(np.uint8)))[:n]
-            except (RuntimeError, ValueError):
-                self._mappable = False  # this device's memory is not host-visible: copy instead
-            else:
-                return Slot(key, dtype, shape, n, host, (buf, mapped), int(et))
-        arr = np.empty(n, dtype=np.uint8)
-        return Slot(key, dtype, shape, n, memoryview(arr), arr, int(et))  # type: ignore[arg-type]
+        # 64-byte aligned: what IREE's CPU kernels assume of a buffer's start.
+        raw = np.empty(entry.length + 64, dtype=np.uint8)
+        start = -raw.ctypes.data % 64
+        arr = raw[start : start + entry.length]
+        return Slot(key, dtype, shape, entry.length, memoryview(arr), arr, int(et))  # type: ignore[arg-type]
 
     def finish(self, slot: Slot) -> object:
         rt = self._rt
-        if isinstance(slot.handle, np.ndarray):
-            view = slot.handle.view(slot.dtype).reshape(slot.shape)
+        arr = slot.handle
+        assert isinstance(arr, np.ndarray)
+        bv = None
+        keep: tuple[object, np.ndarray] | None = None
+        if self.imports is not False and slot.nbytes:
+            try:
+                buf = self._device.allocator.import_host_allocation(arr, self._memory, self._usage)
+                bv = rt.HalBufferView(buf, list(slot.shape), slot.extra)
+                keep = (buf, arr)
+                self.imports = True
+            except (RuntimeError, ValueError):
+                self.imports = False  # this device's memory is not the host's: copy instead
+        if bv is None:
             bv = self._device.allocator.allocate_buffer_copy(
                 memory_type=int(rt.MemoryType.DEVICE_LOCAL),
-                allowed_usage=int(rt.BufferUsage.DEFAULT),
+                allowed_usage=self._usage,
                 device=self._device,
-                buffer=view,
+                buffer=arr.view(slot.dtype).reshape(slot.shape),
                 element_type=slot.extra,
             )
-        else:
-            buf = slot.handle[0]  # type: ignore[index]
-            slot.host = None  # the mapping goes with the slot; the buffer stays with the array
-            bv = rt.HalBufferView(buf, list(slot.shape), slot.extra)
-        return rt.DeviceArray(self._device, bv, override_dtype=slot.dtype)
+        out = rt.DeviceArray(self._device, bv, override_dtype=slot.dtype)
+        if keep is not None:
+            # IREE 3.13: a buffer view retains the HAL buffer but not the Python wrapper that
+            # holds the imported array; once the wrapper is collected the array is freed under
+            # the view (use after free, measured: a segfault). The array keeps both alive.
+            out._paramio_host = keep  # type: ignore[attr-defined]
+        return out
