@@ -80,5 +80,5 @@ class IreeTarget(Target):
             # IREE 3.13: a buffer view retains the HAL buffer but not the Python wrapper that
             # holds the imported array; once the wrapper is collected the array is freed under
             # the view (use after free, measured: a segfault). The array keeps both alive.
-            out._paramio_host = keep  # type: ignore[attr-defined]
+            out._paramio_host = keep
         return out
