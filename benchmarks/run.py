@@ -5,7 +5,8 @@
 
 Cases (see ``benchmarks/cases/``): P1 convert to IRPA, P2 open + list keys, P3 read every tensor,
 P4 zero-copy typed views, P5 peak RSS while converting, P6 GPU (only with CUDA), P7 write arrays
-from memory. A case whose
+from memory, P3' the loader into host arrays (time, peak RSS per budget, time to first tensor),
+P9 the loader into IREE device arrays. A case whose
 format paramio cannot yet read is reported as "skipped (format not available)". Data is generated
 in a temporary folder under --dir (default: the system temp folder; say whether it is tmpfs) and
 removed afterwards. `--json` writes a list of ``{name, paramio_s, peer, peer_s, ratio, unit, note}``.
@@ -38,6 +39,8 @@ CASES = {
     "P5": "cases.p5_rss",
     "P6": "cases.p6_gpu",
     "P7": "cases.p7_write",
+    "P3'": "cases.p3b_load",
+    "P9": "cases.p9_iree",
 }
 
 
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes; under a minute on 2 cores")
     ap.add_argument("--json", help="write the records as JSON here")
     ap.add_argument("--md", help="write the markdown table here")
-    ap.add_argument("--only", help="comma-separated case ids (P1..P7), e.g. P1,P3")
+    ap.add_argument("--only", help="comma-separated case ids (P1..P7, P3', P9), e.g. P1,P3")
     ap.add_argument("--size-mib", type=int, help="model size for P1/P3/P4/P5/P7 (default 2048; 32 with --quick)")
     ap.add_argument("--repeat", type=int, help="timed runs per measurement (median; default 5, 3 with --quick)")
     ap.add_argument("--dir", help="where to generate data (default: the system temp folder)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from paramio.index.entry import ParameterEntry
@@ -11,7 +12,20 @@ from paramio.loading.targets import NumpyTarget
 
 
 def loader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    """Loader workers that are inside a task now (reading, filling or uploading), from their
+    live stacks: idle pool workers wait for the next load and do not count."""
+    frames = sys._current_frames()
+    busy = []
+    for t in threading.enumerate():
+        if not t.name.startswith(THREAD_PREFIX) or t.ident is None:
+            continue
+        f = frames.get(t.ident)
+        while f is not None:
+            if f.f_code.co_name == "run_task" and f.f_code.co_filename.endswith("engine.py"):
+                busy.append(t)
+                break
+            f = f.f_back
+    return busy
 
 
 class StagedNumpy(NumpyTarget):

@@ -71,6 +71,7 @@ def test_cancelling_an_async_load_stops_every_read(st_file: tuple[Path, dict[str
         while target.uploading < 2 and time.monotonic() < deadline:  # both workers mid-piece
             await asyncio.sleep(0.005)
         assert target.uploading == 2
+        assert len(loader_threads()) == 2  # the helper sees busy workers (so its "none" below means something)
         threading.Timer(0.1, gate.set).start()  # the copies in flight finish a little later
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

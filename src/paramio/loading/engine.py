@@ -10,8 +10,9 @@ local reads are blocking ``pread`` calls that release the GIL, so threads overla
 
 Cancellation (Ctrl-C, a task cancel, a consumer leaving the stream early, an error on one
 tensor) sets the job's event: workers stop before their next piece, the loop waits for the reads
-already in the kernel (each at most one chunk), shuts the pool down and frees the staging
-buffers and partly filled tensors before the exception propagates. No thread is left reading.
+already in the kernel (each at most one chunk) and frees the staging buffers and partly filled
+tensors before the exception propagates. No thread is left reading; the idle workers stay for
+the next load.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from paramio.loading.targets import Slot, Target
 
 __all__ = ["THREAD_PREFIX", "LoadJob", "choose_chunk", "run_async", "run_sync"]
 
-#: Worker threads are named with this prefix (tests check none outlives a load).
+#: Worker threads are named with this prefix (tests check none is still reading after a load).
 THREAD_PREFIX = "paramio-load"
 _MAX_CHUNK = 16 << 20
 _MIN_CHUNK = 64 << 10
@@ -188,8 +189,21 @@ class LoadJob:
                 self._reading -= 1
 
 
+_POOLS: dict[int, cf.ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
 def _pool(job: LoadJob) -> cf.ThreadPoolExecutor:
-    return cf.ThreadPoolExecutor(max_workers=job.concurrency, thread_name_prefix=THREAD_PREFIX)
+    """The shared pool of `job.concurrency` workers. Kept between loads: starting threads costs
+    milliseconds each on a busy machine, as much as reading a small model. Idle workers hold no
+    memory of a load; a load ends only when none of its tasks is still running."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(job.concurrency)
+        if pool is None:
+            pool = _POOLS[job.concurrency] = cf.ThreadPoolExecutor(
+                max_workers=job.concurrency, thread_name_prefix=f"{THREAD_PREFIX}-{job.concurrency}"
+            )
+        return pool
 
 
 def _check(fut: cf.Future[None] | asyncio.Future[None]) -> None:
@@ -225,7 +239,6 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
     finally:
         job.cancel.set()
         cf.wait(inflight)
-        pool.shutdown(wait=True)
         job.end()
 
 
@@ -257,5 +270,4 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
         cf.wait([raw for raw, _ in inflight.values()])
         for fut in inflight:  # their results arrive on the loop later: mark them retrieved
             fut.add_done_callback(_retrieve)
-        pool.shutdown(wait=True)
         job.end()
