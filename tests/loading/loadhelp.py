@@ -46,7 +46,7 @@ class StagedNumpy(NumpyTarget):
         s.extra, s.host = s.host, None  # keep the destination aside: every piece is staged
         return s
 
-    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
+    def upload(self, slot: Slot, offset: int, data: memoryview, owner: object) -> None:
         with self.lock:
             self.uploading += 1
             self.events.append(("upload", slot.key))

@@ -142,3 +142,11 @@ def test_bad_arguments(st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
         load(3)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="live on the host"):
         load(path, device="cuda")
+
+
+def test_progress_callback_counts_every_byte(st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
+    path, a = st_file
+    seen: list[int] = []
+    got = load(path, budget="16KiB", progress=seen.append)
+    assert sum(seen) == sum(x.nbytes for x in a.values()) == got.summary.bytes
+    assert len(seen) > 10  # reported as pieces land, not once at the end

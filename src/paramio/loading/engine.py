@@ -181,7 +181,7 @@ class LoadJob:
                 try:
                     view = buf[1][: p.length]
                     read_span(entry, p.offset, view)
-                    self.target.upload(slot, p.offset, view)
+                    self.target.upload(slot, p.offset, view, buf[0])
                 finally:
                     self.staging.put(buf)
         finally:
@@ -223,7 +223,7 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
     inflight: dict[cf.Future[None], Task] = {}
     try:
         while True:
-            while len(inflight) < job.concurrency:
+            while len(inflight) < 2 * job.concurrency:  # one queued per worker: no idle gap
                 task = job.next_task()
                 if task is None:
                     break
@@ -249,7 +249,7 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
     inflight: dict[asyncio.Future[None], tuple[cf.Future[None], Task]] = {}
     try:
         while True:
-            while len(inflight) < job.concurrency:
+            while len(inflight) < 2 * job.concurrency:  # one queued per worker: no idle gap
                 task = job.next_task()
                 if task is None:
                     break

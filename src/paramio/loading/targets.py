@@ -56,8 +56,10 @@ class Target(abc.ABC):
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
         """The tensor's destination memory (called once per tensor, before its first read)."""
 
-    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
-        """Copy staged bytes to ``slot`` at `offset`, done when it returns (staged slots only)."""
+    def upload(self, slot: Slot, offset: int, data: memoryview, owner: object) -> None:
+        """Copy staged bytes to ``slot`` at `offset`, done when it returns (staged slots only).
+        `owner` is the staging buffer's owner from `make_staging` (a pinned tensor, say);
+        `data` is its first ``len(data)`` bytes."""
         raise NotImplementedError(f"{self.name} target reads into host memory; nothing to upload")
 
     @abc.abstractmethod
@@ -127,12 +129,12 @@ class TorchTarget(Target):
         t = self._torch.empty(nbytes, dtype=self._torch.uint8, pin_memory=True)
         return t, memoryview(t.numpy())
 
-    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
+    def upload(self, slot: Slot, offset: int, data: memoryview, owner: object) -> None:
         torch = self._torch
         stream = getattr(self._local, "stream", None)
         if stream is None:
             stream = self._local.stream = torch.cuda.Stream(device=self._dev)
-        src = torch.frombuffer(data, dtype=torch.uint8) if len(data) else torch.empty(0, dtype=torch.uint8)
+        src = owner[: len(data)]  # type: ignore[index]  # the pinned tensor itself: a true async copy
         with torch.cuda.stream(stream):
             slot.handle[offset : offset + len(data)].copy_(src, non_blocking=True)  # type: ignore[index]
         stream.synchronize()  # the staging buffer goes back to the pool only once the copy is done
@@ -196,7 +198,7 @@ class CupyTarget(Target):
         mem = self._cupy.cuda.alloc_pinned_memory(nbytes)
         return mem, memoryview(np.frombuffer(mem, dtype=np.uint8, count=nbytes))  # type: ignore[arg-type]
 
-    def upload(self, slot: Slot, offset: int, data: memoryview) -> None:
+    def upload(self, slot: Slot, offset: int, data: memoryview, owner: object) -> None:
         with self._device():  # type: ignore[attr-defined]
             stream = getattr(self._local, "stream", None)
             if stream is None:
