@@ -120,4 +120,3 @@ __all__ = [
     "splat_standin",
     "write_path",
 ]
-

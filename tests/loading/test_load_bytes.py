@@ -33,6 +33,7 @@ def test_safetensors_equals_the_library(st_file: tuple[Path, dict[str, np.ndarra
     path, _ = st_file
     want = safetensors.numpy.load_file(str(path))
     got = load(path, budget=budget)
+    assert list(got) == ParameterIndex.open(path).keys()  # the file's order, whatever landed first
     _same(got, {k: want[k] for k in got})
     assert set(got) == set(want)
     assert got.summary.bytes == sum(a.nbytes for a in want.values()) and got.summary.tensors == len(want)

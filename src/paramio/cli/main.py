@@ -47,6 +47,7 @@ examples:
   paramio verify model.irpa --alignment=64
   paramio which --parameters=model=base.irpa --parameters=model=patch.irpa model::w
   paramio mlir export model.mlir --archive=model=weights.irpa --output=model.params.mlir
+  paramio load --parameters=model=model.safetensors --into=iree --device=local-task --json
   paramio run --module=prog.vmfb --parameters=model=model.irpa --function=main --input=4xf32=1,2,3,4
   paramio shard --parameters=model.safetensors --tp=4 --split='*.attn_q.weight=0' --replicate='*' --output=tp4/
   paramio merge --parameters=tp4/model.tp.json --output=model.safetensors

@@ -188,15 +188,13 @@ def load(
     concurrency: int | None = None,
     progress: Progress = None,
 ) -> Loaded:
-    """Every tensor (or those in `keys`) as arrays of `into`, by key; see `stream` for the
-    arguments and errors. The result's `summary` has bytes, seconds and GB/s."""
+    """Every tensor (or those in `keys`) as arrays of `into`, by key in the source's order (or
+    that of `keys`); see `stream` for the arguments and errors. The result's `summary` has
+    bytes, seconds and GB/s."""
     s = stream(what, keys, into=into, device=device, budget=budget, concurrency=concurrency, progress=progress)
-    out = Loaded()
     with s:
-        for k, a in s:
-            out[k] = a
-    out.summary = s.summary
-    return out
+        got = dict(s)
+    return _in_order(got, s.job)
 
 
 async def astream(
@@ -231,10 +229,16 @@ async def load_async(
 ) -> Loaded:
     """The awaitable twin of `load`."""
     job, bar = _job(what, keys, into, device, budget, concurrency, progress)
-    out = Loaded()
+    got: dict[str, object] = {}
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
             async for k, a in it:
-                out[k] = a
+                got[k] = a
+    return _in_order(got, job)
+
+
+def _in_order(got: dict[str, object], job: LoadJob) -> Loaded:
+    """The arrays in the source's (or `keys`') order, whatever order they landed in."""
+    out = Loaded((k, got[k]) for k in job.keys)
     out.summary = job.summary()
     return out
