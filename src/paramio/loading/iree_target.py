@@ -16,7 +16,7 @@ import numpy as np
 from paramio.errors import InvalidArgumentError
 from paramio.index.entry import ParameterEntry
 from paramio.iree.bridge import iree_runtime
-from paramio.loading.targets import Slot, Target, host_layout
+from paramio.loading.targets import Slot, Target, aligned_bytes, host_layout
 
 __all__ = ["IreeTarget"]
 
@@ -47,10 +47,7 @@ class IreeTarget(Target):
         et = self._element_type(dtype)
         if et is None:  # a type IREE has no element type for: its bytes
             dtype, shape, et = np.dtype(np.uint8), (entry.length,), self._element_type(np.dtype(np.uint8))
-        # 64-byte aligned: what IREE's CPU kernels assume of a buffer's start.
-        raw = np.empty(entry.length + 64, dtype=np.uint8)
-        start = -raw.ctypes.data % 64
-        arr = raw[start : start + entry.length]
+        arr = aligned_bytes(entry.length)
         return Slot(key, dtype, shape, entry.length, memoryview(arr), arr, int(et))  # type: ignore[arg-type]
 
     def finish(self, slot: Slot) -> object:

@@ -23,7 +23,7 @@ from paramio.arrays.frameworks import require, torch_dtype
 from paramio.errors import InvalidArgumentError
 from paramio.index.entry import ParameterEntry
 
-__all__ = ["TARGETS", "Slot", "Target", "host_layout", "make_target"]
+__all__ = ["TARGETS", "Slot", "Target", "aligned_bytes", "host_layout", "make_target"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -75,11 +75,23 @@ class Target(abc.ABC):
         """Release what the target holds (streams, device handles) after a load."""
 
 
-def _numpy_slot(key: str, entry: ParameterEntry) -> Slot:
+def aligned_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:
+    """New ``uint8`` host memory starting at a multiple of `alignment`: what XLA needs to take
+    an array by DLPack without a copy, and what IREE's CPU kernels assume of a buffer."""
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start : start + nbytes]
+
+
+def _numpy_slot(key: str, entry: ParameterEntry, *, aligned: bool = False) -> Slot:
     dtype, shape = host_layout(entry)
-    arr = np.empty(shape, dtype=dtype)
-    host = memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
-    return Slot(key, dtype, shape, entry.length, host, arr)
+    if aligned:
+        flat = aligned_bytes(entry.length)
+        arr = flat.view(dtype).reshape(shape)
+    else:
+        arr = np.empty(shape, dtype=dtype)
+        flat = arr.reshape(-1).view(np.uint8)
+    return Slot(key, dtype, shape, entry.length, memoryview(flat), arr)  # type: ignore[arg-type]
 
 
 class NumpyTarget(Target):
@@ -147,8 +159,9 @@ class TorchTarget(Target):
 
 
 class JaxTarget(Target):
-    """``jax.Array``\\s: read into host arrays, then DLPack (zero-copy) on the CPU or one
-    ``device_put`` per tensor to an accelerator (``device="gpu"``, ``"gpu:1"``, ``"tpu"``)."""
+    """``jax.Array``\\s: read into 64-byte aligned host arrays, then DLPack on the CPU (zero-copy:
+    XLA copies anything less aligned) or one ``device_put`` per tensor to an accelerator
+    (``device="gpu"``, ``"gpu:1"``, ``"tpu"``)."""
 
     name = "jax"
 
@@ -161,7 +174,7 @@ class JaxTarget(Target):
             self._dev = self._jax.devices(platform)[int(num or 0)]
 
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
-        return _numpy_slot(key, entry)
+        return _numpy_slot(key, entry, aligned=True)
 
     def finish(self, slot: Slot) -> object:
         arr = slot.handle
