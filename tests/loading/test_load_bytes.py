@@ -151,3 +151,17 @@ def test_progress_callback_counts_every_byte(st_file: tuple[Path, dict[str, np.n
     got = load(path, budget="16KiB", progress=seen.append)
     assert sum(seen) == sum(x.nbytes for x in a.values()) == got.summary.bytes
     assert len(seen) > 10  # reported as pieces land, not once at the end
+
+
+@pytest.mark.interop
+def test_irpa_sets_load_through_the_manifest_or_any_shard(
+    tmp_path: Path, st_file: tuple[Path, dict[str, np.ndarray]]
+) -> None:
+    path, a = st_file
+    index = ParameterIndex.open(path)
+    paramio.write_path(tmp_path / "m.irpa", index.values(), max_shard_size=200_000)
+    shards = sorted(tmp_path.glob("m-0000*-of-*.irpa"))
+    assert len(shards) >= 2
+    for start in (tmp_path / "m.irpa.index.json", shards[-1]):
+        got = load(start, budget="64KiB")
+        assert {k: v.tobytes() for k, v in got.items()} == {k: v.tobytes() for k, v in a.items()}  # type: ignore[attr-defined]
