@@ -158,3 +158,47 @@ def test_error_stops_later_tensors(tmp_path: Path) -> None:
         load(index, into=target, budget="16KiB", concurrency=1)
     uploads = [e for e in target.events if e[0] == "upload"]
     assert len(uploads) == 0 and not loader_threads()  # the first read failed: nothing after it ran
+
+
+_CTRL_C = """
+import sys, time
+sys.path.insert(0, {here!r})
+import paramio
+from loadhelp import StagedNumpy, loader_threads
+
+class Slow(StagedNumpy):
+    def upload(self, slot, offset, data, owner):
+        print("uploading", flush=True)
+        time.sleep(0.02)
+        super().upload(slot, offset, data, owner)
+
+target = Slow()
+s = paramio.loading.stream({path!r}, into=target, budget="8KiB", concurrency=2)
+try:
+    for _ in s:
+        pass
+except KeyboardInterrupt:
+    job = s.job
+    n = len(target.events)
+    time.sleep(0.1)
+    print("INTERRUPTED", job.reading, len(loader_threads()), job.staging.allocated, job.budget.held,
+          len(target.events) == n, job.delivered < len(job.keys))
+"""
+
+
+def test_ctrl_c_stops_every_read(st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path, _ = st_file
+    here = str(Path(__file__).resolve().parent)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = _CTRL_C.format(here=here, path=str(path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": src})
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "uploading"  # mid-load
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out.strip().splitlines()[-1] == "INTERRUPTED 0 0 0 0 True True"
