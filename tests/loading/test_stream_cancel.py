@@ -161,7 +161,8 @@ def test_error_stops_later_tensors(tmp_path: Path) -> None:
 
 
 _CTRL_C = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
 sys.path.insert(0, {here!r})
 import paramio
 from loadhelp import StagedNumpy, loader_threads
@@ -169,7 +170,7 @@ from loadhelp import StagedNumpy, loader_threads
 class Slow(StagedNumpy):
     def upload(self, slot, offset, data, owner):
         print("uploading", flush=True)
-        time.sleep(0.02)
+        time.sleep(0.2)  # ~100 pieces: the load outlasts the signal by far
         super().upload(slot, offset, data, owner)
 
 target = Slow()
