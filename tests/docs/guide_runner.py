@@ -7,7 +7,8 @@ The rules a page is written to, so a reader of the source knows what runs:
   directory. Its ``assert`` lines are the checks.
 - ```` ```console ````: each ``$ command`` line (``\\`` continues it) runs in that folder; the lines
   after it, up to the next ``$``, are its output (stdout then stderr, trailing blank lines dropped), compared line for line; a
-  line ``...`` stands for any number of lines. ``# exit N`` at the end of the command says its exit
+  line ``...`` stands for any number of lines, and a line ending in ``...`` for any line that
+  starts with what precedes it. ``# exit N`` at the end of the command says its exit
   status (else 0). ``paramio`` runs in-process, ``iree-*`` tools and ``python`` as processes.
 - ```` ```sh ````: every command runs as in a console block; the output is not shown, so not compared.
 - ```` ```mlir ```` whose first line is ``// file: NAME``: written to NAME (a later block compiles it).
@@ -99,12 +100,19 @@ def commands(body: str, *, prompt: bool) -> list[Command]:
 
 
 def matches(shown: list[str], actual: list[str]) -> bool:
-    """Whether output lines match the shown ones, ``...`` standing for any run of lines."""
+    """Whether output lines match the shown ones (``...`` rules: the module docstring)."""
     if not shown:
         return not actual
     if shown[0] == "...":
         return any(matches(shown[1:], actual[k:]) for k in range(len(actual) + 1))
-    return bool(actual) and shown[0].rstrip() == actual[0].rstrip() and matches(shown[1:], actual[1:])
+    return bool(actual) and _line_matches(shown[0], actual[0]) and matches(shown[1:], actual[1:])
+
+
+def _line_matches(shown: str, actual: str) -> bool:
+    """Equal, or for a shown line ending in ``...``, the actual one starts with what precedes it."""
+    if shown.endswith("..."):
+        return actual.startswith(shown[:-3])
+    return shown.rstrip() == actual.rstrip()
 
 
 def run_command(line: str, tool: Callable[[str], str]) -> tuple[int, str]:
@@ -140,7 +148,8 @@ def run_page(page: Path, tool: Callable[[str], str]) -> int:
         if block.not_run is not None or block.lang in DATA:
             continue
         if block.lang == "python":
-            exec(compile(block.body, where, "exec"), namespace)  # noqa: S102 - the page's own example
+            # Blank lines first, so a traceback names the page's own line numbers.
+            exec(compile("\n" * block.line + block.body, str(page), "exec"), namespace)  # noqa: S102 - the page's own example
         elif block.lang == "mlir":
             first, _, rest = block.body.partition("\n")
             if not first.startswith("// file:"):

@@ -84,6 +84,8 @@ def test_the_runner_compares_output() -> None:
     assert matches(["..."], [])
     assert not matches(["a", "b"], ["a", "c"])
     assert not matches(["a"], ["a", "extra"])
+    assert matches(["error: x [IREE: ..."], ["error: x [IREE: c/runtime/...: NOT_FOUND]"])
+    assert not matches(["error: x [IREE: ..."], ["error: y [IREE: c/runtime/...: NOT_FOUND]"])
     (cmd,) = commands("$ paramio verify \\\n    x.irpa  # exit 1\nerror: x\n", prompt=True)
     assert (cmd.line, cmd.exit, cmd.output) == ("paramio verify x.irpa", 1, ["error: x"])
 
