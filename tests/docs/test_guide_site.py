@@ -20,7 +20,17 @@ def test_the_site_builds_strict_and_offline(tmp_path: Path) -> None:
     pytest.importorskip("mkdocstrings", reason="the API reference uses mkdocstrings: pip install 'paramio[docs]'")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     r = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
