@@ -109,3 +109,21 @@ def test_a_wrong_shown_output_fails(tmp_path: Path, page_folder: Path, iree_tool
     page.write_text("```console\n$ paramio verify model.safetensors\nnot what it prints\n```\n")
     with pytest.raises(AssertionError, match="the output differs"):
         run_page(page, iree_tool)
+
+
+def test_a_block_marked_not_run_is_skipped_and_others_run(tmp_path: Path, iree_tool: Callable[[str], str]) -> None:
+    page = tmp_path / "marked.md"
+    page.write_text(
+        "<!-- not run: it would fail -->\n```python\nraise RuntimeError\n```\n\n```python\nran = True\n```\n"
+    )
+    assert run_page(page, iree_tool) == 1
+    page.write_text("```python\nassert 1 == 2\n```\n")
+    with pytest.raises(AssertionError):
+        run_page(page, iree_tool)
+
+
+def test_a_fence_without_a_language_is_refused(tmp_path: Path, iree_tool: Callable[[str], str]) -> None:
+    page = tmp_path / "bare.md"
+    page.write_text("```\nsomething\n```\n")
+    with pytest.raises(AssertionError, match="must name its language"):
+        run_page(page, iree_tool)
