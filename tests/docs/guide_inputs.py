@@ -1,12 +1,17 @@
 """The files every page of the guide starts from, written by the peers' own writers (so a page's
 first command reads a file paramio did not write): a small safetensors model and a small GGUF
-model with one plain and one Q8_0-quantised tensor."""
+model with one plain and one Q8_0-quantised tensor. A page that needs another model gets it from
+`PAGE_INPUTS`, written over those."""
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: The tensors of model.safetensors, as the pages describe them.
 SAFETENSORS = {
@@ -36,3 +41,18 @@ def make_inputs(folder: Path) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def tp_model(folder: Path) -> None:
+    """docs/sharding.md's model.safetensors: the transformer-shaped model of the sharding tests."""
+    from safetensors.numpy import save_file
+
+    spec = importlib.util.spec_from_file_location("guide_tp_models", ROOT / "tests" / "sharding" / "tp_models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    save_file(module.model_tensors(), str(folder / "model.safetensors"), metadata={"format": "np"})
+
+
+#: Pages that start from another model than `make_inputs` writes.
+PAGE_INPUTS: dict[str, Callable[[Path], None]] = {"sharding.md": tp_model}

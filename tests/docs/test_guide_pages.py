@@ -21,7 +21,6 @@ DOCS = ROOT / "docs"
 OWN_TESTS = {
     "cli.md": ("tests/cli/test_docs_examples.py", "runs the README's CLI block with the same rules"),
     "mlir.md": ("tests/mlir/test_docs.py", "its MLIR blocks list lines a written file must contain"),
-    "sharding.md": ("tests/sharding/test_docs_sharding.py", "starts from the TP test model of tests/sharding"),
     "sources.md": ("tests/sources/test_sources_doc.py", "its conformance class is collected by pytest"),
 }
 
