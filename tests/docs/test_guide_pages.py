@@ -19,8 +19,11 @@ DOCS = ROOT / "docs"
 
 #: Pages whose blocks another test runs, with the reason that test stays its own.
 OWN_TESTS = {
-    "cli.md": ("tests/cli/test_docs_examples.py", "runs the README's CLI block with the same rules"),
-    "mlir.md": ("tests/mlir/test_docs.py", "its MLIR blocks list lines a written file must contain"),
+    "cli.md": ("tests/cli/test_docs_examples.py", "it runs the README's blocks too, whose fences follow its rules"),
+    "mlir.md": (
+        "tests/mlir/test_docs.py",
+        "its MLIR blocks list lines a written file must contain, and it runs iree-opt",
+    ),
     "sources.md": ("tests/sources/test_sources_doc.py", "its conformance class is collected by pytest"),
 }
 
