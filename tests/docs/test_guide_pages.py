@@ -44,11 +44,12 @@ def _id(p: Path) -> str:
     return str(p.relative_to(DOCS))
 
 
-#: Installed apart from the test extra (scripts/setup-venv.sh installs torch when it can): a page
-#: using one skips, naming it, where it is missing.
-OPTIONAL = {"torch"}
+#: Optional packages a page may import (torch is installed apart from the test extra, by
+#: scripts/setup-venv.sh when it can): a page using one skips, naming it, where it is missing.
+OPTIONAL = {"torch", "iree", "jax"}
 
 
+@pytest.mark.interop
 @pytest.mark.parametrize("page", PLAIN, ids=_id)
 def test_every_block_runs(page: Path, page_folder: Path, iree_tool: Callable[[str], str]) -> None:
     try:
@@ -60,6 +61,7 @@ def test_every_block_runs(page: Path, page_folder: Path, iree_tool: Callable[[st
 
 
 @pytest.mark.slow
+@pytest.mark.interop
 @pytest.mark.parametrize("page", NOTEBOOKS, ids=_id)
 def test_notebook_runs(page: Path, page_folder: Path) -> None:
     jupytext = pytest.importorskip("jupytext", reason="the notebook is kept as jupytext Markdown")
