@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,13 @@ import numpy as np
 
 from paramio._types import Buffer
 from paramio.arrays.metadata import encode_array_metadata
-from paramio.errors import DuplicateKeyError, FormatError, InvalidArgumentError, ParameterNotFoundError
+from paramio.errors import (
+    DuplicateKeyError,
+    FormatError,
+    FormatWarning,
+    InvalidArgumentError,
+    ParameterNotFoundError,
+)
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.lazy import LazyEntries
 from paramio.sources.base import ByteSource
@@ -246,7 +253,7 @@ class ParameterIndex:
 
             for source in {id(e.source): e.source for e in contents.entries if e.source is not None}.values():
                 mark_fd_source(source)
-        self._adopt(contents, duplicates)
+        self._adopt(contents, duplicates, strict=strict)
 
     def load_from_file_handle(self, file_handle: FileHandle | ByteSource, format: str) -> None:
         """Append the entries of the file behind `file_handle` (memory or a file descriptor),
@@ -255,7 +262,9 @@ class ParameterIndex:
 
         self._adopt(read_handle(file_handle, format), None)
 
-    def _adopt(self, contents: FormatContents, duplicates: DuplicatePolicy | str | None) -> None:
+    def _adopt(
+        self, contents: FormatContents, duplicates: DuplicatePolicy | str | None, *, strict: bool = False
+    ) -> None:
         lazy = contents.entries
         if isinstance(lazy, LazyEntries) and not self._entries:
             positions = lazy.take_positions()  # the reader's own duplicate check, when it made one
@@ -265,12 +274,45 @@ class ParameterIndex:
             if len(positions) == len(lazy):  # no duplicates: adopt without building entries
                 self._entries, self._positions = lazy, positions
             else:
-                self.extend(lazy, duplicates=duplicates)
+                self._extend_from_file(lazy, duplicates, strict)
         else:
-            self.extend(contents.entries, duplicates=duplicates)
+            self._extend_from_file(contents.entries, duplicates, strict)
         for k, v in contents.attributes.items():
             self.attributes.setdefault(k, v)
         self.paths.extend(contents.paths)
+
+    def _extend_from_file(
+        self, entries: Iterable[ParameterEntry], duplicates: DuplicatePolicy | str | None, strict: bool
+    ) -> None:
+        """Add a file's entries. A key the file itself repeats (IREE writes such archives and loads
+        them, its lookups giving the first) is kept as IREE keeps it, with a `FormatWarning`, unless
+        the caller chose a policy or `strict`; a key already in the index before this file still
+        follows the index's policy."""
+        if duplicates is not None or self.duplicates is not DuplicatePolicy.ERROR:
+            self.extend(entries, duplicates=duplicates)
+            return
+        before = set(self._positions)
+        seen: dict[str, int] = {}
+        for number, entry in enumerate(entries):
+            first = seen.setdefault(entry.key, number)
+            if first == number or entry.key in before:
+                self.add(entry)
+                continue
+            if strict:
+                raise DuplicateKeyError(
+                    f"the file repeats the key (entries {first} and {number}); strict reading refuses it",
+                    key=entry.key,
+                    path=_entry_path(entry),
+                )
+            if first >= 0:
+                warnings.warn(
+                    f"{_entry_path(entry) or '<memory>'}: key {entry.key!r} appears more than once "
+                    f"(entries {first} and {number}); lookups give the first, as IREE's do",
+                    FormatWarning,
+                    stacklevel=4,
+                )
+                seen[entry.key] = -1 - first  # warn once per key
+            self.add(entry, duplicates=DuplicatePolicy.KEEP)
 
     @classmethod
     def from_contents(
