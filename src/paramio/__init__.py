@@ -9,70 +9,107 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramio.arrays.metadata import TensorInfo
-from paramio.compat import (
-    FileHandle,
-    SplatValue,
-    create_io_parameters_module,
-    parameter_index_add_numpy_ndarray,
-    parameter_index_entry_as_numpy_flat_ndarray,
-    parameter_index_entry_as_numpy_ndarray,
-    save_archive_file,
-)
-from paramio.errors import (
-    ConversionWarning,
-    DuplicateKeyError,
-    FormatError,
-    FormatWarning,
-    InvalidArgumentError,
-    ParameterNotFoundError,
-    ParamioError,
-    SourceError,
-    TruncatedError,
-    UnsupportedFormatError,
-    WriteError,
-)
-from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
-from paramio.index.entry import EntryKind, ParameterEntry, ParameterIndexEntry
-from paramio.index.index import DuplicatePolicy, ParameterIndex
-from paramio.index.overlay import Overlay
-from paramio.index.provider import Precedence, Provider, splat_standin
-from paramio.index.scopes import ScopeMap
-from paramio.index.writable import WritableArchive
-from paramio.sources import ByteSource, FileSource, MemorySource
+from paramio._lazy import attach, exports
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` imports them
+    from paramio.arrays.metadata import TensorInfo
+    from paramio.compat import (
+        FileHandle,
+        SplatValue,
+        create_io_parameters_module,
+        parameter_index_add_numpy_ndarray,
+        parameter_index_entry_as_numpy_flat_ndarray,
+        parameter_index_entry_as_numpy_ndarray,
+        save_archive_file,
+    )
+    from paramio.errors import (
+        ConversionWarning,
+        DuplicateKeyError,
+        FormatError,
+        FormatWarning,
+        InvalidArgumentError,
+        ParameterNotFoundError,
+        ParamioError,
+        SourceError,
+        TruncatedError,
+        UnsupportedFormatError,
+        WriteError,
+    )
+    from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
+    from paramio.index.entry import EntryKind, ParameterEntry, ParameterIndexEntry
+    from paramio.index.index import DuplicatePolicy, ParameterIndex
+    from paramio.index.overlay import Overlay
+    from paramio.index.provider import Precedence, Provider, splat_standin
+    from paramio.index.scopes import ScopeMap
+    from paramio.index.writable import WritableArchive
     from paramio.loading import load
     from paramio.sharding import merge, reshard, shard
+    from paramio.sources import ByteSource, FileSource, MemorySource
 
 __version__ = "0.1.0"
 
-#: Imported on first use (``paramio.shard`` ...), so ``import paramio`` stays light.
-_LAZY = {
-    "load": "paramio.loading",  # asyncio and the worker pool: ~0.1 s
-    "merge": "paramio.sharding",
-    "reshard": "paramio.sharding",
-    "shard": "paramio.sharding",
-}
+#: public name -> the module that defines it, imported on first use (``paramio.ParameterIndex``,
+#: ``from paramio import load``) by `paramio._lazy`, so that ``import paramio`` (and so every
+#: ``paramio`` command's start) imports no NumPy, asyncio or subpackage a caller does not touch.
+_LAZY = exports(
+    ("paramio.arrays.metadata", ("TensorInfo",)),
+    (
+        "paramio.compat",
+        (
+            "FileHandle",
+            "SplatValue",
+            "create_io_parameters_module",
+            "parameter_index_add_numpy_ndarray",
+            "parameter_index_entry_as_numpy_flat_ndarray",
+            "parameter_index_entry_as_numpy_ndarray",
+            "save_archive_file",
+        ),
+    ),
+    (
+        "paramio.errors",
+        (
+            "ConversionWarning",
+            "DuplicateKeyError",
+            "FormatError",
+            "FormatWarning",
+            "InvalidArgumentError",
+            "ParameterNotFoundError",
+            "ParamioError",
+            "SourceError",
+            "TruncatedError",
+            "UnsupportedFormatError",
+            "WriteError",
+        ),
+    ),
+    ("paramio.formats.registry", ("detect_format", "plan_losses", "read_path", "write_path")),
+    ("paramio.index.entry", ("EntryKind", "ParameterEntry", "ParameterIndexEntry")),
+    ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
+    ("paramio.index.overlay", ("Overlay",)),
+    ("paramio.index.provider", ("Precedence", "Provider", "splat_standin")),
+    ("paramio.index.scopes", ("ScopeMap",)),
+    ("paramio.index.writable", ("WritableArchive",)),
+    ("paramio.loading", ("load",)),  # asyncio and the worker pool: ~0.1 s
+    ("paramio.sharding", ("merge", "reshard", "shard")),
+    ("paramio.sources", ("ByteSource", "FileSource", "MemorySource")),
+)
+_resolve = attach(__name__, globals(), _LAZY)
 
 
 def __getattr__(name: str) -> object:
-    """`ParameterProvider` is ``iree.runtime.ParameterProvider`` itself where IREE is installed
-    (so `isinstance` checks on the providers `ParameterIndex.create_provider` returns hold), and
-    the sharding functions come from `paramio.sharding`; both resolved on first use, so that
-    ``import paramio`` stays light and does not import IREE."""
+    """A public name, imported on first use (`_LAZY`).
+
+    `ParameterProvider` is ``iree.runtime.ParameterProvider`` itself where IREE is installed (so
+    `isinstance` checks on the providers `ParameterIndex.create_provider` returns hold), looked up
+    each time it is asked for, so ``import paramio`` does not import IREE."""
     if name == "ParameterProvider":
         from paramio.compat.runtime import provider_class
 
         return provider_class()
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'paramio' has no attribute {name!r}")
-    import importlib
+    return _resolve(name)
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from paramio.arrays.dtypes import DType, dtype_by_name, dtype_of_numpy, numpy_dtype
-from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
+from typing import TYPE_CHECKING
+
+from paramio._lazy import attach, exports
+
+if TYPE_CHECKING:
+    from paramio.arrays.dtypes import DType, dtype_by_name, dtype_of_numpy, numpy_dtype
+    from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 
 __all__ = [
     "DType",
@@ -14,3 +19,13 @@ __all__ = [
     "encode_tensor_metadata",
     "numpy_dtype",
 ]
+
+# Imported on first use (`paramio._lazy`).
+__getattr__ = attach(
+    __name__,
+    globals(),
+    exports(
+        ("paramio.arrays.dtypes", ("DType", "dtype_by_name", "dtype_of_numpy", "numpy_dtype")),
+        ("paramio.arrays.metadata", ("TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata")),
+    ),
+)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from paramio.index.entry import EntryKind, ParameterEntry
-from paramio.index.index import DuplicatePolicy, ParameterIndex
-from paramio.index.overlay import Overlay
-from paramio.index.provider import Precedence, Provider, splat_standin
-from paramio.index.scopes import ScopeMap
-from paramio.index.writable import WritableArchive
+from typing import TYPE_CHECKING
+
+from paramio._lazy import attach, exports
+
+if TYPE_CHECKING:
+    from paramio.index.entry import EntryKind, ParameterEntry
+    from paramio.index.index import DuplicatePolicy, ParameterIndex
+    from paramio.index.overlay import Overlay
+    from paramio.index.provider import Precedence, Provider, splat_standin
+    from paramio.index.scopes import ScopeMap
+    from paramio.index.writable import WritableArchive
 
 __all__ = [
     "DuplicatePolicy",
@@ -21,3 +26,18 @@ __all__ = [
     "WritableArchive",
     "splat_standin",
 ]
+
+# Imported on first use (`paramio._lazy`): importing `paramio.index.entry` need not import
+# the overlay, writable-archive and provider modules.
+__getattr__ = attach(
+    __name__,
+    globals(),
+    exports(
+        ("paramio.index.entry", ("EntryKind", "ParameterEntry")),
+        ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
+        ("paramio.index.overlay", ("Overlay",)),
+        ("paramio.index.provider", ("Precedence", "Provider", "splat_standin")),
+        ("paramio.index.scopes", ("ScopeMap",)),
+        ("paramio.index.writable", ("WritableArchive",)),
+    ),
+)

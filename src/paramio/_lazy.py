@@ -1,0 +1,37 @@
+"""Lazy re-exports: a package names its public attributes and the modules defining them, and
+each is imported on first use. This is paramio's one mechanism for keeping start-up light:
+``import paramio``, ``paramio --help`` and a command's ``--help`` import no NumPy, and a
+command imports only the module tree it uses (`tests/core/test_startup.py`). Packages list
+the same names under ``if TYPE_CHECKING:`` so type checkers still see them."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+
+def exports(*groups: tuple[str, Iterable[str]]) -> dict[str, str]:
+    """The name -> module table from ``(module, names)`` groups, refusing a name given twice."""
+    table: dict[str, str] = {}
+    for module, names in groups:
+        for name in names:
+            if name in table:
+                raise ValueError(f"{name!r} is exported by both {table[name]} and {module}")
+            table[name] = module
+    return table
+
+
+def attach(package: str, namespace: dict[str, Any], table: Mapping[str, str]) -> Callable[[str], object]:
+    """A module ``__getattr__`` for `package` resolving the names in `table`; each value found
+    is stored in `namespace` (the package's globals), so later lookups are plain reads."""
+
+    def __getattr__(name: str) -> object:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__

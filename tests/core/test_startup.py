@@ -1,0 +1,137 @@
+"""Start-up: ``import paramio``, ``paramio --help`` and each command's ``--help`` import only
+what they use (issue 12). Checked in a fresh interpreter per case, by the modules it leaves in
+``sys.modules``; no timings (benchmarks/startup.py measures those)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import paramio
+from paramio.cli.main import COMMANDS
+
+SRC = str(Path(paramio.__file__).resolve().parents[1])
+
+#: Imported by no start-up path: each costs 0.1-1 s or needs an optional extra.
+HEAVY = ("numpy", "ml_dtypes", "iree", "torch", "obstore", "jax", "safetensors", "gguf", "asyncio")
+
+#: Command -> the paramio subpackages its module tree imports at ``--help`` (beyond `paramio.cli`).
+#: A command that names none of the rest must not import them: ``which`` brings no mlir or sharding.
+LIGHT = {"_lazy", "errors", "formats"}
+NUMPY_TREE = LIGHT | {"_types", "arrays", "index", "sources"}
+TREES = {
+    "which": LIGHT,
+    "load": LIGHT,
+    "run": LIGHT,
+    "mlir": LIGHT,
+    "shard": LIGHT,
+    "merge": LIGHT,
+    # Their modules use the entry and dtype types at import (index.entry and arrays.dtypes
+    # import NumPy); the readers need NumPy, so these still import it for --help.
+    "create": NUMPY_TREE,
+    "convert": NUMPY_TREE,
+    "dump": NUMPY_TREE,
+    "verify": NUMPY_TREE,
+    "example": NUMPY_TREE,
+}
+NEEDS_NUMPY = {"create", "convert", "dump", "verify", "example"}
+
+_PROBE = """\
+import contextlib, io, json, sys
+{body}
+print(json.dumps(sorted(sys.modules)), file=sys.__stderr__)
+"""
+
+
+def _modules_after(body: str, tmp_path: Path) -> set[str]:
+    """The module names a fresh interpreter holds after running `body` (cwd: `tmp_path`)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = SRC
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(body=body)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def _cli(args: list[str]) -> str:
+    return (
+        "from paramio.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main({args!r})\n"
+        "assert code == 0, code\n"
+    )
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith("paramio.mlir._bindings"))
+
+
+def _subpackages(modules: set[str]) -> set[str]:
+    return {m.split(".")[1] for m in modules if m.startswith("paramio.") and not m.startswith("paramio.cli")}
+
+
+def test_import_paramio_imports_nothing_heavy(tmp_path: Path) -> None:
+    modules = _modules_after("import paramio", tmp_path)
+    assert _heavy(modules) == []
+    assert _subpackages(modules) == {"_lazy"}
+
+
+def test_paramio_help_imports_only_the_command_table(tmp_path: Path) -> None:
+    modules = _modules_after(_cli(["--help"]), tmp_path)
+    assert _heavy(modules) == []
+    assert {m for m in modules if m.startswith("paramio")} == {
+        "paramio",
+        "paramio._lazy",
+        "paramio.cli",
+        "paramio.cli.main",
+    }
+
+
+def test_every_command_is_pinned() -> None:
+    assert set(TREES) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_command_help_imports_only_its_own_tree(command: str, tmp_path: Path) -> None:
+    modules = _modules_after(_cli([command, "--help"]), tmp_path)
+    heavy = {m.split(".")[0] for m in _heavy(modules)}
+    assert heavy == ({"numpy"} if command in NEEDS_NUMPY else set()), heavy
+    assert _subpackages(modules) == TREES[command]
+    others = {f"paramio.cli.{c}" for c in COMMANDS if c != command} - {"paramio.cli.dump"}  # verify uses dump's helpers
+    assert modules & others == set(), modules & others
+
+
+def test_public_names_resolve_on_first_use(tmp_path: Path) -> None:
+    """Every name in ``__all__`` imports from the lazy package, and is the defining module's object."""
+    body = (
+        "import importlib, paramio\n"
+        "from paramio import ParameterIndex\n"
+        "assert 'numpy' in sys.modules\n"
+        "for name in paramio.__all__:\n"
+        "    value = getattr(paramio, name)\n"
+        "    module = paramio._LAZY.get(name)\n"
+        "    if module is not None:\n"
+        "        assert getattr(importlib.import_module(module), name) is value, name\n"
+        "assert set(paramio.__all__) <= set(dir(paramio))\n"
+    )
+    modules = _modules_after(body, tmp_path)
+    assert "paramio.sharding" in modules and "paramio.loading" in modules
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'paramio' has no attribute 'nope'"):
+        paramio.nope  # noqa: B018
+    index = importlib.import_module("paramio.index")
+    with pytest.raises(AttributeError, match="module 'paramio.index' has no attribute 'nope'"):
+        index.nope  # noqa: B018
