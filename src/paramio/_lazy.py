@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 
 def exports(*groups: tuple[str, Iterable[str]]) -> dict[str, str]:
@@ -22,7 +21,7 @@ def exports(*groups: tuple[str, Iterable[str]]) -> dict[str, str]:
     return table
 
 
-def attach(package: str, namespace: dict[str, Any], table: Mapping[str, str]) -> Callable[[str], object]:
+def attach(package: str, namespace: dict[str, object], table: Mapping[str, str]) -> Callable[[str], object]:
     """A module ``__getattr__`` for `package` resolving the names in `table`; each value found
     is stored in `namespace` (the package's globals), so later lookups are plain reads."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import paramio
-from paramio.cli.main import COMMANDS
+from paramio.cli.main import BODIES, COMMANDS
 
 SRC = str(Path(paramio.__file__).resolve().parents[1])
 
@@ -24,23 +24,10 @@ HEAVY = ("numpy", "ml_dtypes", "iree", "torch", "obstore", "jax", "safetensors",
 #: Command -> the paramio subpackages its module tree imports at ``--help`` (beyond `paramio.cli`).
 #: A command that names none of the rest must not import them: ``which`` brings no mlir or sharding.
 LIGHT = {"_lazy", "errors", "formats"}
-NUMPY_TREE = LIGHT | {"_types", "arrays", "index", "sources"}
-TREES = {
-    "which": LIGHT,
-    "load": LIGHT,
-    "run": LIGHT,
-    "mlir": LIGHT,
-    "shard": LIGHT,
-    "merge": LIGHT,
-    # Their modules use the entry and dtype types at import (index.entry and arrays.dtypes
-    # import NumPy); the readers need NumPy, so these still import it for --help.
-    "create": NUMPY_TREE,
-    "convert": NUMPY_TREE,
-    "dump": NUMPY_TREE,
-    "verify": NUMPY_TREE,
-    "example": NUMPY_TREE,
-}
-NEEDS_NUMPY = {"create", "convert", "dump", "verify", "example"}
+TREES = {command: LIGHT for command in COMMANDS}
+# The built-in example builds its model with NumPy at import (argparse, not `run_command`).
+TREES["example"] = LIGHT | {"_types", "arrays", "index", "sources"}
+NEEDS_NUMPY = {"example"}
 
 _PROBE = """\
 import contextlib, io, json, sys
@@ -108,8 +95,22 @@ def test_command_help_imports_only_its_own_tree(command: str, tmp_path: Path) ->
     heavy = {m.split(".")[0] for m in _heavy(modules)}
     assert heavy == ({"numpy"} if command in NEEDS_NUMPY else set()), heavy
     assert _subpackages(modules) == TREES[command]
-    others = {f"paramio.cli.{c}" for c in COMMANDS if c != command} - {"paramio.cli.dump"}  # verify uses dump's helpers
-    assert modules & others == set(), modules & others
+    assert COMMANDS[command][0] in modules
+    others = {COMMANDS[c][0] for c in COMMANDS if c != command} | set(BODIES.values())
+    assert modules & others == set()  # no other command, and a body only once it runs
+
+
+@pytest.mark.parametrize("command", sorted(BODIES))
+def test_a_deferred_body_is_imported_when_its_command_runs(command: str, tmp_path: Path) -> None:
+    """`BODIES` is what makes ``--help`` light; a run (here a usage error from the body's checks
+    or a run on no input) must still reach the body."""
+    body = (
+        "from paramio.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    code = main([{command!r}])\n"
+    )
+    modules = _modules_after(body, tmp_path)
+    assert BODIES[command] in modules and "numpy" in modules
 
 
 def test_public_names_resolve_on_first_use(tmp_path: Path) -> None:

@@ -32,20 +32,14 @@ import warnings
 from collections.abc import Sequence
 
 from paramio.arrays.metadata import encode_tensor_metadata
+from paramio.cli.convert_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import (
-    ALLOW_EXTERNAL,
-    PARAMETER_MODE,
-    PARAMETERS,
-    STRICT,
-    Flag,
-    FlagKind,
     ParsedFlags,
     allowed_external,
     files_from,
     load_scopes,
-    run_command,
 )
 from paramio.cli.progress import ByteProgress
 from paramio.cli.text import escape_keys
@@ -57,90 +51,7 @@ from paramio.index.dump import format_dump
 from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import ScopeMap
 
-__all__ = ["ConvertPlan", "main", "plan_conversion"]
-
-DESCRIPTION = """\
-Converts parameter files (.irpa, .safetensors, .gguf) into one IREE Parameter Archive, or into
-safetensors or GGUF (by the output's extension or --format). Inputs take the same form as
-iree-run-module (`--parameters=foo.gguf`, `--parameters=scope=foo.gguf`); scopes are
-flattened. Same flags as iree-convert-parameters; dtype/shape are kept as TENSORv0 metadata.
-
-Example converting from safetensors to IRPA:
-  paramio convert \\
-    --parameters=input.safetensors \\
-    --output=output.irpa
-
-Example mutating parameters:
-  paramio convert \\
-    --parameters=a.gguf \\
-    --parameters=b.safetensors \\
-    --exclude=unneeded_param \\
-    --rename=old_name=new_name \\
-    --splat=some_name=f32=4.2 \\
-    --output=ab.irpa
-
-Example stripping all parameters and replacing them with zeros except for one that needs
-special handling:
-  paramio convert \\
-    --parameters=input.irpa \\
-    --strip \\
-    --splat=special_param=f32=1.0 \\
-    --output=output.irpa
-
-Example converting an IRPA archive to safetensors:
-  paramio convert --parameters=model.irpa --output=model.safetensors
-"""
-
-FLAGS = (
-    PARAMETERS,
-    ALLOW_EXTERNAL,
-    PARAMETER_MODE,
-    STRICT,
-    Flag(
-        "exclude",
-        FlagKind.LIST,
-        "Excludes a named parameter (its original name) from the resulting file.",
-        metavar="name",
-    ),
-    Flag("rename", FlagKind.LIST, "Renames a parameter in the form of `--rename=old=new`.", metavar="old=new"),
-    Flag("strip", FlagKind.BOOL, "Strips all parameters by replacing them with zeros.", False),
-    Flag(
-        "splat",
-        FlagKind.LIST,
-        "Turns a parameter into a splat of 0 (`--splat=name`) or a specific value\n"
-        "(`--splat=name=i8=123`, `--splat=name=f32=4.5`, `--splat=name=x32=CAFEF00D`).",
-        metavar="name[=type=value]",
-    ),
-    Flag(
-        "typed",
-        FlagKind.BOOL,
-        "Keep dtype/shape as TENSORv0 metadata for entries typed by their format\n"
-        "(--typed=false writes IREE's exact bytes, which drop them).",
-        True,
-    ),
-    Flag(
-        "duplicates",
-        FlagKind.STRING,
-        "What to do with a key held twice: first (the entry IREE serves), last, error.",
-        "first",
-    ),
-    Flag(
-        "on_loss",
-        FlagKind.STRING,
-        "What to do when the output format cannot hold something as the input did (a splat\n"
-        "written as data, a type it has no code for): warn (one line each), error (write\n"
-        "nothing, exit 1), ignore.",
-        "warn",
-    ),
-    Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
-    Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
-    Flag(
-        "output",
-        FlagKind.STRING,
-        "Output file path (.irpa, .safetensors or .gguf); `-` (stdout), a FIFO or a device streams (IRPA unless --format).",
-        "",
-    ),
-)
+__all__ = ["DESCRIPTION", "FLAGS", "ConvertPlan", "main", "run", "plan_conversion"]
 
 _DUPLICATE_POLICIES = ("first", "last", "error")
 
@@ -285,11 +196,7 @@ def _resolve_duplicates(
     return [e for i, e in enumerate(keep) if i not in dropped]
 
 
-def main(argv: Sequence[str]) -> int:
-    return run_command("convert", argv, FLAGS, DESCRIPTION, _run)
-
-
-def _run(flags: ParsedFlags) -> int:
+def run(flags: ParsedFlags) -> int:
     output = flags.text("output")
     if not output:
         raise UsageError("--output=file is required (.irpa, .safetensors or .gguf)")

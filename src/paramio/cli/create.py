@@ -15,60 +15,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
+from paramio.cli.create_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
-from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.flags import ParsedFlags
 from paramio.cli.text import escape, escape_keys
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.targets import resolve_output
 from paramio.index.entry import EntryKind, ParameterEntry
 
-__all__ = ["CreateSpec", "main", "parse_spec"]
-
-DESCRIPTION = """\
-Creates IREE Parameter Archive (.irpa) files. Provide zero or more parameter value
-declarations and an output file with `--output=file.irpa` to produce a new file with zeroed
-or patterned contents. Same flags and bytes as iree-create-parameters.
-
-Parameter declarations take a shape and type (`SHAPExTYPE`, e.g. 4096xf32, 2x4096xi16) to
-calculate the storage size; the value is parsed by type: integers (0x10, 010 accepted), floats
-(2.1, inf, 0x1p3), and hex bytes in text order for x/*, bool and complex types (*32=CAFEF00D).
-
-Example creating a file with two zeroed data parameters and one with a repeating pattern
-(paramio fills the pattern for every element size; IREE 3.13 fails on this one):
-  paramio create \\
-    --data=my.zeroed_param_1=4096xf32 \\
-    --data=my.zeroed_param_2=2x4096xi16 \\
-    --data=my.pattern_param_2=8x2xf32=2.1 \\
-    --output=output_with_storage.irpa
-
-Example creating a file with splatted values (no storage on disk), recording dtype and shape:
-  paramio create --typed \\
-    --splat=my.splat_param_1=4096xf32=4.1 \\
-    --splat=my.splat_param_2=2x4096xi16=123 \\
-    --output=output_without_storage.irpa
-"""
-
-FLAGS = (
-    Flag(
-        "splat",
-        FlagKind.LIST,
-        "Declares a splat parameter in the form `name=shapextype=pattern`.\nSplat parameters have no storage on disk.",
-        metavar="name=SHAPExTYPE[=value]",
-    ),
-    Flag(
-        "data",
-        FlagKind.LIST,
-        "Declares a data parameter in the form `name=shapextype=pattern`.\n"
-        "Omitting the value leaves the parameter with zeroed contents on disk.",
-        metavar="name=SHAPExTYPE[=value]",
-    ),
-    Flag("alignment", FlagKind.INT, "Storage data alignment relative to the header (a power of two).", 64),
-    Flag("typed", FlagKind.BOOL, "Record dtype and shape as TENSORv0 metadata (not byte-identical to IREE).", False),
-    Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
-    Flag("output", FlagKind.STRING, "Output .irpa file path (`-` for stdout, or a FIFO or device).", ""),
-)
+__all__ = ["DESCRIPTION", "FLAGS", "CreateSpec", "main", "run", "parse_spec"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,11 +61,7 @@ def parse_spec(flag: str, text: str) -> CreateSpec:
     return CreateSpec(name, shaped, pattern)
 
 
-def main(argv: Sequence[str]) -> int:
-    return run_command("create", argv, FLAGS, DESCRIPTION, _run)
-
-
-def _run(flags: ParsedFlags) -> int:
+def run(flags: ParsedFlags) -> int:
     if flags.positional:
         raise UsageError(f"unexpected argument '{flags.positional[0]}'; declare parameters with --data= or --splat=")
     output = flags.text("output")

@@ -35,21 +35,15 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+from paramio.cli.dump_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.errors import CommandFailed, UsageError
 from paramio.cli.flags import (
-    ALLOW_EXTERNAL,
-    PARAMETER_MODE,
-    PARAMETERS,
-    STRICT,
-    Flag,
-    FlagKind,
     ParsedFlags,
     allowed_external,
     files_from,
     load_scopes,
-    run_command,
 )
-from paramio.cli.metadata import DEFAULT_ITEMS, format_metadata, metadata_record
+from paramio.cli.metadata import format_metadata, metadata_record
 from paramio.cli.text import escape, escape_keys
 from paramio.formats.targets import resolve_output
 from paramio.index.entry import EntryKind, ParameterEntry
@@ -57,59 +51,10 @@ from paramio.index.scopes import ScopeMap, split_scoped_key
 
 # Imports a listing does not need are made where used: a dump is often a whole process.
 
-__all__ = ["JSON_SCHEMA_VERSION", "entry_record", "main", "offset_alignment"]
+__all__ = ["DESCRIPTION", "FLAGS", "JSON_SCHEMA_VERSION", "entry_record", "main", "run", "offset_alignment"]
 
 JSON_SCHEMA_VERSION = 1
 MAX_REPORTED_ALIGNMENT = 4096
-
-DESCRIPTION = """\
-Dumps information about parsed parameter files: IREE's exact listing (one block per scope),
-or a JSON document (--json) or a readable table (--table). --extract writes one parameter's
-bytes to a file; unlike iree-dump-parameters it works without --parameter_mode=preload and on
-splat parameters.
-
-Example listing two files under two scopes:
-  paramio dump --parameters=a=a.safetensors --parameters=b=b.irpa
-
-Example listing a file and its GGUF key/values (token lists cut to 16 items):
-  paramio dump model.gguf --metadata
-
-Example extracting a parameter:
-  paramio dump --parameters=model=model.irpa --extract=model::w=w.bin
-
-Example for scripts:
-  paramio dump --parameters=model.gguf --json | jq '.entries[].key'
-"""
-
-FLAGS = (
-    PARAMETERS,
-    ALLOW_EXTERNAL,
-    PARAMETER_MODE,
-    STRICT,
-    Flag(
-        "extract",
-        FlagKind.LIST,
-        "Extracts a parameter's bytes: `--extract=[scope::]key=file.bin`; `-` (or a FIFO or\n"
-        "device) streams them; with `-` or /dev/stdout the listing goes to stderr.",
-        metavar="[scope::]key=file",
-    ),
-    Flag("json", FlagKind.BOOL, "Prints a JSON document instead of the listing (schema in docs/cli.md).", False),
-    Flag("table", FlagKind.BOOL, "Prints a readable table with dtype, shape and alignment.", False),
-    Flag(
-        "metadata",
-        FlagKind.BOOL,
-        "Prints each scope's file-level metadata (GGUF key/values, safetensors __metadata__)\n"
-        "after the listing (off by default: the listing stays iree-dump-parameters' text).",
-        False,
-    ),
-    Flag(
-        "metadata_items",
-        FlagKind.INT,
-        "Array values (token lists) show this many elements, in text and --json; 0 shows all.",
-        DEFAULT_ITEMS,
-    ),
-    Flag("quiet", FlagKind.BOOL, "No progress bar while extracting.", False),
-)
 
 
 def offset_alignment(offset: int) -> int:
@@ -162,11 +107,7 @@ def _iter_entries(scopes: ScopeMap) -> Iterator[tuple[str, ParameterEntry]]:
             yield scope, e
 
 
-def main(argv: Sequence[str]) -> int:
-    return run_command("dump", argv, FLAGS, DESCRIPTION, _run)
-
-
-def _run(flags: ParsedFlags) -> int:
+def run(flags: ParsedFlags) -> int:
     extracts = [_split_extract(t) for t in flags.many("extract")]
     if any(resolve_output(path).fd == 1 for *_, path in extracts):  # `-`, /dev/stdout, /dev/fd/1
         # The parameter's bytes own standard output; the listing and messages go to stderr.

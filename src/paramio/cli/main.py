@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (see `paramio`)
+if TYPE_CHECKING:
+    from paramio.cli.flags import ParsedFlags
 
 #: command -> (module, one-line summary). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "create": ("paramio.cli.create", "create an IRPA archive from --data/--splat specs (iree-create-parameters)"),
-    "convert": ("paramio.cli.convert", "convert, merge, rename, strip parameter files (iree-convert-parameters)"),
-    "dump": ("paramio.cli.dump", "list parameters and extract them (iree-dump-parameters)"),
-    "verify": ("paramio.cli.verify", "check files' structure and zero-copy alignment"),
+    "create": ("paramio.cli.create_flags", "create an IRPA archive from --data/--splat specs (iree-create-parameters)"),
+    "convert": ("paramio.cli.convert_flags", "convert, merge, rename, strip parameter files (iree-convert-parameters)"),
+    "dump": ("paramio.cli.dump_flags", "list parameters and extract them (iree-dump-parameters)"),
+    "verify": ("paramio.cli.verify_flags", "check files' structure and zero-copy alignment"),
     "which": ("paramio.cli.which", "say which file and layer serve scope::key"),
     "load": ("paramio.cli.load", "load a model into numpy, torch or IREE devices; print bytes, seconds, GB/s"),
     "run": ("paramio.cli.run", "run a compiled IREE module with paramio parameters (iree-run-module)"),
@@ -25,6 +29,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shard": ("paramio.cli.shard", "split a model for tensor parallelism: per-device archives and a manifest"),
     "merge": ("paramio.cli.merge", "join a tensor-parallel (or any sharded) set into one file, or reshard it"),
     "example": ("paramio.cli.example", "the built-in end-to-end example"),
+}
+
+#: command -> the module whose ``run(parsed) -> int`` does its work, for commands whose body
+#: imports the readers (and so NumPy): their flags and help live in a light ``<command>_flags``
+#: module (the one `COMMANDS` names), and the body is imported once the flags parsed, so that
+#: ``paramio <command> --help`` and usage errors import no NumPy (tests/core/test_startup.py).
+BODIES: dict[str, str] = {
+    "create": "paramio.cli.create",
+    "convert": "paramio.cli.convert",
+    "dump": "paramio.cli.dump",
+    "verify": "paramio.cli.verify",
 }
 
 USAGE = """\
@@ -54,6 +69,16 @@ examples:
 
 Run 'paramio <command> --help' for a command's flags and examples.
 """
+
+
+def deferred(command: str) -> Callable[[ParsedFlags], int]:
+    """The body of `command` (`BODIES`) as `run_command` calls it, imported on that call."""
+
+    def run(parsed: ParsedFlags) -> int:
+        code: int = importlib.import_module(BODIES[command]).run(parsed)
+        return code
+
+    return run
 
 
 def _usage() -> str:

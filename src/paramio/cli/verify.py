@@ -22,44 +22,14 @@ from collections.abc import Sequence
 from paramio.arrays.dtypes import dtype_by_name
 from paramio.cli.dump import offset_alignment
 from paramio.cli.errors import UsageError, cli_wording, escape
-from paramio.cli.flags import ALLOW_EXTERNAL, Flag, FlagKind, ParsedFlags, allowed_external, run_command
+from paramio.cli.flags import ParsedFlags, allowed_external
+from paramio.cli.verify_flags import DESCRIPTION, FLAGS, main
 from paramio.errors import InvalidArgumentError, ParamioError
 from paramio.formats.registry import detect_format, read_path
 from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import parse_parameters_flag
 
-__all__ = ["FileReport", "Problem", "main", "verify_entries", "verify_file"]
-
-DESCRIPTION = """\
-Checks parameter files (.irpa, .safetensors, .gguf): every data entry inside its file, no two
-data entries overlapping, splat patterns IREE can load, dtype/shape metadata matching lengths,
-and reports which entries can be mapped zero-copy at an alignment. Exit 0 when all is well,
-1 when any file has a problem.
-
-Example:
-  paramio verify model.irpa shard-*.safetensors --alignment=64
-  paramio verify model.gguf --json
-"""
-
-FLAGS = (
-    ALLOW_EXTERNAL,
-    Flag(
-        "alignment",
-        FlagKind.INT,
-        "Alignment (bytes, a power of two) data entries should have for zero-copy use;\n"
-        "given explicitly, an entry below it is a problem (default: report against 64).",
-        None,
-        "N",
-    ),
-    Flag("json", FlagKind.BOOL, "Prints a JSON report.", False),
-    Flag("quiet", FlagKind.BOOL, "Prints only problems.", False),
-    Flag(
-        "parameters",
-        FlagKind.LIST,
-        "A file to check, as the other commands take it (`[scope=]file`; the scope is ignored).",
-        metavar="[scope=]file",
-    ),
-)
+__all__ = ["DESCRIPTION", "FLAGS", "FileReport", "Problem", "main", "run", "verify_entries", "verify_file"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,11 +175,7 @@ def _structure_problems(path: str, entries: Sequence[ParameterEntry]) -> list[Pr
     ]
 
 
-def main(argv: Sequence[str]) -> int:
-    return run_command("verify", argv, FLAGS, DESCRIPTION, _run)
-
-
-def _run(flags: ParsedFlags) -> int:
+def run(flags: ParsedFlags) -> int:
     paths = [parse_parameters_flag(v).path for v in flags.many("parameters")] + flags.positional
     if not paths:
         raise UsageError("no files: paramio verify FILE... (or --parameters=FILE) [--alignment=N] [--json]")
