@@ -125,6 +125,11 @@ def test_public_names_resolve_on_first_use(tmp_path: Path) -> None:
         "    if module is not None:\n"
         "        assert getattr(importlib.import_module(module), name) is value, name\n"
         "assert set(paramio.__all__) <= set(dir(paramio))\n"
+        "for package in ('paramio.arrays', 'paramio.formats', 'paramio.index'):\n"
+        "    pkg = importlib.import_module(package)\n"
+        "    for name in pkg.__all__:\n"
+        "        value = getattr(pkg, name)\n"
+        "        assert getattr(paramio, name, value) is value, (package, name)\n"
     )
     modules = _modules_after(body, tmp_path)
     assert "paramio.sharding" in modules and "paramio.loading" in modules
