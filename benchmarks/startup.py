@@ -3,7 +3,7 @@
     python benchmarks/startup.py [--src DIR] [--repeat N] [--entries N] [--json out.json]
 
 Runs, in one process each time and `--repeat` times (median and min reported): ``python -c pass``,
-``python -c "import paramio"``, ``paramio --help``, ``paramio which --help``, ``paramio dump`` of
+``python -c "import paramio"``, ``paramio --help``, ``paramio which --help``, ``paramio dump --help``, ``paramio dump`` of
 an IRPA file of `--entries` entries, and ``iree-dump-parameters`` of the same file. ``paramio`` is
 run the way its console script runs it (``from paramio.cli.main import main``) with `--src` on
 PYTHONPATH, so one run can measure another checkout (``--src /work/main/src`` for main). Each
@@ -79,6 +79,7 @@ def main() -> int:
             ("python -c 'import paramio'", [py, "-c", "import paramio"]),
             ("paramio --help", [py, "-c", _CLI, "--help"]),
             ("paramio which --help", [py, "-c", _CLI, "which", "--help"]),
+            ("paramio dump --help", [py, "-c", _CLI, "dump", "--help"]),
             (f"paramio dump ({args.entries} entries)", [py, "-c", _CLI, "dump", str(archive)]),
         ]
         iree = _iree_dump()
