@@ -89,7 +89,7 @@ def main() -> int:
             median, best = _time(cmd, env, args.repeat)
             rows.append({"name": name, "median_s": median, "min_s": best})
     bare = float(rows[0]["median_s"])  # type: ignore[arg-type]
-    dump = next(float(r["median_s"]) for r in rows if str(r["name"]).startswith("paramio dump"))  # type: ignore[arg-type]
+    dump = next(float(r["median_s"]) for r in rows if str(r["name"]).startswith("paramio dump ("))  # type: ignore[arg-type]
     iree_s = next((float(r["median_s"]) for r in rows if str(r["name"]).startswith("iree-dump")), None)  # type: ignore[arg-type]
     print(f"paramio from {args.src}; {args.repeat} runs each, python {sys.version.split()[0]}")
     print(f"{'command':42} {'median ms':>10} {'min ms':>8} {'x bare':>7}")
