@@ -29,6 +29,12 @@ __all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata"]
 TENSOR_PREFIX = "TENSORv0"
 TURBINE_PREFIX = "PYTORCH"
 _PREFIXES = (TENSOR_PREFIX, TURBINE_PREFIX)
+#: TENSORv0 records a NumPy array's shape (``parameter_index_add_numpy_ndarray`` writes
+#: ``ndarray.shape``), so a shape NumPy cannot hold is not tensor metadata: NumPy 2 allows 64
+#: dimensions (NPY_MAXDIMS) and at most 2**63-1 elements (its sizes are ``npy_intp``). The
+#: bounds also keep the work linear: 40,000 huge dimensions multiplied out took 54 s.
+MAX_TENSOR_DIMS = 64
+_MAX_ELEMENTS = (1 << 63) - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,6 +99,21 @@ def encode_array_metadata(array: np.ndarray) -> bytes:
     return encode_tensor_metadata(TensorInfo(dtype_of_numpy(array.dtype).name, tuple(array.shape)))
 
 
+def _numpy_shape(shape: list[object]) -> bool:
+    """Whether `shape` is one a NumPy array can have: at most 64 non-negative ints whose
+    product fits in int64 (checked factor by factor, so never a huge product)."""
+    if len(shape) > MAX_TENSOR_DIMS:
+        return False
+    n = 1
+    for s in shape:
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= _MAX_ELEMENTS:
+            return False
+        if s and n > _MAX_ELEMENTS // s:
+            return False
+        n *= s
+    return True
+
+
 def decode_tensor_metadata(metadata: bytes) -> TensorInfo | None:
     """The `TensorInfo` in `metadata`, or None when it is not tensor metadata.
 
@@ -120,7 +141,7 @@ def decode_tensor_metadata(metadata: bytes) -> TensorInfo | None:
     shape = body.get("shape")
     if not isinstance(dtype, str) or not isinstance(shape, list):
         return None
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+    if not _numpy_shape(shape):
         return None
     extra = body.get("paramio")
     return TensorInfo(dtype, tuple(shape), dict(extra) if isinstance(extra, Mapping) else {})

@@ -108,8 +108,8 @@ def test_byte_flips(sample: bytes) -> None:
         # A repeated key is read with a warning (refused under strict): tests/formats/gguf/test_gguf_repeated_keys.py
         (
             _head(tensors=1) + _key("t") + struct.pack("<I", 2**31) + bytes(20),
-            TruncatedError,
-            "entry 't' at offset 0x25: dimensions claims 2147483648 items",
+            FormatError,
+            "entry 't' at offset 0x21: tensor has 2147483648 dimensions; GGUF allows at most 4",
         ),
         (
             _head(tensors=1) + _key("t") + struct.pack("<IQIQ", 1, 32, 4, 0),
@@ -122,9 +122,19 @@ def test_byte_flips(sample: bytes) -> None:
             "innermost dimension 10 is not a multiple of the Q4_0 block size 32",
         ),
         (
-            _head(tensors=1) + _key("t") + struct.pack("<IQQIQ", 2, 2**40, 2**40, 0, 0),
+            _head(tensors=1) + _key("t") + struct.pack("<IQQIQ", 2, 2**40, 2**20, 0, 0),
             TruncatedError,
-            r"entry 't' at offset 0x39: tensor data 0x60..0x400000000000000000060 \(4835703278458516698824704 bytes of F32\) ends past the end of the file \(0x41\)",
+            r"entry 't' at offset 0x39: tensor data 0x60..0x4000000000000060 \(4611686018427387904 bytes of F32\) ends past the end of the file \(0x41\)",
+        ),
+        (  # gguf.cpp: "total number of elements ... is >= INT64_MAX"
+            _head(tensors=1) + _key("t") + struct.pack("<IQQIQ", 2, 2**40, 2**40, 0, 0),
+            FormatError,
+            r"entry 't' at offset 0x25: tensor shape \(1099511627776, 1099511627776\) has 2\*\*63-1 elements or more",
+        ),
+        (
+            _head(tensors=1) + _key("t") + struct.pack("<IQIQ", 1, 2**63, 0, 0),
+            FormatError,
+            r"entry 't' at offset 0x25: tensor dimension 0 is 9223372036854775808, more than 2\*\*63-1",
         ),
     ],
 )

@@ -92,9 +92,18 @@ def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
     for i in range(tensor_count):
         name = read_string(cur, f"tensor {i} name").decode("utf-8", "surrogateescape")
         cur.key = name
+        nd_at = cur.pos
         n_dims = cur.u32("dimension count")
+        if n_dims > GGML_MAX_DIMS:
+            raise FormatError(
+                f"tensor has {n_dims} dimensions; GGUF allows at most {GGML_MAX_DIMS}",
+                path=source.name,
+                key=name,
+                offset=nd_at,
+            )
         cur.need_count(n_dims, 8, "dimensions")
         dims = tuple(cur.u64("dimension") for _ in range(n_dims))
+        _check_elements(dims, source.name, name, nd_at + 4)
         type_at = cur.pos
         type_id = cur.u32("ggml type")
         offset = cur.u64("data offset")
@@ -111,7 +120,33 @@ def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _DATA = EntryKind.DATA
-_MAX_DIMS = 8
+#: ggml's GGML_MAX_DIMS: ``gguf_init_from_file_impl`` (ggml/src/gguf.cpp) refuses a tensor info
+#: with more dimensions ("invalid number of dimensions"), so no GGUF reader accepts one. A
+#: bound here also keeps the shape's product small (four factors, each below 2**63).
+GGML_MAX_DIMS = 4
+_I64_MAX = (1 << 63) - 1
+
+
+def _elements_fault(dims: Sequence[int]) -> str | None:
+    """What gguf.cpp refuses in ``ne`` (dims innermost first, as in the file), or None: a
+    dimension above INT64_MAX (it reads them as int64, so they are negative), or an element
+    count that reaches INT64_MAX (its test: ``INT64_MAX / ne[j] <= ne[0] * ... * ne[j-1]``)."""
+    ne = [*dims, 1, 1, 1, 1][:GGML_MAX_DIMS]
+    for j, d in enumerate(ne):
+        if d > _I64_MAX:
+            return f"dimension {j} is {d}, more than 2**63-1"
+    n = ne[0]
+    for d in ne[1:]:
+        if d and _I64_MAX // d <= n:
+            return f"shape ({', '.join(map(str, dims))}) has 2**63-1 elements or more"
+        n *= d
+    return None
+
+
+def _check_elements(dims: tuple[int, ...], path: str, key: str, offset: int) -> None:
+    fault = _elements_fault(dims)
+    if fault:
+        raise FormatError(f"tensor {fault}", path=path, key=key, offset=offset)
 
 
 def _walk_low(buf: memoryview, pos: int, count: int) -> tuple[list[int], int]:
@@ -144,13 +179,13 @@ def _tails(
     table: np.ndarray, nd_at: np.ndarray, nd: np.ndarray, count: int
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[int, ...]]], np.ndarray] | None:
     """(types, offsets, distinct (type, shape) pairs, each tensor's pair number) from the
-    table bytes, one NumPy gather per distinct dimension count. None past 8 dimensions."""
+    table bytes, one NumPy gather per distinct dimension count. None past `GGML_MAX_DIMS`."""
     types = np.empty(count, dtype=np.uint32)
     rels = np.empty(count, dtype=np.uint64)
     which = np.empty(count, dtype=np.intp)
     pairs: list[tuple[int, tuple[int, ...]]] = []
     for d in np.unique(nd).tolist():
-        if d > _MAX_DIMS:
+        if d > GGML_MAX_DIMS:
             return None
         rows = np.flatnonzero(nd == d) if len(pairs) or d != nd[0] or not bool(np.all(nd == d)) else None
         at = (nd_at if rows is None else nd_at[rows]) + 4
@@ -179,7 +214,7 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
     """The tensor info table walked with two bare `struct` reads per tensor, every other
     field read with NumPy afterwards, checks made once per distinct (type, shape), entries
     built on first use. None when anything is out of the ordinary (a read past the end, more
-    than 8 dimensions, any check that fails): the caller then runs the reference loop, which
+    than `GGML_MAX_DIMS` dimensions, any check that fails): the caller then runs the reference loop, which
     raises the exact error."""
     buf = cur.buf
     table_at = cur.pos
@@ -287,7 +322,7 @@ def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None
     """(byte length, TensorInfo shared by the tensors of this type and shape), or None when
     `_entry` would refuse such a tensor."""
     gtype = GGML_TYPES.get(type_id)
-    if gtype is None:
+    if gtype is None or _elements_fault(shape[::-1]):
         return None
     if (shape[-1] if shape else 1) % gtype.block_size:
         return None

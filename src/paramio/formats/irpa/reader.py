@@ -39,6 +39,41 @@ __all__ = ["read_archive", "read_header", "read_path", "read_source", "structure
 _MAX_LINKED_HEADERS = 1 << 16
 
 
+def reference_budget(size: int) -> int:
+    """How many bytes of names and metadata, summed over the entries, an archive of `size`
+    bytes may reference: 4x the file, plus 1 MiB.
+
+    IREE's parser keeps names and metadata as views into the mapped file, so entries may share
+    or overlap ranges at no cost there; but every key becomes a `str` here, `dump` prints every
+    key, and a conversion writes every entry's metadata, so 20,000 entries naming one 1 MiB
+    range cost 20 GB. A writer that shares bytes between entries (one TENSORv0 blob for many
+    entries) stays far below this bound; one that makes a small file expand to gigabytes does not.
+    """
+    return 4 * size + (1 << 20)
+
+
+class _References:
+    """Bytes of names and metadata referenced so far, against the budget; each distinct
+    metadata range decoded once and shared by the entries that name it."""
+
+    __slots__ = ("limit", "metadata", "total")
+
+    def __init__(self, size: int) -> None:
+        self.limit = reference_budget(size)
+        self.total = 0
+        self.metadata: dict[tuple[int, int], bytes] = {}
+
+    def add(self, n: int, path: str, offset: int) -> None:
+        self.total += n
+        if self.total > self.limit:
+            raise FormatError(
+                f"entries reference more than {self.limit} bytes of names and metadata (4x the file "
+                "plus 1 MiB): ranges shared this widely are refused",
+                path=path,
+                offset=offset,
+            )
+
+
 def read_path(
     path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
 ) -> FormatContents:
@@ -141,8 +176,9 @@ def read_archive(
     entries: list[ParameterEntry] = []
     base = 0
     seen: set[int] = set()
+    refs = _References(size)
     while True:
-        nxt = _read_one(source, cur, base, entries, skipped, confinement)
+        nxt = _read_one(source, cur, base, entries, skipped, confinement, refs)
         if nxt == 0:
             return entries
         base += nxt
@@ -211,6 +247,7 @@ def _read_one(
     entries: list[ParameterEntry],
     skipped: list[tuple[str, bytes]] | None,
     confinement: Confinement,
+    refs: _References,
 ) -> int:
     name = source.name
     count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset = read_header(cur, base, name)
@@ -233,9 +270,16 @@ def _read_one(
                 path=name,
                 offset=pos,
             )
+        _meta_check(m_len, n_off, n_len, "name", name, pos + 20, None)
+        refs.add(n_len, name, pos + 20)
         key_bytes = _meta_ref(cur, meta_base, m_len, n_off, n_len, "name", name, pos + 20, None)
         key = key_bytes.decode("utf-8", "surrogateescape")
-        metadata = _meta_ref(cur, meta_base, m_len, md_off, md_len, "metadata", name, pos + 36, key)
+        _meta_check(m_len, md_off, md_len, "metadata", name, pos + 36, key)
+        refs.add(md_len, name, pos + 36)
+        metadata = refs.metadata.get((meta_base + md_off, md_len), b"") if md_len else b""
+        if md_len and not metadata:
+            metadata = _meta_ref(cur, meta_base, m_len, md_off, md_len, "metadata", name, pos + 36, key)
+            refs.metadata[(meta_base + md_off, md_len)] = metadata
         tail = pos + ENTRY_HEADER.size
         if etype == EntryType.SKIP:
             if skipped is not None:
@@ -282,6 +326,16 @@ def _read_one(
         pos += step
         remaining -= step
     return int(next_offset)
+
+
+def _meta_check(meta_len: int, off: int, length: int, what: str, path: str, field_offset: int, key: str | None) -> None:
+    if length and off + length > meta_len:
+        raise TruncatedError(
+            f"{what} reference {off:#x}..{off + length:#x} lies outside the metadata segment ({meta_len} bytes)",
+            path=path,
+            key=key,
+            offset=field_offset,
+        )
 
 
 def _meta_ref(

@@ -18,6 +18,7 @@ import numpy as np
 from paramio.arrays.metadata import TensorInfo
 from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
+from paramio.formats.irpa.reader import reference_budget
 from paramio.index.entry import EntryKind, ParameterEntry, build_entry, decoded_tensor
 from paramio.index.lazy import DumpColumns, LazyEntries
 from paramio.sources.base import ByteSource
@@ -126,6 +127,8 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
     ok &= ~is_splat | (size >= ENTRY_SIZES[EntryType.SPLAT])
     if not bool(np.all(ok)):
         return None
+    if _referenced(heads["name_len"], heads["meta_len"]) > reference_budget(source.size):
+        return None  # the loop names the entry where the budget runs out
     tail_off = np.zeros(count, dtype=np.uint64)
     tail_len = np.zeros(count, dtype=np.uint64)
     patterns: dict[int, bytes] = {}
@@ -166,6 +169,7 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
     view = cur.buf
     columns: list[list[int]] = []
     segment: list[bytes] = []
+    ranges: dict[tuple[int, int], bytes] = {}  # one bytes object per distinct metadata range
 
     def make(i: int) -> ParameterEntry:
         if not columns:  # Python lists once, on first use: far cheaper per entry than NumPy scalars
@@ -177,10 +181,13 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         mlen = m_lens[row]
         if mlen:
             mo = m_offs[row]
-            if segment[0]:
-                metadata = segment[0][mo : mo + mlen]
-            else:
-                metadata = bytes(view[meta_base + mo : meta_base + mo + mlen])
+            metadata = ranges.get((mo, mlen), b"")
+            if not metadata:
+                if segment[0]:
+                    metadata = segment[0][mo : mo + mlen]
+                else:
+                    metadata = bytes(view[meta_base + mo : meta_base + mo + mlen])
+                ranges[(mo, mlen)] = metadata
         else:
             metadata = b""
         length = t_lens[row]
@@ -206,7 +213,11 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         # Each distinct metadata decoded once, and shared: entries of one (dtype, shape) then
         # hold the same bytes and TensorInfo objects, and `to_numpy` finds them decoded.
         shared: dict[bytes, tuple[bytes, TensorInfo | None]] = {}
-        metas = [seg[a:b] for a, b in zip(starts.tolist(), (starts + meta_len[r]).tolist(), strict=True)]
+        cut: dict[tuple[int, int], bytes] = {}  # entries naming one range share its bytes
+        metas = [
+            cut.get((a, b)) or cut.setdefault((a, b), seg[a:b])
+            for a, b in zip(starts.tolist(), (starts + meta_len[r]).tolist(), strict=True)
+        ]
         for m in metas:
             if m not in shared:
                 shared[m] = (m, decoded_tensor(m))
@@ -231,6 +242,12 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
 
     lazy = LazyEntries(keys, make, make_all, columns=dump_columns)
     return LazyTable(*_take_attributes(lazy, keys, row_list, make, make_all, dump_columns, skipped))
+
+
+def _referenced(name_len: np.ndarray, meta_len: np.ndarray) -> float:
+    """Bytes of names and metadata the entries reference, as `reader._References` counts them
+    (a float: a u64 sum could wrap)."""
+    return float(name_len.sum(dtype=np.float64)) + float(meta_len.sum(dtype=np.float64))
 
 
 def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -> list[str] | None:

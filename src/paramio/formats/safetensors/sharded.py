@@ -102,13 +102,18 @@ def read_index(path: str) -> tuple[dict[str, object], dict[str, str]]:
 
 def _shard_order(files: Sequence[str]) -> list[str]:
     """Shards by their number when named ``-NNNNN-of-NNNNN``, else in order of first mention."""
-    unique = list(dict.fromkeys(files))
+    # First mentions numbered once (a dict keeps insertion order): the sort key is then O(1),
+    # where a search of the list made 50,000 shard names cost 26 s.
+    first = {name: i for i, name in enumerate(dict.fromkeys(files))}
 
     def key(name: str) -> tuple[int, int]:
         m = SHARD_RE.match(os.path.basename(name))
-        return (int(m["index"]) if m else 1 << 62, unique.index(name))
+        # An index.json name is not a path on disk (NAME_MAX): thousands of digits would pass
+        # Python's int() digit limit, so numbers past 18 digits sort as unnumbered.
+        numbered = m is not None and len(m["index"]) <= 18
+        return (int(m["index"]) if m and numbered else 1 << 62, first[name])
 
-    return sorted(unique, key=key)
+    return sorted(first, key=key)
 
 
 def _resolve(confinement: Confinement, name: str, index_path: str) -> str:
