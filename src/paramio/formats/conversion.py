@@ -206,6 +206,21 @@ def _bytes_from_json(v: object) -> bytes | None:
 
 # -- helpers for writers ---------------------------------------------------------------------
 
+#: The largest file a POSIX system can hold (``off_t`` is a signed 64-bit integer): beyond it
+#: ``ftruncate`` raises OverflowError and a u64 offset field would not fit the format.
+MAX_FILE_SIZE = (1 << 63) - 1
+
+
+def check_file_size(size: int, fmt: str) -> None:
+    """Raise `InvalidArgumentError` for an output of more than `MAX_FILE_SIZE` bytes (splats of
+    2**63 bytes written as data, say) before anything is written."""
+    if size > MAX_FILE_SIZE:
+        raise InvalidArgumentError(
+            f"the {fmt} file would take {size} bytes, more than any file can hold (2**63-1); "
+            "keep large splats as splats (IRPA) or leave them out"
+        )
+
+
 
 def regenerated_metadata(info: TensorInfo | None) -> bytes:
     """The metadata an IRPA writer makes for an entry read back with type `info`."""

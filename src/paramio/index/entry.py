@@ -6,6 +6,7 @@ import builtins
 import dataclasses
 import enum
 import mmap
+import sys
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -427,12 +428,21 @@ ParameterIndexEntry = ParameterEntry
 
 
 def expand_pattern(pattern: bytes, length: int) -> bytes:
-    """`pattern` repeated to exactly `length` bytes (a zero byte if the pattern is empty)."""
+    """`pattern` repeated to exactly `length` bytes (a zero byte if the pattern is empty).
+    Raises `InvalidArgumentError` when that cannot be held in memory (a splat may claim up
+    to 2**64-1 bytes; `iter_chunks` and `readinto` read any part of it)."""
     if length <= 0:
         return b""
     p = pattern or b"\x00"
     reps = -(-length // len(p))
-    return (p * reps)[:length]
+    try:
+        if length > sys.maxsize:
+            raise OverflowError
+        return (p * reps)[:length]
+    except (OverflowError, MemoryError):
+        raise InvalidArgumentError(
+            f"a splat of {length} bytes does not fit in memory; read it with iter_chunks() or readinto()"
+        ) from None
 
 
 def fill_pattern(out: memoryview, pattern: bytes, phase: int) -> None:

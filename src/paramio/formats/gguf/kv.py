@@ -49,7 +49,13 @@ from paramio.formats.gguf.constants import (
 __all__ = ["OCCURRENCES", "encode_kv", "kv_pairs", "read_kv", "read_kv_table", "typed_value"]
 
 #: Nesting deeper than this is refused: real files nest at most once, and recursion must stay bounded.
+#: (ggml's own reader, ``gguf_init_from_file_impl`` in gguf.cpp, refuses any array of arrays as
+#: an "invalid GGUF type"; gguf-py reads them to any depth.)
 MAX_DEPTH = 32
+#: Arrays inside arrays, counted over one value: each costs 12 bytes in the file but a dict and a
+#: list here (about 250 bytes), so a million empty ones made a 12 MB file take 354 MB. No model
+#: file has any (llama.cpp cannot load one); 65,536 keeps memory within ~16 MB per value.
+MAX_NESTED_ARRAYS = 1 << 16
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 #: The field of a repeated key's record listing every pair of that key (see the module docstring).
@@ -78,7 +84,8 @@ def _value_type(cur: Cursor, code: int, at: int) -> ValueType:
         raise cur.error(f"unknown metadata value type {code}", offset=at) from None
 
 
-def _read_array(cur: Cursor, depth: int) -> dict[str, object]:
+def _read_array(cur: Cursor, depth: int, nested: list[int]) -> dict[str, object]:
+    """One array; `nested` holds the arrays of arrays this value may still hold."""
     if depth > MAX_DEPTH:
         raise cur.error(f"metadata arrays nested more than {MAX_DEPTH} deep")
     at = cur.pos
@@ -96,7 +103,10 @@ def _read_array(cur: Cursor, depth: int) -> dict[str, object]:
         values = strings if strings is not None else [_text(read_string(cur, "string")) for _ in range(count)]
     else:  # ARRAY: each item is an item type (4 bytes) and a count (8 bytes) at least
         cur.need_count(count, 12, "nested array")
-        values = [_read_array(cur, depth + 1) for _ in range(count)]
+        nested[0] -= count
+        if nested[0] < 0:
+            raise cur.error(f"metadata value holds more than {MAX_NESTED_ARRAYS} nested arrays", offset=at)
+        values = [_read_array(cur, depth + 1, nested) for _ in range(count)]
     return {"item_type": itype.label, "value": values}
 
 
@@ -135,7 +145,7 @@ def read_value(cur: Cursor, vtype: ValueType) -> dict[str, object]:
         return {"type": vtype.label, "value": v}
     if vtype is ValueType.STRING:
         return {"type": "string", "value": _text(read_string(cur, "string value"))}
-    arr = _read_array(cur, 1)
+    arr = _read_array(cur, 1, [MAX_NESTED_ARRAYS])
     return {"type": "array", **arr}
 
 

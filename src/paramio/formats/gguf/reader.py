@@ -127,7 +127,7 @@ GGML_MAX_DIMS = 4
 _I64_MAX = (1 << 63) - 1
 
 
-def _elements_fault(dims: Sequence[int]) -> str | None:
+def elements_fault(dims: Sequence[int]) -> str | None:
     """What gguf.cpp refuses in ``ne`` (dims innermost first, as in the file), or None: a
     dimension above INT64_MAX (it reads them as int64, so they are negative), or an element
     count that reaches INT64_MAX (its test: ``INT64_MAX / ne[j] <= ne[0] * ... * ne[j-1]``)."""
@@ -144,7 +144,7 @@ def _elements_fault(dims: Sequence[int]) -> str | None:
 
 
 def _check_elements(dims: tuple[int, ...], path: str, key: str, offset: int) -> None:
-    fault = _elements_fault(dims)
+    fault = elements_fault(dims)
     if fault:
         raise FormatError(f"tensor {fault}", path=path, key=key, offset=offset)
 
@@ -322,7 +322,7 @@ def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None
     """(byte length, TensorInfo shared by the tensors of this type and shape), or None when
     `_entry` would refuse such a tensor."""
     gtype = GGML_TYPES.get(type_id)
-    if gtype is None or _elements_fault(shape[::-1]):
+    if gtype is None or elements_fault(shape[::-1]):
         return None
     if (shape[-1] if shape else 1) % gtype.block_size:
         return None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from paramio.arrays.dtypes import dtype_by_name
 from paramio.errors import InvalidArgumentError, WriteError
+from paramio.formats.conversion import check_file_size
 from paramio.formats.gguf.constants import (
     ALIGNMENT_KEY,
     ATTRIBUTES_KEY,
@@ -40,6 +41,7 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import OCCURRENCES, encode_kv, kv_pairs
+from paramio.formats.gguf.reader import GGML_MAX_DIMS, elements_fault
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.targets import resolve_output
@@ -84,6 +86,14 @@ def ggml_type_of(entry: ParameterEntry) -> tuple[GGMLType, tuple[int, ...]]:
             return GGML_TYPES[24], (entry.length,)
         gtype = SAME_WIDTH_INT[width]
     shape = tuple(int(d) for d in info.shape)
+    if len(shape) > GGML_MAX_DIMS:  # what every reader refuses (gguf.cpp, and paramio's)
+        raise InvalidArgumentError(
+            f"{info.dtype}{list(shape)} has {len(shape)} dimensions; GGUF allows at most {GGML_MAX_DIMS}",
+            key=entry.key,
+        )
+    fault = elements_fault(shape[::-1])
+    if fault:
+        raise InvalidArgumentError(f"GGUF cannot hold this tensor: {fault}", key=entry.key)
     inner = shape[-1] if shape else 1
     if inner % gtype.block_size:
         raise InvalidArgumentError(
@@ -199,9 +209,11 @@ def write_gguf(
             offsets: list[int] = []
             for j in shard:
                 gtype, shape = typed[j]
+                check_file_size(rel, "GGUF")  # before a u64 offset field overflows
                 infos.append(_tensor_info(entries[j].key, gtype, shape, rel))
                 offsets.append(rel)
                 rel += _align(entries[j].length, alignment)
+            check_file_size(rel, "GGUF")
             head = _HEADER.pack(MAGIC, WRITE_VERSION, len(shard), n_kv) + shard_kv + b"".join(infos)
             data_offset = _align(len(head), alignment)
             out = group.add(p) if group is not None else stack.enter_context(AtomicOutput(p, durable=durable))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from paramio.arrays.metadata import TensorInfo
 from paramio.errors import DuplicateKeyError, InvalidArgumentError
+from paramio.formats.conversion import check_file_size
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.safetensors.layout import (
     ATTRIBUTE_INDEX_METADATA,
@@ -142,6 +143,7 @@ def plan_file(
     n = start - HEADER_LENGTH_SIZE
     if n > MAX_HEADER_SIZE:
         raise InvalidArgumentError(f"the header would take {n} bytes; safetensors allows {MAX_HEADER_SIZE}")
+    check_file_size(start + pos, "safetensors")
     header = _LEN.pack(n) + text + b" " * (n - len(text))
     return FilePlan(header, [start + r for r in rel], start + pos)
 
