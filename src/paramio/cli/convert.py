@@ -227,7 +227,7 @@ def run(flags: ParsedFlags) -> int:
     inputs = files_from(flags)
     if not inputs:
         raise UsageError("no inputs: give one or more --parameters=[scope=]file")
-    scopes = load_scopes(inputs, allowed_external(flags), strict=flags.on("strict"))
+    scopes = load_scopes(inputs, allowed_external(flags), strict=flags.on("strict"), copy=mode == "preload")
     plan = plan_conversion(
         scopes,
         exclude=flags.many("exclude"),

@@ -34,8 +34,23 @@ class CommandFailed(Exception):
 
 
 def guarded(tool: str, body: Callable[[], int], *, debug: Callable[[], bool]) -> int:
-    """Run `body`, turning expected errors into one line on stderr and an exit status, and
-    paramio's `FormatWarning` (a file read past a rule it breaks) into one warning line."""
+    """Run `body`, turning errors into one line on stderr and an exit status, and paramio's
+    `FormatWarning` (a file read past a rule it breaks) into one warning line.
+
+    This is the CLI's last boundary: paramio's own errors are expected, but anything else that
+    escapes the library (a `RecursionError`, a `MemoryError`, a bug) is reported the same way,
+    as one line and exit 1, never a traceback (``--debug`` shows it). Output streams print what
+    they cannot encode as backslash escapes: a non-UTF-8 key on a strict ASCII stdout must not
+    end the command with `UnicodeEncodeError`.
+    """
+    restore = _tolerant_streams()
+    try:
+        return _guarded(tool, body, debug)
+    finally:
+        restore()
+
+
+def _guarded(tool: str, body: Callable[[], int], debug: Callable[[], bool]) -> int:
     import warnings
 
     from paramio.errors import FormatWarning
@@ -65,6 +80,45 @@ def guarded(tool: str, body: Callable[[], int], *, debug: Callable[[], bool]) ->
     except KeyboardInterrupt:
         sys.stderr.write(f"paramio {tool}: interrupted\n")
         return 130
+    except RecursionError:
+        _report(tool, "the input nests too deeply to process (RecursionError)", debug())
+        return EXIT_FAILURE
+    except MemoryError:
+        _report(tool, "out of memory (MemoryError)", debug())
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line, never a traceback
+        text = str(exc)
+        if len(text) > _MAX_FOREIGN_MESSAGE:
+            text = text[:_MAX_FOREIGN_MESSAGE] + "..."
+        _report(tool, f"unexpected {type(exc).__name__}: {text} (--debug shows where)", debug())
+        return EXIT_FAILURE
+
+
+#: A foreign exception's message may quote a whole hostile value: cut it to one readable line.
+_MAX_FOREIGN_MESSAGE = 400
+
+
+def _tolerant_streams() -> Callable[[], None]:
+    """Make stdout and stderr escape what their encoding cannot hold; returns the undo."""
+    undo: list[tuple[object, str]] = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", None)
+        reconfigure = getattr(stream, "reconfigure", None)
+        if errors == "strict" and callable(reconfigure):
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a detached or closed stream: leave it alone
+                continue
+            undo.append((stream, errors))
+
+    def restore() -> None:
+        for stream, errors in undo:
+            try:
+                stream.reconfigure(errors=errors)  # type: ignore[attr-defined]
+            except (ValueError, OSError):
+                pass
+
+    return restore
 
 
 #: The library's "pass format=" is a Python keyword; on the command line the advice differs.

@@ -92,7 +92,7 @@ PARAMETERS = Flag(
     metavar="[scope=]file",
 )
 PARAMETER_MODE = Flag(
-    "parameter_mode", FlagKind.STRING, "Accepted for IREE compatibility and ignored (files are memory-mapped).", "file"
+    "parameter_mode", FlagKind.STRING, "file or mmap: files are memory-mapped; preload (convert): read into memory first, so another program rewriting them cannot kill the command with SIGBUS.", "file"
 )
 OVERLAY = Flag(
     "overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa"
@@ -338,11 +338,14 @@ def allowed_external(parsed: ParsedFlags) -> list[str]:
     return folders
 
 
-def load_scopes(values: Sequence[str], allow_external: Sequence[str] = (), *, strict: bool = False) -> ScopeMap:
+def load_scopes(
+    values: Sequence[str], allow_external: Sequence[str] = (), *, strict: bool = False, copy: bool = False
+) -> ScopeMap:
     """``--parameters`` values loaded IREE's way (one flat index per scope, first file wins);
     a malformed value is a usage error (exit 2), a bad file a `ParamioError` (exit 1).
     Files named inside them must lie beside them or in an `allow_external` folder; `strict`
-    (``--strict``) refuses what is otherwise read with a `FormatWarning`."""
+    (``--strict``) refuses what is otherwise read with a `FormatWarning`. `copy` reads the files
+    into memory (``--parameter_mode=preload``): no SIGBUS if another program rewrites them."""
     from paramio.errors import InvalidArgumentError
     from paramio.index.scopes import ScopeMap, parse_parameters_flag
 
@@ -351,7 +354,7 @@ def load_scopes(values: Sequence[str], allow_external: Sequence[str] = (), *, st
             parse_parameters_flag(v)
         except InvalidArgumentError as exc:
             raise UsageError(str(exc)) from None
-    return ScopeMap.from_flags(values, strict=strict, allow_external=list(allow_external))
+    return ScopeMap.from_flags(values, strict=strict, allow_external=list(allow_external), copy=copy)
 
 
 def files_from(parsed: ParsedFlags) -> list[str]:

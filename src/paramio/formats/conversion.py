@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 from paramio.errors import ConversionWarning, FormatWarning, InvalidArgumentError
+from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class Carried:
             body = json.loads(text)
         except (ValueError, RecursionError):
             return None
-        if not isinstance(body, dict) or body.get("version") != _VERSION:
+        if not isinstance(body, dict) or body.get("version") != _VERSION or json_depth(body) > MAX_JSON_DEPTH:
             return None
         out = cls()
         attrs = body.get("attributes", {})
@@ -239,7 +240,7 @@ def json_safe_attributes(attributes: Mapping[str, object]) -> tuple[dict[str, ob
     for k, v in attributes.items():
         try:
             json.dumps(v)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             losses.append(Loss(None, f"attribute {k!r} dropped", f"its value is not JSON-serialisable: {exc}"))
             continue
         kept[str(k)] = v

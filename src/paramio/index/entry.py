@@ -348,6 +348,10 @@ class ParameterEntry(_EntrySlots):
         Zero-copy (a read-only view of the mapped file) unless `copy` is true, the entry is a
         splat, or the data's offset is not a multiple of the element size (then a copy is made:
         NumPy cannot view misaligned elements safely on every platform).
+
+        A view of a mapped file is valid only while the file keeps its bytes: if another
+        program truncates or rewrites it, touching the view kills the process with SIGBUS.
+        Open with ``ParameterIndex.open(path, copy=True)`` when that can happen.
         """
         info = self.declared_tensor
         if info is None:

@@ -220,6 +220,7 @@ class ParameterIndex:
         duplicates: DuplicatePolicy | str | None = None,
         strict: bool = False,
         allow_external: AllowExternal = None,
+        copy: bool = False,
     ) -> None:
         """Append the entries of a parameter file (IRPA, safetensors, GGUF, or a sharded set).
 
@@ -234,10 +235,18 @@ class ParameterIndex:
         As IREE: `mmap` true or None maps the file, false reads it into memory;
         ``mode="file_async"`` reads through the file descriptor (no mapping), and giving both
         `mode` and `mmap` is an error.
+
+        Entries view the file through a shared memory map: if another program truncates or
+        rewrites the file while a view is in use, touching the view kills the process with
+        SIGBUS. `copy=True` reads each file into memory once (never mapping it) and points
+        the entries at that copy instead (see `paramio.sources.copied`); it cannot be
+        combined with `writable` (`InvalidArgumentError`).
         """
         from paramio.formats.registry import read_path
 
-        use_mmap = _load_mode(mmap, mode)
+        if copy and writable:
+            raise InvalidArgumentError("copy=True reads the file into memory; it cannot also be writable")
+        use_mmap = _load_mode(mmap, mode) and not copy
         contents = read_path(
             file_path,
             format=format,
@@ -246,9 +255,13 @@ class ParameterIndex:
             strict=strict,
             allow_external=allow_external,
         )
+        if copy:
+            from paramio.sources.copied import copy_entries
+
+            contents.entries = copy_entries(contents.entries)
         if writable:
             _refuse_entry_overlaps(contents)
-        if mode == "file_async":  # IREE reads through the descriptor: its handles say fd(N)
+        if mode == "file_async" and not copy:  # IREE reads through the descriptor: its handles say fd(N)
             from paramio.compat.handles import mark_fd_source
 
             for source in {id(e.source): e.source for e in contents.entries if e.source is not None}.values():
@@ -333,10 +346,14 @@ class ParameterIndex:
         duplicates: DuplicatePolicy | str = DuplicatePolicy.ERROR,
         strict: bool = False,
         allow_external: AllowExternal = None,
+        copy: bool = False,
     ) -> ParameterIndex:
-        """A new index over one parameter file (or sharded set); see `load`."""
+        """A new index over one parameter file (or sharded set); see `load`. `copy=True` reads
+        it into memory, so that no view can die of SIGBUS when the file changes."""
         index = cls(duplicates=duplicates)
-        index.load(file_path, format=format, writable=writable, strict=strict, allow_external=allow_external)
+        index.load(
+            file_path, format=format, writable=writable, strict=strict, allow_external=allow_external, copy=copy
+        )
         return index
 
     def create_archive_file(

@@ -200,10 +200,13 @@ class Provider:
         format: str | None = None,
         writable: bool = False,
         allow_external: AllowExternal = None,
+        copy: bool = False,
     ) -> Layer:
         """Add a parameter file as the next layer of `scope`. `writable=True` maps it shared,
         lets writes change it in place and locks it (advisory) until `close`. Files it names
-        (external entries, shards) must resolve beside it or in `allow_external`."""
+        (external entries, shards) must resolve beside it or in `allow_external`. `copy=True`
+        reads it into memory instead of mapping it, so views survive another program rewriting
+        the file (no SIGBUS)."""
         from paramio.formats.registry import detect_format
 
         p = os.fspath(path)
@@ -211,7 +214,12 @@ class Provider:
         lock = lock_file(p) if writable else -1
         try:
             index = ParameterIndex.open(
-                p, format=fmt, writable=writable, duplicates=DuplicatePolicy.KEEP, allow_external=allow_external
+                p,
+                format=fmt,
+                writable=writable,
+                duplicates=DuplicatePolicy.KEEP,
+                allow_external=allow_external,
+                copy=copy,
             )
             layer = self.add_layer(Layer(scope, index, p, fmt, writable))
         except BaseException:

@@ -70,11 +70,12 @@ class ScopeMap:
         writable: bool = False,
         strict: bool = False,
         allow_external: AllowExternal = None,
+        copy: bool = False,
     ) -> ScopeMap:
         sm = cls(duplicates=duplicates)
         for v in values:
             spec = parse_parameters_flag(v)
-            sm.load(spec.scope, spec.path, writable=writable, strict=strict, allow_external=allow_external)
+            sm.load(spec.scope, spec.path, writable=writable, strict=strict, allow_external=allow_external, copy=copy)
         return sm
 
     def scope(self, name: str) -> ParameterIndex:
@@ -93,8 +94,12 @@ class ScopeMap:
         writable: bool = False,
         strict: bool = False,
         allow_external: AllowExternal = None,
+        copy: bool = False,
     ) -> None:
-        self.scope(scope).load(path, format=format, writable=writable, strict=strict, allow_external=allow_external)
+        """Load `path` into `scope`; `copy=True` reads it into memory (see `ParameterIndex.load`)."""
+        self.scope(scope).load(
+            path, format=format, writable=writable, strict=strict, allow_external=allow_external, copy=copy
+        )
 
     def lookup(self, scope: str, key: str) -> ParameterEntry:
         index = self._scopes.get(scope)

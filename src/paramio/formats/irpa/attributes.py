@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 
 from paramio.errors import InvalidArgumentError
+from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 from paramio.index.entry import ParameterEntry
 
 __all__ = ["ATTRIBUTES_KEY", "decode_record", "encode_record", "split_legacy_attributes"]
@@ -32,7 +33,7 @@ def encode_record(attributes: dict[str, object]) -> bytes:
     """The metadata bytes of the SKIP entry holding `attributes`."""
     try:
         return json.dumps({"paramio_attributes": _VERSION, "attributes": attributes}, sort_keys=False).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgumentError(f"attributes are not JSON-serialisable: {exc}") from exc
 
 
@@ -46,6 +47,8 @@ def decode_record(blob: bytes) -> dict[str, object] | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(body, dict) or body.get("paramio_attributes") != _VERSION:
+        return None
+    if json_depth(body) > MAX_JSON_DEPTH:  # what loads at 900 levels fails every later json.dumps
         return None
     attributes = body.get("attributes")
     return dict(attributes) if isinstance(attributes, dict) else None
