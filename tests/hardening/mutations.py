@@ -7,6 +7,12 @@ flips, an aligned integer field inflated or set to a huge count, one offset copi
 so that ranges overlap, text edits to JSON headers) and then opens the file with
 `paramio.read_path` and reads every entry. The only exceptions allowed out are
 `paramio.errors.ParamioError`; memory (tracemalloc peak) and time are bounded per case.
+
+`StructuredCampaign` adds whole files from `structured`'s generators (dims, nesting,
+references, names, paths: issue 18's classes) for every reader, including GGUF split sets and
+TENSORv0 metadata/attributes, and can also run ``dump``, ``verify`` and a conversion to each
+format on a case: the CLI must answer with exit 0 or 1 and never with its catch-all
+"unexpected ..." line (a foreign exception that reached the boundary).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 FORMATS = ("irpa", "safetensors", "gguf", "index.json")
+#: Readers the structure-aware generators cover (`structured.GENERATORS`).
+STRUCTURED_FORMATS = ("irpa", "tensorv0", "safetensors", "gguf", "gguf-split", "index.json")
 #: A case may allocate at most this multiple of the file's size (plus a fixed allowance).
 MEMORY_FACTOR = 8
 TIME_LIMIT_S = 2.0
@@ -35,7 +43,7 @@ MEMORY_SLACK = (2 << 20) + 3 * SPLAT_READ_CAP
 
 def format_available(fmt: str) -> str | None:
     """None if paramio can read `fmt` here, else the reason it cannot."""
-    module = "safetensors" if fmt == "index.json" else fmt
+    module = {"index.json": "safetensors", "gguf-split": "gguf", "tensorv0": "irpa"}.get(fmt, fmt)
     try:
         mod = importlib.import_module(f"paramio.formats.{module}")
     except ImportError:
@@ -315,3 +323,138 @@ class Campaign:
         return outcome, [f"{target.name}:{s}" for s in steps]
 
 
+
+
+# -- structure-aware cases and the CLI paths ------------------------------------------------
+
+#: Memory a structured case may use per byte of its files, plus a fixed allowance: generous for
+#: the slowest legitimate expansion (a bool array becomes a list of Python objects: 8 bytes per
+#: byte) and far below what the unbounded code needed (hundreds per byte).
+STRUCTURED_MEMORY_FACTOR = 16
+STRUCTURED_SLACK = 16 << 20
+#: Per case in the suite, where tracemalloc slows everything about twice.
+STRUCTURED_TIME_LIMIT_S = 5.0
+CONVERT_TARGETS = ("irpa", "safetensors", "gguf")
+#: A conversion writes splats as data in safetensors and GGUF: work proportional to the claimed
+#: length, not to the header. Cases claiming more than this convert to IRPA only.
+CONVERT_DATA_CAP = 16 << 20
+
+
+class _Sink:
+    """A text stream that keeps nothing; `encoding` "ascii" plays a strict C-locale terminal."""
+
+    def __init__(self, encoding: str) -> None:
+        import io
+
+        self._buffer = io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors="strict", write_through=True)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._buffer, name)
+
+    def write(self, text: str) -> int:
+        n = self._buffer.write(text)
+        self._buffer.buffer.seek(0)  # type: ignore[attr-defined]
+        self._buffer.buffer.truncate()  # type: ignore[attr-defined]
+        return n
+
+
+def run_cli(argv: list[str], *, encoding: str = "utf-8") -> tuple[int, str]:
+    """`paramio.cli.main.main(argv)` with stdout discarded (a strict `encoding`) and stderr
+    kept; raises `FuzzFailure` if the CLI lets anything escape or reports a foreign error."""
+    import contextlib
+    import io
+
+    from paramio.cli.main import main
+
+    err = io.StringIO()
+    out = _Sink(encoding)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+            rc = main(argv)
+    except BaseException as exc:  # noqa: BLE001
+        raise FuzzFailure(f"paramio {' '.join(argv[:1])}: {type(exc).__name__} escaped the CLI: {exc}") from exc
+    text = err.getvalue()
+    if rc not in (0, 1) or ": unexpected " in text or "Traceback" in text:
+        raise FuzzFailure(f"paramio {argv[0]} exit {rc}: {text[-400:]}")
+    return rc, text
+
+
+def exercise(path: str, ops: tuple[str, ...], scratch: Path, rng: random.Random) -> None:
+    """The CLI and conversion paths over `path`: ``dump`` (text or JSON, to a strict ASCII or
+    UTF-8 stdout), ``verify``, and a conversion to a random format read back in full."""
+    from paramio.errors import ParamioError
+    from paramio.formats.registry import read_path, write_path
+
+    if "dump" in ops:
+        extra = ["--json"] if rng.random() < 0.3 else []
+        run_cli(["dump", f"--parameters={path}", *extra], encoding=rng.choice(("ascii", "utf-8")))
+    if "verify" in ops:
+        run_cli(["verify", path, *(["--json"] if rng.random() < 0.3 else [])], encoding=rng.choice(("ascii", "utf-8")))
+    if "convert" in ops:
+        fmt = rng.choice(CONVERT_TARGETS)
+        try:
+            contents = read_path(path)
+            if sum(e.length for e in contents.entries) > CONVERT_DATA_CAP:
+                fmt = "irpa"  # splats stay splats: no output proportional to a claimed length
+            out = scratch / f"converted.{fmt}"
+            write_path(
+                str(out), contents.entries, format=fmt, attributes=contents.attributes, on_loss="ignore", durable=False
+            )
+            read_everything(str(out))
+        except ParamioError:
+            pass
+        finally:
+            for p in scratch.glob("converted*"):
+                p.unlink()
+
+
+@dataclasses.dataclass
+class StructuredCampaign:
+    """One reader's structure-aware cases, each written afresh into `folder`."""
+
+    folder: Path
+    fmt: str
+
+    def run_one(
+        self, rng: random.Random, *, ops: tuple[str, ...] = (), traced: bool = True, time_limit: float | None = None
+    ) -> tuple[Outcome, list[str]]:
+        import shutil
+
+        import structured
+
+        from paramio.errors import ParamioError
+
+        case = self.folder / "case"
+        scratch = self.folder / "scratch"
+        shutil.rmtree(case, ignore_errors=True)
+        case.mkdir(parents=True)
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = structured.GENERATORS[self.fmt](case, rng)
+        size = sum(p.stat().st_size for p in case.iterdir())
+        steps = [f"{self.fmt}:{size}B"]
+        if traced:
+            tracemalloc.start()
+        t0 = time.perf_counter()
+        error = None
+        try:
+            try:
+                read_everything(str(path))
+            except ParamioError as exc:
+                error = str(exc)
+            exercise(str(path), ops, scratch, rng)
+        except FuzzFailure as exc:
+            raise FuzzFailure(f"{self.fmt} {steps}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the point of the exercise
+            raise FuzzFailure(f"{self.fmt} {steps}: {type(exc).__name__} escaped: {str(exc)[:300]}") from exc
+        finally:
+            seconds = time.perf_counter() - t0
+            peak = tracemalloc.get_traced_memory()[1] if traced else 0
+            if traced:
+                tracemalloc.stop()
+        limit = STRUCTURED_MEMORY_FACTOR * size + STRUCTURED_SLACK
+        if traced and peak > limit:
+            raise FuzzFailure(f"{self.fmt} {steps}: peak traced memory {peak} bytes exceeds {limit}")
+        cap = STRUCTURED_TIME_LIMIT_S if time_limit is None else time_limit
+        if seconds > cap:
+            raise FuzzFailure(f"{self.fmt} {steps}: took {seconds:.2f} s (limit {cap} s)")
+        return Outcome(error is None, error, peak, seconds), steps
