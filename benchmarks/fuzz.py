@@ -1,19 +1,30 @@
-"""A long mutation-fuzzing campaign over every paramio reader (the bounded version runs in
-``tests/hardening/test_fuzz.py``).
+"""A long fuzzing campaign over every paramio reader (the bounded version runs in
+``tests/hardening/test_fuzz.py`` and ``test_bounded.py``).
 
-    python benchmarks/fuzz.py [--cases N] [--formats irpa,gguf] [--seed S] [--out failures/]
+    python benchmarks/fuzz.py [--cases N] [--formats irpa,gguf,...] [--seed S] [--jobs J]
+                              [--ops-every K] [--out failures/]
 
-Each case mutates a valid file made by the format's own library (see
-``tests/hardening/mutations.py``), opens it with paramio and reads every entry; only
-`paramio.errors.ParamioError` may escape, within memory and time bounds. Failing inputs are saved
-under --out with the mutation steps, and the exit status is non-zero if any case failed.
+`--cases` is per reader. The readers are IRPA, TENSORv0 metadata/attributes (inside IRPA),
+safetensors, GGUF, GGUF split sets and sharded safetensors sets (``index.json``). For readers
+with a seed file, half the cases mutate the seed's bytes (``tests/hardening/mutations.py``)
+and half are whole files from the structure-aware generators (``structured.py``: dims,
+nesting, references, names, paths); the others are all structured. Every case opens the file
+and reads every entry; every K-th also runs ``dump``, ``verify`` and a conversion.
+
+A case fails when anything but a `paramio.errors.ParamioError` escapes (the CLI: anything but
+exit 0/1, or its "unexpected ..." line), when it takes more than 10 s, or when the process's
+peak RSS passes 1 GiB (``ru_maxrss`` only grows, so the case that pushes it over is the one
+named). Failing inputs are saved under --out with the mutation steps and the random state;
+the exit status is non-zero if any case failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -23,55 +34,99 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "harde
 
 import mutations  # noqa: E402
 
+CASE_TIME_LIMIT_S = 10.0
+RSS_LIMIT = 1 << 30
+
+
+def _rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str) -> dict[str, object]:
+    """`cases` cases of one reader in this process; returns its statistics."""
+    rng = random.Random(f"{seed}-{fmt}")
+    stats: dict[str, object] = {"cases": 0, "parsed": 0, "refused": 0, "failed": 0, "structured": 0}
+    worst = 0.0
+    failures: list[str] = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"paramio-fuzz-{fmt}-") as tmp:
+        seeded = None
+        if fmt in mutations.FORMATS:
+            seeded = mutations.Campaign.make(Path(tmp) / "seeded", fmt, seed=seed)
+        structured = mutations.StructuredCampaign(Path(tmp) / "structured", fmt)
+        for n in range(cases):
+            state = rng.getstate()
+            ops = ("dump", "verify", "convert") if ops_every and n % ops_every == 0 else ()
+            try:
+                if seeded is not None and rng.random() < 0.5:
+                    outcome, _ = seeded.run_one(rng, traced=False, time_limit=CASE_TIME_LIMIT_S, ops=ops)
+                    seconds = outcome.seconds
+                else:
+                    outcome, _ = structured.run_one(rng, ops=ops, traced=False, time_limit=CASE_TIME_LIMIT_S)
+                    seconds = outcome.seconds
+                    stats["structured"] = int(stats["structured"]) + 1  # type: ignore[call-overload]
+                if seconds > CASE_TIME_LIMIT_S:
+                    raise mutations.FuzzFailure(f"took {seconds:.1f} s (limit {CASE_TIME_LIMIT_S} s)")
+                if _rss() > RSS_LIMIT:
+                    raise mutations.FuzzFailure(f"peak RSS {_rss()} bytes passed {RSS_LIMIT}")
+                worst = max(worst, seconds)
+                stats["parsed"] = int(stats["parsed"]) + outcome.ok  # type: ignore[call-overload]
+                stats["refused"] = int(stats["refused"]) + (outcome.error is not None)  # type: ignore[call-overload]
+            except mutations.FuzzFailure as exc:
+                stats["failed"] = int(stats["failed"]) + 1  # type: ignore[call-overload]
+                folder = Path(out)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{fmt}-{n}.txt").write_text(f"{exc}\nrng state: {state!r}\n")
+                failures.append(str(exc)[:300])
+                print(f"FAIL {fmt} case {n}: {str(exc)[:300]}", flush=True)
+            stats["cases"] = n + 1
+            if (n + 1) % 10_000 == 0:
+                print(f"{fmt}: {n + 1} cases, {stats['failed']} failures, {time.perf_counter() - t0:.0f} s", flush=True)
+    stats["seconds"] = round(time.perf_counter() - t0, 1)
+    stats["slowest_case_s"] = round(worst, 2)
+    stats["peak_rss_mib"] = round(_rss() / (1 << 20), 1)
+    stats["first_failures"] = failures[:5]
+    return stats
+
+
+def _job(args: tuple[str, int, int, int, str]) -> tuple[str, dict[str, object]]:
+    return args[0], run_format(*args)
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", type=int, default=100_000, help="cases in all, shared among the formats")
-    ap.add_argument("--formats", default=",".join(mutations.FORMATS))
+    ap.add_argument("--cases", type=int, default=100_000, help="cases per reader")
+    ap.add_argument("--formats", default=",".join(mutations.STRUCTURED_FORMATS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="readers fuzzed in parallel, one process each")
+    ap.add_argument("--ops-every", type=int, default=20, help="run dump, verify and a conversion every K-th case")
     ap.add_argument("--out", default="fuzz-failures", help="where failing inputs are saved")
     args = ap.parse_args(argv)
-    formats = [f for f in args.formats.split(",") if f]
-    rng = random.Random(args.seed)
-    stats: dict[str, dict[str, int]] = {}
-    failures = 0
+    formats = []
+    for fmt in (f for f in args.formats.split(",") if f):
+        why = mutations.format_available(fmt)
+        if why:
+            print(f"{fmt}: skipped ({why})")
+        else:
+            formats.append(fmt)
+    if not formats:
+        return 2
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="paramio-fuzz-") as tmp:
-        campaigns = {}
-        for fmt in formats:
-            why = mutations.format_available(fmt)
-            if why:
-                print(f"{fmt}: skipped ({why})")
-                continue
-            campaigns[fmt] = mutations.Campaign.make(Path(tmp) / fmt.replace(".", "_"), fmt, seed=args.seed)
-            stats[fmt] = {"cases": 0, "parsed": 0, "refused": 0, "failed": 0}
-        if not campaigns:
-            return 2
-        names = list(campaigns)
-        for n in range(args.cases):
-            fmt = names[n % len(names)]
-            st = stats[fmt]
-            st["cases"] += 1
-            state = rng.getstate()
-            try:
-                outcome, _ = campaigns[fmt].run_one(rng)
-                st["parsed"] += outcome.ok
-                st["refused"] += outcome.error is not None
-            except mutations.FuzzFailure as exc:
-                st["failed"] += 1
-                failures += 1
-                out = Path(args.out)
-                out.mkdir(parents=True, exist_ok=True)
-                (out / f"{fmt}-{n}.txt").write_text(f"{exc}\nrng state: {state!r}\n")
-                print(f"FAIL {fmt} case {n}: {str(exc)[:300]}", flush=True)
-            if (n + 1) % 10_000 == 0:
-                print(f"{n + 1} cases, {failures} failures, {time.perf_counter() - t0:.0f} s", flush=True)
-    elapsed = time.perf_counter() - t0
-    print(
-        json.dumps(
-            {"cases": args.cases, "failures": failures, "seconds": round(elapsed, 1), "by_format": stats}, indent=1
-        )
-    )
+    jobs = [(fmt, args.cases, args.seed, args.ops_every, args.out) for fmt in formats]
+    if args.jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+            results = dict(pool.imap_unordered(_job, jobs))
+    else:
+        results = dict(map(_job, jobs))
+    failures = sum(int(r["failed"]) for r in results.values())  # type: ignore[call-overload]
+    summary = {
+        "cases_per_reader": args.cases,
+        "seed": args.seed,
+        "failures": failures,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "by_reader": {f: results[f] for f in formats},
+    }
+    print(json.dumps(summary, indent=1))
     return 1 if failures else 0
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from paramio.errors import InvalidArgumentError, UnsupportedFormatError
+from paramio.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
 from paramio.index.entry import ParameterEntry
 from paramio.sources.paths import AllowExternal
 
@@ -141,9 +141,18 @@ def read_path(
 
     # Only formats with something to be strict about take the keyword.
     extra: dict[str, object] = {"strict": True} if strict and name == "gguf" else {}
-    contents: FormatContents = mod.read_path(
-        os.fspath(path), writable=writable, use_mmap=use_mmap, allow_external=allow_external, **extra
-    )
+    p = os.fspath(path)
+    try:
+        contents: FormatContents = mod.read_path(
+            p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, **extra
+        )
+    except ValueError as exc:
+        # A name read from a file (an EXTERNAL path, a shard, a split sibling) with a NUL byte:
+        # `os.open` refuses it with ValueError, which is no paramio error. Sources check for
+        # it themselves; this boundary keeps the promise for any path that reaches the OS.
+        if isinstance(exc, ParamioError) or "null byte" not in str(exc):
+            raise
+        raise SourceError(f"a file name read from this file holds a NUL byte ({exc})", path=p) from exc
     return restore(name, contents)
 
 
