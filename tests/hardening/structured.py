@@ -311,9 +311,36 @@ def _st_header(rng: random.Random, data_len: int) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _st_valid_tensors(rng: random.Random) -> tuple[str, int]:
+    """Tensors that tile their data exactly (one byte each, or none), hostile only in shape:
+    thousands of 1s, or a 0 beside dimensions at the u64 edge."""
+    parts = []
+    offset = 0
+    for i in range(rng.choice((1, 2, 10))):
+        if rng.random() < 0.5:
+            dims, n = [1] * rng.choice((1, 5, 65, 5000)), 1
+        else:
+            dims, n = [0, *(rng.choice(EDGE_DIMS[1:]) for _ in range(rng.choice((1, 3, 70))))], 0
+        parts.append(
+            f'"t{i}": {{"dtype": "U8", "shape": {json.dumps(dims)}, "data_offsets": [{offset}, {offset + n}]}}'
+        )
+        offset += n
+    return ", ".join(parts), offset
+
+
 def safetensors_case(folder: Path, rng: random.Random) -> Path:
     """Headers with many or huge dimensions, long or many or deep ``__metadata__`` values,
-    lone surrogates, numbers beyond u64, offsets at the u64 edges, repeated keys."""
+    lone surrogates, numbers beyond u64, offsets at the u64 edges, repeated keys; some with
+    tensors that tile their data exactly, so that the shape reaches every later step."""
+    if rng.random() < 0.4:
+        tensors, n = _st_valid_tensors(rng)
+        meta = _st_header(rng, 0)[1:-1] if rng.random() < 0.5 else ""
+        meta = meta if meta.startswith('"__metadata__"') else ""
+        meta = meta.split(', "t0"')[0]
+        raw = ("{" + (meta + ", " if meta else "") + tensors + "}").encode("utf-8", "surrogatepass")
+        path = folder / "case.safetensors"
+        path.write_bytes(S.safetensors_bytes(raw, bytes(n)))
+        return path
     data = bytes(rng.choice((0, 4, 16, 200)))
     raw = _st_header(rng, len(data)).encode("utf-8", "surrogatepass")
     path = folder / "case.safetensors"

@@ -89,7 +89,10 @@ def test_gguf_element_counts_checked_as_ggml(tmp_path: Path, dims: list[int], me
     innermost first): both the vectorised table and the per-tensor loop refuse the same."""
     path = tmp_path / "ne.gguf"
     path.write_bytes(S.gguf_bytes([], [S.gguf_tensor(b"w", dims)]))
-    with pytest.raises(FormatError, match="entry 'w' at offset 0x25: tensor " + message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+    with pytest.raises(
+        FormatError,
+        match="entry 'w' at offset 0x25: tensor " + message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*"),
+    ):
         read_path(str(path))
 
 
@@ -130,7 +133,14 @@ def test_tensorv0_huge_dimensions_verify_in_linear_time(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("shape", "typed"),
-    [([2] * 62, True), ([2] * 64, False), ([1] * 65, False), ([2**62, 2], False), ([2**31, 2**31], True), ([0, 2**63], False)],
+    [
+        ([2] * 62, True),
+        ([2] * 64, False),
+        ([1] * 65, False),
+        ([2**62, 2], False),
+        ([2**31, 2**31], True),
+        ([0, 2**63], False),
+    ],
 )
 def test_tensorv0_shapes_are_numpy_shapes(shape: list[int], typed: bool) -> None:
     from paramio.arrays.metadata import decode_tensor_metadata
@@ -227,3 +237,16 @@ def test_irpa_reference_budget_same_on_both_paths(tmp_path: Path) -> None:
         read_archive(FileSource(str(path)))
     assert str(fast.value) == str(slow.value)
     assert "4x the file plus 1 MiB" in str(fast.value)
+
+
+def test_gguf_writer_refuses_what_the_reader_refuses(tmp_path: Path) -> None:
+    from paramio.formats.gguf.kv import MAX_NESTED_ARRAYS
+
+    index = paramio.ParameterIndex()
+    index.add_array("w", np.zeros(4, np.float32))
+    too_wide = {"gguf.kv": {"n": {"type": "array", "item_type": "array", "value": [[1]] * (MAX_NESTED_ARRAYS + 1)}}}
+    with pytest.raises(paramio.errors.InvalidArgumentError, match="more than 4096 nested arrays"):
+        paramio.write_path(str(tmp_path / "o.gguf"), index.values(), attributes=too_wide)
+    ok = {"gguf.kv": {"n": {"type": "array", "item_type": "array", "value": [[1]] * MAX_NESTED_ARRAYS}}}
+    paramio.write_path(str(tmp_path / "o.gguf"), index.values(), attributes=ok)
+    assert len(read_path(str(tmp_path / "o.gguf")).attributes["gguf.kv"]["n"]["value"]) == MAX_NESTED_ARRAYS  # type: ignore[index]

@@ -86,7 +86,12 @@ def test_non_utf8_key_on_a_strict_ascii_stdout(
     """main: UnicodeEncodeError when a key with undecodable bytes (or any non-ASCII key) is
     printed to a stdout that cannot encode it (LANG=C, PYTHONIOENCODING=ascii)."""
     path = tmp_path / "k.irpa"
-    path.write_bytes(S.irpa_bytes([(2, (0, 3), (0, 0), S.data_tail(0, 0)), (2, (3, 6), (0, 0), S.data_tail(0, 0))], b"\xff\xfeagr\xc3\xb6\xc3\x9f"))
+    path.write_bytes(
+        S.irpa_bytes(
+            [(2, (0, 3), (0, 0), S.data_tail(0, 0)), (2, (3, 6), (0, 0), S.data_tail(0, 0))],
+            b"\xff\xfeagr\xc3\xb6\xc3\x9f",
+        )
+    )
     raw = io.BytesIO()
     strict = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
     monkeypatch.setattr(sys, "stdout", strict)
@@ -118,7 +123,9 @@ def test_cli_boundary_turns_any_exception_into_one_line(
 
     assert guarded("dump", body, debug=lambda: False) == 1
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"paramio dump: {message}" + ("" if "unexpected" not in message else " (--debug shows where)")]
+    assert err.strip().splitlines() == [
+        f"paramio dump: {message}" + ("" if "unexpected" not in message else " (--debug shows where)")
+    ]
 
 
 def test_zero_size_tensor_with_huge_dims_converts(tmp_path: Path) -> None:

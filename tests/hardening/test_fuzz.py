@@ -106,3 +106,26 @@ def test_irpa_table_paths_agree(tmp_path: Path) -> None:
             agreed_ok += not isinstance(fast, str)
         seed.write_bytes(original)
     assert agreed_ok > 50
+
+
+STRUCTURED_CASES = 24
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", mutations.STRUCTURED_FORMATS)
+def test_structured_cases_stay_bounded(fmt: str, tmp_path: Path) -> None:
+    """Structure-aware cases (dims, nesting, references, names, paths) for every reader: only
+    paramio errors escape reading, ``dump``, ``verify`` and conversions (every 6th case), each
+    case within `STRUCTURED_MEMORY_FACTOR` traced bytes per input byte (plus a fixed allowance)
+    and a few seconds. The long campaign is ``benchmarks/fuzz.py``."""
+    why = mutations.format_available(fmt)
+    if why:
+        pytest.skip(why)
+    campaign = mutations.StructuredCampaign(tmp_path, fmt)
+    rng = random.Random(f"structured-{fmt}")
+    refused = 0
+    for n in range(STRUCTURED_CASES):
+        ops = ("dump", "verify", "convert") if n % 6 == 0 else ()
+        outcome, _ = campaign.run_one(rng, ops=ops)  # raises FuzzFailure on a foreign error or a bound
+        refused += outcome.error is not None
+    assert 0 < refused < STRUCTURED_CASES or fmt == "tensorv0", refused  # reaches past the first check

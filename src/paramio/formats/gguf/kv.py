@@ -298,7 +298,12 @@ def _encode_string(value: object, key: str) -> bytes:
     return _U64.pack(len(raw)) + raw
 
 
-def _encode_array(items: object, item_type: ValueType | None, key: str, depth: int) -> bytes:
+def _encode_array(
+    items: object, item_type: ValueType | None, key: str, depth: int, nested: list[int] | None = None
+) -> bytes:
+    """The bytes of one array; `nested` counts the arrays of arrays left, as the reader does."""
+    if nested is None:
+        nested = [MAX_NESTED_ARRAYS]
     if depth > MAX_DEPTH:
         raise InvalidArgumentError(f"metadata arrays nested more than {MAX_DEPTH} deep", key=key)
     if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
@@ -313,12 +318,15 @@ def _encode_array(items: object, item_type: ValueType | None, key: str, depth: i
     elif item_type is ValueType.STRING:
         out.extend(_encode_string(v, key) for v in items)
     else:
+        nested[0] -= len(items)
+        if nested[0] < 0:  # what the reader refuses: never write it
+            raise InvalidArgumentError(f"metadata value holds more than {MAX_NESTED_ARRAYS} nested arrays", key=key)
         for v in items:
             if isinstance(v, Mapping) and "value" in v:
                 sub = _label(v["item_type"], key) if "item_type" in v else None
-                out.append(_encode_array(v["value"], sub, key, depth + 1))
+                out.append(_encode_array(v["value"], sub, key, depth + 1, nested))
             else:
-                out.append(_encode_array(v, None, key, depth + 1))
+                out.append(_encode_array(v, None, key, depth + 1, nested))
     return b"".join(out)
 
 

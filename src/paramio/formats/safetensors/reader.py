@@ -132,16 +132,23 @@ def _check_tiling(tensors: list[TensorRecord], data_start: int, size: int, name:
         )
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """A shape for a one-line message: a header may give a tensor a million dimensions."""
+    if len(shape) <= 16:
+        return str(list(shape))
+    return f"[{', '.join(map(str, shape[:8]))}, ... ({len(shape)} dimensions)]"
+
+
 def _nbytes(t: TensorRecord, name: str) -> int:
     """Element count x bits / 8, with the library's overflow checks in u64 arithmetic."""
     count = 1
     for d in t.shape:
         count *= d
         if count > USIZE_MAX:
-            raise FormatError(f"shape {list(t.shape)} overflows a 64-bit element count", path=name, key=t.key)
+            raise FormatError(f"shape {_shape_text(t.shape)} overflows a 64-bit element count", path=name, key=t.key)
     bits = count * t.dtype.bits
     if bits > USIZE_MAX:
-        raise FormatError(f"shape {list(t.shape)} overflows a 64-bit bit count", path=name, key=t.key)
+        raise FormatError(f"shape {_shape_text(t.shape)} overflows a 64-bit bit count", path=name, key=t.key)
     if bits % 8:
         raise FormatError(
             f"{count} elements of {t.dtype.code} ({t.dtype.bits} bits each) do not end on a byte boundary",
