@@ -60,8 +60,9 @@ def _warm_up(folder: Path) -> None:
     mutations.exercise(str(warm.seed_path), ("dump", "verify", "convert"), folder, random.Random(0))
 
 
-def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str) -> dict[str, object]:
-    """`cases` cases of one reader in this process; returns its statistics."""
+def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str, max_seconds: float) -> dict[str, object]:
+    """`cases` cases of one reader in this process (fewer if `max_seconds` runs out first);
+    returns its statistics."""
     rng = random.Random(f"{seed}-{fmt}")
     stats: dict[str, object] = {"cases": 0, "parsed": 0, "refused": 0, "failed": 0, "structured": 0}
     worst = 0.0
@@ -75,6 +76,9 @@ def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str) -> dic
             seeded = mutations.Campaign.make(Path(tmp) / "seeded", fmt, seed=seed)
         structured = mutations.StructuredCampaign(Path(tmp) / "structured", fmt)
         for n in range(cases):
+            if max_seconds and time.perf_counter() - t0 > max_seconds:
+                stats["stopped"] = f"time budget of {max_seconds:.0f} s spent"
+                break
             state = rng.getstate()
             ops = ("dump", "verify", "convert") if ops_every and n % ops_every == 0 else ()
             try:
@@ -100,7 +104,7 @@ def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str) -> dic
                 failures.append(str(exc)[:300])
                 print(f"FAIL {fmt} case {n}: {str(exc)[:300]}", flush=True)
             stats["cases"] = n + 1
-            if (n + 1) % 10_000 == 0:
+            if (n + 1) % 2_000 == 0:
                 print(f"{fmt}: {n + 1} cases, {stats['failed']} failures, {time.perf_counter() - t0:.0f} s", flush=True)
     stats["seconds"] = round(time.perf_counter() - t0, 1)
     stats["slowest_case_s"] = round(worst, 2)
@@ -109,7 +113,7 @@ def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str) -> dic
     return stats
 
 
-def _job(args: tuple[str, int, int, int, str]) -> tuple[str, dict[str, object]]:
+def _job(args: tuple[str, int, int, int, str, float]) -> tuple[str, dict[str, object]]:
     return args[0], run_format(*args)
 
 
@@ -121,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="readers fuzzed in parallel, one process each")
     ap.add_argument("--ops-every", type=int, default=20, help="run dump, verify and a conversion every K-th case")
     ap.add_argument("--out", default="fuzz-failures", help="where failing inputs are saved")
+    ap.add_argument("--max-seconds", type=float, default=0, help="stop each reader after this long (0: never)")
     args = ap.parse_args(argv)
     formats = []
     for fmt in (f for f in args.formats.split(",") if f):
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if not formats:
         return 2
     t0 = time.perf_counter()
-    jobs = [(fmt, args.cases, args.seed, args.ops_every, args.out) for fmt in formats]
+    jobs = [(fmt, args.cases, args.seed, args.ops_every, args.out, args.max_seconds) for fmt in formats]
     if args.jobs > 1:
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             results = dict(pool.imap_unordered(_job, jobs))
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = sum(int(r["failed"]) for r in results.values())  # type: ignore[call-overload]
     summary = {
         "cases_per_reader": args.cases,
+        "max_seconds": args.max_seconds,
         "seed": args.seed,
         "failures": failures,
         "seconds": round(time.perf_counter() - t0, 1),
