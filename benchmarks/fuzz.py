@@ -12,7 +12,9 @@ nesting, references, names, paths); the others are all structured. Every case op
 and reads every entry; every K-th also runs ``dump``, ``verify`` and a conversion.
 
 A case fails when anything but a `paramio.errors.ParamioError` escapes (the CLI: anything but
-exit 0/1, or its "unexpected ..." line), when it takes more than 10 s, or when the process's
+exit 0/1, or its "unexpected ..." line), when it takes more than 10 s of CPU time (the wall
+clock of a shared machine measures the neighbours too; the slowest wall time is reported
+alongside), or when the process's
 peak RSS passes 1 GiB (``ru_maxrss`` only grows, so the case that pushes it over is the one
 named). Failing inputs are saved under --out with the mutation steps and the random state;
 the exit status is non-zero if any case failed.
@@ -65,7 +67,7 @@ def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str, max_se
     returns its statistics."""
     rng = random.Random(f"{seed}-{fmt}")
     stats: dict[str, object] = {"cases": 0, "parsed": 0, "refused": 0, "failed": 0, "structured": 0}
-    worst = 0.0
+    worst = worst_wall = 0.0
     failures: list[str] = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"paramio-fuzz-{fmt}-") as tmp:
@@ -82,15 +84,17 @@ def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str, max_se
             state = rng.getstate()
             ops = ("dump", "verify", "convert") if ops_every and n % ops_every == 0 else ()
             try:
+                cpu0 = time.process_time()
                 if seeded is not None and rng.random() < 0.5:
-                    outcome, _ = seeded.run_one(rng, traced=False, time_limit=CASE_TIME_LIMIT_S, ops=ops)
-                    seconds = outcome.seconds
+                    outcome, _ = seeded.run_one(rng, traced=False, time_limit=float("inf"), ops=ops)
                 else:
-                    outcome, _ = structured.run_one(rng, ops=ops, traced=False, time_limit=CASE_TIME_LIMIT_S)
-                    seconds = outcome.seconds
+                    outcome, _ = structured.run_one(rng, ops=ops, traced=False, time_limit=float("inf"))
                     stats["structured"] = int(stats["structured"]) + 1  # type: ignore[call-overload]
+                # CPU time: on a shared machine the wall clock measures the neighbours too.
+                seconds = time.process_time() - cpu0
+                worst_wall = max(worst_wall, outcome.seconds)
                 if seconds > CASE_TIME_LIMIT_S:
-                    raise mutations.FuzzFailure(f"took {seconds:.1f} s (limit {CASE_TIME_LIMIT_S} s)")
+                    raise mutations.FuzzFailure(f"took {seconds:.1f} s of CPU (limit {CASE_TIME_LIMIT_S} s)")
                 if _rss() > RSS_LIMIT:
                     raise mutations.FuzzFailure(f"peak RSS {_rss()} bytes passed {RSS_LIMIT}")
                 worst = max(worst, seconds)
@@ -107,7 +111,8 @@ def run_format(fmt: str, cases: int, seed: int, ops_every: int, out: str, max_se
             if (n + 1) % 2_000 == 0:
                 print(f"{fmt}: {n + 1} cases, {stats['failed']} failures, {time.perf_counter() - t0:.0f} s", flush=True)
     stats["seconds"] = round(time.perf_counter() - t0, 1)
-    stats["slowest_case_s"] = round(worst, 2)
+    stats["slowest_case_cpu_s"] = round(worst, 2)
+    stats["slowest_case_wall_s"] = round(worst_wall, 2)
     stats["peak_rss_mib"] = round(_rss() / (1 << 20), 1)
     stats["first_failures"] = failures[:5]
     return stats
