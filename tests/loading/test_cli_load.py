@@ -67,8 +67,8 @@ def test_errors(paramio_cli: Cli, tmp_path: Path, st_file: tuple[Path, dict[str,
     assert code == 2 and "--budget" in err
     code, _, err = paramio_cli("load", f"--parameters={tmp_path / 'missing.irpa'}")
     assert code == 1 and err.count("\n") == 1 and "missing.irpa" in err and "Traceback" not in err
-    code, _, err = paramio_cli("load", "--parameters=s3://bucket/model.irpa")
-    assert code == 1 and "remote sources are not supported yet" in err
+    code, _, err = paramio_cli("load", "--parameters=ftp://host/model.irpa")  # URLs: tests/remote
+    assert code == 1 and "no byte source for ftp:// URLs" in err and err.count("\n") == 1
 
 
 _SHOW_BAR = (

@@ -21,11 +21,12 @@ Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paramio.cli.errors import UsageError
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALLOW_EXTERNAL",
+    "CACHE",
     "OVERLAY",
     "PARAMETERS",
     "PARAMETER_MODE",
@@ -111,6 +113,15 @@ ALLOW_EXTERNAL = Flag(
     FlagKind.LIST,
     "Also lets files named inside parameter files (IRPA external entries, shards) come\n"
     "from this folder; by default they must lie in the naming file's own folder. Repeatable.",
+    None,
+    "DIR",
+)
+
+CACHE = Flag(
+    "cache",
+    FlagKind.STRING,
+    "Keeps blocks read from parameter URLs (https://, s3://, gs://, az://) in this folder,\n"
+    "so a second run reads only what it has not read before. Local files are never cached.",
     None,
     "DIR",
 )
@@ -311,14 +322,34 @@ def run_command(
     `foreign`: keep unknown flags for `body` (see `parse_flags`)."""
     from paramio.cli.errors import guarded
 
+    # Every command that reads parameter files (they take --allow-external) takes --cache too.
+    if ALLOW_EXTERNAL in flags and CACHE not in flags:
+        flags = [*flags, CACHE]
+
     def go() -> int:
         parsed = parse_flags(argv, flags, foreign=foreign)
         if parsed.on("help"):
             sys.stdout.write(format_help(tool, description, flags) + "\n")
             return 0
-        return body(parsed)
+        with remote_options(parsed):
+            return body(parsed)
 
     return guarded(tool, go, debug=lambda: wants_debug(argv))
+
+
+@contextlib.contextmanager
+def remote_options(parsed: ParsedFlags) -> Iterator[None]:
+    """The options every URL the command opens gets (``--cache``), for the command's run."""
+    folder = parsed.values.get("cache")
+    if not folder:
+        yield
+        return
+    from paramio.formats.inputs import input_options
+
+    if os.path.exists(str(folder)) and not os.path.isdir(str(folder)):
+        raise UsageError(f"--cache={folder}: not a folder")
+    with input_options({"cache": str(folder)}):
+        yield
 
 
 def precedence_of(parsed: ParsedFlags) -> str:

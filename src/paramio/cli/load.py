@@ -67,9 +67,6 @@ def _load(parsed: ParsedFlags) -> int:
     concurrency = parsed.number("concurrency")
     if concurrency < 0:
         raise UsageError(f"--concurrency={concurrency}: expected 0 (automatic) or more")
-    for v in sources:
-        if "://" in parse_parameters_flag(v).path:
-            raise InvalidArgumentError(f"{v}: remote sources are not supported yet")
     provider = Provider.from_flags(sources, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
     total = sum(e.length for scope in provider.scopes for e in provider.entries(scope))
     with ByteProgress(total, "loading", quiet=parsed.on("quiet") or parsed.on("json")) as bar:

@@ -161,12 +161,15 @@ def verify_file(
 
 def _structure_problems(path: str, entries: Sequence[ParameterEntry]) -> list[Problem]:
     """Data entries sharing bytes with the archive's header, entry table or metadata."""
-    from paramio.formats.irpa.reader import structure_regions
+    from paramio.formats.inputs import open_parsed
+    from paramio.formats.irpa.reader import fetch_tables, structure_regions
+    from paramio.formats.window import WindowSource
     from paramio.index.overlaps import find_overlaps
-    from paramio.sources.file import FileSource
 
-    source = FileSource(path)
+    source = open_parsed(path)  # a URL: its headers and tables, which is all this reads
     try:
+        if isinstance(source, WindowSource):
+            fetch_tables(source)
         found = find_overlaps(source, entries, structure_regions(source), with_entries=False)
     finally:
         source.close()

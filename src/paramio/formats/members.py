@@ -2,8 +2,8 @@
 
 A sharded set (an IRPA set's ``*.irpa.index.json``, a tensor-parallel ``*.tp.json``) names its
 files by bare file name, relative to the manifest. Every reader of such a manifest resolves the
-names through `member_path`: today a file next to the manifest on the local disk; a remote
-source will resolve the same names against the manifest's URL (``source.sibling(name)``).
+names through `member_path`: a file next to the manifest on the local disk, or for a manifest
+URL the object beside it (`paramio.formats.inputs.beside`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import os
 
 from paramio.errors import FormatError
-from paramio.sources.file import FileSource
+from paramio.formats.inputs import beside, is_url, open_input
 from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["MAX_MANIFEST_SIZE", "member_path", "read_manifest_json"]
@@ -38,15 +38,15 @@ def member_path(manifest: str, name: object, allow_external: AllowExternal = Non
         or "\x00" in name
     ):
         raise FormatError(f"member {name!r} must be a file name next to the manifest", path=manifest)
-    path = os.path.join(os.path.dirname(manifest), name)
-    if os.path.lexists(path):  # a missing member is reported by whoever opens it
+    path = beside(manifest, name)  # for a URL: the lexical rule every source shares
+    if not is_url(manifest) and os.path.lexists(path):  # a missing member is reported by whoever opens it
         Confinement.beside(manifest, allow_external).resolve(name, key=name, what="member")
     return path
 
 
 def read_manifest_json(path: str) -> dict[str, object]:
     """A manifest's JSON object, size-checked before reading. Raises `FormatError`, `SourceError`."""
-    src = FileSource(path, use_mmap=False)  # a FIFO or device is refused, never read
+    src = open_input(path, use_mmap=False)  # a FIFO or device is refused, never read
     try:
         size = src.size
         if size > MAX_MANIFEST_SIZE:

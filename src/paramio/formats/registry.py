@@ -20,14 +20,15 @@ Formats are imported only when first used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
 import inspect
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paramio.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
 from paramio.index.entry import ParameterEntry
@@ -98,9 +99,9 @@ def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) ->
         if any(lower.endswith(ext) for ext in info.extensions):
             return info.name
     if not for_writing:
-        from paramio.sources.file import FileSource
+        from paramio.formats.inputs import open_input
 
-        src = FileSource(p, use_mmap=False)  # a FIFO or device is refused, never read
+        src = open_input(p, use_mmap=False)  # a FIFO or device is refused, never read
         try:
             head = src.read(0, min(64, src.size))
         finally:
@@ -127,6 +128,7 @@ def read_path(
     use_mmap: bool = True,
     strict: bool = False,
     allow_external: AllowExternal = None,
+    source_options: Mapping[str, Any] | None = None,
 ) -> FormatContents:
     """Read a parameter file with the format given or detected; facts a paramio writer carried
     for the format (``paramio.carried``, see `paramio.formats.conversion`) are put back.
@@ -134,26 +136,71 @@ def read_path(
     `strict` refuses what paramio otherwise reads past with a `paramio.errors.FormatWarning`
     (a GGUF metadata key repeated, as older gguf-py wrote them).
     Files named inside the file (IRPA external entries, shards) must resolve inside its folder
-    or a folder in `allow_external` (``True``: anywhere); `SourceError` otherwise."""
-    name = format or detect_format(path)
-    mod = format_module(name)
-    from paramio.formats.conversion import restore
+    or a folder in `allow_external` (``True``: anywhere); `SourceError` otherwise.
 
-    # Only formats with something to be strict about take the keyword.
-    extra: dict[str, object] = {"strict": True} if strict and name == "gguf" else {}
+    `path` may be a URL (``https://``, ``s3://``, ``gs://``, ``az://``, ``file://``): the open
+    reads the header and tables only, and files named inside resolve against the URL's folder.
+    `source_options` go to `paramio.sources.open_source` for every object opened (``cache=``,
+    ``config=``, ``retry=`` ...)."""
+    from paramio.formats.conversion import restore
+    from paramio.formats.inputs import input_options, is_url
+
     p = os.fspath(path)
-    try:
-        contents: FormatContents = mod.read_path(
-            p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, **extra
-        )
-    except ValueError as exc:
-        # A name read from a file (an EXTERNAL path, a shard, a split sibling) with a NUL byte:
-        # `os.open` refuses it with ValueError, which is no paramio error. Sources check for
-        # it themselves; this boundary keeps the promise for any path that reaches the OS.
-        if isinstance(exc, ParamioError) or "null byte" not in str(exc):
-            raise
-        raise SourceError(f"a file name read from this file holds a NUL byte ({exc})", path=p) from exc
+    if source_options and not is_url(p):
+        names = ", ".join(sorted(source_options))
+        raise InvalidArgumentError(f"options {names} apply to URLs only, not to a local file", path=p)
+    with input_options(source_options), _redacting(p):
+        name = format or detect_format(path)
+        mod = format_module(name)
+        # Only formats with something to be strict about take the keyword.
+        extra: dict[str, object] = {"strict": True} if strict and name == "gguf" else {}
+        try:
+            contents: FormatContents = mod.read_path(
+                p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, **extra
+            )
+        except ValueError as exc:
+            # A name read from a file (an EXTERNAL path, a shard, a split sibling) with a NUL byte:
+            # `os.open` refuses it with ValueError, which is no paramio error. Sources check for
+            # it themselves; this boundary keeps the promise for any path that reaches the OS.
+            if isinstance(exc, ParamioError) or "null byte" not in str(exc):
+                raise
+            raise SourceError(f"a file name read from this file holds a NUL byte ({exc})", path=p) from exc
+    if is_url(p):
+        from paramio.sources.retry import redact_url
+
+        contents.paths = [redact_url(x) for x in contents.paths]
     return restore(name, contents)
+
+
+@contextlib.contextmanager
+def _redacting(path: str) -> Iterator[None]:
+    """Errors naming the URL `path` (or its siblings) name it without its credentials: readers
+    put the path they were given in messages; only the sources redact on their own."""
+    from paramio.errors import ParamioError
+    from paramio.formats.inputs import is_url
+
+    if not is_url(path):
+        yield
+        return
+    from paramio.sources.retry import redact_url
+
+    shown = redact_url(path)
+    user = path.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+    if shown == path:
+        yield
+        return
+
+    def clean(text: str) -> str:
+        text = text.replace(path, shown)
+        return text.replace(user + "@", "") if user else text
+
+    try:
+        yield
+    except ParamioError as exc:
+        exc.path = clean(exc.path) if exc.path is not None else None
+        exc.reason = clean(exc.reason)
+        exc.args = tuple(clean(a) if isinstance(a, str) else a for a in exc.args)
+        raise
 
 
 def write_path(
@@ -165,7 +212,8 @@ def write_path(
     on_loss: str = "warn",
     **options: object,
 ) -> None:
-    """Write entries to `path` in the format given or implied by the extension, atomically.
+    """Write entries to `path` in the format given or implied by the extension, atomically. A URL
+    (``s3://``, ``gs://``, ``az://``) is built locally and uploaded (`paramio.formats.uploads`).
 
     What the target cannot hold as given (a splat written as data, a type stored under a
     stand-in, an attribute JSON cannot hold) is found before anything is written and, by
@@ -173,6 +221,7 @@ def write_path(
     `InvalidArgumentError` and no file; ``"ignore"``. Use `plan_losses` to get the list.
     """
     from paramio.formats.conversion import report_losses
+    from paramio.formats.inputs import current_options, is_url
 
     name = format or detect_format(path, for_writing=True)
     p = os.fspath(path)
@@ -180,6 +229,14 @@ def write_path(
     prepared = _prepare(name, list(entries), attributes or {}, {**options, "path": p})
     report_losses(prepared.losses, on_loss, path=p, fmt=name)
     mod = format_module(name)
+    if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
+        from paramio.formats.uploads import write_remote
+
+        def build(local: str) -> None:
+            mod.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
+
+        write_remote(p, build, options=current_options())
+        return
     mod.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
 
 

@@ -12,6 +12,7 @@ atomically), and never turns a device node or a symlink into a regular file:
 | ``-``, ``/dev/stdout``, ``/dev/fd/N``                | streams into that open descriptor                       |
 | a FIFO or a character device (``/dev/null``, a tty)  | streams into it                                         |
 | a directory, a socket, a block device, other, a loop | refuses (`WriteError`), before anything is written      |
+| a URL (``s3://``, ``gs://``, ``az://``, ``https://``)  | builds it locally, then uploads it (`paramio.formats.uploads`) |
 
 A stream cannot be seeked back into, and every format's writer places its header before data it
 writes later (or writes data out of order, from several threads), so a streamed output is built
@@ -52,6 +53,7 @@ STDOUT = "-"
 class OutputKind(enum.StrEnum):
     FILE = "file"  # a regular file, created or replaced atomically
     STREAM = "stream"  # bytes are copied, in order, into something that is not a regular file
+    REMOTE = "remote"  # an object store URL: built in a local temp folder, uploaded once complete
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,6 +90,12 @@ def resolve_output(path: str | os.PathLike[str]) -> OutputTarget:
     for a symlink loop.
     """
     given = os.fspath(path)
+    from paramio.formats.inputs import is_url
+
+    if is_url(given):
+        from paramio.sources.retry import redact_url
+
+        return OutputTarget(redact_url(given), OutputKind.REMOTE, None)
     shown = STDOUT if given == STDOUT else os.path.abspath(given)
     fd = 1 if given == STDOUT else _own_descriptor(shown)
     if fd is not None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -221,8 +221,15 @@ class ParameterIndex:
         strict: bool = False,
         allow_external: AllowExternal = None,
         copy: bool = False,
+        source_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Append the entries of a parameter file (IRPA, safetensors, GGUF, or a sharded set).
+
+        `file_path` may be a URL (``https://``, ``s3://``, ``gs://``, ``az://``): only its header
+        and tables are read here, entry data later with ranged reads. `source_options` go to
+        `paramio.sources.open_source` for it and its siblings: ``{"cache": folder or
+        DiskCache, "config": {"endpoint": ..., "access_key_id": ...}, "client_options": ...,
+        "retry": ..., "timeout": ...}`` (`open` takes them as keywords).
 
         The format comes from `format`, else the extension, else the file's magic bytes.
         Files named inside it (IRPA external entries, shards) must resolve inside its folder
@@ -254,6 +261,7 @@ class ParameterIndex:
             use_mmap=use_mmap,
             strict=strict,
             allow_external=allow_external,
+            source_options=source_options,
         )
         if copy:
             from paramio.sources.copied import copy_entries
@@ -347,12 +355,20 @@ class ParameterIndex:
         strict: bool = False,
         allow_external: AllowExternal = None,
         copy: bool = False,
+        **source_options: Any,
     ) -> ParameterIndex:
-        """A new index over one parameter file (or sharded set); see `load`. `copy=True` reads
-        it into memory, so that no view can die of SIGBUS when the file changes."""
+        """A new index over one parameter file (or sharded set), a path or a URL; see `load`.
+        `copy=True` reads it into memory, so that no view can die of SIGBUS when the file
+        changes; `source_options` (``cache=``, ``config=`` ...) are for a URL."""
         index = cls(duplicates=duplicates)
         index.load(
-            file_path, format=format, writable=writable, strict=strict, allow_external=allow_external, copy=copy
+            file_path,
+            format=format,
+            writable=writable,
+            strict=strict,
+            allow_external=allow_external,
+            copy=copy,
+            source_options=source_options,
         )
         return index
 

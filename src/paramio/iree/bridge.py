@@ -19,6 +19,7 @@ import numpy as np
 from paramio.index.entry import ParameterEntry
 from paramio.index.provider import Provider
 from paramio.sources.base import ByteSource
+from paramio.sources.protocols import SupportsZeroCopy
 
 __all__ = ["IreeParameters", "create_parameters_module", "to_iree_index", "to_iree_provider", "to_iree_providers"]
 
@@ -89,11 +90,17 @@ def to_iree_index(entries: Sequence[ParameterEntry], *, _bridge: IreeParameters 
             continue
         src = e.source
         assert src is not None
-        fd = src.fileno()
+        fd = src.fileno()  # wrappers (compat handles) pass their file's descriptor through
         if fd is not None and fd >= 0 and src.path is not None:
             index.add_from_file_handle(e.key, bridge.file_handle(src), e.length, e.offset, metadata=md)
-        else:
+        elif isinstance(src, SupportsZeroCopy):  # memory: IREE reads the caller's buffer
             buf = np.frombuffer(src.view(e.offset, e.length), dtype=np.uint8)
+            bridge.keep(buf)
+            index.add_buffer(e.key, buf, metadata=md)
+        else:  # no descriptor, no mapping (a remote object): read the bytes once, for IREE to own
+            raw = bytearray(e.length)
+            src.readinto(e.offset, raw)
+            buf = np.frombuffer(raw, dtype=np.uint8)
             bridge.keep(buf)
             index.add_buffer(e.key, buf, metadata=md)
     return index

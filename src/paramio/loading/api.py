@@ -2,8 +2,8 @@
 
 ``what`` is anything paramio opens: a path (IRPA, safetensors, GGUF, a sharded set through any
 of its files or its ``.index.json``), a `ParameterIndex`, a `Provider` (every scope, overlays
-first, keys ``scope::key``), or a sequence of `ParameterEntry`. URLs are refused until remote
-sources exist.
+first, keys ``scope::key``), or a sequence of `ParameterEntry`. A path may be a URL
+(``https://``, ``s3://`` ...): its header is read at open, its tensors with ranged reads.
 """
 
 from __future__ import annotations
@@ -43,16 +43,11 @@ def resolve(what: Loadable, keys: Iterable[str] | None = None) -> list[tuple[str
     """(key, entry) pairs to load, in the source's order or the order of `keys`.
 
     Raises `ParameterNotFoundError` for a key that is not there (before anything is read),
-    `InvalidArgumentError` for a URL or an object paramio cannot load from, and what opening a
+    `InvalidArgumentError` for an object paramio cannot load from, and what opening a
     file raises (`FormatError`, `SourceError`).
     """
     if isinstance(what, (str, os.PathLike)):
-        text = os.fspath(what)
-        if "://" in text:
-            raise InvalidArgumentError(
-                f"{text}: remote sources are not supported yet; load a local path, index or provider"
-            )
-        what = ParameterIndex.open(text, duplicates=DuplicatePolicy.KEEP)
+        what = ParameterIndex.open(os.fspath(what), duplicates=DuplicatePolicy.KEEP)
     if isinstance(what, ParameterIndex):
         if keys is None:
             return _first_of_each(what.items())

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from paramio.arrays.metadata import encode_tensor_metadata
 from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_TYPES, MAGIC, GGMLType
 from paramio.formats.gguf.dequant import dequantize
+from paramio.formats.gguf.opening import open_gguf
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.formats.gguf.split import read_split_set, split_info, without_split_keys
 from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
 from paramio.formats.registry import FormatContents
 from paramio.index.entry import ParameterEntry
-from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -43,18 +43,23 @@ def sniff(head: bytes) -> bool:
 
 
 def read_path(
-    path: str, *, writable: bool = False, use_mmap: bool = True, strict: bool = False, allow_external: AllowExternal = None
+    path: str,
+    *,
+    writable: bool = False,
+    use_mmap: bool = True,
+    strict: bool = False,
+    allow_external: AllowExternal = None,
 ) -> FormatContents:
     """Read a GGUF file, or the whole split set it belongs to (its other shards must resolve
-    inside its folder or a folder in `allow_external`).
+    inside its folder or a folder in `allow_external`). A URL reads the header and tables
+    only (`paramio.formats.gguf.opening`); a split set's other shards are its siblings.
 
     Attributes: ``{"gguf.kv": {key: typed record}}`` from the (first) file, without ``split.*``.
     Raises `FormatError` and its subclasses for malformed files, `SourceError` if a file (or a
     shard of the set) cannot be opened. A repeated metadata key warns (`FormatWarning`); with
     `strict` it is refused (see `paramio.formats.gguf.kv`).
     """
-    source = FileSource(path, writable=writable, use_mmap=use_mmap)
-    f = read_gguf(source, strict=strict)
+    f = open_gguf(path, writable=writable, use_mmap=use_mmap, strict=strict)
     info = split_info(f, path)
     if info is None:
         return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])

@@ -18,8 +18,8 @@ from paramio.formats.gguf.constants import (
     SPLIT_NO,
     SPLIT_TENSORS_COUNT,
 )
-from paramio.formats.gguf.reader import GGUFFile, read_gguf
-from paramio.sources.file import FileSource
+from paramio.formats.gguf.reader import GGUFFile
+from paramio.formats.inputs import beside, is_url, open_parsed
 from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["read_split_set", "shard_paths", "split_info"]
@@ -52,7 +52,7 @@ def split_info(f: GGUFFile, path: str) -> tuple[int, int, int] | None:
 
 def shard_paths(path: str, count: int) -> list[str]:
     """All file names of the set `path` belongs to (from its ``-NNNNN-of-NNNNN.gguf`` name)."""
-    folder, base = os.path.split(path)
+    base = os.path.basename(path)
     m = SPLIT_NAME.match(base)
     if m is None:
         raise FormatError(
@@ -64,7 +64,7 @@ def shard_paths(path: str, count: int) -> list[str]:
             f"file name says {int(m['count'])} shards but {SPLIT_COUNT} says {count}", path=path, key=SPLIT_COUNT
         )
     ext = base[m.end("count") :]
-    return [os.path.join(folder, f"{m['stem']}-{i + 1:05d}-of-{count:05d}{ext}") for i in range(count)]
+    return [beside(path, f"{m['stem']}-{i + 1:05d}-of-{count:05d}{ext}") for i in range(count)]
 
 
 def read_split_set(
@@ -86,21 +86,24 @@ def read_split_set(
     assert m is not None
     if int(m["no"]) != no + 1:
         raise FormatError(f"file name says shard {int(m['no'])} but {SPLIT_NO}={no} (0-based)", path=path, key=SPLIT_NO)
+    from paramio.formats.gguf.opening import parse_gguf
+
     files: list[GGUFFile] = []
-    confinement = Confinement.beside(path, allow_external)
+    remote = is_url(path)  # a URL's siblings are checked lexically, by `beside`
+    confinement = None if remote else Confinement.beside(path, allow_external)
     for i, p in enumerate(paths):
         if i == no:
             files.append(first)
             continue
-        if os.path.lexists(p):
+        if confinement is not None and os.path.lexists(p):
             confinement.resolve(os.path.basename(p), what=f"shard {i + 1} of {count}")
         try:
-            source = FileSource(p, writable=writable, use_mmap=use_mmap)
+            source = open_parsed(p, writable=writable, use_mmap=use_mmap)
         except SourceError as exc:
             raise SourceError(
                 f"shard {i + 1} of {count} of the split set of {path} is missing: {exc.reason}", path=p
             ) from exc
-        f = read_gguf(source, strict=strict)
+        f = parse_gguf(source, strict=strict)
         got = split_info(f, p)
         if got != (i, count, total):
             raise FormatError(

@@ -12,6 +12,7 @@ import os
 
 from paramio.errors import FormatError, SourceError, TruncatedError, UnsupportedFormatError
 from paramio.formats.cursor import Cursor
+from paramio.formats.inputs import open_parsed
 from paramio.formats.irpa.layout import (
     DATA_TAIL,
     ENTRY_ALIGNMENT,
@@ -29,6 +30,7 @@ from paramio.formats.irpa.layout import (
     align,
 )
 from paramio.formats.registry import FormatContents
+from paramio.formats.window import WindowSource
 from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.sources.base import ByteSource
 from paramio.sources.file import FileSource
@@ -37,6 +39,9 @@ from paramio.sources.paths import AllowExternal, Confinement
 __all__ = ["read_archive", "read_header", "read_path", "read_source", "structure_regions", "take_attributes"]
 
 _MAX_LINKED_HEADERS = 1 << 16
+
+#: The first read of a remote archive: the header and, for most archives, the tables after it.
+FIRST_READ = 64 * 1024
 
 
 def reference_budget(size: int) -> int:
@@ -81,9 +86,45 @@ def read_path(
     in `allow_external` (``True``: anywhere). A writable open also refuses an archive whose data
     entries overlap its header, tables or each other (an in-place write would corrupt it).
     Raises `FormatError` subclasses for malformed archives, `SourceError` for files that cannot
-    (or may not) be opened."""
-    source = FileSource(path, writable=writable, use_mmap=use_mmap)
+    (or may not) be opened. A URL (`paramio.formats.inputs`) costs a first read of
+    `FIRST_READ` bytes and one more for tables the header says lie past it; external entries
+    then resolve against the URL's folder."""
+    source = open_parsed(path, writable=writable, use_mmap=use_mmap)
+    if isinstance(source, WindowSource):
+        try:
+            fetch_tables(source)
+            return read_source(source, path, writable=writable, allow_external=allow_external)
+        finally:
+            source.seal()
     return read_source(source, path, writable=writable, allow_external=allow_external)
+
+
+def fetch_tables(source: WindowSource) -> None:
+    """Fetch what parsing the archive in `source` reads: every (linked) header, its entry table
+    and its metadata segment, as the headers give them. Values the parser will refuse stop the
+    walk; the parser then reports them exactly as for a local file."""
+    size = source.size
+    source.fill([(0, FIRST_READ)])
+    base = 0
+    seen: set[int] = set()
+    while base + HEADER_SIZE <= size and len(seen) <= _MAX_LINKED_HEADERS:
+        source.fill([(base, base + HEADER_SIZE)])
+        buf = source.window()
+        magic, _major, _minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(buf, base)
+        if magic != MAGIC or header_size != HEADER_SIZE:
+            return
+        _count, e_off, e_len, m_off, m_len, _s_off, _s_len = HEADER_V0_TAIL.unpack_from(buf, base + HEADER_PREFIX_SIZE)
+        source.fill(
+            [
+                (base + off, base + off + n)
+                for off, n in ((e_off, e_len), (m_off, m_len))
+                if n and base + off + n <= size
+            ]
+        )
+        if next_offset == 0 or base + next_offset in seen:
+            return
+        base += next_offset
+        seen.add(base)
 
 
 def read_source(
@@ -100,7 +141,8 @@ def read_source(
                 _refuse_overlaps(source, lazy.entries)
             return FormatContents(lazy.entries, lazy.attributes, [path])
     skipped: list[tuple[str, bytes]] = []
-    confinement = Confinement.beside(path, allow_external)
+    # A remote archive's external files are its URL's siblings (`_external_entry`).
+    confinement = Confinement.beside(path if not isinstance(source, WindowSource) else "", allow_external)
     entries, attributes = take_attributes(read_archive(source, skipped=skipped, confinement=confinement), skipped)
     if writable:
         _refuse_overlaps(source, entries)
@@ -201,7 +243,9 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
         )
     magic, major, minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(cur.buf, base)
     if magic != MAGIC:
-        raise FormatError(f"IRPA file magic missing or invalid {magic:08X}; expected {MAGIC:08X}", path=name, offset=base)
+        raise FormatError(
+            f"IRPA file magic missing or invalid {magic:08X}; expected {MAGIC:08X}", path=name, offset=base
+        )
     if header_size > size:
         raise TruncatedError(
             f"header of reported size {header_size} is larger than the file ({size} bytes)", path=name, offset=base + 8
@@ -215,7 +259,9 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
     if major != 0:
         raise UnsupportedFormatError(f"IRPA major version {major}.{minor} not supported", path=name, offset=base + 4)
     if minor > 0:
-        raise UnsupportedFormatError(f"IRPA version 0.{minor} not supported (newer than paramio)", path=name, offset=base + 6)
+        raise UnsupportedFormatError(
+            f"IRPA version 0.{minor} not supported (newer than paramio)", path=name, offset=base + 6
+        )
     if header_size != HEADER_SIZE:
         raise FormatError(
             f"IRPA v0 header expected to be exactly {HEADER_SIZE} bytes but was reported as {header_size}",
@@ -286,11 +332,16 @@ def _read_one(
                 skipped.append((key, metadata))
         elif etype == EntryType.SPLAT:
             if entry_size < ENTRY_SIZES[EntryType.SPLAT]:
-                raise TruncatedError(f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos)
+                raise TruncatedError(
+                    f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos
+                )
             length, pattern, plen = SPLAT_TAIL.unpack_from(cur.buf, tail)
             if plen > MAX_SPLAT_PATTERN_LENGTH:
                 raise FormatError(
-                    f"splat pattern length {plen} out of bounds {MAX_SPLAT_PATTERN_LENGTH}", path=name, key=key, offset=tail + 24
+                    f"splat pattern length {plen} out of bounds {MAX_SPLAT_PATTERN_LENGTH}",
+                    path=name,
+                    key=key,
+                    offset=tail + 24,
                 )
             entries.append(
                 ParameterEntry.splat(key, pattern[:plen], length, metadata=metadata, origin="irpa", file_index=i)
@@ -316,7 +367,9 @@ def _read_one(
             )
         elif etype == EntryType.EXTERNAL:
             if entry_size < ENTRY_SIZES[EntryType.EXTERNAL]:
-                raise TruncatedError(f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos)
+                raise TruncatedError(
+                    f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos
+                )
             p_off, p_len, r_off, r_len = EXTERNAL_TAIL.unpack_from(cur.buf, tail)
             ext_path = _meta_ref(cur, meta_base, m_len, p_off, p_len, "external path", name, tail, key)
             entries.append(_external_entry(source, key, metadata, ext_path, r_off, r_len, i, confinement, tail))
@@ -374,8 +427,12 @@ def _external_entry(
     field: int,
 ) -> ParameterEntry:
     try:
-        full = confinement.resolve(raw_path, key=key)
-        ext = FileSource(full)
+        if isinstance(source, WindowSource):  # a remote archive: beside its URL, same rules
+            full = raw_path.decode("utf-8", "surrogateescape")
+            ext: ByteSource = source.sibling(full)
+        else:
+            full = confinement.resolve(raw_path, key=key)
+            ext = FileSource(full)
     except FormatError as exc:
         raise FormatError(exc.reason, path=source.name, key=key, offset=field) from exc
     except SourceError as exc:

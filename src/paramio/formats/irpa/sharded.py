@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
+from paramio.formats.inputs import beside, exists, is_url
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output import AtomicOutput
 from paramio.formats.output_set import AtomicOutputSet
@@ -109,7 +110,9 @@ def read_set(
         raise FormatError(f"manifest names more than {MAX_SHARDS} shards", path=path)
     order = _shard_order(list(wmap.values()))
     parts = [
-        read_one(member_path(path, name, allow_external), writable=writable, use_mmap=use_mmap, allow_external=allow_external)
+        read_one(
+            member_path(path, name, allow_external), writable=writable, use_mmap=use_mmap, allow_external=allow_external
+        )
         for name in order
     ]
     owner: dict[str, str] = {}
@@ -138,26 +141,28 @@ def find_set(path: str, allow_external: AllowExternal = None) -> str | list[str]
     """For a shard path: the manifest that lists it, else every sibling shard (paths in order),
     else None when the name is not a shard name. Raises `SourceError` when a sibling shard
     named by the numbering is missing."""
-    folder, base = os.path.split(path)
+    base = os.path.basename(path)
     m = SHARD_RE.match(base)
     if m is None:
         return None
     count, index = int(m["count"]), int(m["index"])
     if count < 1 or not 1 <= index <= count or count > MAX_SHARDS:
         return None
-    manifest = os.path.join(folder, m["prefix"] + MANIFEST_SUFFIX)
-    if os.path.exists(manifest):
+    # For a URL, `beside` and `exists` (a HEAD) stand in for the folder (no symlinks to check).
+    manifest = beside(path, m["prefix"] + MANIFEST_SUFFIX)
+    if exists(manifest) if is_url(path) else os.path.exists(manifest):
         _, wmap = read_manifest(manifest)
         if base in wmap.values():
             return manifest
     digits = len(m["index"])
     ext = base[len(base) - len(FILE_SUFFIX) :]
-    siblings = [os.path.join(folder, f"{m['prefix']}-{i:0{digits}d}-of-{m['count']}{ext}") for i in range(1, count + 1)]
-    confinement = Confinement.beside(path, allow_external)
+    siblings = [beside(path, f"{m['prefix']}-{i:0{digits}d}-of-{m['count']}{ext}") for i in range(1, count + 1)]
+    confinement = None if is_url(path) else Confinement.beside(path, allow_external)
     for s in siblings:
-        if not os.path.lexists(s):
+        if not exists(s):
             raise SourceError(f"shard {os.path.basename(s)} of the set is missing", path=s)
-        confinement.resolve(os.path.basename(s), what="shard")  # a symlink out of the folder
+        if confinement is not None:
+            confinement.resolve(os.path.basename(s), what="shard")  # a symlink out of the folder
     return siblings
 
 

@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable, Sequence
 
 from paramio.errors import FormatError
+from paramio.formats.inputs import open_input
 from paramio.formats.registry import FormatContents
 from paramio.formats.safetensors.layout import (
     ATTRIBUTE_INDEX_METADATA,
@@ -25,7 +26,6 @@ from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_
 from paramio.formats.safetensors.sharded import ShardedSet, find_set, is_index_path, read_set, write_sharded
 from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file
 from paramio.index.entry import ParameterEntry
-from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -74,7 +74,8 @@ def read_path(
 
     Raises `FormatError` (file, tensor, offset) for anything the safetensors library would
     refuse and for a weight map that disagrees with its shards; `SourceError` when a file cannot
-    be opened or a shard of a set is missing.
+    be opened or a shard of a set is missing. A URL reads the header only (its first 64 KiB,
+    and the rest of a longer header in one more request); shards resolve against its folder.
     """
     path = os.fspath(path)
     if is_index_path(path):
@@ -85,7 +86,7 @@ def read_path(
         s = read_set(found, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
         return _contents(s.shards, s.index_path, s.index_metadata)
     if isinstance(found, list):
-        files = [read_file(FileSource(p, writable=writable, use_mmap=use_mmap)) for p in found]
+        files = [read_file(open_input(p, writable=writable, use_mmap=use_mmap)) for p in found]
         seen: dict[str, str] = {}
         for f in files:
             for e in f.entries:
@@ -93,7 +94,7 @@ def read_path(
                     raise FormatError(f"tensor is also in shard {seen[e.key]}", path=f.source.name, key=e.key)
                 seen[e.key] = f.source.name
         return _contents(files, None, {})
-    return _contents([read_file(FileSource(path, writable=writable, use_mmap=use_mmap))], None, {})
+    return _contents([read_file(open_input(path, writable=writable, use_mmap=use_mmap))], None, {})
 
 
 def write_path(

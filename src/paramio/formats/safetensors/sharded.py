@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
+from paramio.formats.inputs import beside, exists, is_url, open_input
 from paramio.formats.output import sync_folder
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.safetensors.layout import (
@@ -35,7 +36,6 @@ from paramio.formats.safetensors.reader import SafetensorsFile, read_file
 from paramio.formats.safetensors.writer import plan_file, write_file, write_planned
 from paramio.formats.targets import resolve_output
 from paramio.index.entry import ParameterEntry
-from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["ShardedSet", "find_set", "read_index", "read_set", "split_shards", "write_sharded"]
@@ -75,7 +75,7 @@ def is_index_path(path: str) -> bool:
 def read_index(path: str) -> tuple[dict[str, object], dict[str, str]]:
     """The ``metadata`` object and the ``weight_map`` of an index file. Raises `FormatError`,
     and `SourceError` when it cannot be read (or is not a regular file: a FIFO never blocks)."""
-    src = FileSource(path, use_mmap=False)
+    src = open_input(path, use_mmap=False)
     try:
         size = src.size
         if size > MAX_INDEX_SIZE:
@@ -116,14 +116,16 @@ def _shard_order(files: Sequence[str]) -> list[str]:
     return sorted(first, key=key)
 
 
-def _resolve(confinement: Confinement, name: str, index_path: str) -> str:
+def _resolve(confinement: Confinement | None, name: str, index_path: str) -> str:
     if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
         shown = name.encode("unicode_escape", "backslashreplace").decode("ascii")
         raise FormatError(f"shard {shown!r} must be a file name next to the index", path=index_path, key=name)
     # A plain name can still be a symlink out of the folder: resolve it and check, then open it
     # by the name given (so the set's paths read as the user's folder, not the link targets).
-    confinement.resolve(name, key=name, what="shard")
-    return os.path.join(os.path.dirname(index_path), name)
+    # A URL's shards have no symlinks: `beside` applies the lexical rule.
+    if confinement is not None:
+        confinement.resolve(name, key=name, what="shard")
+    return beside(index_path, name)
 
 
 def read_set(
@@ -133,13 +135,13 @@ def read_set(
     inside the index's folder or a folder in `allow_external`. Raises `FormatError` when the
     weight map and the shards disagree, `SourceError` when a shard cannot (or may not) be opened."""
     meta, wmap = read_index(path)
-    confinement = Confinement.beside(path, allow_external)
+    confinement = None if is_url(path) else Confinement.beside(path, allow_external)
     order = _shard_order(list(wmap.values()))
     shards = []
     for name in order:
         full = _resolve(confinement, name, path)
         try:
-            source = FileSource(full, writable=writable, use_mmap=use_mmap)
+            source = open_input(full, writable=writable, use_mmap=use_mmap)
         except SourceError as exc:
             raise SourceError(f"shard {name!r}: {exc.reason}", path=path, key=name) from exc
         shards.append(read_file(source))
@@ -171,14 +173,16 @@ def find_set(path: str, allow_external: AllowExternal = None) -> str | list[str]
     order), else None when the name is not a shard name. Siblings must resolve inside the
     shard's folder (or `allow_external`). Raises `SourceError` if a sibling shard named by the
     numbering is missing or may not be opened."""
-    folder, base = os.path.split(path)
+    base = os.path.basename(path)
     m = SHARD_RE.match(base)
     if m is None:
         return None
-    confinement = Confinement.beside(path, allow_external)
-    index = os.path.join(folder, m["prefix"] + INDEX_SUFFIX)
-    if os.path.lexists(index):
-        confinement.resolve(os.path.basename(index), what="index file")
+    # A URL's siblings: `beside` and `exists` (a HEAD) in place of the folder and its symlinks.
+    confinement = None if is_url(path) else Confinement.beside(path, allow_external)
+    index = beside(path, m["prefix"] + INDEX_SUFFIX)
+    if exists(index):
+        if confinement is not None:
+            confinement.resolve(os.path.basename(index), what="index file")
         _, wmap = read_index(index)
         if base in wmap.values():
             return index
@@ -186,11 +190,12 @@ def find_set(path: str, allow_external: AllowExternal = None) -> str | list[str]
     digits = len(m["index"])
     if count < 1 or int(m["index"]) > count or count > 100_000:
         return None
-    siblings = [os.path.join(folder, shard_name(m["prefix"], i, count, digits)) for i in range(1, count + 1)]
+    siblings = [beside(path, shard_name(m["prefix"], i, count, digits)) for i in range(1, count + 1)]
     for s in siblings:
-        if not os.path.lexists(s):
+        if not exists(s):
             raise SourceError(f"shard {os.path.basename(s)} of the set is missing", path=s)
-        confinement.resolve(os.path.basename(s), what="shard")
+        if confinement is not None:
+            confinement.resolve(os.path.basename(s), what="shard")
     return siblings
 
 

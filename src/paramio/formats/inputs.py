@@ -1,0 +1,118 @@
+"""Opening what a reader is given: a local path or a URL, and the files named beside it.
+
+Every format opener goes through `open_input`, so a URL works wherever a path does. Names a
+file gives for other files (shards, an index's weight map, IRPA external entries) resolve
+through `beside`: next to a local file as before (the callers keep their symlink checks), and
+against the folder of a URL with the lexical rule every source shares
+(`paramio.sources.names.join_url`: no ``..``, no other host). Remote options (``config``,
+``cache``, ``retry`` ...; see `paramio.sources.open_source`) are set once per open with
+`input_options` and reach every object the open touches, siblings included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from paramio.errors import InvalidArgumentError, SourceError
+from paramio.sources.base import ByteSource
+from paramio.sources.file import FileSource
+from paramio.sources.names import join_url
+from paramio.sources.registry import open_source, scheme_of
+
+__all__ = ["beside", "current_options", "exists", "input_options", "is_url", "open_input", "open_parsed"]
+
+_OPTIONS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "paramio_input_options", default=None
+)
+
+
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a URL that is not ``file://`` (a remote object)."""
+    return scheme_of(path) not in (None, "file")
+
+
+def _local(path: str) -> str | None:
+    """The local path `path` names (itself, or a ``file://`` URL's path), None for a remote URL."""
+    scheme = scheme_of(path)
+    if scheme is None:
+        return path
+    if scheme == "file":
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(path).path)
+    return None
+
+
+@contextlib.contextmanager
+def input_options(options: Mapping[str, Any] | None) -> Iterator[None]:
+    """Use `options` for every remote object opened inside the block (none: keep the outer ones)."""
+    if not options:
+        yield
+        return
+    token = _OPTIONS.set({**(_OPTIONS.get() or {}), **options})
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
+
+
+def current_options() -> dict[str, Any]:
+    """The remote options `input_options` set (empty outside any)."""
+    return dict(_OPTIONS.get() or {})
+
+
+def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> ByteSource:
+    """The source for `path`: a `FileSource` for a local path (as the readers always opened
+    them), the remote source for a URL, with the options of `input_options`.
+
+    Raises `InvalidArgumentError` for a writable URL (objects are not edited in place),
+    `SourceError` (a `RemoteSourceError` for URLs) when it cannot be opened."""
+    local = _local(path)
+    if local is not None:
+        return FileSource(local, writable=writable, use_mmap=use_mmap)
+    if writable:
+        raise InvalidArgumentError("a URL cannot be opened writable; write a local file and upload it", path=path)
+    return open_source(path, **(_OPTIONS.get() or {}))
+
+
+def open_parsed(path: str, *, writable: bool = False, use_mmap: bool = True) -> ByteSource:
+    """`open_input`, with a remote source wrapped for a parser that asks for the whole file
+    (`paramio.formats.window.WindowSource`): the caller fills the header regions first."""
+    source = open_input(path, writable=writable, use_mmap=use_mmap)
+    if isinstance(source, FileSource):
+        return source
+    from paramio.formats.window import WindowSource
+
+    return WindowSource(source)
+
+
+def beside(path: str, name: str) -> str:
+    """The path or URL of `name` next to `path`. For a URL the name must be relative and stay
+    under the URL's folder (`SourceError` otherwise); local names are joined as given, and the
+    callers apply their own checks (plain file names, `Confinement`)."""
+    if is_url(path):
+        return join_url(path, name)
+    return os.path.join(os.path.dirname(path), name)
+
+
+def exists(path: str) -> bool:
+    """Whether `path` names something: `os.path.lexists` for a local path; for a URL one HEAD
+    (a 404 or 403 is "no"; other failures propagate, so a flaky server is not a missing file)."""
+    local = _local(path)
+    if local is not None:
+        return os.path.lexists(local)
+    from paramio.sources.retry import RemoteSourceError
+
+    try:
+        open_input(path).close()
+    except RemoteSourceError as exc:
+        if exc.status in (403, 404):
+            return False
+        raise
+    except SourceError:
+        return False
+    return True
