@@ -77,8 +77,7 @@ def load_module(
     unexpected = [k for k in entries if k not in used and k.startswith(prefix if name_map is None else "")]
     if strict and (missing or unexpected):
         raise InvalidArgumentError(
-            "Error(s) in loading state_dict: "
-            f"missing keys: {missing}; unexpected keys: {unexpected}",
+            f"Error(s) in loading state_dict: missing keys: {missing}; unexpected keys: {unexpected}",
             path=getattr(source, "__fspath__", lambda: None)(),
         )
     plan = []

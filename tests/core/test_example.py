@@ -23,8 +23,9 @@ def test_example_on_the_published_model(tmp_path: Path, paramio_cli: Callable[..
     assert (tmp_path / "model.irpa").stat().st_size > 90_000_000
 
 
-def test_example_without_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   paramio_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_example_without_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, paramio_cli: Callable[..., tuple[int, str, str]]
+) -> None:
     import paramio.cli.example as example
 
     monkeypatch.setattr(example, "find_published_model", lambda: None)

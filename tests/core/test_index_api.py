@@ -99,8 +99,24 @@ def test_add_buffer_records_dtype_and_shape() -> None:
 
 @pytest.mark.parametrize(
     "dtype",
-    ["bool", "int8", "uint16", "int32", "uint64", "float16", "float32", "float64", "complex64", "complex128",
-     "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"],
+    [
+        "bool",
+        "int8",
+        "uint16",
+        "int32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+    ],
 )
 def test_typed_round_trip_through_archive(tmp_path: Path, dtype: str) -> None:
     from paramio.arrays.dtypes import numpy_dtype

@@ -89,9 +89,7 @@ def test_same_inputs_same_bytes_as_iree_builder(tmp_path: Path) -> None:
     assert (tmp_path / "ours.irpa").read_bytes() == (tmp_path / "iree.irpa").read_bytes()
 
 
-def test_iree_create_parameters_output_reads_in_paramio(
-    tmp_path: Path, iree_tool: Callable[[str], str]
-) -> None:
+def test_iree_create_parameters_output_reads_in_paramio(tmp_path: Path, iree_tool: Callable[[str], str]) -> None:
     out = tmp_path / "c.irpa"
     subprocess.run(
         [

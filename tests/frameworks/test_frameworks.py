@@ -134,7 +134,9 @@ def test_load_module_strict_and_non_strict(tmp_path: Path) -> None:
     assert res.missing_keys == ["0.weight", "0.bias"] and res.unexpected_keys == ["weight", "bias"]
     res = load_module(target, tmp_path / "lin.irpa", name_map=lambda n: n.removeprefix("0."))
     assert res.missing_keys == [] and torch.equal(target[0].weight, load_target_weight(tmp_path / "lin.irpa"))
-    with pytest.raises(InvalidArgumentError, match=r"size mismatch for weight: the parameter has shape \[3, 2\], the module \[2, 2\]"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"size mismatch for weight: the parameter has shape \[3, 2\], the module \[2, 2\]"
+    ):
         load_module(torch.nn.Linear(2, 2), tmp_path / "lin.irpa", strict=False)
 
 

@@ -343,8 +343,6 @@ class Campaign:
         return outcome, [f"{target.name}:{s}" for s in steps]
 
 
-
-
 # -- structure-aware cases and the CLI paths ------------------------------------------------
 
 #: Memory a structured case may use per byte of its files, plus a fixed allowance: generous for

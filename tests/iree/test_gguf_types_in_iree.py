@@ -42,9 +42,17 @@ def vmfb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "p.mlir").write_text(PROGRAM)
     out = folder / "p.vmfb"
     subprocess.run(
-        [compiler, str(folder / "p.mlir"), "--iree-hal-target-device=local",
-         "--iree-hal-local-target-device-backends=llvm-cpu", "--iree-llvmcpu-target-cpu=host", "-o", str(out)],
-        check=True, capture_output=True,
+        [
+            compiler,
+            str(folder / "p.mlir"),
+            "--iree-hal-target-device=local",
+            "--iree-hal-local-target-device-backends=llvm-cpu",
+            "--iree-llvmcpu-target-cpu=host",
+            "-o",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     return out
 
@@ -55,8 +63,11 @@ def model(tmp_path: Path) -> Path:
     writer = gguf.GGUFWriter(str(path), "test")
     # An IQ2_XXS tensor (66 bytes per 256 elements) first: IREE sizes it as 512 one-byte I8s.
     writer.add_tensor("q", np.zeros((1, 2 * 66), np.uint8), raw_dtype=gguf.GGMLQuantizationType.IQ2_XXS)
-    writer.add_tensor("w", np.array([1, 2, 3, 4], np.float32).astype(ml_dtypes.bfloat16).view(np.uint16),
-                      raw_dtype=gguf.GGMLQuantizationType.BF16)
+    writer.add_tensor(
+        "w",
+        np.array([1, 2, 3, 4], np.float32).astype(ml_dtypes.bfloat16).view(np.uint16),
+        raw_dtype=gguf.GGMLQuantizationType.BF16,
+    )
     writer.add_tensor("b", np.array([0.5, 0.5, 0.5, 0.5], np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -69,14 +80,21 @@ def test_iree_cannot_load_the_file_paramio_runs_it(
     model: Path, vmfb: Path, iree_tool: Callable[[str], str], paramio_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     iree = subprocess.run(
-        [iree_tool("iree-run-module"), f"--module={vmfb}", f"--parameters=model={model}", "--function=f",
-         "--input=4xf32=10,10,10,10"],
-        capture_output=True, text=True,
+        [
+            iree_tool("iree-run-module"),
+            f"--module={vmfb}",
+            f"--parameters=model={model}",
+            "--function=f",
+            "--input=4xf32=10,10,10,10",
+        ],
+        capture_output=True,
+        text=True,
     )
     # IREE reads the 132-byte IQ2_XXS tensor as 512 bytes of I8 and runs past the data.
     assert iree.returncode != 0 and "begin=0, end=512" in iree.stderr
-    code, out, err = paramio_cli("run", f"--module={vmfb}", f"--parameters=model={model}", "--function=f",
-                                 "--input=4xf32=10,10,10,10")
+    code, out, err = paramio_cli(
+        "run", f"--module={vmfb}", f"--parameters=model={model}", "--function=f", "--input=4xf32=10,10,10,10"
+    )
     assert code == 0, err
     assert "4xf32=10.5 20.5 30.5 40.5" in out
 

@@ -67,21 +67,33 @@ def test_overlay_changes_the_result(vmfb, params, paramio_cli, tmp_path: Path) -
     p.write("b::v", np.array([1, 1, 1, 1], np.float32))
     p.flush()
     code, out, err = paramio_cli(
-        "run", f"--module={vmfb}", "--function=f", "--input=4xf32=1,2,3,4",
-        f"--parameters=a={a}", f"--parameters=b={b}", f"--overlay=b={ov}",
+        "run",
+        f"--module={vmfb}",
+        "--function=f",
+        "--input=4xf32=1,2,3,4",
+        f"--parameters=a={a}",
+        f"--parameters=b={b}",
+        f"--overlay=b={ov}",
     )
     assert (code, err) == (0, "")
     assert out.splitlines()[-1] == "2x2xf32=[11 22][33 44]"
     # stripped: every parameter a zero splat
     code, out, _ = paramio_cli(
-        "run", f"--module={vmfb}", "--function=f", "--input=4xf32=1,2,3,4",
-        f"--parameters=a={a}", f"--parameters=b={b}", "--stripped",
+        "run",
+        f"--module={vmfb}",
+        "--function=f",
+        "--input=4xf32=1,2,3,4",
+        f"--parameters=a={a}",
+        f"--parameters=b={b}",
+        "--stripped",
     )
     assert code == 0 and out.splitlines()[2] == "4xf32=1 2 3 4" and out.splitlines()[-1] == "2x2xf32=[0 0][0 0]"
 
 
 @pytest.mark.interop
-def test_two_layers_in_iree_follow_paramio_precedence(vmfb, params, paramio_cli, run_tool, iree_tool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_layers_in_iree_follow_paramio_precedence(
+    vmfb, params, paramio_cli, run_tool, iree_tool, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     a, b = params
     patch = ParameterIndex()
     patch.add_array("w", np.array([100, 200, 300, 400], np.float32))
@@ -90,7 +102,9 @@ def test_two_layers_in_iree_follow_paramio_precedence(vmfb, params, paramio_cli,
     expected = _iree_run(run_tool, iree_tool, vmfb, *flags)  # IREE: the first file given wins
     code, out, _ = paramio_cli("run", f"--module={vmfb}", "--function=f", "--input=4xf32=1,2,3,4", *flags)
     assert code == 0 and out == expected and "4xf32=11 22 33 44" in out
-    code, out, _ = paramio_cli("run", f"--module={vmfb}", "--function=f", "--input=4xf32=1,2,3,4", "--precedence=last", *flags)
+    code, out, _ = paramio_cli(
+        "run", f"--module={vmfb}", "--function=f", "--input=4xf32=1,2,3,4", "--precedence=last", *flags
+    )
     assert code == 0 and out.splitlines()[2] == "4xf32=101 202 303 404"
 
 
@@ -123,8 +137,11 @@ def test_python_bridge_reads_files_through_fd_handles(vmfb, params) -> None:  # 
     handle, offset = entry.file_storage
     assert handle.is_fd and offset == ParameterIndex.open(a)["w"].offset
     config = rt.Config("local-task")
-    mods = [create_parameters_module(config.vm_instance, provider), rt.create_hal_module(config.vm_instance, config.device),
-            rt.VmModule.mmap(config.vm_instance, str(vmfb))]
+    mods = [
+        create_parameters_module(config.vm_instance, provider),
+        rt.create_hal_module(config.vm_instance, config.device),
+        rt.VmModule.mmap(config.vm_instance, str(vmfb)),
+    ]
     m = rt.load_vm_modules(*mods, config=config)[-1]
     r, t = m.f(np.array([1, 2, 3, 4], np.float32))
     assert r.to_host().tolist() == [11, 22, 33, 44] and t.to_host().tolist() == [[22, 44], [66, 88]]
@@ -152,7 +169,9 @@ def test_format_result_truncates_like_iree() -> None:
 
 
 @pytest.mark.interop
-def test_large_results_print_as_iree_run_module_prints(tmp_path: Path, paramio_cli, run_tool, iree_tool, compile_mlir) -> None:  # type: ignore[no-untyped-def]
+def test_large_results_print_as_iree_run_module_prints(
+    tmp_path: Path, paramio_cli, run_tool, iree_tool, compile_mlir
+) -> None:  # type: ignore[no-untyped-def]
     out = compile_mlir(BIG_PROGRAM, tmp_path, "big")
     np.save(tmp_path / "x.npy", np.arange(1800, dtype=np.int32).reshape(3, 20, 30))
     flags = (f"--module={out}", "--function=big", f"--input=@{tmp_path / 'x.npy'}", "--input=1500xf32=0.25")

@@ -61,7 +61,9 @@ def test_sigkill_mid_write_leaves_index_intact_and_at_most_one_torn_entry(tmp_pa
     for round_, writes_before_kill in enumerate((3, 9, 17, 26)):
         proc = subprocess.Popen(
             [sys.executable, str(script), str(base), str(overlay), str(last_step), str(N)],
-            stdout=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert proc.stdout is not None
         seen = 0

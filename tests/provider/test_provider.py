@@ -96,7 +96,9 @@ def test_which_cli_text_and_json(two_layers: tuple[Path, Path], paramio_cli) -> 
         f"  served by: {base} (irpa): data, offset {off_base}, length 16, float32[4]",
         f"  shadows:   {patch} (irpa): data, offset {off_patch}, length 16, float32[4]",
     ]
-    code, out, _ = paramio_cli("which", f"--parameters=m={base}", f"--parameters=m={patch}", "--precedence=last", "m::w", "--json")
+    code, out, _ = paramio_cli(
+        "which", f"--parameters=m={base}", f"--parameters=m={patch}", "--precedence=last", "m::w", "--json"
+    )
     data = json.loads(out)["keys"][0]  # one shape for one key or many (docs/cli.md)
     assert code == 0 and data["served_by"]["layer"] == str(patch) and data["shadows"][0]["layer"] == str(base)
     code, _, err = paramio_cli("which", f"--parameters=m={base}", "m::q")
@@ -146,7 +148,9 @@ def test_writable_archive_in_place(tmp_path: Path) -> None:
 def test_write_to_read_only_layer_without_overlay_is_refused(two_layers: tuple[Path, Path]) -> None:
     base, _ = two_layers
     p = Provider.from_flags([f"m={base}"])
-    with pytest.raises(SourceError, match=r"base.irpa: entry 'w': source is read-only \(open it writable or attach an overlay\)"):
+    with pytest.raises(
+        SourceError, match=r"base.irpa: entry 'w': source is read-only \(open it writable or attach an overlay\)"
+    ):
         p.write("m::w", np.zeros(4, np.float32))
 
 
@@ -167,7 +171,9 @@ def test_overlay_copy_on_write_never_touches_base(two_layers: tuple[Path, Path],
     p.write("m::w", np.array([5, 6, 7, 8], np.float32))
     assert ov_path.exists() and p["m::w"].to_numpy().tolist() == [5, 6, 7, 8]
     w = p.which("m::w")
-    assert w.served.overlay and w.served.layer == str(ov_path) and [s.layer for s in w.shadows] == [str(base), str(patch)]
+    assert (
+        w.served.overlay and w.served.layer == str(ov_path) and [s.layer for s in w.shadows] == [str(base), str(patch)]
+    )
     size_before = ov_path.stat().st_size
     ino = ov_path.stat().st_ino
     p.write("m::w", np.array([1, 1, 1, 1], np.float32))  # existing key: in place, same inode

@@ -69,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = ParameterIndex.open(source)
     t_open = time.perf_counter() - t0
     dtypes = sorted({e.dtype or "bytes" for e in model.values()})
-    print(f"opened {len(model)} tensors, {model.total_bytes:,} bytes, dtypes {', '.join(dtypes)} in {t_open * 1e3:.1f} ms")
+    print(
+        f"opened {len(model)} tensors, {model.total_bytes:,} bytes, dtypes {', '.join(dtypes)} in {t_open * 1e3:.1f} ms"
+    )
 
     archive = out_dir / "model.irpa"
     t0 = time.perf_counter()
@@ -108,10 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         again = out_dir / "model.roundtrip.safetensors"
         write_path(again, irpa.values(), format="safetensors", attributes=irpa.attributes)
         back_index = ParameterIndex.open(again)
-        same = all(back_index[e.key].read() == e.read() and back_index[e.key].tensor == e.tensor for e in model.values())
+        same = all(
+            back_index[e.key].read() == e.read() and back_index[e.key].tensor == e.tensor for e in model.values()
+        )
         identical = again.read_bytes() == source.read_bytes()
-        print(f"safetensors -> IRPA -> safetensors gives the same tensors: {'yes' if same else 'NO'}; "
-              f"file byte-identical: {'yes' if identical else 'no'}")
+        print(
+            f"safetensors -> IRPA -> safetensors gives the same tensors: {'yes' if same else 'NO'}; "
+            f"file byte-identical: {'yes' if identical else 'no'}"
+        )
         problems += 0 if same else 1
 
     print(f"outputs in {out_dir}")

@@ -94,7 +94,10 @@ PARAMETERS = Flag(
     metavar="[scope=]file",
 )
 PARAMETER_MODE = Flag(
-    "parameter_mode", FlagKind.STRING, "file or mmap: files are memory-mapped; preload (convert): read into memory first, so another program rewriting them cannot kill the command with SIGBUS.", "file"
+    "parameter_mode",
+    FlagKind.STRING,
+    "file or mmap: files are memory-mapped; preload (convert): read into memory first, so another program rewriting them cannot kill the command with SIGBUS.",
+    "file",
 )
 OVERLAY = Flag(
     "overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa"

@@ -222,7 +222,6 @@ def check_file_size(size: int, fmt: str) -> None:
         )
 
 
-
 def regenerated_metadata(info: TensorInfo | None) -> bytes:
     """The metadata an IRPA writer makes for an entry read back with type `info`."""
     return encode_tensor_metadata(info) if info is not None else b""

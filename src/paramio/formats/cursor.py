@@ -63,8 +63,7 @@ class Cursor:
         """Check a claimed element count against the bytes left, before allocating for it."""
         if count < 0 or count * max(item_size, 1) > self.remaining:
             raise self.error(
-                f"{what} claims {count} items of at least {item_size} bytes but only "
-                f"{self.remaining} bytes remain",
+                f"{what} claims {count} items of at least {item_size} bytes but only {self.remaining} bytes remain",
                 truncated=True,
             )
 

@@ -223,7 +223,9 @@ class ParameterEntry(_EntrySlots):
         file_index: int | None = None,
     ) -> ParameterEntry:
         if cls is ParameterEntry:
-            return build_entry(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
+            return build_entry(
+                key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index
+            )
         return cls(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
 
     def replace(self, **changes: object) -> ParameterEntry:
@@ -407,7 +409,9 @@ class ParameterEntry(_EntrySlots):
             try:
                 np.lib.stride_tricks.as_strided(np.empty(1, f"V{dtype.itemsize}"), shape, (0,) * len(shape))
             except (ValueError, OverflowError) as exc:  # a dim past 2**63 (with a 0 beside it)
-                raise InvalidArgumentError(f"NumPy cannot make a {dtype} array of shape {list(shape)}: {exc}", key=self.key) from exc
+                raise InvalidArgumentError(
+                    f"NumPy cannot make a {dtype} array of shape {list(shape)}: {exc}", key=self.key
+                ) from exc
         plan = (dtype, shape)
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
@@ -459,7 +463,9 @@ def fill_pattern(out: memoryview, pattern: bytes, phase: int) -> None:
     rotated = p[start:] + p[:start]
     reps = -(-n // len(p))
     arr = np.frombuffer(rotated, dtype=np.uint8)
-    np.copyto(np.frombuffer(out, dtype=np.uint8), np.tile(arr, reps)[:n]) if n <= (1 << 20) else _fill_large(out, rotated)
+    np.copyto(np.frombuffer(out, dtype=np.uint8), np.tile(arr, reps)[:n]) if n <= (1 << 20) else _fill_large(
+        out, rotated
+    )
 
 
 def _fill_large(out: memoryview, rotated: bytes) -> None:

@@ -149,7 +149,11 @@ def splat_standin(index: ParameterIndex) -> ParameterIndex:
     """
     out = ParameterIndex(duplicates=DuplicatePolicy.KEEP)
     for e in index.entries:
-        out.add(ParameterEntry.splat(e.key, b"\x00", e.length, metadata=e.metadata, tensor=e.declared_tensor, origin=e.origin))
+        out.add(
+            ParameterEntry.splat(
+                e.key, b"\x00", e.length, metadata=e.metadata, tensor=e.declared_tensor, origin=e.origin
+            )
+        )
     out.paths = list(index.paths)
     return out
 
@@ -484,5 +488,8 @@ class Provider:
                 pass
 
     def __repr__(self) -> str:
-        parts = [f"{s!r}: {len(self._layers[s])} layer(s)" + (" + overlay" if s in self._overlays else "") for s in self._layers]
+        parts = [
+            f"{s!r}: {len(self._layers[s])} layer(s)" + (" + overlay" if s in self._overlays else "")
+            for s in self._layers
+        ]
         return f"<Provider precedence={self.precedence.value} {{{', '.join(parts)}}}>"

@@ -104,7 +104,9 @@ class ScopeMap:
     def lookup(self, scope: str, key: str) -> ParameterEntry:
         index = self._scopes.get(scope)
         if index is None:
-            raise ParameterNotFoundError(f"no scope {scope!r} (scopes: {', '.join(map(repr, self._scopes)) or 'none'})", key=key)
+            raise ParameterNotFoundError(
+                f"no scope {scope!r} (scopes: {', '.join(map(repr, self._scopes)) or 'none'})", key=key
+            )
         return index[key]
 
     def __getitem__(self, scoped_key: str) -> ParameterEntry:

@@ -106,9 +106,7 @@ def _out_bytes(out: object, key: str) -> memoryview:
     return view.cast("B") if view.ndim else view
 
 
-def gather_entries(
-    entries: Sequence[ParameterEntry], out: Sequence[object] | None = None
-) -> list[object]:
+def gather_entries(entries: Sequence[ParameterEntry], out: Sequence[object] | None = None) -> list[object]:
     """Copy each entry into ``out[i]`` (same byte size) or into new typed NumPy arrays."""
     if out is not None and len(out) != len(entries):
         raise InvalidArgumentError(f"{len(entries)} keys but {len(out)} output arrays")

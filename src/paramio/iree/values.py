@@ -38,9 +38,21 @@ ELEMENT_TYPES: dict[str, str] = {
     "f32": "float32",
     "f64": "float64",
 }
-_PRINT_NAMES = {"bool": "i1", "int8": "i8", "uint8": "ui8", "int16": "i16", "uint16": "ui16", "int32": "i32",
-                "uint32": "ui32", "int64": "i64", "uint64": "ui64", "float16": "f16", "bfloat16": "bf16",
-                "float32": "f32", "float64": "f64"}
+_PRINT_NAMES = {
+    "bool": "i1",
+    "int8": "i8",
+    "uint8": "ui8",
+    "int16": "i16",
+    "uint16": "ui16",
+    "int32": "i32",
+    "uint32": "ui32",
+    "int64": "i64",
+    "uint64": "ui64",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float32": "f32",
+    "float64": "f64",
+}
 _SPLIT = re.compile(r"[\s,\[\]]+")
 
 
@@ -93,7 +105,9 @@ def parse_input(text: str, flag: str = "input") -> np.ndarray | int | float:
     *dims, etype = head.split("x")
     name = ELEMENT_TYPES.get(etype)
     if name is None:
-        raise InvalidArgumentError(f"--{flag}={text}: unknown element type {etype!r}; known: {', '.join(ELEMENT_TYPES)}")
+        raise InvalidArgumentError(
+            f"--{flag}={text}: unknown element type {etype!r}; known: {', '.join(ELEMENT_TYPES)}"
+        )
     try:
         shape = tuple(int(d) for d in dims)
     except ValueError:
@@ -110,7 +124,10 @@ def parse_input(text: str, flag: str = "input") -> np.ndarray | int | float:
         return raw.view(dtype).reshape(shape)
     values = [v for v in _SPLIT.split(body) if v]
     try:
-        parsed = np.array([float(v) if dtype.kind in "fV" else int(v, 0) for v in values], dtype=np.float64 if dtype.kind in "fV" else None)
+        parsed = np.array(
+            [float(v) if dtype.kind in "fV" else int(v, 0) for v in values],
+            dtype=np.float64 if dtype.kind in "fV" else None,
+        )
     except ValueError as exc:
         raise InvalidArgumentError(f"--{flag}={text}: {exc}") from exc
     if len(parsed) == 1:
