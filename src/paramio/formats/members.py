@@ -44,20 +44,22 @@ def member_path(manifest: str, name: object, allow_external: AllowExternal = Non
     return path
 
 
-def read_manifest_json(path: str) -> dict[str, object]:
-    """A manifest's JSON object, size-checked before reading. Raises `FormatError`, `SourceError`."""
-    src = open_input(path, use_mmap=False)  # a FIFO or device is refused, never read
+def read_manifest_json(path: str, *, what: str = "manifest", limit: int = MAX_MANIFEST_SIZE) -> dict[str, object]:
+    """A manifest's (or an index file's: `what`) JSON object, size-checked against `limit` before
+    reading. Raises `FormatError`, and `SourceError` when it cannot be read (or is not a regular
+    file: a FIFO or device is refused, never read)."""
+    src = open_input(path, use_mmap=False)
     try:
         size = src.size
-        if size > MAX_MANIFEST_SIZE:
-            raise FormatError(f"manifest has {size} bytes; the limit is {MAX_MANIFEST_SIZE}", path=path)
+        if size > limit:
+            raise FormatError(f"{what} has {size} bytes; the limit is {limit}", path=path)
         raw = src.read(0, size)
     finally:
         src.close()
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"manifest is not valid JSON: {exc}", path=path) from exc
+        raise FormatError(f"{what} is not valid JSON: {exc}", path=path) from exc
     if not isinstance(doc, dict):
-        raise FormatError("manifest must be a JSON object", path=path)
+        raise FormatError(f"{what} must be a JSON object", path=path)
     return doc

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
 from paramio.formats.inputs import beside, exists, is_url, open_input
+from paramio.formats.members import read_manifest_json
 from paramio.formats.output import sync_folder
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.safetensors.layout import (
@@ -75,20 +76,7 @@ def is_index_path(path: str) -> bool:
 def read_index(path: str) -> tuple[dict[str, object], dict[str, str]]:
     """The ``metadata`` object and the ``weight_map`` of an index file. Raises `FormatError`,
     and `SourceError` when it cannot be read (or is not a regular file: a FIFO never blocks)."""
-    src = open_input(path, use_mmap=False)
-    try:
-        size = src.size
-        if size > MAX_INDEX_SIZE:
-            raise FormatError(f"index file has {size} bytes; the limit is {MAX_INDEX_SIZE}", path=path)
-        raw = src.read(0, size)
-    finally:
-        src.close()
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"index is not valid JSON: {exc}", path=path) from exc
-    if not isinstance(doc, dict):
-        raise FormatError("index must be a JSON object", path=path)
+    doc = read_manifest_json(path, what="index file", limit=MAX_INDEX_SIZE)
     meta = doc.get("metadata", {})
     wmap = doc.get("weight_map")
     if meta is None:
