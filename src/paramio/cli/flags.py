@@ -160,6 +160,16 @@ class ParsedFlags:
         assert isinstance(value, list)
         return value
 
+    def single_input(self) -> str:
+        """The one ``--parameters`` value of a command that reads one set and takes no
+        positional arguments (`shard`, `merge`). Raises `UsageError` otherwise."""
+        if self.positional:
+            raise UsageError(f"unexpected argument {self.positional[0]!r}")
+        inputs = self.many("parameters")
+        if len(inputs) != 1:
+            raise UsageError("--parameters=file is required, once")
+        return inputs[0]
+
 
 def canonical_name(name: str) -> str:
     """The one spelling of a flag name: ``-`` read as ``_`` (IREE's names use ``_``)."""

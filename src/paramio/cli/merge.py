@@ -50,11 +50,7 @@ def _main(parsed: ParsedFlags) -> int:
     from paramio.formats.registry import detect_format, write_path
     from paramio.sharding.api import open_source
 
-    if parsed.positional:
-        raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
-    inputs = parsed.many("parameters")
-    if len(inputs) != 1:
-        raise UsageError("--parameters=file is required, once")
+    source = parsed.single_input()
     output = parsed.text("output")
     if not output:
         raise UsageError("--output=file is required")
@@ -70,7 +66,7 @@ def _main(parsed: ParsedFlags) -> int:
     options: dict[str, object] = {}
     if size:
         options["max_shard_size"] = parse_size("max-shard-size", size)
-    contents, _ = open_source(inputs[0])
+    contents, _ = open_source(source)
     total = sum(e.length for e in contents.entries)
     with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "merge", quiet=parsed.on("quiet")) as bar:
         warnings.simplefilter("always", ConversionWarning)

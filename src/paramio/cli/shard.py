@@ -58,11 +58,7 @@ def _main(parsed: ParsedFlags) -> int:
     from paramio.sharding.plan import make_plan, parse_split_rule
     from paramio.sharding.tpset import write_set
 
-    if parsed.positional:
-        raise UsageError(f"unexpected argument {parsed.positional[0]!r}")
-    inputs = parsed.many("parameters")
-    if len(inputs) != 1:
-        raise UsageError("--parameters=file is required, once")
+    source = parsed.single_input()
     tp = parsed.number("tp")
     if tp < 1:
         raise UsageError("--tp=N (N >= 1) is required")
@@ -84,7 +80,7 @@ def _main(parsed: ParsedFlags) -> int:
     if not parsed.on("plan") and not parsed.text("output"):
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
 
-    contents, stem = open_source(inputs[0])
+    contents, stem = open_source(source)
     entries = list(contents.entries)
     plan = make_plan(entries, tp, split=rules, replicate=parsed.many("replicate"), layout=layout)
     if parsed.on("plan"):
