@@ -11,7 +11,7 @@ and half are whole files from the structure-aware generators (``structured.py``:
 nesting, references, names, paths); the others are all structured. Every case opens the file
 and reads every entry; every K-th also runs ``dump``, ``verify`` and a conversion.
 
-A case fails when anything but a `paramio.errors.ParamioError` escapes (the CLI: anything but
+A case fails when anything but a `paramio.core.errors.ParamioError` escapes (the CLI: anything but
 exit 0/1, or its "unexpected ..." line), when it takes more than 10 s of CPU time (the wall
 clock of a shared machine measures the neighbours too; the slowest wall time is reported
 alongside), or when the process's
@@ -51,7 +51,7 @@ def _warm_up(folder: Path) -> None:
 
     for name in ("ml_dtypes", "paramio.cli.main", "paramio.cli.dump", "paramio.cli.verify", "paramio.cli.convert"):
         importlib.import_module(name)
-    from paramio.arrays.dtypes import numpy_dtype
+    from paramio.core.dtypes import numpy_dtype
 
     for dtype in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
         try:

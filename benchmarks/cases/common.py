@@ -217,8 +217,8 @@ def write_safetensors_raw(path: Path, tensors: list[tuple[str, tuple[int, ...], 
 def safetensors_entries(path: Path) -> list[object]:
     """Entries over a safetensors file's tensors, parsed here (not by paramio's safetensors
     module, which may not exist yet) so that IRPA data can be made from it by streaming."""
-    from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
+    from paramio.core.tensor import TensorInfo, encode_tensor_metadata
     from paramio.sources.file import FileSource
 
     with open(path, "rb") as f:

@@ -7,13 +7,12 @@ writes load in IREE byte for byte. Every name of ``iree.runtime``'s parameter AP
 
 from __future__ import annotations
 
-from paramio._lazy import attach, exports
+from paramio.core.exports import attach, exports
 
 #: `typing.TYPE_CHECKING` without importing `typing` (~8 ms of a ~25 ms ``paramio --help``);
 #: type checkers treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` imports them
-    from paramio.arrays.metadata import TensorInfo
     from paramio.compat import (
         FileHandle,
         SplatValue,
@@ -23,7 +22,8 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
         parameter_index_entry_as_numpy_ndarray,
         save_archive_file,
     )
-    from paramio.errors import (
+    from paramio.core.entry import EntryKind, ParameterEntry, ParameterIndexEntry
+    from paramio.core.errors import (
         ConversionWarning,
         DuplicateKeyError,
         FormatError,
@@ -36,8 +36,8 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
         UnsupportedFormatError,
         WriteError,
     )
+    from paramio.core.tensor import TensorInfo
     from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
-    from paramio.index.entry import EntryKind, ParameterEntry, ParameterIndexEntry
     from paramio.index.index import DuplicatePolicy, ParameterIndex
     from paramio.index.overlay import Overlay
     from paramio.index.provider import Precedence, Provider, splat_standin
@@ -50,10 +50,10 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it, imported on first use (``paramio.ParameterIndex``,
-#: ``from paramio import load``) by `paramio._lazy`, so that ``import paramio`` (and so every
+#: ``from paramio import load``) by `paramio.core.exports`, so that ``import paramio`` (and so every
 #: ``paramio`` command's start) imports no NumPy, asyncio or subpackage a caller does not touch.
 _LAZY = exports(
-    ("paramio.arrays.metadata", ("TensorInfo",)),
+    ("paramio.core.tensor", ("TensorInfo",)),
     (
         "paramio.compat",
         (
@@ -67,7 +67,7 @@ _LAZY = exports(
         ),
     ),
     (
-        "paramio.errors",
+        "paramio.core.errors",
         (
             "ConversionWarning",
             "DuplicateKeyError",
@@ -83,7 +83,7 @@ _LAZY = exports(
         ),
     ),
     ("paramio.formats.registry", ("detect_format", "plan_losses", "read_path", "write_path")),
-    ("paramio.index.entry", ("EntryKind", "ParameterEntry", "ParameterIndexEntry")),
+    ("paramio.core.entry", ("EntryKind", "ParameterEntry", "ParameterIndexEntry")),
     ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
     ("paramio.index.overlay", ("Overlay",)),
     ("paramio.index.provider", ("Precedence", "Provider", "splat_standin")),

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from paramio.arrays.dtypes import numpy_dtype
 from paramio.arrays.frameworks import paramio_dtype_of_torch, require, to_torch, torch_dtype
-from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.dtypes import numpy_dtype
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 from paramio.sources.memory import MemorySource

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import ParameterEntry
 from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, encode_record
 from paramio.formats.irpa.writer import plan_archive, write_archive
 from paramio.formats.registry import read_path
 from paramio.index.dump import format_dump
-from paramio.index.entry import ParameterEntry
 from paramio.index.index import DuplicatePolicy, ParameterIndex
-from paramio.index.lazy import LazyEntries
 from paramio.sources.memory import MemorySource
 
 

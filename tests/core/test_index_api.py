@@ -119,7 +119,7 @@ def test_add_buffer_records_dtype_and_shape() -> None:
     ],
 )
 def test_typed_round_trip_through_archive(tmp_path: Path, dtype: str) -> None:
-    from paramio.arrays.dtypes import numpy_dtype
+    from paramio.core.dtypes import numpy_dtype
 
     arr = (np.arange(24) % 5).astype(np.float32).astype(numpy_dtype(dtype)).reshape(2, 3, 4)
     index = ParameterIndex()
@@ -135,7 +135,7 @@ def test_create_archive_refuses_file_offset(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
 
     class Exploding(paramio.MemorySource):
         def view(self, offset: int, length: int) -> memoryview:

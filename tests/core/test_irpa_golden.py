@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from paramio import ParameterIndex
+from paramio.core.entry import ParameterEntry
 from paramio.formats.irpa import plan_archive, write_archive
-from paramio.index.entry import ParameterEntry
 
 # iree-create-parameters --splat=s=2xf32=1.5 --data=d=3xi8=7 (reference §1.9), 4096 bytes.
 SPLAT_AND_DATA_SHA256 = "b2b3601c97be0e1d40b637ad7830a379b372fe0bd70ff12092c9d3669036a1d5"
@@ -103,7 +103,7 @@ def test_alignment_places_data(tmp_path: Path, alignment: int) -> None:
 
 @pytest.mark.parametrize("alignment", [0, 3, 48, -64])
 def test_non_power_of_two_alignment_refused(tmp_path: Path, alignment: int) -> None:
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="not a power of two"):
         write_archive(tmp_path / "x.irpa", [], alignment=alignment)

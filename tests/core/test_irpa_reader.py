@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from paramio import ParameterIndex
-from paramio.errors import FormatError, ParamioError, TruncatedError, UnsupportedFormatError
+from paramio.core.entry import EntryKind
+from paramio.core.errors import FormatError, ParamioError, TruncatedError, UnsupportedFormatError
 from paramio.formats.irpa import read_archive
 from paramio.formats.irpa.layout import ENTRY_HEADER
-from paramio.index.entry import EntryKind
 from paramio.sources import MemorySource
 
 
@@ -198,7 +198,7 @@ def test_linked_archives_are_followed(tmp_path: Path) -> None:
 
 
 def test_open_missing_file_names_it(tmp_path: Path) -> None:
-    from paramio.errors import SourceError
+    from paramio.core.errors import SourceError
 
     with pytest.raises(SourceError) as info:
         ParameterIndex.open(tmp_path / "missing.irpa")

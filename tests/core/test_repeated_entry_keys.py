@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import paramio
-from paramio.errors import DuplicateKeyError, FormatWarning
+from paramio.core.errors import DuplicateKeyError, FormatWarning
 
 rt = pytest.importorskip("iree.runtime")
 

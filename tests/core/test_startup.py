@@ -23,10 +23,10 @@ HEAVY = ("numpy", "ml_dtypes", "iree", "torch", "obstore", "jax", "safetensors",
 
 #: Command -> the paramio subpackages its module tree imports at ``--help`` (beyond `paramio.cli`).
 #: A command that names none of the rest must not import them: ``which`` brings no mlir or sharding.
-LIGHT = {"_lazy", "errors", "formats"}
+LIGHT = {"core", "formats"}
 TREES = {command: LIGHT for command in COMMANDS}
 # The built-in example builds its model with NumPy at import (argparse, not `run_command`).
-TREES["example"] = LIGHT | {"_types", "arrays", "index", "sources"}
+TREES["example"] = LIGHT | {"index", "sources"}
 NEEDS_NUMPY = {"example"}
 
 _PROBE = """\
@@ -71,7 +71,7 @@ def _subpackages(modules: set[str]) -> set[str]:
 def test_import_paramio_imports_nothing_heavy(tmp_path: Path) -> None:
     modules = _modules_after("import paramio", tmp_path)
     assert _heavy(modules) == []
-    assert _subpackages(modules) == {"_lazy"}
+    assert _subpackages(modules) == {"core"}
 
 
 def test_paramio_help_imports_only_the_command_table(tmp_path: Path) -> None:
@@ -79,7 +79,8 @@ def test_paramio_help_imports_only_the_command_table(tmp_path: Path) -> None:
     assert _heavy(modules) == []
     assert {m for m in modules if m.startswith("paramio")} == {
         "paramio",
-        "paramio._lazy",
+        "paramio.core",
+        "paramio.core.exports",
         "paramio.cli",
         "paramio.cli.main",
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paramio.errors import ConversionWarning, InvalidArgumentError
+from paramio.core.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.conversion import CARRIED_KEY, Loss, regenerated_metadata
 from paramio.formats.registry import FormatContents, plan_losses, read_path, write_path
 
@@ -218,7 +218,7 @@ def test_on_loss_error_writes_nothing(sources: dict[str, Path], tmp_path: Path) 
 
 
 def test_binary_metadata_and_unjsonable_attributes(tmp_path: Path) -> None:
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
     from paramio.sources.memory import MemorySource
 
     e = ParameterEntry.data("b", MemorySource(b"1234", name="<m>"), 0, 4, metadata=b"\xff\x00binary")
@@ -237,7 +237,7 @@ def test_binary_metadata_and_unjsonable_attributes(tmp_path: Path) -> None:
 
 
 def test_many_losses_with_one_reason_are_one_warning(tmp_path: Path) -> None:
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
 
     entries = [ParameterEntry.splat(f"s{i}", b"\x01", 8) for i in range(20)]
     with pytest.warns(ConversionWarning) as record:

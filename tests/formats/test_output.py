@@ -40,7 +40,7 @@ def _copy_from_file(
 ):
     """Copy `size` bytes stored at `src_at` of a file to `dst_at` of a new output; returns
     (expected bytes, written file bytes, which copy paths ran)."""
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
     from paramio.sources.file import FileSource
 
     tmp_path.mkdir(exist_ok=True)
@@ -94,8 +94,8 @@ def test_pipelined_copy_durable_hints_cover_the_span(tmp_path, monkeypatch):
 
 
 def test_source_shrinking_during_copy_is_a_clear_error(tmp_path):
-    from paramio.errors import SourceError
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
+    from paramio.core.errors import SourceError
     from paramio.sources.file import FileSource
 
     src = tmp_path / "src.bin"
@@ -145,8 +145,8 @@ def test_pipelined_copy_works_in_a_forked_child(tmp_path, monkeypatch):
 def test_threaded_copies_of_many_entries_then_one_failure(tmp_path):
     """Copies of many entries overlap (nothing waits between entries); a failing one surfaces
     at commit, and nothing is left under the final name or as a temporary file."""
-    from paramio.errors import SourceError
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
+    from paramio.core.errors import SourceError
     from paramio.sources.file import FileSource
 
     rng = np.random.default_rng(5)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import paramio
-from paramio.errors import InvalidArgumentError, ParamioError, WriteError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, ParamioError, WriteError
 from paramio.index.index import ParameterIndex
 
 KEYS = [f"layer.{i}.w" for i in range(6)]
@@ -97,7 +97,7 @@ def test_a_shard_that_cannot_be_planned_changes_no_file(tmp_path: Path) -> None:
     before = _files(tmp_path)
     entries = _entries(2)
     bad = entries[3]  # in shard 2: a declared shape that does not fit its bytes
-    from paramio.arrays.metadata import TensorInfo
+    from paramio.core.tensor import TensorInfo
 
     entries[3] = bad.replace(declared_tensor=TensorInfo("float32", (17,)))
     with pytest.raises(InvalidArgumentError, match="needs 68 bytes but the entry holds 64"):

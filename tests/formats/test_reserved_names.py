@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import paramio
-from paramio.errors import FormatWarning
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatWarning
 from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, encode_record
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.registry import read_path, write_path
-from paramio.index.entry import ParameterEntry
 from paramio.sources.memory import MemorySource
 
 gguf = pytest.importorskip("gguf")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from paramio.arrays.frameworks import host_bytes, require, to_framework
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 

@@ -6,7 +6,7 @@ Seeds are valid files written by the peers' own writers (IREE's Python `Paramete
 flips, an aligned integer field inflated or set to a huge count, one offset copied over another
 so that ranges overlap, text edits to JSON headers) and then opens the file with
 `paramio.read_path` and reads every entry. The only exceptions allowed out are
-`paramio.errors.ParamioError`; memory (tracemalloc peak) and time are bounded per case.
+`paramio.core.errors.ParamioError`; memory (tracemalloc peak) and time are bounded per case.
 
 `StructuredCampaign` adds whole files from `structured`'s generators (dims, nesting,
 references, names, paths: issue 18's classes) for every reader, including GGUF split sets and
@@ -261,7 +261,7 @@ def read_everything(path: str) -> int:
 def check_file(path: str, size_hint: int, *, traced: bool = True, time_limit: float = TIME_LIMIT_S) -> Outcome:
     """Run `read_everything` under tracemalloc (unless not `traced`) and a clock; raise
     `FuzzFailure` on any foreign exception or a broken bound."""
-    from paramio.errors import ParamioError
+    from paramio.core.errors import ParamioError
 
     if traced:
         tracemalloc.start()
@@ -400,7 +400,7 @@ def run_cli(argv: list[str], *, encoding: str = "utf-8") -> tuple[int, str]:
 def exercise(path: str, ops: tuple[str, ...], scratch: Path, rng: random.Random) -> None:
     """The CLI and conversion paths over `path`: ``dump`` (text or JSON, to a strict ASCII or
     UTF-8 stdout), ``verify``, and a conversion to a random format read back in full."""
-    from paramio.errors import ParamioError
+    from paramio.core.errors import ParamioError
     from paramio.formats.registry import read_path, write_path
 
     if "dump" in ops:
@@ -440,7 +440,7 @@ class StructuredCampaign:
 
         import structured
 
-        from paramio.errors import ParamioError
+        from paramio.core.errors import ParamioError
 
         case = self.folder / "case"
         scratch = self.folder / "scratch"

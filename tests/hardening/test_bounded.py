@@ -18,7 +18,7 @@ import pytest
 import specimens as S
 
 import paramio
-from paramio.errors import FormatError, SourceError
+from paramio.core.errors import FormatError, SourceError
 from paramio.formats.registry import read_path
 
 #: Generous per-byte bounds: the fixed code measures 10-100x below them, the old code far above.
@@ -143,7 +143,7 @@ def test_tensorv0_huge_dimensions_verify_in_linear_time(tmp_path: Path) -> None:
     ],
 )
 def test_tensorv0_shapes_are_numpy_shapes(shape: list[int], typed: bool) -> None:
-    from paramio.arrays.metadata import decode_tensor_metadata
+    from paramio.core.tensor import decode_tensor_metadata
 
     info = decode_tensor_metadata(S.tensor_metadata(shape))
     assert (info is not None) is typed
@@ -245,7 +245,7 @@ def test_gguf_writer_refuses_what_the_reader_refuses(tmp_path: Path) -> None:
     index = paramio.ParameterIndex()
     index.add_array("w", np.zeros(4, np.float32))
     too_wide = {"gguf.kv": {"n": {"type": "array", "item_type": "array", "value": [[1]] * (MAX_NESTED_ARRAYS + 1)}}}
-    with pytest.raises(paramio.errors.InvalidArgumentError, match="more than 4096 nested arrays"):
+    with pytest.raises(paramio.core.errors.InvalidArgumentError, match="more than 4096 nested arrays"):
         paramio.write_path(str(tmp_path / "o.gguf"), index.values(), attributes=too_wide)
     ok = {"gguf.kv": {"n": {"type": "array", "item_type": "array", "value": [[1]] * MAX_NESTED_ARRAYS}}}
     paramio.write_path(str(tmp_path / "o.gguf"), index.values(), attributes=ok)

@@ -22,10 +22,10 @@ import pytest
 import paramio.formats.gguf as pg
 from paramio import ParameterIndex
 from paramio.cli.main import main
-from paramio.errors import FormatError, ParamioError, SourceError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, ParamioError, SourceError
 from paramio.formats.irpa.layout import ENTRY_HEADER
 from paramio.formats.registry import read_path
-from paramio.index.entry import ParameterEntry
 from paramio.index.provider import Provider
 from paramio.sources.file import FileSource
 from paramio.sources.memory import MemorySource

@@ -13,7 +13,7 @@ import specimens as S
 
 import paramio
 from paramio.cli.main import main
-from paramio.errors import InvalidArgumentError, ParamioError
+from paramio.core.errors import InvalidArgumentError, ParamioError
 from paramio.formats.registry import read_path, write_path
 
 

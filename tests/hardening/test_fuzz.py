@@ -9,7 +9,7 @@ import mutations
 import numpy as np
 import pytest
 
-from paramio.errors import ParamioError
+from paramio.core.errors import ParamioError
 
 CASES_PER_FORMAT = 400
 

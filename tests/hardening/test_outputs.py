@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import paramio
-from paramio.errors import InvalidArgumentError, WriteError
+from paramio.core.errors import InvalidArgumentError, WriteError
 from paramio.index.index import ParameterIndex
 
 FORMATS = {"irpa": ".irpa", "safetensors": ".safetensors", "gguf": ".gguf"}

@@ -16,9 +16,9 @@ import pytest
 
 import paramio.formats.gguf as pg
 from paramio.cli.main import main
-from paramio.errors import FormatError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError
 from paramio.formats.irpa.layout import ENTRY_HEADER
-from paramio.index.entry import ParameterEntry
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 from paramio.index.writable import WritableArchive

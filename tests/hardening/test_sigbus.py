@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import paramio
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 
 _TOUCH = """
 import os, sys

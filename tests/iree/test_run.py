@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 from paramio.iree.values import format_result, parse_input

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
 from paramio.loading import Slot
 from paramio.loading.engine import THREAD_PREFIX
 from paramio.loading.targets import NumpyTarget

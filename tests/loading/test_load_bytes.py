@@ -11,7 +11,7 @@ import pytest
 
 import paramio
 from paramio import ParameterIndex, Provider
-from paramio.errors import InvalidArgumentError, ParameterNotFoundError
+from paramio.core.errors import InvalidArgumentError, ParameterNotFoundError
 from paramio.loading import load, load_async, stream
 
 

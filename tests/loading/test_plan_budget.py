@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loadhelp import StagedNumpy
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.loading import load, parse_size
 from paramio.loading.budget import ByteBudget, StagingPool
 from paramio.loading.engine import choose_chunk

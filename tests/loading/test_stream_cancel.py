@@ -13,7 +13,7 @@ import pytest
 from loadhelp import StagedNumpy, loader_threads
 
 from paramio import ParameterIndex
-from paramio.errors import SourceError
+from paramio.core.errors import SourceError
 from paramio.loading import astream, load, load_async, stream
 from paramio.loading.engine import LoadJob, run_async
 

@@ -107,7 +107,7 @@ def test_iree_device_arrays_run_in_a_program(tmp_path: Path, iree_tool: object) 
 
 def test_iree_unknown_device_is_our_error() -> None:
     pytest.importorskip("iree.runtime")
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="IREE has no device 'no-such-device'"):
         load(ParameterIndex(), into="iree", device="no-such-device")
@@ -167,7 +167,7 @@ def test_torch_cuda_every_byte(st_file: tuple[Path, dict[str, np.ndarray]]) -> N
 def test_torch_cuda_without_cuda_is_refused() -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="no CUDA device"):
         load(ParameterIndex(), into="torch", device="cuda")

@@ -12,7 +12,7 @@ import pytest
 from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 from paramio import ParameterIndex
-from paramio.errors import ConversionWarning, InvalidArgumentError
+from paramio.core.errors import ConversionWarning, InvalidArgumentError
 from paramio.mlir import MlirModule, export_parameters
 
 pytestmark = pytest.mark.usefixtures("bindings")

@@ -15,7 +15,7 @@ import pytest
 from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 from paramio import ParameterIndex, Provider
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.mlir import MlirModule, export_parameters, import_parameters
 
 pytestmark = pytest.mark.usefixtures("bindings")
@@ -63,7 +63,7 @@ BLOBS = [
 def test_blob_alignment_header_is_the_element_size(
     tmp_path: Path, element: str, values: list[object], dtype: object, header: str
 ) -> None:
-    from paramio.arrays.dtypes import numpy_dtype
+    from paramio.core.dtypes import numpy_dtype
 
     arr = np.array(values, dtype=numpy_dtype(dtype) if isinstance(dtype, str) else dtype)
     _archive(tmp_path / "w.irpa", v=arr)
@@ -75,7 +75,7 @@ def test_blob_alignment_header_is_the_element_size(
 
 
 def test_iree_reads_every_blob_back_unchanged(tmp_path: Path, iree_opt: Callable[..., object]) -> None:
-    from paramio.arrays.dtypes import numpy_dtype
+    from paramio.core.dtypes import numpy_dtype
 
     index, lines = ParameterIndex(), []
     for i, (element, values, dtype, _) in enumerate(BLOBS):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from paramio.errors import FormatError, InvalidArgumentError
+from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.mlir import ParameterRef, parameter_ref, parameter_ref_text, symbol_name
 from paramio.mlir.elements import element_by_dtype, element_by_mlir, tensor_type_text
 

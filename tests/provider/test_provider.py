@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paramio.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError, SourceError
+from paramio.core.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError, SourceError
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider, splat_standin
 from paramio.index.writable import WritableArchive

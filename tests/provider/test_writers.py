@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paramio.errors import ParamioError, SourceError, WriteError
+from paramio.core.errors import ParamioError, SourceError, WriteError
 from paramio.index.index import ParameterIndex
 from paramio.index.overlay import Overlay
 from paramio.index.provider import Provider

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from paramio.core.entry import ParameterEntry
 from paramio.formats.registry import write_path
-from paramio.index.entry import ParameterEntry
 from paramio.index.index import ParameterIndex
 
 EXTENSIONS = {"irpa": ".irpa", "safetensors": ".safetensors", "gguf": ".gguf"}

@@ -13,7 +13,7 @@ from remote_servers import Moto, Nginx, put_object
 
 import paramio
 from paramio.cli.main import main
-from paramio.errors import InvalidArgumentError, SourceError
+from paramio.core.errors import InvalidArgumentError, SourceError
 from paramio.index.index import ParameterIndex
 from paramio.sources import open_source
 

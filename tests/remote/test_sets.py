@@ -14,7 +14,7 @@ from models import write_model
 from remote_servers import Nginx
 
 from paramio.cli.main import main
-from paramio.errors import FormatError, SourceError
+from paramio.core.errors import FormatError, SourceError
 from paramio.formats.irpa.layout import ENTRY_HEADER
 from paramio.index.index import ParameterIndex
 

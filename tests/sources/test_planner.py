@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paramio.errors import InvalidArgumentError
-from paramio.sources.planner import Span, plan_reads
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.planner import Span, plan_reads
 
 spans_st = st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 300)), max_size=30)
 

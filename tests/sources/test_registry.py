@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from paramio.errors import InvalidArgumentError, SourceError
+from paramio.core.errors import InvalidArgumentError, SourceError
 from paramio.sources import ByteSource, FileSource, MemorySource, MissingExtraError, open_source, register_scheme
 from paramio.sources.names import join_url
 from paramio.sources.protocols import SupportsFileDescriptor, SupportsWrite, SupportsZeroCopy

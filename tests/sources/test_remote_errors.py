@@ -11,7 +11,7 @@ obstore = pytest.importorskip("obstore", reason="the remote extra is not install
 
 from remote_servers import FaultServer, Moto, Nginx, put_object, run_moto  # noqa: E402
 
-from paramio.errors import SourceError  # noqa: E402
+from paramio.core.errors import SourceError  # noqa: E402
 from paramio.sources import open_source  # noqa: E402
 from paramio.sources.objectstore import store_for  # noqa: E402
 from paramio.sources.retry import RemoteSourceError, RetryPolicy, redact_url  # noqa: E402

@@ -13,7 +13,7 @@ objectstore = pytest.importorskip("paramio.sources.objectstore", reason="the rem
 
 from remote_servers import Moto, Nginx, put_object  # noqa: E402
 
-from paramio.errors import InvalidArgumentError  # noqa: E402
+from paramio.core.errors import InvalidArgumentError  # noqa: E402
 from paramio.sources import open_source  # noqa: E402
 from paramio.sources.aio import AsyncByteSource, BridgedSource  # noqa: E402
 from paramio.testing.sources import sample_bytes  # noqa: E402

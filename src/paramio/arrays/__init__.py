@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramio._lazy import attach, exports
+from paramio.core.exports import attach, exports
 
 if TYPE_CHECKING:
-    from paramio.arrays.dtypes import DType, dtype_by_name, dtype_of_numpy, numpy_dtype
-    from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
+    from paramio.core.dtypes import DType, dtype_by_name, dtype_of_numpy, numpy_dtype
+    from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 
 __all__ = [
     "DType",
@@ -20,12 +20,12 @@ __all__ = [
     "numpy_dtype",
 ]
 
-# Imported on first use (`paramio._lazy`).
+# Imported on first use (`paramio.core.exports`).
 __getattr__ = attach(
     __name__,
     globals(),
     exports(
-        ("paramio.arrays.dtypes", ("DType", "dtype_by_name", "dtype_of_numpy", "numpy_dtype")),
-        ("paramio.arrays.metadata", ("TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata")),
+        ("paramio.core.dtypes", ("DType", "dtype_by_name", "dtype_of_numpy", "numpy_dtype")),
+        ("paramio.core.tensor", ("TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata")),
     ),
 )

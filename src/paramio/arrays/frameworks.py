@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from paramio.arrays.dtypes import dtype_of_numpy
-from paramio.errors import InvalidArgumentError
+from paramio.core.dtypes import dtype_of_numpy
+from paramio.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
 
 __all__ = [
     "FRAMEWORKS",

@@ -31,7 +31,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from paramio.arrays.metadata import encode_tensor_metadata
 from paramio.cli.convert_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
@@ -41,14 +40,15 @@ from paramio.cli.flags import (
     files_from,
     load_scopes,
 )
-from paramio.cli.progress import ByteProgress
-from paramio.cli.text import escape_keys
-from paramio.errors import ConversionWarning, InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import ConversionWarning, InvalidArgumentError
+from paramio.core.progress import ByteProgress
+from paramio.core.tensor import encode_tensor_metadata
+from paramio.core.text import escape_keys
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.formats.targets import resolve_output
 from paramio.index.dump import format_dump
-from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import ScopeMap
 
 __all__ = ["DESCRIPTION", "FLAGS", "ConvertPlan", "main", "run", "plan_conversion"]

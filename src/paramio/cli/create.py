@@ -14,16 +14,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
 from paramio.cli.create_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
 from paramio.cli.flags import ParsedFlags
-from paramio.cli.text import escape, escape_keys
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.core.text import escape, escape_keys
 from paramio.formats.irpa.writer import plan_archive
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.targets import resolve_output
-from paramio.index.entry import EntryKind, ParameterEntry
 
 __all__ = ["DESCRIPTION", "FLAGS", "CreateSpec", "main", "run", "parse_spec"]
 
@@ -81,7 +81,7 @@ def run(flags: ParsedFlags) -> int:
                 f"--splat={s.name}=...: a {len(s.pattern)}-byte element cannot be a splat pattern "
                 "(1, 2, 4, 8 or 16 bytes)"
             )
-    from paramio.cli.progress import ByteProgress
+    from paramio.core.progress import ByteProgress
 
     streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     total = sum(d.length for d in datas)  # zero data is ticked at once (left sparse)
@@ -108,7 +108,9 @@ def write_created(
     pattern (all-zero data is left as the file's sparse zeros, as IREE leaves it).
     `progress` is called with each count of bytes written."""
     layout = [ParameterEntry.splat(s.name, s.pattern, s.length, metadata=s.metadata(typed)) for s in splats]
-    layout += [ParameterEntry(d.name, EntryKind.DATA, d.length, d.metadata(typed)) for d in datas]
+    layout += [
+        ParameterEntry(key=d.name, kind=EntryKind.DATA, length=d.length, metadata=d.metadata(typed)) for d in datas
+    ]
     plan = plan_archive(layout, alignment=alignment)
     with AtomicOutput(path) as out:
         out.truncate(plan.total_size)

@@ -44,9 +44,9 @@ from paramio.cli.flags import (
     load_scopes,
 )
 from paramio.cli.metadata import format_metadata, metadata_record
-from paramio.cli.text import escape, escape_keys
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.text import escape, escape_keys
 from paramio.formats.targets import resolve_output
-from paramio.index.entry import EntryKind, ParameterEntry
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
 # Imports a listing does not need are made where used: a dump is often a whole process.
@@ -180,7 +180,7 @@ def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str], *, quiet:
     """Write the entry's bytes (splats expanded) to `path`, atomically, by the output rules of
     `paramio.formats.targets` (``-`` is standard output); a progress bar on a terminal unless
     `quiet` (the default for callers from Python)."""
-    from paramio.cli.progress import ByteProgress
+    from paramio.core.progress import ByteProgress
     from paramio.formats.output import AtomicOutput
 
     zero_splat = entry.is_splat and not any(entry.pattern)

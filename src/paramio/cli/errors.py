@@ -15,8 +15,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from paramio.cli.text import escape
-from paramio.errors import ParamioError
+from paramio.core.errors import ParamioError
+from paramio.core.text import escape
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "guarded", "escape", "warn"]
 
@@ -53,7 +53,7 @@ def guarded(tool: str, body: Callable[[], int], *, debug: Callable[[], bool]) ->
 def _guarded(tool: str, body: Callable[[], int], debug: Callable[[], bool]) -> int:
     import warnings
 
-    from paramio.errors import FormatWarning
+    from paramio.core.errors import FormatWarning
 
     default_show = warnings.showwarning
 

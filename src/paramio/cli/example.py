@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from paramio.core.entry import ParameterEntry
 from paramio.formats.registry import write_path
 from paramio.index.dump import format_dump
-from paramio.index.entry import ParameterEntry
 from paramio.index.index import ParameterIndex
 
 
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _typed(index: ParameterIndex) -> list[ParameterEntry]:
     """Entries with dtype and shape written as TENSORv0 metadata where the format declared them."""
-    from paramio.arrays.metadata import encode_tensor_metadata
+    from paramio.core.tensor import encode_tensor_metadata
 
     out = []
     for e in index.values():

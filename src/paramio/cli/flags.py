@@ -390,7 +390,7 @@ def load_scopes(
     Files named inside them must lie beside them or in an `allow_external` folder; `strict`
     (``--strict``) refuses what is otherwise read with a `FormatWarning`. `copy` reads the files
     into memory (``--parameter_mode=preload``): no SIGBUS if another program rewrites them."""
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
     from paramio.index.scopes import ScopeMap, parse_parameters_flag
 
     for v in values:

@@ -41,8 +41,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _load(parsed: ParsedFlags) -> int:
-    from paramio.cli.progress import ByteProgress
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
+    from paramio.core.progress import ByteProgress
     from paramio.index.provider import Provider
     from paramio.index.scopes import parse_parameters_flag
     from paramio.loading import stream

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
-from paramio.cli.progress import ByteProgress
 from paramio.cli.sizes import parse_size
-from paramio.errors import ConversionWarning
+from paramio.core.errors import ConversionWarning
+from paramio.core.progress import ByteProgress
 
 FLAGS = (
     Flag(

@@ -147,7 +147,7 @@ def _save(module: object, path: str, parsed: ParsedFlags) -> None:
 
 
 def _export(parsed: ParsedFlags) -> int:
-    from paramio.errors import ConversionWarning
+    from paramio.core.errors import ConversionWarning
     from paramio.formats.conversion import LOSS_POLICIES
     from paramio.formats.registry import FORMATS
     from paramio.mlir import MlirModule, export_parameters
@@ -271,7 +271,7 @@ def _import(parsed: ParsedFlags) -> int:
 
 
 def _provider(values: list[str], parsed: ParsedFlags) -> Provider:
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
     from paramio.index.provider import Provider
     from paramio.index.scopes import parse_parameters_flag
 

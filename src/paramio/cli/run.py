@@ -240,7 +240,7 @@ def _describe(provider: Provider) -> Callable[[str], str | None]:
 def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
     import sys
 
-    from paramio.errors import ParamioError
+    from paramio.core.errors import ParamioError
     from paramio.index.provider import Provider
     from paramio.iree.bridge import create_parameters_module
     from paramio.iree.status import IREE_ERRORS, hint, iree_message
@@ -326,7 +326,7 @@ def _report(
     """Print (or write, or compare) the results as iree-run-module does; the exit status."""
     import numpy as np
 
-    from paramio.errors import InvalidArgumentError
+    from paramio.core.errors import InvalidArgumentError
     from paramio.iree.results import ScalarResult, compare_results, write_outputs
     from paramio.iree.values import format_result
 

@@ -19,14 +19,14 @@ import json
 import sys
 from collections.abc import Sequence
 
-from paramio.arrays.dtypes import dtype_by_name
 from paramio.cli.dump import offset_alignment
 from paramio.cli.errors import UsageError, cli_wording, escape
 from paramio.cli.flags import ParsedFlags, allowed_external
 from paramio.cli.verify_flags import DESCRIPTION, FLAGS, main
-from paramio.errors import InvalidArgumentError, ParamioError
+from paramio.core.dtypes import dtype_by_name
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, ParamioError
 from paramio.formats.registry import detect_format, read_path
-from paramio.index.entry import ParameterEntry
 from paramio.index.scopes import parse_parameters_flag
 
 __all__ = ["DESCRIPTION", "FLAGS", "FileReport", "Problem", "main", "run", "verify_entries", "verify_file"]
@@ -163,8 +163,8 @@ def _structure_problems(path: str, entries: Sequence[ParameterEntry]) -> list[Pr
     """Data entries sharing bytes with the archive's header, entry table or metadata."""
     from paramio.formats.inputs import open_parsed
     from paramio.formats.irpa.reader import fetch_tables, structure_regions
+    from paramio.formats.overlaps import find_overlaps
     from paramio.formats.window import WindowSource
-    from paramio.index.overlaps import find_overlaps
 
     source = open_parsed(path)  # a URL: its headers and tables, which is all this reads
     try:

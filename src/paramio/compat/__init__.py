@@ -4,7 +4,7 @@
 ``io_test.py`` and ``io_runtime_test.py`` run unchanged: tests/iree/test_iree_own_tests.py), and
 tests/iree/test_api_parity.py runs one script against both and compares every result.
 
-- `FileHandle` (`paramio.compat.handles`): host memory or a file descriptor;
+- `FileHandle` (`paramio.sources.handles`): host memory or a file descriptor;
 - `SplatValue`, `save_archive_file` and the ``parameter_index_*`` NumPy helpers
   (`paramio.compat.numpy_io`, after ``iree/runtime/io.py``);
 - `ParameterProvider`, `create_io_parameters_module` and `ParameterIndex.create_provider`
@@ -16,7 +16,6 @@ own classes, supersets of IREE's; the differences are listed in docs/iree-api.md
 
 from __future__ import annotations
 
-from paramio.compat.handles import FileHandle
 from paramio.compat.numpy_io import (
     SplatValue,
     parameter_index_add_numpy_ndarray,
@@ -25,6 +24,7 @@ from paramio.compat.numpy_io import (
     save_archive_file,
 )
 from paramio.compat.runtime import create_io_parameters_module, provider_class
+from paramio.sources.handles import FileHandle
 
 __all__ = [
     "FileHandle",

@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from paramio._types import Buffer
-from paramio.arrays.dtypes import numpy_dtype
-from paramio.arrays.metadata import encode_array_metadata
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.buffers import Buffer
+from paramio.core.dtypes import numpy_dtype
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.tensor import encode_array_metadata
 from paramio.index.index import ParameterIndex
 
 __all__ = [

@@ -14,9 +14,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from paramio.compat.handles import FileHandle, handle_source
-from paramio.errors import InvalidArgumentError
-from paramio.sources.base import ByteSource
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.source import ByteSource
+from paramio.sources.handles import FileHandle, handle_source
 
 if TYPE_CHECKING:
     from paramio.formats.registry import FormatContents

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramio._lazy import attach, exports
+from paramio.core.exports import attach, exports
 
 if TYPE_CHECKING:
     from paramio.formats.registry import FORMATS, FormatContents, detect_format, read_path, write_path

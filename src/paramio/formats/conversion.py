@@ -33,10 +33,10 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
-from paramio.errors import ConversionWarning, FormatWarning, InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError
+from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
-from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
     from paramio.formats.registry import FormatContents
@@ -382,7 +382,7 @@ _SIGNED = ("int8", "int16", "int32", "int64")
 
 
 def _itemsize(name: str) -> int | None:
-    from paramio.arrays.dtypes import dtype_by_name
+    from paramio.core.dtypes import dtype_by_name
 
     try:
         return dtype_by_name(name).itemsize

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from paramio.errors import FormatError, TruncatedError
+from paramio.core.errors import FormatError, TruncatedError
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")

@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from paramio.errors import InvalidArgumentError, SourceError
-from paramio.sources.base import ByteSource
+from paramio.core.errors import InvalidArgumentError, SourceError
+from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 from paramio.sources.names import join_url
 from paramio.sources.registry import open_source, scheme_of

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from paramio.errors import FormatError
+from paramio.core.errors import FormatError
 from paramio.formats.inputs import beside, is_url, open_input
 from paramio.sources.paths import AllowExternal, Confinement
 

@@ -34,10 +34,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from paramio.errors import SourceError, WriteError
+from paramio.core.entry import ParameterEntry, fill_pattern
+from paramio.core.errors import SourceError, WriteError
 from paramio.formats.interrupts import held_signals
 from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
-from paramio.index.entry import ParameterEntry, fill_pattern
 
 if TYPE_CHECKING:
     from paramio.formats.output_set import AtomicOutputSet

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
-from paramio.errors import InvalidArgumentError, WriteError
+from paramio.core.errors import InvalidArgumentError, WriteError
 from paramio.formats.interrupts import held_signals
 from paramio.formats.output import AtomicOutput, _gathering_set, _set_gathering, sync_folder
 

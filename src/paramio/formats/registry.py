@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from paramio.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
 from paramio.sources.paths import AllowExternal
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def read_path(
     """Read a parameter file with the format given or detected; facts a paramio writer carried
     for the format (``paramio.carried``, see `paramio.formats.conversion`) are put back.
 
-    `strict` refuses what paramio otherwise reads past with a `paramio.errors.FormatWarning`
+    `strict` refuses what paramio otherwise reads past with a `paramio.core.errors.FormatWarning`
     (a GGUF metadata key repeated, as older gguf-py wrote them).
     Files named inside the file (IRPA external entries, shards) must resolve inside its folder
     or a folder in `allow_external` (``True``: anywhere); `SourceError` otherwise.
@@ -176,7 +176,7 @@ def read_path(
 def _redacting(path: str) -> Iterator[None]:
     """Errors naming the URL `path` (or its siblings) name it without its credentials: readers
     put the path they were given in messages; only the sources redact on their own."""
-    from paramio.errors import ParamioError
+    from paramio.core.errors import ParamioError
     from paramio.formats.inputs import is_url
 
     if not is_url(path):
@@ -217,7 +217,7 @@ def write_path(
 
     What the target cannot hold as given (a splat written as data, a type stored under a
     stand-in, an attribute JSON cannot hold) is found before anything is written and, by
-    `on_loss`: ``"warn"`` — a `paramio.errors.ConversionWarning` per loss; ``"error"`` —
+    `on_loss`: ``"warn"`` — a `paramio.core.errors.ConversionWarning` per loss; ``"error"`` —
     `InvalidArgumentError` and no file; ``"ignore"``. Use `plan_losses` to get the list.
     """
     from paramio.formats.conversion import report_losses

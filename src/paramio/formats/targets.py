@@ -35,7 +35,7 @@ import re
 import select
 import stat
 
-from paramio.errors import WriteError
+from paramio.core.errors import WriteError
 
 try:
     import fcntl

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from paramio.errors import WriteError
+from paramio.core.errors import WriteError
 
 __all__ = ["UPLOAD_OPTIONS", "write_remote"]
 

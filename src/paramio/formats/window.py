@@ -18,8 +18,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from paramio.sources.base import ByteSource
-from paramio.sources.planner import Span
+from paramio.core.planner import Span
+from paramio.core.source import ByteSource
 
 __all__ = ["WindowSource"]
 

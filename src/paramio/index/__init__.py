@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramio._lazy import attach, exports
+from paramio.core.exports import attach, exports
 
 if TYPE_CHECKING:
-    from paramio.index.entry import EntryKind, ParameterEntry
+    from paramio.core.entry import EntryKind, ParameterEntry
     from paramio.index.index import DuplicatePolicy, ParameterIndex
     from paramio.index.overlay import Overlay
     from paramio.index.provider import Precedence, Provider, splat_standin
@@ -27,13 +27,13 @@ __all__ = [
     "splat_standin",
 ]
 
-# Imported on first use (`paramio._lazy`): importing `paramio.index.entry` need not import
+# Imported on first use (`paramio.core.exports`): importing `paramio.core.entry` need not import
 # the overlay, writable-archive and provider modules.
 __getattr__ = attach(
     __name__,
     globals(),
     exports(
-        ("paramio.index.entry", ("EntryKind", "ParameterEntry")),
+        ("paramio.core.entry", ("EntryKind", "ParameterEntry")),
         ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
         ("paramio.index.overlay", ("Overlay",)),
         ("paramio.index.provider", ("Precedence", "Provider", "splat_standin")),

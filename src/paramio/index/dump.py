@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from itertools import chain
 from operator import add, attrgetter
 
-from paramio.index.entry import EntryKind, ParameterEntry
-from paramio.index.lazy import LazyEntries
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import EntryKind, ParameterEntry
 
 _RULE_TOP = "//===" + "-" * 110 + "===//"
 _RULE_COLS = "//===------------+------------------+------------------+" + "-" * 59 + "===//"

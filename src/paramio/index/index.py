@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from paramio._types import Buffer
-from paramio.arrays.metadata import encode_array_metadata
-from paramio.errors import (
+from paramio.core.buffers import Buffer
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import (
     DuplicateKeyError,
     FormatError,
     FormatWarning,
     InvalidArgumentError,
     ParameterNotFoundError,
 )
-from paramio.index.entry import EntryKind, ParameterEntry
-from paramio.index.lazy import LazyEntries
-from paramio.sources.base import ByteSource
+from paramio.core.source import ByteSource
+from paramio.core.tensor import encode_array_metadata
 from paramio.sources.memory import MemorySource
 from paramio.sources.paths import AllowExternal
 
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from paramio.formats.registry import FormatContents
 
 if TYPE_CHECKING:
-    from paramio.compat.handles import FileHandle
     from paramio.formats.registry import FormatContents
+    from paramio.sources.handles import FileHandle
 
 __all__ = ["DuplicatePolicy", "ParameterIndex"]
 
@@ -174,7 +174,7 @@ class ParameterIndex:
     ) -> None:
         """Add a span of a `FileHandle` (IREE's) or any `ByteSource`. Beyond IREE, a span past
         the end is refused here (`TruncatedError`), not when a program reads it."""
-        from paramio.compat.handles import handle_source
+        from paramio.sources.handles import handle_source
 
         source = handle_source(file_handle)
         source.check_span(offset, length, key)
@@ -270,7 +270,7 @@ class ParameterIndex:
         if writable:
             _refuse_entry_overlaps(contents)
         if mode == "file_async" and not copy:  # IREE reads through the descriptor: its handles say fd(N)
-            from paramio.compat.handles import mark_fd_source
+            from paramio.sources.handles import mark_fd_source
 
             for source in {id(e.source): e.source for e in contents.entries if e.source is not None}.values():
                 mark_fd_source(source)
@@ -499,7 +499,7 @@ def validate_splat(key: str, pattern: bytes, total_length: int) -> None:
 
 def _refuse_entry_overlaps(contents: FormatContents) -> None:
     """Writable opens: no two data entries of one writable file may share bytes."""
-    from paramio.index.overlaps import Overlap, find_overlaps
+    from paramio.formats.overlaps import Overlap, find_overlaps
 
     entries = contents.entries
     groups: list[tuple[str, list[Overlap]]] = []

@@ -18,10 +18,10 @@ import stat
 import threading
 from collections.abc import Mapping, Sequence
 
-from paramio.arrays.dtypes import dtype_by_name
-from paramio.arrays.metadata import encode_tensor_metadata
-from paramio.errors import InvalidArgumentError, SourceError
-from paramio.index.entry import ParameterEntry
+from paramio.core.dtypes import dtype_by_name
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, SourceError
+from paramio.core.tensor import encode_tensor_metadata
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.writable import reserve_target, write_in_place
 from paramio.sources.file import FileSource, file_kind

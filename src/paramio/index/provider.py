@@ -24,8 +24,9 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from paramio.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
-from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
+from paramio.core.text import escape
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.overlay import Overlay, PendingRewrite
 from paramio.index.scopes import parse_parameters_flag, split_scoped_key
@@ -135,9 +136,7 @@ class Which:
 
 def _escape(text: str) -> str:
     """Names from files may hold control characters or newlines: keep each record one line
-    (the CLI's one escaping function, imported here so `which` text and the rest agree)."""
-    from paramio.cli.text import escape
-
+    (paramio's one escaping function, so `which` text and the CLI's agree)."""
     return escape(text, quote=False)
 
 

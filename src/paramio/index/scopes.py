@@ -13,8 +13,8 @@ import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 
-from paramio.errors import InvalidArgumentError, ParameterNotFoundError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, ParameterNotFoundError
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.sources.paths import AllowExternal
 

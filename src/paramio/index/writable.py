@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from paramio.arrays.dtypes import numpy_dtype
 from paramio.arrays.frameworks import host_bytes
-from paramio.errors import InvalidArgumentError, SourceError
-from paramio.index.entry import EntryKind, ParameterEntry
+from paramio.core.dtypes import numpy_dtype
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import InvalidArgumentError, SourceError
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.sources.paths import AllowExternal
 

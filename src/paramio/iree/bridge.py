@@ -16,9 +16,9 @@ from types import ModuleType
 
 import numpy as np
 
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.source import ByteSource
 from paramio.index.provider import Provider
-from paramio.sources.base import ByteSource
 from paramio.sources.protocols import SupportsZeroCopy
 
 __all__ = ["IreeParameters", "create_parameters_module", "to_iree_index", "to_iree_provider", "to_iree_providers"]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.iree.values import PRINT_MAX_ELEMENTS, format_element, format_result, type_name
 
 __all__ = ["Equality", "ScalarResult", "compare_results", "result_types", "typed_results", "write_outputs"]

@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
-from paramio.arrays.dtypes import numpy_dtype
-from paramio.errors import InvalidArgumentError
+from paramio.core.dtypes import numpy_dtype
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["ELEMENT_TYPES", "format_element", "format_result", "parse_input", "parse_inputs", "type_name"]
 
@@ -151,7 +151,7 @@ PRINT_MAX_ELEMENTS = 1024
 
 def type_name(array: np.ndarray) -> str:
     """IREE's element type name of `array` (``f32``, ``i32``, ``ui8``)."""
-    from paramio.arrays.dtypes import dtype_of_numpy
+    from paramio.core.dtypes import dtype_of_numpy
 
     return _PRINT_NAMES.get(dtype_of_numpy(array.dtype).name, str(array.dtype))
 

@@ -13,8 +13,9 @@ import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TypeAlias, Union
 
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.progress import ByteProgress  # the one progress bar paramio has
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.provider import Provider
 from paramio.index.scopes import split_scoped_key
@@ -137,8 +138,6 @@ def _job(
     callback: Callable[[int], None] | None = None
     bar = None
     if progress is True:
-        from paramio.cli.progress import ByteProgress  # the one progress bar paramio has
-
         bp = ByteProgress(sum(e.length for _, e in items), "loading", quiet=False)
         callback, bar = bp.callback, bp
     elif callable(progress):

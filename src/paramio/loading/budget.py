@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["MIN_BUDGET", "ByteBudget", "StagingPool", "parse_size"]
 

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
 from paramio.loading.budget import ByteBudget, StagingPool
 from paramio.loading.plan import Task, plan_tasks
 from paramio.loading.spans import read_span

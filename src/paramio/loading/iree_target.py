@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 from paramio.iree.bridge import iree_runtime
 from paramio.loading.targets import Slot, Target, aligned_bytes, host_layout
 

@@ -8,8 +8,8 @@ for local files, which releases the GIL) for data entries, a pattern fill for sp
 
 from __future__ import annotations
 
-from paramio.errors import ParamioError
-from paramio.index.entry import ParameterEntry, fill_pattern
+from paramio.core.entry import ParameterEntry, fill_pattern
+from paramio.core.errors import ParamioError
 
 __all__ = ["read_span", "span_error"]
 
@@ -17,7 +17,7 @@ __all__ = ["read_span", "span_error"]
 def read_span(entry: ParameterEntry, offset: int, out: memoryview) -> None:
     """Fill `out` with the entry's bytes from `offset` (within the entry).
 
-    Raises a `paramio.errors.ParamioError` (the source's kind: `SourceError`, `TruncatedError`)
+    Raises a `paramio.core.errors.ParamioError` (the source's kind: `SourceError`, `TruncatedError`)
     naming the file, the key and the byte range of the entry that failed.
     """
     n = len(out)
@@ -32,7 +32,7 @@ def read_span(entry: ParameterEntry, offset: int, out: memoryview) -> None:
     except ParamioError as exc:
         raise span_error(exc, entry, offset, n) from exc
     except OSError as exc:
-        from paramio.errors import SourceError
+        from paramio.core.errors import SourceError
 
         raise span_error(SourceError(exc.strerror or str(exc)), entry, offset, n) from exc
 

@@ -18,10 +18,10 @@ import warnings
 
 import numpy as np
 
-from paramio.arrays.dtypes import dtype_of_numpy
 from paramio.arrays.frameworks import require, torch_dtype
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.dtypes import dtype_of_numpy
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["TARGETS", "Slot", "Target", "aligned_bytes", "host_layout", "make_target"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import types
 
-from paramio.errors import ParamioError
+from paramio.core.errors import ParamioError
 
 __all__ = ["MissingCompilerError", "bindings", "passmanager"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.index.provider import Provider
 from paramio.mlir._bindings import bindings
 from paramio.mlir.elements import element_by_dtype, tensor_type_text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["ElementType", "TensorType", "element_by_dtype", "element_by_mlir", "tensor_type_text"]
 

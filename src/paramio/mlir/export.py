@@ -28,9 +28,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
-from paramio.errors import FormatError, InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, InvalidArgumentError
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 from paramio.mlir._bindings import bindings, passmanager
 from paramio.mlir.module import GlobalOp, MlirModule, parameter_ref_text, tensor_type_of
 

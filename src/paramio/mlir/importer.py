@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from paramio.arrays.dtypes import numpy_dtype
-from paramio.errors import InvalidArgumentError, ParameterNotFoundError
-from paramio.index.entry import ParameterEntry
+from paramio.core.dtypes import numpy_dtype
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, ParameterNotFoundError
 from paramio.index.provider import Provider
 from paramio.mlir._bindings import bindings
 from paramio.mlir.elements import ElementType, element_by_dtype

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from paramio.errors import FormatError, InvalidArgumentError
+from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.mlir._bindings import bindings
 from paramio.mlir.elements import TensorType, element_by_mlir
 

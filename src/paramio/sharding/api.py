@@ -10,9 +10,9 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 from paramio.formats.registry import FormatContents, detect_format, read_path, write_path
-from paramio.index.entry import ParameterEntry
 from paramio.sharding.plan import Layout, Plan, make_plan
 from paramio.sharding.tpset import MANIFEST_SUFFIX, is_manifest_path, write_set
 

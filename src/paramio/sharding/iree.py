@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from paramio.errors import FormatError
+from paramio.core.errors import FormatError
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.index.scopes import parse_parameters_flag
 

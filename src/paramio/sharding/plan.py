@@ -15,8 +15,8 @@ import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 from paramio.sharding.tensor import Geometry, geometry
 
 __all__ = ["Layout", "Placement", "Plan", "make_plan", "parse_split_rule"]

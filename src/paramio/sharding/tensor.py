@@ -21,11 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from paramio.arrays.dtypes import dtype_by_name
-from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
-from paramio.errors import InvalidArgumentError
-from paramio.index.entry import EntryKind, ParameterEntry
-from paramio.sources.base import ByteSource
+from paramio.core.dtypes import dtype_by_name
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 
 __all__ = ["SCRATCH", "Geometry", "JoinedSource", "PieceSource", "geometry", "join_pieces", "split_entry"]
 
@@ -163,7 +163,15 @@ def split_entry(entry: ParameterEntry, g: Geometry, index: int, key: str | None 
     name = key if key is not None else entry.key
     metadata = encode_tensor_metadata(g.piece_info)
     src = PieceSource(entry, g, index)
-    return ParameterEntry(name, EntryKind.DATA, g.piece_length, metadata, src, 0, b"", g.piece_info, entry.origin)
+    return ParameterEntry(
+        key=name,
+        kind=EntryKind.DATA,
+        length=g.piece_length,
+        metadata=metadata,
+        source=src,
+        declared_tensor=g.piece_info,
+        origin=entry.origin,
+    )
 
 
 def join_pieces(pieces: Sequence[ParameterEntry], g: Geometry, key: str) -> ParameterEntry:
@@ -185,7 +193,15 @@ def join_pieces(pieces: Sequence[ParameterEntry], g: Geometry, key: str) -> Para
             return first.replace(length=g.full_row, **fields)  # already contiguous in one source
     src = JoinedSource(pieces, g)
     metadata = encode_tensor_metadata(g.info)
-    return ParameterEntry(key, EntryKind.DATA, src.size, metadata, src, 0, b"", g.info, first.origin)
+    return ParameterEntry(
+        key=key,
+        kind=EntryKind.DATA,
+        length=src.size,
+        metadata=metadata,
+        source=src,
+        declared_tensor=g.info,
+        origin=first.origin,
+    )
 
 
 class _Virtual(ByteSource):

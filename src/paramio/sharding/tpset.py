@@ -25,12 +25,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paramio.arrays.metadata import TensorInfo, encode_tensor_metadata
-from paramio.errors import FormatError, InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, InvalidArgumentError
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.registry import FORMATS, FormatContents
-from paramio.index.entry import ParameterEntry
 from paramio.sharding.plan import Layout, Plan, make_plan
 from paramio.sharding.tensor import geometry, join_pieces, split_entry
 from paramio.sources.paths import AllowExternal

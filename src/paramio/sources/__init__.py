@@ -8,11 +8,20 @@ stays as fast as before.
 
 from __future__ import annotations
 
-from paramio.sources.base import ByteSource
+from paramio.core.planner import Span, plan_reads
+from paramio.core.source import ByteSource, set_handle_factory
 from paramio.sources.file import FileSource
 from paramio.sources.memory import MemorySource
-from paramio.sources.planner import Span, plan_reads
 from paramio.sources.registry import MissingExtraError, open_source, register_scheme
+
+
+def _handle_for(source: ByteSource) -> ByteSource:
+    from paramio.sources.handles import FileHandle  # IREE's handle type: imported when first asked for
+
+    return FileHandle.for_source(source)
+
+
+set_handle_factory(_handle_for)
 
 __all__ = [
     "ByteSource",

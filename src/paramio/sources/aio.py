@@ -17,9 +17,8 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
-from paramio.errors import SourceError
-from paramio.sources.base import ByteSource, check_span, checked_spans
-from paramio.sources.planner import (
+from paramio.core.errors import SourceError
+from paramio.core.planner import (
     DEFAULT_MAX_GAP,
     DEFAULT_MAX_REQUEST,
     Request,
@@ -29,6 +28,7 @@ from paramio.sources.planner import (
     plan_reads,
     scatter,
 )
+from paramio.core.source import ByteSource, check_span, checked_spans
 
 __all__ = ["AsyncByteSource", "BridgedSource", "ThreadedSource", "run_sync"]
 
@@ -42,7 +42,7 @@ class AsyncByteSource(abc.ABC):
     """A readable run of bytes whose reads are coroutines. Subclasses give `size` and `fetch_into`."""
 
     name: str
-    #: Planner limits (see `paramio.sources.planner`) and how many requests may be in flight.
+    #: Planner limits (see `paramio.core.planner`) and how many requests may be in flight.
     max_gap: int = DEFAULT_MAX_GAP
     max_request: int = DEFAULT_MAX_REQUEST
     max_concurrency: int = 8

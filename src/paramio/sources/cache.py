@@ -18,9 +18,9 @@ import os
 import secrets
 from collections.abc import Iterator
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.planner import Span
 from paramio.sources.aio import AsyncByteSource
-from paramio.sources.planner import Span
 
 __all__ = ["CachedSource", "DiskCache"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from paramio.index.entry import ParameterEntry
-from paramio.sources.base import ByteSource
+from paramio.core.entry import ParameterEntry
+from paramio.core.source import ByteSource
 from paramio.sources.memory import MemorySource
 
 __all__ = ["CopiedSource", "copy_entries"]

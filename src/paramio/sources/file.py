@@ -16,11 +16,11 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 
-from paramio.errors import SourceError
-from paramio.sources.base import ByteSource
+from paramio.core.errors import SourceError
+from paramio.core.planner import Span
+from paramio.core.source import ByteSource
 from paramio.sources.names import relative_parts
 from paramio.sources.paths import Confinement
-from paramio.sources.planner import Span
 
 __all__ = ["FileSource", "file_kind", "open_regular"]
 
@@ -130,6 +130,11 @@ class FileSource(ByteSource):
 
     def fileno(self) -> int:
         return self._fd
+
+    def whole_view(self) -> memoryview | None:
+        if type(self) is not FileSource or self._map is None:
+            return None  # a subclass may count or redirect its views; unmapped views are copies
+        return self.view(0, self._size)
 
     def view(self, offset: int, length: int) -> memoryview:
         self.check_span(offset, length)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from paramio._types import Buffer
-from paramio.errors import SourceError
-from paramio.sources.base import ByteSource
-from paramio.sources.planner import Span
+from paramio.core.buffers import Buffer
+from paramio.core.errors import SourceError
+from paramio.core.planner import Span
+from paramio.core.source import ByteSource
 
 
 class MemorySource(ByteSource):
@@ -38,6 +38,9 @@ class MemorySource(ByteSource):
         self.check_span(offset, length)
         v = self._view[offset : offset + length]
         return v if self._writable else v.toreadonly()
+
+    def whole_view(self) -> memoryview | None:
+        return self.view(0, self.size) if type(self) is MemorySource else None
 
     def zero_copy_view(self, offset: int, length: int) -> memoryview:
         """A view sharing the caller's buffer (what `view` already returns)."""

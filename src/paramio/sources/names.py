@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from paramio.errors import SourceError
+from paramio.core.errors import SourceError
 
 __all__ = ["join_url", "relative_parts"]
 

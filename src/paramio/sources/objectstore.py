@@ -25,7 +25,7 @@ import obstore
 import obstore.exceptions as obx
 from obstore.store import from_url
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 from paramio.sources.aio import AsyncByteSource, BridgedSource, run_sync
 from paramio.sources.cache import CachedSource, DiskCache
 from paramio.sources.names import join_url

@@ -17,7 +17,7 @@ import dataclasses
 import os
 from collections.abc import Iterable
 
-from paramio.errors import FormatError, InvalidArgumentError, SourceError
+from paramio.core.errors import FormatError, InvalidArgumentError, SourceError
 
 __all__ = ["AllowExternal", "Confinement"]
 

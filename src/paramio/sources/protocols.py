@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from paramio._types import Buffer
+from paramio.core.buffers import Buffer
 
 __all__ = ["SupportsFileDescriptor", "SupportsUpload", "SupportsWrite", "SupportsZeroCopy"]
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from paramio.errors import InvalidArgumentError, ParamioError
-from paramio.sources.base import ByteSource
+from paramio.core.errors import InvalidArgumentError, ParamioError
+from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 
 __all__ = ["MissingExtraError", "known_schemes", "open_source", "register_scheme", "scheme_of"]

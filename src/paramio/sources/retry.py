@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from paramio.errors import SourceError
+from paramio.core.errors import SourceError
 
 __all__ = ["RemoteSourceError", "RetryPolicy", "redact_url", "with_retries"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import obstore
 
-from paramio._types import Buffer
-from paramio.errors import WriteError
+from paramio.core.buffers import Buffer
+from paramio.core.errors import WriteError
 from paramio.sources.objectstore import store_for, translate
 from paramio.sources.retry import redact_url
 

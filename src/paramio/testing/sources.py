@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from paramio.errors import InvalidArgumentError, SourceError, TruncatedError
-from paramio.sources.base import ByteSource
-from paramio.sources.planner import Span
+from paramio.core.errors import InvalidArgumentError, SourceError, TruncatedError
+from paramio.core.planner import Span
+from paramio.core.source import ByteSource
 
 __all__ = ["SourceTests", "sample_bytes"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import paramio.formats.gguf.reader as reader
-from paramio.errors import ParamioError
+from paramio.core.errors import ParamioError
 from paramio.formats.gguf import read_gguf
 from paramio.sources.memory import MemorySource
 

@@ -11,7 +11,7 @@ import pytest
 
 import paramio.formats.gguf as pg
 from conftest import ALL_VALUES, all_type_tensors, write_oracle
-from paramio.errors import FormatError, ParamioError, TruncatedError, UnsupportedFormatError
+from paramio.core.errors import FormatError, ParamioError, TruncatedError, UnsupportedFormatError
 from paramio.sources.memory import MemorySource
 
 pytest.importorskip("gguf")

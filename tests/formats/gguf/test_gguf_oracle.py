@@ -12,9 +12,9 @@ import pytest
 
 import paramio.formats.gguf as pg
 from conftest import ALL_VALUES, EXPECTED_RECORDS, all_type_tensors, tensor_for, write_oracle
-from paramio.arrays.metadata import TensorInfo
-from paramio.errors import FormatError, SourceError
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, SourceError
+from paramio.core.tensor import TensorInfo
 from paramio.sources.memory import MemorySource
 
 gguf = pytest.importorskip("gguf")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import paramio
-from paramio.errors import FormatError, FormatWarning
+from paramio.core.errors import FormatError, FormatWarning
 from paramio.formats.gguf.kv import kv_pairs
 from paramio.formats.registry import read_path, write_path
 

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 import paramio.formats.gguf as pg
 from conftest import ALL_VALUES, all_type_tensors, write_oracle
-from paramio.arrays.metadata import TensorInfo
-from paramio.errors import InvalidArgumentError, UnsupportedFormatError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError
+from paramio.core.tensor import TensorInfo
 from paramio.formats import irpa
 from paramio.formats.registry import read_path, write_path
-from paramio.index.entry import ParameterEntry
 from paramio.sources.memory import MemorySource
 
 gguf = pytest.importorskip("gguf")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from paramio.errors import ParamioError
+from paramio.core.errors import ParamioError
 from paramio.formats.safetensors.header import Header, parse_canonical, parse_header
 from paramio.formats.safetensors.reader import _check_tiling
 

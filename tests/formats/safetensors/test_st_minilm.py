@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from paramio import ParameterIndex
-from paramio.arrays.metadata import encode_tensor_metadata
+from paramio.core.tensor import encode_tensor_metadata
 from paramio.formats import irpa
 from paramio.formats.safetensors import ATTRIBUTE_METADATA, read_path, write_path
 

@@ -16,12 +16,12 @@ import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 
 from paramio import ParameterIndex  # noqa: E402
-from paramio.arrays.metadata import TensorInfo  # noqa: E402
-from paramio.errors import DuplicateKeyError, InvalidArgumentError, SourceError  # noqa: E402
+from paramio.core.entry import ParameterEntry  # noqa: E402
+from paramio.core.errors import DuplicateKeyError, InvalidArgumentError, SourceError  # noqa: E402
+from paramio.core.source import ByteSource  # noqa: E402
+from paramio.core.tensor import TensorInfo  # noqa: E402
 from paramio.formats.safetensors import ATTRIBUTE_METADATA, read_path, write_path  # noqa: E402
 from paramio.formats.safetensors.layout import DTYPES  # noqa: E402
-from paramio.index.entry import ParameterEntry  # noqa: E402
-from paramio.sources.base import ByteSource  # noqa: E402
 from paramio.sources.memory import MemorySource  # noqa: E402
 
 pytestmark = pytest.mark.interop

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 safetensors = pytest.importorskip("safetensors")
 
-from paramio.arrays.metadata import TensorInfo  # noqa: E402
+from paramio.core.entry import ParameterEntry  # noqa: E402
+from paramio.core.tensor import TensorInfo  # noqa: E402
 from paramio.formats.safetensors import ATTRIBUTE_METADATA, read_path, write_path  # noqa: E402
 from paramio.formats.safetensors.layout import DTYPES  # noqa: E402
-from paramio.index.entry import ParameterEntry  # noqa: E402
 from paramio.sources.memory import MemorySource  # noqa: E402
 
 

@@ -13,7 +13,7 @@ st_numpy = pytest.importorskip("safetensors.numpy")
 import numpy as np  # noqa: E402
 
 from paramio import ParameterIndex  # noqa: E402
-from paramio.errors import FormatError, SourceError  # noqa: E402
+from paramio.core.errors import FormatError, SourceError  # noqa: E402
 from paramio.formats.safetensors import ATTRIBUTE_INDEX_METADATA, ATTRIBUTE_METADATA, read_path, write_path  # noqa: E402
 from paramio.formats.safetensors.sharded import split_shards  # noqa: E402
 
@@ -141,7 +141,7 @@ def test_one_shard_is_a_plain_file(tmp_path: Path) -> None:
 
 
 def test_split_shards_is_greedy_in_order() -> None:
-    from paramio.index.entry import ParameterEntry
+    from paramio.core.entry import ParameterEntry
 
     entries = [ParameterEntry.splat(str(i), b"\0", n) for i, n in enumerate([6, 6, 2, 6, 2, 2])]
     assert [[e.length for e in g] for g in split_shards(entries, 8)] == [[6], [6, 2], [6, 2], [2]]

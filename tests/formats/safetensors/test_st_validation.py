@@ -15,7 +15,7 @@ np = pytest.importorskip("numpy")
 
 from st_cases import CASES, frame, t  # noqa: E402
 
-from paramio.errors import FormatError, InvalidArgumentError, ParamioError, TruncatedError, UnsupportedFormatError  # noqa: E402
+from paramio.core.errors import FormatError, InvalidArgumentError, ParamioError, TruncatedError, UnsupportedFormatError  # noqa: E402
 from paramio.formats.safetensors import read_path  # noqa: E402
 from paramio.formats.safetensors.reader import read_file  # noqa: E402
 from paramio.sources.memory import MemorySource  # noqa: E402

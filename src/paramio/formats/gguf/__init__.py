@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from paramio.arrays.metadata import encode_tensor_metadata
+from paramio.core.entry import ParameterEntry
+from paramio.core.tensor import encode_tensor_metadata
 from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_TYPES, MAGIC, GGMLType
 from paramio.formats.gguf.dequant import dequantize
 from paramio.formats.gguf.opening import open_gguf
@@ -19,7 +20,6 @@ from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.formats.gguf.split import read_split_set, split_info, without_split_keys
 from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
 from paramio.formats.registry import FormatContents
-from paramio.index.entry import ParameterEntry
 from paramio.sources.paths import AllowExternal
 
 __all__ = [

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from paramio.errors import InvalidArgumentError, UnsupportedFormatError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError
 from paramio.formats.gguf.constants import GGML_BY_NAME
-from paramio.index.entry import ParameterEntry
 
 __all__ = ["dequantize"]
 

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from paramio.errors import FormatError, FormatWarning, InvalidArgumentError
+from paramio.core.errors import FormatError, FormatWarning, InvalidArgumentError
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import (
     INT_RANGES,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import warnings
 
-from paramio.errors import ParamioError
+from paramio.core.errors import ParamioError
+from paramio.core.source import ByteSource
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.formats.inputs import open_parsed
 from paramio.formats.window import WindowSource
-from paramio.sources.base import ByteSource
 
 __all__ = ["FIRST_READ", "open_gguf", "parse_gguf"]
 

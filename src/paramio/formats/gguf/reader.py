@@ -15,8 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from paramio.arrays.metadata import TensorInfo
-from paramio.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import (
     ALIGNMENT_KEY,
@@ -28,9 +31,6 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import read_kv_table, read_string
-from paramio.index.entry import EntryKind, ParameterEntry, build_entry
-from paramio.index.lazy import LazyEntries
-from paramio.sources.base import ByteSource
 
 __all__ = ["GGUFFile", "read_gguf"]
 
@@ -285,12 +285,30 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
 
     def make(i: int) -> ParameterEntry:
         length, info = plans[spans_of[i]]
-        return build_entry(keys[i], _DATA, length, b"", source, data_offset + rels[i], b"", info, "gguf", i)
+        return ParameterEntry(
+            key=keys[i],
+            kind=_DATA,
+            length=length,
+            source=source,
+            offset=data_offset + rels[i],
+            declared_tensor=info,
+            origin="gguf",
+            file_index=i,
+        )
 
     def make_all() -> list[ParameterEntry]:
         spans = list(map(plans.__getitem__, spans_of))
         return [
-            build_entry(k, _DATA, span[0], b"", source, data_offset + rel, b"", span[1], "gguf", i)
+            ParameterEntry(
+                key=k,
+                kind=_DATA,
+                length=span[0],
+                source=source,
+                offset=data_offset + rel,
+                declared_tensor=span[1],
+                origin="gguf",
+                file_index=i,
+            )
             for i, (k, span, rel) in enumerate(zip(keys, spans, rels, strict=True))
         ]
 

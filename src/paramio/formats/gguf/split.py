@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from paramio.errors import FormatError, SourceError
+from paramio.core.errors import FormatError, SourceError
 from paramio.formats.gguf.constants import (
     SPLIT_COUNT,
     SPLIT_KEYS,

@@ -20,8 +20,9 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from paramio.arrays.dtypes import dtype_by_name
-from paramio.errors import InvalidArgumentError, WriteError
+from paramio.core.dtypes import dtype_by_name
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError, WriteError
 from paramio.formats.conversion import check_file_size
 from paramio.formats.gguf.constants import (
     ALIGNMENT_KEY,
@@ -45,7 +46,6 @@ from paramio.formats.gguf.reader import GGML_MAX_DIMS, elements_fault
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.targets import resolve_output
-from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
@@ -281,7 +281,7 @@ def prepare(
     as I8, untyped or mis-sized entries as I8 ``[length]``) are carried as JSON in the string key
     ``paramio.carried``. Splats are written as data (reported).
     """
-    from paramio.arrays.metadata import TensorInfo
+    from paramio.core.tensor import TensorInfo
     from paramio.formats.conversion import (
         Carried,
         Loss,

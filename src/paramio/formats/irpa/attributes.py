@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
-from paramio.index.entry import ParameterEntry
 
 __all__ = ["ATTRIBUTES_KEY", "decode_record", "encode_record", "split_legacy_attributes"]
 

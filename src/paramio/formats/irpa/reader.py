@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 
-from paramio.errors import FormatError, SourceError, TruncatedError, UnsupportedFormatError
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import FormatError, SourceError, TruncatedError, UnsupportedFormatError
+from paramio.core.source import ByteSource
 from paramio.formats.cursor import Cursor
 from paramio.formats.inputs import open_parsed
 from paramio.formats.irpa.layout import (
@@ -31,8 +33,6 @@ from paramio.formats.irpa.layout import (
 )
 from paramio.formats.registry import FormatContents
 from paramio.formats.window import WindowSource
-from paramio.index.entry import EntryKind, ParameterEntry
-from paramio.sources.base import ByteSource
 from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal, Confinement
 
@@ -150,7 +150,7 @@ def read_source(
 
 
 def _refuse_overlaps(source: ByteSource, entries: object) -> None:
-    from paramio.index.overlaps import find_overlaps
+    from paramio.formats.overlaps import find_overlaps
 
     problems = find_overlaps(source, entries, structure_regions(source))
     if problems:

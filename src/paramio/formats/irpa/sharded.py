@@ -24,14 +24,14 @@ import os
 import re
 from collections.abc import Callable, Sequence
 
-from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, InvalidArgumentError, SourceError, WriteError
 from paramio.formats.inputs import beside, exists, is_url
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output import AtomicOutput
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.registry import FormatContents
 from paramio.formats.targets import resolve_output
-from paramio.index.entry import ParameterEntry
 from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = [

@@ -15,13 +15,13 @@ import dataclasses
 
 import numpy as np
 
-from paramio.arrays.metadata import TensorInfo
+from paramio.core.entries import DumpColumns, LazyEntries
+from paramio.core.entry import EntryKind, ParameterEntry, decoded_tensor
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
 from paramio.formats.irpa.reader import reference_budget
-from paramio.index.entry import EntryKind, ParameterEntry, build_entry, decoded_tensor
-from paramio.index.lazy import DumpColumns, LazyEntries
-from paramio.sources.base import ByteSource
 
 __all__ = ["LazyTable", "read_table"]
 
@@ -223,7 +223,17 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
                 shared[m] = (m, decoded_tensor(m))
         pairs = list(map(shared.__getitem__, metas))
         return [
-            build_entry(key, data, n, meta, source, o, b"", None, "irpa", row, info)
+            ParameterEntry(
+                key=key,
+                kind=data,
+                length=n,
+                metadata=meta,
+                source=source,
+                offset=o,
+                origin="irpa",
+                file_index=row,
+                decoded=info,
+            )
             for key, (meta, info), n, o, row in zip(
                 keys,
                 pairs,

@@ -17,7 +17,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 from paramio.formats.irpa.layout import (
     DATA_TAIL,
     DEFAULT_DATA_ALIGNMENT,
@@ -36,7 +37,6 @@ from paramio.formats.irpa.layout import (
     align,
 )
 from paramio.formats.output import AtomicOutput, copy_entry
-from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
@@ -215,7 +215,7 @@ def write_path(
     ``TENSORv0`` metadata; `attributes` (GGUF key/values, safetensors metadata) are stored by
     `paramio.formats.irpa.attributes` when present. `max_shard_size` (bytes), or a path ending
     ``.irpa.index.json``, writes a sharded set and its manifest (`paramio.formats.irpa.sharded`)."""
-    from paramio.arrays.metadata import encode_tensor_metadata
+    from paramio.core.tensor import encode_tensor_metadata
     from paramio.formats.irpa.sharded import is_manifest_path, write_set
 
     # IRPA has no dtype/shape fields: keep what safetensors/GGUF declared as TENSORv0 metadata.
@@ -253,7 +253,7 @@ def prepare(
     type keeps the metadata (IREE reads it); its declared type is carried in the attributes entry.
     Attributes JSON cannot hold are dropped (reported).
     """
-    from paramio.arrays.metadata import decode_tensor_metadata
+    from paramio.core.tensor import decode_tensor_metadata
     from paramio.formats.conversion import CARRIED_KEY, Carried, Loss, Prepared, describe, json_safe_attributes
 
     attrs, losses = json_safe_attributes(attributes or {})

@@ -13,7 +13,8 @@ import os
 import struct
 from collections.abc import Callable, Sequence
 
-from paramio.errors import FormatError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError
 from paramio.formats.inputs import open_input
 from paramio.formats.registry import FormatContents
 from paramio.formats.safetensors.layout import (
@@ -25,7 +26,6 @@ from paramio.formats.safetensors.layout import (
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_header
 from paramio.formats.safetensors.sharded import ShardedSet, find_set, is_index_path, read_set, write_sharded
 from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file
-from paramio.index.entry import ParameterEntry
 from paramio.sources.paths import AllowExternal
 
 __all__ = [

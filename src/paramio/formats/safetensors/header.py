@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from paramio.errors import FormatError, UnsupportedFormatError
+from paramio.core.errors import FormatError, UnsupportedFormatError
 from paramio.formats.safetensors.layout import (
     DTYPES,
     HEADER_LENGTH_SIZE,

@@ -13,8 +13,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from paramio.arrays.metadata import TensorInfo
-from paramio.errors import FormatError, TruncatedError
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.errors import FormatError, TruncatedError
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
 from paramio.formats.safetensors.header import Columns, Header, TensorRecord, parse_canonical, parse_header
 from paramio.formats.safetensors.layout import (
@@ -22,9 +25,6 @@ from paramio.formats.safetensors.layout import (
     MAX_HEADER_SIZE,
     USIZE_MAX,
 )
-from paramio.index.entry import EntryKind, ParameterEntry, build_entry
-from paramio.index.lazy import LazyEntries
-from paramio.sources.base import ByteSource
 
 __all__ = ["SafetensorsFile", "read_file", "read_header"]
 
@@ -215,12 +215,30 @@ def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> Lazy
 
     def make(i: int) -> ParameterEntry:
         infos, begins, lengths = columns_once()
-        return build_entry(keys[i], _DATA, lengths[i], b"", source, begins[i], b"", infos[i], "safetensors", i)
+        return ParameterEntry(
+            key=keys[i],
+            kind=_DATA,
+            length=lengths[i],
+            source=source,
+            offset=begins[i],
+            declared_tensor=infos[i],
+            origin="safetensors",
+            file_index=i,
+        )
 
     def make_all() -> list[ParameterEntry]:
         infos, begins, lengths = columns_once()
         return [
-            build_entry(k, _DATA, n, b"", source, b, b"", info, "safetensors", i)
+            ParameterEntry(
+                key=k,
+                kind=_DATA,
+                length=n,
+                source=source,
+                offset=b,
+                declared_tensor=info,
+                origin="safetensors",
+                file_index=i,
+            )
             for i, (k, info, b, n) in enumerate(zip(keys, infos, begins, lengths, strict=True))
         ]
 

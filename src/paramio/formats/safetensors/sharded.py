@@ -20,7 +20,8 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from paramio.errors import FormatError, InvalidArgumentError, SourceError, WriteError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, InvalidArgumentError, SourceError, WriteError
 from paramio.formats.inputs import beside, exists, is_url, open_input
 from paramio.formats.members import read_manifest_json
 from paramio.formats.output import sync_folder
@@ -36,7 +37,6 @@ from paramio.formats.safetensors.layout import (
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file
 from paramio.formats.safetensors.writer import plan_file, write_file, write_planned
 from paramio.formats.targets import resolve_output
-from paramio.index.entry import ParameterEntry
 from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["ShardedSet", "find_set", "read_index", "read_set", "split_shards", "write_sharded"]

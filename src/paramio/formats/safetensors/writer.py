@@ -21,8 +21,9 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from paramio.arrays.metadata import TensorInfo
-from paramio.errors import DuplicateKeyError, InvalidArgumentError
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import DuplicateKeyError, InvalidArgumentError
+from paramio.core.tensor import TensorInfo
 from paramio.formats.conversion import check_file_size
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.safetensors.layout import (
@@ -35,7 +36,6 @@ from paramio.formats.safetensors.layout import (
     by_code,
     by_name,
 )
-from paramio.index.entry import ParameterEntry
 
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared

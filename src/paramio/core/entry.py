@@ -5,23 +5,18 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import enum
-import mmap
 import sys
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from paramio.arrays.dtypes import dtype_by_name, numpy_dtype
-from paramio.arrays.metadata import TensorInfo, decode_tensor_metadata
-from paramio.errors import InvalidArgumentError
-from paramio.sources.base import ByteSource
+from paramio.core.dtypes import dtype_by_name, numpy_dtype
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.source import ByteSource, handle_for
+from paramio.core.tensor import TensorInfo, decode_tensor_metadata
 
-if TYPE_CHECKING:
-    from paramio.compat.handles import FileHandle
-
-__all__ = ["EntryKind", "ParameterEntry", "ParameterIndexEntry", "build_entry"]
+__all__ = ["EntryKind", "ParameterEntry", "ParameterIndexEntry", "decoded_tensor"]
 
 _UNSET: object = object()
 _UINT8: np.dtype[np.generic] = np.dtype(np.uint8)
@@ -45,17 +40,11 @@ _SMALL_COPY = 1 << 18
 
 
 def _whole_view(source: ByteSource) -> memoryview | bool:
-    from paramio.sources.file import FileSource
-    from paramio.sources.memory import MemorySource
-
-    if type(source) is not FileSource and type(source) is not MemorySource:
-        return False  # another kind of source: its `view` decides every time
-    whole: memoryview | bool = False
-    if type(source) is MemorySource or isinstance(source.view(0, 0).obj, mmap.mmap):
-        whole = source.view(0, source.size)
-    _WHOLE_VIEWS[id(source)] = whole
+    whole = source.whole_view()
+    result: memoryview | bool = whole if whole is not None else False
+    _WHOLE_VIEWS[id(source)] = result
     weakref.finalize(source, _WHOLE_VIEWS.pop, id(source), None)
-    return whole
+    return result
 
 
 class EntryKind(enum.StrEnum):
@@ -81,14 +70,6 @@ _FIELDS = (
 )
 
 
-class _EntrySlots:
-    """The storage of `ParameterEntry`, assignable: readers fill one of these with plain slot
-    stores and then make it a `ParameterEntry` (same layout), which costs a fifth of going
-    through a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field)."""
-
-    __slots__ = _FIELDS
-
-
 def decoded_tensor(metadata: bytes) -> TensorInfo | None:
     """`decode_tensor_metadata`, remembered for small metadata: a model repeats a few of them."""
     cacheable = type(metadata) is bytes and len(metadata) <= _MAX_DECODED_SIZE
@@ -102,50 +83,19 @@ def decoded_tensor(metadata: bytes) -> TensorInfo | None:
     return cached  # type: ignore[return-value]
 
 
-def build_entry(
-    key: str,
-    kind: EntryKind,
-    length: int,
-    metadata: bytes,
-    source: ByteSource | None,
-    offset: int,
-    pattern: bytes,
-    tensor: TensorInfo | None,
-    origin: str,
-    file_index: int | None,
-    decoded: TensorInfo | None | object = _UNSET,
-) -> ParameterEntry:
-    """A `ParameterEntry` from every field, positionally: the fast constructor for readers
-    that build many entries (no checks, no defaults). `decoded`, when given, is what
-    `decoded_tensor(metadata)` returns (readers decode each distinct metadata once)."""
-    e = _EntrySlots()
-    e.key = key  # type: ignore[attr-defined]
-    e.kind = kind  # type: ignore[attr-defined]
-    e.length = length  # type: ignore[attr-defined]
-    e.metadata = metadata  # type: ignore[attr-defined]
-    e.source = source  # type: ignore[attr-defined]
-    e.offset = offset  # type: ignore[attr-defined]
-    e.pattern = pattern  # type: ignore[attr-defined]
-    e.declared_tensor = tensor  # type: ignore[attr-defined]
-    e.origin = origin  # type: ignore[attr-defined]
-    e.file_index = file_index  # type: ignore[attr-defined]
-    e._tensor_cache = decoded  # type: ignore[attr-defined]
-    e.__class__ = ParameterEntry
-    return e  # type: ignore[return-value]
-
-
-@dataclasses.dataclass(frozen=True, eq=False, init=False, repr=False)
-class ParameterEntry(_EntrySlots):
-    """A parameter in an index. Immutable; `replace()` makes changed copies.
+class ParameterEntry:
+    """A parameter in an index: a plain, immutable record; `replace()` makes changed copies.
 
     Attributes match IREE's ``ParameterIndexEntry`` (`key`, `length`, `metadata`, `is_file`,
     `is_splat`, `splat_pattern`, `file_view`, `file_storage`), so code written for IREE's Python
     API keeps working, plus typed access (`tensor`, `to_numpy`) and zero-copy views.
+
+    The constructor takes keywords only (two of the fields are byte counts that must not be
+    swapped); `data()` and `splat()` are the usual ways to make one. Readers that already decoded
+    the entry's metadata pass it as `decoded` (a model repeats a few metadata texts).
     """
 
-    # Fields have no class-level defaults: the slots live in `_EntrySlots`, and a class
-    # attribute here would hide them. Defaults are those of `__init__`.
-    __slots__ = ()
+    __slots__ = _FIELDS
 
     key: str
     kind: EntryKind
@@ -160,10 +110,11 @@ class ParameterEntry(_EntrySlots):
     origin: str
     #: The entry's position in its file's own table, when read from a file.
     file_index: int | None
-    _tensor_cache: object = dataclasses.field(init=False, repr=False, compare=False)
+    _tensor_cache: object
 
     def __init__(
         self,
+        *,
         key: str,
         kind: EntryKind,
         length: int,
@@ -174,21 +125,27 @@ class ParameterEntry(_EntrySlots):
         declared_tensor: TensorInfo | None = None,
         origin: str = "memory",
         file_index: int | None = None,
+        decoded: TensorInfo | None | object = _UNSET,
     ) -> None:
-        for name, value in (
-            ("key", key),
-            ("kind", kind),
-            ("length", length),
-            ("metadata", metadata),
-            ("source", source),
-            ("offset", offset),
-            ("pattern", pattern),
-            ("declared_tensor", declared_tensor),
-            ("origin", origin),
-            ("file_index", file_index),
-            ("_tensor_cache", _UNSET),
-        ):
-            object.__setattr__(self, name, value)
+        # Slot descriptors store past the immutability guard (`__setattr__`) at the cost of a
+        # plain store: readers build hundreds of thousands of entries.
+        _set_key(self, key)
+        _set_kind(self, kind)
+        _set_length(self, length)
+        _set_metadata(self, metadata)
+        _set_source(self, source)
+        _set_offset(self, offset)
+        _set_pattern(self, pattern)
+        _set_declared(self, declared_tensor)
+        _set_origin(self, origin)
+        _set_file_index(self, file_index)
+        _set_cache(self, decoded)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}: entries are immutable; use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}: entries are immutable")
 
     # -- construction ---------------------------------------------------------------------
 
@@ -206,9 +163,17 @@ class ParameterEntry(_EntrySlots):
         file_index: int | None = None,
         kind: EntryKind = EntryKind.DATA,
     ) -> ParameterEntry:
-        if cls is ParameterEntry:
-            return build_entry(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
-        return cls(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
+        return cls(
+            key=key,
+            kind=kind,
+            length=length,
+            metadata=metadata,
+            source=source,
+            offset=offset,
+            declared_tensor=tensor,
+            origin=origin,
+            file_index=file_index,
+        )
 
     @classmethod
     def splat(
@@ -222,23 +187,36 @@ class ParameterEntry(_EntrySlots):
         origin: str = "memory",
         file_index: int | None = None,
     ) -> ParameterEntry:
-        if cls is ParameterEntry:
-            return build_entry(
-                key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index
-            )
-        return cls(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
+        return cls(
+            key=key,
+            kind=EntryKind.SPLAT,
+            length=length,
+            metadata=metadata,
+            pattern=bytes(pattern),
+            declared_tensor=tensor,
+            origin=origin,
+            file_index=file_index,
+        )
 
     def replace(self, **changes: object) -> ParameterEntry:
-        """A copy with fields changed (e.g. ``key=`` for a rename)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with fields changed (e.g. ``key=`` for a rename); the decoded metadata is
+        kept only when neither the metadata nor the declared tensor changes."""
+        unknown = set(changes) - _PUBLIC_FIELDS
+        if unknown:
+            raise TypeError(f"ParameterEntry has no field(s) {sorted(unknown)}")
+        fields = {name: getattr(self, name) for name in _PUBLIC_FIELDS}
+        fields.update(changes)
+        if "metadata" not in changes and "declared_tensor" not in changes:
+            fields["decoded"] = self._tensor_cache
+        return type(self)(**fields)
 
-    # copy.copy/deepcopy restore slots through setattr, which a frozen class refuses.
+    # copy.copy/deepcopy restore slots through setattr, which an immutable class refuses.
     def __getstate__(self) -> list[object]:
         return [getattr(self, name) for name in _FIELDS]
 
     def __setstate__(self, state: list[object]) -> None:
-        for name, value in zip(_FIELDS, state, strict=True):
-            object.__setattr__(self, name, value)
+        for setter, value in zip(_SETTERS, state, strict=True):
+            setter(self, value)
 
     # -- IREE-compatible attributes -------------------------------------------------------
 
@@ -257,14 +235,12 @@ class ParameterEntry(_EntrySlots):
         return self.pattern
 
     @property
-    def file_storage(self) -> tuple[FileHandle, int]:
-        """``(FileHandle, offset)``, as IREE: the handle of the entry's source (see
-        `paramio.compat.handles`); the source itself is `source`."""
-        from paramio.compat.handles import FileHandle
-
+    def file_storage(self) -> tuple[ByteSource, int]:
+        """``(FileHandle, offset)``, as IREE: the handle of the entry's source (a `ByteSource`
+        too; see `paramio.sources.handles`); the source itself is `source`."""
         if self.source is None:
             raise ValueError("Entry is not file storage based")
-        return FileHandle.for_source(self.source), self.offset
+        return handle_for(self.source), self.offset
 
     @property
     def file_view(self) -> memoryview:
@@ -331,7 +307,7 @@ class ParameterEntry(_EntrySlots):
         cached = self._tensor_cache
         if cached is _UNSET:
             cached = decoded_tensor(self.metadata)
-            object.__setattr__(self, "_tensor_cache", cached)
+            _set_cache(self, cached)
         return cached  # type: ignore[return-value]
 
     @property
@@ -429,6 +405,22 @@ class ParameterEntry(_EntrySlots):
         handle, offset = self.file_storage
         return f"<ParameterIndexEntry {self.key!r} {handle!r}:{offset}:{self.length}"
 
+
+_SETTERS = tuple(ParameterEntry.__dict__[name].__set__ for name in _FIELDS)
+(
+    _set_key,
+    _set_kind,
+    _set_length,
+    _set_metadata,
+    _set_source,
+    _set_offset,
+    _set_pattern,
+    _set_declared,
+    _set_origin,
+    _set_file_index,
+    _set_cache,
+) = _SETTERS
+_PUBLIC_FIELDS = frozenset(_FIELDS[:-1])
 
 #: IREE's name for the class (``iree.runtime.ParameterIndexEntry``): the same class, so
 #: `isinstance` checks written either way hold.

@@ -20,9 +20,9 @@ import os
 import sys
 import weakref
 
-from paramio._types import Buffer
-from paramio.errors import InvalidArgumentError, SourceError
-from paramio.sources.base import ByteSource
+from paramio.core.buffers import Buffer
+from paramio.core.errors import InvalidArgumentError, SourceError
+from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 from paramio.sources.memory import MemorySource
 

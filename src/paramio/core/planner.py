@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["Piece", "Request", "Span", "plan_reads", "run_plan"]
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from paramio.index.entry import EntryKind, ParameterEntry
-from paramio.index.lazy import LazyEntries
-from paramio.sources.base import ByteSource
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.source import ByteSource
 
 __all__ = ["Overlap", "entry_spans", "find_overlaps"]
 

@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from paramio.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["DType", "all_dtypes", "dtype_by_name", "dtype_of_numpy", "numpy_dtype"]
 

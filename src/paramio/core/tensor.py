@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from paramio.arrays.dtypes import dtype_by_name, numpy_dtype
-from paramio.errors import InvalidArgumentError
+from paramio.core.dtypes import dtype_by_name, numpy_dtype
+from paramio.core.errors import InvalidArgumentError
 
 __all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata"]
 
@@ -41,7 +41,7 @@ _MAX_ELEMENTS = (1 << 63) - 1
 class TensorInfo:
     """The logical type of an entry: element type name and shape.
 
-    `dtype` is a paramio dtype name (see `paramio.arrays.dtypes`) or a format-specific name for
+    `dtype` is a paramio dtype name (see `paramio.core.dtypes`) or a format-specific name for
     types NumPy cannot view (``gguf.q4_k``); `extra` holds format facts that ride along.
     """
 
@@ -94,7 +94,7 @@ def encode_tensor_metadata(info: TensorInfo, *, prefix: str = TENSOR_PREFIX) -> 
 
 def encode_array_metadata(array: np.ndarray) -> bytes:
     """`TENSORv0` metadata for a NumPy array, as ``parameter_index_add_numpy_ndarray`` writes it."""
-    from paramio.arrays.dtypes import dtype_of_numpy
+    from paramio.core.dtypes import dtype_of_numpy
 
     return encode_tensor_metadata(TensorInfo(dtype_of_numpy(array.dtype).name, tuple(array.shape)))
 

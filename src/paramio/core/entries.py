@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
 
-from paramio.index.entry import ParameterEntry
+from paramio.core.entry import ParameterEntry
 
 __all__ = ["DumpColumns", "LazyEntries"]
 

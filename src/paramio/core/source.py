@@ -2,7 +2,7 @@
 
 A format reader builds entries that point into a source (a span: offset and length). The
 contract's primitive is `readinto` (fill a caller's buffer); `readv` reads many spans at once
-through the shared planner (`paramio.sources.planner`), so a remote source turns them into few
+through the shared planner (`paramio.core.planner`), so a remote source turns them into few
 coalesced, parallel range requests. `view` stays for the callers that want a buffer without
 owning one: zero-copy where the source maps memory, a fetched copy where it cannot.
 Optional abilities are small Protocols in `paramio.sources.protocols`; the async twin and its
@@ -12,10 +12,10 @@ bridge live in `paramio.sources.aio`; URL schemes map to sources in `paramio.sou
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from paramio.errors import InvalidArgumentError, SourceError, TruncatedError
-from paramio.sources.planner import DEFAULT_MAX_REQUEST, Span, plan_reads, run_plan
+from paramio.core.errors import InvalidArgumentError, SourceError, TruncatedError
+from paramio.core.planner import DEFAULT_MAX_REQUEST, Span, plan_reads, run_plan
 
 
 def check_span(name: str, size: int, offset: int, length: int, key: str | None = None) -> None:
@@ -74,6 +74,12 @@ class ByteSource(abc.ABC):
         """An OS file descriptor for kernel-side copies, or None."""
         return None
 
+    def whole_view(self) -> memoryview | None:
+        """The whole source as one buffer that every `view` is a window of (a mapped file, a
+        caller's buffer), or None. `ParameterEntry.to_numpy` slices it instead of calling
+        `view` per entry; a source whose `view` may copy or count bytes keeps the default."""
+        return None
+
     def read(self, offset: int, length: int) -> bytes:
         """A copy of ``[offset, offset + length)``."""
         return bytes(self.view(offset, length))
@@ -122,3 +128,21 @@ class ByteSource(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: How `handle_for` makes IREE's ``FileHandle`` for a source. The floor cannot name handles (they
+#: are sources, one layer up): `paramio.sources` installs the factory when it is imported.
+_handle_factory: Callable[[ByteSource], ByteSource] | None = None
+
+
+def set_handle_factory(factory: Callable[[ByteSource], ByteSource]) -> None:
+    """Install the function `handle_for` calls (done once, by `paramio.sources`)."""
+    global _handle_factory
+    _handle_factory = factory
+
+
+def handle_for(source: ByteSource) -> ByteSource:
+    """IREE's ``FileHandle`` for `source` (``ParameterEntry.file_storage``); one per source."""
+    if _handle_factory is None:
+        raise SourceError("file handles need paramio.sources: import it first", path=source.name)
+    return _handle_factory(source)

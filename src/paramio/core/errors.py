@@ -1,0 +1,123 @@
+"""Every error paramio raises on purpose.
+
+```
+ParamioError
+ ├── FormatError                 a file's bytes break its format's rules (path, offset, key)
+ │    ├── TruncatedError         a read would run past the end of the data
+ │    └── UnsupportedFormatError a version, entry type or dtype we know we cannot read
+ ├── ParameterNotFoundError      also a KeyError: no parameter under that key or scope
+ ├── DuplicateKeyError           also a ValueError: a key added twice under policy "error"
+ ├── InvalidArgumentError        also a ValueError: a caller's argument is out of its domain
+ ├── SourceError                 also an OSError: a byte source failed to open or read
+ └── WriteError                  also an OSError: an output could not be written
+
+ConversionWarning                also a UserWarning: a conversion drops what the target cannot hold
+FormatWarning                    also a UserWarning: a file breaks a rule paramio reads past (strict refuses)
+```
+
+Errors carry `path`, `offset` and `key` as attributes and say them in the message, e.g.
+``model.irpa: entry 'w0' at offset 0x1f40: data ends at 0x9000 but the file ends at 0x8000``.
+Foreign exceptions (``OSError``, ``json.JSONDecodeError``, NumPy's) are translated at the format
+boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "ConversionWarning",
+    "DuplicateKeyError",
+    "FormatError",
+    "FormatWarning",
+    "InvalidArgumentError",
+    "ParameterNotFoundError",
+    "ParamioError",
+    "SourceError",
+    "TruncatedError",
+    "UnsupportedFormatError",
+    "WriteError",
+]
+
+
+def _where(path: str | os.PathLike[str] | None, key: str | None, offset: int | None) -> str:
+    parts: list[str] = []
+    if path is not None:
+        parts.append(os.fspath(path))
+    if key is not None:
+        parts.append(f"entry {key!r}")
+    if offset is not None:
+        parts.append(f"at offset {offset:#x}")
+    if not parts:
+        return ""
+    if len(parts) >= 2 and path is not None:
+        head = parts[0]
+        return head + ": " + " ".join(parts[1:]) + ": "
+    return " ".join(parts) + ": "
+
+
+class ParamioError(Exception):
+    """Base of every paramio error. `path`, `key` and `offset` are None when unknown."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        key: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = message
+        self.path = os.fspath(path) if path is not None else None
+        self.key = key
+        self.offset = offset
+        super().__init__(_where(path, key, offset) + message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.reason
+
+
+class FormatError(ParamioError):
+    """The bytes of a file break the rules of its format."""
+
+
+class TruncatedError(FormatError):
+    """A structure claims bytes beyond the end of the file or segment holding it."""
+
+
+class UnsupportedFormatError(FormatError):
+    """The file is well formed but uses a version, entry type or dtype paramio cannot read."""
+
+
+class ParameterNotFoundError(ParamioError, KeyError):
+    """No parameter under the requested key (or scope). Also a `KeyError`."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return ParamioError.__str__(self)
+
+
+class DuplicateKeyError(ParamioError, ValueError):
+    """A key was added twice to an index whose duplicate policy is "error"."""
+
+
+class InvalidArgumentError(ParamioError, ValueError):
+    """An argument is outside what the operation accepts (a 3-byte splat pattern, say)."""
+
+
+class SourceError(ParamioError, OSError):
+    """A byte source could not be opened or read."""
+
+
+class WriteError(ParamioError, OSError):
+    """An output could not be written; no partial file is left under the final name."""
+
+
+class FormatWarning(UserWarning):
+    """A file breaks a rule of its format that paramio can read past (a GGUF key repeated, as
+    older gguf-py wrote them); the reader's ``strict=True`` refuses such files instead."""
+
+
+class ConversionWarning(UserWarning):
+    """A conversion writes something the target format cannot hold as the source did (a splat
+    expanded, a type stored as a stand-in, an attribute dropped). A warning, not a
+    `ParamioError`: ``on_loss="error"`` turns losses into `InvalidArgumentError` instead."""
