@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paramio.cli.example import find_published_model
+from paramio.cli.example_run import find_published_model
 
 
 @pytest.mark.interop
@@ -26,7 +26,7 @@ def test_example_on_the_published_model(tmp_path: Path, paramio_cli: Callable[..
 def test_example_without_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, paramio_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
-    import paramio.cli.example as example
+    import paramio.cli.example_run as example
 
     monkeypatch.setattr(example, "find_published_model", lambda: None)
     code, out, _ = paramio_cli("example", f"--output-dir={tmp_path}")

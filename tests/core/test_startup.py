@@ -25,9 +25,6 @@ HEAVY = ("numpy", "ml_dtypes", "iree", "torch", "obstore", "jax", "safetensors",
 #: A command that names none of the rest must not import them: ``which`` brings no mlir or sharding.
 LIGHT = {"core", "formats"}
 TREES = {command: LIGHT for command in COMMANDS}
-# The built-in example builds its model with NumPy at import (argparse, not `run_command`).
-TREES["example"] = LIGHT | {"index", "sources"}
-NEEDS_NUMPY = {"example"}
 
 _PROBE = """\
 import contextlib, io, json, sys
@@ -94,7 +91,7 @@ def test_every_command_is_pinned() -> None:
 def test_command_help_imports_only_its_own_tree(command: str, tmp_path: Path) -> None:
     modules = _modules_after(_cli([command, "--help"]), tmp_path)
     heavy = {m.split(".")[0] for m in _heavy(modules)}
-    assert heavy == ({"numpy"} if command in NEEDS_NUMPY else set()), heavy
+    assert heavy == set(), heavy
     assert _subpackages(modules) == TREES[command]
     assert COMMANDS[command][0] in modules
     others = {COMMANDS[c][0] for c in COMMANDS if c != command} | set(BODIES.values())
