@@ -10,7 +10,7 @@ import pytest
 
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.core.errors import TruncatedError
+from paramio.core.errors import InvalidArgumentError, TruncatedError
 from paramio.index.index import ParameterIndex
 from paramio.sources.file import FileSource
 from paramio.sources.memory import MemorySource
@@ -19,7 +19,7 @@ from paramio.sources.memory import MemorySource
 def test_entry_is_an_immutable_slotted_record_with_a_keyword_constructor() -> None:
     src = MemorySource(b"\0" * 16)
     e = ParameterEntry.data("w", src, 0, 16, origin="irpa", file_index=2)
-    assert not hasattr(e, "__dict__") and ParameterEntry.__slots__[:3] == ("key", "kind", "length")
+    assert not hasattr(e, "__dict__") and ParameterEntry.__mro__[1].__slots__[:3] == ("key", "kind", "length")
     with pytest.raises(TypeError):
         ParameterEntry("k", EntryKind.DATA, 3)  # type: ignore[misc]  # two byte counts could swap
     with pytest.raises(TypeError, match="no field"):
@@ -136,3 +136,45 @@ def test_irpa_entries_built_at_once_share_decoded_metadata(tmp_path) -> None:
             e.offset,
             e.length,
         )
+
+
+def test_entries_from_columns_match_the_keyword_constructor() -> None:
+    from paramio.core.entry import entries_from_columns
+    from paramio.core.tensor import TensorInfo
+
+    src = MemorySource(bytes(range(64)))
+    info = TensorInfo("float32", (2,))
+    meta = b'TENSORv0:{"type": "Tensor", "dtype": "int16", "shape": [4]}'
+    made = entries_from_columns(
+        keys=["a", "b"],
+        lengths=[8, 8],
+        offsets=[0, 16],
+        source=src,
+        origin="irpa",
+        declared=[info, None],
+        metadata=[b"", meta],
+        file_indices=[3, 5],
+    )
+    one_by_one = [
+        ParameterEntry(
+            key="a",
+            kind=EntryKind.DATA,
+            length=8,
+            source=src,
+            offset=0,
+            declared_tensor=info,
+            origin="irpa",
+            file_index=3,
+        ),
+        ParameterEntry(
+            key="b", kind=EntryKind.DATA, length=8, metadata=meta, source=src, offset=16, origin="irpa", file_index=5
+        ),
+    ]
+    for e, f in zip(made, one_by_one, strict=True):
+        assert type(e) is ParameterEntry
+        assert e.__getstate__() == f.__getstate__()  # every field, in order
+        assert (e.tensor, e.read(), e.to_numpy().tolist()) == (f.tensor, f.read(), f.to_numpy().tolist())
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            e.offset = 1  # type: ignore[misc]
+    with pytest.raises(InvalidArgumentError, match="differ in length"):
+        entries_from_columns(keys=["a"], lengths=[1, 2], offsets=[0], source=src, origin="irpa")
