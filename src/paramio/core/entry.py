@@ -488,6 +488,7 @@ def entries_from_columns(
         append(e)
     return cast("list[ParameterEntry]", made)
 
+
 #: IREE's name for the class (``iree.runtime.ParameterIndexEntry``): the same class, so
 #: `isinstance` checks written either way hold.
 ParameterIndexEntry = ParameterEntry
