@@ -43,6 +43,7 @@ from paramio.cli.flags import (
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import ConversionWarning, InvalidArgumentError
 from paramio.core.progress import ByteProgress
+from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
 from paramio.core.text import escape_keys
 from paramio.formats.conversion import LOSS_POLICIES
@@ -79,9 +80,9 @@ def _split_splat(text: str) -> tuple[str, bytes]:
         pattern = parse_element(element, value) if value else b"\0"
     except ElementError as exc:
         raise UsageError(f"--splat={text}: {exc}") from None
-    if len(pattern) not in (1, 2, 4, 8, 16):
+    if splat_fault(len(pattern)) is not None:
         raise UsageError(
-            f"--splat={text}: a {len(pattern)}-byte value cannot be a splat pattern (1, 2, 4, 8 or 16 bytes)"
+            f"--splat={text}: a {len(pattern)}-byte value cannot be a splat pattern ({SPLAT_PATTERN_LENGTHS_TEXT} bytes)"
         )
     return name, pattern
 
@@ -138,7 +139,7 @@ def plan_conversion(
             if fill is None and strip:
                 fill = b"\0"
             if fill is not None:
-                if e.length % len(fill):
+                if splat_fault(len(fill), e.length) is not None:
                     raise CommandFailed(
                         f"--splat: parameter '{escape(key)}' ({e.length} bytes) is not a whole number of "
                         f"{len(fill)}-byte patterns"

@@ -10,19 +10,16 @@ with the value for every element size (IREE fails on elements wider than one byt
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
-from collections.abc import Callable, Sequence
 
 from paramio.cli.create_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
 from paramio.cli.flags import ParsedFlags
-from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
+from paramio.core.tensor import TensorInfo
 from paramio.core.text import escape, escape_keys
-from paramio.formats.irpa.writer import plan_archive
-from paramio.formats.output import AtomicOutput, copy_entry
+from paramio.formats.irpa.create import ParameterSpec, create_parameters
 from paramio.formats.targets import resolve_output
 
 __all__ = ["DESCRIPTION", "FLAGS", "CreateSpec", "main", "run", "parse_spec"]
@@ -34,17 +31,20 @@ class CreateSpec:
 
     name: str
     shaped: ShapedType
-    pattern: bytes  # one element, or b"\\0" when no value was given
+    pattern: bytes  # one element, or b"\0" when no value was given
 
     @property
     def length(self) -> int:
         return self.shaped.nbytes
 
-    def metadata(self, typed: bool) -> bytes:
+    def parameter(self, *, splat: bool, typed: bool) -> ParameterSpec:
+        """The library's declaration; `typed` records dtype and shape where the element type
+        has a NumPy name."""
         dtype = self.shaped.element.dtype
-        if not typed or dtype is None:
-            return b""
-        return encode_tensor_metadata(TensorInfo(dtype, self.shaped.shape))
+        tensor = TensorInfo(dtype, self.shaped.shape) if typed and dtype is not None else None
+        if splat:
+            return ParameterSpec.splat(self.name, self.pattern, self.length, tensor=tensor)
+        return ParameterSpec.data(self.name, self.length, self.pattern, tensor=tensor)
 
 
 def parse_spec(flag: str, text: str) -> CreateSpec:
@@ -76,46 +76,23 @@ def run(flags: ParsedFlags) -> int:
     splats = [parse_spec("splat", t) for t in flags.many("splat")]
     datas = [parse_spec("data", t) for t in flags.many("data")]
     for s in splats:
-        if len(s.pattern) not in (1, 2, 4, 8, 16):
+        if splat_fault(len(s.pattern)) is not None:
             raise UsageError(
                 f"--splat={s.name}=...: a {len(s.pattern)}-byte element cannot be a splat pattern "
-                "(1, 2, 4, 8 or 16 bytes)"
+                f"({SPLAT_PATTERN_LENGTHS_TEXT} bytes)"
             )
+    # IREE's tool's order: every splat, then every data declaration, each in flag order.
+    parameters = [s.parameter(splat=True, typed=typed) for s in splats]
+    parameters += [d.parameter(splat=False, typed=typed) for d in datas]
     from paramio.core.progress import ByteProgress
 
     streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     total = sum(d.length for d in datas)  # zero data is ticked at once (left sparse)
     with ByteProgress(total, f"writing {escape(output)}", quiet=flags.on("quiet")) as bar:
-        write_created(output, splats, datas, alignment=alignment, typed=typed, progress=bar.callback)
+        create_parameters(output, parameters, alignment=alignment, progress=bar.callback)
     if not flags.on("quiet") and not streamed:  # a stream cannot be read back for the listing
         from paramio.formats.irpa.reader import read_path
         from paramio.index.dump import format_dump
 
         sys.stdout.write(format_dump(read_path(output).entries, escape=escape_keys))
     return 0
-
-
-def write_created(
-    path: str | os.PathLike[str],
-    splats: Sequence[CreateSpec],
-    datas: Sequence[CreateSpec],
-    *,
-    alignment: int = 64,
-    typed: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> None:
-    """Write the archive: the layout from the shared IRPA planner, data filled with each
-    pattern (all-zero data is left as the file's sparse zeros, as IREE leaves it).
-    `progress` is called with each count of bytes written."""
-    layout = [ParameterEntry.splat(s.name, s.pattern, s.length, metadata=s.metadata(typed)) for s in splats]
-    layout += [
-        ParameterEntry(key=d.name, kind=EntryKind.DATA, length=d.length, metadata=d.metadata(typed)) for d in datas
-    ]
-    plan = plan_archive(layout, alignment=alignment)
-    with AtomicOutput(path) as out:
-        out.truncate(plan.total_size)
-        out.pwrite(plan.header_and_tables, 0)
-        for d, off in zip(datas, plan.data_offsets[len(splats) :], strict=True):
-            assert off is not None
-            copy_entry(ParameterEntry.splat(d.name, d.pattern, d.length), out, off, progress=progress)
-        out.commit()

@@ -28,6 +28,7 @@ from paramio.core.errors import (
     ParameterNotFoundError,
 )
 from paramio.core.source import ByteSource
+from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH, check_splat
 from paramio.core.tensor import encode_array_metadata
 from paramio.sources.memory import MemorySource
 from paramio.sources.paths import AllowExternal
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from paramio.sources.handles import FileHandle
 
 __all__ = ["DuplicatePolicy", "ParameterIndex"]
-
-MAX_SPLAT_PATTERN_LENGTH = 16
 
 
 class DuplicatePolicy(enum.StrEnum):
@@ -158,7 +157,7 @@ class ParameterIndex:
         """Add a splat: `pattern` repeated to `total_length` bytes.
 
         Raises `InvalidArgumentError` unless the pattern is 1, 2, 4, 8 or 16 bytes and divides
-        `total_length` (IREE accepts both mistakes here and fails later, or never).
+        `total_length` (`paramio.core.splats`) (IREE accepts both mistakes here and fails later, or never).
         """
         raw = pattern.tobytes() if isinstance(pattern, (np.generic, np.ndarray)) else bytes(memoryview(pattern))
         validate_splat(key, raw, total_length)
@@ -481,20 +480,12 @@ def _load_mode(mmap: bool | None, mode: str | None) -> bool:
 
 
 def validate_splat(key: str, pattern: bytes, total_length: int) -> None:
-    """Refuse splats IREE's builder or runtime would reject or misread (a pattern over 16 bytes
-    with the words of IREE's ``add_splat``, the others when IREE would only fail later)."""
+    """Refuse splats IREE's builder or runtime would reject or misread (`paramio.core.splats`):
+    a pattern over 16 bytes with the words of IREE's ``add_splat``, the others when IREE would
+    only fail later."""
     if len(pattern) > MAX_SPLAT_PATTERN_LENGTH:
         raise InvalidArgumentError(f"pattern must be limited to {MAX_SPLAT_PATTERN_LENGTH} bytes", key=key)
-    if len(pattern) not in (1, 2, 4, 8, 16):
-        raise InvalidArgumentError(
-            f"splat pattern length {len(pattern)} invalid; must be 1, 2, 4, 8, or 16 bytes", key=key
-        )
-    if total_length < 0:
-        raise InvalidArgumentError(f"splat length {total_length} is negative", key=key)
-    if total_length % len(pattern):
-        raise InvalidArgumentError(
-            f"splat length {total_length} is not a multiple of the {len(pattern)}-byte pattern", key=key
-        )
+    check_splat(len(pattern), total_length, key=key)
 
 
 def _refuse_entry_overlaps(contents: FormatContents) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 import struct
 
+# The splat rule's bound (a splat entry's pattern field is this wide), re-exported for the readers.
+from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH as MAX_SPLAT_PATTERN_LENGTH
+
 MAGIC = 0x41505249  # b"IRPA" read as a little-endian u32
 MAGIC_BYTES = b"IRPA"
 VERSION_MAJOR = 0
@@ -15,7 +18,6 @@ HEADER_ALIGNMENT = 16
 ENTRY_ALIGNMENT = 16
 DEFAULT_DATA_ALIGNMENT = 64
 DEFAULT_FILE_ALIGNMENT = 4096
-MAX_SPLAT_PATTERN_LENGTH = 16
 #: What IREE records as every data entry's minimum_alignment, whatever the placement.
 RECORDED_DATA_ALIGNMENT = 64
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
+from paramio.core.splats import check_splat
 from paramio.formats.irpa.layout import (
     DATA_TAIL,
     DEFAULT_DATA_ALIGNMENT,
@@ -84,10 +85,7 @@ def plan_archive(
         name = e.key.encode("utf-8", "surrogateescape")
         names.append(name)
         if e.is_splat:
-            if len(e.pattern) not in (1, 2, 4, 8, 16):
-                raise InvalidArgumentError(
-                    f"splat pattern length {len(e.pattern)} invalid; must be 1, 2, 4, 8, or 16 bytes", key=e.key
-                )
+            check_splat(len(e.pattern), key=e.key)
             table_size = align(table_size, ENTRY_ALIGNMENT)
             entry_offsets.append(table_size)
             table_size += ENTRY_SIZES[EntryType.SPLAT]
