@@ -37,7 +37,9 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
         WriteError,
     )
     from paramio.core.tensor import TensorInfo
+    from paramio.formats.irpa.create import ParameterSpec, create_parameters
     from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
+    from paramio.formats.verify import VerifyReport, verify
     from paramio.index.index import DuplicatePolicy, ParameterIndex
     from paramio.index.overlay import Overlay
     from paramio.index.provider import Precedence, Provider, splat_standin
@@ -82,7 +84,9 @@ _LAZY = exports(
             "WriteError",
         ),
     ),
+    ("paramio.formats.irpa.create", ("ParameterSpec", "create_parameters")),
     ("paramio.formats.registry", ("detect_format", "plan_losses", "read_path", "write_path")),
+    ("paramio.formats.verify", ("VerifyReport", "verify")),
     ("paramio.core.entry", ("EntryKind", "ParameterEntry", "ParameterIndexEntry")),
     ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
     ("paramio.index.overlay", ("Overlay",)),
@@ -131,6 +135,7 @@ __all__ = [
     "ParameterIndexEntry",
     "ParameterNotFoundError",
     "ParameterProvider",
+    "ParameterSpec",
     "ParamioError",
     "Precedence",
     "Provider",
@@ -140,10 +145,12 @@ __all__ = [
     "TensorInfo",
     "TruncatedError",
     "UnsupportedFormatError",
+    "VerifyReport",
     "WritableArchive",
     "WriteError",
     "__version__",
     "create_io_parameters_module",
+    "create_parameters",
     "detect_format",
     "load",
     "merge",
@@ -156,5 +163,6 @@ __all__ = [
     "save_archive_file",
     "shard",
     "splat_standin",
+    "verify",
     "write_path",
 ]

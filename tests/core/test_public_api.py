@@ -24,6 +24,7 @@ def test_public_names_are_pinned() -> None:
         "ParameterIndexEntry",
         "ParameterNotFoundError",
         "ParameterProvider",
+        "ParameterSpec",
         "ParamioError",
         "Precedence",
         "Provider",
@@ -33,10 +34,12 @@ def test_public_names_are_pinned() -> None:
         "TensorInfo",
         "TruncatedError",
         "UnsupportedFormatError",
+        "VerifyReport",
         "WritableArchive",
         "WriteError",
         "__version__",
         "create_io_parameters_module",
+        "create_parameters",
         "detect_format",
         "load",
         "merge",
@@ -49,6 +52,7 @@ def test_public_names_are_pinned() -> None:
         "save_archive_file",
         "shard",
         "splat_standin",
+        "verify",
         "write_path",
     ]
     for name in paramio.__all__:

@@ -47,6 +47,7 @@ from paramio.cli.metadata import format_metadata, metadata_record
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.text import escape, escape_keys
 from paramio.formats.targets import resolve_output
+from paramio.formats.verify import offset_alignment
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
 # Imports a listing does not need are made where used: a dump is often a whole process.
@@ -54,14 +55,6 @@ from paramio.index.scopes import ScopeMap, split_scoped_key
 __all__ = ["DESCRIPTION", "FLAGS", "JSON_SCHEMA_VERSION", "entry_record", "main", "run", "offset_alignment"]
 
 JSON_SCHEMA_VERSION = 1
-MAX_REPORTED_ALIGNMENT = 4096
-
-
-def offset_alignment(offset: int) -> int:
-    """The largest power of two dividing `offset`, capped at `MAX_REPORTED_ALIGNMENT`."""
-    if offset == 0:
-        return MAX_REPORTED_ALIGNMENT
-    return min(offset & -offset, MAX_REPORTED_ALIGNMENT)
 
 
 def _metadata_fields(metadata: bytes) -> tuple[str | None, str | None]:

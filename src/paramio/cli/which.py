@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from paramio.cli.errors import EXIT_OK, UsageError, escape
 from paramio.cli.flags import (
@@ -22,6 +23,9 @@ from paramio.cli.flags import (
     precedence_of,
     run_command,
 )
+
+if TYPE_CHECKING:
+    from paramio.index.provider import EntryRecord, Which
 
 #: The ``--json`` document's schema version (docs/cli.md); it changes only when a field changes
 #: meaning or goes away, never for a new field.
@@ -66,5 +70,28 @@ def _which(parsed: ParsedFlags) -> int:
         # and a list for several, which every script had to test for).
         print(json.dumps({"version": JSON_SCHEMA_VERSION, "keys": [a.to_dict() for a in answers]}, indent=2))
     else:
-        print("\n".join(escape(line, quote=False) for a in answers for line in a.format_text().splitlines()))
+        print("\n".join(escape(line, quote=False) for a in answers for line in which_lines(a)))
     return EXIT_OK
+
+
+def which_lines(answer: Which) -> list[str]:
+    """The text answer for one key, unescaped: the key, the layer serving it, those it shadows."""
+    lines = [f"{answer.scope}::{answer.key}", f"  served by: {describe_record(answer.served)}"]
+    lines += [f"  shadows:   {describe_record(s)}" for s in answer.shadows] or ["  shadows:   nothing"]
+    return lines
+
+
+def describe_record(r: EntryRecord) -> str:
+    """One layer's entry on one line: ``[overlay ]FILE (FORMAT): KIND, offset N, length N, ...``.
+    Names are escaped line by line by the caller (they may hold control characters)."""
+    parts = [f"{'overlay ' if r.overlay else ''}{r.layer} ({r.format or '?'}): {r.kind}"]
+    if r.offset is not None:
+        parts.append(f"offset {r.offset}")
+    parts.append(f"length {r.length}")
+    if r.pattern is not None:
+        parts.append(f"pattern {r.pattern}")
+    if r.dtype is not None:
+        parts.append(f"{r.dtype}{list(r.shape) if r.shape is not None else ''}")
+    if r.data_file is not None:
+        parts.append(f"bytes in {r.data_file}")
+    return ", ".join(parts)

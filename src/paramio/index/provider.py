@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
-from paramio.core.text import escape
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.overlay import Overlay, PendingRewrite
 from paramio.index.scopes import parse_parameters_flag, split_scoped_key
@@ -57,7 +56,8 @@ class Layer:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EntryRecord:
-    """Where one layer keeps a key: the facts `paramio which` prints."""
+    """Where one layer keeps a key: the facts `paramio which` prints (as data; the CLI
+    renders them)."""
 
     layer: str
     format: str | None
@@ -91,20 +91,6 @@ class EntryRecord:
         d["shape"] = list(self.shape) if self.shape is not None else None
         return d
 
-    def describe(self) -> str:
-        where = "overlay " if self.overlay else ""
-        parts = [f"{where}{_escape(self.layer)} ({self.format or '?'}): {self.kind}"]
-        if self.offset is not None:
-            parts.append(f"offset {self.offset}")
-        parts.append(f"length {self.length}")
-        if self.pattern is not None:
-            parts.append(f"pattern {self.pattern}")
-        if self.dtype is not None:
-            parts.append(f"{self.dtype}{list(self.shape) if self.shape is not None else ''}")
-        if self.data_file is not None:
-            parts.append(f"bytes in {_escape(self.data_file)}")
-        return ", ".join(parts)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Which:
@@ -124,20 +110,6 @@ class Which:
             "served_by": self.served.to_dict(),
             "shadows": [s.to_dict() for s in self.shadows],
         }
-
-    def format_text(self) -> str:
-        lines = [f"{_escape(self.scope)}::{_escape(self.key)}", f"  served by: {self.served.describe()}"]
-        for s in self.shadows:
-            lines.append(f"  shadows:   {s.describe()}")
-        if not self.shadows:
-            lines.append("  shadows:   nothing")
-        return "\n".join(lines)
-
-
-def _escape(text: str) -> str:
-    """Names from files may hold control characters or newlines: keep each record one line
-    (paramio's one escaping function, so `which` text and the CLI's agree)."""
-    return escape(text, quote=False)
 
 
 def splat_standin(index: ParameterIndex) -> ParameterIndex:

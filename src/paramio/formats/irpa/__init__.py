@@ -10,11 +10,12 @@ from paramio.formats.irpa import reader as _reader
 from paramio.formats.irpa import sharded as _sharded
 from paramio.formats.irpa.layout import MAGIC_BYTES
 from paramio.formats.irpa.reader import read_archive
+from paramio.formats.irpa.structure import check_structure
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
 from paramio.formats.registry import FormatContents
 from paramio.sources.paths import AllowExternal
 
-__all__ = ["plan_archive", "read_archive", "read_path", "sniff", "write_archive", "write_path"]
+__all__ = ["check_structure", "plan_archive", "read_archive", "read_path", "sniff", "write_archive", "write_path"]
 
 
 def sniff(head: bytes) -> bool:

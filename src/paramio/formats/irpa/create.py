@@ -43,9 +43,7 @@ class ParameterSpec:
         return cls(name, EntryKind.SPLAT, length, bytes(pattern), tensor)
 
     @classmethod
-    def data(
-        cls, name: str, length: int, pattern: bytes = b"\0", *, tensor: TensorInfo | None = None
-    ) -> ParameterSpec:
+    def data(cls, name: str, length: int, pattern: bytes = b"\0", *, tensor: TensorInfo | None = None) -> ParameterSpec:
         """A parameter with `length` bytes of storage, filled with `pattern` (zeros by default)."""
         return cls(name, EntryKind.DATA, length, bytes(pattern), tensor)
 
@@ -57,7 +55,9 @@ class ParameterSpec:
         if self.kind is EntryKind.SPLAT:
             check_splat(len(self.pattern), self.length, key=self.name)
         elif self.kind is not EntryKind.DATA:
-            raise InvalidArgumentError(f"cannot create a {self.kind.value} entry; expected splat or data", key=self.name)
+            raise InvalidArgumentError(
+                f"cannot create a {self.kind.value} entry; expected splat or data", key=self.name
+            )
         elif self.length < 0:
             raise InvalidArgumentError(f"length {self.length} is negative", key=self.name)
         elif not self.pattern or self.length % len(self.pattern):
