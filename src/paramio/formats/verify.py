@@ -16,7 +16,9 @@ Problems found (each a `Problem` naming the file, the entry and the offset where
 
 Every data entry is also reported (`EntryCheck`): the largest power of two dividing its offset
 (capped at 4096) and whether it can be viewed zero-copy at the alignment and at its element
-size. ``paramio verify`` prints the report; this module only builds it.
+size. ``paramio verify`` prints the report; this module only builds it. Fields (`Problem.key`,
+`Problem.file`) hold names as read; a message quoting another entry's name or a file escapes it
+(`paramio.core.text.escape`), so a name cannot forge a line of the printed report.
 """
 
 from __future__ import annotations
