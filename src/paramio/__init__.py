@@ -51,6 +51,11 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
 
 __version__ = "0.1.0"
 
+#: Formats defined above the formats layer, as ``(name, extensions, module that registers it)``:
+#: the format registry (`paramio.formats.contract`) knows them by name and extension from here and
+#: imports the module only when the format is used, so no layer names one above it.
+_FORMATS_ABOVE: tuple[tuple[str, tuple[str, ...], str], ...] = (("tp", (".tp.json",), "paramio.sharding.tpset"),)
+
 #: public name -> the module that defines it, imported on first use (``paramio.ParameterIndex``,
 #: ``from paramio import load``) by `paramio.core.exports`, so that ``import paramio`` (and so every
 #: ``paramio`` command's start) imports no NumPy, asyncio or subpackage a caller does not touch.

@@ -41,11 +41,12 @@ from paramio.cli.flags import (
     load_scopes,
 )
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import ConversionWarning, InvalidArgumentError
+from paramio.core.errors import ConversionWarning, LossError
 from paramio.core.progress import ByteProgress
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
 from paramio.core.text import escape_keys
+from paramio.formats.contract import get_format
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.formats.targets import resolve_output
@@ -55,6 +56,8 @@ from paramio.index.scopes import ScopeMap
 __all__ = ["DESCRIPTION", "FLAGS", "ConvertPlan", "main", "run", "plan_conversion"]
 
 _DUPLICATE_POLICIES = ("first", "last", "error")
+#: What a stream (``-``, /dev/null, a FIFO) is written as: IRPA, as iree-convert-parameters does.
+_STREAM_FORMAT = "irpa"
 
 
 @dataclasses.dataclass(slots=True)
@@ -222,7 +225,7 @@ def run(flags: ParsedFlags) -> int:
                 raise UsageError(
                     f"--output={output}: unknown output format; use an extension .irpa, .safetensors or .gguf, or --format="
                 ) from None
-            fmt = "irpa"  # `-`, /dev/null, a FIFO: IRPA, as iree-convert-parameters writes
+            fmt = _STREAM_FORMAT
     renames = [_split_rename(t) for t in flags.many("rename")]
     splats = [_split_splat(t) for t in flags.many("splat")]
     inputs = files_from(flags)
@@ -241,21 +244,20 @@ def run(flags: ParsedFlags) -> int:
     quiet = flags.on("quiet")
     for w in plan.warnings:
         warn("convert", w)
-    total = sum(e.length for e in plan.entries if not e.is_splat or fmt != "irpa")
+    target = get_format(fmt)
+    total = sum(e.length for e in plan.entries if not e.is_splat or not target.splats)
     with ByteProgress(total, f"writing {output}", quiet=quiet) as bar:
         entries, attributes = plan.entries, plan.attributes
         if not flags.on("typed"):  # IREE's exact bytes: no TENSORv0, no attributes entry
             attributes = {}
-            if fmt == "irpa":
+            if target.types_in_metadata:
                 entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConversionWarning)
             try:
                 write_path(output, entries, format=fmt, attributes=attributes, progress=bar.callback, on_loss=on_loss)
-            except InvalidArgumentError as exc:
-                if on_loss == "error" and "on_loss='error'" in str(exc):
-                    raise CommandFailed(f"{exc}; nothing was written") from None
-                raise
+            except LossError as exc:
+                raise CommandFailed(f"{exc}; nothing was written") from None
             finally:
                 for caught_w in caught:
                     if issubclass(caught_w.category, ConversionWarning):

@@ -47,6 +47,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _main(parsed: ParsedFlags) -> int:
+    from paramio.formats.contract import file_formats
     from paramio.formats.registry import detect_format, write_path
     from paramio.sharding.api import open_source
 
@@ -54,10 +55,11 @@ def _main(parsed: ParsedFlags) -> int:
     output = parsed.text("output")
     if not output:
         raise UsageError("--output=file is required")
-    fmt = parsed.text("format") or detect_format(output, for_writing=True)
-    if fmt not in ("irpa", "safetensors", "gguf"):
+    fmt = parsed.text("format").lower() or detect_format(output, for_writing=True)
+    names = [f.name for f in file_formats()]
+    if fmt not in names:
         raise UsageError(
-            f"--format={fmt}: expected irpa, safetensors or gguf (use paramio shard for tensor parallelism)"
+            f"--format={fmt}: expected one of {', '.join(names)} (use paramio shard for tensor parallelism)"
         )
     on_loss = parsed.text("on-loss")
     if on_loss not in ("warn", "error", "ignore"):

@@ -54,6 +54,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _main(parsed: ParsedFlags) -> int:
+    from paramio.formats.contract import file_formats
     from paramio.sharding.api import open_source
     from paramio.sharding.plan import make_plan, parse_split_rule
     from paramio.sharding.tpset import write_set
@@ -69,9 +70,10 @@ def _main(parsed: ParsedFlags) -> int:
     layout = parsed.text("layout")
     if layout not in ("devices", "keys"):
         raise UsageError(f"--layout={layout}: expected devices or keys")
-    fmt = parsed.text("format")
-    if fmt not in ("irpa", "safetensors", "gguf"):
-        raise UsageError(f"--format={fmt}: expected irpa, safetensors or gguf")
+    fmt = parsed.text("format").lower()
+    names = [f.name for f in file_formats()]
+    if fmt not in names:
+        raise UsageError(f"--format={fmt}: expected one of {', '.join(names)}")
     size = parsed.text("max-shard-size")
     max_shard_size = parse_size("max-shard-size", size) if size else None
     on_loss = parsed.text("on-loss")

@@ -19,7 +19,7 @@ from paramio.core.source import ByteSource
 from paramio.sources.handles import FileHandle, handle_source
 
 if TYPE_CHECKING:
-    from paramio.formats.registry import FormatContents
+    from paramio.formats.contract import FormatContents
     from paramio.index.index import ParameterIndex
 
 __all__ = ["ParameterProvider", "create_io_parameters_module", "create_provider", "provider_class", "read_handle"]
@@ -83,40 +83,27 @@ def create_io_parameters_module(instance: object, *providers: object) -> object:
     return rt.create_io_parameters_module(instance, *native)
 
 
-_FORMAT_NAMES = {"irpa": "irpa", "gguf": "gguf", "safetensors": "safetensors"}
+#: The formats IREE's ``load_from_file_handle`` names in its error, in its order.
+_IREE_NAMES = (".irpa", ".gguf", ".safetensors")
 
 
 def read_handle(handle: FileHandle | ByteSource, format: str) -> FormatContents:
-    """The entries and attributes of the file behind `handle`, in `format` (``irpa``, ``gguf``
-    or ``safetensors``; case and a leading dot ignored, as IREE does). Raises
-    `InvalidArgumentError` with IREE's message for another format, else what the reader raises."""
-    from paramio.formats.conversion import restore
-    from paramio.formats.registry import FormatContents
+    """The entries and attributes of the file behind `handle`, in `format` (``irpa``, ``gguf``,
+    ``safetensors``, or any registered format that reads one byte source; case and a leading
+    dot ignored, as IREE does). Raises `InvalidArgumentError` with IREE's message for another
+    format, else what the reader raises."""
+    from paramio.formats.contract import formats, get_format
+    from paramio.formats.registry import read_source
 
-    name = _FORMAT_NAMES.get(format.lower().lstrip("."))
-    if name is None:
+    name = format.lower().lstrip(".")
+    try:
+        readable = get_format(name).read_source is not None
+    except InvalidArgumentError:
+        readable = False
+    if not readable:
+        others = [f".{f.name}" for f in formats() if f.read_source is not None and f".{f.name}" not in _IREE_NAMES]
+        known = ", ".join([*_IREE_NAMES, *others])
         raise UnsupportedFormatNameError(
-            f"unsupported file format `{format}`; ensure the extension matches one of the supported "
-            "formats: [.irpa, .gguf, .safetensors]"
+            f"unsupported file format `{format}`; ensure the extension matches one of the supported formats: [{known}]"
         )
-    source = handle_source(handle)
-    label = source.name
-    if name == "irpa":
-        from paramio.formats.irpa.reader import read_archive, take_attributes
-
-        skipped: list[tuple[str, bytes]] = []
-        entries, attributes = take_attributes(read_archive(source, skipped=skipped), skipped)
-        contents = FormatContents(entries, attributes, [label])
-    elif name == "gguf":
-        from paramio.formats.gguf import ATTRIBUTES_KEY, read_gguf
-
-        f = read_gguf(source)
-        contents = FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [label])
-    else:
-        from paramio.formats.safetensors.layout import ATTRIBUTE_METADATA
-        from paramio.formats.safetensors.reader import read_file
-
-        sf = read_file(source)
-        attrs: dict[str, object] = {ATTRIBUTE_METADATA: dict(sf.metadata)} if sf.metadata is not None else {}
-        contents = FormatContents(sf.entries, attrs, [label])
-    return restore(name, contents)
+    return read_source(handle_source(handle), name)

@@ -8,6 +8,7 @@ ParamioError
  ├── ParameterNotFoundError      also a KeyError: no parameter under that key or scope
  ├── DuplicateKeyError           also a ValueError: a key added twice under policy "error"
  ├── InvalidArgumentError        also a ValueError: a caller's argument is out of its domain
+ │    └── LossError              a conversion would lose what on_loss="error" forbids losing
  ├── SourceError                 also an OSError: a byte source failed to open or read
  └── WriteError                  also an OSError: an output could not be written
 
@@ -31,6 +32,7 @@ __all__ = [
     "FormatError",
     "FormatWarning",
     "InvalidArgumentError",
+    "LossError",
     "ParameterNotFoundError",
     "ParamioError",
     "SourceError",
@@ -104,6 +106,17 @@ class InvalidArgumentError(ParamioError, ValueError):
     """An argument is outside what the operation accepts (a 3-byte splat pattern, say)."""
 
 
+class LossError(InvalidArgumentError):
+    """The target format cannot hold everything given and ``on_loss="error"`` was asked: nothing
+    was written. `losses` lists what would have been lost (`paramio.formats.conversion.Loss`)."""
+
+    def __init__(
+        self, message: str, *, losses: tuple[object, ...] = (), path: str | os.PathLike[str] | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.losses = losses
+
+
 class SourceError(ParamioError, OSError):
     """A byte source could not be opened or read."""
 
@@ -120,4 +133,4 @@ class FormatWarning(UserWarning):
 class ConversionWarning(UserWarning):
     """A conversion writes something the target format cannot hold as the source did (a splat
     expanded, a type stored as a stand-in, an attribute dropped). A warning, not a
-    `ParamioError`: ``on_loss="error"`` turns losses into `InvalidArgumentError` instead."""
+    `ParamioError`: ``on_loss="error"`` turns losses into a `LossError` instead."""

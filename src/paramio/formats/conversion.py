@@ -34,12 +34,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError
+from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError, LossError
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 
 if TYPE_CHECKING:
-    from paramio.formats.registry import FormatContents
+    from paramio.formats.contract import Format, FormatContents
 
 __all__ = [
     "CARRIED_KEY",
@@ -47,6 +47,7 @@ __all__ = [
     "Carried",
     "Loss",
     "Prepared",
+    "detach_carried",
     "json_safe_attributes",
     "report_losses",
     "restore",
@@ -167,6 +168,30 @@ def attach_carried(
     kept[field] = {**container, CARRIED_KEY: wrap(carried.encode())}
 
 
+def detach_carried(
+    attributes: dict[str, object],
+    field: str,
+    had_flag: str,
+    unwrap: Callable[[object], object] = lambda value: value,
+) -> Carried | None:
+    """The inverse of `attach_carried`, for a format's `take_carried`: take the record out of
+    ``attributes[field]`` and return it, dropping the field again if the writer made it only to
+    hold the record (`had_flag`). None, and `attributes` unchanged, when there is no record."""
+    container = attributes.get(field)
+    if not isinstance(container, dict) or CARRIED_KEY not in container:
+        return None
+    carried = Carried.decode(unwrap(container[CARRIED_KEY]))
+    if carried is None:
+        return None
+    rest = {k: v for k, v in container.items() if k != CARRIED_KEY}
+    had = carried.attributes.pop(had_flag, True)
+    if rest or had is not False:
+        attributes[field] = rest
+    else:
+        del attributes[field]
+    return carried
+
+
 def _tensor_json(info: TensorInfo | None) -> object:
     if info is None:
         return None
@@ -263,7 +288,7 @@ def describe(info: TensorInfo) -> str:
 
 def report_losses(losses: Sequence[Loss], on_loss: str, *, path: str | os.PathLike[str], fmt: str) -> None:
     """Warn (`ConversionWarning`, one per loss, or one per reason when many share it), raise
-    `InvalidArgumentError` listing them (``on_loss="error"``), or nothing (``"ignore"``)."""
+    `LossError` listing them (``on_loss="error"``), or nothing (``"ignore"``)."""
     if on_loss not in LOSS_POLICIES:
         raise InvalidArgumentError(f"on_loss={on_loss!r}: expected one of {', '.join(LOSS_POLICIES)}")
     if not losses or on_loss == "ignore":
@@ -272,8 +297,10 @@ def report_losses(losses: Sequence[Loss], on_loss: str, *, path: str | os.PathLi
     if on_loss == "error":
         head = "; ".join(str(x) for x in losses[:5])
         more = f"; and {len(losses) - 5} more" if len(losses) > 5 else ""
-        raise InvalidArgumentError(
-            f"{fmt} cannot hold everything given ({len(losses)} losses; on_loss='error'): {head}{more}", path=p
+        raise LossError(
+            f"{fmt} cannot hold everything given ({len(losses)} losses; on_loss='error'): {head}{more}",
+            losses=tuple(losses),
+            path=p,
         )
     for line in summarise(losses):
         warnings.warn(f"{p}: {line}", ConversionWarning, stacklevel=3)
@@ -297,47 +324,28 @@ def summarise(losses: Sequence[Loss]) -> list[str]:
 # -- reading back ----------------------------------------------------------------------------
 
 
-def restore(fmt: str, contents: FormatContents) -> FormatContents:
-    """Put back what a paramio writer carried under `CARRIED_KEY` (no-op when there is none)."""
+def restore(fmt: str | Format, contents: FormatContents) -> FormatContents:
+    """Put back what a paramio writer carried under `CARRIED_KEY` (no-op when there is none):
+    the format (a name or its `Format`) says where its writer put the record (`take_carried`)
+    and which types are its writer's stand-ins (`stands_in`)."""
+    from paramio.formats.contract import get_format
+
+    format = get_format(fmt) if isinstance(fmt, str) else fmt
     attrs = contents.attributes
-    carried: Carried | None = None
-    if fmt == "safetensors":
-        meta = attrs.get("safetensors.metadata")
-        if isinstance(meta, dict) and CARRIED_KEY in meta:
-            carried = Carried.decode(meta[CARRIED_KEY])
-            if carried is not None:
-                rest = {k: v for k, v in meta.items() if k != CARRIED_KEY}
-                had = carried.attributes.pop("paramio.had_safetensors_metadata", True)
-                if rest or had:
-                    attrs["safetensors.metadata"] = rest
-                else:
-                    del attrs["safetensors.metadata"]
-    elif fmt == "gguf":
-        kv = attrs.get("gguf.kv")
-        if isinstance(kv, dict) and CARRIED_KEY in kv:
-            rec = kv[CARRIED_KEY]
-            carried = Carried.decode(rec.get("value") if isinstance(rec, dict) else rec)
-            if carried is not None:
-                attrs["gguf.kv"] = {k: v for k, v in kv.items() if k != CARRIED_KEY}
-                if carried.attributes.pop("paramio.had_gguf_kv", True) is False and not attrs["gguf.kv"]:
-                    del attrs["gguf.kv"]
-    elif fmt == "irpa" and CARRIED_KEY in attrs:
-        carried = Carried.decode(attrs[CARRIED_KEY])
-        if carried is not None:
-            del attrs[CARRIED_KEY]
+    carried = format.take_carried(attrs)
     if carried is None:
         return contents
     for k, v in carried.attributes.items():
         attrs.setdefault(k, v)
     if carried.tensors or carried.metadata:
-        where = contents.paths[0] if contents.paths else fmt
+        where = contents.paths[0] if contents.paths else format.name
         entries: list[ParameterEntry] = []
         for e in contents.entries:
             changes: dict[str, object] = {}
             info = e.tensor
             if e.key in carried.tensors:
                 claim = carried.tensors[e.key]
-                if stands_in(fmt, e, claim):
+                if stands_in(format, e, claim):
                     changes["declared_tensor"] = claim
                     info = claim
                 else:
@@ -354,34 +362,28 @@ def restore(fmt: str, contents: FormatContents) -> FormatContents:
     return contents
 
 
-def stands_in(fmt: str, entry: ParameterEntry, claim: TensorInfo | None) -> bool:
-    """Whether `entry`, as the `fmt` file types it, is the stand-in a paramio writer uses for
-    `claim` (None: an untyped entry), so that a carried claim may replace it."""
-    seen = entry.tensor
+def stands_in(format: Format, entry: ParameterEntry, claim: TensorInfo | None) -> bool:
+    """Whether `entry`, as `format` types it, may take the carried type `claim` (None: an
+    untyped entry): the claim's size must be the entry's length, and the entry's type the claim
+    itself or the stand-in the format's writer uses for it (`Format.stands_in`)."""
     if claim is not None:
         size = claim.nbytes()
         if size is not None and size != entry.length:
             return False
-        if seen == claim:
+        if entry.tensor == claim:
             return True
-    flat = seen is not None and tuple(seen.shape) == (entry.length,)
-    if fmt == "safetensors":
-        return seen is not None and seen.dtype == "uint8" and flat
-    if fmt == "gguf":
-        if seen is None:
-            return False
-        if seen.dtype == "int8" and flat:
-            return True
-        if claim is None or tuple(seen.shape) != tuple(claim.shape) or seen.dtype not in _SIGNED:
-            return False
-        return _itemsize(claim.dtype) == _itemsize(seen.dtype)
-    return seen is None or (seen.dtype in ("uint8", "int8") and flat)
+    return format.stands_in(entry, claim)
 
 
-_SIGNED = ("int8", "int16", "int32", "int64")
+def flat_bytes(entry: ParameterEntry, *dtypes: str) -> bool:
+    """Whether `entry` is typed as a flat run of its bytes in one of `dtypes` (a writer's
+    stand-in for a type it cannot store: ``uint8[length]``)."""
+    seen = entry.tensor
+    return seen is not None and seen.dtype in dtypes and tuple(seen.shape) == (entry.length,)
 
 
-def _itemsize(name: str) -> int | None:
+def itemsize(name: str) -> int | None:
+    """The element size of dtype `name`, or None for a name paramio does not know."""
     from paramio.core.dtypes import dtype_by_name
 
     try:

@@ -1,19 +1,10 @@
-"""Which format reads or writes a path: by explicit name, extension, or magic bytes.
+"""Which format reads or writes a path (by explicit name, extension, or magic bytes), and the
+calls that dispatch to it.
 
-Each format is a package under `paramio.formats` exposing the same functions:
-
-``read_path(path, *, writable, use_mmap, allow_external) -> FormatContents``
-    read one file (or a whole sharded set reached from any of its files); files named inside
-    it must resolve beside it or in `allow_external` (`paramio.sources.paths`);
-``write_path(path, entries, *, attributes, <options>) -> None``
-    write entries atomically; every writer takes ``alignment``, ``durable``, ``progress`` and
-    ``max_shard_size`` (a sharded set), and its signature lists every option it takes: an
-    unknown option is a `TypeError` here, before anything is read or written;
-``prepare(entries, attributes, options) -> Prepared`` and ``plan_losses(entries, attributes)``
-    in the format's ``writer`` module: what the writer keeps, carries and drops
-    (`paramio.formats.conversion`), asked before anything is written;
-``sniff(head: bytes) -> bool``
-    whether the first bytes of a file look like this format.
+Every format is a `paramio.formats.contract.Format` registered with the registry there; this
+module is the public face over it: `detect_format`, `read_path`, `write_path`, `plan_losses`,
+`check_options`, `writer_options`, and `FORMATS`, a live name -> `Format` view. Nothing here
+names a format: what differs between formats is a field of their contract.
 
 Formats are imported only when first used.
 """
@@ -21,7 +12,6 @@ Formats are imported only when first used.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import importlib
 import inspect
@@ -32,9 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
+from paramio.formats.contract import (
+    Format,
+    FormatContents,
+    FormatTable,
+    format_for_head,
+    format_for_path,
+    get_format,
+)
 from paramio.sources.paths import AllowExternal
 
 if TYPE_CHECKING:
+    from paramio.core.source import ByteSource
     from paramio.formats.conversion import Loss, Prepared
 
 __all__ = [
@@ -45,59 +44,27 @@ __all__ = [
     "format_module",
     "plan_losses",
     "read_path",
+    "read_source",
     "write_path",
     "writer_options",
 ]
 
-
-@dataclasses.dataclass(slots=True)
-class FormatContents:
-    """What a reader found: entries in file order, file-level attributes, the files read."""
-
-    #: A list, or `LazyEntries` whose entries are built on first use.
-    entries: Sequence[ParameterEntry]
-    attributes: dict[str, object] = dataclasses.field(default_factory=dict)
-    paths: list[str] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FormatInfo:
-    name: str
-    module: str
-    extensions: tuple[str, ...]
-    #: The module with ``prepare``/``plan_losses``; ``<module>.writer`` unless given.
-    writer_module: str = ""
-
-    @property
-    def writer(self) -> str:
-        return self.writer_module or f"{self.module}.writer"
-
-
-FORMATS: dict[str, FormatInfo] = {
-    "irpa": FormatInfo("irpa", "paramio.formats.irpa", (".irpa", ".irpa.index.json")),
-    "safetensors": FormatInfo(
-        "safetensors", "paramio.formats.safetensors", (".safetensors", ".safetensors.index.json")
-    ),
-    "gguf": FormatInfo("gguf", "paramio.formats.gguf", (".gguf",)),
-    # Tensor-parallel sets: a manifest over per-device files of the formats above.
-    "tp": FormatInfo("tp", "paramio.sharding.tpset", (".tp.json",), "paramio.sharding.tpset"),
-}
+#: name -> `Format`, live: ``name in FORMATS`` and listing the names import no format.
+FORMATS: Mapping[str, Format] = FormatTable()
 
 
 def format_module(name: str) -> ModuleType:
-    info = FORMATS.get(name.lower())
-    if info is None:
-        raise InvalidArgumentError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
-    return importlib.import_module(info.module)
+    """The module defining format `name`'s reader (the package, for the built-in formats).
+    Raises `InvalidArgumentError` for an unknown name."""
+    return importlib.import_module(get_format(name).read_path.__module__)
 
 
 def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) -> str:
     """The format of `path`: by extension (case-insensitive, as IREE), else by magic bytes."""
     p = os.fspath(path)
-    lower = p.lower()
-    for info in sorted(FORMATS.values(), key=lambda i: -max(len(e) for e in i.extensions)):
-        if any(lower.endswith(ext) for ext in info.extensions):
-            return info.name
+    fmt = format_for_path(p)
+    if fmt is not None:
+        return fmt.name
     if not for_writing:
         from paramio.formats.inputs import open_input
 
@@ -106,14 +73,9 @@ def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) ->
             head = src.read(0, min(64, src.size))
         finally:
             src.close()
-        for info in FORMATS.values():
-            try:
-                mod = importlib.import_module(info.module)
-            except ImportError:
-                continue
-            sniff: Callable[[bytes], bool] | None = getattr(mod, "sniff", None)
-            if sniff is not None and sniff(head):
-                return info.name
+        fmt = format_for_head(head)
+        if fmt is not None:
+            return fmt.name
     raise UnsupportedFormatError(
         "unsupported file format; use an extension .irpa, .gguf or .safetensors or pass format=",
         path=p,
@@ -150,13 +112,10 @@ def read_path(
         names = ", ".join(sorted(source_options))
         raise InvalidArgumentError(f"options {names} apply to URLs only, not to a local file", path=p)
     with input_options(source_options), _redacting(p):
-        name = format or detect_format(path)
-        mod = format_module(name)
-        # Only formats with something to be strict about take the keyword.
-        extra: dict[str, object] = {"strict": True} if strict and name == "gguf" else {}
+        fmt = get_format(format or detect_format(path))
         try:
-            contents: FormatContents = mod.read_path(
-                p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, **extra
+            contents = fmt.read_path(
+                p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict
             )
         except ValueError as exc:
             # A name read from a file (an EXTERNAL path, a shard, a split sibling) with a NUL byte:
@@ -169,7 +128,19 @@ def read_path(
         from paramio.sources.retry import redact_url
 
         contents.paths = [redact_url(x) for x in contents.paths]
-    return restore(name, contents)
+    return restore(fmt, contents)
+
+
+def read_source(source: ByteSource, format: str) -> FormatContents:
+    """One file of `format` read from `source` (a file handle's bytes, say), carried facts put
+    back. Raises `InvalidArgumentError` for an unknown format or one that cannot be read from
+    one object (a manifest naming other files), else what the reader raises."""
+    from paramio.formats.conversion import restore
+
+    fmt = get_format(format)
+    if fmt.read_source is None:
+        raise InvalidArgumentError(f"format {fmt.name!r} cannot be read from one byte source", path=source.name)
+    return restore(fmt, fmt.read_source(source))
 
 
 @contextlib.contextmanager
@@ -218,32 +189,37 @@ def write_path(
     What the target cannot hold as given (a splat written as data, a type stored under a
     stand-in, an attribute JSON cannot hold) is found before anything is written and, by
     `on_loss`: ``"warn"`` — a `paramio.core.errors.ConversionWarning` per loss; ``"error"`` —
-    `InvalidArgumentError` and no file; ``"ignore"``. Use `plan_losses` to get the list.
+    `paramio.core.errors.LossError` (an `InvalidArgumentError`) and no file; ``"ignore"``. Use
+    `plan_losses` to get the list.
     """
     from paramio.formats.conversion import report_losses
     from paramio.formats.inputs import current_options, is_url
 
-    name = format or detect_format(path, for_writing=True)
+    fmt = get_format(format or detect_format(path, for_writing=True))
     p = os.fspath(path)
-    check_options(name, options)
-    prepared = _prepare(name, list(entries), attributes or {}, {**options, "path": p})
-    report_losses(prepared.losses, on_loss, path=p, fmt=name)
-    mod = format_module(name)
+    check_options(fmt.name, options)
+    prepared = _prepare(fmt, list(entries), attributes or {}, {**options, "path": p})
+    report_losses(prepared.losses, on_loss, path=p, fmt=fmt.name)
     if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
         from paramio.formats.uploads import write_remote
 
         def build(local: str) -> None:
-            mod.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
+            fmt.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
 
         write_remote(p, build, options=current_options())
         return
-    mod.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+    fmt.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+
+
+def writer_options(name: str) -> frozenset[str]:
+    """The keyword options format `name`'s ``write_path`` takes (besides `attributes`)."""
+    fmt = get_format(name)
+    return _options_of(fmt.name, fmt.write_path)
 
 
 @functools.cache
-def writer_options(name: str) -> frozenset[str]:
-    """The keyword options format `name`'s ``write_path`` takes (besides `attributes`)."""
-    params = inspect.signature(format_module(name).write_path).parameters.values()
+def _options_of(name: str, writer: Callable[..., None]) -> frozenset[str]:
+    params = inspect.signature(writer).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         raise AssertionError(f"the {name} writer must list its options, not take **kwargs")
     return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY) - {"attributes"}
@@ -252,7 +228,7 @@ def writer_options(name: str) -> frozenset[str]:
 def check_options(name: str, options: dict[str, object]) -> None:
     """Raise `TypeError` naming the first option the format's writer does not take, as Python
     does for a function call: a misspelt ``alignmnet=`` must not be silently ignored."""
-    accepted = writer_options(name.lower())
+    accepted = writer_options(name)
     for key in options:
         if key not in accepted:
             raise TypeError(
@@ -262,14 +238,12 @@ def check_options(name: str, options: dict[str, object]) -> None:
 
 
 def _prepare(
-    name: str, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]
+    fmt: Format | str, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]
 ) -> Prepared:
-    info = FORMATS.get(name.lower())
-    if info is None:
-        raise InvalidArgumentError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
-    writer = importlib.import_module(info.writer)
-    prepared: Prepared = writer.prepare(entries, attributes, options)
-    return prepared
+    """What `fmt`'s writer keeps, carries and loses of `entries` and `attributes`."""
+    if isinstance(fmt, str):
+        fmt = get_format(fmt)
+    return fmt.prepare(entries, attributes, options)
 
 
 def plan_losses(
@@ -281,6 +255,6 @@ def plan_losses(
     **options: object,
 ) -> list[Loss]:
     """What `write_path` with the same arguments would report, without writing anything."""
-    name = format or detect_format(path, for_writing=True)
-    check_options(name, options)
-    return _prepare(name, list(entries), attributes or {}, {**options, "path": os.fspath(path)}).losses
+    fmt = get_format(format or detect_format(path, for_writing=True))
+    check_options(fmt.name, options)
+    return _prepare(fmt, list(entries), attributes or {}, {**options, "path": os.fspath(path)}).losses

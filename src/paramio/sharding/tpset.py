@@ -9,7 +9,7 @@ whole shape) or replicated, and which file and key hold each piece::
                                          "pieces": [["model.rank0.irpa", "blk.0.attn_q.weight"], ...]},
                  "token_embd.weight": {"replicate": true, "pieces": [["model.rank0.irpa", ...], ...]}}}
 
-Reading a manifest (`read_path`; the registry's format ``tp``) gives the original tensors, each
+Reading a manifest (`read_path`; the registered format ``tp``, `FORMAT`) gives the original tensors, each
 split one joined from its pieces on the fly (`paramio.sharding.tensor.JoinedSource`): a merge is
 a plain write of what it reads, and any writer (or another split) streams from it. Each file is
 written atomically and the manifest last, so a manifest never names a file that is incomplete.
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.formats.contract import Format, FormatContents, file_format, formats, register_format
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output_set import AtomicOutputSet
-from paramio.formats.registry import FORMATS, FormatContents
 from paramio.sharding.plan import Layout, Plan, make_plan
 from paramio.sharding.tensor import geometry, join_pieces, split_entry
 from paramio.sources.paths import AllowExternal
@@ -38,21 +38,25 @@ from paramio.sources.paths import AllowExternal
 if TYPE_CHECKING:
     from paramio.formats.conversion import Prepared
 
-__all__ = ["MANIFEST_SUFFIX", "TPSet", "is_manifest_path", "read_path", "set_files", "write_set", "write_path"]
+__all__ = [
+    "FORMAT",
+    "MANIFEST_SUFFIX",
+    "TPSet",
+    "is_manifest_path",
+    "read_path",
+    "set_files",
+    "write_set",
+    "write_path",
+]
 
 MANIFEST_SUFFIX = ".tp.json"
 VERSION = 1
 #: A manifest claiming more devices than this is refused before any file is opened.
 MAX_TP = 65_536
-_EXT = {"irpa": ".irpa", "safetensors": ".safetensors", "gguf": ".gguf"}
 
 
 def is_manifest_path(path: str) -> bool:
     return path.lower().endswith(MANIFEST_SUFFIX)
-
-
-def sniff(head: bytes) -> bool:
-    return False  # a JSON manifest is recognised by its name only
 
 
 def set_files(output: str, stem: str, tp: int, layout: Layout, fmt: str) -> tuple[str, list[str]]:
@@ -63,9 +67,7 @@ def set_files(output: str, stem: str, tp: int, layout: Layout, fmt: str) -> tupl
         stem = os.path.basename(output)[: -len(MANIFEST_SUFFIX)]
     else:
         manifest = os.path.join(output, stem + MANIFEST_SUFFIX)
-    ext = _EXT.get(fmt)
-    if ext is None:
-        raise InvalidArgumentError(f"unknown format {fmt!r} for the device files; expected irpa, safetensors or gguf")
+    ext = file_format(fmt).extension
     if layout is Layout.DEVICES:
         return manifest, [f"{stem}.rank{i}{ext}" for i in range(tp)]
     return manifest, [f"{stem}.tp{tp}{ext}"]
@@ -144,12 +146,11 @@ def write_set(
     folder = os.path.dirname(manifest) or "."
     os.makedirs(folder, exist_ok=True)
     if max_shard_size is not None:
-        if fmt == "gguf":
-            raise InvalidArgumentError(
-                "max_shard_size with gguf device files is not supported; use irpa or safetensors"
-            )
-        index_suffix = ".irpa.index.json" if fmt == "irpa" else ".safetensors.index.json"
-        names = [n[: -len(_EXT[fmt])] + index_suffix for n in names]
+        files = file_format(fmt)
+        if files.index_suffix is None:  # a set the manifest could not name by one file
+            usable = ", ".join(f.name for f in _indexed_formats())
+            raise InvalidArgumentError(f"max_shard_size with {files.name} device files is not supported; use {usable}")
+        names = [n[: -len(files.extension)] + files.index_suffix for n in names]
     per, records = _files_entries(entries, plan, names)
     options: dict[str, object] = {"durable": durable, "progress": progress}
     if alignment is not None:
@@ -199,7 +200,12 @@ def _int(doc: Mapping[str, object], name: str, path: str) -> int:
 
 
 def read_set(
-    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+    path: str,
+    *,
+    writable: bool = False,
+    use_mmap: bool = True,
+    allow_external: AllowExternal = None,
+    strict: bool = False,
 ) -> TPSet:
     """Read a tensor-parallel manifest and its files. Raises `FormatError` naming the manifest
     and the tensor when the manifest and the files disagree, `SourceError` for a missing file."""
@@ -225,7 +231,9 @@ def read_set(
         if is_manifest_path(n):  # a manifest naming itself (or another) would never end
             raise FormatError(f"file {n!r} is a tensor-parallel manifest; 'files' must name archives", path=path)
     paths = [member_path(path, n, allow_external) for n in names]
-    parts = [read_any(p, writable=writable, use_mmap=use_mmap, allow_external=allow_external) for p in paths]
+    parts = [
+        read_any(p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict) for p in paths
+    ]
     by_file: dict[str, dict[str, ParameterEntry]] = {}
     for n, part in zip(names, parts, strict=True):
         table: dict[str, ParameterEntry] = {}
@@ -311,11 +319,17 @@ def _joined(
 
 
 def read_path(
-    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+    path: str,
+    *,
+    writable: bool = False,
+    use_mmap: bool = True,
+    allow_external: AllowExternal = None,
+    strict: bool = False,
 ) -> FormatContents:
     """The registry's entry point: the original tensors of a tensor-parallel set (its files,
-    and files they name, must resolve beside the manifest or in `allow_external`)."""
-    return read_set(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external).contents
+    and files they name, must resolve beside the manifest or in `allow_external`; `strict`
+    applies to reading each file)."""
+    return read_set(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict).contents
 
 
 def write_path(
@@ -358,10 +372,23 @@ def prepare(
 ) -> Prepared:
     """What the device files' format loses (each file is then written with those losses known)."""
     from paramio.formats.conversion import Prepared
-    from paramio.formats.registry import _prepare
 
-    fmt = str((options or {}).get("shard_format", "irpa"))
-    if fmt not in FORMATS or fmt == "tp":
-        raise InvalidArgumentError(f"unknown format {fmt!r} for the device files; expected irpa, safetensors or gguf")
-    losses = _prepare(fmt, list(entries), dict(attributes or {}), {}).losses
+    files = file_format(str((options or {}).get("shard_format", "irpa")))
+    losses = files.prepare(list(entries), dict(attributes or {}), {}).losses
     return Prepared(list(entries), dict(attributes or {}), losses)
+
+
+def _indexed_formats() -> list[Format]:
+    return [f for f in formats() if not f.composite and f.index_suffix is not None]
+
+
+#: A JSON manifest: recognised by its name only (no magic bytes), read by path only.
+FORMAT = Format(
+    name="tp",
+    extensions=(MANIFEST_SUFFIX,),
+    read_path=read_path,
+    write_path=write_path,
+    prepare=prepare,
+    composite=True,
+)
+register_format(FORMAT)

@@ -12,18 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.tensor import encode_tensor_metadata
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.formats.contract import Format, FormatContents, register_format
+from paramio.formats.conversion import Carried, detach_carried, flat_bytes, itemsize
+from paramio.formats.gguf import writer as _writer
 from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_TYPES, MAGIC, GGMLType
 from paramio.formats.gguf.dequant import dequantize
 from paramio.formats.gguf.opening import open_gguf
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.formats.gguf.split import read_split_set, split_info, without_split_keys
 from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
-from paramio.formats.registry import FormatContents
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
     "ATTRIBUTES_KEY",
+    "FORMAT",
     "GGML_TYPES",
     "GGMLType",
     "GGUFFile",
@@ -31,6 +35,7 @@ __all__ = [
     "ggml_type_of",
     "read_gguf",
     "read_path",
+    "read_source",
     "sniff",
     "to_irpa_entries",
     "write_gguf",
@@ -47,8 +52,8 @@ def read_path(
     *,
     writable: bool = False,
     use_mmap: bool = True,
-    strict: bool = False,
     allow_external: AllowExternal = None,
+    strict: bool = False,
 ) -> FormatContents:
     """Read a GGUF file, or the whole split set it belongs to (its other shards must resolve
     inside its folder or a folder in `allow_external`). A URL reads the header and tables
@@ -83,3 +88,48 @@ def to_irpa_entries(entries: Iterable[ParameterEntry]) -> list[ParameterEntry]:
             e = e.replace(metadata=encode_tensor_metadata(info))
         out.append(e)
     return out
+
+
+def read_source(source: ByteSource) -> FormatContents:
+    """One GGUF file read from `source` (a file handle's bytes), its key/values as attributes."""
+    f = read_gguf(source)
+    return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [source.name])
+
+
+def _record_value(record: object) -> object:
+    return record.get("value") if isinstance(record, dict) else record
+
+
+def take_carried(attributes: dict[str, object]) -> Carried | None:
+    """The ``paramio.carried`` record the writer put among the key/values (`writer.prepare`)."""
+    return detach_carried(attributes, ATTRIBUTES_KEY, "paramio.had_gguf_kv", _record_value)
+
+
+_SIGNED = ("int8", "int16", "int32", "int64")
+
+
+def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
+    """The writer's stand-ins: raw bytes as ``I8[length]``, or an unsigned type as the signed
+    integer of the same width and shape (GGUF has no unsigned tensor types)."""
+    seen = entry.tensor
+    if seen is None:
+        return False
+    if flat_bytes(entry, "int8"):
+        return True
+    if claim is None or tuple(seen.shape) != tuple(claim.shape) or seen.dtype not in _SIGNED:
+        return False
+    return itemsize(claim.dtype) == itemsize(seen.dtype)
+
+
+FORMAT = Format(
+    name="gguf",
+    extensions=(".gguf",),
+    read_path=read_path,
+    write_path=write_path,
+    prepare=_writer.prepare,
+    sniff=sniff,
+    read_source=read_source,
+    take_carried=take_carried,
+    stands_in=stands_in,
+)
+register_format(FORMAT)

@@ -6,16 +6,31 @@
 
 from __future__ import annotations
 
+from paramio.core.entry import ParameterEntry
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo
+from paramio.formats.contract import Format, FormatContents, register_format
+from paramio.formats.conversion import CARRIED_KEY, Carried, flat_bytes
 from paramio.formats.irpa import reader as _reader
 from paramio.formats.irpa import sharded as _sharded
+from paramio.formats.irpa import writer as _writer
 from paramio.formats.irpa.layout import MAGIC_BYTES
-from paramio.formats.irpa.reader import read_archive
+from paramio.formats.irpa.reader import read_archive, take_attributes
 from paramio.formats.irpa.structure import check_structure
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
-from paramio.formats.registry import FormatContents
 from paramio.sources.paths import AllowExternal
 
-__all__ = ["check_structure", "plan_archive", "read_archive", "read_path", "sniff", "write_archive", "write_path"]
+__all__ = [
+    "FORMAT",
+    "check_structure",
+    "plan_archive",
+    "read_archive",
+    "read_path",
+    "read_source",
+    "sniff",
+    "write_archive",
+    "write_path",
+]
 
 
 def sniff(head: bytes) -> bool:
@@ -23,14 +38,56 @@ def sniff(head: bytes) -> bool:
 
 
 def read_path(
-    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+    path: str,
+    *,
+    writable: bool = False,
+    use_mmap: bool = True,
+    allow_external: AllowExternal = None,
+    strict: bool = False,
 ) -> FormatContents:
     """One archive, or the sharded set `path` belongs to (a manifest or one of its shards).
     Files named inside (shards, external entries) must resolve beside the naming file or in
     `allow_external`. Raises `FormatError` for malformed archives or a manifest that disagrees
     with its shards, `SourceError` when a file (or a shard of the set) cannot (or may not) be
-    opened."""
+    opened. IRPA has nothing a strict read would refuse: `strict` changes nothing."""
     contents = _sharded.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
     if contents is not None:
         return contents
     return _reader.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
+
+
+def read_source(source: ByteSource) -> FormatContents:
+    """One archive read from `source` (a file handle's bytes), with its attributes record."""
+    skipped: list[tuple[str, bytes]] = []
+    entries, attributes = take_attributes(read_archive(source, skipped=skipped), skipped)
+    return FormatContents(entries, attributes, [source.name])
+
+
+def take_carried(attributes: dict[str, object]) -> Carried | None:
+    """The ``paramio.carried`` record the writer put among the attributes (`writer.prepare`)."""
+    carried = Carried.decode(attributes.get(CARRIED_KEY))
+    if carried is not None:
+        del attributes[CARRIED_KEY]
+    return carried
+
+
+def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
+    """IRPA types an entry only by its metadata: an untyped entry, or raw bytes, stand in."""
+    return entry.tensor is None or flat_bytes(entry, "uint8", "int8")
+
+
+FORMAT = Format(
+    name="irpa",
+    extensions=(".irpa", ".irpa.index.json"),
+    read_path=read_path,
+    write_path=write_path,
+    prepare=_writer.prepare,
+    sniff=sniff,
+    read_source=read_source,
+    take_carried=take_carried,
+    stands_in=stands_in,
+    index_suffix=".irpa.index.json",
+    splats=True,
+    types_in_metadata=True,
+)
+register_format(FORMAT)

@@ -15,8 +15,12 @@ from collections.abc import Callable, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError
+from paramio.core.source import ByteSource
+from paramio.core.tensor import TensorInfo
+from paramio.formats.contract import Format, FormatContents, register_format
+from paramio.formats.conversion import Carried, detach_carried, flat_bytes
 from paramio.formats.inputs import open_input
-from paramio.formats.registry import FormatContents
+from paramio.formats.safetensors import writer as _writer
 from paramio.formats.safetensors.layout import (
     ATTRIBUTE_INDEX_METADATA,
     ATTRIBUTE_METADATA,
@@ -31,6 +35,7 @@ from paramio.sources.paths import AllowExternal
 __all__ = [
     "ATTRIBUTE_INDEX_METADATA",
     "ATTRIBUTE_METADATA",
+    "FORMAT",
     "FilePlan",
     "SafetensorsFile",
     "ShardedSet",
@@ -39,6 +44,7 @@ __all__ = [
     "read_header",
     "read_path",
     "read_set",
+    "read_source",
     "sniff",
     "write_file",
     "write_path",
@@ -67,10 +73,16 @@ def _contents(files: list[SafetensorsFile], index_path: str | None, index_meta: 
 
 
 def read_path(
-    path: str, *, writable: bool = False, use_mmap: bool = True, allow_external: AllowExternal = None
+    path: str,
+    *,
+    writable: bool = False,
+    use_mmap: bool = True,
+    allow_external: AllowExternal = None,
+    strict: bool = False,
 ) -> FormatContents:
     """Read a file, an index or a shard (which opens its whole set). Shard names from an index
     (and sibling shards) must resolve inside its folder or a folder in `allow_external`.
+    safetensors has nothing a strict read would refuse: `strict` changes nothing.
 
     Raises `FormatError` (file, tensor, offset) for anything the safetensors library would
     refuse and for a weight map that disagrees with its shards; `SourceError` when a file cannot
@@ -132,3 +144,33 @@ def write_path(
         )
         return
     write_file(path, entries, metadata=metadata, alignment=alignment, durable=durable, progress=progress)
+
+
+def read_source(source: ByteSource) -> FormatContents:
+    """One safetensors file read from `source` (a file handle's bytes)."""
+    return _contents([read_file(source)], None, {})
+
+
+def take_carried(attributes: dict[str, object]) -> Carried | None:
+    """The ``paramio.carried`` record the writer put in ``__metadata__`` (`writer.prepare`)."""
+    return detach_carried(attributes, ATTRIBUTE_METADATA, "paramio.had_safetensors_metadata")
+
+
+def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
+    """The writer stores a type safetensors cannot hold as raw bytes, ``U8[length]``."""
+    return flat_bytes(entry, "uint8")
+
+
+FORMAT = Format(
+    name="safetensors",
+    extensions=(".safetensors", ".safetensors.index.json"),
+    read_path=read_path,
+    write_path=write_path,
+    prepare=_writer.prepare,
+    sniff=sniff,
+    read_source=read_source,
+    take_carried=take_carried,
+    stands_in=stands_in,
+    index_suffix=".safetensors.index.json",
+)
+register_format(FORMAT)

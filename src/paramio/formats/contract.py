@@ -1,0 +1,322 @@
+"""The `Format` contract every file format declares, and the registry formats register with.
+
+A format is one `Format` record: its name and extensions, a `sniff` of the first bytes, a reader
+of a path (and, for file handles, of one `ByteSource`), the writer and what it keeps, carries and
+drops (`prepare`), the inverse of that carrying (`take_carried`, `stands_in`), and the few facts
+callers used to branch on by name (`index_suffix`, `splats`, `types_in_metadata`, `composite`).
+Conversion, the index and the CLI reach a format only through this record, so adding one is an
+addition in its own package: build a `Format` and call `register_format` (docs/architecture.md).
+
+Start-up stays light: the built-in formats are *declared* here by name, extensions and the module
+that registers each (imported on the first lookup that needs it). Formats defined above this
+layer (the tensor-parallel set, registered by `paramio.sharding.tpset`) are declared at the
+package root (``paramio._FORMATS_ABOVE``), so this layer names no module above it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from paramio.core.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from paramio.core.entry import ParameterEntry
+    from paramio.core.source import ByteSource
+    from paramio.core.tensor import TensorInfo
+    from paramio.formats.conversion import Carried, Prepared
+    from paramio.sources.paths import AllowExternal
+
+__all__ = [
+    "Format",
+    "FormatContents",
+    "PathReader",
+    "Preparer",
+    "declare_format",
+    "file_format",
+    "file_formats",
+    "format_for_path",
+    "format_names",
+    "formats",
+    "get_format",
+    "register_format",
+    "unregister_format",
+]
+
+
+@dataclasses.dataclass(slots=True)
+class FormatContents:
+    """What a reader found: entries in file order, file-level attributes, the files read."""
+
+    #: A list, or `LazyEntries` whose entries are built on first use.
+    entries: Sequence[ParameterEntry]
+    attributes: dict[str, object] = dataclasses.field(default_factory=dict)
+    paths: list[str] = dataclasses.field(default_factory=list)
+
+
+class PathReader(Protocol):
+    """``read_path(path, *, writable, use_mmap, allow_external, strict)``: one file, or the whole
+    set it belongs to. Files named inside must resolve beside it or in `allow_external`
+    (`paramio.sources.paths`); `strict` refuses what the reader otherwise reads past with a
+    `FormatWarning` (a format with nothing to be strict about ignores it)."""
+
+    def __call__(
+        self,
+        path: str,
+        *,
+        writable: bool = False,
+        use_mmap: bool = True,
+        allow_external: AllowExternal = None,
+        strict: bool = False,
+    ) -> FormatContents: ...
+
+
+class Preparer(Protocol):
+    """``prepare(entries, attributes, options)``: the entries and attributes the writer will be
+    given after carrying, and every `Loss`, decided before anything is written."""
+
+    def __call__(
+        self, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]
+    ) -> Prepared: ...
+
+
+def _no_magic(head: bytes) -> bool:
+    return False
+
+
+def _nothing_carried(attributes: dict[str, object]) -> Carried | None:
+    return None
+
+
+def _no_stand_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
+    return False
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Format:
+    """One file format, as conversion, the index and the CLI see it.
+
+    The callables are the format package's own functions; the facts replace every branch on a
+    format's name outside its package."""
+
+    #: Lower-case name: ``format=`` arguments, ``--format=`` flags, `ParameterEntry.origin`.
+    name: str
+    #: Lower-case suffixes, matched case-insensitively (as IREE), the longest first across
+    #: formats. The first is the one a single file of this format is written with.
+    extensions: tuple[str, ...]
+    #: Read a path (`PathReader`).
+    read_path: PathReader
+    #: ``write_path(path, entries, *, attributes, <options>)``: atomic. Its keyword-only
+    #: parameters are the options it takes (`paramio.formats.registry.writer_options`), so it
+    #: must list them, never take ``**kwargs``; every writer takes ``alignment``, ``durable``,
+    #: ``progress`` and ``max_shard_size``.
+    write_path: Callable[..., None]
+    #: What the writer keeps, carries and drops (`Preparer`).
+    prepare: Preparer
+    #: Whether the first (up to 64) bytes of a file look like this format.
+    sniff: Callable[[bytes], bool] = _no_magic
+    #: One file read from a `ByteSource` (IREE's file handles, `ParameterIndex.load_from_file_handle`);
+    #: None when the format cannot be read from one object (a manifest naming other files).
+    read_source: Callable[[ByteSource], FormatContents] | None = None
+    #: Take the ``paramio.carried`` record the writer put in the attributes back out of
+    #: `attributes` (as read; changed in place) and return it, or None if there is none.
+    take_carried: Callable[[dict[str, object]], Carried | None] = _nothing_carried
+    #: Whether `entry`, as this format types it, is the stand-in the writer stores for the type
+    #: `claim` (None: untyped), so that a carried claim may replace it. Only asked when the
+    #: claim's size is the entry's length and the two types differ.
+    stands_in: Callable[[ParameterEntry, TensorInfo | None], bool] = _no_stand_in
+    #: The suffix of the index file that names a size-sharded set's files when the writer is
+    #: given ``max_shard_size`` (its path names the set); None where a set has no such file.
+    index_suffix: str | None = None
+    #: Whether splat entries are stored as splats (their bytes are not written).
+    splats: bool = False
+    #: Whether an entry's type can live only in its metadata (IRPA's ``TENSORv0``): the format has
+    #: no dtype or shape field of its own, so an untyped output drops declared types.
+    types_in_metadata: bool = False
+    #: A manifest over files of other formats (a tensor-parallel set): never the format of those
+    #: files, nor the output of a merge.
+    composite: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.lower():
+            raise ValueError(f"format name {self.name!r} must be non-empty and lower case")
+        if not self.extensions or any(not e.startswith(".") or e != e.lower() for e in self.extensions):
+            raise ValueError(f"format {self.name!r}: extensions must be lower case and start with '.'")
+        if self.index_suffix is not None and self.index_suffix not in self.extensions:
+            raise ValueError(f"format {self.name!r}: its index suffix must be one of its extensions")
+
+    @property
+    def extension(self) -> str:
+        """The extension a single file of this format is written with."""
+        return self.extensions[0]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Declared:
+    """A format known by name and extensions before its module is imported."""
+
+    name: str
+    extensions: tuple[str, ...]
+    module: str
+
+
+#: The formats of this layer, in the order `format_names` lists them (and sniffing tries them).
+_BUILTIN = (
+    _Declared("irpa", (".irpa", ".irpa.index.json"), "paramio.formats.irpa"),
+    _Declared("safetensors", (".safetensors", ".safetensors.index.json"), "paramio.formats.safetensors"),
+    _Declared("gguf", (".gguf",), "paramio.formats.gguf"),
+)
+
+_LOCK = threading.RLock()
+_DECLARED: dict[str, _Declared] = {}
+_REGISTERED: dict[str, Format] = {}
+_ready = False
+
+
+def _declarations() -> dict[str, _Declared]:
+    """The declared formats: this layer's, then those the package root declares from above."""
+    global _ready
+    with _LOCK:
+        if not _ready:
+            import paramio
+
+            for d in _BUILTIN:
+                _DECLARED.setdefault(d.name, d)
+            for name, extensions, module in paramio._FORMATS_ABOVE:
+                _DECLARED.setdefault(name, _Declared(name, tuple(extensions), module))
+            _ready = True
+        return _DECLARED
+
+
+def declare_format(name: str, extensions: Sequence[str], module: str) -> None:
+    """Make format `name` known by its `extensions` without importing `module`, which registers
+    it (`register_format`) when imported: the first lookup that needs the format imports it."""
+    with _LOCK:
+        _declarations()[name] = _Declared(name, tuple(extensions), module)
+
+
+def register_format(fmt: Format) -> None:
+    """Register `fmt` (replacing an earlier registration of its name). A format also declared
+    (`declare_format`) must register the extensions it was declared with: `ValueError` if not."""
+    with _LOCK:
+        declared = _declarations().get(fmt.name)
+        if declared is not None and declared.extensions != fmt.extensions:
+            raise ValueError(
+                f"format {fmt.name!r} registers extensions {fmt.extensions} but {declared.module} "
+                f"was declared with {declared.extensions}"
+            )
+        _REGISTERED[fmt.name] = fmt
+
+
+def unregister_format(name: str) -> None:
+    """Forget a format registered (or declared) by `register_format` (`declare_format`); tests
+    use it to leave the registry as they found it. Unknown names are ignored."""
+    with _LOCK:
+        _REGISTERED.pop(name, None)
+        if all(d.name != name for d in _BUILTIN):
+            _declarations().pop(name, None)
+
+
+def format_names() -> list[str]:
+    """Every format's name, declared ones first, without importing any format."""
+    with _LOCK:
+        return [*_declarations(), *(n for n in _REGISTERED if n not in _DECLARED)]
+
+
+def _unknown(name: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"unknown format {name!r}; known: {', '.join(format_names())}")
+
+
+def get_format(name: str) -> Format:
+    """The format called `name` (case ignored), importing its module on first use. Raises
+    `InvalidArgumentError` naming the known formats for any other name."""
+    key = name.lower()
+    with _LOCK:
+        fmt = _REGISTERED.get(key)
+        if fmt is not None:
+            return fmt
+        declared = _declarations().get(key)
+    if declared is None:
+        raise _unknown(name)
+    importlib.import_module(declared.module)  # registers it (outside the lock: it may import others)
+    with _LOCK:
+        fmt = _REGISTERED.get(key)
+    if fmt is None:
+        raise AssertionError(f"{declared.module} was imported but did not register format {key!r}")
+    return fmt
+
+
+def formats() -> list[Format]:
+    """Every format, imported (so the optional ones whose dependencies are missing are left out)."""
+    out: list[Format] = []
+    for name in format_names():
+        try:
+            out.append(get_format(name))
+        except ImportError:
+            continue
+    return out
+
+
+def file_formats() -> list[Format]:
+    """The formats the files making up a set can have (a tensor-parallel set's device files, a
+    merge's output): every format but the composite ones."""
+    return [f for f in formats() if not f.composite]
+
+
+def file_format(name: str) -> Format:
+    """`file_formats`' format `name`. Raises `InvalidArgumentError` naming those formats."""
+    choices = file_formats()
+    for fmt in choices:
+        if fmt.name == name.lower():
+            return fmt
+    raise InvalidArgumentError(
+        f"unknown format {name!r} for the files of a set; expected one of {', '.join(f.name for f in choices)}"
+    )
+
+
+def _extensions() -> list[tuple[str, str]]:
+    """``(extension, format name)`` for every format, the longest extension first."""
+    with _LOCK:
+        pairs = [(e, d.name) for d in _declarations().values() for e in d.extensions]
+        pairs += [(e, f.name) for f in _REGISTERED.values() if f.name not in _DECLARED for e in f.extensions]
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def format_for_path(path: str | os.PathLike[str]) -> Format | None:
+    """The format whose extension `path` ends with (case ignored, the longest match), or None."""
+    lower = os.fspath(path).lower()
+    for ext, name in _extensions():
+        if lower.endswith(ext):
+            return get_format(name)
+    return None
+
+
+def format_for_head(head: bytes) -> Format | None:
+    """The first format (in `format_names` order) whose `sniff` recognises `head`, or None."""
+    for fmt in formats():
+        if fmt.sniff(head):
+            return fmt
+    return None
+
+
+class FormatTable(Mapping[str, Format]):
+    """A live read-only view of the registry, name -> `Format`: ``name in FORMATS`` and listing
+    the names import nothing; looking one up imports its module."""
+
+    def __getitem__(self, name: str) -> Format:
+        if name.lower() not in format_names():
+            raise KeyError(name)
+        return get_format(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(format_names())
+
+    def __len__(self) -> int:
+        return len(format_names())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in format_names()
