@@ -19,6 +19,10 @@ DOCS = ROOT / "docs"
 
 #: Pages whose blocks another test runs, with the reason that test stays its own.
 OWN_TESTS = {
+    "architecture.md": (
+        "tests/docs/test_architecture_doc.py",
+        "its conformance class is collected by pytest, and the format it registers is removed after",
+    ),
     "cli.md": ("tests/cli/test_docs_examples.py", "it runs the README's blocks too, whose fences follow its rules"),
     "mlir.md": (
         "tests/mlir/test_docs.py",

@@ -40,6 +40,7 @@ __all__ = [
     "file_format",
     "file_formats",
     "format_for_path",
+    "format_name_for_path",
     "format_names",
     "formats",
     "get_format",
@@ -286,13 +287,20 @@ def _extensions() -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: -len(p[0]))
 
 
-def format_for_path(path: str | os.PathLike[str]) -> Format | None:
-    """The format whose extension `path` ends with (case ignored, the longest match), or None."""
+def format_name_for_path(path: str | os.PathLike[str]) -> str | None:
+    """The name of the format whose extension `path` ends with (case ignored, the longest
+    match), or None; imports no format."""
     lower = os.fspath(path).lower()
     for ext, name in _extensions():
         if lower.endswith(ext):
-            return get_format(name)
+            return name
     return None
+
+
+def format_for_path(path: str | os.PathLike[str]) -> Format | None:
+    """The format whose extension `path` ends with (`format_name_for_path`), or None."""
+    name = format_name_for_path(path)
+    return get_format(name) if name is not None else None
 
 
 def format_for_head(head: bytes) -> Format | None:

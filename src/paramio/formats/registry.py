@@ -27,7 +27,7 @@ from paramio.formats.contract import (
     FormatContents,
     FormatTable,
     format_for_head,
-    format_for_path,
+    format_name_for_path,
     get_format,
 )
 from paramio.sources.paths import AllowExternal
@@ -62,9 +62,9 @@ def format_module(name: str) -> ModuleType:
 def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) -> str:
     """The format of `path`: by extension (case-insensitive, as IREE), else by magic bytes."""
     p = os.fspath(path)
-    fmt = format_for_path(p)
-    if fmt is not None:
-        return fmt.name
+    name = format_name_for_path(p)
+    if name is not None:
+        return name
     if not for_writing:
         from paramio.formats.inputs import open_input
 
