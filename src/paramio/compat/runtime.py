@@ -5,8 +5,8 @@
 `paramio.iree.bridge` (no copies: IREE reads paramio's mapped files and buffers), so a compiled
 program runs on them. Without ``iree-base-runtime`` they raise `ImportError` naming the extra.
 
-`read_handle` parses a `FileHandle` (memory or file descriptor) in any format paramio reads,
-for `ParameterIndex.load_from_file_handle`.
+`read_handle` (`paramio.formats.handles`) parses a `FileHandle` (memory or file descriptor) in
+any format paramio reads, for `ParameterIndex.load_from_file_handle`.
 """
 
 from __future__ import annotations
@@ -14,22 +14,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from paramio.core.errors import InvalidArgumentError
-from paramio.core.source import ByteSource
-from paramio.sources.handles import FileHandle, handle_source
+from paramio.formats.handles import UnsupportedFormatNameError, read_handle
 
 if TYPE_CHECKING:
-    from paramio.formats.contract import FormatContents
     from paramio.index.index import ParameterIndex
 
-__all__ = ["ParameterProvider", "create_io_parameters_module", "create_provider", "provider_class", "read_handle"]
+__all__ = [
+    "ParameterProvider",
+    "UnsupportedFormatNameError",
+    "create_io_parameters_module",
+    "create_provider",
+    "provider_class",
+    "read_handle",
+]
 
 _EXTRA = "pip install 'paramio[iree]'"
-
-
-class UnsupportedFormatNameError(InvalidArgumentError, NotImplementedError):
-    """A format name `load_from_file_handle` does not know: IREE raises `NotImplementedError`
-    (its UNIMPLEMENTED status) there, paramio's error tree an `InvalidArgumentError`; both hold."""
 
 
 class ParameterProvider:
@@ -81,29 +80,3 @@ def create_io_parameters_module(instance: object, *providers: object) -> object:
         else:
             native.append(p)
     return rt.create_io_parameters_module(instance, *native)
-
-
-#: The formats IREE's ``load_from_file_handle`` names in its error, in its order.
-_IREE_NAMES = (".irpa", ".gguf", ".safetensors")
-
-
-def read_handle(handle: FileHandle | ByteSource, format: str) -> FormatContents:
-    """The entries and attributes of the file behind `handle`, in `format` (``irpa``, ``gguf``,
-    ``safetensors``, or any registered format that reads one byte source; case and a leading
-    dot ignored, as IREE does). Raises `InvalidArgumentError` with IREE's message for another
-    format, else what the reader raises."""
-    from paramio.formats.contract import formats, get_format
-    from paramio.formats.registry import read_source
-
-    name = format.lower().lstrip(".")
-    try:
-        readable = get_format(name).read_source is not None
-    except InvalidArgumentError:
-        readable = False
-    if not readable:
-        others = [f".{f.name}" for f in formats() if f.read_source is not None and f".{f.name}" not in _IREE_NAMES]
-        known = ", ".join([*_IREE_NAMES, *others])
-        raise UnsupportedFormatNameError(
-            f"unsupported file format `{format}`; ensure the extension matches one of the supported formats: [{known}]"
-        )
-    return read_source(handle_source(handle), name)

@@ -278,7 +278,7 @@ class ParameterIndex:
     def load_from_file_handle(self, file_handle: FileHandle | ByteSource, format: str) -> None:
         """Append the entries of the file behind `file_handle` (memory or a file descriptor),
         parsed as `format` (``irpa``, ``gguf``, ``safetensors``), as IREE's method does."""
-        from paramio.compat.runtime import read_handle
+        from paramio.formats.handles import read_handle
 
         self._adopt(read_handle(file_handle, format), None)
 
