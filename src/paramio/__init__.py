@@ -7,7 +7,7 @@ writes load in IREE byte for byte. Every name of ``iree.runtime``'s parameter AP
 
 from __future__ import annotations
 
-from paramio.core.exports import attach, exports
+from paramio.core.exports import attach, declare_format_above, exports
 
 #: `typing.TYPE_CHECKING` without importing `typing` (~8 ms of a ~25 ms ``paramio --help``);
 #: type checkers treat this name as true.
@@ -51,10 +51,10 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
 
 __version__ = "0.1.0"
 
-#: Formats defined above the formats layer, as ``(name, extensions, module that registers it)``:
-#: the format registry (`paramio.formats.contract`) knows them by name and extension from here and
-#: imports the module only when the format is used, so no layer names one above it.
-_FORMATS_ABOVE: tuple[tuple[str, tuple[str, ...], str], ...] = (("tp", (".tp.json",), "paramio.sharding.tpset"),)
+# The tensor-parallel set is a format defined above the formats layer: declared here (by name,
+# extension and the module that registers it) so the format registry finds it without naming
+# `paramio.sharding`, and imports that module only when a ``.tp.json`` is used.
+declare_format_above("tp", (".tp.json",), "paramio.sharding.tpset")
 
 #: public name -> the module that defines it, imported on first use (``paramio.ParameterIndex``,
 #: ``from paramio import load``) by `paramio.core.exports`, so that ``import paramio`` (and so every

@@ -6,6 +6,7 @@ problem must name its check, file, entry and offset.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import paramio
 import paramio.formats.safetensors as st_format
 from paramio import EntryKind, InvalidArgumentError, ParameterSpec, VerifyReport, create_parameters, verify
+from paramio.formats.contract import register_format
 from paramio.formats.irpa.layout import ENTRY_HEADER
 from paramio.formats.registry import FormatContents
 from paramio.formats.verify import Check, EntryCheck, Problem
@@ -192,9 +194,9 @@ def test_sharded_sets_from_the_manifest_and_a_shard(tmp_path: Path, paramio_cli)
     assert code == 0 and out.startswith(f"{tmp_path / 'm.irpa.index.json'}: irpa, 4 entries: OK\n")
 
 
-def test_the_structure_check_is_the_format_package_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`verify` finds a format's structure check in the format's package, with no branch on
-    the format's name: one added to safetensors' package runs, on the contents read."""
+def test_the_structure_check_is_the_format_package_s(tmp_path: Path) -> None:
+    """`verify` finds a format's structure check in the format's `Format` contract, with no
+    branch on the format's name: one added to safetensors' contract runs, on the contents read."""
     from safetensors.numpy import save_file
 
     path = tmp_path / "s.safetensors"
@@ -205,8 +207,11 @@ def test_the_structure_check_is_the_format_package_s(tmp_path: Path, monkeypatch
         seen.append(contents)
         return [Problem(Check.STRUCTURE, "made up", contents.paths[0], "a", 8)]
 
-    monkeypatch.setattr(st_format, "check_structure", check_structure, raising=False)
-    report = verify(path)
+    register_format(dataclasses.replace(st_format.FORMAT, check_structure=check_structure))
+    try:
+        report = verify(path)
+    finally:
+        register_format(st_format.FORMAT)
     assert Check.STRUCTURE in report.checks and [e.key for e in seen[0].entries] == ["a"]
     assert report.problems == (Problem(Check.STRUCTURE, "made up", str(path), "a", 8),)
 

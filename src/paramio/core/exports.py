@@ -34,3 +34,20 @@ def attach(package: str, namespace: dict[str, object], table: Mapping[str, str])
         return value
 
     return __getattr__
+
+
+#: Formats defined above the formats layer, as ``(name, extensions, module that registers it)``.
+#: The package root, which may name every layer, declares them (`declare_format_above`) and
+#: `paramio.formats.contract` reads them: the format registry knows such a format by name and
+#: extension, and imports its module only when it is used, without naming a layer above its own.
+_FORMATS_ABOVE: list[tuple[str, tuple[str, ...], str]] = []
+
+
+def declare_format_above(name: str, extensions: tuple[str, ...], module: str) -> None:
+    """Declare format `name` (its `extensions`; `module` registers it when imported)."""
+    _FORMATS_ABOVE.append((name, extensions, module))
+
+
+def formats_above() -> list[tuple[str, tuple[str, ...], str]]:
+    """The formats `declare_format_above` declared, in order."""
+    return list(_FORMATS_ABOVE)

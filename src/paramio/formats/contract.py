@@ -2,15 +2,17 @@
 
 A format is one `Format` record: its name and extensions, a `sniff` of the first bytes, a reader
 of a path (and, for file handles, of one `ByteSource`), the writer and what it keeps, carries and
-drops (`prepare`), the inverse of that carrying (`take_carried`, `stands_in`), and the few facts
-callers used to branch on by name (`index_suffix`, `splats`, `types_in_metadata`, `composite`).
+drops (`prepare`), the inverse of that carrying (`take_carried`, `stands_in`), `verify`'s
+structure check (`check_structure`), and the few facts callers used to branch on by name
+(`index_suffix`, `splats`, `types_in_metadata`, `composite`).
 Conversion, the index and the CLI reach a format only through this record, so adding one is an
 addition in its own package: build a `Format` and call `register_format` (docs/architecture.md).
 
 Start-up stays light: the built-in formats are *declared* here by name, extensions and the module
 that registers each (imported on the first lookup that needs it). Formats defined above this
-layer (the tensor-parallel set, registered by `paramio.sharding.tpset`) are declared at the
-package root (``paramio._FORMATS_ABOVE``), so this layer names no module above it.
+layer (the tensor-parallel set, registered by `paramio.sharding.tpset`) are declared by the
+package root through the floor (`paramio.core.exports.declare_format_above`), so this layer
+names no module above it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from paramio.core.errors import InvalidArgumentError
+from paramio.core.exports import formats_above
 
 if TYPE_CHECKING:
     from paramio.core.entry import ParameterEntry
     from paramio.core.source import ByteSource
     from paramio.core.tensor import TensorInfo
     from paramio.formats.conversion import Carried, Prepared
+    from paramio.formats.verify import Problem
     from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -130,6 +134,9 @@ class Format:
     #: `claim` (None: untyped), so that a carried claim may replace it. Only asked when the
     #: claim's size is the entry's length and the two types differ.
     stands_in: Callable[[ParameterEntry, TensorInfo | None], bool] = _no_stand_in
+    #: `paramio.verify`'s structure check of the files `contents` was read from (IRPA: data
+    #: sharing bytes with the archive's own tables); None where the reader's checks are all.
+    check_structure: Callable[[FormatContents], list[Problem]] | None = None
     #: The suffix of the index file that names a size-sharded set's files when the writer is
     #: given ``max_shard_size`` (its path names the set); None where a set has no such file.
     index_suffix: str | None = None
@@ -183,11 +190,9 @@ def _declarations() -> dict[str, _Declared]:
     global _ready
     with _LOCK:
         if not _ready:
-            import paramio
-
             for d in _BUILTIN:
                 _DECLARED.setdefault(d.name, d)
-            for name, extensions, module in paramio._FORMATS_ABOVE:
+            for name, extensions, module in formats_above():
                 _DECLARED.setdefault(name, _Declared(name, tuple(extensions), module))
             _ready = True
         return _DECLARED

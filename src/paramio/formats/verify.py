@@ -10,7 +10,7 @@ Problems found (each a `Problem` naming the file, the entry and the offset where
 * `Check.OVERLAPS`: two data entries of one file share bytes;
 * `Check.ALIGNMENT` (only with ``strict_alignment``): a data entry's offset is not a multiple
   of the alignment;
-* `Check.STRUCTURE`, for formats whose package has a ``check_structure(contents)`` function
+* `Check.STRUCTURE`, for formats whose `Format` has a ``check_structure(contents)`` hook
   (IRPA: `paramio.formats.irpa.structure`): a data entry shares bytes with the file's own
   structure (IREE reads such archives, but an in-place write into the entry destroys them).
 
@@ -33,7 +33,8 @@ from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParamioError
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, SplatFault, splat_fault, splat_fault_message
 from paramio.core.text import escape
-from paramio.formats.registry import FormatContents, detect_format, format_module, read_path
+from paramio.formats.contract import get_format
+from paramio.formats.registry import FormatContents, detect_format, read_path
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -216,9 +217,8 @@ StructureCheck = Callable[[FormatContents], list[Problem]]
 
 
 def _structure_check(fmt: str) -> StructureCheck | None:
-    """The format's ``check_structure`` function, if its package has one."""
-    hook: StructureCheck | None = getattr(format_module(fmt), "check_structure", None)
-    return hook
+    """The format's ``check_structure`` hook (`paramio.formats.contract.Format`), if it has one."""
+    return get_format(fmt).check_structure
 
 
 def verify(

@@ -86,6 +86,7 @@ FORMAT = Format(
     read_source=read_source,
     take_carried=take_carried,
     stands_in=stands_in,
+    check_structure=check_structure,
     index_suffix=".irpa.index.json",
     splats=True,
     types_in_metadata=True,
