@@ -117,7 +117,7 @@ def test_a_declared_format_must_register_what_it_declared() -> None:
     declare_format("declared-twice", (".dtx",), "paramio.no_such_module")
     try:
         assert paramio.detect_format("a.DTX") == "declared-twice"  # known by extension, not imported
-        with pytest.raises(ValueError, match="registers extensions"):
+        with pytest.raises(InvalidArgumentError, match="registers extensions"):
             register_format(fmt)
         with pytest.raises(ModuleNotFoundError):
             get_format("declared-twice")  # its module is imported on first use
@@ -145,8 +145,15 @@ def test_a_malformed_format_is_refused(bad: dict[str, object]) -> None:
         "prepare": irpa.prepare,
         **bad,
     }
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgumentError):
         Format(**fields)  # type: ignore[arg-type]
+
+
+def test_paramios_own_formats_cannot_be_forgotten() -> None:
+    for name in ("irpa", "tp"):
+        with pytest.raises(InvalidArgumentError, match="register a replacement"):
+            unregister_format(name)
+        assert get_format(name).name == name
 
 
 def test_a_registered_format_is_found_by_extension_and_name(tmp_path: Path) -> None:

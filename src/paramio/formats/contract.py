@@ -151,11 +151,11 @@ class Format:
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower():
-            raise ValueError(f"format name {self.name!r} must be non-empty and lower case")
+            raise InvalidArgumentError(f"format name {self.name!r} must be non-empty and lower case")
         if not self.extensions or any(not e.startswith(".") or e != e.lower() for e in self.extensions):
-            raise ValueError(f"format {self.name!r}: extensions must be lower case and start with '.'")
+            raise InvalidArgumentError(f"format {self.name!r}: extensions must be lower case and start with '.'")
         if self.index_suffix is not None and self.index_suffix not in self.extensions:
-            raise ValueError(f"format {self.name!r}: its index suffix must be one of its extensions")
+            raise InvalidArgumentError(f"format {self.name!r}: its index suffix must be one of its extensions")
 
     @property
     def extension(self) -> str:
@@ -207,11 +207,12 @@ def declare_format(name: str, extensions: Sequence[str], module: str) -> None:
 
 def register_format(fmt: Format) -> None:
     """Register `fmt` (replacing an earlier registration of its name). A format also declared
-    (`declare_format`) must register the extensions it was declared with: `ValueError` if not."""
+    (`declare_format`) must register the extensions it was declared with: `InvalidArgumentError`
+    (a `ValueError`) if not."""
     with _LOCK:
         declared = _declarations().get(fmt.name)
         if declared is not None and declared.extensions != fmt.extensions:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"format {fmt.name!r} registers extensions {fmt.extensions} but {declared.module} "
                 f"was declared with {declared.extensions}"
             )
@@ -220,11 +221,13 @@ def register_format(fmt: Format) -> None:
 
 def unregister_format(name: str) -> None:
     """Forget a format registered (or declared) by `register_format` (`declare_format`); tests
-    use it to leave the registry as they found it. Unknown names are ignored."""
+    use it to leave the registry as they found it. Unknown names are ignored; a format declared
+    by paramio cannot be forgotten (`InvalidArgumentError`): register a replacement instead."""
     with _LOCK:
+        if name in _DECLARED and name in {d.name for d in _BUILTIN} | {n for n, _, _ in formats_above()}:
+            raise InvalidArgumentError(f"format {name!r} is paramio's own; register a replacement instead")
         _REGISTERED.pop(name, None)
-        if all(d.name != name for d in _BUILTIN):
-            _declarations().pop(name, None)
+        _declarations().pop(name, None)
 
 
 def format_names() -> list[str]:
