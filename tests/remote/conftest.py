@@ -1,7 +1,8 @@
-"""The loopback servers of ``tests/sources`` (nginx, moto's S3), for the openers over URLs."""
+"""The loopback servers of ``tests/sources`` (nginx; moto's and s3rver's S3), for the openers over URLs."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sources"))
 
-from remote_servers import Moto, Nginx, nginx_binary, run_moto, run_nginx  # noqa: E402
+from remote_servers import (  # noqa: E402
+    Nginx,
+    S3Server,
+    aws_env,
+    nginx_binary,
+    run_moto,
+    run_nginx,
+    run_s3rver,
+    s3rver_binary,
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,11 +38,31 @@ def nginx(tmp_path_factory: pytest.TempPathFactory, obstore_installed: None) -> 
 
 
 @pytest.fixture(scope="session")
-def moto(obstore_installed: None) -> Iterator[Moto]:
+def moto(obstore_installed: None) -> Iterator[S3Server]:
     pytest.importorskip("moto", reason="moto[server] is not installed (it is in the test extra)")
     with run_moto() as server:
         server.create_bucket("models")
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3rver(obstore_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    binary = s3rver_binary()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("s3rver is missing in CI: scripts/install-test-servers.sh must install it")
+        pytest.skip("s3rver (and Node.js) not installed (run scripts/install-test-servers.sh)")
+    assert binary is not None
+    with run_s3rver(binary, tmp_path_factory.mktemp("s3rver")) as server:
+        server.create_bucket("models")
+        yield server
+
+
+@pytest.fixture(params=["moto", "s3rver"])
+def s3(request: pytest.FixtureRequest) -> S3Server:
+    """Each S3 server in turn (both have a ``models`` bucket; tests keep to their own prefix)."""
+    server: S3Server = request.getfixturevalue(request.param)
+    return server
 
 
 @pytest.fixture
@@ -43,14 +73,12 @@ def nginx_dir(nginx: Nginx, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def s3_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
-    """moto's S3 configured the ecosystem's way: the AWS environment variables."""
-    for k, v in {
-        "AWS_ENDPOINT_URL": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": "env-key-id",
-        "AWS_SECRET_ACCESS_KEY": "env-secret-do-not-show",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }.items():
-        monkeypatch.setenv(k, v)
-    return moto
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """Each S3 server in turn, configured by the AWS environment variables."""
+    return aws_env(s3, monkeypatch)
+
+
+@pytest.fixture
+def moto_env(moto: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """moto's S3 alone (it aborts multipart uploads; s3rver cannot), by the environment."""
+    return aws_env(moto, monkeypatch)

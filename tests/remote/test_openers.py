@@ -1,5 +1,6 @@
 """Every format opened by URL gives what the same file gives locally: entries, bytes, dump text
-and conversions, from nginx (HTTP ranges) and from moto's S3 (configured by the environment)."""
+and conversions, from nginx (HTTP ranges) and from both S3 servers, moto's and s3rver
+(configured by the environment)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from models import arrays, write_model
-from remote_servers import Moto, Nginx, put_object
+from remote_servers import Nginx, S3Server, aws_env, put_object
 
 import paramio
 from paramio.cli.main import main
@@ -28,9 +29,9 @@ def _serve(kind: str, request: pytest.FixtureRequest, local: Path, tmp_path: Pat
         for f in local.parent.iterdir():
             shutil.copy(f, folder / f.name)
         return f"{nginx.url}/{folder.name}/{local.name}"
-    moto: Moto = request.getfixturevalue("s3_env")
+    server = aws_env(request.getfixturevalue(kind), request.getfixturevalue("monkeypatch"))
     for f in local.parent.iterdir():
-        put_object(moto, f"models/{tmp_path.name}/{f.name}", f.read_bytes())
+        put_object(server, f"models/{tmp_path.name}/{f.name}", f.read_bytes())
     return f"s3://models/{tmp_path.name}/{local.name}"
 
 
@@ -39,7 +40,7 @@ def _dump(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind", ["nginx", "s3"])
+@pytest.mark.parametrize("kind", ["nginx", "moto", "s3rver"])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_url_opens_equal_to_local_file(
     fmt: str, kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -103,7 +104,7 @@ def test_missing_url_is_a_one_line_cli_error(nginx: Nginx, nginx_dir: Path, caps
     assert len(err) == 1 and url in err[0] and "404" in err[0]
 
 
-def test_convert_uploads_to_s3_atomically(s3_env: Moto, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_uploads_to_s3_atomically(s3_env: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     local = write_model(tmp_path, "safetensors")
     url = f"s3://models/{tmp_path.name}/out.irpa"
     assert main(["convert", f"--parameters={local}", f"--output={url}"]) == 0
@@ -116,7 +117,7 @@ def test_convert_uploads_to_s3_atomically(s3_env: Moto, tmp_path: Path, capsys: 
 
 
 def test_failed_conversion_to_s3_leaves_no_object(
-    s3_env: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    moto_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from paramio.sources import upload
 
@@ -138,12 +139,12 @@ def test_failed_conversion_to_s3_leaves_no_object(
     monkeypatch.setattr(upload.RemoteUpload, "write", failing)
     assert main(["convert", f"--parameters={local}", f"--output={url}"]) == 1
     assert "connection reset" in capsys.readouterr().err
-    assert f"{tmp_path.name}/out.irpa" not in " ".join(s3_env.keys("models"))
-    assert s3_env.pending_uploads("models") == []
+    assert f"{tmp_path.name}/out.irpa" not in " ".join(moto_env.keys("models"))
+    assert moto_env.pending_uploads("models") == []
 
 
 def test_credentials_never_appear_in_dump_json(
-    s3_env: Moto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    s3_env: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "m").mkdir()
     local = write_model(tmp_path / "m", "irpa")
@@ -152,12 +153,12 @@ def test_credentials_never_appear_in_dump_json(
     assert main(["dump", "--json", f"--parameters={url}"]) == 0
     out = capsys.readouterr()
     assert url in out.out
-    for secret in ("env-secret-do-not-show", "env-key-id"):
+    for secret in ("env-secret-do-not-show", s3_env.key_id):
         assert secret not in out.out + out.err
     # A missing object's error names the URL, never the keys.
     assert main(["dump", "--json", f"--parameters=s3://models/{tmp_path.name}/absent.irpa"]) == 1
     err = capsys.readouterr().err
-    assert "absent.irpa" in err and "env-secret-do-not-show" not in err and "env-key-id" not in err
+    assert "absent.irpa" in err and "env-secret-do-not-show" not in err and s3_env.key_id not in err
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -217,7 +218,7 @@ def test_mlir_import_takes_a_url(nginx: Nginx, nginx_dir: Path, tmp_path: Path) 
     assert outs[0] == outs[1] and "0x04000000000000000000803F0000004000004040" in outs[0]
 
 
-def test_sharded_set_written_to_s3_opens_from_its_index(s3_env: Moto, tmp_path: Path) -> None:
+def test_sharded_set_written_to_s3_opens_from_its_index(s3_env: S3Server, tmp_path: Path) -> None:
     from models import entries
 
     from paramio.formats.registry import write_path

@@ -12,7 +12,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from remote_servers import FaultServer, Moto, Nginx, nginx_binary, run_fault_server, run_moto, run_nginx
+from remote_servers import (
+    FaultServer,
+    Nginx,
+    S3Server,
+    nginx_binary,
+    run_fault_server,
+    run_moto,
+    run_nginx,
+    run_s3rver,
+    s3rver_binary,
+)
 
 
 def _missing(what: str) -> None:
@@ -37,11 +47,29 @@ def obstore_installed() -> None:
 
 
 @pytest.fixture(scope="session")
-def moto(obstore_installed: None) -> Iterator[Moto]:
+def moto(obstore_installed: None) -> Iterator[S3Server]:
     pytest.importorskip("moto", reason="moto[server] is not installed (it is in the test extra)")
     with run_moto() as server:
         server.create_bucket("models")
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3rver(obstore_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    binary = s3rver_binary()
+    if binary is None:
+        _missing("s3rver (and Node.js)")
+    assert binary is not None
+    with run_s3rver(binary, tmp_path_factory.mktemp("s3rver")) as server:
+        server.create_bucket("models")
+        yield server
+
+
+@pytest.fixture(params=["moto", "s3rver"])
+def s3(request: pytest.FixtureRequest) -> S3Server:
+    """Each S3 server in turn (both have a ``models`` bucket; tests keep to their own prefix)."""
+    server: S3Server = request.getfixturevalue(request.param)
+    return server
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""Real servers on loopback for the remote-source tests: nginx (static files with Range), moto's
-S3 server, and a small fault-injecting HTTP server.
+"""Real servers on loopback for the remote-source tests: nginx (static files with Range), two S3
+servers (moto's and s3rver), and a small fault-injecting HTTP server.
 
 Each is started on 127.0.0.1 on a free port by a fixture in ``conftest.py`` and stopped after.
 """
@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from pytest import MonkeyPatch
 
 
 def free_port() -> int:
@@ -88,8 +90,17 @@ http {{
 
 
 @dataclass
-class Moto:
+class S3Server:
+    """A real S3-compatible server on loopback: moto's (Python, objects in memory) or s3rver
+    (Node, objects in files, ranges streamed from them). Unsigned requests (the helpers below)
+    are served by both; `key_id`/`secret` are what signed clients (obstore) are given."""
+
     endpoint: str
+    kind: str = "moto"
+    key_id: str = "test-key-id"
+    secret: str = "test-secret-value"
+    #: s3rver's data folder: it lists no multipart uploads over HTTP, so they are read from here.
+    data_dir: Path | None = None
 
     def create_bucket(self, name: str) -> None:
         urllib.request.urlopen(
@@ -101,6 +112,9 @@ class Moto:
 
     def pending_uploads(self, bucket: str) -> list[str]:
         """Keys of multipart uploads begun and neither completed nor aborted."""
+        if self.data_dir is not None:
+            uploads = self.data_dir / bucket / "._S3rver_uploads"
+            return sorted((d / "key").read_text() for d in uploads.iterdir()) if uploads.is_dir() else []
         xml = self.get(f"{bucket}?uploads").decode()
         return re.findall(r"<Upload>.*?<Key>(.*?)</Key>", xml, re.S)
 
@@ -110,25 +124,43 @@ class Moto:
     def config(self, **extra: str) -> dict[str, str]:
         return {
             "endpoint": self.endpoint,
-            "access_key_id": "test-key-id",
-            "secret_access_key": "test-secret-value",
+            "access_key_id": self.key_id,
+            "secret_access_key": self.secret,
             "region": "us-east-1",
             **extra,
         }
 
 
-def put_object(moto: Moto, path: str, data: bytes) -> None:
-    """Store an object with a plain PUT (moto without auth takes unsigned requests)."""
+#: The name the tests were written with; every S3 server has its interface.
+Moto = S3Server
+
+
+def put_object(server: S3Server, path: str, data: bytes) -> None:
+    """Store an object with a plain PUT (both servers without auth take unsigned requests)."""
     urllib.request.urlopen(
         urllib.request.Request(
-            f"{moto.endpoint}/{path}", data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}
+            f"{server.endpoint}/{path}", data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}
         ),
-        timeout=30,
+        timeout=60,
     ).read()
 
 
+def aws_env(server: S3Server, monkeypatch: MonkeyPatch) -> S3Server:
+    """`server` configured the ecosystem's way: the AWS environment variables (its key id; a
+    secret the tests look for in outputs, which neither server checks)."""
+    for k, v in {
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "AWS_ACCESS_KEY_ID": server.key_id,
+        "AWS_SECRET_ACCESS_KEY": "env-secret-do-not-show",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(k, v)
+    return server
+
+
 @contextlib.contextmanager
-def run_moto(*, auth: bool = False) -> Iterator[Moto]:
+def run_moto(*, auth: bool = False) -> Iterator[S3Server]:
     exe = Path(sys.executable).parent / "moto_server"
     port = free_port()
     env = dict(os.environ)
@@ -139,7 +171,40 @@ def run_moto(*, auth: bool = False) -> Iterator[Moto]:
     )
     try:
         wait_for_port(port, proc, "moto_server")
-        yield Moto(f"http://127.0.0.1:{port}")
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+#: Where ``scripts/install-test-servers.sh`` puts s3rver when npm's global folder is not on PATH.
+S3RVER_PREFIX = Path(os.environ.get("PARAMIO_TEST_SERVERS", "/opt/paramio-test-servers"))
+
+
+def s3rver_binary() -> str | None:
+    """s3rver's launcher, and only when Node is there to run it."""
+    if shutil.which("node") is None:
+        return None
+    found = shutil.which("s3rver")
+    local = S3RVER_PREFIX / "node_modules" / ".bin" / "s3rver"
+    return found or (str(local) if local.exists() else None)
+
+
+@contextlib.contextmanager
+def run_s3rver(binary: str, work: Path) -> Iterator[S3Server]:
+    """s3rver on 127.0.0.1 with its objects under `work`. It knows one key pair, ``S3RVER`` /
+    ``S3RVER``, and refuses other key ids (403); it does not check V4 signatures' secrets, honours
+    no ``If-Match``, and cannot abort a multipart upload (moto serves those cases)."""
+    data, port = work / "data", free_port()
+    data.mkdir()
+    proc = subprocess.Popen(
+        [binary, "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "-s", "--no-vhost-buckets"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc, "s3rver")
+        yield S3Server(f"http://127.0.0.1:{port}", kind="s3rver", key_id="S3RVER", secret="S3RVER", data_dir=data)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -13,7 +13,7 @@ import pytest
 
 obstore = pytest.importorskip("obstore", reason="the remote extra is not installed")
 
-from remote_servers import Moto, Nginx  # noqa: E402
+from remote_servers import Nginx, S3Server  # noqa: E402
 
 from paramio.sources import open_source  # noqa: E402
 from paramio.sources.cache import CachedSource, DiskCache  # noqa: E402
@@ -90,23 +90,24 @@ def test_cache_stays_under_its_bound(nginx: Nginx, nginx_dir: Path, tmp_path: Pa
     assert cache.used_bytes() <= 300_000
 
 
-def _s3(moto: Moto) -> dict[str, object]:
-    return {"config": moto.config(), "client_options": {"allow_http": True}}
+def _s3(server: S3Server) -> dict[str, object]:
+    return {"config": server.config(), "client_options": {"allow_http": True}}
 
 
-def test_multipart_upload_appears_only_on_commit(moto: Moto, tmp_path: Path) -> None:
+def test_multipart_upload_appears_only_on_commit(s3: S3Server, tmp_path: Path) -> None:
     url, key = f"s3://models/{tmp_path.name}/big.irpa", f"{tmp_path.name}/big.irpa"
     big = sample_bytes(12 << 20, seed=5)
-    with open_upload(url, part_size=5 << 20, **_s3(moto)) as up:  # type: ignore[arg-type]
+    with open_upload(url, part_size=5 << 20, **_s3(s3)) as up:  # type: ignore[arg-type]
         for i in range(0, len(big), 3 << 20):
             up.write(big[i : i + (3 << 20)])
-        assert moto.pending_uploads("models") == [key]  # parts sent...
-        assert key not in moto.keys("models")  # ...but no object under the name yet
-    assert moto.pending_uploads("models") == []
-    assert open_source(url, **_s3(moto)).read(0, len(big)) == big  # type: ignore[arg-type]
+        assert s3.pending_uploads("models") == [key]  # parts sent...
+        assert key not in s3.keys("models")  # ...but no object under the name yet
+    assert s3.pending_uploads("models") == []
+    assert open_source(url, **_s3(s3)).read(0, len(big)) == big  # type: ignore[arg-type]
 
 
-def test_failed_upload_leaves_nothing(moto: Moto, tmp_path: Path) -> None:
+def test_failed_upload_leaves_nothing(moto: S3Server, tmp_path: Path) -> None:
+    """moto alone: s3rver cannot abort a multipart upload (it answers 405)."""
     url, key = f"s3://models/{tmp_path.name}/bad.irpa", f"{tmp_path.name}/bad.irpa"
     with pytest.raises(RuntimeError, match="writer died"):
         with open_upload(url, part_size=5 << 20, **_s3(moto)) as up:  # type: ignore[arg-type]

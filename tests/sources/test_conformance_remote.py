@@ -1,12 +1,13 @@
-"""The shipped conformance suite against remote objects: nginx over HTTP, moto's S3 server, and a
-server that fails the first try of every range (so each read passes only through the retries)."""
+"""The shipped conformance suite against remote objects: nginx over HTTP, both S3 servers (moto's
+and s3rver), and a server that fails the first try of every range (so each read passes only
+through the retries)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from remote_servers import FaultServer, Moto, Nginx, put_object
+from remote_servers import FaultServer, Nginx, S3Server, put_object
 
 from paramio.sources import ByteSource, open_source
 from paramio.sources.retry import RetryPolicy
@@ -30,8 +31,8 @@ class TestHTTPSource(SourceTests):
 
 class TestS3Source(SourceTests):
     @pytest.fixture(autouse=True)
-    def _server(self, moto: Moto, tmp_path: Path) -> None:
-        self.server, self.prefix = moto, tmp_path.name
+    def _server(self, s3: S3Server, tmp_path: Path) -> None:
+        self.server, self.prefix = s3, tmp_path.name
 
     def make_source(self, tmp_path: Path, files: dict[str, bytes], name: str) -> ByteSource:
         for n, data in files.items():

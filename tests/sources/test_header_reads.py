@@ -1,5 +1,5 @@
 """Today's safetensors reader, unchanged, over a remote source: a header-only open of the real
-published model from nginx costs one HEAD and one 64 KiB GET (from moto's S3 too), and gives the local file's entries."""
+published model from nginx costs one HEAD and one 64 KiB GET (from both S3 servers too), and gives the local file's entries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 objectstore = pytest.importorskip("paramio.sources.objectstore", reason="the remote extra is not installed")
 
-from remote_servers import Moto, Nginx, put_object  # noqa: E402
+from remote_servers import Nginx, S3Server, put_object  # noqa: E402
 
 from paramio.formats.safetensors.reader import read_header  # noqa: E402
 from paramio.sources import FileSource, open_source  # noqa: E402
@@ -42,11 +42,11 @@ def test_safetensors_header_from_nginx_is_one_small_get(nginx: Nginx, nginx_dir:
 
 @pytest.mark.slow  # uploading the 90 MB model to moto takes seconds
 def test_safetensors_header_from_s3_is_one_small_get(
-    moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = _model()
     key = f"models/{tmp_path.name}/model.safetensors"
-    put_object(moto, key, model.read_bytes())
+    put_object(s3, key, model.read_bytes())
     calls: list[tuple[str, object]] = []
     get, head = objectstore.obstore.get_async, objectstore.obstore.head_async
 
@@ -60,6 +60,6 @@ def test_safetensors_header_from_s3_is_one_small_get(
 
     monkeypatch.setattr(objectstore.obstore, "get_async", counted_get)
     monkeypatch.setattr(objectstore.obstore, "head_async", counted_head)
-    remote = open_source(f"s3://{key}", config=moto.config(), client_options={"allow_http": True})
+    remote = open_source(f"s3://{key}", config=s3.config(), client_options={"allow_http": True})
     assert read_header(remote) == read_header(FileSource(model))
     assert calls == [("HEAD", key.removeprefix("models/")), ("GET", (0, 65536))]

@@ -9,7 +9,7 @@ import pytest
 
 obstore = pytest.importorskip("obstore", reason="the remote extra is not installed")
 
-from remote_servers import FaultServer, Moto, Nginx, put_object, run_moto  # noqa: E402
+from remote_servers import FaultServer, Nginx, S3Server, put_object, run_moto  # noqa: E402
 
 from paramio.core.errors import SourceError  # noqa: E402
 from paramio.sources import open_source  # noqa: E402
@@ -96,25 +96,41 @@ def test_wrong_credentials_are_403_and_never_shown(tmp_path: Path) -> None:
     assert str(info.value) == "s3://models/m.safetensors: HTTP 403 permission denied"
 
 
-def test_missing_s3_object_and_bucket(moto: Moto, tmp_path: Path) -> None:
-    put_object(moto, f"models/{tmp_path.name}/here.bin", b"x")
-    cfg = {"config": moto.config(), "client_options": {"allow_http": True}}
+def test_unknown_key_id_is_403_and_never_shown(s3rver: S3Server) -> None:
+    """s3rver checks the key id on every signed request (moto does only in its auth mode, above)."""
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    with pytest.raises(RemoteSourceError) as info:
+        open_source(
+            "s3://models/m.safetensors",
+            config=s3rver.config(access_key_id="AKIAEXAMPLEKEYID", secret_access_key=secret),
+            client_options={"allow_http": True},
+        )
+    assert info.value.status == 403
+    assert str(info.value) == "s3://models/m.safetensors: HTTP 403 permission denied"
+
+
+def test_missing_s3_object_and_bucket(s3: S3Server, tmp_path: Path) -> None:
+    put_object(s3, f"models/{tmp_path.name}/here.bin", b"x")
+    cfg = {"config": s3.config(), "client_options": {"allow_http": True}}
     with pytest.raises(RemoteSourceError, match="HTTP 404 not found"):
         open_source(f"s3://models/{tmp_path.name}/gone.bin", **cfg)
     with pytest.raises(RemoteSourceError, match="HTTP 404"):
         open_source("s3://no-such-bucket/x.bin", **cfg)
 
 
-def test_object_replaced_mid_read_is_refused(moto: Moto, tmp_path: Path) -> None:
+def test_object_replaced_mid_read_is_refused(s3: S3Server, tmp_path: Path) -> None:
+    """moto refuses the pinned read (412 for If-Match); s3rver ignores If-Match and answers with
+    the new object, which the ETag check on every response refuses."""
     key = f"models/{tmp_path.name}/w.bin"
-    put_object(moto, key, b"a" * 1000)
-    src = open_source(f"s3://{key}", config=moto.config(), client_options={"allow_http": True})
+    put_object(s3, key, b"a" * 1000)
+    src = open_source(f"s3://{key}", config=s3.config(), client_options={"allow_http": True})
     assert src.read(0, 4) == b"aaaa"
     # Replace it through obstore (moto refuses an unsigned PUT over an existing key).
-    store, path = store_for(f"s3://{key}", config=moto.config(), client_options={"allow_http": True})
+    store, path = store_for(f"s3://{key}", config=s3.config(), client_options={"allow_http": True})
     obstore.put(store, path, b"b" * 1000)
-    with pytest.raises(RemoteSourceError, match="HTTP 412 object changed while reading"):
+    with pytest.raises(RemoteSourceError, match="object changed while reading") as info:
         src.read(500, 4)
+    assert (info.value.start, info.value.end) == (500, 504)
 
 
 def test_redaction() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 objectstore = pytest.importorskip("paramio.sources.objectstore", reason="the remote extra is not installed")
 
-from remote_servers import Moto, Nginx, put_object  # noqa: E402
+from remote_servers import Nginx, S3Server, put_object  # noqa: E402
 
 from paramio.core.errors import InvalidArgumentError  # noqa: E402
 from paramio.sources import open_source  # noqa: E402
@@ -78,11 +78,11 @@ def test_requests_in_flight_are_bounded(limit: int) -> None:
     assert src.peak == limit  # 200 requests of 10 bytes: the limit is reached, never passed
 
 
-def test_aws_environment_configures_s3(moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    put_object(moto, f"models/{tmp_path.name}/e.bin", b"from the environment")
+def test_aws_environment_configures_s3(s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    put_object(s3, f"models/{tmp_path.name}/e.bin", b"from the environment")
     for k, v in {
-        "AWS_ENDPOINT_URL": moto.endpoint,
-        "AWS_ACCESS_KEY_ID": "env-key-id",
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.key_id,
         "AWS_SECRET_ACCESS_KEY": "env-secret",
         "AWS_REGION": "us-east-1",
         "AWS_ALLOW_HTTP": "true",

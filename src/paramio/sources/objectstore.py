@@ -2,7 +2,8 @@
 
 The protocols, signing and credential chains are obstore's; this module adds what paramio
 needs on top: one HEAD per open (size, ETag, Last-Modified), ranged GETs pinned to that ETag
-(``If-Match``: an object replaced mid-read is an error, not a mix of two versions), our own
+(``If-Match``, and each response's ETag checked for servers that ignore it: an object replaced
+mid-read is an error, not a mix of two versions), our own
 retries with backoff (obstore's are turned off, so one policy decides and the error can say how
 many attempts were made), a length check on every body, and errors translated at this boundary.
 
@@ -172,9 +173,19 @@ class ObjectStoreSource(AsyncByteSource):
         async def once() -> None:
             try:
                 result = await obstore.get_async(self._store, self._path, options=options)  # type: ignore[arg-type]
+                sent_etag = result.meta.get("e_tag")
                 data = await result.bytes_async()
             except Exception as exc:
                 raise translate(exc, self.url, offset, end) from exc
+            # Not every server honours If-Match (s3rver, some gateways): the response's own ETag
+            # says whether these bytes are the version opened.
+            if self.etag and sent_etag and sent_etag != self.etag:
+                raise RemoteSourceError(
+                    "object changed while reading (its ETag is not the one it was opened with)",
+                    url=self.url,
+                    start=offset,
+                    end=end,
+                )
             got = len(data)
             if got > len(out):
                 raise RemoteSourceError(
