@@ -70,10 +70,6 @@ class ByteSource(abc.ABC):
         """The local file behind the source, if there is one."""
         return None
 
-    def fileno(self) -> int | None:
-        """An OS file descriptor for kernel-side copies, or None."""
-        return None
-
     def whole_view(self) -> memoryview | None:
         """The whole source as one buffer that every `view` is a window of (a mapped file, a
         caller's buffer), or None. `ParameterEntry.to_numpy` slices it instead of calling

@@ -38,6 +38,7 @@ from paramio.core.entry import ParameterEntry, fill_pattern
 from paramio.core.errors import SourceError, WriteError
 from paramio.formats.interrupts import held_signals
 from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
+from paramio.sources.protocols import SupportsFileDescriptor
 
 if TYPE_CHECKING:
     from paramio.formats.output_set import AtomicOutputSet
@@ -348,8 +349,8 @@ def sync_folder(path: str | None) -> None:
 def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progress: object = None) -> None:
     """Write `entry`'s bytes (splats expanded) at `offset` in `out`."""
     src = entry.source
-    fd = src.fileno() if src is not None else None
-    if fd is None or fd < 0 or entry.length == 0:
+    fd = _descriptor(src)
+    if fd is None or entry.length == 0:
         _copy_views(entry, out, offset, 0, progress)
         return
     done = 0
@@ -362,6 +363,17 @@ def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progres
         _buffered_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress)
     else:
         _pipelined_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress)
+
+
+def _descriptor(src: object) -> int | None:
+    """`src`'s open descriptor for kernel-side copies, or None (no local file behind it, a
+    wrapper that does not pass one through, or closed): then the bytes go through views."""
+    if not isinstance(src, SupportsFileDescriptor):
+        return None
+    try:
+        return src.descriptor()
+    except SourceError:
+        return None
 
 
 def _kernel_copy(fd: int, src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object) -> int:

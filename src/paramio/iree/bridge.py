@@ -17,9 +17,10 @@ from types import ModuleType
 import numpy as np
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.source import ByteSource
+from paramio.core.errors import SourceError
 from paramio.index.provider import Provider
-from paramio.sources.protocols import SupportsZeroCopy
+from paramio.sources.handles import FileHandle
+from paramio.sources.protocols import SupportsFileDescriptor, SupportsZeroCopy
 
 __all__ = ["IreeParameters", "create_parameters_module", "to_iree_index", "to_iree_provider", "to_iree_providers"]
 
@@ -57,12 +58,12 @@ class IreeParameters:
             self.providers[scope] = index.create_provider(scope=scope)  # type: ignore[attr-defined]
         _ = rt
 
-    def file_handle(self, source: ByteSource) -> object:
+    def file_handle(self, source: SupportsFileDescriptor) -> object:
         """One IREE handle per open source, over paramio's own descriptor."""
         handle = self._handles.get(id(source))
         if handle is None:
             rt = iree_runtime()
-            handle = rt.FileHandle.wrap_fd(source.fileno(), readable=True, writable=False)
+            handle = rt.FileHandle.wrap_fd(source.descriptor(), readable=True, writable=False)
             self._handles[id(source)] = handle
             self._keep.append(source)
         return handle
@@ -90,8 +91,9 @@ def to_iree_index(entries: Sequence[ParameterEntry], *, _bridge: IreeParameters 
             continue
         src = e.source
         assert src is not None
-        fd = src.fileno()  # wrappers (compat handles) pass their file's descriptor through
-        if fd is not None and fd >= 0 and src.path is not None:
+        if isinstance(src, FileHandle):  # IREE's handle type: what it stands for
+            src = src.source
+        if isinstance(src, SupportsFileDescriptor) and _is_open(src):
             index.add_from_file_handle(e.key, bridge.file_handle(src), e.length, e.offset, metadata=md)
         elif isinstance(src, SupportsZeroCopy):  # memory: IREE reads the caller's buffer
             buf = np.frombuffer(src.view(e.offset, e.length), dtype=np.uint8)
@@ -104,6 +106,14 @@ def to_iree_index(entries: Sequence[ParameterEntry], *, _bridge: IreeParameters 
             bridge.keep(buf)
             index.add_buffer(e.key, buf, metadata=md)
     return index
+
+
+def _is_open(src: SupportsFileDescriptor) -> bool:
+    try:
+        src.descriptor()
+    except SourceError:
+        return False
+    return True
 
 
 class _Keeper(IreeParameters):

@@ -25,6 +25,7 @@ from paramio.core.errors import InvalidArgumentError, SourceError
 from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 from paramio.sources.memory import MemorySource
+from paramio.sources.protocols import SupportsFileDescriptor
 
 __all__ = ["FileHandle", "handle_source", "mark_fd_source"]
 
@@ -109,7 +110,7 @@ class FileHandle(ByteSource):
         except TypeError:  # a source class without weak references: a handle per call
             h = None
         if h is None:
-            fd = source.fileno() if source in _FD_SOURCES else None
+            fd = source.descriptor() if source in _FD_SOURCES and isinstance(source, SupportsFileDescriptor) else None
             h = FileHandle._make(source, None, fd if fd is not None else -1, True, source.writable)
             try:
                 _HANDLES[source] = h
@@ -189,9 +190,6 @@ class FileHandle(ByteSource):
     @property
     def path(self) -> str | None:
         return self.source.path
-
-    def fileno(self) -> int | None:
-        return self.source.fileno()
 
     @property
     def writable(self) -> bool:

@@ -5,8 +5,10 @@ more, and a caller that wants more asks with ``isinstance`` instead of probing f
 
 - `SupportsZeroCopy`: views that share the source's memory (a mapped file, a caller's buffer),
   never a copy. A remote source's `view` is a fetched copy, so it is not one.
-- `SupportsFileDescriptor`: an OS descriptor (never None, unlike the contract's `fileno`) and a
-  local path, for kernel-side copies (``os.copy_file_range``) and for handing the file to IREE.
+- `SupportsFileDescriptor`: an OS descriptor and a local path, for kernel-side copies
+  (``os.copy_file_range``) and for handing the file to IREE. The contract has no ``fileno``: a
+  source without this Protocol (memory, a remote object, a window or other wrapper over a file)
+  is read through `readinto`/`view`, never asked for a descriptor it may not have.
 - `SupportsWrite`: bytes written in place (through `write` or a writable view) and made durable;
   whether *this* instance was opened for writing is its `writable` flag.
 - `SupportsUpload`: an output that streams parts and then appears whole or not at all (an
@@ -38,7 +40,7 @@ class SupportsFileDescriptor(Protocol):
     def path(self) -> str: ...
 
     def descriptor(self) -> int:
-        """The open OS descriptor."""
+        """The open OS descriptor (`SourceError` once the source is closed)."""
         ...
 
 
