@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Installs the servers the remote-source tests start on loopback: nginx (Debian's package) for
-# HTTP ranges, and s3rver (npm, run by Debian's Node.js) as an S3 server that keeps objects in
+# HTTP ranges; from npm (run by Debian's Node.js), s3rver, an S3 server that keeps objects in
 # files and streams ranges from them (moto's in-memory server, from the test extra, serves the
-# fault cases). Idempotent and quiet; returns at once when both are there. Without root or apt it
+# fault cases), and Azurite, Microsoft's Azure Blob emulator. Idempotent and quiet; returns at
+# once when all are there (the first npm install takes about a minute; Azurite is most of it). Without root or apt it
 # says so and returns 0: those tests then skip with the reason (outside CI) or fail (in CI).
 set -euo pipefail
 S3RVER_VERSION=3.7.1
+AZURITE_VERSION=3.35.0  # the last release that declares support for Debian 12's Node.js 18
 prefix="${PARAMIO_TEST_SERVERS:-/opt/paramio-test-servers}"
 
 have_nginx() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
-have_s3rver() { command -v node >/dev/null 2>&1 && [ -x "$prefix/node_modules/.bin/s3rver" ]; }
+have_npm_tools() {
+  command -v node >/dev/null 2>&1 && [ -x "$prefix/node_modules/.bin/s3rver" ] \
+    && [ -x "$prefix/node_modules/.bin/azurite-blob" ]
+}
 
-if have_nginx && have_s3rver; then
+if have_nginx && have_npm_tools; then
   exit 0
 fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
-    echo "install-test-servers: not root and no sudo; install nginx, and s3rver@$S3RVER_VERSION under $prefix (npm), for the remote tests" >&2
+    echo "install-test-servers: not root and no sudo; install nginx, and s3rver@$S3RVER_VERSION and azurite@$AZURITE_VERSION under $prefix (npm), for the remote tests" >&2
     exit 0
   fi
 fi
@@ -37,8 +42,9 @@ if ! have_nginx || ! command -v npm >/dev/null 2>&1; then
     $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   fi
 fi
-if ! have_s3rver; then
-  # A folder of its own (not npm's global one): a pinned version, removable with rm -r.
+if ! have_npm_tools; then
+  # A folder of its own (not npm's global one): pinned versions, removable with rm -r.
   $sudo mkdir -p "$prefix"
-  $sudo npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "s3rver@$S3RVER_VERSION" >/dev/null
+  $sudo npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error \
+    "s3rver@$S3RVER_VERSION" "azurite@$AZURITE_VERSION" >/dev/null
 fi

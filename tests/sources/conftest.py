@@ -13,10 +13,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from remote_servers import (
+    Azurite,
     FaultServer,
     Nginx,
     S3Server,
+    azurite_binary,
     nginx_binary,
+    run_azurite,
     run_fault_server,
     run_moto,
     run_nginx,
@@ -62,6 +65,18 @@ def s3rver(obstore_installed: None, tmp_path_factory: pytest.TempPathFactory) ->
     assert binary is not None
     with run_s3rver(binary, tmp_path_factory.mktemp("s3rver")) as server:
         server.create_bucket("models")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azurite(obstore_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's Blob service with a ``models`` container."""
+    binary = azurite_binary()
+    if binary is None:
+        _missing("azurite (and Node.js)")
+    assert binary is not None
+    with run_azurite(binary, tmp_path_factory.mktemp("azurite")) as server:
+        server.create_container("models")
         yield server
 
 

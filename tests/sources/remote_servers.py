@@ -1,5 +1,5 @@
 """Real servers on loopback for the remote-source tests: nginx (static files with Range), two S3
-servers (moto's and s3rver), and a small fault-injecting HTTP server.
+servers (moto's and s3rver), Azurite (Azure Blob), and a small fault-injecting HTTP server.
 
 Each is started on 127.0.0.1 on a free port by a fixture in ``conftest.py`` and stopped after.
 """
@@ -177,7 +177,7 @@ def run_moto(*, auth: bool = False) -> Iterator[S3Server]:
         proc.wait(10)
 
 
-#: Where ``scripts/install-test-servers.sh`` puts s3rver when npm's global folder is not on PATH.
+#: Where ``scripts/install-test-servers.sh`` puts s3rver and Azurite (npm packages).
 S3RVER_PREFIX = Path(os.environ.get("PARAMIO_TEST_SERVERS", "/opt/paramio-test-servers"))
 
 
@@ -205,6 +205,83 @@ def run_s3rver(binary: str, work: Path) -> Iterator[S3Server]:
     try:
         wait_for_port(port, proc, "s3rver")
         yield S3Server(f"http://127.0.0.1:{port}", kind="s3rver", key_id="S3RVER", secret="S3RVER", data_dir=data)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+#: Azurite's development account: a well-known name and key, published with the emulator.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass
+class Azurite:
+    """Azurite's Blob service on loopback (Microsoft's emulator, from npm): containers of blobs
+    at ``{endpoint}/{account}/{container}/{name}``, every request signed with the account key."""
+
+    endpoint: str
+
+    @property
+    def account_url(self) -> str:
+        return f"{self.endpoint}/{AZURITE_ACCOUNT}"
+
+    def create_container(self, name: str) -> None:
+        """PUT ``?restype=container``, signed with Shared Key (obstore creates no containers)."""
+        import base64
+        import email.utils
+        import hashlib
+        import hmac
+
+        date, version, ctype = email.utils.formatdate(usegmt=True), "2021-08-06", "application/octet-stream"
+        to_sign = (
+            f"PUT\n\n\n\n\n{ctype}\n\n\n\n\n\n\n"
+            f"x-ms-date:{date}\nx-ms-version:{version}\n"
+            f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
+        )
+        mac = hmac.new(base64.b64decode(AZURITE_KEY), to_sign.encode(), hashlib.sha256).digest()
+        headers = {
+            "x-ms-date": date,
+            "x-ms-version": version,
+            "Content-Type": ctype,
+            "Authorization": f"SharedKey {AZURITE_ACCOUNT}:{base64.b64encode(mac).decode()}",
+        }
+        request = urllib.request.Request(f"{self.account_url}/{name}?restype=container", b"", headers, method="PUT")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def config(self) -> dict[str, str]:
+        return {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY, "endpoint": self.account_url}
+
+    def put(self, path: str, data: bytes) -> None:
+        """Store `data` as ``az://{path}`` (container first) through obstore."""
+        import obstore
+        from obstore.store import from_url
+
+        container, _, name = path.partition("/")
+        store = from_url(f"az://{container}", config=self.config(), client_options={"allow_http": True})
+        obstore.put(store, name, data)
+
+
+def azurite_binary() -> str | None:
+    """Azurite's Blob-only launcher, and only when Node is there to run it."""
+    if shutil.which("node") is None:
+        return None
+    local = S3RVER_PREFIX / "node_modules" / ".bin" / "azurite-blob"
+    return shutil.which("azurite-blob") or (str(local) if local.exists() else None)
+
+
+@contextlib.contextmanager
+def run_azurite(binary: str, work: Path) -> Iterator[Azurite]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(work), "--silent"]
+        + ["--skipApiVersionCheck", "--disableProductStyleUrl"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc, "azurite-blob")
+        yield Azurite(f"http://127.0.0.1:{port}")
     finally:
         proc.terminate()
         proc.wait(10)

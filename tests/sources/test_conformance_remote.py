@@ -1,5 +1,5 @@
 """The shipped conformance suite against remote objects: nginx over HTTP, both S3 servers (moto's
-and s3rver), and a server that fails the first try of every range (so each read passes only
+and s3rver), Azure Blob (Azurite), and a server that fails the first try of every range (so each read passes only
 through the retries)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from remote_servers import FaultServer, Nginx, S3Server, put_object
+from remote_servers import Azurite, FaultServer, Nginx, S3Server, put_object
 
 from paramio.sources import ByteSource, open_source
 from paramio.sources.retry import RetryPolicy
@@ -39,6 +39,19 @@ class TestS3Source(SourceTests):
             put_object(self.server, f"models/{self.prefix}/{n}", data)
         return open_source(
             f"s3://models/{self.prefix}/{name}", config=self.server.config(), client_options={"allow_http": True}
+        )
+
+
+class TestAzureSource(SourceTests):
+    @pytest.fixture(autouse=True)
+    def _server(self, azurite: Azurite, tmp_path: Path) -> None:
+        self.server, self.prefix = azurite, tmp_path.name
+
+    def make_source(self, tmp_path: Path, files: dict[str, bytes], name: str) -> ByteSource:
+        for n, data in files.items():
+            self.server.put(f"models/{self.prefix}/{n}", data)
+        return open_source(
+            f"az://models/{self.prefix}/{name}", config=self.server.config(), client_options={"allow_http": True}
         )
 
 
