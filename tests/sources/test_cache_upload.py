@@ -15,6 +15,7 @@ obstore = pytest.importorskip("obstore", reason="the remote extra is not install
 
 from remote_servers import Nginx, S3Server  # noqa: E402
 
+from paramio.core.errors import InvalidArgumentError  # noqa: E402
 from paramio.sources import open_source  # noqa: E402
 from paramio.sources.cache import CachedSource, DiskCache  # noqa: E402
 from paramio.sources.upload import open_upload  # noqa: E402
@@ -106,6 +107,19 @@ def test_multipart_upload_appears_only_on_commit(s3: S3Server, tmp_path: Path) -
     assert open_source(url, **_s3(s3)).read(0, len(big)) == big  # type: ignore[arg-type]
 
 
+def test_upload_from_a_reused_buffer_keeps_every_part(s3: S3Server, tmp_path: Path) -> None:
+    """Writers refill one buffer per chunk (as `paramio convert --output=s3://...` does); each
+    part sent must hold the bytes written then, not what the buffer holds later."""
+    url = f"s3://models/{tmp_path.name}/reused.bin"
+    data = sample_bytes(12 << 20, seed=9)
+    buf = bytearray(3 << 20)
+    with open_upload(url, part_size=5 << 20, **_s3(s3)) as up:  # type: ignore[arg-type]
+        for i in range(0, len(data), len(buf)):
+            buf[:] = data[i : i + len(buf)]
+            up.write(buf)
+    assert open_source(url, **_s3(s3)).read(0, len(data)) == data  # type: ignore[arg-type]
+
+
 def test_failed_upload_leaves_nothing(moto: S3Server, tmp_path: Path) -> None:
     """moto alone: s3rver cannot abort a multipart upload (it answers 405)."""
     url, key = f"s3://models/{tmp_path.name}/bad.irpa", f"{tmp_path.name}/bad.irpa"
@@ -120,3 +134,40 @@ def test_failed_upload_leaves_nothing(moto: S3Server, tmp_path: Path) -> None:
     up2.write(b"small")
     up2.abort()
     assert key not in moto.keys("models")
+
+
+def test_part_size_grows_so_any_object_fits_in_10000_parts() -> None:
+    from paramio.sources.upload import DEFAULT_PART_SIZE, MAX_PARTS, part_size_for
+
+    assert part_size_for(None) == part_size_for(1 << 30) == DEFAULT_PART_SIZE  # 64 parts of 16 MiB
+    assert part_size_for(MAX_PARTS * DEFAULT_PART_SIZE) == DEFAULT_PART_SIZE  # 156.25 GiB: exactly 10,000
+    for size in (MAX_PARTS * DEFAULT_PART_SIZE + 1, 200 << 30, 40 << 40):
+        part = part_size_for(size)
+        assert part % (1 << 20) == 0 and -(-size // part) <= MAX_PARTS, size
+    assert part_size_for(200 << 30) == 21 << 20
+    with pytest.raises(InvalidArgumentError, match="over 5 GiB"):
+        part_size_for(MAX_PARTS * (5 << 30) + 1)
+
+
+def test_conversion_to_a_url_sizes_parts_from_the_file(
+    s3rver: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload is told the local build's size (so a model over 156 GiB would get bigger parts)."""
+    import obstore
+
+    from paramio.formats.uploads import write_remote
+
+    seen: list[int] = []
+    real = obstore.open_writer
+
+    def spy(store: object, path: str, *, buffer_size: int, **kw: object) -> object:
+        seen.append(buffer_size)
+        return real(store, path, buffer_size=buffer_size, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(obstore, "open_writer", spy)
+    monkeypatch.setattr("paramio.sources.upload.MAX_PARTS", 2)  # a 40 MiB file then needs 20 MiB parts
+    url = f"s3://models/{tmp_path.name}/m.bin"
+    data = sample_bytes(40 << 20, seed=3)
+    write_remote(url, lambda p: Path(p).write_bytes(data), options=_s3(s3rver))
+    assert seen == [20 << 20]  # not the 16 MiB default
+    assert open_source(url, **_s3(s3rver)).read(0, len(data)) == data  # type: ignore[arg-type]

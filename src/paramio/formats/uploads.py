@@ -47,7 +47,9 @@ def write_remote(url: str, write: Callable[[str], None], *, options: Mapping[str
         buf = bytearray(_CHUNK)
         for made_name in made:
             target = url if made_name == name else beside(url, made_name)
-            with open(os.path.join(folder, made_name), "rb") as f, open_upload(target, **upload_options) as up:
+            local = os.path.join(folder, made_name)
+            size = os.path.getsize(local)  # parts large enough that a huge object fits S3's 10,000
+            with open(local, "rb") as f, open_upload(target, size=size, **upload_options) as up:
                 while n := f.readinto(buf):
                     up.write(memoryview(buf)[:n])
             written.append(target)
