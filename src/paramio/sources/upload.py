@@ -63,7 +63,7 @@ class RemoteUpload:
         try:
             # A copy: obstore keeps the buffer it is given until the part is sent, and callers
             # reuse theirs (a chunk buffer refilled per read): uploads came out corrupted.
-            n = int(self._writer.write(bytes(memoryview(data).cast("B"))))
+            n = int(self._writer.write(bytes(memoryview(data).cast("B"))))  # type: ignore[arg-type]
         except Exception as exc:
             self.abort()
             raise WriteError(
