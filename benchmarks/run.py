@@ -6,7 +6,7 @@
 Cases (see ``benchmarks/cases/``): P1 convert to IRPA, P2 open + list keys, P3 read every tensor,
 P4 zero-copy typed views, P5 peak RSS while converting, P6 GPU (only with CUDA), P7 write arrays
 from memory, P3' the loader into host arrays (time, peak RSS per budget, time to first tensor),
-P8 every tensor from S3 (moto on loopback) into host arrays, P9 the loader into IREE device arrays. A case whose
+P8 every tensor from S3 (s3rver, moto; nginx) on loopback into host arrays, P9 the loader into IREE device arrays. A case whose
 format paramio cannot yet read is reported as "skipped (format not available)". Data is generated
 in a temporary folder under --dir (default: the system temp folder; say whether it is tmpfs) and
 removed afterwards. `--json` writes a list of ``{name, paramio_s, peer, peer_s, ratio, unit, note}``.

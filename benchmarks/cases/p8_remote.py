@@ -92,7 +92,7 @@ def _s3(ctx: Context, name: str, server: Any, local: Path, repeat: int) -> list[
     from remote_servers import put_object
 
     import paramio
-    from paramio.sources.objectstore import store_for
+    from paramio.sources.objectstore import open_object, store_for
 
     size = local.stat().st_size
     server.create_bucket("bench")
@@ -116,6 +116,9 @@ def _s3(ctx: Context, name: str, server: Any, local: Path, repeat: int) -> list[
         def ours_wide() -> None:
             paramio.load(url, concurrency=8)
 
+        def source_alone() -> None:  # the source's own transfer, defaults, no loader
+            open_object(url).readinto(0, bytearray(size))
+
         def whole_get() -> None:
             assert len(obstore.get(store, key).bytes()) == size
 
@@ -129,6 +132,7 @@ def _s3(ctx: Context, name: str, server: Any, local: Path, repeat: int) -> list[
         fns: dict[str, Callable[[], object]] = {
             "ours": ours,
             "ours_wide": ours_wide,
+            "source": source_alone,
             "get": whole_get,
             "boto": boto_then_load,
         }
@@ -141,6 +145,7 @@ def _s3(ctx: Context, name: str, server: Any, local: Path, repeat: int) -> list[
             name, t["ours"], "boto3 download_file + safetensors.numpy.load_file (goal < 0.5x)", t["boto"], note=note
         ),
         Record(f"{name} load(concurrency=8)", t["ours_wide"], "one whole-object GET, same client", t["get"], note=wide),
+        Record(f"{name} the source alone: readinto", t["source"], "one whole-object GET, same client", t["get"]),
     ]
 
 

@@ -12,13 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sources"))
 
 from remote_servers import (  # noqa: E402
-    Azurite,
     Nginx,
     S3Server,
     aws_env,
-    azurite_binary,
     nginx_binary,
-    run_azurite,
     run_moto,
     run_nginx,
     run_s3rver,
@@ -58,19 +55,6 @@ def s3rver(obstore_installed: None, tmp_path_factory: pytest.TempPathFactory) ->
     assert binary is not None
     with run_s3rver(binary, tmp_path_factory.mktemp("s3rver")) as server:
         server.create_bucket("models")
-        yield server
-
-
-@pytest.fixture(scope="session")
-def azurite(obstore_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    binary = azurite_binary()
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("azurite is missing in CI: scripts/install-test-servers.sh must install it")
-        pytest.skip("azurite (and Node.js) not installed (run scripts/install-test-servers.sh)")
-    assert binary is not None
-    with run_azurite(binary, tmp_path_factory.mktemp("azurite")) as server:
-        server.create_container("models")
         yield server
 
 

@@ -1,6 +1,6 @@
 """Every format opened by URL gives what the same file gives locally: entries, bytes, dump text
-and conversions, from nginx (HTTP ranges), from both S3 servers, moto's and s3rver, and from
-Azure Blob (Azurite), configured by the environment."""
+and conversions, from nginx (HTTP ranges) and from both S3 servers, moto's and s3rver
+(configured by the environment); Azure Blob's run is in ``tests/sources`` (one Azurite a session)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from models import arrays, write_model
-from remote_servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Nginx, S3Server, aws_env, put_object
+from remote_servers import Nginx, S3Server, aws_env, put_object
 
 import paramio
 from paramio.cli.main import main
@@ -29,19 +29,6 @@ def _serve(kind: str, request: pytest.FixtureRequest, local: Path, tmp_path: Pat
         for f in local.parent.iterdir():
             shutil.copy(f, folder / f.name)
         return f"{nginx.url}/{folder.name}/{local.name}"
-    if kind == "azurite":  # Azure's environment variables, as a user of az:// URLs sets them
-        azurite: Azurite = request.getfixturevalue("azurite")
-        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-        for k, v in {
-            "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
-            "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
-            "AZURE_STORAGE_ENDPOINT": azurite.account_url,
-            "AZURE_ALLOW_HTTP": "true",
-        }.items():
-            monkeypatch.setenv(k, v)
-        for f in local.parent.iterdir():
-            azurite.put(f"models/{tmp_path.name}/{f.name}", f.read_bytes())
-        return f"az://models/{tmp_path.name}/{local.name}"
     server = aws_env(request.getfixturevalue(kind), request.getfixturevalue("monkeypatch"))
     for f in local.parent.iterdir():
         put_object(server, f"models/{tmp_path.name}/{f.name}", f.read_bytes())
@@ -53,7 +40,7 @@ def _dump(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind", ["nginx", "moto", "s3rver", "azurite"])
+@pytest.mark.parametrize("kind", ["nginx", "moto", "s3rver"])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_url_opens_equal_to_local_file(
     fmt: str, kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]

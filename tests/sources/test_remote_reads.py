@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 objectstore = pytest.importorskip("paramio.sources.objectstore", reason="the remote extra is not installed")
 
-from remote_servers import Nginx, S3Server, put_object  # noqa: E402
+from remote_servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Nginx, S3Server, put_object  # noqa: E402
 
 from paramio.core.errors import InvalidArgumentError  # noqa: E402
 from paramio.sources import open_source  # noqa: E402
@@ -89,6 +90,30 @@ def test_aws_environment_configures_s3(s3: S3Server, tmp_path: Path, monkeypatch
     }.items():
         monkeypatch.setenv(k, v)
     assert open_source(f"s3://models/{tmp_path.name}/e.bin").read(0, 8) == b"from the"
+
+
+def test_azure_environment_configures_az(azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``az://`` configured as Azure's tools are (``AZURE_STORAGE_*``): a safetensors model opens
+    from Azurite with the local file's entries and bytes."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    from paramio.index.index import ParameterIndex
+
+    local = tmp_path / "m.safetensors"
+    arrays = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.arange(5, dtype=np.int64)}
+    safetensors_numpy.save_file(arrays, str(local))
+    azurite.put(f"models/{tmp_path.name}/m.safetensors", local.read_bytes())
+    for k, v in {
+        "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+        "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY,
+        "AZURE_STORAGE_ENDPOINT": azurite.account_url,
+        "AZURE_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(k, v)
+    here, there = ParameterIndex.open(local), ParameterIndex.open(f"az://models/{tmp_path.name}/m.safetensors")
+    assert there.keys() == here.keys() == ["b", "w"]
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(there[k].to_numpy(), v)
+        assert there[k].read() == here[k].read()
 
 
 def test_sync_source_works_inside_a_running_event_loop(nginx: Nginx, nginx_dir: Path) -> None:
