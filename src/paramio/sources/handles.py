@@ -110,8 +110,13 @@ class FileHandle(ByteSource):
         except TypeError:  # a source class without weak references: a handle per call
             h = None
         if h is None:
-            fd = source.descriptor() if source in _FD_SOURCES and isinstance(source, SupportsFileDescriptor) else None
-            h = FileHandle._make(source, None, fd if fd is not None else -1, True, source.writable)
+            fd = -1
+            if source in _FD_SOURCES and isinstance(source, SupportsFileDescriptor):
+                try:
+                    fd = source.descriptor()
+                except SourceError:  # closed: its mapping (if any) is what is left to show
+                    fd = -1
+            h = FileHandle._make(source, None, fd, True, source.writable)
             try:
                 _HANDLES[source] = h
             except TypeError:
