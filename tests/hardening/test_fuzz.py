@@ -76,14 +76,15 @@ def _paramio_seed(folder: Path) -> Path:
 
 
 def _uses_table(path: Path) -> bool:
-    from paramio.formats.cursor import Cursor
-    from paramio.formats.irpa.reader import read_header
+    from paramio.formats.irpa.reader import FIRST_READ, header_at, tables_at
     from paramio.formats.irpa.table import read_table
+    from paramio.formats.regions import Prefix
     from paramio.sources.file import FileSource
 
     src = FileSource(str(path))
-    cur = Cursor(src.view(0, src.size), path=src.name)
-    return read_table(src, cur, read_header(cur, 0, src.name)) is not None
+    prefix = Prefix(src, FIRST_READ)
+    header = header_at(src, prefix, 0)
+    return read_table(src, *tables_at(prefix, 0, header), header) is not None
 
 
 @pytest.mark.interop

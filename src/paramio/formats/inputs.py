@@ -80,14 +80,9 @@ def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> B
 
 
 def open_parsed(path: str, *, writable: bool = False, use_mmap: bool = True) -> ByteSource:
-    """`open_input`, with a remote source wrapped for a parser that asks for the whole file
-    (`paramio.formats.window.WindowSource`): the caller fills the header regions first."""
-    source = open_input(path, writable=writable, use_mmap=use_mmap)
-    if isinstance(source, FileSource):
-        return source
-    from paramio.formats.window import WindowSource
-
-    return WindowSource(source)
+    """`open_input` (kept for callers of the name). The format readers read their headers and
+    tables through any source (`paramio.formats.regions`), so none needs a wrapper any more."""
+    return open_input(path, writable=writable, use_mmap=use_mmap)
 
 
 def beside(path: str, name: str) -> str:

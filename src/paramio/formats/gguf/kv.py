@@ -117,7 +117,7 @@ def _read_strings(cur: Cursor, count: int) -> list[object] | None:
     `read_string` loop then raises the exact error)."""
     buf = cur.buf
     pos = cur.pos
-    end = cur.end
+    end = min(cur.end, len(buf))  # a prefix of the file may hold less than the cursor's data
     u64 = _U64.unpack_from
     out: list[object] = [None] * count
     for i in range(count):
@@ -161,11 +161,14 @@ def read_kv(cur: Cursor) -> tuple[str, dict[str, object]]:
     return key, record
 
 
-def read_kv_table(cur: Cursor, count: int, *, strict: bool = False) -> dict[str, dict[str, object]]:
+def read_kv_table(
+    cur: Cursor, count: int, *, strict: bool = False, repeats: list[str] | None = None
+) -> dict[str, dict[str, object]]:
     """`count` key/value pairs at the cursor, by key (see the module docstring for repeats).
 
-    A repeated key warns (`FormatWarning`) with the key and both offsets, or with `strict`
-    raises `FormatError` at the second one, as gguf-py does.
+    A repeated key warns (`FormatWarning`) with the key and both offsets (or, given `repeats`,
+    appends the warning's text there for the caller to warn once its parse is done), or with
+    `strict` raises `FormatError` at the second one, as gguf-py does.
     """
     kv: dict[str, dict[str, object]] = {}
     first: dict[str, tuple[int, int]] = {}  # key -> (pair index, offset) of its first pair
@@ -183,12 +186,14 @@ def read_kv_table(cur: Cursor, count: int, *, strict: bool = False) -> dict[str,
                 path=cur.path,
                 offset=at,
             )
-        warnings.warn(
+        message = (
             f"{cur.path}: metadata key {key!r} at offset {at:#x} repeats the one at offset "
-            f"{first_at:#x}; lookups give the last value (strict mode refuses such files)",
-            FormatWarning,
-            stacklevel=4,
+            f"{first_at:#x}; lookups give the last value (strict mode refuses such files)"
         )
+        if repeats is not None:
+            repeats.append(message)
+        else:
+            warnings.warn(message, FormatWarning, stacklevel=4)
         prev = kv[key]
         occurrences = prev.pop(OCCURRENCES, None)
         if not isinstance(occurrences, list):

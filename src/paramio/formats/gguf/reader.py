@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.core.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.core.errors import FormatError, FormatWarning, TruncatedError, UnsupportedFormatError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
@@ -31,8 +32,9 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import read_kv_table, read_string
+from paramio.formats.regions import Prefix
 
-__all__ = ["GGUFFile", "read_gguf"]
+__all__ = ["FIRST_READ", "GGUFFile", "read_gguf"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -73,16 +75,62 @@ def _header(cur: Cursor) -> tuple[int, int, int]:
     return version, tensor_count, kv_count
 
 
+#: The first read of a GGUF file: the header, key/values and tensor infos of most models without
+#: a large vocabulary (one request for a remote file; a view for a mapped one). A longer header
+#: grows the read fourfold (or to what the parse needs), reading only the bytes past it.
+FIRST_READ = 256 * 1024
+
+
+class _Short(Exception):
+    """The parse needs the file's bytes up to `end`, past the prefix read so far. Internal: it
+    never leaves `read_gguf`, which reads more and parses again."""
+
+    def __init__(self, end: int) -> None:
+        super().__init__(end)
+        self.end = end
+
+
+class _PrefixCursor(Cursor):
+    """A `Cursor` over the first bytes of a file, bounded by the whole file (`end`): every check
+    reads as for the whole file (same errors, same offsets), and a read the file holds but the
+    prefix does not raises `_Short`."""
+
+    __slots__ = ()
+
+    def __init__(self, buf: memoryview, *, path: str, end: int) -> None:
+        super().__init__(buf, path=path)
+        self.end = max(end, len(self.buf))
+
+    def need(self, n: int, what: str) -> None:
+        if 0 <= n and len(self.buf) < self.pos + n <= self.end:
+            raise _Short(self.pos + n)
+        super().need(n, what)
+
+
 def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
-    """Parse `source` as one GGUF file. Raises `FormatError` (or its `TruncatedError` and
-    `UnsupportedFormatError` subclasses) naming the file, tensor and offset. A repeated metadata
-    key warns, or with `strict` raises (`paramio.formats.gguf.kv.read_kv_table`)."""
-    size = source.size
-    cur = Cursor(source.view(0, size), path=source.name)
+    """Parse `source` as one GGUF file, reading its header, key/values and tensor infos only
+    (a first read of `FIRST_READ` bytes, grown while the parse needs more). Raises `FormatError`
+    (or its `TruncatedError` and `UnsupportedFormatError` subclasses) naming the file, tensor
+    and offset. A repeated metadata key warns, or with `strict` raises
+    (`paramio.formats.gguf.kv.read_kv_table`)."""
+    prefix = Prefix(source, FIRST_READ)
+    while True:
+        repeats: list[str] = []  # warned once the parse that counts is done
+        try:
+            f = _parse(source, _PrefixCursor(prefix.buf, path=source.name, end=source.size), strict, repeats)
+        except _Short as short:
+            prefix.grow(max(short.end, 4 * len(prefix)))
+            continue
+        for message in repeats:
+            warnings.warn(message, FormatWarning, stacklevel=2)
+        return f
+
+
+def _parse(source: ByteSource, cur: Cursor, strict: bool, repeats: list[str]) -> GGUFFile:
     version, tensor_count, kv_count = _header(cur)
     # A key/value pair needs at least 12 bytes (key length, value type); a tensor info 24.
     cur.need_count(kv_count, 12, "metadata key/value table")
-    kv = read_kv_table(cur, kv_count, strict=strict)
+    kv = read_kv_table(cur, kv_count, strict=strict, repeats=repeats)
     alignment = _alignment(kv, source.name)
     cur.need_count(tensor_count, 24, "tensor info table")
     fast = _fast_table(source, cur, tensor_count, alignment)
@@ -218,6 +266,7 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
     raises the exact error."""
     buf = cur.buf
     table_at = cur.pos
+    limit = min(cur.end, len(buf))  # the bytes at hand (a prefix of the file, maybe)
     checked = None
     if buf.format == "B" and buf.ndim == 1:
         try:
@@ -225,14 +274,14 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
         except IndexError:  # past the end: the exact walk decides
             pass
         else:
-            if pos <= cur.end:
+            if pos <= limit:
                 checked = _low_walk_exact(buf, table_at, nd_at_list, pos, count)
     if checked is None:
         try:
             nd_at_list, pos = _walk(buf, table_at, count)
         except (struct.error, OverflowError):  # past the end (or past 2**63)
             return None
-    if pos > cur.end:
+    if pos > limit:
         return None
     data_offset = _align(pos, alignment)
     size = source.size

@@ -9,12 +9,13 @@ first and misreads the second. Errors name the file, the entry and the byte offs
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import FormatError, SourceError, TruncatedError, UnsupportedFormatError
 from paramio.core.source import ByteSource
 from paramio.formats.cursor import Cursor
-from paramio.formats.inputs import open_parsed
+from paramio.formats.inputs import is_url, open_input
 from paramio.formats.irpa.layout import (
     DATA_TAIL,
     ENTRY_ALIGNMENT,
@@ -31,16 +32,28 @@ from paramio.formats.irpa.layout import (
     EntryType,
     align,
 )
+from paramio.formats.regions import Prefix
 from paramio.formats.registry import FormatContents
 from paramio.formats.window import WindowSource
 from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal, Confinement
 
-__all__ = ["read_archive", "read_header", "read_path", "read_source", "structure_regions", "take_attributes"]
+__all__ = [
+    "check_header",
+    "header_at",
+    "read_archive",
+    "read_header",
+    "read_path",
+    "read_source",
+    "structure_regions",
+    "tables_at",
+    "take_attributes",
+]
 
 _MAX_LINKED_HEADERS = 1 << 16
 
-#: The first read of a remote archive: the header and, for most archives, the tables after it.
+#: The first read of an archive: the header and, for most archives, the tables after it (one
+#: request for a remote file; a view for a mapped one).
 FIRST_READ = 64 * 1024
 
 
@@ -86,23 +99,17 @@ def read_path(
     in `allow_external` (``True``: anywhere). A writable open also refuses an archive whose data
     entries overlap its header, tables or each other (an in-place write would corrupt it).
     Raises `FormatError` subclasses for malformed archives, `SourceError` for files that cannot
-    (or may not) be opened. A URL (`paramio.formats.inputs`) costs a first read of
-    `FIRST_READ` bytes and one more for tables the header says lie past it; external entries
-    then resolve against the URL's folder."""
-    source = open_parsed(path, writable=writable, use_mmap=use_mmap)
-    if isinstance(source, WindowSource):
-        try:
-            fetch_tables(source)
-            return read_source(source, path, writable=writable, allow_external=allow_external)
-        finally:
-            source.seal()
+    (or may not) be opened. Only the headers and tables are read (`read_source`); a URL costs a
+    first read of `FIRST_READ` bytes and one more for tables the header says lie past it;
+    external entries then resolve against the URL's folder."""
+    source = open_input(path, writable=writable, use_mmap=use_mmap)
     return read_source(source, path, writable=writable, allow_external=allow_external)
 
 
 def fetch_tables(source: WindowSource) -> None:
-    """Fetch what parsing the archive in `source` reads: every (linked) header, its entry table
-    and its metadata segment, as the headers give them. Values the parser will refuse stop the
-    walk; the parser then reports them exactly as for a local file."""
+    """Fill a `WindowSource` with what parsing the archive in it reads: every (linked) header,
+    its entry table and its metadata segment. Kept for callers that still build one; the
+    readers no longer need it (`read_source` reads the tables through any source)."""
     size = source.size
     source.fill([(0, FIRST_READ)])
     base = 0
@@ -130,20 +137,28 @@ def fetch_tables(source: WindowSource) -> None:
 def read_source(
     source: ByteSource, path: str, *, writable: bool = False, allow_external: AllowExternal = None
 ) -> FormatContents:
-    """`read_path` on a source already open (an overlay opens its file with read-only views)."""
+    """`read_path` on a source already open (an overlay opens its file with read-only views).
+
+    Reads the header (one first read of `FIRST_READ` bytes, which usually holds the tables
+    too), then the entry table and metadata segment it names, through the source; entries point
+    into `source`. External entries of an archive named by URL are its URL's siblings."""
     from paramio.formats.irpa.table import read_table
 
+    prefix = Prefix(source, FIRST_READ)
     if source.size >= HEADER_SIZE:
-        cur = Cursor(source.view(0, source.size), path=source.name)
-        lazy = read_table(source, cur, read_header(cur, 0, source.name))
+        header = header_at(source, prefix, 0)
+        table, meta = tables_at(prefix, 0, header)
+        lazy = read_table(source, table, meta, header)
         if lazy is not None:
             if writable:
                 _refuse_overlaps(source, lazy.entries)
             return FormatContents(lazy.entries, lazy.attributes, [path])
     skipped: list[tuple[str, bytes]] = []
-    # A remote archive's external files are its URL's siblings (`_external_entry`).
-    confinement = Confinement.beside(path if not isinstance(source, WindowSource) else "", allow_external)
-    entries, attributes = take_attributes(read_archive(source, skipped=skipped, confinement=confinement), skipped)
+    remote = is_url(path)  # a remote archive's external files are its URL's siblings
+    confinement = Confinement.beside("" if remote else path, allow_external)
+    first = (header, table, meta) if source.size >= HEADER_SIZE else None
+    entries = _read_all(source, prefix, skipped, confinement, siblings=remote, first=first)
+    entries, attributes = take_attributes(entries, skipped)
     if writable:
         _refuse_overlaps(source, entries)
     return FormatContents(entries, attributes, [path])
@@ -164,27 +179,53 @@ def _refuse_overlaps(source: ByteSource, entries: object) -> None:
         )
 
 
-def structure_regions(source: ByteSource) -> list[tuple[int, int, str]]:
-    """``(start, end, what)`` of every header, entry table and metadata segment in `source`
-    (following linked headers): the bytes no data entry may share. Raises `FormatError`."""
-    size = source.size
-    cur = Cursor(source.view(0, size), path=source.name)
-    regions: list[tuple[int, int, str]] = []
+def header_at(source: ByteSource, prefix: Prefix, base: int) -> tuple[int, ...]:
+    """The checked v0 header at `base` (`check_header`), read through `prefix`."""
+    n = max(0, min(HEADER_SIZE, source.size - base))
+    (raw,) = prefix.spans([(base, n)])
+    return check_header(raw, base, source.size, source.name)
+
+
+def tables_at(prefix: Prefix, base: int, header: tuple[int, ...]) -> tuple[memoryview, memoryview]:
+    """(entry table, metadata segment) of the header at `base`, in one read through `prefix`
+    (the header checked that both lie inside the file)."""
+    _count, e_off, e_len, m_off, m_len, _s_off, _s_len, _next = header
+    table, meta = prefix.spans([(base + e_off, e_len), (base + m_off, m_len)])
+    return table, meta
+
+
+def _walk_headers(
+    source: ByteSource, prefix: Prefix, first: tuple[int, ...] | None = None
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """``(base, header)`` of the archive header (`first`, when already read) and every linked
+    one, in order. Raises `FormatError` for a bad header or a cycle."""
     base = 0
     seen: set[int] = set()
     while True:
-        _count, e_off, e_len, m_off, m_len, _s_off, _s_len, nxt = read_header(cur, base, source.name)
+        header = first if first is not None and base == 0 else header_at(source, prefix, base)
+        yield base, header
+        nxt = header[7]
+        if nxt == 0:
+            return
+        base += nxt
+        if base in seen or len(seen) > _MAX_LINKED_HEADERS:
+            raise FormatError("linked archive headers form a cycle", path=source.name, offset=base)
+        seen.add(base)
+
+
+def structure_regions(source: ByteSource) -> list[tuple[int, int, str]]:
+    """``(start, end, what)`` of every header, entry table and metadata segment in `source`
+    (following linked headers): the bytes no data entry may share. Reads the headers only.
+    Raises `FormatError`."""
+    regions: list[tuple[int, int, str]] = []
+    for base, header in _walk_headers(source, Prefix(source, HEADER_SIZE)):
+        _count, e_off, e_len, m_off, m_len, _s_off, _s_len, _nxt = header
         regions.append((base, base + HEADER_SIZE, "the archive header"))
         if e_len:
             regions.append((base + e_off, base + e_off + e_len, "the entry table"))
         if m_len:
             regions.append((base + m_off, base + m_off + m_len, "the metadata segment"))
-        if nxt == 0:
-            return regions
-        base += nxt
-        if base in seen or len(seen) > _MAX_LINKED_HEADERS:
-            raise FormatError("linked archive headers form a cycle", path=source.name, offset=base)
-        seen.add(base)
+    return regions
 
 
 def take_attributes(
@@ -204,36 +245,51 @@ def take_attributes(
 
 
 def read_archive(
-    source: ByteSource, *, skipped: list[tuple[str, bytes]] | None = None, confinement: Confinement | None = None
+    source: ByteSource,
+    *,
+    skipped: list[tuple[str, bytes]] | None = None,
+    confinement: Confinement | None = None,
+    siblings: bool = False,
 ) -> list[ParameterEntry]:
-    """Every entry of the archive(s) in `source`, in table order. SKIP entries are left out,
-    as IREE leaves them; their ``(name, metadata)`` go to `skipped` when given. External files
-    are resolved by `confinement` (default: inside the archive's folder; for a source with no
-    path, the working directory)."""
+    """Every entry of the archive(s) in `source`, in table order, read from its headers and
+    tables only. SKIP entries are left out, as IREE leaves them; their ``(name, metadata)`` go
+    to `skipped` when given. External files are resolved by `confinement` (default: inside the
+    archive's folder; for a source with no path, the working directory), or with `siblings` as
+    `source.sibling` (a remote archive's folder)."""
     if confinement is None:
         confinement = Confinement.beside(source.path or os.path.join(os.getcwd(), source.name or "archive"))
-    size = source.size
-    whole = source.view(0, size)
-    cur = Cursor(whole, path=source.name)
+    return _read_all(source, Prefix(source, FIRST_READ), skipped, confinement, siblings=siblings)
+
+
+def _read_all(
+    source: ByteSource,
+    prefix: Prefix,
+    skipped: list[tuple[str, bytes]] | None,
+    confinement: Confinement,
+    *,
+    siblings: bool,
+    first: tuple[tuple[int, ...], memoryview, memoryview] | None = None,
+) -> list[ParameterEntry]:
+    """The entries of every (linked) header; `first` is the header at 0 and its tables when
+    the caller has read them already."""
     entries: list[ParameterEntry] = []
-    base = 0
-    seen: set[int] = set()
-    refs = _References(size)
-    while True:
-        nxt = _read_one(source, cur, base, entries, skipped, confinement, refs)
-        if nxt == 0:
-            return entries
-        base += nxt
-        if base in seen or len(seen) > _MAX_LINKED_HEADERS:
-            raise FormatError("linked archive headers form a cycle", path=source.name, offset=base)
-        seen.add(base)
+    refs = _References(source.size)
+    for base, header in _walk_headers(source, prefix, first[0] if first else None):
+        table, meta = (first[1], first[2]) if first and base == 0 else tables_at(prefix, base, header)
+        _read_one(source, table, meta, base, header, entries, skipped, confinement, refs, siblings)
+    return entries
 
 
 def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
-    """The v0 header at `base`, checked as IREE checks it: ``(entry_count, entries_offset,
+    """`check_header` on the header at `base` of the whole-file buffer under `cur`."""
+    return check_header(cur.buf[base : base + HEADER_SIZE], base, cur.end, name)
+
+
+def check_header(raw: memoryview | bytes, base: int, size: int, name: str) -> tuple[int, ...]:
+    """The v0 header at `base` of a file of `size` bytes, whose first bytes (up to
+    `HEADER_SIZE`) are `raw`, checked as IREE checks it: ``(entry_count, entries_offset,
     entries_length, metadata_offset, metadata_length, storage_offset, storage_length,
     next_header_offset)``. Raises `FormatError` subclasses naming the field's offset."""
-    size = cur.end
     if size < base + HEADER_PREFIX_SIZE:
         raise TruncatedError(
             f"not enough bytes for a valid IRPA header ({size - base} of {HEADER_PREFIX_SIZE}); "
@@ -241,7 +297,7 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
             path=name,
             offset=base,
         )
-    magic, major, minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(cur.buf, base)
+    magic, major, minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(raw, 0)
     if magic != MAGIC:
         raise FormatError(
             f"IRPA file magic missing or invalid {magic:08X}; expected {MAGIC:08X}", path=name, offset=base
@@ -270,7 +326,7 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
         )
     if base + HEADER_SIZE > size:
         raise TruncatedError("header runs past the end of the file", path=name, offset=base)
-    count, e_off, e_len, m_off, m_len, s_off, s_len = HEADER_V0_TAIL.unpack_from(cur.buf, base + HEADER_PREFIX_SIZE)
+    count, e_off, e_len, m_off, m_len, s_off, s_len = HEADER_V0_TAIL.unpack_from(raw, HEADER_PREFIX_SIZE)
     for what, off, length, field in (
         ("entry table", e_off, e_len, 40),
         ("metadata segment", m_off, m_len, 56),
@@ -288,16 +344,22 @@ def read_header(cur: Cursor, base: int, name: str) -> tuple[int, ...]:
 
 def _read_one(
     source: ByteSource,
-    cur: Cursor,
+    table: memoryview,
+    meta: memoryview,
     base: int,
+    header: tuple[int, ...],
     entries: list[ParameterEntry],
     skipped: list[tuple[str, bytes]] | None,
     confinement: Confinement,
     refs: _References,
-) -> int:
+    siblings: bool,
+) -> None:
+    """The entries of the table of the header at `base`; `table` and `meta` hold its entry
+    table and metadata segment (error offsets stay offsets in the file)."""
     name = source.name
-    count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset = read_header(cur, base, name)
-    pos = base + e_off
+    count, e_off, e_len, m_off, m_len, s_off, s_len, _next_offset = header
+    table_base = base + e_off
+    pos = table_base
     remaining = e_len
     meta_base = base + m_off
     storage_base = base + s_off
@@ -309,7 +371,8 @@ def _read_one(
                 path=name,
                 offset=pos,
             )
-        (entry_size, etype, _eflags, n_off, n_len, md_off, md_len, _min_align) = ENTRY_HEADER.unpack_from(cur.buf, pos)
+        at = pos - table_base  # where the entry sits in `table`
+        (entry_size, etype, _eflags, n_off, n_len, md_off, md_len, _min_align) = ENTRY_HEADER.unpack_from(table, at)
         if entry_size < ENTRY_HEADER.size or entry_size > remaining:
             raise TruncatedError(
                 f"entry table truncated: entry {i} claims {entry_size} bytes but {remaining} remain",
@@ -318,15 +381,16 @@ def _read_one(
             )
         _meta_check(m_len, n_off, n_len, "name", name, pos + 20, None)
         refs.add(n_len, name, pos + 20)
-        key_bytes = _meta_ref(cur, meta_base, m_len, n_off, n_len, "name", name, pos + 20, None)
+        key_bytes = _meta_ref(meta, m_len, n_off, n_len, "name", name, pos + 20, None)
         key = key_bytes.decode("utf-8", "surrogateescape")
         _meta_check(m_len, md_off, md_len, "metadata", name, pos + 36, key)
         refs.add(md_len, name, pos + 36)
         metadata = refs.metadata.get((meta_base + md_off, md_len), b"") if md_len else b""
         if md_len and not metadata:
-            metadata = _meta_ref(cur, meta_base, m_len, md_off, md_len, "metadata", name, pos + 36, key)
+            metadata = _meta_ref(meta, m_len, md_off, md_len, "metadata", name, pos + 36, key)
             refs.metadata[(meta_base + md_off, md_len)] = metadata
         tail = pos + ENTRY_HEADER.size
+        tail_at = at + ENTRY_HEADER.size
         if etype == EntryType.SKIP:
             if skipped is not None:
                 skipped.append((key, metadata))
@@ -335,7 +399,7 @@ def _read_one(
                 raise TruncatedError(
                     f"splat entry length underflow ({entry_size} < 85)", path=name, key=key, offset=pos
                 )
-            length, pattern, plen = SPLAT_TAIL.unpack_from(cur.buf, tail)
+            length, pattern, plen = SPLAT_TAIL.unpack_from(table, tail_at)
             if plen > MAX_SPLAT_PATTERN_LENGTH:
                 raise FormatError(
                     f"splat pattern length {plen} out of bounds {MAX_SPLAT_PATTERN_LENGTH}",
@@ -349,7 +413,7 @@ def _read_one(
         elif etype == EntryType.DATA:
             if entry_size < ENTRY_SIZES[EntryType.DATA]:
                 raise TruncatedError(f"data entry length underflow ({entry_size} < 76)", path=name, key=key, offset=pos)
-            s_rel, s_length = DATA_TAIL.unpack_from(cur.buf, tail)
+            s_rel, s_length = DATA_TAIL.unpack_from(table, tail_at)
             if s_length == 0:
                 offset = 0  # as IREE: an empty entry gets offset 0 and no range check
             else:
@@ -370,15 +434,16 @@ def _read_one(
                 raise TruncatedError(
                     f"external entry length underflow ({entry_size} < 92)", path=name, key=key, offset=pos
                 )
-            p_off, p_len, r_off, r_len = EXTERNAL_TAIL.unpack_from(cur.buf, tail)
-            ext_path = _meta_ref(cur, meta_base, m_len, p_off, p_len, "external path", name, tail, key)
-            entries.append(_external_entry(source, key, metadata, ext_path, r_off, r_len, i, confinement, tail))
+            p_off, p_len, r_off, r_len = EXTERNAL_TAIL.unpack_from(table, tail_at)
+            ext_path = _meta_ref(meta, m_len, p_off, p_len, "external path", name, tail, key)
+            entries.append(
+                _external_entry(source, key, metadata, ext_path, r_off, r_len, i, confinement, tail, siblings)
+            )
         else:
             raise UnsupportedFormatError(f"entry type {etype} is not supported", path=name, key=key, offset=pos + 8)
         step = align(entry_size, ENTRY_ALIGNMENT)
         pos += step
         remaining -= step
-    return int(next_offset)
 
 
 def _meta_check(meta_len: int, off: int, length: int, what: str, path: str, field_offset: int, key: str | None) -> None:
@@ -392,8 +457,7 @@ def _meta_check(meta_len: int, off: int, length: int, what: str, path: str, fiel
 
 
 def _meta_ref(
-    cur: Cursor,
-    meta_base: int,
+    meta: memoryview,
     meta_len: int,
     off: int,
     length: int,
@@ -411,8 +475,7 @@ def _meta_ref(
             key=key,
             offset=field_offset,
         )
-    start = meta_base + off
-    return bytes(cur.buf[start : start + length])
+    return bytes(meta[off : off + length])
 
 
 def _external_entry(
@@ -425,9 +488,10 @@ def _external_entry(
     index: int,
     confinement: Confinement,
     field: int,
+    siblings: bool,
 ) -> ParameterEntry:
     try:
-        if isinstance(source, WindowSource):  # a remote archive: beside its URL, same rules
+        if siblings:  # a remote archive: beside its URL, same rules
             full = raw_path.decode("utf-8", "surrogateescape")
             ext: ByteSource = source.sibling(full)
         else:

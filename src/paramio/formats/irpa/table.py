@@ -19,7 +19,6 @@ from paramio.core.entries import DumpColumns, LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry, decoded_tensor
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
-from paramio.formats.cursor import Cursor
 from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
 from paramio.formats.irpa.reader import reference_budget
 
@@ -97,7 +96,9 @@ def _positions(slots: np.ndarray, count: int) -> np.ndarray | None:
     return np.asarray(out, dtype=np.int64)
 
 
-def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> LazyTable | None:
+def read_table(source: ByteSource, table: memoryview, meta: memoryview, header: tuple[int, ...]) -> LazyTable | None:
+    """The entries of the archive whose (checked) `header` is at offset 0, from its entry
+    `table` and metadata segment `meta`; None leaves the archive to the reference loop."""
     count, e_off, e_len, m_off, m_len, s_off, s_len, next_offset = header
     if next_offset != 0:
         return None
@@ -105,7 +106,7 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         return LazyTable(LazyEntries([], _no_entry), {})
     if e_len < ENTRY_HEADER.size or count > e_len // _STEP + 1:
         return None
-    buf = np.frombuffer(cur.buf, dtype=np.uint8, count=e_len, offset=e_off)
+    buf = np.frombuffer(table, dtype=np.uint8, count=e_len)
     slots = buf[: (e_len // 8) * 8].view(_U8)[::2]
     pos = _positions(slots, count)
     if pos is None:
@@ -152,21 +153,20 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
     skipped: list[tuple[str, bytes]] = []
     if bool(np.any(is_skip)):  # paramio keeps file attributes in a SKIP entry's metadata
         srows = np.flatnonzero(is_skip)
-        names = _decode_names(cur, m_off, heads["name_off"][srows], heads["name_len"][srows])
+        names = _decode_names(meta, heads["name_off"][srows], heads["name_len"][srows])
         if names is None:
             return None
         for name, row in zip(names, srows.tolist(), strict=True):
             mo, ml = int(heads["meta_off"][row]), int(heads["meta_len"][row])
-            skipped.append((name, bytes(cur.buf[m_off + mo : m_off + mo + ml]) if ml else b""))
-    keys = _decode_names(cur, m_off, heads["name_off"][rows], heads["name_len"][rows])
+            skipped.append((name, bytes(meta[mo : mo + ml]) if ml else b""))
+    keys = _decode_names(meta, heads["name_off"][rows], heads["name_len"][rows])
     if keys is None:
         return None
     meta_off = heads["meta_off"]
     meta_len = heads["meta_len"]
     row_list: list[int] = rows.tolist()
     storage_base = s_off
-    meta_base = m_off
-    view = cur.buf
+    view = meta
     columns: list[list[int]] = []
     segment: list[bytes] = []
     ranges: dict[tuple[int, int], bytes] = {}  # one bytes object per distinct metadata range
@@ -175,7 +175,7 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
         if not columns:  # Python lists once, on first use: far cheaper per entry than NumPy scalars
             columns.extend((meta_off.tolist(), meta_len.tolist(), tail_off.tolist(), tail_len.tolist()))
             # One copy of the metadata segment, sliced per entry (bounded: else per-entry copies).
-            segment.append(bytes(view[meta_base : meta_base + m_len]) if m_len <= _SEGMENT_COPY_LIMIT else b"")
+            segment.append(bytes(view[:m_len]) if m_len <= _SEGMENT_COPY_LIMIT else b"")
         m_offs, m_lens, t_offs, t_lens = columns
         row = row_list[i]
         mlen = m_lens[row]
@@ -186,7 +186,7 @@ def read_table(source: ByteSource, cur: Cursor, header: tuple[int, ...]) -> Lazy
                 if segment[0]:
                     metadata = segment[0][mo : mo + mlen]
                 else:
-                    metadata = bytes(view[meta_base + mo : meta_base + mo + mlen])
+                    metadata = bytes(view[mo : mo + mlen])
                 ranges[(mo, mlen)] = metadata
         else:
             metadata = b""
@@ -260,18 +260,17 @@ def _referenced(name_len: np.ndarray, meta_len: np.ndarray) -> float:
     return float(name_len.sum(dtype=np.float64)) + float(meta_len.sum(dtype=np.float64))
 
 
-def _decode_names(cur: Cursor, m_off: int, offs: np.ndarray, lens: np.ndarray) -> list[str] | None:
+def _decode_names(meta: memoryview, offs: np.ndarray, lens: np.ndarray) -> list[str] | None:
     """Keys as the loop decodes them (UTF-8, surrogateescape), sliced from one decoded string
     when the metadata segment is ASCII (the usual case); None leaves odd segments to the loop."""
     if len(offs) == 0:
         return []
     hi = int((offs + lens).max())
     try:
-        text = str(cur.buf[m_off : m_off + hi], "ascii")
+        text = str(meta[:hi], "ascii")
     except UnicodeDecodeError:
-        raw = cur.buf
         return [
-            bytes(raw[m_off + o : m_off + o + n]).decode("utf-8", "surrogateescape") if n else ""
+            bytes(meta[o : o + n]).decode("utf-8", "surrogateescape") if n else ""
             for o, n in zip(offs.tolist(), lens.tolist(), strict=True)
         ]
     # A zero length gives "" whatever its offset, as in the loop.

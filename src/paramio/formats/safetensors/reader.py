@@ -10,7 +10,6 @@ document order (IREE's order), each a zero-copy span of one shared `FileSource`.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
 from paramio.core.entries import LazyEntries
@@ -19,6 +18,7 @@ from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
+from paramio.formats.regions import Prefix
 from paramio.formats.safetensors.header import Columns, Header, TensorRecord, parse_canonical, parse_header
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
@@ -26,9 +26,11 @@ from paramio.formats.safetensors.layout import (
     USIZE_MAX,
 )
 
-__all__ = ["SafetensorsFile", "read_file", "read_header"]
+__all__ = ["FIRST_READ", "SafetensorsFile", "read_file", "read_header"]
 
-_LEN = struct.Struct("<Q")
+#: The first read of a file: the length and, for most files, the whole header (one request for
+#: a remote file; a view for a mapped one).
+FIRST_READ = 64 * 1024
 _DATA = EntryKind.DATA
 
 
@@ -66,13 +68,22 @@ def read_header(source: ByteSource) -> tuple[Header, int]:
     Raises `TruncatedError` when the file is too short for what it claims, `FormatError` for any
     other breach of the format (named file, tensor and byte offset).
     """
+    raw, data_start = _frame(source)
+    return _checked_header(source, raw, data_start), data_start
+
+
+def _frame(source: ByteSource) -> tuple[memoryview, int]:
+    """The header's bytes and where the data starts, read through the source: a first read of
+    `FIRST_READ` bytes (the length and, for most files, the whole header), then the rest of the
+    header, whose claimed length is checked against the limit and the file first."""
     name = source.name
     size = source.size
     if size < HEADER_LENGTH_SIZE:
         raise TruncatedError(
             f"file has {size} bytes; a safetensors file needs at least {HEADER_LENGTH_SIZE}", path=name, offset=0
         )
-    cur = Cursor(source.view(0, HEADER_LENGTH_SIZE), path=name)
+    prefix = Prefix(source, FIRST_READ)
+    cur = Cursor(prefix.buf[:HEADER_LENGTH_SIZE], path=name)
     n = cur.u64("header length")
     if n > MAX_HEADER_SIZE:
         raise FormatError(f"header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes", path=name, offset=0)
@@ -82,10 +93,14 @@ def read_header(source: ByteSource) -> tuple[Header, int]:
             path=name,
             offset=0,
         )
-    header = parse_header(source.view(HEADER_LENGTH_SIZE, n), path=name)
-    data_start = HEADER_LENGTH_SIZE + n
-    _check_tiling(header.tensors, data_start, size, name)
-    return header, data_start
+    (raw,) = prefix.spans([(HEADER_LENGTH_SIZE, n)])
+    return raw, HEADER_LENGTH_SIZE + n
+
+
+def _checked_header(source: ByteSource, raw: memoryview, data_start: int) -> Header:
+    header = parse_header(raw, path=source.name)
+    _check_tiling(header.tensors, data_start, source.size, source.name)
+    return header
 
 
 def _check_tiling(tensors: list[TensorRecord], data_start: int, size: int, name: str) -> None:
@@ -159,14 +174,16 @@ def _nbytes(t: TensorRecord, name: str) -> int:
 
 
 def read_file(source: ByteSource) -> SafetensorsFile:
-    """Validate `source` and build its entries (zero-copy spans of `source`).
+    """Validate `source` and build its entries (zero-copy spans of `source`), reading the
+    length and the header only.
 
     A header in canonical form is checked in bulk and its entries are built on first use
-    (`LazyEntries`); any other header goes through `read_header`, the reference checks."""
-    columns, data_start = _read_canonical(source)
+    (`LazyEntries`); any other header goes through the reference checks of `read_header`."""
+    raw, data_start = _frame(source)
+    columns = parse_canonical(raw, source.size - data_start)
     if columns is not None:
         return SafetensorsFile(source, columns, data_start, _lazy_entries(source, columns, data_start))
-    header, data_start = read_header(source)
+    header = _checked_header(source, raw, data_start)
     entries = [
         ParameterEntry.data(
             t.key,
@@ -180,19 +197,6 @@ def read_file(source: ByteSource) -> SafetensorsFile:
         for i, t in enumerate(header.tensors)
     ]
     return SafetensorsFile(source, header, data_start, entries)
-
-
-def _read_canonical(source: ByteSource) -> tuple[Columns | None, int]:
-    """The header's columns when the frame is sound and the header canonical (else None, and
-    `read_header` decides, naming the fault)."""
-    size = source.size
-    if size < HEADER_LENGTH_SIZE:
-        return None, 0
-    (n,) = _LEN.unpack(source.view(0, HEADER_LENGTH_SIZE))
-    if n > MAX_HEADER_SIZE or HEADER_LENGTH_SIZE + n > size:
-        return None, 0
-    data_start = HEADER_LENGTH_SIZE + n
-    return parse_canonical(source.view(HEADER_LENGTH_SIZE, n), size - data_start), data_start
 
 
 def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
