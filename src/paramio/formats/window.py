@@ -1,13 +1,13 @@
 """A remote file seen by a parser that asks for the whole file: only the header is fetched.
 
-The IRPA and GGUF parsers read their tables out of one ``view(0, size)`` buffer, which for a
-local file is a free mapping and for a remote object would be a download of the whole model.
-`WindowSource` hands the parser a buffer of the file's size that holds only the regions the
+No format reader needs this any more: they read their headers and tables through any source
+(`paramio.formats.regions`). It stays for callers that still build one (``cli/verify.py``
+checks for it); remove it with them.
+
+`WindowSource` hands a parser a buffer of the file's size that holds only the regions the
 opener fetched (`fill`) and zeros elsewhere: an anonymous mapping with no swap reserved, so
-pages never written cost no memory. The opener fills exactly what the header says the tables
-need (IRPA) or a prefix that grows until the parse ends inside it (GGUF), so every byte the
-parser reads was fetched. After the open, `seal` turns the whole-file view back into a real
-read; every other read (entry data) goes to the remote source.
+pages never written cost no memory. After the open, `seal` turns the whole-file view back into
+a real read; every other read (entry data) goes to the remote source.
 """
 
 from __future__ import annotations

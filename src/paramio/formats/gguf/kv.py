@@ -117,16 +117,20 @@ def _read_strings(cur: Cursor, count: int) -> list[object] | None:
     `read_string` loop then raises the exact error)."""
     buf = cur.buf
     pos = cur.pos
-    end = min(cur.end, len(buf))  # a prefix of the file may hold less than the cursor's data
+    end = min(cur.end, len(buf))  # a cursor over a file's first bytes may hold less than its bounds
     u64 = _U64.unpack_from
     out: list[object] = [None] * count
     for i in range(count):
         if pos + 8 > end:
-            return None
+            if not _more(cur, pos + 8, end):
+                return None
+            buf, end = cur.buf, min(cur.end, len(cur.buf))
         (n,) = u64(buf, pos)
         pos += 8
         if n > end - pos:
-            return None
+            if not _more(cur, pos + n, end):
+                return None
+            buf, end = cur.buf, min(cur.end, len(cur.buf))
         try:
             out[i] = str(buf[pos : pos + n], "utf-8")
         except UnicodeDecodeError:
@@ -134,6 +138,16 @@ def _read_strings(cur: Cursor, count: int) -> list[object] | None:
         pos += n
     cur.pos = pos
     return out
+
+
+def _more(cur: Cursor, upto: int, have: int) -> bool:
+    """Whether the cursor now holds the bytes up to `upto`: when they lie inside its bounds but
+    past the `have` bytes at hand (a cursor over a file's first bytes, which reads more on
+    `Cursor.need`), it is asked for them."""
+    if not have < upto <= cur.end:
+        return False
+    cur.need(upto - cur.pos, "string array")
+    return len(cur.buf) >= upto
 
 
 def read_value(cur: Cursor, vtype: ValueType) -> dict[str, object]:
@@ -161,14 +175,11 @@ def read_kv(cur: Cursor) -> tuple[str, dict[str, object]]:
     return key, record
 
 
-def read_kv_table(
-    cur: Cursor, count: int, *, strict: bool = False, repeats: list[str] | None = None
-) -> dict[str, dict[str, object]]:
+def read_kv_table(cur: Cursor, count: int, *, strict: bool = False) -> dict[str, dict[str, object]]:
     """`count` key/value pairs at the cursor, by key (see the module docstring for repeats).
 
-    A repeated key warns (`FormatWarning`) with the key and both offsets (or, given `repeats`,
-    appends the warning's text there for the caller to warn once its parse is done), or with
-    `strict` raises `FormatError` at the second one, as gguf-py does.
+    A repeated key warns (`FormatWarning`) with the key and both offsets, or with `strict`
+    raises `FormatError` at the second one, as gguf-py does.
     """
     kv: dict[str, dict[str, object]] = {}
     first: dict[str, tuple[int, int]] = {}  # key -> (pair index, offset) of its first pair
@@ -186,14 +197,12 @@ def read_kv_table(
                 path=cur.path,
                 offset=at,
             )
-        message = (
+        warnings.warn(
             f"{cur.path}: metadata key {key!r} at offset {at:#x} repeats the one at offset "
-            f"{first_at:#x}; lookups give the last value (strict mode refuses such files)"
+            f"{first_at:#x}; lookups give the last value (strict mode refuses such files)",
+            FormatWarning,
+            stacklevel=4,
         )
-        if repeats is not None:
-            repeats.append(message)
-        else:
-            warnings.warn(message, FormatWarning, stacklevel=4)
         prev = kv[key]
         occurrences = prev.pop(OCCURRENCES, None)
         if not isinstance(occurrences, list):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.core.errors import FormatError, FormatWarning, TruncatedError, UnsupportedFormatError
+from paramio.core.errors import FormatError, TruncatedError, UnsupportedFormatError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
@@ -81,29 +80,24 @@ def _header(cur: Cursor) -> tuple[int, int, int]:
 FIRST_READ = 256 * 1024
 
 
-class _Short(Exception):
-    """The parse needs the file's bytes up to `end`, past the prefix read so far. Internal: it
-    never leaves `read_gguf`, which reads more and parses again."""
-
-    def __init__(self, end: int) -> None:
-        super().__init__(end)
-        self.end = end
-
-
 class _PrefixCursor(Cursor):
-    """A `Cursor` over the first bytes of a file, bounded by the whole file (`end`): every check
-    reads as for the whole file (same errors, same offsets), and a read the file holds but the
-    prefix does not raises `_Short`."""
+    """A `Cursor` over the first bytes of a file (`prefix`), bounded by the whole file (`end`):
+    every check reads as for the whole file (same errors, same offsets), and a read the file
+    holds but the prefix does not grows the prefix (fourfold, or to what the read needs)
+    first, reading only the bytes past it. Positions are file offsets throughout, so the parse
+    goes on over the longer buffer where it stood."""
 
-    __slots__ = ()
+    __slots__ = ("prefix",)
 
-    def __init__(self, buf: memoryview, *, path: str, end: int) -> None:
-        super().__init__(buf, path=path)
+    def __init__(self, prefix: Prefix, *, path: str, end: int) -> None:
+        super().__init__(prefix.buf, path=path)
+        self.prefix = prefix
         self.end = max(end, len(self.buf))
 
     def need(self, n: int, what: str) -> None:
         if 0 <= n and len(self.buf) < self.pos + n <= self.end:
-            raise _Short(self.pos + n)
+            self.prefix.grow(max(self.pos + n, 4 * len(self.buf)))
+            self.buf = self.prefix.buf
         super().need(n, what)
 
 
@@ -113,26 +107,16 @@ def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
     (or its `TruncatedError` and `UnsupportedFormatError` subclasses) naming the file, tensor
     and offset. A repeated metadata key warns, or with `strict` raises
     (`paramio.formats.gguf.kv.read_kv_table`)."""
-    prefix = Prefix(source, FIRST_READ)
-    while True:
-        repeats: list[str] = []  # warned once the parse that counts is done
-        try:
-            f = _parse(source, _PrefixCursor(prefix.buf, path=source.name, end=source.size), strict, repeats)
-        except _Short as short:
-            prefix.grow(max(short.end, 4 * len(prefix)))
-            continue
-        for message in repeats:
-            warnings.warn(message, FormatWarning, stacklevel=2)
-        return f
-
-
-def _parse(source: ByteSource, cur: Cursor, strict: bool, repeats: list[str]) -> GGUFFile:
+    cur = _PrefixCursor(Prefix(source, FIRST_READ), path=source.name, end=source.size)
     version, tensor_count, kv_count = _header(cur)
     # A key/value pair needs at least 12 bytes (key length, value type); a tensor info 24.
     cur.need_count(kv_count, 12, "metadata key/value table")
-    kv = read_kv_table(cur, kv_count, strict=strict, repeats=repeats)
+    kv = read_kv_table(cur, kv_count, strict=strict)
     alignment = _alignment(kv, source.name)
     cur.need_count(tensor_count, 24, "tensor info table")
+    # Every tensor info takes 24 bytes or more: have them at hand before the fast walk (which
+    # reads the buffer directly) rather than leave a table past the first read to the loop.
+    cur.need(24 * tensor_count, "tensor info table")
     fast = _fast_table(source, cur, tensor_count, alignment)
     if fast is not None:
         return GGUFFile(version, kv, fast[0], alignment, fast[1])
