@@ -283,3 +283,37 @@ def test_sharded_set_reads_manifest_and_each_shards_header(fmt: str, models: dic
     for shard in shards:
         _check_open(log, shard)
     _check_tensor_read(log, index, "blk.13.weight")
+
+
+# -- claims past the file ------------------------------------------------------------------------
+
+
+def _patched(src: Path, dst: Path, offset: int, value: int) -> Path:
+    data = bytearray(src.read_bytes())
+    struct.pack_into("<Q", data, offset, value)
+    dst.write_bytes(data)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("fmt", "field", "message"),
+    [
+        ("irpa", 48, "entry table"),  # entries_length: a table running past the end of the file
+        ("irpa", 64, "metadata segment"),  # metadata_length
+        ("safetensors", 0, "header of"),  # the header length
+        ("gguf", 16, "metadata key/value table"),  # kv_count: more pairs than the file can hold
+    ],
+)
+def test_a_table_claimed_past_the_file_is_refused_before_it_is_read(
+    fmt: str, field: int, message: str, models: dict[str, Path], tmp_path: Path, log: Log
+) -> None:
+    """A header claiming more than the file holds is refused from the first read alone: no
+    buffer is sized from the claim, no byte past the first read is asked for."""
+    from paramio.core.errors import TruncatedError
+
+    claim = 99_000_000 if fmt == "safetensors" else 1 << 40  # past the 64 MiB file, within any limit
+    path = _patched(models[fmt], tmp_path / models[fmt].name, field, claim)
+    first = {"irpa": IRPA_FIRST_READ, "safetensors": ST_FIRST_READ, "gguf": GGUF_FIRST_READ}[fmt]
+    with pytest.raises(TruncatedError, match=message):
+        ParameterIndex.open(f"{SCHEME}://localhost{path}")
+    assert log.of(path) == [(0, first)]
