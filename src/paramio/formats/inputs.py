@@ -23,7 +23,7 @@ from paramio.sources.file import FileSource
 from paramio.sources.names import join_url
 from paramio.sources.registry import open_source, scheme_of
 
-__all__ = ["beside", "current_options", "exists", "input_options", "is_url", "open_input", "open_parsed"]
+__all__ = ["beside", "current_options", "exists", "input_options", "is_url", "open_input"]
 
 _OPTIONS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "paramio_input_options", default=None
@@ -77,12 +77,6 @@ def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> B
     if writable:
         raise InvalidArgumentError("a URL cannot be opened writable; write a local file and upload it", path=path)
     return open_source(path, **(_OPTIONS.get() or {}))
-
-
-def open_parsed(path: str, *, writable: bool = False, use_mmap: bool = True) -> ByteSource:
-    """`open_input` (kept for callers of the name). The format readers read their headers and
-    tables through any source (`paramio.formats.regions`), so none needs a wrapper any more."""
-    return open_input(path, writable=writable, use_mmap=use_mmap)
 
 
 def beside(path: str, name: str) -> str:

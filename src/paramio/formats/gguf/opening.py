@@ -8,19 +8,13 @@ through any source: a view of a mapped file, ranged requests for a URL.
 
 from __future__ import annotations
 
-from paramio.core.source import ByteSource
 from paramio.formats.gguf.reader import FIRST_READ, GGUFFile, read_gguf
 from paramio.formats.inputs import open_input
 
-__all__ = ["FIRST_READ", "open_gguf", "parse_gguf"]
+__all__ = ["FIRST_READ", "open_gguf"]
 
 
 def open_gguf(path: str, *, writable: bool = False, use_mmap: bool = True, strict: bool = False) -> GGUFFile:
     """Parse the GGUF file at `path` (a path or URL). Raises what `read_gguf` raises, and
     `SourceError` when it cannot be opened."""
     return read_gguf(open_input(path, writable=writable, use_mmap=use_mmap), strict=strict)
-
-
-def parse_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
-    """`read_gguf` (kept for callers of the name)."""
-    return read_gguf(source, strict=strict)

@@ -18,8 +18,8 @@ from paramio.formats.gguf.constants import (
     SPLIT_NO,
     SPLIT_TENSORS_COUNT,
 )
-from paramio.formats.gguf.reader import GGUFFile
-from paramio.formats.inputs import beside, is_url, open_parsed
+from paramio.formats.gguf.reader import GGUFFile, read_gguf
+from paramio.formats.inputs import beside, is_url, open_input
 from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["read_split_set", "shard_paths", "split_info"]
@@ -86,8 +86,6 @@ def read_split_set(
     assert m is not None
     if int(m["no"]) != no + 1:
         raise FormatError(f"file name says shard {int(m['no'])} but {SPLIT_NO}={no} (0-based)", path=path, key=SPLIT_NO)
-    from paramio.formats.gguf.opening import parse_gguf
-
     files: list[GGUFFile] = []
     remote = is_url(path)  # a URL's siblings are checked lexically, by `beside`
     confinement = None if remote else Confinement.beside(path, allow_external)
@@ -98,12 +96,12 @@ def read_split_set(
         if confinement is not None and os.path.lexists(p):
             confinement.resolve(os.path.basename(p), what=f"shard {i + 1} of {count}")
         try:
-            source = open_parsed(p, writable=writable, use_mmap=use_mmap)
+            source = open_input(p, writable=writable, use_mmap=use_mmap)
         except SourceError as exc:
             raise SourceError(
                 f"shard {i + 1} of {count} of the split set of {path} is missing: {exc.reason}", path=p
             ) from exc
-        f = parse_gguf(source, strict=strict)
+        f = read_gguf(source, strict=strict)
         got = split_info(f, p)
         if got != (i, count, total):
             raise FormatError(

@@ -34,7 +34,6 @@ from paramio.formats.irpa.layout import (
 )
 from paramio.formats.regions import Prefix
 from paramio.formats.registry import FormatContents
-from paramio.formats.window import WindowSource
 from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal, Confinement
 
@@ -104,34 +103,6 @@ def read_path(
     external entries then resolve against the URL's folder."""
     source = open_input(path, writable=writable, use_mmap=use_mmap)
     return read_source(source, path, writable=writable, allow_external=allow_external)
-
-
-def fetch_tables(source: WindowSource) -> None:
-    """Fill a `WindowSource` with what parsing the archive in it reads: every (linked) header,
-    its entry table and its metadata segment. Kept for callers that still build one; the
-    readers no longer need it (`read_source` reads the tables through any source)."""
-    size = source.size
-    source.fill([(0, FIRST_READ)])
-    base = 0
-    seen: set[int] = set()
-    while base + HEADER_SIZE <= size and len(seen) <= _MAX_LINKED_HEADERS:
-        source.fill([(base, base + HEADER_SIZE)])
-        buf = source.window()
-        magic, _major, _minor, header_size, next_offset, _flags = HEADER_PREFIX.unpack_from(buf, base)
-        if magic != MAGIC or header_size != HEADER_SIZE:
-            return
-        _count, e_off, e_len, m_off, m_len, _s_off, _s_len = HEADER_V0_TAIL.unpack_from(buf, base + HEADER_PREFIX_SIZE)
-        source.fill(
-            [
-                (base + off, base + off + n)
-                for off, n in ((e_off, e_len), (m_off, m_len))
-                if n and base + off + n <= size
-            ]
-        )
-        if next_offset == 0 or base + next_offset in seen:
-            return
-        base += next_offset
-        seen.add(base)
 
 
 def read_source(

@@ -9,13 +9,12 @@ against its own entries.
 
 from __future__ import annotations
 
-from paramio.formats.inputs import open_parsed
-from paramio.formats.irpa.reader import fetch_tables, structure_regions
+from paramio.formats.inputs import open_input
+from paramio.formats.irpa.reader import structure_regions
 from paramio.formats.irpa.sharded import is_manifest_path
 from paramio.formats.overlaps import find_overlaps
 from paramio.formats.registry import FormatContents
 from paramio.formats.verify import Check, Problem
-from paramio.formats.window import WindowSource
 
 __all__ = ["check_structure"]
 
@@ -27,10 +26,8 @@ def check_structure(contents: FormatContents) -> list[Problem]:
     for path in contents.paths:
         if is_manifest_path(path):
             continue
-        source = open_parsed(path)  # a URL: its headers and tables, which is all this reads
+        source = open_input(path)  # `structure_regions` reads the headers only, also from a URL
         try:
-            if isinstance(source, WindowSource):
-                fetch_tables(source)
             found = find_overlaps(source, contents.entries, structure_regions(source), with_entries=False)
         finally:
             source.close()
