@@ -34,6 +34,7 @@ from paramio.sources import registry as schemes
 from paramio.sources.file import FileSource
 
 MiB = 1 << 20
+IRPA_HEADER = 88  # IREE's v0 archive header
 SCHEME = "counted"
 #: 64 MiB of tensor data per model: 16 tensors of 4 MiB (a header is a few KiB).
 TENSORS = 16
@@ -134,11 +135,11 @@ def _no_byte_twice(spans: Iterable[tuple[int, int]]) -> bool:
 def _irpa_regions(path: Path) -> tuple[list[tuple[int, int]], int]:
     """([header, entry table, metadata segment] as ``[start, end)``, their total bytes)."""
     with open(path, "rb") as f:
-        raw = f.read(128)
+        raw = f.read(IRPA_HEADER)
     # IREE's v0 header: a 32-byte prefix, then entry count, entry table, metadata segment.
     (_count, e_off, e_len, m_off, m_len) = struct.unpack_from("<5Q", raw, 32)
-    regions = [(0, 128), (e_off, e_off + e_len), (m_off, m_off + m_len)]
-    return regions, 128 + e_len + m_len
+    regions = [(0, IRPA_HEADER), (e_off, e_off + e_len), (m_off, m_off + m_len)]
+    return regions, IRPA_HEADER + e_len + m_len
 
 
 def _safetensors_header(path: Path) -> int:

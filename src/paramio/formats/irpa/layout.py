@@ -57,3 +57,16 @@ def align(value: int, alignment: int) -> int:
     if alignment <= 1:
         return value
     return (value + alignment - 1) & ~(alignment - 1)
+
+
+def reference_budget(size: int) -> int:
+    """How many bytes of names and metadata, summed over the entries, an archive of `size`
+    bytes may reference: 4x the file, plus 1 MiB.
+
+    IREE's parser keeps names and metadata as views into the mapped file, so entries may share
+    or overlap ranges at no cost there; but every key becomes a `str` here, `dump` prints every
+    key, and a conversion writes every entry's metadata, so 20,000 entries naming one 1 MiB
+    range cost 20 GB. A writer that shares bytes between entries (one TENSORv0 blob for many
+    entries) stays far below this bound; one that makes a small file expand to gigabytes does not.
+    """
+    return 4 * size + (1 << 20)

@@ -31,7 +31,9 @@ from paramio.formats.irpa.layout import (
     SPLAT_TAIL,
     EntryType,
     align,
+    reference_budget,
 )
+from paramio.formats.irpa.table import read_table
 from paramio.formats.regions import Prefix
 from paramio.formats.registry import FormatContents
 from paramio.sources.file import FileSource
@@ -44,6 +46,7 @@ __all__ = [
     "read_header",
     "read_path",
     "read_source",
+    "reference_budget",
     "structure_regions",
     "tables_at",
     "take_attributes",
@@ -54,19 +57,6 @@ _MAX_LINKED_HEADERS = 1 << 16
 #: The first read of an archive: the header and, for most archives, the tables after it (one
 #: request for a remote file; a view for a mapped one).
 FIRST_READ = 64 * 1024
-
-
-def reference_budget(size: int) -> int:
-    """How many bytes of names and metadata, summed over the entries, an archive of `size`
-    bytes may reference: 4x the file, plus 1 MiB.
-
-    IREE's parser keeps names and metadata as views into the mapped file, so entries may share
-    or overlap ranges at no cost there; but every key becomes a `str` here, `dump` prints every
-    key, and a conversion writes every entry's metadata, so 20,000 entries naming one 1 MiB
-    range cost 20 GB. A writer that shares bytes between entries (one TENSORv0 blob for many
-    entries) stays far below this bound; one that makes a small file expand to gigabytes does not.
-    """
-    return 4 * size + (1 << 20)
 
 
 class _References:
@@ -113,8 +103,6 @@ def read_source(
     Reads the header (one first read of `FIRST_READ` bytes, which usually holds the tables
     too), then the entry table and metadata segment it names, through the source; entries point
     into `source`. External entries of an archive named by URL are its URL's siblings."""
-    from paramio.formats.irpa.table import read_table
-
     prefix = Prefix(source, FIRST_READ)
     if source.size >= HEADER_SIZE:
         header = header_at(source, prefix, 0)

@@ -19,8 +19,14 @@ from paramio.core.entries import DumpColumns, LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry, decoded_tensor
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
-from paramio.formats.irpa.layout import ENTRY_ALIGNMENT, ENTRY_HEADER, ENTRY_SIZES, MAX_SPLAT_PATTERN_LENGTH, EntryType
-from paramio.formats.irpa.reader import reference_budget
+from paramio.formats.irpa.layout import (
+    ENTRY_ALIGNMENT,
+    ENTRY_HEADER,
+    ENTRY_SIZES,
+    MAX_SPLAT_PATTERN_LENGTH,
+    EntryType,
+    reference_budget,
+)
 
 __all__ = ["LazyTable", "read_table"]
 
