@@ -42,10 +42,12 @@ TENSOR_BYTES = 4 * MiB
 
 
 class Log:
-    """Every span asked for, as ``(file, offset, length)``, in order."""
+    """Every span asked for, as ``(file, offset, length)``, in order; `gap` is the `max_gap` of
+    the sources the test scheme opens (0: a local file's; 64 KiB: a remote object's)."""
 
     def __init__(self) -> None:
         self.reads: list[tuple[str, int, int]] = []
+        self.gap = 0
 
     def of(self, path: Path | str) -> list[tuple[int, int]]:
         return [(o, n) for f, o, n in self.reads if f == str(path)]
@@ -62,6 +64,7 @@ class CountingSource(ByteSource):
         self.file = path
         self.name = f"{SCHEME}://localhost{path}"
         self.log = log
+        self.max_gap = log.gap  # > 0: requests are worth merging, as for a remote object
 
     @property
     def size(self) -> int:
@@ -152,18 +155,24 @@ def _gguf_data_offset(path: Path) -> int:
     return min(e.offset for e in ParameterIndex.open(path).entries)
 
 
-def _allowed(path: Path) -> tuple[list[tuple[int, int]], int]:
-    """(regions an open of `path` may read, most bytes it may read), by format. The stated slack
-    is each reader's first read (`FIRST_READ`, or the file when smaller): one request for a
-    remote object, which for small tables holds them all; GGUF, which states no table sizes,
-    may grow it fourfold past the header."""
+def _allowed(path: Path, gap: int) -> tuple[list[tuple[int, int]], int]:
+    """(regions an open of `path` may read, most bytes it may read), by format. From a source
+    with no `max_gap` (a local file) IRPA and safetensors read exactly their header and tables.
+    The stated slack: from a source that merges requests (a remote object), the first read
+    (`FIRST_READ`, or the file when smaller), which for small tables holds them all; GGUF,
+    which states no table sizes, reads `FIRST_READ` first from any source and may grow it
+    fourfold past the header."""
     size = path.stat().st_size
     if path.suffix == ".irpa":
         regions, exact = _irpa_regions(path)
+        if not gap:
+            return regions, exact
         first = min(IRPA_FIRST_READ, size)
-        return [(0, first), *regions], max(first, exact) + exact
+        return [(0, first), *regions], first + exact
     if path.suffix == ".safetensors":
         header = _safetensors_header(path)
+        if not gap:
+            return [(0, header)], header
         first = min(ST_FIRST_READ, size)
         return [(0, max(first, header))], max(first, header)
     bound = min(size, max(GGUF_FIRST_READ, 4 * _gguf_data_offset(path)))
@@ -172,7 +181,7 @@ def _allowed(path: Path) -> tuple[list[tuple[int, int]], int]:
 
 def _check_open(log: Log, path: Path) -> None:
     reads = log.of(path)
-    allowed, most = _allowed(path)
+    allowed, most = _allowed(path, log.gap)
     assert reads, "the open must go through the counting source"
     assert _covered(reads, allowed), (reads, allowed)
     assert _no_byte_twice(reads), reads
@@ -191,10 +200,12 @@ def _check_tensor_read(log: Log, index: ParameterIndex, key: str) -> None:
 # -- one file --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("gap", [0, 64 * 1024], ids=["local", "remote"])
 @pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
 def test_open_by_url_reads_header_and_tables_then_exactly_the_tensor(
-    fmt: str, models: dict[str, Path], log: Log
+    fmt: str, gap: int, models: dict[str, Path], log: Log
 ) -> None:
+    log.gap = gap
     path = models[fmt]
     index = ParameterIndex.open(f"{SCHEME}://localhost{path}")
     assert list(index.keys()) == [f"blk.{i}.weight" for i in range(TENSORS)]
@@ -206,8 +217,19 @@ def test_open_by_url_reads_header_and_tables_then_exactly_the_tensor(
 
 
 def test_irpa_source_entry_point_reads_exactly_the_header_and_tables(models: dict[str, Path], log: Log) -> None:
-    """With the tables past the first read (3,000 entries), the bytes asked for are exactly the
-    first read plus the rest of the tables: nothing twice, nothing of the data."""
+    """A local source is asked for the header, then the entry table and metadata segment it
+    names: exactly those bytes."""
+    path = models["irpa"]
+    regions, exact = _irpa_regions(path)
+    contents = read_source(CountingSource(str(path), log), str(path))
+    assert len(contents.entries) == TENSORS and contents.attributes == {"general.name": "counted"}
+    assert log.of(path) == [(a, b - a) for a, b in regions] and log.total() == exact
+
+
+def test_irpa_remote_tables_past_the_first_read_cost_one_more_read(models: dict[str, Path], log: Log) -> None:
+    """From a source that merges requests, with the tables past the first read (3,000 entries):
+    the first read, then the rest of the tables in one `readv`; nothing twice, none of the data."""
+    log.gap = 64 * 1024
     path = models["irpa"].with_name("many.irpa")
     index = ParameterIndex()
     for i in range(3000):
@@ -227,12 +249,17 @@ def test_irpa_source_entry_point_reads_exactly_the_header_and_tables(models: dic
     assert len(reads) <= 3
 
 
-def test_safetensors_source_entry_point_reads_the_header(models: dict[str, Path], log: Log) -> None:
+@pytest.mark.parametrize("gap", [0, 64 * 1024], ids=["local", "remote"])
+def test_safetensors_source_entry_point_reads_the_header(gap: int, models: dict[str, Path], log: Log) -> None:
+    log.gap = gap
     path = models["safetensors"]
+    header = _safetensors_header(path)
     f = read_file(CountingSource(str(path), log))
-    assert len(f.entries) == TENSORS
-    assert log.of(path) == [(0, min(ST_FIRST_READ, path.stat().st_size))]
-    assert _safetensors_header(path) <= ST_FIRST_READ
+    assert len(f.entries) == TENSORS and f.metadata is not None and "counted" in f.metadata["paramio.carried"]
+    if gap:  # one read of the file's start holds the whole header
+        assert header <= ST_FIRST_READ and log.of(path) == [(0, ST_FIRST_READ)]
+    else:  # the length, then the header: exactly
+        assert log.of(path) == [(0, 8), (8, header - 8)]
 
 
 def test_gguf_header_past_the_first_read_grows_by_the_bytes_past_it(tmp_path: Path, log: Log) -> None:
@@ -269,8 +296,12 @@ def _set_files(folder: Path) -> tuple[Path, list[Path]]:
     return (manifests[0] if manifests else shards[0]), shards
 
 
+@pytest.mark.parametrize("gap", [0, 64 * 1024], ids=["local", "remote"])
 @pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
-def test_sharded_set_reads_manifest_and_each_shards_header(fmt: str, models: dict[str, Path], log: Log) -> None:
+def test_sharded_set_reads_manifest_and_each_shards_header(
+    fmt: str, gap: int, models: dict[str, Path], log: Log
+) -> None:
+    log.gap = gap
     opened, shards = _set_files(models[f"{fmt}-set"])
     assert len(shards) >= 4
     index = ParameterIndex.open(f"{SCHEME}://localhost{opened}")
@@ -314,7 +345,7 @@ def test_a_table_claimed_past_the_file_is_refused_before_it_is_read(
 
     claim = 99_000_000 if fmt == "safetensors" else 1 << 40  # past the 64 MiB file, within any limit
     path = _patched(models[fmt], tmp_path / models[fmt].name, field, claim)
-    first = {"irpa": IRPA_FIRST_READ, "safetensors": ST_FIRST_READ, "gguf": GGUF_FIRST_READ}[fmt]
+    first = {"irpa": IRPA_HEADER, "safetensors": 8, "gguf": GGUF_FIRST_READ}[fmt]  # what a local open reads first
     with pytest.raises(TruncatedError, match=message):
         ParameterIndex.open(f"{SCHEME}://localhost{path}")
     assert log.of(path) == [(0, first)]

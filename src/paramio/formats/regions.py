@@ -1,9 +1,9 @@
 """How a reader fetches its header and tables through the source: the first bytes, then spans.
 
 Every format reader opens the same way: one first read of the file's start (`Prefix`: the
-header, and for most files the tables too), then the regions the header names that the first
-read did not hold, in one `readv` (`Prefix.spans`), so a remote source sends one coalesced
-request for them. No reader asks for the whole file. A source whose views share its memory (a
+fixed header, or for a remote source `first_read`'s read-ahead, which usually holds the tables
+too), then the regions the header names that the first read did not hold, in one `readv`
+(`Prefix.spans`), so a remote source sends one coalesced request for them. No reader asks for the whole file. A source whose views share its memory (a
 mapped file, a caller's buffer: `shares_memory`) hands back views, so a local open copies
 nothing; any other source (remote, counting, unmapped) is asked only for bytes it has not
 already sent. A GGUF header, whose length is known only once it is parsed, grows the prefix
@@ -19,7 +19,16 @@ from collections.abc import Sequence
 
 from paramio.core.source import ByteSource
 
-__all__ = ["Prefix", "shares_memory"]
+__all__ = ["Prefix", "first_read", "shares_memory"]
+
+
+def first_read(source: ByteSource, fixed: int, readahead: int) -> int:
+    """How many bytes a reader asks for first. A source that merges reads closer than its
+    `max_gap` (a remote object) pays per request, so one read of `readahead` bytes from the
+    file's start saves the request for the tables that usually follow the header. Any other
+    (a local file, a buffer, ``max_gap == 0``) is asked for the format's `fixed` header only,
+    then for exactly the tables the header names."""
+    return readahead if source.max_gap > 0 else fixed
 
 
 def shares_memory(source: ByteSource) -> bool:

@@ -167,6 +167,9 @@ class BridgedSource(ByteSource):
     def __init__(self, inner: AsyncByteSource, *, page_size: int = 64 * 1024, cache_pages: int = 64) -> None:
         self.inner = inner
         self.name = inner.name
+        # Its reads are the async source's, planned with its limits: say them (a reader sizes its
+        # first read by whether requests are worth merging, `paramio.formats.regions`).
+        self.max_gap, self.max_request = inner.max_gap, inner.max_request
         self._page = page_size
         self._pages: collections.OrderedDict[int, bytes] = collections.OrderedDict()
         self._keep = cache_pages

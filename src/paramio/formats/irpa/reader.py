@@ -34,7 +34,7 @@ from paramio.formats.irpa.layout import (
     reference_budget,
 )
 from paramio.formats.irpa.table import read_table
-from paramio.formats.regions import Prefix
+from paramio.formats.regions import Prefix, first_read
 from paramio.formats.registry import FormatContents
 from paramio.sources.file import FileSource
 from paramio.sources.paths import AllowExternal, Confinement
@@ -54,8 +54,8 @@ __all__ = [
 
 _MAX_LINKED_HEADERS = 1 << 16
 
-#: The first read of an archive: the header and, for most archives, the tables after it (one
-#: request for a remote file; a view for a mapped one).
+#: The first read of an archive from a source that pays per request (a URL): the header and, for
+#: most archives, the tables after it. A local file is asked for the header, then the tables.
 FIRST_READ = 64 * 1024
 
 
@@ -100,10 +100,10 @@ def read_source(
 ) -> FormatContents:
     """`read_path` on a source already open (an overlay opens its file with read-only views).
 
-    Reads the header (one first read of `FIRST_READ` bytes, which usually holds the tables
-    too), then the entry table and metadata segment it names, through the source; entries point
-    into `source`. External entries of an archive named by URL are its URL's siblings."""
-    prefix = Prefix(source, FIRST_READ)
+    Reads the header (from a remote source, a first read of `FIRST_READ` bytes, which usually
+    holds the tables too), then the entry table and metadata segment it names, through the
+    source; entries point into `source`. External entries of an archive named by URL are its URL's siblings."""
+    prefix = Prefix(source, first_read(source, HEADER_SIZE, FIRST_READ))
     if source.size >= HEADER_SIZE:
         header = header_at(source, prefix, 0)
         table, meta = tables_at(prefix, 0, header)
@@ -217,7 +217,9 @@ def read_archive(
     `source.sibling` (a remote archive's folder)."""
     if confinement is None:
         confinement = Confinement.beside(source.path or os.path.join(os.getcwd(), source.name or "archive"))
-    return _read_all(source, Prefix(source, FIRST_READ), skipped, confinement, siblings=siblings)
+    return _read_all(
+        source, Prefix(source, first_read(source, HEADER_SIZE, FIRST_READ)), skipped, confinement, siblings=siblings
+    )
 
 
 def _read_all(

@@ -18,7 +18,7 @@ from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
-from paramio.formats.regions import Prefix
+from paramio.formats.regions import Prefix, first_read
 from paramio.formats.safetensors.header import Columns, Header, TensorRecord, parse_canonical, parse_header
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
@@ -28,8 +28,8 @@ from paramio.formats.safetensors.layout import (
 
 __all__ = ["FIRST_READ", "SafetensorsFile", "read_file", "read_header"]
 
-#: The first read of a file: the length and, for most files, the whole header (one request for
-#: a remote file; a view for a mapped one).
+#: The first read of a file from a source that pays per request (a URL): the length and, for
+#: most files, the whole header. A local file is asked for the length, then the header.
 FIRST_READ = 64 * 1024
 _DATA = EntryKind.DATA
 
@@ -73,16 +73,17 @@ def read_header(source: ByteSource) -> tuple[Header, int]:
 
 
 def _frame(source: ByteSource) -> tuple[memoryview, int]:
-    """The header's bytes and where the data starts, read through the source: a first read of
-    `FIRST_READ` bytes (the length and, for most files, the whole header), then the rest of the
-    header, whose claimed length is checked against the limit and the file first."""
+    """The header's bytes and where the data starts, read through the source: the length (from
+    a remote source, a first read of `FIRST_READ` bytes, which usually holds the whole header),
+    then the rest of the header, whose claimed length is checked against the limit and the
+    file first."""
     name = source.name
     size = source.size
     if size < HEADER_LENGTH_SIZE:
         raise TruncatedError(
             f"file has {size} bytes; a safetensors file needs at least {HEADER_LENGTH_SIZE}", path=name, offset=0
         )
-    prefix = Prefix(source, FIRST_READ)
+    prefix = Prefix(source, first_read(source, HEADER_LENGTH_SIZE, FIRST_READ))
     cur = Cursor(prefix.buf[:HEADER_LENGTH_SIZE], path=name)
     n = cur.u64("header length")
     if n > MAX_HEADER_SIZE:
