@@ -3,11 +3,12 @@
 Every format reader opens the same way: one first read of the file's start (`Prefix`: the
 fixed header, or for a remote source `first_read`'s read-ahead, which usually holds the tables
 too), then the regions the header names that the first read did not hold, in one `readv`
-(`Prefix.spans`), so a remote source sends one coalesced request for them. No reader asks for the whole file. A source whose views share its memory (a
-mapped file, a caller's buffer: `shares_memory`) hands back views, so a local open copies
-nothing; any other source (remote, counting, unmapped) is asked only for bytes it has not
-already sent. A GGUF header, whose length is known only once it is parsed, grows the prefix
-(`Prefix.grow`) by reading just the bytes past it.
+(`Prefix.spans`), so a remote source sends one coalesced request for them. No reader asks for
+the whole file. A source whose views share one buffer (a mapped file, a caller's buffer:
+`ByteSource.whole_view`) has those regions sliced from it: views of just those bytes, nothing
+read or copied. Any other source (remote, counting, unmapped) is asked only for bytes it has
+not already sent. A GGUF header, whose length is known only once it is parsed, grows the
+prefix (`Prefix.grow`) by reading just the bytes past it.
 
 Every length read here was checked against the source's size by the caller first: a header
 claims at most the file it sits in.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 from paramio.core.source import ByteSource
 
-__all__ = ["Prefix", "first_read", "shares_memory"]
+__all__ = ["Prefix", "first_read"]
 
 
 def first_read(source: ByteSource, fixed: int, readahead: int) -> int:
@@ -31,22 +32,21 @@ def first_read(source: ByteSource, fixed: int, readahead: int) -> int:
     return readahead if source.max_gap > 0 else fixed
 
 
-def shares_memory(source: ByteSource) -> bool:
-    """Whether `source`'s views are windows of one buffer (`ByteSource.whole_view`): then a
-    longer view costs nothing, and re-asking for bytes already read copies none."""
-    return source.whole_view() is not None
-
-
 class Prefix:
-    """The first bytes of `source` (``min(length, size)`` of them), read once."""
+    """The first bytes of `source` (``min(length, size)`` of them), read once. A source whose
+    views share one buffer (`ByteSource.whole_view`) has its regions sliced from that buffer:
+    views of just those bytes, nothing read or copied."""
 
     __slots__ = ("buf", "shared", "source")
 
     def __init__(self, source: ByteSource, length: int) -> None:
         self.source = source
-        self.shared = shares_memory(source)
+        self.shared = source.whole_view()
         n = max(0, min(length, source.size))
-        self.buf: memoryview = source.readv([(0, n)])[0] if n else memoryview(b"")
+        if self.shared is not None:
+            self.buf: memoryview = self.shared[:n]
+        else:
+            self.buf = source.readv([(0, n)])[0] if n else memoryview(b"")
 
     def __len__(self) -> int:
         return len(self.buf)
@@ -57,8 +57,8 @@ class Prefix:
         have = len(self.buf)
         if n <= have:
             return
-        if self.shared:
-            self.buf = self.source.readv([(0, n)])[0]
+        if self.shared is not None:
+            self.buf = self.shared[:n]
             return
         out = bytearray(n)
         out[:have] = self.buf
@@ -68,11 +68,10 @@ class Prefix:
     def spans(self, spans: Sequence[tuple[int, int]]) -> list[memoryview]:
         """The bytes of each ``(offset, length)`` span (checked by the caller), in order: a
         slice of the prefix where it holds them, the rest in one `readv` of the missing parts."""
+        whole = self.shared
+        if whole is not None:  # views of a shared buffer are free
+            return [whole[o : o + n] for o, n in spans]
         have = len(self.buf)
-        if self.shared:  # views are free: the covered ones sliced, the rest viewed in one call
-            missing = [(o, n) for o, n in spans if n and o + n > have]
-            got = iter(self.source.readv(missing) if missing else [])
-            return [self.buf[o : o + n] if not n or o + n <= have else next(got) for o, n in spans]
         wanted = [(max(o, have), o + n - max(o, have)) for o, n in spans if n and o + n > have]
         fetched = iter(self.source.readv(wanted) if wanted else [])
         out: list[memoryview] = []
