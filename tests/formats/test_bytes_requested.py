@@ -3,10 +3,13 @@ set), listing its keys and reading its attributes asks the source for its header
 tables only, never its data; reading one tensor then asks for exactly that tensor's span.
 
 The wrapper (`CountingSource`) records every `view`, `readinto` and `readv` span. It keeps the
-contract's `whole_view` (None), so no reader can take a shortcut around the count. Opens go
-through it two ways: the readers' source entry points (`read_source`, `read_file`,
-`read_gguf`), and a URL scheme registered for the test, so that `read_path`, set manifests and
-shards (found by name beside the manifest) take the same road as a remote object.
+contract's `whole_view` (None), so no reader can take a shortcut around the count; its
+`max_gap` says whether it stands for a local file (0: asked for exactly the header and tables)
+or a remote object (64 KiB: one first read of the file's start may hold the tables too). Opens
+go through it two ways: the `Format` contract's ``read_source`` (`registry.read_source`) and
+the readers' source entry points, and a URL scheme registered for the test, so that
+`read_path`, set manifests and shards (found by name beside the manifest) take the same road
+as a remote object.
 """
 
 from __future__ import annotations
@@ -214,6 +217,25 @@ def test_open_by_url_reads_header_and_tables_then_exactly_the_tensor(
     assert {f for f, _, _ in log.reads} == {str(path)}
     _check_open(log, path)
     _check_tensor_read(log, index, "blk.9.weight")
+
+
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+def test_the_format_contracts_read_source_asks_for_header_and_tables_only(
+    fmt: str, models: dict[str, Path], log: Log
+) -> None:
+    """`paramio.formats.registry.read_source` (each `Format`'s ``read_source``, what IREE's file
+    handles open through), over a local-like source: IRPA and safetensors ask for exactly their
+    header and tables, GGUF for its first read."""
+    path = models[fmt]
+    contents = formats.read_source(CountingSource(str(path), log), fmt)
+    assert [e.key for e in contents.entries] == [f"blk.{i}.weight" for i in range(TENSORS)]
+    if fmt == "irpa":
+        regions, exact = _irpa_regions(path)
+        assert log.of(path) == [(a, b - a) for a, b in regions] and log.total() == exact
+    elif fmt == "safetensors":
+        assert log.of(path) == [(0, 8), (8, _safetensors_header(path) - 8)]
+    else:
+        assert log.of(path) == [(0, GGUF_FIRST_READ)] and _gguf_data_offset(path) < GGUF_FIRST_READ
 
 
 def test_irpa_source_entry_point_reads_exactly_the_header_and_tables(models: dict[str, Path], log: Log) -> None:
