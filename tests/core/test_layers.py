@@ -184,14 +184,7 @@ def test_no_function_level_import_dodges_a_cycle() -> None:
         graph = within if _subpackage(i.importer) == _subpackage(i.imported) else across
         if _reaches(graph, i.imported, i.importer):
             dodges.append(f"{i.importer}:{i.line} imports {i.imported} in a function; it imports {i.importer} back")
-    assert sorted(dodges) == sorted(_KNOWN_DODGES)
-
-
-#: Cycles inside one format package, still hidden by a function-level import; being removed.
-_KNOWN_DODGES = [
-    "paramio.formats.safetensors.writer:223 imports paramio.formats.safetensors.sharded in a function; "
-    "it imports paramio.formats.safetensors.writer back",
-]
+    assert dodges == []
 
 
 def test_packages_of_one_layer_form_no_cycle() -> None:

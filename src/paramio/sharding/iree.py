@@ -41,7 +41,7 @@ def set_files(path: str) -> list[str] | None:
     if low.endswith(".safetensors") or low.endswith(".safetensors.index.json"):
         from paramio.formats.safetensors import sharded as st_sets
 
-        found = path if st_sets.is_index_path(path) else st_sets.find_set(path)
+        found = path if low.endswith(".safetensors.index.json") else st_sets.find_set(path)
         if isinstance(found, str):
             _, wmap = st_sets.read_index(found)
             return [member_path(found, n) for n in st_sets._shard_order(list(wmap.values()))]

@@ -26,9 +26,10 @@ from paramio.formats.safetensors.layout import (
     ATTRIBUTE_METADATA,
     HEADER_LENGTH_SIZE,
     MAX_HEADER_SIZE,
+    is_index_path,
 )
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_header
-from paramio.formats.safetensors.sharded import ShardedSet, find_set, is_index_path, read_set, write_sharded
+from paramio.formats.safetensors.sharded import ShardedSet, find_set, read_set, write_sharded
 from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file
 from paramio.sources.paths import AllowExternal
 

@@ -94,6 +94,13 @@ def by_name(name: str) -> StDType | None:
 #: ``model-00001-of-00003.safetensors``: Hugging Face's shard file names.
 SHARD_RE = re.compile(r"^(?P<prefix>.*)-(?P<index>\d+)-of-(?P<count>\d+)\.safetensors$")
 INDEX_SUFFIX = ".safetensors.index.json"
+
+
+def is_index_path(path: str) -> bool:
+    """Whether `path` names a sharded set's index file (any case, as IREE matches extensions)."""
+    return path.lower().endswith(INDEX_SUFFIX)
+
+
 FILE_SUFFIX = ".safetensors"
 #: Hugging Face writes five-digit shard numbers.
 SHARD_DIGITS = 5

@@ -32,6 +32,7 @@ from paramio.formats.safetensors.layout import (
     MAX_HEADER_SIZE,
     SHARD_DIGITS,
     SHARD_RE,
+    is_index_path,
     shard_name,
 )
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file
@@ -67,10 +68,6 @@ class ShardedSet:
     def paths(self) -> list[str]:
         shard_paths = [s.source.name for s in self.shards]
         return ([self.index_path] if self.index_path else []) + shard_paths
-
-
-def is_index_path(path: str) -> bool:
-    return path.lower().endswith(INDEX_SUFFIX)
 
 
 def read_index(path: str) -> tuple[dict[str, object], dict[str, str]]:

@@ -35,6 +35,7 @@ from paramio.formats.safetensors.layout import (
     StDType,
     by_code,
     by_name,
+    is_index_path,
 )
 
 if TYPE_CHECKING:
@@ -220,7 +221,6 @@ def prepare(
         metadata_needs_carrying,
         splat_loss,
     )
-    from paramio.formats.safetensors.sharded import is_index_path
 
     options = options or {}
     attrs, losses = json_safe_attributes(attributes or {})
