@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from paramio.core.entries import LazyEntries
-from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
 from paramio.core.errors import FormatError, TruncatedError, UnsupportedFormatError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
@@ -331,19 +331,14 @@ def _fast_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> 
 
     def make_all() -> list[ParameterEntry]:
         spans = list(map(plans.__getitem__, spans_of))
-        return [
-            ParameterEntry(
-                key=k,
-                kind=_DATA,
-                length=span[0],
-                source=source,
-                offset=data_offset + rel,
-                declared_tensor=span[1],
-                origin="gguf",
-                file_index=i,
-            )
-            for i, (k, span, rel) in enumerate(zip(keys, spans, rels, strict=True))
-        ]
+        return entries_from_columns(
+            keys=keys,
+            lengths=[span[0] for span in spans],
+            offsets=[data_offset + rel for rel in rels],
+            source=source,
+            origin="gguf",
+            declared=[span[1] for span in spans],
+        )
 
     return LazyEntries(list(keys), make, make_all), data_offset
 

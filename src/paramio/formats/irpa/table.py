@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from paramio.core.entries import DumpColumns, LazyEntries
-from paramio.core.entry import EntryKind, ParameterEntry, decoded_tensor
+from paramio.core.entry import ParameterEntry, decoded_tensor, entries_from_columns
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.irpa.layout import (
@@ -215,7 +215,6 @@ def read_table(source: ByteSource, table: memoryview, meta: memoryview, header: 
         starts = meta_off[r]
         lengths = tail_len[r]
         offsets = np.where(lengths > 0, tail_off[r] + np.uint64(storage_base), 0)  # empty entries at 0
-        data = EntryKind.DATA
         # Each distinct metadata decoded once, and shared: entries of one (dtype, shape) then
         # hold the same bytes and TensorInfo objects, and `to_numpy` finds them decoded.
         shared: dict[bytes, tuple[bytes, TensorInfo | None]] = {}
@@ -228,27 +227,16 @@ def read_table(source: ByteSource, table: memoryview, meta: memoryview, header: 
             if m not in shared:
                 shared[m] = (m, decoded_tensor(m))
         pairs = list(map(shared.__getitem__, metas))
-        return [
-            ParameterEntry(
-                key=key,
-                kind=data,
-                length=n,
-                metadata=meta,
-                source=source,
-                offset=o,
-                origin="irpa",
-                file_index=row,
-                decoded=info,
-            )
-            for key, (meta, info), n, o, row in zip(
-                keys,
-                pairs,
-                lengths.tolist(),
-                offsets.tolist(),
-                row_list,
-                strict=True,
-            )
-        ]
+        return entries_from_columns(
+            keys=keys,
+            lengths=lengths.tolist(),
+            offsets=offsets.tolist(),
+            source=source,
+            origin="irpa",
+            metadata=[meta for meta, _ in pairs],
+            decoded=[info for _, info in pairs],
+            file_indices=row_list,
+        )
 
     def dump_columns() -> DumpColumns:
         r = np.asarray(row_list, dtype=np.int64)  # rows as they stand (the attributes entry removed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from paramio.core.entries import LazyEntries
-from paramio.core.entry import EntryKind, ParameterEntry
+from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
 from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
@@ -233,18 +233,8 @@ def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> Lazy
 
     def make_all() -> list[ParameterEntry]:
         infos, begins, lengths = columns_once()
-        return [
-            ParameterEntry(
-                key=k,
-                kind=_DATA,
-                length=n,
-                source=source,
-                offset=b,
-                declared_tensor=info,
-                origin="safetensors",
-                file_index=i,
-            )
-            for i, (k, info, b, n) in enumerate(zip(keys, infos, begins, lengths, strict=True))
-        ]
+        return entries_from_columns(
+            keys=keys, lengths=lengths, offsets=begins, source=source, origin="safetensors", declared=infos
+        )
 
     return LazyEntries(list(keys), make, make_all, positions=columns.positions)
