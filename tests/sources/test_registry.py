@@ -97,3 +97,12 @@ def test_join_url() -> None:
     for bad in ("../x", "a/%2E%2E/x", "sub%2f..%2f..%2fx", "//host/x", "s3://other/x", "s3:x"):
         with pytest.raises(SourceError, match="refused"):
             join_url("s3://b/a/index.json", bad)
+
+
+def test_join_url_keeps_an_empty_host() -> None:
+    """``scheme:///path`` (a custom source's URL with no host) stays a URL of that scheme, not a
+    ``scheme:/path`` that reads as a local path."""
+    from paramio.sources.names import join_url
+
+    assert join_url("counted:///tmp/a/x.json", "m.irpa") == "counted:///tmp/a/m.irpa"
+    assert join_url("s3://bucket/a/x.json", "m.irpa") == "s3://bucket/a/m.irpa"

@@ -49,4 +49,7 @@ def join_url(base_url: str, name: str) -> str:
     parts = relative_parts(name, base=base_url)
     u = urlsplit(base_url)
     folder = u.path.rsplit("/", 1)[0]
-    return urlunsplit((u.scheme, u.netloc, folder + "/" + "/".join(quote(p, safe="") for p in parts), "", ""))
+    path = folder + "/" + "/".join(quote(p, safe="") for p in parts)
+    if not u.netloc and base_url.startswith(f"{u.scheme}://"):
+        return f"{u.scheme}://{path}"  # ``scheme:///path``: urlunsplit would drop the empty host's ``//``
+    return urlunsplit((u.scheme, u.netloc, path, "", ""))
