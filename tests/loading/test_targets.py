@@ -171,3 +171,35 @@ def test_torch_cuda_without_cuda_is_refused() -> None:
 
     with pytest.raises(InvalidArgumentError, match="no CUDA device"):
         load(ParameterIndex(), into="torch", device="cuda")
+
+
+def test_torch_device_path_on_the_cpu(st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
+    """The CUDA code path minus CUDA itself: device tensors filled piece by piece from staging
+    tensors with ``copy_``, then viewed as the entry's dtype and shape. What only a GPU can
+    check (pinned buffers, the per-worker streams) is `test_torch_cuda_every_byte`'s."""
+    from paramio.loading.targets import TorchTarget
+
+    path, a = st_file
+    got = load(path, into=TorchTarget("cpu", staged=True), budget="64KiB", concurrency=3)
+    assert 0 < got.summary.peak_staging <= got.summary.budget  # every piece went through staging
+    assert got.summary.chunk < a["embed"].nbytes  # the big tensor arrived in several pieces
+    for k, w in a.items():
+        t = got[k]
+        assert isinstance(t, torch.Tensor) and tuple(t.shape) == w.shape, k
+        assert t.dtype == getattr(torch, str(w.dtype)), k
+        assert t.contiguous().view(torch.uint8).numpy().tobytes() == w.tobytes(), k
+    index = _typed_index()
+    got = load(index, into=TorchTarget("cpu", staged=True), budget="4KiB")
+    assert got["bf16"].dtype == torch.bfloat16  # type: ignore[attr-defined]
+    for k, w in _want(index).items():
+        assert got[k].view(torch.uint8).numpy().tobytes() == w.tobytes(), k  # type: ignore[attr-defined]
+
+
+def test_torch_unknown_device_is_our_error() -> None:
+    from paramio.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="torch has no device 'warp-drive'"):
+        load(ParameterIndex(), into="torch", device="warp-drive")
+    if not getattr(torch.backends, "mps", None) or not torch.backends.mps.is_available():
+        with pytest.raises(InvalidArgumentError, match="device 'mps': torch cannot allocate there"):
+            load(ParameterIndex(), into="torch", device="mps")

@@ -22,6 +22,7 @@ from paramio.arrays.frameworks import require, torch_dtype
 from paramio.core.dtypes import dtype_of_numpy
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
+from paramio.loading.hostmem import host_bytes, huge_page_size
 
 __all__ = ["TARGETS", "Slot", "Target", "aligned_bytes", "host_layout", "make_target"]
 
@@ -76,17 +77,17 @@ class Target(abc.ABC):
 
 
 def aligned_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:
-    """New ``uint8`` host memory starting at a multiple of `alignment`: what XLA needs to take
-    an array by DLPack without a copy, and what IREE's CPU kernels assume of a buffer."""
-    raw = np.empty(nbytes + alignment, dtype=np.uint8)
-    start = -raw.ctypes.data % alignment
-    return raw[start : start + nbytes]
+    """New ``uint8`` host memory starting at a multiple of `alignment` (and at a huge page
+    boundary when it is that large; see `hostmem`): what XLA needs to take an array by DLPack
+    without a copy, and what IREE's CPU kernels assume of a buffer."""
+    return host_bytes(nbytes, alignment)
 
 
 def _numpy_slot(key: str, entry: ParameterEntry, *, aligned: bool = False) -> Slot:
     dtype, shape = host_layout(entry)
-    if aligned:
-        flat = aligned_bytes(entry.length)
+    if aligned or entry.length >= huge_page_size() > 0:
+        # Large tensors start on a huge page (a view of a slightly larger block): fewer faults.
+        flat = host_bytes(entry.length)
         arr = flat.view(dtype).reshape(shape)
     else:
         arr = np.empty(shape, dtype=dtype)
@@ -111,44 +112,67 @@ class NumpyTarget(Target):
 
 
 class TorchTarget(Target):
-    """``torch.Tensor``\\s. CPU: read straight into the tensor. CUDA: pinned staging buffers, each
-    piece copied on the worker's own stream, so reads on some workers overlap copies on others."""
+    """``torch.Tensor``\\s. CPU: read straight into the tensor (large ones start on a huge page).
+    Other devices: staged through host buffers from the budget and copied with ``copy_``; on
+    CUDA the buffers are pinned and each piece is copied on the worker's own stream, so reads on
+    some workers overlap copies on others.
+
+    `staged=True` takes the device path on the CPU too (device tensors, staging buffers, one
+    copy per piece): how the tests run that path on machines without a GPU."""
 
     name = "torch"
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(self, device: str | None = None, *, staged: bool | None = None) -> None:
         self._torch = require("torch")
         self.device = device
-        self._dev = self._torch.device(device or "cpu")
+        try:
+            self._dev = self._torch.device(device or "cpu")
+        except RuntimeError as exc:
+            raise InvalidArgumentError(f"torch has no device {device!r}: {exc}") from exc
         self._cuda = self._dev.type == "cuda"
         if self._cuda and not self._torch.cuda.is_available():
             raise InvalidArgumentError(f"device {device!r}: torch finds no CUDA device")
+        self._staged = self._dev.type != "cpu" if staged is None else staged
+        if self._staged and not self._cuda:
+            try:  # fail here, naming the device, rather than in the first worker
+                self._torch.empty(1, dtype=self._torch.uint8, device=self._dev)
+            except (RuntimeError, NotImplementedError) as exc:
+                raise InvalidArgumentError(f"device {device!r}: torch cannot allocate there: {exc}") from exc
         self._local = threading.local()
 
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
         torch = self._torch
         dtype, shape = host_layout(entry)
         tdtype = torch_dtype(dtype_of_numpy(dtype).name)
-        if self._cuda:
+        if self._staged:
             raw = torch.empty(entry.length, dtype=torch.uint8, device=self._dev)
             return Slot(key, dtype, shape, entry.length, None, raw, tdtype)
+        if entry.length >= huge_page_size() > 0:
+            flat = host_bytes(entry.length)  # fewer page faults (see hostmem); the tensor keeps it
+            return Slot(key, dtype, shape, entry.length, memoryview(flat), torch.from_numpy(flat), tdtype)  # type: ignore[arg-type]
         raw = torch.empty(entry.length, dtype=torch.uint8)
         return Slot(key, dtype, shape, entry.length, memoryview(raw.numpy()), raw, tdtype)
 
     def make_staging(self, nbytes: int) -> tuple[object, memoryview]:
-        if not self._cuda:
+        if not self._staged:
             return super().make_staging(nbytes)
-        t = self._torch.empty(nbytes, dtype=self._torch.uint8, pin_memory=True)
+        # Pinned for CUDA: the copy is a true asynchronous DMA, and torch caches pinned blocks.
+        t = self._torch.empty(nbytes, dtype=self._torch.uint8, pin_memory=self._cuda)
         return t, memoryview(t.numpy())
 
     def upload(self, slot: Slot, offset: int, data: memoryview, owner: object) -> None:
+        n = len(data)
+        src = owner[:n]  # type: ignore[index]  # the staging tensor itself (pinned on CUDA)
+        dst = slot.handle[offset : offset + n]  # type: ignore[index]
+        if not self._cuda:
+            dst.copy_(src)  # synchronous: done when it returns
+            return
         torch = self._torch
         stream = getattr(self._local, "stream", None)
         if stream is None:
             stream = self._local.stream = torch.cuda.Stream(device=self._dev)
-        src = owner[: len(data)]  # type: ignore[index]  # the pinned tensor itself: a true async copy
         with torch.cuda.stream(stream):
-            slot.handle[offset : offset + len(data)].copy_(src, non_blocking=True)  # type: ignore[index]
+            dst.copy_(src, non_blocking=True)
         stream.synchronize()  # the staging buffer goes back to the pool only once the copy is done
 
     def finish(self, slot: Slot) -> object:

@@ -1,0 +1,84 @@
+"""Host memory for loaded tensors: large ones start on a transparent huge page boundary (fewer
+page faults while the kernel fills them), small ones are plain arrays; the bytes are the file's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paramio import ParameterIndex
+from paramio.loading import hostmem, load
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def fake_thp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    def make(enabled: str | None, size: str | None) -> int:
+        d = tmp_path / "thp"
+        d.mkdir(exist_ok=True)
+        for name, text in (("enabled", enabled), ("hpage_pmd_size", size)):
+            f = d / name
+            if text is None:
+                f.unlink(missing_ok=True)
+            else:
+                f.write_text(text + "\n")
+        monkeypatch.setattr(hostmem, "_THP", str(d) + "/")
+        hostmem.huge_page_size.cache_clear()
+        return hostmem.huge_page_size()
+
+    yield make
+    hostmem.huge_page_size.cache_clear()
+
+
+def test_huge_page_size_from_the_kernel(fake_thp) -> None:  # type: ignore[no-untyped-def]
+    assert fake_thp("always [madvise] never", "2097152") == 2 * MiB
+    assert fake_thp("[always] madvise never", "2097152") == 2 * MiB
+    assert fake_thp("always madvise [never]", "2097152") == 0  # THP off: nothing to align for
+    assert fake_thp("always [madvise] never", "536870912") == 0  # 512 MiB pages: not worth it
+    assert fake_thp("always [madvise] never", "3000000") == 0  # not a power of two: not trusted
+    assert fake_thp("always [madvise] never", None) == 0
+    assert fake_thp(None, None) == 0  # not Linux
+
+
+@pytest.mark.parametrize("huge", [2 * MiB, 0])
+def test_host_bytes_alignment(huge: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostmem, "huge_page_size", lambda: huge)
+    for n in (0, 1, 4096, 2 * MiB - 1, 2 * MiB, 5 * MiB + 3):
+        a = hostmem.host_bytes(n)
+        assert a.dtype == np.uint8 and a.shape == (n,) and a.flags.writeable and a.flags.c_contiguous
+        step = huge if huge and n >= huge else 64
+        assert a.ctypes.data % step == 0, (n, huge)
+        a[:] = 7  # all of it is usable
+    assert hostmem.host_bytes(100, alignment=4096).ctypes.data % 4096 == 0
+
+
+def test_large_tensors_start_on_a_huge_page(tmp_path: Path) -> None:
+    huge = hostmem.huge_page_size()
+    if not huge:
+        pytest.skip("no transparent huge pages here")
+    index = ParameterIndex()
+    rng = np.random.default_rng(3)
+    want = {
+        "big": rng.standard_normal((3, huge // 4 + 5)).astype(np.float32),  # > 1 huge page, odd size
+        "exact": rng.integers(0, 255, huge, dtype=np.uint8),
+        "small": rng.standard_normal(1000).astype(np.float32),
+    }
+    for k, v in want.items():
+        index.add_array(k, v)
+    path = tmp_path / "m.irpa"
+    index.create_archive_file(str(path))
+    for into in ("numpy", "torch"):
+        if into == "torch":
+            pytest.importorskip("torch")
+        got = load(path, into=into, budget="1MiB")
+        for k, w in want.items():
+            arr = got[k] if into == "numpy" else got[k].numpy()  # type: ignore[attr-defined]
+            assert arr.dtype == w.dtype and arr.shape == w.shape and arr.tobytes() == w.tobytes(), (into, k)
+            assert arr.flags.writeable, (into, k)
+            if w.nbytes >= huge:
+                assert arr.ctypes.data % huge == 0, (into, k)
+        if into == "numpy":
+            assert got["small"].flags.owndata  # small ones are plain arrays, as to_numpy(copy=True) gives
