@@ -4,6 +4,7 @@ HTTP object (served by a real nginx) load byte for byte, through ranged GETs, wi
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +48,20 @@ def test_entries_over_an_http_object_load_through_ranged_reads(
     assert got.summary.peak_in_flight <= 64 << 10
     ranged = [line for line in server.requests() if line.startswith("GET /model.safetensors bytes=")]
     assert len(ranged) >= a["embed"].nbytes // got.summary.chunk  # pieces, not the whole object
+
+
+def test_a_url_gets_more_workers_by_default(server: Nginx, st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
+    """Reads from a URL wait on the network, not a core: the default is `REMOTE_CONCURRENCY`
+    workers there, the CPU count for local files; an explicit `concurrency` always wins."""
+    from paramio.loading.api import REMOTE_CONCURRENCY
+
+    path, a = st_file
+    (server.root / "workers.safetensors").write_bytes(path.read_bytes())
+    remote = ParameterIndex.open(f"{server.url}/workers.safetensors")
+    local = ParameterIndex.open(path)
+    got = load(remote)
+    assert got.summary.concurrency >= REMOTE_CONCURRENCY
+    assert load(local).summary.concurrency < REMOTE_CONCURRENCY or (os.cpu_count() or 2) >= REMOTE_CONCURRENCY
+    assert load(remote, concurrency=2).summary.concurrency == 2
+    for k in a:
+        assert got[k].tobytes() == a[k].tobytes(), k  # type: ignore[attr-defined]

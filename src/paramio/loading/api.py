@@ -76,9 +76,17 @@ def _first_of_each(items: list[tuple[str, ParameterEntry]]) -> list[tuple[str, P
     return list(seen.items())
 
 
-def _concurrency(concurrency: int | None) -> int:
+#: Default workers when any tensor comes from a source whose reads are worth merging (a URL:
+#: `ByteSource.max_gap` > 0): such reads wait on the network, not a core, and P8 measured 2 GiB
+#: from loopback S3 at 1.03x one whole GET with 8 in flight against 1.15-1.65x with 2.
+REMOTE_CONCURRENCY = 8
+
+
+def _concurrency(concurrency: int | None, items: Sequence[tuple[str, ParameterEntry]] = ()) -> int:
     if concurrency is None:
-        return min(16, max(2, os.cpu_count() or 2))
+        local = min(16, max(2, os.cpu_count() or 2))
+        remote = any(e.source is not None and e.source.max_gap > 0 for _, e in items)
+        return max(local, REMOTE_CONCURRENCY) if remote else local
     if concurrency < 1:
         raise InvalidArgumentError(f"concurrency must be at least 1, not {concurrency}")
     return concurrency
@@ -142,7 +150,9 @@ def _job(
         callback, bar = bp.callback, bp
     elif callable(progress):
         callback = progress
-    job = LoadJob(items, target, budget=parse_size(budget), concurrency=_concurrency(concurrency), progress=callback)
+    job = LoadJob(
+        items, target, budget=parse_size(budget), concurrency=_concurrency(concurrency, items), progress=callback
+    )
     return job, bar
 
 
