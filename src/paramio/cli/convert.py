@@ -27,6 +27,8 @@ Better than IREE:
 from __future__ import annotations
 
 import dataclasses
+import glob
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -40,13 +42,14 @@ from paramio.cli.flags import (
     files_from,
     load_scopes,
 )
+from paramio.cli.sizes import parse_size
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import ConversionWarning, LossError
 from paramio.core.progress import ByteProgress
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
 from paramio.core.text import escape_keys
-from paramio.formats.contract import get_format
+from paramio.formats.contract import Format, get_format
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.formats.targets import resolve_output
@@ -226,6 +229,10 @@ def run(flags: ParsedFlags) -> int:
                     f"--output={output}: unknown output format; use an extension .irpa, .safetensors or .gguf, or --format="
                 ) from None
             fmt = _STREAM_FORMAT
+    size = flags.text("max_shard_size")
+    max_shard_size = parse_size("max-shard-size", size) if size else None
+    if max_shard_size is not None and streamed:
+        raise UsageError(f"--max-shard-size writes a set of files; --output={output} is a stream")
     renames = [_split_rename(t) for t in flags.many("rename")]
     splats = [_split_splat(t) for t in flags.many("splat")]
     inputs = files_from(flags)
@@ -255,7 +262,10 @@ def run(flags: ParsedFlags) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConversionWarning)
             try:
-                write_path(output, entries, format=fmt, attributes=attributes, progress=bar.callback, on_loss=on_loss)
+                sizing = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+                write_path(
+                    output, entries, format=fmt, attributes=attributes, progress=bar.callback, on_loss=on_loss, **sizing
+                )
             except LossError as exc:
                 raise CommandFailed(f"{exc}; nothing was written") from None
             finally:
@@ -265,5 +275,28 @@ def run(flags: ParsedFlags) -> int:
                     else:
                         warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
     if not quiet and not streamed:  # a stream cannot be read back for the listing
-        sys.stdout.write(format_dump(read_path(output, format=fmt).entries, escape=escape_keys))
+        written = output if max_shard_size is None else _set_opened_by(output, target)
+        if written is not None:
+            sys.stdout.write(format_dump(read_path(written, format=fmt).entries, escape=escape_keys))
     return 0
+
+
+def _set_opened_by(output: str, target: Format) -> str | None:
+    """The file that opens the sharded set just written for `output`: its index file, or a GGUF
+    split set's first shard; None when neither is there (a URL's GGUF set is not listed)."""
+    if os.path.exists(output):
+        return output  # the writer kept one file: it all fit in one shard
+    if target.index_suffix is not None:
+        index = (
+            output[: -len(target.extension)] + target.index_suffix
+            if output.lower().endswith(target.extension)
+            else None
+        )
+        if index is not None and (os.path.exists(index) or "://" in index):
+            return index
+    folder, name = os.path.split(output)
+    stem = name[: -len(target.extension)] if name.lower().endswith(target.extension) else name
+    firsts = sorted(
+        glob.glob(os.path.join(glob.escape(folder or "."), f"{glob.escape(stem)}-00001-of-*{target.extension}"))
+    )
+    return firsts[0] if firsts else None

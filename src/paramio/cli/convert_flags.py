@@ -85,6 +85,13 @@ FLAGS = (
         "warn",
     ),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
+    Flag(
+        "max_shard_size",
+        FlagKind.STRING,
+        "Write a sharded set of files of at most this size (5GB, 2GiB, 500M): an IRPA or\n"
+        "safetensors set with its index.json, or a GGUF split set.",
+        "",
+    ),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
     Flag(
         "output",
