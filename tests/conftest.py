@@ -11,6 +11,19 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "sources"))
+
+from server_fixtures import (  # noqa: E402, F401 -- the loopback servers, one per session for every test folder
+    azurite,
+    fault_server,
+    moto,
+    nginx,
+    nginx_dir,
+    obstore_installed,
+    s3,
+    s3rver,
+)
+
 BIN = Path(sys.executable).parent
 #: IREE's own test files (iree/data/iree_io/) are data that tests/iree/test_iree_own_tests.py runs.
 collect_ignore_glob = ["iree/data/*"]
