@@ -7,7 +7,7 @@ writes load in IREE byte for byte. Every name of ``iree.runtime``'s parameter AP
 
 from __future__ import annotations
 
-from paramio.core.exports import attach, declare_format_above, exports
+from paramio.core.exports import attach, declare_above, declare_format_above, exports
 
 #: `typing.TYPE_CHECKING` without importing `typing` (~8 ms of a ~25 ms ``paramio --help``);
 #: type checkers treat this name as true.
@@ -56,6 +56,9 @@ __version__ = "0.1.0"
 # extension and the module that registers it) so the format registry finds it without naming
 # `paramio.sharding`, and imports that module only when a ``.tp.json`` is used.
 declare_format_above("tp", (".tp.json",), "paramio.sharding.tpset")
+# IREE's API puts ``create_provider`` on the index; the IREE bridge it needs stands above the
+# index, so the index reaches it through this declaration and imports it only when called.
+declare_above("index.create_provider", "paramio.compat.runtime:create_provider")
 
 #: public name -> the module that defines it, imported on first use (``paramio.ParameterIndex``,
 #: ``from paramio import load``) by `paramio.core.exports`, so that ``import paramio`` (and so every

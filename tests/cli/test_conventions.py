@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paramio.core.text import escape, escape_all
+from paramio.formats.text import escape, escape_all
 from paramio.index.index import ParameterIndex
 
 EVIL = "a\nb\x1b[31mRED"

@@ -9,7 +9,7 @@ import pytest
 
 from paramio.cli.errors import UsageError, escape
 from paramio.cli.flags import Flag, FlagKind, parse_flags
-from paramio.core.progress import ByteProgress
+from paramio.formats.progress import ByteProgress
 
 FLAGS = (
     Flag("quiet", FlagKind.BOOL, "q", False),

@@ -72,7 +72,7 @@ def test_errors(paramio_cli: Cli, tmp_path: Path, st_file: tuple[Path, dict[str,
 
 
 _SHOW_BAR = (
-    "import sys, paramio.core.progress as p; p.MIN_BYTES_FOR_BAR = 0; "
+    "import sys, paramio.formats.progress as p; p.MIN_BYTES_FOR_BAR = 0; "
     "from paramio.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 

@@ -45,14 +45,14 @@ from paramio.cli.flags import (
 from paramio.cli.sizes import parse_size
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import ConversionWarning, LossError
-from paramio.core.progress import ByteProgress
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
-from paramio.core.text import escape_keys
 from paramio.formats.contract import Format, get_format
 from paramio.formats.conversion import LOSS_POLICIES
+from paramio.formats.progress import ByteProgress
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.formats.targets import resolve_output
+from paramio.formats.text import escape_keys
 from paramio.index.dump import format_dump
 from paramio.index.scopes import ScopeMap
 

@@ -18,9 +18,9 @@ from paramio.cli.errors import UsageError
 from paramio.cli.flags import ParsedFlags
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import TensorInfo
-from paramio.core.text import escape, escape_keys
 from paramio.formats.irpa.create import ParameterSpec, create_parameters
 from paramio.formats.targets import resolve_output
+from paramio.formats.text import escape, escape_keys
 
 __all__ = ["DESCRIPTION", "FLAGS", "CreateSpec", "main", "run", "parse_spec"]
 
@@ -84,7 +84,7 @@ def run(flags: ParsedFlags) -> int:
     # IREE's tool's order: every splat, then every data declaration, each in flag order.
     parameters = [s.parameter(splat=True, typed=typed) for s in splats]
     parameters += [d.parameter(splat=False, typed=typed) for d in datas]
-    from paramio.core.progress import ByteProgress
+    from paramio.formats.progress import ByteProgress
 
     streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     total = sum(d.length for d in datas)  # zero data is ticked at once (left sparse)

@@ -45,8 +45,8 @@ from paramio.cli.flags import (
 )
 from paramio.cli.metadata import format_metadata, metadata_record
 from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.core.text import escape, escape_keys
 from paramio.formats.targets import resolve_output
+from paramio.formats.text import escape, escape_keys
 from paramio.formats.verify import offset_alignment
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
@@ -173,8 +173,8 @@ def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str], *, quiet:
     """Write the entry's bytes (splats expanded) to `path`, atomically, by the output rules of
     `paramio.formats.targets` (``-`` is standard output); a progress bar on a terminal unless
     `quiet` (the default for callers from Python)."""
-    from paramio.core.progress import ByteProgress
     from paramio.formats.output import AtomicOutput
+    from paramio.formats.progress import ByteProgress
 
     zero_splat = entry.is_splat and not any(entry.pattern)
     total = 0 if zero_splat else entry.length

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 
 from paramio.core.errors import ParamioError
-from paramio.core.text import escape
+from paramio.formats.text import escape
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "guarded", "escape", "warn"]
 

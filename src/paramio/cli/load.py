@@ -42,7 +42,7 @@ def main(argv: Sequence[str]) -> int:
 
 def _load(parsed: ParsedFlags) -> int:
     from paramio.core.errors import InvalidArgumentError
-    from paramio.core.progress import ByteProgress
+    from paramio.formats.progress import ByteProgress
     from paramio.index.provider import Provider
     from paramio.index.scopes import parse_parameters_flag
     from paramio.loading import stream

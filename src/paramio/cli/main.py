@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = COMMANDS.get(name)
     if spec is None:
         from paramio.cli.flags import suggest
-        from paramio.core.text import escape
+        from paramio.formats.text import escape
 
         near = suggest(name, COMMANDS)
         hint = f" (did you mean '{near}'?)" if near is not None else ""

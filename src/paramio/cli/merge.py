@@ -16,7 +16,7 @@ from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.sizes import parse_size
 from paramio.core.errors import ConversionWarning
-from paramio.core.progress import ByteProgress
+from paramio.formats.progress import ByteProgress
 
 FLAGS = (
     Flag(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from paramio.core.text import escape
+from paramio.formats.text import escape
 
 __all__ = ["DEFAULT_ITEMS", "format_metadata", "metadata_record"]
 

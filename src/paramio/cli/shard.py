@@ -17,7 +17,7 @@ from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.sizes import parse_size
 from paramio.core.errors import ConversionWarning, InvalidArgumentError
-from paramio.core.progress import ByteProgress
+from paramio.formats.progress import ByteProgress
 
 FLAGS = (
     Flag("parameters", FlagKind.LIST, "The model to split: any file or sharded set paramio reads.", None, "file"),

@@ -6,8 +6,10 @@
   coalesces spans into requests; implementations live one layer up, in `paramio.sources`.
 - `entry`, `entries`: `ParameterEntry` (one parameter: key, length, metadata, where its bytes
   are) and `LazyEntries` (a reader's table, building entries on first touch).
-- `text`, `progress`, `buffers`, `exports`: terminal-safe names, the byte progress bar, the
-  buffer type alias and the lazy re-export helper that keeps ``import paramio`` light.
+- `buffers`, `exports`: the buffer type alias, and the lazy re-export helper that keeps
+  ``import paramio`` light (with the declarations through which a lower layer reaches a format
+  or a function defined above it). Presentation lives with its users: terminal escaping and
+  the progress bar in `paramio.formats.text` and `paramio.formats.progress`.
 
 The layer order (`docs/architecture.md`, enforced by `tests/core/test_layers.py`): core <
 arrays < sources < formats < index < adapters (iree, compat, loading, sharding, mlir, torch) <

@@ -51,3 +51,27 @@ def declare_format_above(name: str, extensions: tuple[str, ...], module: str) ->
 def formats_above() -> list[tuple[str, tuple[str, ...], str]]:
     """The formats `declare_format_above` declared, in order."""
     return list(_FORMATS_ABOVE)
+
+
+#: Functions a lower layer calls but a higher one defines, as role -> ``"module:name"``; the
+#: package root declares them (`declare_above`), as it declares formats above, so the lower
+#: layer reaches the function through this table and names no module above its own.
+_ABOVE: dict[str, str] = {}
+
+
+def declare_above(role: str, target: str) -> None:
+    """Declare that `role` is served by `target`, ``"module:name"``, imported when first asked for."""
+    module, sep, name = target.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"{target!r}: expected 'module:name'")
+    _ABOVE[role] = target
+
+
+def above(role: str) -> object:
+    """The object `declare_above` declared for `role`, its module imported now. `LookupError`
+    if nothing was declared (the package root was not imported, which Python never allows)."""
+    target = _ABOVE.get(role)
+    if target is None:
+        raise LookupError(f"nothing serves {role!r}: paramio's package root declares it")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -13,9 +13,17 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from paramio.core.errors import InvalidArgumentError, SourceError, TruncatedError
 from paramio.core.planner import DEFAULT_MAX_REQUEST, Span, plan_reads, run_plan
+
+
+class Progress(Protocol):
+    """A byte-count callback, the ``progress=`` of readers, writers and loads: called with the
+    bytes each finished step added (a bar's ``advance``, a counter, a log line)."""
+
+    def __call__(self, n: int, /) -> None: ...
 
 
 def check_span(name: str, size: int, offset: int, length: int, key: str | None = None) -> None:

@@ -29,13 +29,13 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry, fill_pattern
 from paramio.core.errors import SourceError, WriteError
+from paramio.core.source import Progress
 from paramio.formats.interrupts import held_signals
 from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
 from paramio.sources.protocols import SupportsFileDescriptor
@@ -346,7 +346,7 @@ def sync_folder(path: str | None) -> None:
         raise WriteError(f"cannot sync the folder: {exc.strerror or exc}", path=folder) from exc
 
 
-def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progress: object = None) -> None:
+def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progress: Progress | None = None) -> None:
     """Write `entry`'s bytes (splats expanded) at `offset` in `out`."""
     src = entry.source
     fd = _descriptor(src)
@@ -376,7 +376,7 @@ def _descriptor(src: object) -> int | None:
         return None
 
 
-def _kernel_copy(fd: int, src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object) -> int:
+def _kernel_copy(fd: int, src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: Progress | None) -> int:
     """``copy_file_range`` as far as it goes; returns the bytes copied (the rest falls back)."""
     done = 0
     try:
@@ -417,7 +417,13 @@ def _copy_chunk(fd: int, where: tuple[str | None, str], src_off: int, out: Atomi
 
 
 def _buffered_copy(
-    fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object
+    fd: int,
+    where: tuple[str | None, str],
+    src_off: int,
+    out: AtomicOutput,
+    dst_off: int,
+    length: int,
+    progress: Progress | None,
 ) -> None:
     pos = 0
     while pos < length:
@@ -448,7 +454,13 @@ def _copy_pool() -> ThreadPoolExecutor:
 
 
 def _pipelined_copy(
-    fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, length: int, progress: object
+    fd: int,
+    where: tuple[str | None, str],
+    src_off: int,
+    out: AtomicOutput,
+    dst_off: int,
+    length: int,
+    progress: Progress | None,
 ) -> None:
     """`_buffered_copy` spread over `COPY_THREADS` threads, thread i taking chunks i, i+k, ...:
     while one thread writes its chunk, the others read theirs. Returns once the work is queued:
@@ -493,7 +505,7 @@ def _outcome(future: Future[None]) -> BaseException | None:
                 pass
 
 
-def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: int, progress: object) -> None:
+def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: int, progress: Progress | None) -> None:
     if entry.source is not None:
         pos = start
         while pos < entry.length:
@@ -517,9 +529,9 @@ def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: in
         _tick(progress, n)
 
 
-def _tick(progress: Callable[[int], None] | object, n: int) -> None:
+def _tick(progress: Progress | None, n: int) -> None:
     if progress is not None:
-        progress(n)  # type: ignore[operator]
+        progress(n)
 
 
 def write_zeros_until(out: AtomicOutput, size: int) -> None:

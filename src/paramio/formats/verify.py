@@ -18,7 +18,7 @@ Every data entry is also reported (`EntryCheck`): the largest power of two divid
 (capped at 4096) and whether it can be viewed zero-copy at the alignment and at its element
 size. ``paramio verify`` prints the report; this module only builds it. Fields (`Problem.key`,
 `Problem.file`) hold names as read; a message quoting another entry's name or a file escapes it
-(`paramio.core.text.escape`), so a name cannot forge a line of the printed report.
+(`paramio.formats.text.escape`), so a name cannot forge a line of the printed report.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from paramio.core.dtypes import dtype_by_name
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParamioError
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, SplatFault, splat_fault, splat_fault_message
-from paramio.core.text import escape
 from paramio.formats.contract import get_format
 from paramio.formats.registry import FormatContents, detect_format, read_path
+from paramio.formats.text import escape
 from paramio.sources.paths import AllowExternal
 
 __all__ = [

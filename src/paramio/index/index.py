@@ -13,7 +13,7 @@ import enum
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from paramio.core.errors import (
     InvalidArgumentError,
     ParameterNotFoundError,
 )
+from paramio.core.exports import above
 from paramio.core.source import ByteSource
 from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH, check_splat
 from paramio.core.tensor import encode_array_metadata
@@ -183,9 +184,9 @@ class ParameterIndex:
         """An ``iree.runtime.ParameterProvider`` over this index's entries under `scope`, for
         ``create_io_parameters_module`` (a real IREE object: needs ``paramio[iree]``, else
         `ImportError`). Entries added later are not seen: create a new provider."""
-        from paramio.compat.runtime import create_provider
-
-        return create_provider(self, scope=scope, max_concurrent_operations=max_concurrent_operations)
+        # The bridge stands above this layer; the package root declares it (`paramio.core.exports`).
+        create = cast("Callable[..., object]", above("index.create_provider"))
+        return create(self, scope=scope, max_concurrent_operations=max_concurrent_operations)
 
     def _keep_for_iree(self, obj: object) -> None:
         self._iree_keep.append(obj)

@@ -15,7 +15,7 @@ from typing import TypeAlias, Union
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
-from paramio.core.progress import ByteProgress  # the one progress bar paramio has
+from paramio.formats.progress import ByteProgress  # the one progress bar paramio has
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.provider import Provider
 from paramio.index.scopes import split_scoped_key

@@ -14,7 +14,7 @@ import abc
 import asyncio
 import collections
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from paramio.core.errors import SourceError
@@ -28,14 +28,11 @@ from paramio.core.planner import (
     plan_reads,
     scatter,
 )
-from paramio.core.source import ByteSource, check_span, checked_spans
+from paramio.core.source import ByteSource, Progress, check_span, checked_spans
 
 __all__ = ["AsyncByteSource", "BridgedSource", "ThreadedSource", "run_sync"]
 
 T = TypeVar("T")
-
-#: Called with the number of bytes just delivered, for progress on long reads.
-Progress = Callable[[int], None]
 
 
 class AsyncByteSource(abc.ABC):

@@ -7,9 +7,14 @@ and a missing rich simply means no bar.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+from paramio.core.source import Progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 __all__ = ["ByteProgress"]
 
@@ -25,8 +30,8 @@ class ByteProgress:
     ) -> None:
         self.total = total
         self.done = 0
-        self._bar: object | None = None
-        self._task: object | None = None
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
         stream = stream if stream is not None else sys.stderr
         show = force or (not quiet and total >= MIN_BYTES_FOR_BAR and _isatty(stream))
         if quiet and not force:
@@ -37,13 +42,13 @@ class ByteProgress:
                 from rich.progress import (
                     BarColumn,
                     DownloadColumn,
-                    Progress,
                     TimeRemainingColumn,
                     TransferSpeedColumn,
                 )
+                from rich.progress import Progress as RichProgress
             except ImportError:
                 return
-            self._bar = Progress(
+            self._bar = RichProgress(
                 "[progress.description]{task.description}",
                 BarColumn(),
                 DownloadColumn(),
@@ -60,24 +65,24 @@ class ByteProgress:
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self._bar is not None:
-            self._bar.update(self._task, advance=n)  # type: ignore[attr-defined]
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, advance=n)
 
     @property
-    def callback(self) -> Callable[[int], None] | None:
+    def callback(self) -> Progress | None:
         """What to pass as a writer's ``progress=``: None when nothing is shown (no overhead)."""
         return self.advance if self._bar is not None else None
 
     def __enter__(self) -> ByteProgress:
         if self._bar is not None:
-            self._bar.start()  # type: ignore[attr-defined]
+            self._bar.start()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._bar is not None:
-            self._bar.stop()  # type: ignore[attr-defined]
+            self._bar.stop()
 
 
 def _isatty(stream: TextIO) -> bool:
