@@ -12,7 +12,7 @@ import pytest
 from mlir_programs import DENSE, RESOURCE, every_type_module, expected_bytes
 
 from paramio import ParameterIndex
-from paramio.core.errors import ConversionWarning, InvalidArgumentError
+from paramio.core.errors import ConversionWarning, FormatError, InvalidArgumentError
 from paramio.mlir import MlirModule, export_parameters
 
 pytestmark = pytest.mark.usefixtures("bindings")
@@ -222,3 +222,62 @@ def test_a_refused_loss_writes_nothing_and_leaves_the_module_as_it_was(tmp_path:
     assert not (tmp_path / "w.safetensors").exists()
     assert module.text() == before
     module.verify()
+
+
+def _resource_module(tmp_path: Path, name: str, type_text: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_text(
+        f"util.global private @w = dense_resource<b> : {type_text}\n"
+        "util.global private @ok = dense<[1.0, 2.0]> : tensor<2xf32>\n"
+        f'{{-#\n  dialect_resources: {{\n    builtin: {{\n      b: "0x04000000{data.hex().upper()}"\n    }}\n  }}\n#-}}\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize(("type_text", "held", "needed"), [("tensor<5xf32>", 8, 20), ("tensor<1xf32>", 8, 4)])
+def test_a_blob_of_another_size_than_its_type_is_refused_naming_both_sizes(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], type_text: str, held: int, needed: int
+) -> None:
+    """IREE's pass pads a short blob with zeros and truncates a long one: refused, as import does."""
+    src = _resource_module(tmp_path, "r.mlir", type_text, np.array([1.0, 2.0], dtype=np.float32).tobytes())
+    module = MlirModule.load(src)
+    before = module.text()
+    message = f"{src}: global @w: its dense_resource blob holds {held} bytes but {type_text} needs {needed}"
+    with pytest.raises(FormatError) as err:
+        export_parameters(module, tmp_path / "w.irpa")
+    assert str(err.value) == message
+    assert not (tmp_path / "w.irpa").exists() and module.text() == before
+    code, _, stderr = paramio_cli(
+        "mlir", "export", str(src), f"--archive={tmp_path / 'w.irpa'}", f"--output={tmp_path / 'o.mlir'}"
+    )
+    assert (code, stderr) == (1, f"paramio mlir export: {message}\n")
+    assert not (tmp_path / "o.mlir").exists() and not (tmp_path / "w.irpa").exists()
+
+
+def test_a_blob_of_its_types_size_still_exports_exactly(tmp_path: Path) -> None:
+    data = np.array([1.5, -2.0, 3.25], dtype=np.float32)
+    module = MlirModule.load(_resource_module(tmp_path, "r.mlir", "tensor<3xf32>", data.tobytes()))
+    export_parameters(module, tmp_path / "w.irpa")
+    assert ParameterIndex.open(tmp_path / "w.irpa")["w"].read() == data.tobytes()
+
+
+@pytest.mark.parametrize("dims", ["9223372036854775807x2", "288230376151711744", "2305843009213693952"])
+def test_a_type_too_large_for_ireeS_serializer_names_the_global_and_its_size(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], dims: str
+) -> None:
+    """The pass wrote no file (then: 'cannot open' a temporary file) or a splat of length 0."""
+    src = tmp_path / "big.mlir"
+    src.write_text(f"util.global private @big = dense<1.0> : tensor<{dims}xf32>\n")
+    count = 1
+    for d in dims.split("x"):
+        count *= int(d)
+    code, _, stderr = paramio_cli(
+        "mlir", "export", str(src), f"--archive={tmp_path / 'w.irpa'}", f"--output={tmp_path / 'o.mlir'}"
+    )
+    assert (code, stderr) == (
+        1,
+        f"paramio mlir export: global @big: tensor<{dims}xf32> holds {count * 4} bytes, more than IREE's "
+        f"export can size ({(1 << 60) - 1} bytes)\n",
+    )
+    assert not (tmp_path / "o.mlir").exists() and not (tmp_path / "w.irpa").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["big.mlir"]  # no temporary folder left behind

@@ -12,7 +12,10 @@ and ``iree-compile --iree-parameter-export`` leave out:
 * large ``arith.constant`` values, hoisted into private globals first (`hoist_constants`);
 * dtype and shape (``TENSORv0`` metadata) on every entry, and any format paramio writes;
 * a clear refusal, naming the global, of what IREE's serializer cannot do (complex elements,
-  elided resources), instead of the pass's "failed to open file".
+  elided resources), instead of the pass's "failed to open file";
+* a refusal, naming the global and both sizes, of a ``dense_resource`` blob whose size is not
+  its type's (the pass pads a short blob with zeros and truncates a long one), and of a type too
+  large for the pass to size (it wraps the size to 0 or writes no file at all).
 
 The pass writes a temporary IRPA next to the archive; paramio reads it (mapped, not loaded) and
 writes the final archive atomically, then removes it. Memory stays that of the parsed module.
@@ -169,6 +172,7 @@ def export_parameters(
         reason = _why_not(g, kind, minimum_size, keys)
         if reason is None:
             parameter_ref_text(scope, g.symbol, "tensor<f32>")  # the key must be printable for IREE
+            _check_size(module, g, kind)
             chosen.append(g)
             continue
         if reason:
@@ -212,6 +216,81 @@ def _why_not(g: GlobalOp, kind: str, minimum_size: int, keys: Sequence[str]) -> 
     return None
 
 
+# IREE's serializer sizes a value in bits in an int64: a type of 2**60 bytes or more wraps (a
+# 2**62-byte splat is written with length 0, a larger type makes the pass write no file).
+_LARGEST = (1 << 60) - 1
+
+
+def _check_size(module: MlirModule, g: GlobalOp, kind: str) -> None:
+    """Refuse what the pass would write with another size than `g`'s type holds."""
+    t = g.tensor
+    assert t is not None
+    if t.nbytes > _LARGEST:
+        raise InvalidArgumentError(
+            f"global @{g.symbol}: {t.text} holds {t.nbytes} bytes, more than IREE's export can size ({_LARGEST} bytes)"
+        )
+    if kind == "resource":
+        size = _blob_size(module, g, t.nbytes)
+        if size is None:  # longer: measure it (once, on the way to the error)
+            size = _blob_size(module, g, None)
+        if size != t.nbytes:
+            raise FormatError(
+                f"global @{g.symbol}: its dense_resource blob holds {size} bytes but {t.text} needs {t.nbytes}",
+                path=module.path,
+            )
+
+
+class _BlobText:
+    """A file-like sink for a printed module: keeps the length of the last quoted string after
+    the ``{-#`` that opens the resources (with one global, its blob's hex), and nothing else."""
+
+    def __init__(self) -> None:
+        self.resources = False
+        self.inside = False
+        self.length = 0
+        self.last = -1
+        self.tail = b""  # the end of the unquoted text, for a marker split across writes
+
+    def write(self, chunk: bytes) -> int:
+        pos = 0
+        while pos < len(chunk):
+            quote = chunk.find(b'"', pos)
+            end = len(chunk) if quote < 0 else quote
+            if self.inside:
+                self.length += end - pos
+            else:
+                text = self.tail + chunk[pos:end]
+                if b"{-#" in text:
+                    self.resources = True
+                self.tail = text[-2:]
+            if quote < 0:
+                break
+            if self.inside and self.resources:
+                self.last = self.length
+            self.inside = not self.inside
+            self.length = 0
+            self.tail = b""
+            pos = quote + 1
+        return len(chunk)
+
+
+def _blob_size(module: MlirModule, g: GlobalOp, expected: int | None) -> int | None:
+    """The bytes `g`'s ``dense_resource`` blob holds, or None if more than `expected` (if given).
+
+    The bindings give no blob's size: print a module holding only `g` with MLIR's resource limit
+    set so that a blob longer than `expected` is left out (no copy of it is made); a blob that
+    fits is printed once as hex (transiently twice its size) and measured."""
+    ir = bindings()
+    # MLIR leaves out a blob whose quoted text ("0x", 4 alignment bytes, the data, in hex) is over the limit.
+    limit = None if expected is None else 2 * expected + 12
+    with module.context, ir.Location.unknown():
+        holder = ir.Module.create()
+        holder.body.append(g.op.clone())
+        sink = _BlobText()
+        holder.operation.print(file=sink, binary=True, large_resource_limit=limit)
+    return None if sink.last < 0 else sink.last // 2 - 5  # "0x" and 8 hex digits of alignment
+
+
 def _run_export(
     module: MlirModule,
     archive: str | os.PathLike[str],
@@ -237,6 +316,10 @@ def _run_export(
                 from paramio.mlir.module import _diagnostics
 
                 raise FormatError(f"IREE's parameter export failed: {_diagnostics(exc)}", path=module.path) from exc
+        if not os.path.exists(temp):
+            raise FormatError(
+                "IREE's parameter export failed without a diagnostic and wrote no archive", path=module.path
+            )
         index = ParameterIndex.open(temp, format="irpa", duplicates=DuplicatePolicy.KEEP)
         entries: list[ParameterEntry] = []
         exported: list[Exported] = []
@@ -247,6 +330,11 @@ def _run_export(
                 e = index.get(g.symbol)
                 if e is None:
                     raise FormatError(f"IREE's export pass wrote no entry for global @{g.symbol}", path=module.path)
+                if e.length != t.nbytes:
+                    raise FormatError(
+                        f"IREE's export pass wrote {e.length} bytes for global @{g.symbol} but {t.text} holds {t.nbytes}",
+                        path=module.path,
+                    )
                 info = TensorInfo(t.element.dtype, t.shape)
                 meta = encode_tensor_metadata(info)
                 if e.is_splat:
