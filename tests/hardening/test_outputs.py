@@ -479,3 +479,46 @@ def test_run_outputs_appended_to_a_stream_are_written_not_read(tmp_path: Path) -
     writer.join(20)
     assert not writer.is_alive(), "the append read from the FIFO instead of writing to it"
     assert reader.result() == b"firstsecond"
+
+
+# -- names at the limit (issue 24, item 18) ------------------------------------------------------
+
+
+def _long_names(suffix: str) -> list[str]:
+    """Names of 241 (fitted before) to 255 bytes (NAME_MAX), ASCII and with 2-byte characters."""
+    names = ["n" * (length - len(suffix)) + suffix for length in (241, 242, 250, 255)]
+    names.append("é" * ((255 - len(suffix)) // 2) + "x" * ((255 - len(suffix)) % 2) + suffix)
+    return names
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_an_output_name_up_to_name_max_is_written(tmp_path: Path, fmt: str) -> None:
+    """The temporary file's name used to be the output's plus 14 bytes: 242-255 byte names failed."""
+    expected = _reference(tmp_path, fmt)
+    for name in _long_names(FORMATS[fmt]):
+        assert len(os.fsencode(name)) <= 255
+        _write(tmp_path / name, fmt)
+        assert (tmp_path / name).read_bytes() == expected, len(os.fsencode(name))
+    _no_temp_files(tmp_path)
+
+
+def test_cli_and_archive_writers_take_a_name_of_name_max(tmp_path: Path) -> None:
+    source = tmp_path / "s.irpa"
+    _index().create_archive_file(source)
+    name = "a" * (255 - len(".safetensors")) + ".safetensors"
+    r = _cli("convert", str(source), f"--output={tmp_path / name}")
+    assert r.returncode == 0, r.stderr
+    assert paramio.ParameterIndex.open(tmp_path / name)["w"].read() == _index()["w"].read()
+    irpa = "b" * 250 + ".irpa"
+    _index().create_archive_file(tmp_path / irpa)
+    assert (tmp_path / irpa).read_bytes() == source.read_bytes()
+    _no_temp_files(tmp_path)
+
+
+def test_temp_prefix_fits_name_max_for_any_name(tmp_path: Path) -> None:
+    from paramio.formats.output import temp_prefix
+
+    for name in ("x", "é" * 127, "é" * 127 + "x", "a" * 255, os.fsdecode(b"\xff" * 255)):
+        prefix = temp_prefix(str(tmp_path / name))
+        assert len(os.fsencode(prefix)) + 12 <= 255 and prefix.startswith(".") and prefix.endswith(".")
+        assert os.fsdecode(os.fsencode(prefix)) == prefix

@@ -106,6 +106,26 @@ def _writeback_starter() -> object:
     return _sync_file_range
 
 
+# What `tempfile.mkstemp` adds to a prefix: 8 random characters and the ".tmp" suffix.
+_TEMP_ADDED = 8 + len(".tmp")
+
+
+def temp_prefix(final: str) -> str:
+    """``.NAME.`` for a temporary file next to `final`, NAME cut so that the whole temporary name
+    fits the folder's NAME_MAX whatever the length of `final`'s (bytes that do not decode, a
+    character cut in two included, are left out: the prefix only makes the file recognisable)."""
+    folder = os.path.dirname(final) or "."
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    name = os.fsencode(os.path.basename(final))
+    room = max(name_max - _TEMP_ADDED - 2, 1)  # 2: the dots around NAME
+    if len(name) <= room:
+        return f".{os.fsdecode(name)}."
+    return f".{name[:room].decode('utf-8', 'ignore')}."
+
+
 class AtomicOutput:
     """A file written under a temporary name and renamed into place on `commit()`.
 
@@ -133,9 +153,7 @@ class AtomicOutput:
             try:
                 with held_signals():  # a signal cannot land between creating the file and knowing its name
                     self.fd, self.temp_path = tempfile.mkstemp(
-                        prefix=f".{os.path.basename(self.target.final)}.",
-                        suffix=".tmp",
-                        dir=os.path.dirname(self.target.final),
+                        prefix=temp_prefix(self.target.final), suffix=".tmp", dir=os.path.dirname(self.target.final)
                     )
             except OSError as exc:
                 raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
