@@ -114,8 +114,9 @@ def test_missing_s3_object_and_bucket(s3: S3Server, tmp_path: Path) -> None:
     cfg = {"config": s3.config(), "client_options": {"allow_http": True}}
     with pytest.raises(RemoteSourceError, match="HTTP 404 not found"):
         open_source(f"s3://models/{tmp_path.name}/gone.bin", **cfg)
-    with pytest.raises(RemoteSourceError, match="HTTP 404"):
+    with pytest.raises(RemoteSourceError) as info:
         open_source("s3://no-such-bucket/x.bin", **cfg)
+    assert str(info.value) == "s3://no-such-bucket/x.bin: HTTP 404 bucket 'no-such-bucket' does not exist"
 
 
 def test_object_replaced_mid_read_is_refused(s3: S3Server, tmp_path: Path) -> None:

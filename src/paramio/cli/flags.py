@@ -129,6 +129,14 @@ CACHE = Flag(
     "DIR",
 )
 
+ALLOW_UNPINNED = Flag(
+    "allow-unpinned",
+    FlagKind.BOOL,
+    "Reads parameter URLs whose server gives neither an ETag nor a Last-Modified date, so an\n"
+    "object replaced during the read goes unnoticed unless its size changes (refused by default).",
+    False,
+)
+
 _TRUE = {"", "true", "1"}
 _FALSE = {"false", "0"}
 
@@ -336,8 +344,8 @@ def run_command(
     from paramio.cli.errors import guarded
 
     # Every command that reads parameter files (they take --allow-external) takes --cache too.
-    if ALLOW_EXTERNAL in flags and CACHE not in flags:
-        flags = [*flags, CACHE]
+    if ALLOW_EXTERNAL in flags:
+        flags = [*flags, *(f for f in (CACHE, ALLOW_UNPINNED) if f not in flags)]
 
     def go() -> int:
         parsed = parse_flags(argv, flags, foreign=foreign)
@@ -352,16 +360,19 @@ def run_command(
 
 @contextlib.contextmanager
 def remote_options(parsed: ParsedFlags) -> Iterator[None]:
-    """The options every URL the command opens gets (``--cache``), for the command's run."""
-    folder = parsed.values.get("cache")
-    if not folder:
-        yield
-        return
+    """The options every URL the command opens gets (``--cache``, ``--allow-unpinned``), for
+    the command's run."""
     from paramio.formats.inputs import input_options
 
-    if os.path.exists(str(folder)) and not os.path.isdir(str(folder)):
-        raise UsageError(f"--cache={folder}: not a folder")
-    with input_options({"cache": str(folder)}):
+    options: dict[str, object] = {}
+    folder = parsed.values.get("cache")
+    if folder:
+        if os.path.exists(str(folder)) and not os.path.isdir(str(folder)):
+            raise UsageError(f"--cache={folder}: not a folder")
+        options["cache"] = str(folder)
+    if parsed.values.get("allow_unpinned"):
+        options["allow_unpinned"] = True
+    with input_options(options):
         yield
 
 

@@ -45,6 +45,23 @@ _ALLOW_HTTP_ENV = {
 }
 _STATUS = re.compile(r"(?:status(?: code)?:?\s*)(\d{3})")
 _REASONS = {401: "unauthenticated", 403: "permission denied", 404: "not found", 412: "object changed while reading"}
+_RANGE = re.compile(r"Requested (\d+)\.\.(\d+), got (\d+)\.\.(\d+)")
+
+#: What a failure was, read from obstore's text (its exception types do not say), in the order
+#: tried: the first pattern found names it, says whether another try may pass, and is the reason.
+_KINDS: tuple[tuple[str, str, bool], ...] = (
+    ("error following redirect", "too many redirects (a redirect loop?)", False),
+    ("ConnectionRefused", "connection refused", True),
+    ("dns error", "host name not found (DNS lookup failed)", False),
+    ("kind: Timeout", "timed out (no data within the timeout)", True),
+    ("TimedOut", "timed out (no data within the timeout)", True),
+    ("ConnectionReset", "connection reset by the server", True),
+    ("certificate", "TLS certificate refused", False),
+    ("kind: Connect", "connection failed", True),
+    ("error decoding response body", "response body cut short", True),
+    ("IncompleteMessage", "response body cut short", True),
+    ("kind: Body", "response body cut short", True),
+)
 
 
 def translate(exc: BaseException, url: str, start: int | None = None, end: int | None = None) -> RemoteSourceError:
@@ -66,6 +83,12 @@ def translate(exc: BaseException, url: str, start: int | None = None, end: int |
         return RemoteSourceError(
             "server ignored the Range header (it answered with the whole object)", url=url, start=start, end=end
         )
+    wrong = _RANGE.search(text)
+    if wrong is not None:
+        a, b = int(wrong.group(3)), int(wrong.group(4))
+        return RemoteSourceError(
+            f"server answered another range than asked (bytes {a}-{b - 1})", url=url, start=start, end=end
+        )
     if status is not None:
         reason = _REASONS.get(status, "server error" if status >= 500 else "request refused")
         if status == 416:
@@ -73,11 +96,12 @@ def translate(exc: BaseException, url: str, start: int | None = None, end: int |
         return RemoteSourceError(
             reason, url=url, start=start, end=end, status=status, transient=status in TRANSIENT_STATUSES
         )
+    for needle, reason, transient in _KINDS:
+        if needle in text:
+            return RemoteSourceError(reason, url=url, start=start, end=end, transient=transient)
     low = text.lower()
-    if "timed out" in low or "timeout" in low:
+    if "timed out" in low:
         return RemoteSourceError("timed out", url=url, start=start, end=end, transient=True)
-    if "body" in low:
-        return RemoteSourceError("response body cut short", url=url, start=start, end=end, transient=True)
     if "connect" in low or "sending request" in low or "closed" in low or "reset" in low:
         return RemoteSourceError("connection failed", url=url, start=start, end=end, transient=True)
     return RemoteSourceError(f"request failed ({type(exc).__name__})", url=url, start=start, end=end)
@@ -93,8 +117,11 @@ def store_for(
 ) -> tuple[Any, str]:
     """The obstore store serving `url`'s bucket or host, and the object's path inside it.
 
-    `store_retries` is obstore's own retry count: 0 for reads (paramio's `RetryPolicy` retries
-    them), more for uploads, whose part PUTs only obstore can repeat.
+    `timeout` is how long a request may go without receiving anything (connecting, or between
+    two reads of the body), not a bound on the whole request: a large range read over a slow but
+    steady link must be able to finish. `store_retries` is obstore's own retry count: 0 for reads
+    (paramio's `RetryPolicy` retries them), more for uploads, whose part PUTs only obstore can
+    repeat. An http(s) URL's query (a presigned URL's signature) is sent with every request.
     Plain ``http://`` is allowed for an http URL (the user asked for it); for object stores only
     when ``AWS_ALLOW_HTTP``/``allow_http`` says so, as in the AWS tools.
     Raises `InvalidArgumentError` for a URL without a host or bucket, or a bad option."""
@@ -105,15 +132,22 @@ def store_for(
     path = unquote(u.path.lstrip("/"))
     if not path or path.endswith("/"):
         raise InvalidArgumentError(f"URL names no object: {redact_url(url)!r}")
-    client: dict[str, Any] = {"timeout": f"{timeout}s", "connect_timeout": f"{min(timeout, 10.0)}s"}
+    client: dict[str, Any] = {
+        "timeout": f"{max(timeout, _TOTAL_TIMEOUT)}s",
+        "read_timeout": f"{timeout}s",
+        "connect_timeout": f"{min(timeout, 10.0)}s",
+    }
     # Passing client options replaces the ones obstore would read from the environment, so the
     # standard "allow a plain-HTTP endpoint" variables are honoured here.
     if scheme == "http" or os.environ.get(_ALLOW_HTTP_ENV.get(scheme, ""), "").lower() in ("1", "true", "yes"):
         client["allow_http"] = True
     client.update(client_options or {})
+    base = f"{scheme}://{u.netloc.rsplit('@', 1)[-1]}"
+    if scheme in ("http", "https") and u.query:
+        base += "/?" + u.query  # obstore keeps the base URL's query on every object URL it builds
     try:
         store = from_url(  # type: ignore[call-overload]
-            f"{scheme}://{u.netloc.rsplit('@', 1)[-1]}",
+            base,
             config=dict(config or {}) or None,
             client_options=client,
             retry_config={"max_retries": store_retries},
@@ -125,8 +159,20 @@ def store_for(
     return store, path
 
 
+#: The bound on a whole request, far above any `timeout` (which bounds silence, not duration):
+#: only a server trickling bytes forever meets it.
+_TOTAL_TIMEOUT = 6 * 3600.0
+#: obstore's Last-Modified when the server sent none.
+_NO_DATE = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
 class ObjectStoreSource(AsyncByteSource):
-    """One remote object, opened (its HEAD done): ranged reads pinned to the ETag it had then."""
+    """One remote object, opened (its HEAD done): ranged reads pinned to the version it had then.
+
+    The pin is what the server gives: ``If-Match`` with the ETag (and each response's ETag
+    checked), else ``If-Unmodified-Since`` with the Last-Modified date (and each response's date
+    checked); and in every case the object's total size in each ``Content-Range``. An object with
+    neither an ETag nor a date cannot be pinned: opening it raises unless `allow_unpinned`."""
 
     def __init__(
         self,
@@ -139,19 +185,29 @@ class ObjectStoreSource(AsyncByteSource):
         max_concurrency: int = 8,
         max_request: int | None = None,
         max_gap: int | None = None,
+        allow_unpinned: bool = False,
     ) -> None:
         self._store, self._path, self.url = store, path, redact_url(url)
         self.name = self.url
         self._size = int(meta["size"])
-        self.etag: str | None = meta.get("e_tag")
+        self.etag: str | None = meta.get("e_tag") or None
         modified = meta.get("last_modified")
-        self.last_modified: str | None = modified.isoformat() if isinstance(modified, _dt.datetime) else None
+        self._modified = modified if isinstance(modified, _dt.datetime) and modified != _NO_DATE else None
+        self.last_modified: str | None = self._modified.isoformat() if self._modified is not None else None
+        if self.etag is None and self._modified is None and not allow_unpinned:
+            raise RemoteSourceError(
+                "the server gives neither an ETag nor a Last-Modified date, so a read cannot tell "
+                "whether the object was replaced meanwhile (pass allow_unpinned=True, or "
+                "--allow-unpinned, to read it anyway)",
+                url=url,
+            )
         self._retry = retry
         self.max_concurrency = max_concurrency
         if max_request is not None:
             self.max_request = max_request
         if max_gap is not None:
             self.max_gap = max_gap
+        self._allow_unpinned = allow_unpinned
 
     @property
     def size(self) -> int:
@@ -162,6 +218,23 @@ class ObjectStoreSource(AsyncByteSource):
         """What must match for cached bytes to stand for this object: ETag, date and size."""
         return f"{self.etag or ''}|{self.last_modified or ''}|{self._size}"
 
+    def _changed(self, meta: Mapping[str, Any]) -> str | None:
+        """Why a response's metadata shows another version than the one opened, or None."""
+        size = meta.get("size")
+        if isinstance(size, int) and size != self._size:
+            return f"its size is now {size} bytes, it was {self._size} when opened"
+        sent_etag = meta.get("e_tag")
+        if self.etag and sent_etag and sent_etag != self.etag:
+            return "its ETag is not the one it was opened with"
+        modified = meta.get("last_modified")
+        if (
+            self._modified is not None
+            and isinstance(modified, _dt.datetime)
+            and modified not in (_NO_DATE, self._modified)
+        ):
+            return f"it was modified at {modified.isoformat()}, after it was opened"
+        return None
+
     async def fetch_into(self, offset: int, out: memoryview) -> None:
         end = offset + len(out)
         if end == offset:
@@ -169,23 +242,22 @@ class ObjectStoreSource(AsyncByteSource):
         options: dict[str, Any] = {"range": (offset, end)}
         if self.etag:
             options["if_match"] = self.etag
+        elif self._modified is not None:
+            options["if_unmodified_since"] = self._modified
 
         async def once() -> None:
             try:
                 result = await obstore.get_async(self._store, self._path, options=options)  # type: ignore[arg-type]
-                sent_etag = result.meta.get("e_tag")
+                meta = result.meta
                 data = await result.bytes_async()
             except Exception as exc:
                 raise translate(exc, self.url, offset, end) from exc
-            # Not every server honours If-Match (s3rver, some gateways): the response's own ETag
-            # says whether these bytes are the version opened.
-            if self.etag and sent_etag and sent_etag != self.etag:
-                raise RemoteSourceError(
-                    "object changed while reading (its ETag is not the one it was opened with)",
-                    url=self.url,
-                    start=offset,
-                    end=end,
-                )
+            # Not every server honours If-Match or If-Unmodified-Since (s3rver, some gateways):
+            # the response's own ETag, date and total size say whether these bytes are the
+            # version opened.
+            why = self._changed(meta)
+            if why is not None:
+                raise RemoteSourceError(f"object changed while reading ({why})", url=self.url, start=offset, end=end)
             got = len(data)
             if got > len(out):
                 raise RemoteSourceError(
@@ -209,21 +281,73 @@ class ObjectStoreSource(AsyncByteSource):
     async def sibling(self, name: str) -> ObjectStoreSource:
         url = join_url(self.url, name)
         path = unquote(urlsplit(url).path.lstrip("/"))
-        return await _open(self._store, path, url, self._retry, self.max_concurrency, self.max_request, self.max_gap)
+        return await _open(
+            self._store,
+            path,
+            url,
+            self._retry,
+            self.max_concurrency,
+            self.max_request,
+            self.max_gap,
+            allow_unpinned=self._allow_unpinned,
+        )
+
+
+async def _missing_bucket(store: Any, url: str) -> bool:
+    """Whether a 404 for `url` (an object-store URL) means its bucket or container is missing:
+    one listing of at most one key, which only a missing bucket answers with 404."""
+    if urlsplit(url).scheme.lower() in ("http", "https"):
+        return False
+    try:
+        stream = obstore.list(store, chunk_size=1)
+        await stream.__anext__()
+    except StopAsyncIteration:
+        return False
+    except Exception as exc:
+        return translate(exc, url).status == 404
+    return False
 
 
 async def _open(
-    store: Any, path: str, url: str, retry: RetryPolicy, max_concurrency: int, max_request: int, max_gap: int
+    store: Any,
+    path: str,
+    url: str,
+    retry: RetryPolicy,
+    max_concurrency: int,
+    max_request: int,
+    max_gap: int,
+    *,
+    allow_unpinned: bool = False,
 ) -> ObjectStoreSource:
+    # A presigned URL is signed for GET only: its metadata comes from a one-byte ranged GET
+    # (the total size from its Content-Range), not a HEAD, which the signature would not cover.
+    presigned = bool(urlsplit(url).query) and urlsplit(url).scheme.lower() in ("http", "https")
+
     async def head() -> Any:
         try:
+            if presigned:
+                result = await obstore.get_async(store, path, options={"range": (0, 1)})
+                await result.bytes_async()
+                return result.meta
             return await obstore.head_async(store, path)
         except Exception as exc:
-            raise translate(exc, url) from exc
+            err = translate(exc, url)
+            if err.status == 404 and await _missing_bucket(store, url):
+                bucket = urlsplit(url).netloc.rsplit("@", 1)[-1]
+                raise RemoteSourceError(f"bucket {bucket!r} does not exist", url=url, status=404) from exc
+            raise err from exc
 
     meta = await with_retries(retry, head)
     return ObjectStoreSource(
-        store, path, url, meta, retry=retry, max_concurrency=max_concurrency, max_request=max_request, max_gap=max_gap
+        store,
+        path,
+        url,
+        meta,
+        retry=retry,
+        max_concurrency=max_concurrency,
+        max_request=max_request,
+        max_gap=max_gap,
+        allow_unpinned=allow_unpinned,
     )
 
 
@@ -238,12 +362,27 @@ async def open_object_async(
     max_request: int = AsyncByteSource.max_request,
     max_gap: int = AsyncByteSource.max_gap,
     cache: DiskCache | str | os.PathLike[str] | None = None,
+    allow_unpinned: bool = False,
 ) -> AsyncByteSource:
     """Open the object at `url` (one HEAD), reading through `cache` (a `DiskCache` or a folder
-    for one) when given. Raises `RemoteSourceError` naming the URL and the status (404, 403,
-    ...), `InvalidArgumentError` for a URL or option obstore refuses."""
+    for one) when given. `timeout`: seconds a request may go without receiving data.
+    `allow_unpinned`: read an object whose server gives neither an ETag nor a Last-Modified date
+    (a replacement during the read then goes unnoticed unless its size changes).
+
+    Raises `RemoteSourceError` naming the URL and the status (404, 403, ...) or what failed
+    (connection refused, timed out, a missing bucket, an object that cannot be pinned),
+    `InvalidArgumentError` for a URL or option obstore refuses."""
     store, path = store_for(url, config=config, client_options=client_options, timeout=timeout)
-    source = await _open(store, path, url, retry or RetryPolicy(), max_concurrency, max_request, max_gap)
+    source = await _open(
+        store,
+        path,
+        url,
+        retry or RetryPolicy(),
+        max_concurrency,
+        max_request,
+        max_gap,
+        allow_unpinned=allow_unpinned,
+    )
     if cache is None:
         return source
     return CachedSource(source, cache if isinstance(cache, DiskCache) else DiskCache(cache))
