@@ -21,6 +21,7 @@ from paramio.index.provider import Provider
 from paramio.index.scopes import split_scoped_key
 from paramio.loading.budget import parse_size
 from paramio.loading.engine import LoadJob, run_async, run_sync
+from paramio.loading.slices import ShardingSpec, SplitSpec, prepare
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Target, make_target
 
@@ -140,9 +141,12 @@ def _job(
     budget: int | str,
     concurrency: int | None,
     progress: Progress,
+    slicing: dict[str, object],
 ) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
     items = resolve(what, keys)
     target = make_target(into, device)
+    if any(v is not None for v in slicing.values()):
+        items, target = prepare(items, target, **slicing)  # type: ignore[arg-type]
     callback: Callable[[int], None] | None = None
     bar = None
     if progress is True:
@@ -165,6 +169,11 @@ def stream(
     budget: int | str = DEFAULT_BUDGET,
     concurrency: int | None = None,
     progress: Progress = None,
+    # Slices (`paramio.loading.slices`): a JAX sharding, or this rank's pieces.
+    sharding: ShardingSpec | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    split: SplitSpec | None = None,
 ) -> LoadStream:
     """Load tensors and yield each ``(key, array)`` as it lands, so initialisation can start
     on the first layers while the last are still being read. Tasks start in key order.
@@ -175,10 +184,28 @@ def stream(
     worker threads (default: the CPU count, 2..16); `progress`: a callable given byte counts, or
     True for a bar on a terminal.
 
+    Slices, reading only their bytes (`paramio.loading.slices`): `sharding`, with
+    ``into="jax"``, a ``jax.sharding.Sharding`` for every tensor, a mapping of keys or glob
+    patterns to shardings (None: unsharded), or a callable ``(key, shape) -> Sharding | None``:
+    each device gets its slice and the result is a ``jax.Array`` over them. `rank`,
+    `world_size` and `split` (``{"pattern": axis}``, the rules of ``paramio shard --split``):
+    the tensors a pattern matches come back as this rank's piece along the axis, the rest whole.
+    A split `paramio shard` refuses (a dimension not a multiple of `world_size`, a cut through
+    a quantisation block) raises `InvalidArgumentError` naming the key before any read.
+
     Raises what `resolve` raises before any read; during the load, the first failed read
     (`SourceError`, `TruncatedError` naming file, key and byte range) cancels the rest.
     """
-    job, bar = _job(what, keys, into, device, budget, concurrency, progress)
+    job, bar = _job(
+        what,
+        keys,
+        into,
+        device,
+        budget,
+        concurrency,
+        progress,
+        dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
+    )
     return LoadStream(job, bar)
 
 
@@ -191,11 +218,28 @@ def load(
     budget: int | str = DEFAULT_BUDGET,
     concurrency: int | None = None,
     progress: Progress = None,
+    # Slices (`paramio.loading.slices`): a JAX sharding, or this rank's pieces.
+    sharding: ShardingSpec | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    split: SplitSpec | None = None,
 ) -> Loaded:
     """Every tensor (or those in `keys`) as arrays of `into`, by key in the source's order (or
     that of `keys`); see `stream` for the arguments and errors. The result's `summary` has
     bytes, seconds and GB/s."""
-    s = stream(what, keys, into=into, device=device, budget=budget, concurrency=concurrency, progress=progress)
+    s = stream(
+        what,
+        keys,
+        into=into,
+        device=device,
+        budget=budget,
+        concurrency=concurrency,
+        progress=progress,
+        sharding=sharding,
+        rank=rank,
+        world_size=world_size,
+        split=split,
+    )
     with s:
         got = dict(s)
     return _in_order(got, s.job)
@@ -210,11 +254,25 @@ async def astream(
     budget: int | str = DEFAULT_BUDGET,
     concurrency: int | None = None,
     progress: Progress = None,
+    # Slices (`paramio.loading.slices`): a JAX sharding, or this rank's pieces.
+    sharding: ShardingSpec | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    split: SplitSpec | None = None,
 ) -> AsyncIterator[tuple[str, object]]:
     """The async twin of `stream` (an async generator; wrap it in `contextlib.aclosing` to
     leave early). Cancelling the task that iterates it stops every read and frees staging
     memory before the `CancelledError` propagates."""
-    job, bar = _job(what, keys, into, device, budget, concurrency, progress)
+    job, bar = _job(
+        what,
+        keys,
+        into,
+        device,
+        budget,
+        concurrency,
+        progress,
+        dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
+    )
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
             async for pair in it:
@@ -230,9 +288,23 @@ async def load_async(
     budget: int | str = DEFAULT_BUDGET,
     concurrency: int | None = None,
     progress: Progress = None,
+    # Slices (`paramio.loading.slices`): a JAX sharding, or this rank's pieces.
+    sharding: ShardingSpec | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    split: SplitSpec | None = None,
 ) -> Loaded:
     """The awaitable twin of `load`."""
-    job, bar = _job(what, keys, into, device, budget, concurrency, progress)
+    job, bar = _job(
+        what,
+        keys,
+        into,
+        device,
+        budget,
+        concurrency,
+        progress,
+        dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
+    )
     got: dict[str, object] = {}
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:

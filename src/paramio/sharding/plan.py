@@ -19,7 +19,7 @@ from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.sharding.tensor import Geometry, geometry
 
-__all__ = ["Layout", "Placement", "Plan", "make_plan", "parse_split_rule"]
+__all__ = ["Layout", "Placement", "Plan", "make_plan", "parse_split_rule", "split_axis", "split_rules"]
 
 
 class Layout(enum.StrEnum):
@@ -106,7 +106,9 @@ def parse_split_rule(text: str) -> tuple[str, int]:
         raise InvalidArgumentError(f"split rule {text!r}: axis {axis!r} is not an integer") from None
 
 
-def _split_rules(split: Mapping[str, int] | Iterable[tuple[str, int] | str]) -> list[tuple[str, int]]:
+def split_rules(split: Mapping[str, int] | Iterable[tuple[str, int] | str]) -> list[tuple[str, int]]:
+    """``{pattern: axis}``, ``(pattern, axis)`` pairs or ``"PATTERN=AXIS"`` texts as (pattern,
+    axis) rules, in order. Raises `InvalidArgumentError` for a malformed rule."""
     items = split.items() if isinstance(split, Mapping) else split
     rules: list[tuple[str, int]] = []
     for item in items:
@@ -118,6 +120,14 @@ def _split_rules(split: Mapping[str, int] | Iterable[tuple[str, int] | str]) -> 
                 raise InvalidArgumentError(f"split rule {pattern!r}: axis must be an integer, not {axis!r}")
             rules.append((pattern, axis))
     return rules
+
+
+def split_axis(key: str, rules: Sequence[tuple[str, int]]) -> tuple[str, int] | None:
+    """The first split rule whose glob pattern matches `key` (case-sensitive), or None."""
+    for pattern, axis in rules:
+        if fnmatch.fnmatchcase(key, pattern):
+            return pattern, axis
+    return None
 
 
 def make_plan(
@@ -136,7 +146,7 @@ def make_plan(
         lay = Layout(layout)
     except ValueError:
         raise InvalidArgumentError(f"unknown layout {layout!r}; expected devices or keys") from None
-    split_rules = _split_rules(split)
+    rules = split_rules(split)
     replicate_rules = list(replicate)
     placements: list[Placement] = []
     seen: set[str] = set()
@@ -145,11 +155,11 @@ def make_plan(
             raise InvalidArgumentError("key appears twice in the input", key=e.key)
         seen.add(e.key)
         placed: Placement | None = None
-        for pattern, axis in split_rules:
-            if fnmatch.fnmatchcase(e.key, pattern):
-                g = geometry(e.key, e.tensor, e.length, axis, tp)
-                placed = Placement(e.key, f"{pattern}={axis}", g.axis, g, e.length)
-                break
+        rule = split_axis(e.key, rules)
+        if rule is not None:
+            pattern, axis = rule
+            g = geometry(e.key, e.tensor, e.length, axis, tp)
+            placed = Placement(e.key, f"{pattern}={axis}", g.axis, g, e.length)
         if placed is None:
             for pattern in replicate_rules:
                 if fnmatch.fnmatchcase(e.key, pattern):
