@@ -21,6 +21,7 @@ from paramio.core.dtypes import numpy_dtype
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.formats.contract import ARCHIVE
 from paramio.index.index import ParameterIndex
 from paramio.index.provider import Provider
 from paramio.sources.memory import MemorySource
@@ -125,4 +126,4 @@ def save_module(module: object, path: str | os.PathLike[str], *, prefix: str = "
         src = MemorySource(raw, name=f"<torch:{name}>")
         entries.append(ParameterEntry.data(prefix + name, src, 0, src.size, metadata=meta))
     write_archive(path, entries)
-    return ParameterIndex.open(path, "irpa")
+    return ParameterIndex.open(path, ARCHIVE)

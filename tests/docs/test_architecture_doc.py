@@ -25,6 +25,7 @@ from paramio.core.errors import FormatError, LossError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.formats.contract import format_names, get_format, unregister_format
 from paramio.sources import registry as schemes
+from paramio.testing import FormatTests
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
@@ -48,6 +49,21 @@ def _conformance_class() -> type:
 
 class TestCountingSourceFromTheDocs(_conformance_class()):  # type: ignore[misc]
     """The page's `SourceTests` subclass, collected by pytest."""
+
+
+class TestToyFormatConformance(FormatTests):
+    """The page's `.toy` format passes `FormatTests` as paramio's own formats do."""
+
+    format_name = "toy"
+
+    @pytest.fixture(autouse=True)
+    def _toy_registered(self) -> Iterator[None]:
+        (block,) = [b for b in _python_blocks() if "TOY = Format(" in b]
+        exec(compile(block, str(DOC), "exec"), {"__name__": "architecture_doc_toy"})  # noqa: S102 - the page's own example
+        try:
+            yield
+        finally:
+            unregister_format("toy")
 
 
 @pytest.fixture

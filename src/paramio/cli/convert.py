@@ -47,7 +47,7 @@ from paramio.core.entry import ParameterEntry
 from paramio.core.errors import ConversionWarning, LossError
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
-from paramio.formats.contract import Format, get_format
+from paramio.formats.contract import ARCHIVE, Format, get_format
 from paramio.formats.conversion import LOSS_POLICIES
 from paramio.formats.progress import ByteProgress
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
@@ -60,7 +60,7 @@ __all__ = ["DESCRIPTION", "FLAGS", "ConvertPlan", "main", "run", "plan_conversio
 
 _DUPLICATE_POLICIES = ("first", "last", "error")
 #: What a stream (``-``, /dev/null, a FIFO) is written as: IRPA, as iree-convert-parameters does.
-_STREAM_FORMAT = "irpa"
+_STREAM_FORMAT = ARCHIVE
 
 
 @dataclasses.dataclass(slots=True)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from paramio import ParameterSpec, create_parameters  # the archive's own declarations (IREE's create)
 from paramio.cli.create_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
 from paramio.cli.flags import ParsedFlags
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import TensorInfo
-from paramio.formats.irpa.create import ParameterSpec, create_parameters
+from paramio.formats.contract import ARCHIVE, archive_format, format_name_for_path
 from paramio.formats.targets import resolve_output
 from paramio.formats.text import escape, escape_keys
 
@@ -66,9 +67,10 @@ def run(flags: ParsedFlags) -> int:
         raise UsageError(f"unexpected argument '{flags.positional[0]}'; declare parameters with --data= or --splat=")
     output = flags.text("output")
     if not output:
-        raise UsageError("--output=file.irpa is required")
-    if output.lower().endswith((".safetensors", ".gguf")):
-        raise UsageError(f"--output={output}: create writes IRPA; write .irpa, then use paramio convert")
+        raise UsageError(f"--output=file{archive_format().extension} is required")
+    if format_name_for_path(output) not in (None, ARCHIVE):  # create writes IREE's archive only
+        ext = archive_format().extension
+        raise UsageError(f"--output={output}: create writes {ARCHIVE.upper()}; write {ext}, then use paramio convert")
     alignment = flags.number("alignment")
     if alignment < 1 or alignment & (alignment - 1):
         raise UsageError(f"--alignment={alignment}: expected a power of two such as 64")
@@ -91,8 +93,8 @@ def run(flags: ParsedFlags) -> int:
     with ByteProgress(total, f"writing {escape(output)}", quiet=flags.on("quiet")) as bar:
         create_parameters(output, parameters, alignment=alignment, progress=bar.callback)
     if not flags.on("quiet") and not streamed:  # a stream cannot be read back for the listing
-        from paramio.formats.irpa.reader import read_path
+        from paramio.formats.registry import read_path
         from paramio.index.dump import format_dump
 
-        sys.stdout.write(format_dump(read_path(output).entries, escape=escape_keys))
+        sys.stdout.write(format_dump(read_path(output, format=ARCHIVE).entries, escape=escape_keys))
     return 0

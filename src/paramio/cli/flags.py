@@ -100,7 +100,7 @@ PARAMETER_MODE = Flag(
     "file",
 )
 OVERLAY = Flag(
-    "overlay", FlagKind.LIST, "A writable overlay archive on top of a scope's layers.", None, "[scope=]file.irpa"
+    "overlay", FlagKind.LIST, "A writable overlay archive (IRPA) on top of a scope's layers.", None, "[scope=]archive"
 )
 STRICT = Flag(
     "strict",

@@ -1,4 +1,5 @@
-"""File-level metadata for ``paramio dump``: GGUF key/values, safetensors ``__metadata__``.
+"""File-level metadata for ``paramio dump``: each format's own (`Format.file_metadata`: GGUF
+key/values, safetensors ``__metadata__``), then any other attribute as JSON.
 
 What ``gguf-dump`` shows first, and what was reachable only from Python as
 ``ParameterIndex.attributes``. Long arrays (a 150k-token vocabulary) are cut to their first
@@ -11,15 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from paramio.formats.contract import format_for_attribute
 from paramio.formats.text import escape
 
 __all__ = ["DEFAULT_ITEMS", "format_metadata", "metadata_record"]
 
 #: Array elements shown before the rest are summarised (``--metadata_items``).
 DEFAULT_ITEMS = 16
-
-_GGUF = "gguf.kv"
-_SAFETENSORS = "safetensors.metadata"
 
 
 def _cut(values: list[object], items: int) -> tuple[list[object], int]:
@@ -63,7 +62,8 @@ def _text_array(values: object, items: int) -> str:
     return f"[{body}{', ...' if rest else ''}]"
 
 
-def _gguf_lines(kv: Mapping[str, object], items: int) -> list[str]:
+def _metadata_lines(kv: Mapping[str, object], items: int) -> list[str]:
+    """One line per key; a typed record (``{"type": ..., "value": ...}``) shows its type."""
     lines = []
     for key, record in kv.items():
         name = escape(str(key))
@@ -87,12 +87,11 @@ def format_metadata(scope: str, attributes: Mapping[str, object], items: int = D
     label = "<global>" if scope == "" else f"`{escape(scope)}`"
     lines: list[str] = []
     for attr, value in attributes.items():
-        if attr == _GGUF and isinstance(value, dict):
-            lines.append(f"// GGUF metadata of scope {label} ({len(value)} key/values)")
-            lines += _gguf_lines(value, items)
-        elif attr == _SAFETENSORS and isinstance(value, dict):
-            lines.append(f"// safetensors __metadata__ of scope {label} ({len(value)} keys)")
-            lines += [f"{escape(str(k))} = {_text_scalar(v)}" for k, v in value.items()]
+        fmt = format_for_attribute(attr) if isinstance(value, dict) else None
+        if fmt is not None and fmt.file_metadata is not None and isinstance(value, dict):
+            meta = fmt.file_metadata
+            lines.append(f"// {meta.title} of scope {label} ({len(value)} {meta.unit})")
+            lines += _metadata_lines(value, items)
         else:
             lines.append(f"// attribute `{escape(str(attr))}` of scope {label}")
             shown = _json_value(value, items)

@@ -17,6 +17,7 @@ from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.sizes import parse_size
 from paramio.core.errors import ConversionWarning, InvalidArgumentError
+from paramio.formats.contract import ARCHIVE
 from paramio.formats.progress import ByteProgress
 
 FLAGS = (
@@ -30,7 +31,7 @@ FLAGS = (
         "devices: one file per device; keys: one file with <key>.shard.<i> pieces.",
         "devices",
     ),
-    Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", "irpa"),
+    Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", ARCHIVE),
     Flag("output", FlagKind.STRING, "Output folder (or a path ending .tp.json for the manifest).", ""),
     Flag("max-shard-size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
     Flag("on-loss", FlagKind.STRING, "When the files' format cannot hold something: warn, error or ignore.", "warn"),

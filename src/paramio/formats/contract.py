@@ -3,8 +3,10 @@
 A format is one `Format` record: its name and extensions, a `sniff` of the first bytes, a reader
 of a path (and, for file handles, of one `ByteSource`), the writer and what it keeps, carries and
 drops (`prepare`), the inverse of that carrying (`take_carried`, `stands_in`), `verify`'s
-structure check (`check_structure`), and the few facts callers used to branch on by name
-(`index_suffix`, `splats`, `types_in_metadata`, `composite`).
+structure check (`check_structure`), how a path of it names a model (`stem`), where its
+file-level metadata lives (`file_metadata`), the block layout of its own element types
+(`blocks`), and the few facts callers used to branch on by name (`index_suffix`, `splats`,
+`types_in_metadata`, `composite`, `iree_handle_order`).
 Conversion, the index and the CLI reach a format only through this record, so adding one is an
 addition in its own package: build a `Format` and call `register_format` (docs/architecture.md).
 
@@ -36,13 +38,19 @@ if TYPE_CHECKING:
     from paramio.sources.paths import AllowExternal
 
 __all__ = [
+    "ARCHIVE",
+    "FileMetadata",
     "Format",
     "FormatContents",
     "PathReader",
     "Preparer",
+    "archive_format",
     "declare_format",
+    "declared_extensions",
     "file_format",
     "file_formats",
+    "format_for_dtype",
+    "format_for_attribute",
     "format_for_path",
     "format_name_for_path",
     "format_names",
@@ -101,6 +109,28 @@ def _no_stand_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
     return False
 
 
+def _not_a_member(name: str) -> str | None:
+    return None
+
+
+def _no_blocks(dtype: str) -> tuple[int, int] | None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FileMetadata:
+    """Where a format's file-level metadata (key/values about the whole file, not one entry)
+    lives once read: ``attributes[attribute]``, a mapping. A value that is a record with a
+    ``"type"`` (``{"type": "array", "item_type": ..., "value": [...]}``) is typed."""
+
+    #: The attributes key; it starts with the format's name and a dot (``<name>.``).
+    attribute: str
+    #: What a listing calls it (``paramio dump --metadata``), e.g. ``"GGUF metadata"``.
+    title: str
+    #: What one item is called in the count beside the title: ``"keys"``, ``"key/values"``.
+    unit: str = "keys"
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Format:
     """One file format, as conversion, the index and the CLI see it.
@@ -148,6 +178,17 @@ class Format:
     #: A manifest over files of other formats (a tensor-parallel set): never the format of those
     #: files, nor the output of a merge.
     composite: bool = False
+    #: Given a file name with this format's extension taken off, the stem of the set it is a
+    #: member of (``model-00001-of-00003`` -> ``model``), or None when it names no member.
+    member_stem: Callable[[str], str | None] = _not_a_member
+    #: Where the file-level metadata the reader returns lives in the attributes; None if none.
+    file_metadata: FileMetadata | None = None
+    #: For an element type this format defines (its name starts with ``<name>.``): elements and
+    #: bytes per block when it is stored in blocks (quantised), else None.
+    blocks: Callable[[str], tuple[int, int] | None] = _no_blocks
+    #: Where IREE's ``load_from_file_handle`` lists this format in its error message (its order);
+    #: None for a format IREE does not read from a handle.
+    iree_handle_order: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower():
@@ -156,6 +197,25 @@ class Format:
             raise InvalidArgumentError(f"format {self.name!r}: extensions must be lower case and start with '.'")
         if self.index_suffix is not None and self.index_suffix not in self.extensions:
             raise InvalidArgumentError(f"format {self.name!r}: its index suffix must be one of its extensions")
+        if self.file_metadata is not None and not self.file_metadata.attribute.startswith(self.name + "."):
+            raise InvalidArgumentError(f"format {self.name!r}: its metadata attribute must start with '{self.name}.'")
+
+    def strip_extension(self, name: str) -> str | None:
+        """`name` without this format's longest matching extension (case ignored), or None."""
+        lower = name.lower()
+        for ext in sorted(self.extensions, key=len, reverse=True):
+            if lower.endswith(ext):
+                return name[: len(name) - len(ext)]
+        return None
+
+    def stem(self, path: str | os.PathLike[str]) -> str:
+        """The model name a path of this format gives output names: the file name without the
+        extension and, for a member of a set, without its numbering (``model``)."""
+        base = os.path.basename(os.fspath(path))
+        bare = self.strip_extension(base)
+        bare = base if bare is None else bare
+        member = self.member_stem(bare)
+        return (member if member is not None else bare) or "model"
 
     @property
     def extension(self) -> str:
@@ -178,6 +238,10 @@ _BUILTIN = (
     _Declared("safetensors", (".safetensors", ".safetensors.index.json"), "paramio.formats.safetensors"),
     _Declared("gguf", (".gguf",), "paramio.formats.gguf"),
 )
+
+#: IREE's parameter archive, the format IREE's own tools and APIs write (`create_archive_file`,
+#: ``iree-create-parameters``, a stream of ``iree-convert-parameters``): paramio's default output.
+ARCHIVE = "irpa"
 
 _LOCK = threading.RLock()
 _DECLARED: dict[str, _Declared] = {}
@@ -234,6 +298,14 @@ def format_names() -> list[str]:
     """Every format's name, declared ones first, without importing any format."""
     with _LOCK:
         return [*_declarations(), *(n for n in _REGISTERED if n not in _DECLARED)]
+
+
+def declared_extensions() -> dict[str, tuple[str, ...]]:
+    """Every format's name -> its extensions (the first is a single file's), importing none."""
+    with _LOCK:
+        out = {d.name: d.extensions for d in _declarations().values()}
+        out.update({f.name: f.extensions for f in _REGISTERED.values() if f.name not in out})
+    return out
 
 
 def _unknown(name: str) -> InvalidArgumentError:
@@ -309,6 +381,34 @@ def format_for_path(path: str | os.PathLike[str]) -> Format | None:
     """The format whose extension `path` ends with (`format_name_for_path`), or None."""
     name = format_name_for_path(path)
     return get_format(name) if name is not None else None
+
+
+def archive_format() -> Format:
+    """IREE's parameter archive format (`ARCHIVE`), imported."""
+    return get_format(ARCHIVE)
+
+
+def _owner(name: str) -> Format | None:
+    """The format a dotted name (``<format>.<rest>``: an attribute key, an element type) belongs
+    to, or None; imports that format only (a reader that produced the name has imported it)."""
+    prefix, dot, _ = name.partition(".")
+    if not dot or prefix.lower() not in format_names():
+        return None
+    try:
+        return get_format(prefix)
+    except ImportError:
+        return None
+
+
+def format_for_attribute(key: str) -> Format | None:
+    """The format whose file-level metadata lives under attributes key `key`, or None."""
+    fmt = _owner(key)
+    return fmt if fmt is not None and fmt.file_metadata is not None and fmt.file_metadata.attribute == key else None
+
+
+def format_for_dtype(dtype: str) -> Format | None:
+    """The format that defines element type `dtype` (``gguf.q4_0``), or None for a plain one."""
+    return _owner(dtype)
 
 
 def format_for_head(head: bytes) -> Format | None:

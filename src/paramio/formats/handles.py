@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import ByteSource
-from paramio.formats.contract import FormatContents, formats, get_format
+from paramio.formats.contract import Format, FormatContents, formats, get_format
 from paramio.formats.registry import read_source
 from paramio.sources.handles import FileHandle, handle_source
 
 __all__ = ["UnsupportedFormatNameError", "read_handle"]
 
-#: The formats IREE's ``load_from_file_handle`` names in its error, in its order.
-_IREE_NAMES = (".irpa", ".gguf", ".safetensors")
-
 
 class UnsupportedFormatNameError(InvalidArgumentError, NotImplementedError):
     """A format name `load_from_file_handle` does not know: IREE raises `NotImplementedError`
     (its UNIMPLEMENTED status) there, paramio's error tree an `InvalidArgumentError`; both hold."""
+
+
+def _iree_order(fmt: Format) -> int:
+    return fmt.iree_handle_order if fmt.iree_handle_order is not None else 0
 
 
 def read_handle(handle: FileHandle | ByteSource, format: str) -> FormatContents:
@@ -34,8 +35,11 @@ def read_handle(handle: FileHandle | ByteSource, format: str) -> FormatContents:
     except InvalidArgumentError:
         readable = False
     if not readable:
-        others = [f".{f.name}" for f in formats() if f.read_source is not None and f".{f.name}" not in _IREE_NAMES]
-        known = ", ".join([*_IREE_NAMES, *others])
+        # IREE's formats first, in the order its message lists them, then any other readable one.
+        readable_formats = [f for f in formats() if f.read_source is not None]
+        iree = sorted((f for f in readable_formats if f.iree_handle_order is not None), key=_iree_order)
+        others = [f for f in readable_formats if f.iree_handle_order is None]
+        known = ", ".join(f".{f.name}" for f in [*iree, *others])
         raise UnsupportedFormatNameError(
             f"unsupported file format `{format}`; ensure the extension matches one of the supported formats: [{known}]"
         )

@@ -26,6 +26,7 @@ from paramio.formats.contract import (
     Format,
     FormatContents,
     FormatTable,
+    declared_extensions,
     format_for_head,
     format_name_for_path,
     get_format,
@@ -76,10 +77,9 @@ def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) ->
         fmt = format_for_head(head)
         if fmt is not None:
             return fmt.name
-    raise UnsupportedFormatError(
-        "unsupported file format; use an extension .irpa, .gguf or .safetensors or pass format=",
-        path=p,
-    )
+    known = [e[0] for e in declared_extensions().values()]
+    listed = ", ".join(known[:-1]) + " or " + known[-1] if len(known) > 1 else "".join(known)
+    raise UnsupportedFormatError(f"unsupported file format; use an extension {listed} or pass format=", path=p)
 
 
 def read_path(

@@ -31,6 +31,7 @@ from paramio.core.exports import above
 from paramio.core.source import ByteSource
 from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH, check_splat
 from paramio.core.tensor import encode_array_metadata
+from paramio.formats.contract import ARCHIVE
 from paramio.sources.memory import MemorySource
 from paramio.sources.paths import AllowExternal
 
@@ -399,7 +400,7 @@ class ParameterIndex:
             )
         write_archive(file_path, self._entries, alignment=alignment)
         result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
-        result.load(file_path, format="irpa", duplicates=DuplicatePolicy.KEEP)
+        result.load(file_path, format=ARCHIVE, duplicates=DuplicatePolicy.KEEP)
         return result
 
     # -- mapping interface ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import DuplicateKeyError, InvalidArgumentError, ParameterNotFoundError
+from paramio.formats.contract import ARCHIVE
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.overlay import Overlay, PendingRewrite
 from paramio.index.scopes import parse_parameters_flag, split_scoped_key
@@ -309,7 +310,7 @@ class Provider:
         records: list[EntryRecord] = []
         ov = self._overlays.get(scope)
         if ov is not None and key in ov:
-            records.append(EntryRecord.of(ov.index[key], ov.path, "irpa", overlay=True))
+            records.append(EntryRecord.of(ov.index[key], ov.path, ARCHIVE, overlay=True))
         for layer in self._ordered(scope):
             e = layer.index.get(key)
             if e is not None:
@@ -325,7 +326,7 @@ class Provider:
         for scope in self.scopes:
             ov = self._overlays.get(scope)
             if ov is not None and len(ov.index):
-                out.add_layer(Layer(scope, splat_standin(ov.index), ov.path, "irpa"))
+                out.add_layer(Layer(scope, splat_standin(ov.index), ov.path, ARCHIVE))
             for layer in self._layers[scope]:
                 out.add_layer(Layer(scope, splat_standin(layer.index), layer.name, layer.format))
         return out

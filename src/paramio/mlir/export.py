@@ -34,6 +34,7 @@ from typing import Any
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.formats.contract import ARCHIVE, declared_extensions
 from paramio.mlir._bindings import bindings, passmanager
 from paramio.mlir.module import GlobalOp, MlirModule, parameter_ref_text, tensor_type_of
 
@@ -307,7 +308,7 @@ def _run_export(
     target = os.path.abspath(os.fspath(archive))
     folder = tempfile.mkdtemp(prefix=".paramio-mlir-", dir=_temp_parent(target))
     try:
-        temp = os.path.join(folder, "export.irpa")
+        temp = os.path.join(folder, "export" + declared_extensions()[ARCHIVE][0])
         with module.context:
             pipeline = f"builtin.module(iree-io-export-parameters{{path={temp} minimum-size=0}})"
             try:
@@ -320,7 +321,7 @@ def _run_export(
             raise FormatError(
                 "IREE's parameter export failed without a diagnostic and wrote no archive", path=module.path
             )
-        index = ParameterIndex.open(temp, format="irpa", duplicates=DuplicatePolicy.KEEP)
+        index = ParameterIndex.open(temp, format=ARCHIVE, duplicates=DuplicatePolicy.KEEP)
         entries: list[ParameterEntry] = []
         exported: list[Exported] = []
         with module.context:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
+from paramio.formats.contract import ARCHIVE, get_format
 from paramio.formats.registry import FormatContents, detect_format, read_path, write_path
 from paramio.sharding.plan import Layout, Plan, make_plan
 from paramio.sharding.tpset import MANIFEST_SUFFIX, is_manifest_path, write_set
@@ -51,17 +52,8 @@ def open_source(source: Source) -> tuple[FormatContents, str]:
         return source, "model"
     if isinstance(source, (str, os.PathLike)):
         p = find_manifest(os.fspath(source))
-        base = os.path.basename(p)
-        low = base.lower()
-        for suffix in (".tp.json", ".irpa.index.json", ".safetensors.index.json", ".irpa", ".safetensors", ".gguf"):
-            if low.endswith(suffix):
-                base = base[: -len(suffix)]
-                break
-        from paramio.formats.safetensors.layout import SHARD_RE
-
-        m = SHARD_RE.match(base + ".safetensors")
-        stem = m["prefix"] if m else base
-        return read_path(p), stem or "model"
+        contents = read_path(p)
+        return contents, get_format(detect_format(p)).stem(p)
     return FormatContents(list(source)), "model"
 
 
@@ -86,7 +78,7 @@ def shard(
     split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
     replicate: Iterable[str] = (),
     layout: Layout | str = Layout.DEVICES,
-    format: str = "irpa",
+    format: str = ARCHIVE,
     stem: str | None = None,
     alignment: int | None = None,
     max_shard_size: int | None = None,
@@ -152,7 +144,7 @@ def reshard(
     split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
     replicate: Iterable[str] = (),
     layout: Layout | str = Layout.DEVICES,
-    shard_format: str = "irpa",
+    shard_format: str = ARCHIVE,
     on_loss: str = "warn",
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
@@ -165,7 +157,7 @@ def reshard(
     if tp is not None or is_manifest_path(out):
         if tp is None:
             raise InvalidArgumentError("a tensor-parallel output needs tp=")
-        if format not in (None, "tp"):
+        if format is not None and not get_format(format).composite:
             raise InvalidArgumentError(f"format={format!r} with tp=: name the device files' format with shard_format=")
         result = shard(
             source,

@@ -67,15 +67,11 @@ class Geometry:
 
 
 def _quantised(dtype: str) -> tuple[int, int] | None:
-    """(block size, bytes per block) of a quantised GGUF dtype, else None."""
-    if not dtype.startswith("gguf."):
-        return None
-    from paramio.formats.gguf.constants import GGML_BY_NAME
+    """(block size, bytes per block) of a format's quantised dtype (``gguf.q4_0``), else None."""
+    from paramio.formats.contract import format_for_dtype
 
-    g = GGML_BY_NAME.get(dtype)
-    if g is None:
-        raise InvalidArgumentError(f"unknown GGUF tensor type {dtype!r}")
-    return (g.block_size, g.type_size) if g.quantized else None
+    fmt = format_for_dtype(dtype)
+    return fmt.blocks(dtype) if fmt is not None else None
 
 
 def geometry(key: str, info: TensorInfo | None, length: int, axis: int, count: int) -> Geometry:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
-from paramio.formats.contract import Format, FormatContents, file_format, formats, register_format
+from paramio.formats.contract import ARCHIVE, Format, FormatContents, file_format, formats, register_format
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.sharding.plan import Layout, Plan, make_plan
@@ -118,7 +118,7 @@ def write_set(
     *,
     stem: str = "model",
     attributes: Mapping[str, object] | None = None,
-    fmt: str = "irpa",
+    fmt: str = ARCHIVE,
     alignment: int | None = None,
     max_shard_size: int | None = None,
     on_loss: str = "warn",
@@ -341,7 +341,7 @@ def write_path(
     split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
     replicate: Iterable[str] = (),
     layout: str = "devices",
-    shard_format: str = "irpa",
+    shard_format: str = ARCHIVE,
     alignment: int | None = None,
     durable: bool = True,
     progress: Callable[[int], None] | None = None,
@@ -373,7 +373,7 @@ def prepare(
     """What the device files' format loses (each file is then written with those losses known)."""
     from paramio.formats.conversion import Prepared
 
-    files = file_format(str((options or {}).get("shard_format", "irpa")))
+    files = file_format(str((options or {}).get("shard_format", ARCHIVE)))
     losses = files.prepare(list(entries), dict(attributes or {}), {}).losses
     return Prepared(list(entries), dict(attributes or {}), losses)
 

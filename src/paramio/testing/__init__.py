@@ -2,11 +2,14 @@
 
 `SourceTests` is the byte-source conformance suite: subclass it in a pytest module, give it a
 `make_source`, and every behaviour the format readers rely on is checked against your source.
+`FormatTests` is the format conformance suite: subclass it, set `format_name` to a registered
+format, and everything conversion, the index and the CLI rely on is checked through its contract.
 Needs pytest (and hypothesis for nothing: the data are fixed and deterministic).
 """
 
 from __future__ import annotations
 
+from paramio.testing.formats import FormatTests
 from paramio.testing.sources import SourceTests
 
-__all__ = ["SourceTests"]
+__all__ = ["FormatTests", "SourceTests"]

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from paramio.core.entry import ParameterEntry
+from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
-from paramio.formats.contract import Format, FormatContents, register_format
+from paramio.formats.contract import FileMetadata, Format, FormatContents, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes, itemsize
 from paramio.formats.gguf import writer as _writer
-from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_TYPES, MAGIC, GGMLType
+from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_BY_NAME, GGML_TYPES, MAGIC, SPLIT_NAME, GGMLType
 from paramio.formats.gguf.dequant import dequantize
 from paramio.formats.gguf.opening import open_gguf
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
@@ -121,6 +122,19 @@ def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
     return itemsize(claim.dtype) == itemsize(seen.dtype)
 
 
+def _member_stem(bare: str) -> str | None:
+    m = SPLIT_NAME.match(bare + ".gguf")
+    return m["stem"] if m else None
+
+
+def _blocks(dtype: str) -> tuple[int, int] | None:
+    """(elements, bytes) per block of a quantised ggml type; `InvalidArgumentError` if unknown."""
+    g = GGML_BY_NAME.get(dtype)
+    if g is None:
+        raise InvalidArgumentError(f"unknown GGUF tensor type {dtype!r}")
+    return (g.block_size, g.type_size) if g.quantized else None
+
+
 FORMAT = Format(
     name="gguf",
     extensions=(".gguf",),
@@ -131,5 +145,9 @@ FORMAT = Format(
     read_source=read_source,
     take_carried=take_carried,
     stands_in=stands_in,
+    member_stem=_member_stem,
+    file_metadata=FileMetadata(ATTRIBUTES_KEY, "GGUF metadata", "key/values"),
+    blocks=_blocks,
+    iree_handle_order=1,
 )
 register_format(FORMAT)

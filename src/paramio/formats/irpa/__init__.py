@@ -16,6 +16,7 @@ from paramio.formats.irpa import sharded as _sharded
 from paramio.formats.irpa import writer as _writer
 from paramio.formats.irpa.layout import MAGIC_BYTES
 from paramio.formats.irpa.reader import read_archive, take_attributes
+from paramio.formats.irpa.sharded import SHARD_RE
 from paramio.formats.irpa.structure import check_structure
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
 from paramio.sources.paths import AllowExternal
@@ -76,6 +77,11 @@ def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
     return entry.tensor is None or flat_bytes(entry, "uint8", "int8")
 
 
+def _member_stem(bare: str) -> str | None:
+    m = SHARD_RE.match(bare + ".irpa")
+    return m["prefix"] if m else None
+
+
 FORMAT = Format(
     name="irpa",
     extensions=(".irpa", ".irpa.index.json"),
@@ -90,5 +96,7 @@ FORMAT = Format(
     index_suffix=".irpa.index.json",
     splats=True,
     types_in_metadata=True,
+    member_stem=_member_stem,
+    iree_handle_order=0,
 )
 register_format(FORMAT)

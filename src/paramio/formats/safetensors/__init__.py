@@ -17,7 +17,7 @@ from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
-from paramio.formats.contract import Format, FormatContents, register_format
+from paramio.formats.contract import FileMetadata, Format, FormatContents, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes
 from paramio.formats.inputs import open_input
 from paramio.formats.safetensors import writer as _writer
@@ -26,6 +26,7 @@ from paramio.formats.safetensors.layout import (
     ATTRIBUTE_METADATA,
     HEADER_LENGTH_SIZE,
     MAX_HEADER_SIZE,
+    SHARD_RE,
     is_index_path,
 )
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_header
@@ -162,6 +163,11 @@ def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
     return flat_bytes(entry, "uint8")
 
 
+def _member_stem(bare: str) -> str | None:
+    m = SHARD_RE.match(bare + ".safetensors")
+    return m["prefix"] if m else None
+
+
 FORMAT = Format(
     name="safetensors",
     extensions=(".safetensors", ".safetensors.index.json"),
@@ -173,5 +179,8 @@ FORMAT = Format(
     take_carried=take_carried,
     stands_in=stands_in,
     index_suffix=".safetensors.index.json",
+    member_stem=_member_stem,
+    file_metadata=FileMetadata(ATTRIBUTE_METADATA, "safetensors __metadata__"),
+    iree_handle_order=2,
 )
 register_format(FORMAT)
