@@ -25,11 +25,12 @@ without, 0.42 s with. The fsync in `commit()` is unchanged: it is what makes the
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from paramio.core.source import Progress
 from paramio.formats.interrupts import held_signals
 from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
 from paramio.sources.protocols import SupportsFileDescriptor
+from paramio.sources.workers import Lease, pool
 
 if TYPE_CHECKING:
     from paramio.formats.output_set import AtomicOutputSet
@@ -67,8 +69,6 @@ _KERNEL_COPY_FS = {
     0xFE534D42,  # SMB2
     0x7461636F,  # OCFS2
 }
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 _buffers = threading.local()
 _sync_file_range: object = None  # resolved on first use: a ctypes function, or False where absent
 
@@ -167,6 +167,7 @@ class AtomicOutput:
         self._lock = threading.Lock()  # copy threads report written ranges concurrently
         self._kernel_copies: bool | None = None
         self._inflight: list[Future[None]] = []  # threaded copies not yet known to be done
+        self._lease: Lease | None = None  # the shared pool's copy threads, while copies run
         self._copy_failed = threading.Event()
 
     @property
@@ -229,8 +230,14 @@ class AtomicOutput:
             self._inflight.pop(0)
             if exc is not None and error is None:
                 error = exc
+        self._release_threads()
         if error is not None:
             raise error
+
+    def _release_threads(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def commit(self) -> None:
         """Make the output final: rename it into place (fsynced, with its folder, when durable),
@@ -316,6 +323,7 @@ class AtomicOutput:
             for f in self._inflight:
                 _outcome(f)
             self._inflight.clear()
+            self._release_threads()
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd = -1
@@ -451,26 +459,6 @@ def _buffered_copy(
         _tick(progress, n)
 
 
-def _forget_pool() -> None:
-    """In a forked child: the parent's copy threads do not exist there, and an executor that
-    still counts them would queue work no thread ever takes. Start a fresh pool on demand."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _copy_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="paramio-copy")
-        return _pool
-
-
 def _pipelined_copy(
     fd: int,
     where: tuple[str | None, str],
@@ -503,9 +491,11 @@ def _pipelined_copy(
                 with out._lock:
                     _tick(progress, n)
 
-    with held_signals():  # the executor's locks are no place for a signal's exception
-        pool = _copy_pool()
-        out._inflight.extend(pool.submit(lane, i) for i in range(lanes))
+    with held_signals():  # the futures' locks are no place for a signal's exception
+        workers = pool()
+        if out._lease is None:
+            out._lease = workers.lease(COPY_THREADS)
+        out._inflight.extend(workers.call(functools.partial(lane, i)) for i in range(lanes))
 
 
 def _outcome(future: Future[None]) -> BaseException | None:

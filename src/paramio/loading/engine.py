@@ -5,7 +5,8 @@ planner in `plan`), the byte budget, the staging pool, and the slots being fille
 are the same for both loops: `next_task` (start one if the budget allows), `run_task` (in a
 worker thread: read each piece through `spans.read_span`, straight into the destination or via a
 staging buffer), `complete` (release the budget; which tensors are now whole) and `deliver`.
-`run_sync` drives it with `concurrent.futures`, `run_async` with asyncio over the same thread pool:
+`run_sync` and `run_async` (asyncio) drive it over the process's one worker pool
+(`paramio.sources.workers`):
 local reads are blocking ``pread`` calls that release the GIL, so threads overlap them.
 
 Cancellation (Ctrl-C, a task cancel, a consumer leaving the stream early, an error on one
@@ -22,7 +23,7 @@ import collections
 import queue
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Generator, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.loading.budget import ByteBudget, StagingPool
@@ -30,11 +31,10 @@ from paramio.loading.plan import Task, plan_tasks
 from paramio.loading.spans import read_span
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Slot, Target
+from paramio.sources.workers import THREAD_PREFIX, pool
 
 __all__ = ["THREAD_PREFIX", "LoadJob", "choose_chunk", "run_async", "run_sync"]
 
-#: Worker threads are named with this prefix (tests check none is still reading after a load).
-THREAD_PREFIX = "paramio-load"
 _MAX_CHUNK = 16 << 20
 _MIN_CHUNK = 64 << 10
 
@@ -198,48 +198,6 @@ class LoadJob:
                 self._idle.wait(0.05)
 
 
-class Workers:
-    """A fixed set of daemon threads taking ``(function, task)`` pairs from one queue.
-
-    Not a `ThreadPoolExecutor`: that one starts its threads lazily inside ``submit``, and a
-    Ctrl-C landing while it starts one leaves a thread it never registered, which the
-    interpreter then waits for at exit forever (measured: 3 hangs in 12 interrupted runs). These
-    threads all start before a load's first task, are daemons, and are kept between loads
-    (starting threads costs milliseconds on a busy machine, as much as reading a small model).
-    """
-
-    def __init__(self, n: int) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[Task], None], Task]] = queue.SimpleQueue()
-        self.threads = [
-            threading.Thread(target=self._run, name=f"{THREAD_PREFIX}-{n}-{i}", daemon=True) for i in range(n)
-        ]
-        for t in self.threads:
-            t.start()
-
-    def _run(self) -> None:
-        while True:
-            fn, task = self._queue.get()
-            fn(task)
-            del fn, task  # an idle worker holds nothing of the last load (its job, its target)
-
-    def submit(self, fn: Callable[[Task], None], task: Task) -> None:
-        self._queue.put((fn, task))
-
-
-_POOLS: dict[int, Workers] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(job: LoadJob) -> Workers:
-    """The shared workers for `job.concurrency`; a load ends only when none of its tasks is
-    still running, so idle workers hold nothing of it."""
-    with _POOLS_LOCK:
-        pool = _POOLS.get(job.concurrency)
-        if pool is None:
-            pool = _POOLS[job.concurrency] = Workers(job.concurrency)
-        return pool
-
-
 def _retrieve(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()
@@ -259,25 +217,29 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
     one held and the worker completing that future blocked; ``SimpleQueue.get`` is one C call
     that holds no lock a worker needs.
     """
-    pool = _pool(job)
+    workers = pool()
     done: queue.SimpleQueue[tuple[Task, BaseException | None]] = queue.SimpleQueue()
 
-    def work(task: Task) -> None:
-        try:
-            job.run_task(task)
-        except BaseException as exc:  # noqa: BLE001 -- handed to the loop, which raises it
-            done.put((task, exc))
-        else:
-            done.put((task, None))
+    def work_on(task: Task) -> Callable[[], None]:
+        def work() -> None:
+            try:
+                job.run_task(task)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the loop, which raises it
+                done.put((task, exc))
+            else:
+                done.put((task, None))
+
+        return work
 
     outstanding = 0
+    lease = workers.lease(job.concurrency)
     try:
         while True:
             while outstanding < 2 * job.concurrency:  # one queued per worker: no idle gap
                 task = job.next_task()
                 if task is None:
                     break
-                pool.submit(work, task)
+                workers.submit(work_on(task))
                 outstanding += 1
             if not outstanding:
                 break
@@ -290,17 +252,19 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
     finally:
         job.cancel.set()
         job.wait_idle()
+        lease.release()
         job.end()
 
 
 async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
-    """The asyncio twin of `run_sync`, over the same workers and job methods."""
+    """The asyncio twin of `run_sync`, over the same workers and job methods. It never blocks
+    the event loop: even when it ends early, it waits for its running tasks by awaiting them."""
     loop = asyncio.get_running_loop()
-    pool = _pool(job)
+    workers = pool()
     inflight: dict[asyncio.Future[None], Task] = {}
 
-    def work_for(fut: asyncio.Future[None]) -> Callable[[Task], None]:
-        def work(task: Task) -> None:
+    def work_for(fut: asyncio.Future[None], task: Task) -> Callable[[], None]:
+        def work() -> None:
             exc: BaseException | None = None
             try:
                 job.run_task(task)
@@ -313,6 +277,7 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
 
         return work
 
+    lease = workers.lease(job.concurrency)
     try:
         while True:
             while len(inflight) < 2 * job.concurrency:  # one queued per worker: no idle gap
@@ -321,7 +286,7 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
                     break
                 fut: asyncio.Future[None] = loop.create_future()
                 inflight[fut] = task
-                pool.submit(work_for(fut), task)
+                workers.submit(work_for(fut, task))
             if not inflight:
                 break
             done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
@@ -332,12 +297,31 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
                     yield job.deliver(slot)
     finally:
         job.cancel.set()
-        # Wait for the reads already in the kernel (at most one chunk each) before returning,
-        # so a cancelled task leaves no worker writing into freed memory.
-        job.wait_idle()
-        for f in inflight:  # their results arrive on the loop later: mark them retrieved
+        for f in inflight:  # results of tasks nobody waits for any more: mark them retrieved
             f.add_done_callback(_retrieve)
+        # Wait for the reads already in the kernel (at most one chunk each) before freeing
+        # anything, so a cancelled task leaves no worker writing into freed memory. Every
+        # submitted task settles its future once it has left `run_task` (queued ones at once,
+        # the job being cancelled), so awaiting them is waiting for the workers.
+        await _settled(inflight)
+        job.wait_idle()  # returns at once: every task has left `run_task`
+        lease.release()
         job.end()
+
+
+async def _settled(futures: Collection[asyncio.Future[None]]) -> None:
+    """Wait until every one of `futures` is done, even through cancellations of this task
+    (re-raised once they are: cleanup that stopped halfway would free memory being written)."""
+    pending = [f for f in futures if not f.done()]
+    cancelled: BaseException | None = None
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        pending = [f for f in pending if not f.done()]
+    if cancelled is not None:
+        raise cancelled
 
 
 def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
