@@ -128,6 +128,78 @@ def test_a_second_writable_archive_is_refused(base: Path) -> None:
         w2.write("w", np.full(4, 2, np.float32))
 
 
+# -- issue 24, item 9: ParameterIndex.open(writable=True) takes the writer's lock too ---------------
+
+_HOLD = (
+    "import sys\n"
+    "from paramio.index.index import ParameterIndex\n"
+    "from paramio.index.writable import WritableArchive\n"
+    "path, how = sys.argv[1], sys.argv[2]\n"
+    "held = ParameterIndex.open(path, writable=True) if how == 'index' else WritableArchive(path)\n"
+    "print('holding', flush=True)\n"
+    "sys.stdin.read()\n"
+    "view = (held if how == 'index' else held.index)['w'].to_numpy()\n"
+    "view[:] = 9  # what a writer that got through would do\n"
+)
+
+
+def _holder(path: Path, how: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path), how], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"holding\n"
+    return child
+
+
+@pytest.mark.parametrize("holder", ["index", "archive"])
+def test_a_writable_index_and_a_writable_archive_exclude_each_other_across_processes(base: Path, holder: str) -> None:
+    child = _holder(base, holder)
+    try:
+        with pytest.raises(SourceError, match="another writer") as info:
+            ParameterIndex.open(base, writable=True)
+        assert info.value.path == str(base)
+        with pytest.raises(SourceError, match="another writer"):
+            WritableArchive(base)
+        with pytest.raises(SourceError, match="another writer"):
+            Provider.from_flags([str(base)], writable=True)
+        assert ParameterIndex.open(base)["w"].to_numpy().tolist() == [0, 1, 2, 3]  # readers take no lock
+    finally:
+        child.communicate(b"", timeout=60)
+    assert child.returncode == 0
+    # The child has exited (it wrote 9s through its view): its lock went with it.
+    index = ParameterIndex.open(base, writable=True)
+    view = index["w"].to_numpy()
+    assert view.tolist() == [9, 9, 9, 9]
+    view[:] = 4
+    with pytest.raises(SourceError, match="another writer"):
+        WritableArchive(base)  # this process holds it now, through `index`
+    del index, view
+    with WritableArchive(base) as w:
+        assert w.index["w"].to_numpy().tolist() == [4, 4, 4, 4]
+
+
+def test_a_child_cannot_open_writable_while_this_process_holds_the_archive(base: Path) -> None:
+    w = WritableArchive(base)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    code = (
+        "import sys\n"
+        "from paramio.core.errors import SourceError\n"
+        "from paramio.index.index import ParameterIndex\n"
+        "try:\n"
+        "    ParameterIndex.open(sys.argv[1], writable=True)\n"
+        "except SourceError as exc:\n"
+        "    print('refused:', exc)\n"
+        "else:\n"
+        "    print('opened')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(base)], capture_output=True, env=env, timeout=120)
+    assert r.stdout.startswith(b"refused: ") and b"another writer" in r.stdout, r
+    w.close()
+    r = subprocess.run([sys.executable, "-c", code, str(base)], capture_output=True, env=env, timeout=120)
+    assert r.stdout == b"opened\n", r
+
+
 @contextmanager
 def _file_size_limit(limit: int) -> Iterator[None]:
     """Writes past `limit` bytes fail (EFBIG), as a full disk makes them fail (ENOSPC)."""

@@ -30,7 +30,7 @@ from paramio.formats.contract import ARCHIVE
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.overlay import Overlay, PendingRewrite
 from paramio.index.scopes import parse_parameters_flag, split_scoped_key
-from paramio.index.writable import check_target, check_write, gather_entries, lock_file, reserve_target
+from paramio.index.writable import check_target, check_write, gather_entries, release_writers, reserve_target
 from paramio.sources.paths import AllowExternal
 
 __all__ = ["EntryRecord", "Layer", "Precedence", "Provider", "Which", "splat_standin"]
@@ -139,7 +139,6 @@ class Provider:
         self._overlays: dict[str, Overlay] = {}
         self._lock = threading.RLock()
         self._keep: list[object] = []
-        self._file_locks: list[int] = []
 
     def keep_alive(self, obj: object) -> None:
         """Hold `obj` as long as this provider lives (bridges whose handles borrow our files)."""
@@ -187,24 +186,21 @@ class Provider:
 
         p = os.fspath(path)
         fmt = format or detect_format(p)
-        lock = lock_file(p) if writable else -1
+        # A file opened writable takes the writer's lock itself (`FileSource`), released by `close`.
+        index = ParameterIndex.open(
+            p,
+            format=fmt,
+            writable=writable,
+            duplicates=DuplicatePolicy.KEEP,
+            allow_external=allow_external,
+            copy=copy,
+        )
         try:
-            index = ParameterIndex.open(
-                p,
-                format=fmt,
-                writable=writable,
-                duplicates=DuplicatePolicy.KEEP,
-                allow_external=allow_external,
-                copy=copy,
-            )
-            layer = self.add_layer(Layer(scope, index, p, fmt, writable))
+            return self.add_layer(Layer(scope, index, p, fmt, writable))
         except BaseException:
-            if lock >= 0:
-                os.close(lock)
+            if writable:
+                release_writers({id(e.source): e.source for e in index.entries if e.source is not None}.values())
             raise
-        if lock >= 0:
-            self._file_locks.append(lock)
-        return layer
 
     def add_index(self, index: ParameterIndex, scope: str = "", *, name: str = "<memory>") -> Layer:
         return self.add_layer(Layer(scope, index, name, None, False))
@@ -442,22 +438,18 @@ class Provider:
             self.flush()
             for ov in self._overlays.values():
                 ov.close()
-            for fd in self._file_locks:
-                os.close(fd)
-            self._file_locks.clear()
+            for layers in self._layers.values():
+                for layer in layers:
+                    if layer.writable:
+                        release_writers(
+                            {id(e.source): e.source for e in layer.index.entries if e.source is not None}.values()
+                        )
 
     def __enter__(self) -> Provider:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        for fd in getattr(self, "_file_locks", ()):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
     def __repr__(self) -> str:
         parts = [

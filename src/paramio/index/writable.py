@@ -20,6 +20,7 @@ from paramio.arrays.frameworks import host_bytes
 from paramio.core.dtypes import numpy_dtype
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import InvalidArgumentError, SourceError
+from paramio.core.source import ByteSource
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.sources.paths import AllowExternal
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_write",
     "gather_entries",
     "lock_file",
+    "release_writers",
     "reserve_target",
     "write_in_place",
 ]
@@ -81,6 +83,14 @@ def lock_file(path: str) -> int:
             path=path,
         ) from exc
     return fd
+
+
+def release_writers(sources: Iterable[ByteSource]) -> None:
+    """Close the writable sources among `sources`, which releases the writer's lock each holds
+    (views already taken stay valid: the mapping lives as long as they do)."""
+    for src in sources:
+        if src.writable:
+            src.close()
 
 
 def write_in_place(entry: ParameterEntry, data: memoryview) -> None:
@@ -145,7 +155,8 @@ class WritableArchive:
     ...     w.flush()                               # msync + fsync: durable from here
 
     Opening takes an advisory lock on the file until `close`: a second `WritableArchive` (or
-    writable provider layer) on it is refused with `SourceError`. A file marked read-only
+    writable provider layer, or ``ParameterIndex.open(..., writable=True)``), in this process or
+    another, is refused with `SourceError`. A file marked read-only
     (no write bit) and an archive whose entries overlap its tables or each other are refused.
     """
 
@@ -153,15 +164,12 @@ class WritableArchive:
         self, path: str | os.PathLike[str], *, format: str | None = None, allow_external: AllowExternal = None
     ) -> None:
         self.path = os.fspath(path)
-        self._lock_fd = lock_file(self.path)
-        try:
-            self.index = ParameterIndex.open(
-                self.path, format=format, writable=True, duplicates=DuplicatePolicy.KEEP, allow_external=allow_external
-            )
-        except BaseException:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
-            raise
+        self._open = False
+        # Each file opened writable takes the writer's lock itself (`FileSource`), held until `close`.
+        self.index = ParameterIndex.open(
+            self.path, format=format, writable=True, duplicates=DuplicatePolicy.KEEP, allow_external=allow_external
+        )
+        self._open = True
 
     def write(self, key: str, array: object) -> None:
         """Overwrite `key` with `array`'s bytes (NumPy, torch, buffer...)."""
@@ -185,24 +193,30 @@ class WritableArchive:
     def gather(self, keys: Iterable[str], out: Sequence[object] | None = None) -> list[object]:
         return gather_entries([self.index[k] for k in keys], out)
 
+    def _sources(self) -> list[ByteSource]:
+        return list({id(e.source): e.source for e in self.index.entries if e.source is not None}.values())
+
     def flush(self) -> None:
         """Make every write so far durable (msync the map, fsync the file)."""
-        for src in {id(e.source): e.source for e in self.index.entries if e.source is not None}.values():
+        for src in self._sources():
             src.flush()
 
     def close(self) -> None:
-        """Flush, then release the lock."""
-        if self._lock_fd < 0:
+        """Flush, then release the lock (views already taken stay valid)."""
+        if not self._open:
             return
+        self._open = False
+        sources = self._sources()
         try:
-            self.flush()
+            for src in sources:
+                src.flush()
         finally:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            release_writers(sources)
 
     def __del__(self) -> None:
-        if getattr(self, "_lock_fd", -1) >= 0:
-            os.close(self._lock_fd)
+        if getattr(self, "_open", False):
+            self._open = False
+            release_writers(self._sources())
 
     def __enter__(self) -> WritableArchive:
         return self

@@ -86,7 +86,14 @@ class FileSource(ByteSource):
     `writable_views=False` maps the file read-only even then, writes going through `write`
     (``pwrite``) only: an overlay, whose file may be replaced, hands out no view (NumPy's or
     torch's) that a write could go stale through.
-    Raises `SourceError` for a path that is missing, not a regular file, or (writable) read-only.
+
+    A writable open with writable views takes the writer's advisory lock (``flock``, as
+    `paramio.WritableArchive` and overlays do) until `close`: a second writer, in this process
+    or another, is refused. Before a writable view or a write lands in the mapping, its bytes'
+    blocks are reserved (``posix_fallocate``): a hole that a full disk cannot fill is then a
+    `SourceError` (ENOSPC) instead of SIGBUS on the first store.
+    Raises `SourceError` for a path that is missing, not a regular file, (writable) read-only,
+    or (writable) locked by another writer.
     """
 
     def __init__(
@@ -103,6 +110,10 @@ class FileSource(ByteSource):
         self._writable_views = writable and writable_views
         self._fd = -1
         self._fd = open_regular(self._path, writable=writable)
+        self._locked = False
+        self._reserved_all = False
+        if self._writable_views:
+            self._lock_writer()
         try:
             self._size = os.fstat(self._fd).st_size
             self._map: mmap.mmap | None = None
@@ -112,9 +123,21 @@ class FileSource(ByteSource):
                 access = mmap.ACCESS_WRITE if self._writable_views else mmap.ACCESS_READ
                 self._map = mmap.mmap(self._fd, self._size, access=access)
         except OSError as exc:
-            os.close(self._fd)
+            self.close()
             raise SourceError(f"cannot map: {exc.strerror or exc}", path=self._path) from exc
         self._mv = memoryview(self._map) if self._map is not None else memoryview(b"")
+
+    def _lock_writer(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._fd)
+            self._fd = -1
+            raise SourceError(
+                "file is open for writing by another writer (it holds the advisory lock); close that writer first",
+                path=self._path,
+            ) from exc
+        self._locked = True
 
     @property
     def size(self) -> int:
@@ -141,7 +164,10 @@ class FileSource(ByteSource):
         if self._map is None:
             return memoryview(self.read(offset, length))
         v = self._mv[offset : offset + length]
-        return v if self._writable_views else v.toreadonly()
+        if not self._writable_views:
+            return v.toreadonly()
+        self.reserve(offset, length)  # a store into a hole that cannot be filled would be SIGBUS
+        return v
 
     def read(self, offset: int, length: int) -> bytes:
         self.check_span(offset, length)
@@ -211,6 +237,7 @@ class FileSource(ByteSource):
         src = memoryview(data).cast("B")
         self.check_span(offset, len(src))
         if self._map is not None and self._writable_views:
+            self.reserve(offset, len(src))
             self._mv[offset : offset + len(src)] = src
             return
         done = 0
@@ -225,10 +252,11 @@ class FileSource(ByteSource):
         later write there cannot fail for want of space (a hole in a sparse file would).
         Raises `SourceError` (ENOSPC, say) before anything is written."""
         self.check_span(offset, length)
-        if not self._writable or length == 0:
+        if not self._writable or length == 0 or self._reserved_all:
             return
         try:
             os.posix_fallocate(self._fd, offset, length)
+            self._reserved_all = offset == 0 and length == self._size
         except OSError as exc:
             if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 return  # the filesystem cannot say in advance; the write itself will tell
@@ -244,8 +272,15 @@ class FileSource(ByteSource):
             raise SourceError(f"flush failed: {exc.strerror or exc}", path=self._path) from exc
 
     def close(self) -> None:
-        # The mapping stays alive while views exported from it exist; we only drop our fd.
+        # The mapping stays alive while views exported from it exist; we only drop our fd. The
+        # map holds the open file too, so the writer's lock is released explicitly.
         if self._fd >= 0:
+            if self._locked:
+                self._locked = False
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
             os.close(self._fd)
             self._fd = -1
 
