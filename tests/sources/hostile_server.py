@@ -7,7 +7,7 @@ than `stall_seconds`).
 ``If-Unmodified-Since``), ``/bare/NAME`` (neither header), ``/wrong-range/NAME`` (answers the
 range one byte later than asked), ``/loop/NAME`` (redirects to itself forever), ``/throttle/NAME``
 (sends its body at `rate` bytes a second), ``/stall/NAME`` (sends the headers, half the body, then
-nothing for `stall_seconds`), ``/presigned/NAME`` (403 without ``sig=good`` in the query, and 403
+nothing for `stall_seconds`), ``/presigned/NAME`` (403 without ``sig=`` `signature` in the query, and 403
 to every HEAD, as a URL presigned for GET is), ``/away/NAME`` (302 to the same file under
 ``/plain/`` on `other_host`, another name for this server).
 """
@@ -36,6 +36,7 @@ class HostileServer:
     rate: int = 256 * 1024
     stall_seconds: float = 5.0
     other_host: str = "localhost"
+    signature: str = "s3cr3t-SIGNATURE/value+="
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,7 +81,7 @@ def _handler(state: HostileServer) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 self._empty(404)
                 return
-            if mode == "presigned" and (head or parse_qs(parts.query).get("sig") != ["good"]):
+            if mode == "presigned" and (head or parse_qs(parts.query).get("sig") != [state.signature]):
                 self._empty(403)
                 return
             headers: dict[str, str] = {"Accept-Ranges": "bytes"}

@@ -128,3 +128,56 @@ def test_cli_reads_an_unpinnable_object_only_with_allow_unpinned(
     assert "--allow-unpinned" in capsys.readouterr().err
     assert main(["dump", "--allow-unpinned", url]) == 0
     assert "w" in capsys.readouterr().out
+
+
+def _irpa(tmp_path: Path) -> bytes:
+    import numpy as np
+
+    from paramio.formats.registry import write_path
+    from paramio.index.index import ParameterIndex
+
+    index = ParameterIndex()
+    index.add_array("w", np.arange(4, dtype=np.float32))
+    write_path(tmp_path / "m.irpa", list(index.entries), format="irpa")
+    return (tmp_path / "m.irpa").read_bytes()
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_presigned_url_is_opened_with_its_query_and_never_shown(
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], scoped: bool
+) -> None:
+    """A presigned URL (query with ``=``, signed for GET only: every HEAD refused) opens, with
+    or without a ``scope=`` prefix, and its signature appears in no output, error or --json."""
+    from urllib.parse import quote
+
+    from paramio.cli.main import main
+
+    name = f"{tmp_path.name}.irpa"
+    hostile.put(name, _irpa(tmp_path))
+    sig = hostile.signature
+    url = f"{hostile.url}/presigned/{name}?X-Amz-Expires=60&sig={quote(sig, safe='')}"
+    arg = f"model={url}" if scoped else url
+    assert main(["dump", f"--parameters={arg}"]) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "w" in out and sig not in out + err and quote(sig, safe="") not in out + err
+    assert main(["dump", "--json", f"--parameters={arg}"]) == 0
+    out, err = capsys.readouterr()
+    assert '"w"' in out and sig not in out + err and quote(sig, safe="") not in out + err
+    # Every request carried the query (the server refuses any without it).
+    assert all("sig=" in p for m, p, _ in hostile.log if name in p)
+    # A failure names the URL, its query redacted.
+    bad = url.replace(name, "absent.irpa")
+    assert main(["dump", f"--parameters={'model=' if scoped else ''}{bad}"]) != 0
+    out, err = capsys.readouterr()
+    assert "absent.irpa" in err and "REDACTED" in err and quote(sig, safe="") not in err and sig not in err
+
+
+def test_scope_is_split_only_at_a_scope_name() -> None:
+    from paramio.index.scopes import parse_parameters_flag
+
+    assert parse_parameters_flag("model=https://h/m.irpa?a=b").scope == "model"
+    assert parse_parameters_flag("model=https://h/m.irpa?a=b").path == "https://h/m.irpa?a=b"
+    assert parse_parameters_flag("https://h/m.irpa?a=b&c=d").scope == ""
+    assert parse_parameters_flag("https://h/m.irpa?a=b&c=d").path == "https://h/m.irpa?a=b&c=d"
+    assert parse_parameters_flag("dir/x=y.irpa").path == "dir/x=y.irpa"
+    assert parse_parameters_flag("s=dir/x=y.irpa").scope == "s"

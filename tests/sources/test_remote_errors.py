@@ -136,7 +136,7 @@ def test_object_replaced_mid_read_is_refused(s3: S3Server, tmp_path: Path) -> No
 
 def test_redaction() -> None:
     assert redact_url("https://user:pw@host/a.bin?X-Amz-Signature=abc&part=2&sig=zz") == (
-        "https://host/a.bin?X-Amz-Signature=REDACTED&part=2&sig=REDACTED"
+        "https://host/a.bin?X-Amz-Signature=REDACTED&part=REDACTED&sig=REDACTED"
     )
     e = RemoteSourceError("not found", url="https://u:secretpw@h/x", status=404)
     assert "secretpw" not in str(e) and e.url == "https://h/x"

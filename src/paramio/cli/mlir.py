@@ -157,9 +157,9 @@ def _export(parsed: ParsedFlags) -> int:
     archive_flag = parsed.text("archive")
     if not archive_flag:
         raise UsageError("--archive=[scope=]file is required")
-    scope, sep, archive = archive_flag.partition("=")
-    if not sep:
-        scope, archive = "", archive_flag
+    from paramio.index.scopes import split_scope
+
+    scope, archive = split_scope(archive_flag)
     if not archive:
         raise UsageError(f"--archive={archive_flag}: names a scope but no file")
     fmt = parsed.text("format").lower() or None

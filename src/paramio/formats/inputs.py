@@ -23,7 +23,7 @@ from paramio.sources.file import FileSource
 from paramio.sources.names import join_url
 from paramio.sources.registry import open_source, scheme_of
 
-__all__ = ["beside", "current_options", "exists", "input_options", "is_url", "open_input"]
+__all__ = ["beside", "current_options", "exists", "input_options", "is_url", "local_path", "open_input"]
 
 _OPTIONS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "paramio_input_options", default=None
@@ -35,15 +35,22 @@ def is_url(path: str | os.PathLike[str]) -> bool:
     return scheme_of(path) not in (None, "file")
 
 
-def _local(path: str) -> str | None:
-    """The local path `path` names (itself, or a ``file://`` URL's path), None for a remote URL."""
+def local_path(path: str) -> str | None:
+    """The local path `path` names (itself, or a ``file://`` URL's path), None for a remote URL.
+
+    Readers take a ``file://`` URL through this first, so it is a local path under every rule a
+    plain path follows (confinement of the files it names, symlinks resolved). Raises
+    `InvalidArgumentError` for a ``file://`` URL naming another host."""
     scheme = scheme_of(path)
     if scheme is None:
         return path
     if scheme == "file":
         from urllib.parse import unquote, urlsplit
 
-        return unquote(urlsplit(path).path)
+        u = urlsplit(path)
+        if u.netloc not in ("", "localhost"):
+            raise InvalidArgumentError(f"file:// URL names another host: {path!r}")
+        return unquote(u.path)
     return None
 
 
@@ -71,7 +78,7 @@ def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> B
 
     Raises `InvalidArgumentError` for a writable URL (objects are not edited in place),
     `SourceError` (a `RemoteSourceError` for URLs) when it cannot be opened."""
-    local = _local(path)
+    local = local_path(path)
     if local is not None:
         return FileSource(local, writable=writable, use_mmap=use_mmap)
     if writable:
@@ -91,7 +98,7 @@ def beside(path: str, name: str) -> str:
 def exists(path: str) -> bool:
     """Whether `path` names something: `os.path.lexists` for a local path; for a URL one HEAD
     (a 404 or 403 is "no"; other failures propagate, so a flaky server is not a missing file)."""
-    local = _local(path)
+    local = local_path(path)
     if local is not None:
         return os.path.lexists(local)
     from paramio.sources.retry import RemoteSourceError

@@ -105,9 +105,11 @@ def read_path(
     `source_options` go to `paramio.sources.open_source` for every object opened (``cache=``,
     ``config=``, ``retry=`` ...)."""
     from paramio.formats.conversion import restore
-    from paramio.formats.inputs import input_options, is_url
+    from paramio.formats.inputs import input_options, is_url, local_path
 
     p = os.fspath(path)
+    # A file:// URL is a local path, under every rule a plain path follows (symlink confinement).
+    p = local_path(p) or p
     if source_options and not is_url(p):
         names = ", ".join(sorted(source_options))
         raise InvalidArgumentError(f"options {names} apply to URLs only, not to a local file", path=p)

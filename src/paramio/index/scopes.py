@@ -1,7 +1,7 @@
 """Scopes as IREE's tools build them from ``--parameters=[scope=]file`` flags.
 
 A scope is a plain string; ``""`` is the global scope. Each flag is split at its first ``=``
-(no ``=``: the global scope); files of one scope are appended, in flag order, into that scope's
+(no ``=``, or a ``:``/``/``/``?`` before it, as in a presigned URL: the global scope); files of one scope are appended, in flag order, into that scope's
 index, so for a key held twice the first file given wins (IREE's rule, measured). Scope order is
 the order of first appearance. Layered lookups with other precedence rules live in
 `paramio.index.provider`.
@@ -18,7 +18,7 @@ from paramio.core.errors import InvalidArgumentError, ParameterNotFoundError
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.sources.paths import AllowExternal
 
-__all__ = ["ParameterSpec", "ScopeMap", "parse_parameters_flag", "split_scoped_key"]
+__all__ = ["ParameterSpec", "ScopeMap", "parse_parameters_flag", "split_scope", "split_scoped_key"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,12 +29,23 @@ class ParameterSpec:
     path: str
 
 
+def split_scope(value: str) -> tuple[str, str]:
+    """``[scope=]path`` -> (scope, path). Split at the first ``=`` as IREE does, but only where
+    what precedes it can be a scope name (no ``:``, ``/``, ``\\`` or ``?``): a URL whose query
+    holds ``=`` (every presigned URL) or a path like ``dir/a=b.irpa`` is a file in the global
+    scope, never a scope named after part of it."""
+    scope, sep, path = value.partition("=")
+    if not sep or any(c in scope for c in ":/\\?"):
+        return "", value
+    return scope, path
+
+
 def parse_parameters_flag(value: str) -> ParameterSpec:
-    """``[scope=]path`` split at the first ``=``, exactly as IREE splits it."""
+    """``[scope=]path`` split by `split_scope`."""
     if value == "":
         raise InvalidArgumentError("--parameters needs a file: --parameters=[scope=]path")
-    scope, sep, path = value.partition("=")
-    if not sep:
+    scope, path = split_scope(value)
+    if path == value:
         return ParameterSpec("", value)
     if not path:
         raise InvalidArgumentError(f"--parameters={value!r} names a scope but no file")
