@@ -122,13 +122,13 @@ def _read_strings(cur: Cursor, count: int) -> list[object] | None:
     out: list[object] = [None] * count
     for i in range(count):
         if pos + 8 > end:
-            if not _more(cur, pos + 8, end):
+            if not _more(cur, pos + 8, end, 8 * (count - i - 1)):
                 return None
             buf, end = cur.buf, min(cur.end, len(cur.buf))
         (n,) = u64(buf, pos)
         pos += 8
         if n > end - pos:
-            if not _more(cur, pos + n, end):
+            if not _more(cur, pos + n, end, 8 * (count - i - 1)):
                 return None
             buf, end = cur.buf, min(cur.end, len(cur.buf))
         try:
@@ -140,13 +140,14 @@ def _read_strings(cur: Cursor, count: int) -> list[object] | None:
     return out
 
 
-def _more(cur: Cursor, upto: int, have: int) -> bool:
+def _more(cur: Cursor, upto: int, have: int, ahead: int = 0) -> bool:
     """Whether the cursor now holds the bytes up to `upto`: when they lie inside its bounds but
     past the `have` bytes at hand (a cursor over a file's first bytes, which reads more on
-    `Cursor.need`), it is asked for them."""
+    `Cursor.need`), it is asked for them and for `ahead` bytes after them that the array holds
+    at the least (8 for each string still to come), so a long vocabulary costs a few reads."""
     if not have < upto <= cur.end:
         return False
-    cur.need(upto - cur.pos, "string array")
+    cur.need(min(cur.end, upto + ahead) - cur.pos, "string array")
     return len(cur.buf) >= upto
 
 

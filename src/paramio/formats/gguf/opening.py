@@ -1,9 +1,10 @@
 """Opening one GGUF file by path or URL: only its header, key/values and tensor infos are read.
 
 GGUF gives no table sizes up front: key/values and tensor infos follow each other to the data.
-`read_gguf` parses a first read of `FIRST_READ` bytes and grows it (fourfold, or to what the
-parse needs) while the parse runs past it, so the bytes read stay within four times the header,
-through any source: a view of a mapped file, ranged requests for a URL.
+`read_gguf` parses a first read of `FIRST_READ` (64 KiB) bytes and grows it while the parse runs
+past it, to what the header must hold at the least and `GROW_AHEAD` (64 KiB) more, so the bytes
+read stay within the header + 64 KiB through any source: a view of a mapped file, ranged
+requests for a URL.
 """
 
 from __future__ import annotations

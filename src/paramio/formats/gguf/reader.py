@@ -74,18 +74,23 @@ def _header(cur: Cursor) -> tuple[int, int, int]:
     return version, tensor_count, kv_count
 
 
-#: The first read of a GGUF file: the header, key/values and tensor infos of most models without
-#: a large vocabulary (one request for a remote file; a view for a mapped one). A longer header
-#: grows the read fourfold (or to what the parse needs), reading only the bytes past it.
-FIRST_READ = 256 * 1024
+#: The first read of a GGUF file, as IRPA and safetensors read theirs: the header, key/values
+#: and tensor infos of models without a large vocabulary (one request for a remote file; a view
+#: for a mapped one).
+FIRST_READ = 64 * 1024
+#: How far past the bytes a parse needs a longer header's prefix grows: every growth asks for
+#: bytes the header must hold (a need, or a lower bound such as 8 bytes for each string still to
+#: come) plus this much, so a remote GGUF transfers at most its header + 64 KiB (the bound IRPA
+#: and safetensors keep), in a few requests (each lower bound is a fixed share of what remains).
+GROW_AHEAD = 64 * 1024
 
 
 class _PrefixCursor(Cursor):
     """A `Cursor` over the first bytes of a file (`prefix`), bounded by the whole file (`end`):
     every check reads as for the whole file (same errors, same offsets), and a read the file
-    holds but the prefix does not grows the prefix (fourfold, or to what the read needs)
-    first, reading only the bytes past it. Positions are file offsets throughout, so the parse
-    goes on over the longer buffer where it stood."""
+    holds but the prefix does not grows the prefix (to what the read needs and `GROW_AHEAD`
+    more) first, reading only the bytes past it. Positions are file offsets throughout, so the
+    parse goes on over the longer buffer where it stood."""
 
     __slots__ = ("prefix",)
 
@@ -96,14 +101,41 @@ class _PrefixCursor(Cursor):
 
     def need(self, n: int, what: str) -> None:
         if 0 <= n and len(self.buf) < self.pos + n <= self.end:
-            self.prefix.grow(max(self.pos + n, 4 * len(self.buf)))
+            self.prefix.grow(self.pos + n + GROW_AHEAD)
             self.buf = self.prefix.buf
         super().need(n, what)
 
 
+def _table_floor(buf: memoryview, pos: int, count: int, have: int, end: int) -> int | None:
+    """Where the tensor info table at `pos` ends at the least, when it runs past the `have`
+    bytes at hand: the infos walked so far, the one cut off, and 24 bytes for each after it.
+    None when the walk ends inside the bytes at hand (the table is not short of bytes) or the
+    bound passes `end` (a broken table: the reference loop raises the exact error)."""
+    u64, u32 = _U64.unpack_from, _U32.unpack_from
+    for i in range(count):
+        rest = 24 * (count - i - 1)
+        if pos + 8 > have:
+            floor = pos + 24 + rest
+            break
+        (name_len,) = u64(buf, pos)
+        if pos + 8 + name_len + 4 > have:
+            floor = pos + 8 + name_len + 16 + rest
+            break
+        (n_dims,) = u32(buf, pos + 8 + name_len)
+        nxt = pos + 8 + name_len + 4 + 8 * n_dims + 12
+        if nxt > have:
+            floor = nxt + rest
+            break
+        pos = nxt
+    else:
+        return None
+    return floor if floor <= end else None
+
+
 def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
     """Parse `source` as one GGUF file, reading its header, key/values and tensor infos only
-    (a first read of `FIRST_READ` bytes, grown while the parse needs more). Raises `FormatError`
+    (a first read of `FIRST_READ` bytes, grown while the parse needs more: at most the header
+    and `GROW_AHEAD` bytes in all). Raises `FormatError`
     (or its `TruncatedError` and `UnsupportedFormatError` subclasses) naming the file, tensor
     and offset. A repeated metadata key warns, or with `strict` raises
     (`paramio.formats.gguf.kv.read_kv_table`)."""
@@ -118,6 +150,13 @@ def read_gguf(source: ByteSource, *, strict: bool = False) -> GGUFFile:
     # reads the buffer directly) rather than leave a table past the first read to the loop.
     cur.need(24 * tensor_count, "tensor info table")
     fast = _fast_table(source, cur, tensor_count, alignment)
+    while fast is None:  # past the prefix? grow it to what the table holds at the least, and walk again
+        have = min(cur.end, len(cur.buf))
+        floor = _table_floor(cur.buf, cur.pos, tensor_count, have, cur.end)
+        if floor is None:
+            break
+        cur.need(floor - cur.pos, "tensor info table")
+        fast = _fast_table(source, cur, tensor_count, alignment)
     if fast is not None:
         return GGUFFile(version, kv, fast[0], alignment, fast[1])
     infos: list[tuple[str, tuple[int, ...], int, int, int]] = []
