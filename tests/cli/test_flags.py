@@ -20,9 +20,14 @@ FLAGS = (
 
 
 def test_syntax() -> None:
-    f = parse_flags(["--quiet", "--n= 0x20 ", "--out= a b ", "--p=1", "pos", "-x", "--p= 2", "--out=c"], FLAGS)
+    f = parse_flags(
+        ["--quiet", "--n= 0x20 ", "--out= a b ", "--p=1", "pos", "-", "--p= 2", "--out=c", "--", "-x"], FLAGS
+    )
     assert f.values["quiet"] is True and f.number("n") == 32 and f.text("out") == "c"
-    assert f.many("p") == ["1", "2"] and f.positional == ["pos", "-x"]
+    assert f.many("p") == ["1", "2"] and f.positional == ["pos", "-", "-x"]
+    with pytest.raises(UsageError, match="unknown flag '-x'"):
+        parse_flags(["pos", "-x"], FLAGS)
+    assert parse_flags(["-h"], FLAGS).on("help") is True
     assert parse_flags(["--quiet=false"], FLAGS).on("quiet") is False
     assert parse_flags(["--quiet=1"], FLAGS).on("quiet") is True
 

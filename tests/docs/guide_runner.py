@@ -3,9 +3,8 @@
 The rules a page is written to, so a reader of the source knows what runs:
 
 - ```` ```python ````: executed in-process, every block of a page in one namespace, with the page's
-  folder (a fresh tmp folder holding the files `guide_inputs.make_inputs` writes, or a page's
-  `guide_inputs.PAGE_INPUTS`) as the working
-  directory. Its ``assert`` lines are the checks.
+  folder (a fresh empty folder after only the guide's first step, `guide_inputs.make_inputs`) as
+  the working directory. Its ``assert`` lines are the checks.
 - ```` ```console ````: each ``$ command`` line (``\\`` continues it) runs in that folder; the lines
   after it, up to the next ``$``, are its output (stdout then stderr, trailing blank lines dropped), compared line for line; a
   line ``...`` stands for any number of lines, and a line ending in ``...`` for any line that

@@ -55,15 +55,18 @@ def test_cli_declare_warns_for_skipped_and_writes_json_or_a_file(
         "mlir", "declare", f"--parameters=s={tmp_path / 'a.irpa'}", "--json", "--visibility=public", "--mutable"
     )
     assert code == 0
-    assert json.loads(out) == [
-        {
-            "symbol": "w",
-            "scope": "s",
-            "key": "w",
-            "type": "tensor<3xf32>",
-            "text": 'util.global public mutable @w = #flow.parameter.named<"s"::"w"> : tensor<3xf32>',
-        }
-    ]
+    assert json.loads(out) == {
+        "version": 1,
+        "declared": [
+            {
+                "symbol": "w",
+                "scope": "s",
+                "key": "w",
+                "type": "tensor<3xf32>",
+                "text": 'util.global public mutable @w = #flow.parameter.named<"s"::"w"> : tensor<3xf32>',
+            }
+        ],
+    }
     assert err.startswith("paramio mlir declare: warning: s::q\"uote not declared: key 'q\"uote' has a quote")
     code, out, _ = paramio_cli(
         "mlir", "declare", f"--parameters=s={tmp_path / 'a.irpa'}", f"--output={tmp_path / 'd.mlir'}"

@@ -3,7 +3,7 @@
 Blocks, in page order: ```mlir whose first line is ``// NAME`` is written to NAME; one whose first
 line is ``// expected: NAME`` lists lines NAME must contain; ```python is executed; ```console
 runs each ``$ command`` (``paramio`` in-process, IREE's tools and ``cat`` as processes) and checks
-that every line after it appears in the command's output.
+that its output is the lines shown after it, line for line (``...`` stands for any lines).
 """
 
 from __future__ import annotations
@@ -13,12 +13,17 @@ import io
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import compiler_tool
+
+# The guide's own rules for console blocks (``...`` lines), from tests/docs: one definition.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
+from guide_runner import commands, matches  # noqa: E402
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.usefixtures("bindings")]
 
@@ -56,6 +61,7 @@ def _run(command: str, tool: Callable[[str], str]) -> str:
 
 def test_every_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iree_tool: Callable[[str], str]) -> None:
     monkeypatch.chdir(tmp_path)
+    _run("paramio example --make_inputs=.", iree_tool)  # the guide's first step, as a reader runs it
     for kind, body in blocks():
         if kind == "mlir":
             first, _, rest = body.partition("\n")
@@ -69,9 +75,11 @@ def test_every_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ire
         elif kind == "python":
             exec(compile(body, str(DOC), "exec"), {})  # noqa: S102 - the page's own example
         elif kind == "console":
-            output = ""
-            for line in body.splitlines():
-                if line.startswith("$ "):
-                    output = _run(line[2:], iree_tool)
-                else:
-                    assert line in output.splitlines(), f"{line!r} not in the output:\n{output}"
+            for cmd in commands(body, prompt=True):
+                command, shown = cmd.line, cmd.output
+                output = _run(command, iree_tool)
+                assert matches(shown, output.rstrip().splitlines()), (
+                    f"{command}: the output differs from the page.\n--- page:\n"
+                    + "\n".join(shown)
+                    + f"\n--- actual:\n{output}"
+                )

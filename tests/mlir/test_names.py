@@ -83,9 +83,9 @@ def test_mlir_command_usage_and_help(paramio_cli) -> None:  # type: ignore[no-un
     code, out, _ = paramio_cli("mlir")
     assert code == 2 and out.startswith("usage: paramio mlir <export|import|declare> [flags]")
     code, out, _ = paramio_cli("mlir", "export", "--help")
-    assert code == 0 and "# paramio mlir export" in out and "--minimum-size=0" in out and "--constants=false" in out
+    assert code == 0 and "# paramio mlir export" in out and "--minimum_size=0" in out and "--constants=false" in out
     code, out, _ = paramio_cli("mlir", "import", "--help")
-    assert code == 0 and "--maximum-size=-1" in out
+    assert code == 0 and "--maximum_size=-1" in out
     code, _, err = paramio_cli("mlir", "extract")
     assert code == 2 and err.startswith("paramio mlir: unknown command 'extract'")
     code, _, err = paramio_cli("mlir", "import", "a.mlir", "--output=b.mlir")

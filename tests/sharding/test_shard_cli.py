@@ -47,7 +47,8 @@ def test_plan_prints_and_writes_nothing(st_model: Path, tmp_path: Path, paramio_
     assert any(line.split()[:3] == ["output_norm.weight", "replicate", "to"] for line in lines)
     code, out, _ = paramio_cli("shard", f"--parameters={st_model}", "--tp=2", *RULES, "--plan", "--json")
     doc = json.loads(out)
-    assert doc["tp"] == 2 and len(doc["tensors"]) == len(model_tensors())
+    assert doc["version"] == 1
+    assert doc["plan"]["tp"] == 2 and len(doc["plan"]["tensors"]) == len(model_tensors())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
 
@@ -89,7 +90,7 @@ def test_usage_errors_exit_2(st_model: Path, tmp_path: Path, paramio_cli) -> Non
         ((f"--parameters={st_model}", "--tp=2", "--replicate=*"), "--output=folder is required"),
         (
             (f"--parameters={st_model}", "--tp=2", "--replicate=*", "--max-shard-size=lots", "--plan"),
-            "--max-shard-size=lots: expected a size",
+            "--max_shard_size=lots: expected a size",
         ),
     ]
     for args, message in cases:

@@ -20,7 +20,7 @@ Better than IREE:
 * output by extension (.irpa, .safetensors, .gguf) or ``--format``; written atomically (even
   over one of the inputs), streamed (memory stays flat), with a progress bar on a terminal;
 * what the output format cannot hold (a splat written as data, a type stored under a stand-in)
-  is said in one warning line each before writing; ``--on_loss=error`` (or ``--on-loss``) refuses instead (exit 1,
+  is said in one warning line each before writing; ``--on_loss=error`` (or ``--on_loss``) refuses instead (exit 1,
   no file), ``--on_loss=ignore`` is quiet (see docs/conversions.md).
 """
 
@@ -230,9 +230,9 @@ def run(flags: ParsedFlags) -> int:
                 ) from None
             fmt = _STREAM_FORMAT
     size = flags.text("max_shard_size")
-    max_shard_size = parse_size("max-shard-size", size) if size else None
+    max_shard_size = parse_size("max_shard_size", size) if size else None
     if max_shard_size is not None and streamed:
-        raise UsageError(f"--max-shard-size writes a set of files; --output={output} is a stream")
+        raise UsageError(f"--max_shard_size writes a set of files; --output={output} is a stream")
     renames = [_split_rename(t) for t in flags.many("rename")]
     splats = [_split_splat(t) for t in flags.many("splat")]
     inputs = files_from(flags)

@@ -43,6 +43,7 @@ from paramio.cli.flags import (
     files_from,
     load_scopes,
 )
+from paramio.cli.jsonout import JSON_SCHEMA_VERSION
 from paramio.cli.metadata import format_metadata, metadata_record
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.formats.targets import resolve_output
@@ -53,8 +54,6 @@ from paramio.index.scopes import ScopeMap, split_scoped_key
 # Imports a listing does not need are made where used: a dump is often a whole process.
 
 __all__ = ["DESCRIPTION", "FLAGS", "JSON_SCHEMA_VERSION", "entry_record", "main", "run", "offset_alignment"]
-
-JSON_SCHEMA_VERSION = 1
 
 
 def _metadata_fields(metadata: bytes) -> tuple[str | None, str | None]:
@@ -116,14 +115,13 @@ def _dump(flags: ParsedFlags, extracts: list[tuple[str, str, str, str]]) -> int:
     if items < 0:
         raise UsageError(f"--metadata_items={items}: expected 0 (all) or a positive count")
     if flags.on("json"):
-        import json
+        from paramio.cli.jsonout import print_json
 
         doc = {
-            "version": JSON_SCHEMA_VERSION,
             "entries": [entry_record(s, e) for s, e in _iter_entries(scopes)],
             "scopes": [{"scope": s, "attributes": metadata_record(i.attributes, items)} for s, i in scopes.items()],
         }
-        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        print_json(doc, indent=1)
     elif flags.on("table"):
         _print_table(scopes)
     else:

@@ -9,7 +9,9 @@ Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
 * list flags repeat (``--parameters=a --parameters=b``); a scalar flag given twice keeps the last;
 * ``--flagfile=path`` reads one flag per line at that point of the command line (blank lines and
   lines starting with ``#`` skipped), so later flags override it, as in IREE;
-* anything not starting with ``--`` is positional (each command decides what that means);
+* anything not starting with ``-`` is positional (each command decides what that means), as is
+  ``-`` itself and everything after ``--``; ``-h`` is ``--help``, and any other single-dash
+  option is an unknown flag (never a file name);
 * ``-`` and ``_`` in a flag's name are the same (``--on_loss`` is ``--on-loss``, and
   ``--parameter-mode`` is ``--parameter_mode``): names are written with ``_`` as IREE writes
   them, and every spelling works;
@@ -112,7 +114,7 @@ PRECEDENCE = Flag(
     "precedence", FlagKind.STRING, "Which layer wins for a key held twice: first, last or error.", "first"
 )
 ALLOW_EXTERNAL = Flag(
-    "allow-external",
+    "allow_external",
     FlagKind.LIST,
     "Also lets files named inside parameter files (IRPA external entries, shards) come\n"
     "from this folder; by default they must lie in the naming file's own folder. Repeatable.",
@@ -225,8 +227,17 @@ def parse_flags(argv: Sequence[str], flags: Iterable[Flag], *, foreign: bool = F
 
 def _parse_into(argv: list[str], table: Mapping[str, Flag], parsed: ParsedFlags, depth: int, foreign: bool) -> None:
     values, positional = parsed.values, parsed.positional
-    for arg in argv:
-        if not arg.startswith("--") or arg == "--":
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":  # the end of the flags: what follows is positional, even ``-x``
+            positional.extend(rest)
+            break
+        if arg.startswith("-") and not arg.startswith("--") and arg != "-":
+            if arg == "-h":
+                values["help"] = True
+                continue
+            raise UsageError(_short_option_message(arg, table))
+        if not arg.startswith("--"):
             positional.append(arg)
             continue
         written, sep, raw = arg[2:].partition("=")
@@ -268,6 +279,24 @@ def _parse_into(argv: list[str], table: Mapping[str, Flag], parsed: ParsedFlags,
             values[name] = value
 
 
+#: What a single-letter option usually stands for in other tools, when several flags start so.
+_USUAL_LONG_NAMES = ("output", "quiet", "json", "parameters", "help")
+
+
+def _short_option_message(arg: str, table: Mapping[str, Flag]) -> str:
+    """A single-dash option is never a file name: ``-h`` is help (handled by the caller), any
+    other is an unknown flag, with the long flag it most likely means."""
+    name = arg.lstrip("-").partition("=")[0]
+    near = [f for f in table if f.startswith(canonical_name(name))] if len(name) == 1 else []
+    usual = [f for f in _USUAL_LONG_NAMES if f in near]  # -o is --output more often than --on_loss
+    if len(near) == 1 or usual:
+        hint = f"did you mean --{(usual or near)[0]}?"
+    else:
+        guess = suggest(canonical_name(name), table)
+        hint = f"did you mean --{guess}?" if guess is not None else "flags are --name=value; see --help"
+    return f"unknown flag '{arg}' ({hint}; a file name starting with '-' goes after '--')"
+
+
 def _unquote(value: str) -> str:
     """``"text"`` -> ``text``, as IREE reads string values (its --help writes them quoted, and
     the help is a flagfile)."""
@@ -300,16 +329,17 @@ def format_help(title: str, description: str, flags: Iterable[Flag]) -> str:
     about = [f"# {line}".rstrip() for line in description.rstrip().splitlines()]
     lines = [bar, f"# paramio {title}", bar, "", *about, ""]
     for f in (*flags, *_COMMON):
+        name = canonical_name(f.name)  # one spelling in every command's help: IREE's ``_``
         for h in f.help.splitlines():
             lines.append(f"# {h}")
         if f.kind is FlagKind.LIST or f.name in ("flagfile", "help", "debug") or f.default is None:
-            lines.append(f"# --{f.name}={f.metavar or '...'}" if f.kind is not FlagKind.BOOL else f"# --{f.name}")
+            lines.append(f"# --{name}={f.metavar or '...'}" if f.kind is not FlagKind.BOOL else f"# --{name}")
         elif f.kind is FlagKind.BOOL:
-            lines.append(f"--{f.name}={'true' if f.default else 'false'}")
+            lines.append(f"--{name}={'true' if f.default else 'false'}")
         elif f.kind is FlagKind.INT:
-            lines.append(f"--{f.name}={f.default}")
+            lines.append(f"--{name}={f.default}")
         else:
-            lines.append(f'--{f.name}="{f.default}"')
+            lines.append(f'--{name}="{f.default}"')
         lines.append("")
     return "\n".join(lines)
 
@@ -343,9 +373,11 @@ def run_command(
     `foreign`: keep unknown flags for `body` (see `parse_flags`)."""
     from paramio.cli.errors import guarded
 
-    # Every command that reads parameter files (they take --allow-external) takes --cache too.
-    if ALLOW_EXTERNAL in flags:
-        flags = [*flags, *(f for f in (CACHE, ALLOW_UNPINNED) if f not in flags)]
+    # Every command that reads parameter files (it takes --parameters or --allow_external)
+    # takes the remote options too: one rule, not a list of commands to keep in step.
+    names = {canonical_name(f.name) for f in flags}
+    if names & {"parameters", "allow_external"}:
+        flags = [*flags, *(f for f in (CACHE, ALLOW_UNPINNED) if canonical_name(f.name) not in names)]
 
     def go() -> int:
         parsed = parse_flags(argv, flags, foreign=foreign)
@@ -385,11 +417,11 @@ def precedence_of(parsed: ParsedFlags) -> str:
 
 
 def allowed_external(parsed: ParsedFlags) -> list[str]:
-    """The ``--allow-external`` folders, each checked to be an existing folder."""
+    """The ``--allow_external`` folders, each checked to be an existing folder."""
     folders = parsed.many("allow-external")
     for d in folders:
         if not os.path.isdir(d):
-            raise UsageError(f"--allow-external={d}: not a folder")
+            raise UsageError(f"--allow_external={d}: not a folder")
     return folders
 
 

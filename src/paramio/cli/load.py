@@ -9,11 +9,11 @@ on a terminal for big loads, never in a pipe or with ``--quiet``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from paramio.cli.errors import EXIT_OK, UsageError
 from paramio.cli.flags import OVERLAY, PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
+from paramio.cli.jsonout import print_json
 
 FLAGS = (
     PARAMETERS,
@@ -83,7 +83,7 @@ def _load(parsed: ParsedFlags) -> int:
                 pass  # warming and measuring: each array is dropped as soon as it lands
     summary = s.summary
     if parsed.on("json"):
-        print(json.dumps({**summary.to_dict(), "sources": sources}, indent=2))
+        print_json({**summary.to_dict(), "sources": sources})
     else:
         print(summary.format_text())
     return EXIT_OK

@@ -3,7 +3,7 @@
 The input is any set paramio opens as one model: a tensor-parallel set (its ``*.tp.json``
 manifest, or the folder holding it), an IRPA set, a safetensors set, a GGUF split. The output is
 one file (format from the extension or ``--format``), or a size-sharded set with
-``--max-shard-size``. Split tensors are joined along their axis on the fly, so the output's
+``--max_shard_size``. Split tensors are joined along their axis on the fly, so the output's
 tensors are byte for byte those that were split.
 """
 
@@ -28,8 +28,8 @@ FLAGS = (
     ),
     Flag("output", FlagKind.STRING, "Output file (.irpa, .safetensors, .gguf).", ""),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
-    Flag("max-shard-size", FlagKind.STRING, "Write a size-sharded set instead of one file: 5GB, 2GiB.", ""),
-    Flag("on-loss", FlagKind.STRING, "When the output format cannot hold something: warn, error or ignore.", "warn"),
+    Flag("max_shard_size", FlagKind.STRING, "Write a size-sharded set instead of one file: 5GB, 2GiB.", ""),
+    Flag("on_loss", FlagKind.STRING, "When the output format cannot hold something: warn, error or ignore.", "warn"),
     Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
 )
 
@@ -38,7 +38,7 @@ Joins a tensor-parallel set (or any sharded set) into one file, or reshards it.
 
   paramio merge --parameters=tp4/ --output=model.safetensors
   paramio merge --parameters=model.irpa.index.json --output=model.irpa
-  paramio merge --parameters=model-00001-of-00003.safetensors --max-shard-size=2GB --output=model.irpa
+  paramio merge --parameters=model-00001-of-00003.safetensors --max_shard_size=2GB --output=model.irpa
 """
 
 
@@ -61,13 +61,13 @@ def _main(parsed: ParsedFlags) -> int:
         raise UsageError(
             f"--format={fmt}: expected one of {', '.join(names)} (use paramio shard for tensor parallelism)"
         )
-    on_loss = parsed.text("on-loss")
+    on_loss = parsed.text("on_loss")
     if on_loss not in ("warn", "error", "ignore"):
-        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
-    size = parsed.text("max-shard-size")
+        raise UsageError(f"--on_loss={on_loss}: expected warn, error or ignore")
+    size = parsed.text("max_shard_size")
     options: dict[str, object] = {}
     if size:
-        options["max_shard_size"] = parse_size("max-shard-size", size)
+        options["max_shard_size"] = parse_size("max_shard_size", size)
     contents, _ = open_source(source)
     total = sum(e.length for e in contents.entries)
     with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "merge", quiet=parsed.on("quiet")) as bar:

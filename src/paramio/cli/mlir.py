@@ -6,12 +6,11 @@
 * ``declare --parameters=[scope=]file``: ``util.global`` declarations for an archive's entries.
 
 Text (``.mlir``) and bytecode (``.mlirbc``) are read alike; the output is bytecode when its name
-ends in ``.mlirbc`` or ``--emit-bytecode`` is given. Needs iree-base-compiler (``paramio[iree]``).
+ends in ``.mlirbc`` or ``--emit_bytecode`` is given. Needs iree-base-compiler (``paramio[iree]``).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from paramio.cli.flags import (
     precedence_of,
     run_command,
 )
+from paramio.cli.jsonout import json_text, print_json
 
 if TYPE_CHECKING:
     from paramio.index.provider import Provider
@@ -40,18 +40,18 @@ _FORMAT = Flag(
 )
 _OUTPUT = Flag("output", FlagKind.STRING, "The MLIR file written (.mlirbc: bytecode).", "", "out.mlir")
 _KEYS = Flag("keys", FlagKind.LIST, "Only these keys (globs, e.g. 'layer*.w'); repeat for more.", None, "glob")
-_BYTECODE = Flag("emit-bytecode", FlagKind.BOOL, "Write MLIR bytecode whatever the output's name.", False)
+_BYTECODE = Flag("emit_bytecode", FlagKind.BOOL, "Write MLIR bytecode whatever the output's name.", False)
 _JSON = Flag("json", FlagKind.BOOL, "Print what was done as JSON.", False)
 
 EXPORT_FLAGS = (
     Flag("archive", FlagKind.STRING, "The archive written, and the scope the module names it by.", "", "[scope=]file"),
     _OUTPUT,
-    Flag("minimum-size", FlagKind.INT, "Values smaller than this many bytes stay inline.", 0),
+    Flag("minimum_size", FlagKind.INT, "Values smaller than this many bytes stay inline.", 0),
     _KEYS,
-    Flag("constants", FlagKind.BOOL, "Also move arith.constant tensors (of at least --minimum-size) out.", False),
+    Flag("constants", FlagKind.BOOL, "Also move arith.constant tensors (of at least --minimum_size) out.", False),
     _FORMAT,
     Flag(
-        "on-loss",
+        "on_loss",
         FlagKind.STRING,
         "What the format cannot hold as given (splats in safetensors): warn, error, ignore.",
         "warn",
@@ -65,7 +65,7 @@ IMPORT_FLAGS = (
     PRECEDENCE,
     _OUTPUT,
     _KEYS,
-    Flag("maximum-size", FlagKind.INT, "Values larger than this many bytes stay references (default: no limit).", -1),
+    Flag("maximum_size", FlagKind.INT, "Values larger than this many bytes stay references (default: no limit).", -1),
     _BYTECODE,
     _JSON,
 )
@@ -84,7 +84,7 @@ Moves inline weights (util.global dense<...>/dense_resource<...> values, public 
 into a typed archive and rewrites each global to #flow.parameter.named<"scope"::"name">.
 
   paramio mlir export model.mlir --archive=model=weights.irpa --output=model.params.mlir
-  paramio mlir export model.mlirbc --archive=weights.safetensors --output=out.mlirbc --minimum-size=1024
+  paramio mlir export model.mlirbc --archive=weights.safetensors --output=out.mlirbc --minimum_size=1024
 """
 IMPORT_DESCRIPTION = """\
 Replaces #flow.parameter.named references with the values, from any file paramio opens, as
@@ -143,7 +143,7 @@ def _save(module: object, path: str, parsed: ParsedFlags) -> None:
     from paramio.mlir.module import MlirModule
 
     assert isinstance(module, MlirModule)
-    module.save(path, bytecode=True if parsed.on("emit-bytecode") else None)
+    module.save(path, bytecode=True if parsed.on("emit_bytecode") else None)
 
 
 def _export(parsed: ParsedFlags) -> int:
@@ -165,11 +165,11 @@ def _export(parsed: ParsedFlags) -> int:
     fmt = parsed.text("format").lower() or None
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format={fmt}: expected one of {', '.join(FORMATS)}")
-    on_loss = parsed.text("on-loss").lower()
+    on_loss = parsed.text("on_loss").lower()
     if on_loss not in LOSS_POLICIES:
-        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
-    if parsed.number("minimum-size") < 0:
-        raise UsageError("--minimum-size must be 0 or more")
+        raise UsageError(f"--on_loss={on_loss}: expected warn, error or ignore")
+    if parsed.number("minimum_size") < 0:
+        raise UsageError("--minimum_size must be 0 or more")
     module = MlirModule.load(source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConversionWarning)
@@ -178,7 +178,7 @@ def _export(parsed: ParsedFlags) -> int:
                 module,
                 archive,
                 scope=scope,
-                minimum_size=parsed.number("minimum-size"),
+                minimum_size=parsed.number("minimum_size"),
                 keys=parsed.many("keys"),
                 constants=parsed.on("constants"),
                 format=fmt,
@@ -194,28 +194,25 @@ def _export(parsed: ParsedFlags) -> int:
     for s in report.skipped:
         warn("mlir export", f"@{escape(s.symbol)} stays inline: {s.reason}")
     if parsed.on("json"):
-        print(
-            json.dumps(
-                {
-                    "archive": report.archive,
-                    "scope": report.scope,
-                    "output": output,
-                    "exported": [
-                        {
-                            "symbol": e.symbol,
-                            "key": e.key,
-                            "dtype": e.dtype,
-                            "shape": list(e.shape),
-                            "bytes": e.nbytes,
-                            "kind": e.kind,
-                        }
-                        for e in report.exported
-                    ],
-                    "skipped": [{"symbol": s.symbol, "reason": s.reason} for s in report.skipped],
-                    "hoisted": list(report.hoisted),
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "archive": report.archive,
+                "scope": report.scope,
+                "output": output,
+                "exported": [
+                    {
+                        "symbol": e.symbol,
+                        "key": e.key,
+                        "dtype": e.dtype,
+                        "shape": list(e.shape),
+                        "bytes": e.nbytes,
+                        "kind": e.kind,
+                    }
+                    for e in report.exported
+                ],
+                "skipped": [{"symbol": s.symbol, "reason": s.reason} for s in report.skipped],
+                "hoisted": list(report.hoisted),
+            },
         )
     else:
         total = sum(e.nbytes for e in report.exported)
@@ -236,7 +233,7 @@ def _import(parsed: ParsedFlags) -> int:
     output = _output(parsed)
     if not parsed.many("parameters"):
         raise UsageError("give at least one --parameters=[scope=]file")
-    maximum = parsed.number("maximum-size")
+    maximum = parsed.number("maximum_size")
     provider = _provider(parsed.many("parameters"), parsed)
     module = MlirModule.load(source)
     report = import_parameters(
@@ -244,20 +241,15 @@ def _import(parsed: ParsedFlags) -> int:
     )
     _save(module, output, parsed)
     if parsed.on("json"):
-        print(
-            json.dumps(
-                {
-                    "output": output,
-                    "imported": [
-                        {"symbol": i.symbol, "scope": i.scope, "key": i.key, "bytes": i.nbytes, "kind": i.kind}
-                        for i in report.imported
-                    ],
-                    "left": [
-                        {"symbol": x.symbol, "scope": x.scope, "key": x.key, "reason": x.reason} for x in report.left
-                    ],
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "output": output,
+                "imported": [
+                    {"symbol": i.symbol, "scope": i.scope, "key": i.key, "bytes": i.nbytes, "kind": i.kind}
+                    for i in report.imported
+                ],
+                "left": [{"symbol": x.symbol, "scope": x.scope, "key": x.key, "reason": x.reason} for x in report.left],
+            },
         )
     else:
         total = sum(i.nbytes for i in report.imported)
@@ -298,15 +290,13 @@ def _declare(parsed: ParsedFlags) -> int:
     for scope, key, reason in result.skipped:
         warn("mlir declare", f"{escape(scope)}::{escape(key)} not declared: {escape(reason)}")
     if parsed.on("json"):
-        text = (
-            json.dumps(
-                [
+        text = json_text(
+            {
+                "declared": [
                     {"symbol": d.symbol, "scope": d.scope, "key": d.key, "type": d.type, "text": d.text}
                     for d in result.declared
-                ],
-                indent=2,
-            )
-            + "\n"
+                ]
+            }
         )
     else:
         text = result.text()

@@ -9,12 +9,12 @@ reads to put the model back together bit for bit.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 
 from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.jsonout import print_json
 from paramio.cli.sizes import parse_size
 from paramio.core.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.contract import ARCHIVE
@@ -33,8 +33,8 @@ FLAGS = (
     ),
     Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", ARCHIVE),
     Flag("output", FlagKind.STRING, "Output folder (or a path ending .tp.json for the manifest).", ""),
-    Flag("max-shard-size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
-    Flag("on-loss", FlagKind.STRING, "When the files' format cannot hold something: warn, error or ignore.", "warn"),
+    Flag("max_shard_size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
+    Flag("on_loss", FlagKind.STRING, "When the files' format cannot hold something: warn, error or ignore.", "warn"),
     Flag("plan", FlagKind.BOOL, "Print the plan (what goes where) and write nothing.", False),
     Flag("json", FlagKind.BOOL, "With --plan: print the plan as JSON.", False),
     Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
@@ -75,11 +75,11 @@ def _main(parsed: ParsedFlags) -> int:
     names = [f.name for f in file_formats()]
     if fmt not in names:
         raise UsageError(f"--format={fmt}: expected one of {', '.join(names)}")
-    size = parsed.text("max-shard-size")
-    max_shard_size = parse_size("max-shard-size", size) if size else None
-    on_loss = parsed.text("on-loss")
+    size = parsed.text("max_shard_size")
+    max_shard_size = parse_size("max_shard_size", size) if size else None
+    on_loss = parsed.text("on_loss")
     if on_loss not in ("warn", "error", "ignore"):
-        raise UsageError(f"--on-loss={on_loss}: expected warn, error or ignore")
+        raise UsageError(f"--on_loss={on_loss}: expected warn, error or ignore")
     if not parsed.on("plan") and not parsed.text("output"):
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
 
@@ -87,7 +87,10 @@ def _main(parsed: ParsedFlags) -> int:
     entries = list(contents.entries)
     plan = make_plan(entries, tp, split=rules, replicate=parsed.many("replicate"), layout=layout)
     if parsed.on("plan"):
-        print(plan.to_json() if parsed.on("json") else format_plan(plan))
+        if parsed.on("json"):
+            print_json({"plan": plan.to_dict()})
+        else:
+            print(format_plan(plan))
         return EXIT_OK
     total = sum(plan.device_bytes())
     with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "shard", quiet=parsed.on("quiet")) as bar:
@@ -107,7 +110,7 @@ def _main(parsed: ParsedFlags) -> int:
         warn("shard", escape(str(w.message)))
     if not parsed.on("quiet"):
         if parsed.on("json"):
-            print(json.dumps({"paths": paths, "plan": plan.to_dict()}, indent=2))
+            print_json({"paths": paths, "plan": plan.to_dict()})
         else:
             for p in paths:
                 print(f"wrote {escape(p)}")

@@ -4,7 +4,7 @@ The checks (`paramio.formats.verify`): the file parses; every data entry inside 
 two data entries of one file overlapping; no data entry overlapping the file's own structure
 (an IRPA header, entry table or metadata segment: IREE reads such archives, but an in-place
 write into the entry destroys them); external files inside the archive's folder (unless
-``--allow-external``) and regular files; splat patterns of 1, 2, 4, 8 or 16 bytes dividing the
+``--allow_external``) and regular files; splat patterns of 1, 2, 4, 8 or 16 bytes dividing the
 entry's length; dtype/shape metadata agreeing with the entry's length; with ``--alignment=N``,
 every data entry's file offset a multiple of N. Exit 1 when any file has a problem.
 
@@ -14,11 +14,11 @@ and whether it can be viewed zero-copy at ``--alignment`` (default 64) and at it
 
 from __future__ import annotations
 
-import json
 import sys
 
 from paramio.cli.errors import UsageError, cli_wording, escape
 from paramio.cli.flags import ParsedFlags, allowed_external
+from paramio.cli.jsonout import print_json
 from paramio.cli.verify_flags import DESCRIPTION, FLAGS, main
 from paramio.formats.verify import DEFAULT_ALIGNMENT, EntryCheck, Problem, VerifyReport, verify
 from paramio.index.scopes import parse_parameters_flag
@@ -68,8 +68,7 @@ def run(flags: ParsedFlags) -> int:
     allow = allowed_external(flags)
     reports = [verify(p, alignment=alignment, strict_alignment=strict, allow_external=allow) for p in paths]
     if flags.on("json"):
-        doc = {"version": 1, "alignment": alignment, "files": [_file_dict(r) for r in reports]}
-        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        print_json({"alignment": alignment, "files": [_file_dict(r) for r in reports]}, indent=1)
     else:
         for r in reports:
             _print_report(r, quiet=flags.on("quiet"))

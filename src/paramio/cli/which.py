@@ -6,7 +6,6 @@ Prints the file (layer) serving each ``scope::key`` under the chosen precedence,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,13 +22,11 @@ from paramio.cli.flags import (
     precedence_of,
     run_command,
 )
+from paramio.cli.jsonout import print_json
 
 if TYPE_CHECKING:
     from paramio.index.provider import EntryRecord, Which
 
-#: The ``--json`` document's schema version (docs/cli.md); it changes only when a field changes
-#: meaning or goes away, never for a new field.
-JSON_SCHEMA_VERSION = 1
 
 FLAGS = (
     PARAMETERS,
@@ -68,7 +65,7 @@ def _which(parsed: ParsedFlags) -> int:
     if parsed.on("json"):
         # One shape whatever the number of keys asked (it used to be an object for one key
         # and a list for several, which every script had to test for).
-        print(json.dumps({"version": JSON_SCHEMA_VERSION, "keys": [a.to_dict() for a in answers]}, indent=2))
+        print_json({"keys": [a.to_dict() for a in answers]})
     else:
         print("\n".join(escape(line, quote=False) for a in answers for line in which_lines(a)))
     return EXIT_OK

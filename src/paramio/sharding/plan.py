@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import fnmatch
-import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
@@ -90,9 +89,6 @@ class Plan:
             "device_bytes": self.device_bytes(),
             "tensors": [p.to_dict() for p in self.placements],
         }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
 
 
 def parse_split_rule(text: str) -> tuple[str, int]:
