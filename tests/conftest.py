@@ -83,3 +83,28 @@ def paramio_cli() -> Callable[..., tuple[int, str, str]]:
         return code, out.getvalue(), err.getvalue()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def make_archive() -> Callable[..., Path]:
+    """The one builder of small IRPA test archives: ``make_archive(path, w=array, b=b"raw",
+    splats={"s": (np.float32(1), 16)})`` writes each array typed (``add_array``), each ``bytes``
+    untyped (``add_buffer``) and each splat, in that order, with `ParameterIndex.create_archive_file`
+    (IREE's bytes), and returns the path."""
+    from paramio.index.index import ParameterIndex
+
+    def make(
+        path: str | os.PathLike[str], /, *, splats: dict[str, tuple[object, int]] | None = None, **values: object
+    ) -> Path:
+        index = ParameterIndex()
+        for key, value in values.items():
+            if isinstance(value, (bytes, bytearray)):
+                index.add_buffer(key, bytes(value))
+            else:
+                index.add_array(key, value)  # type: ignore[arg-type]
+        for key, (pattern, length) in (splats or {}).items():
+            index.add_splat(key, pattern, length)  # type: ignore[arg-type]
+        index.create_archive_file(path)
+        return Path(path)
+
+    return make

@@ -176,16 +176,7 @@ def test_bad_input_file_is_one_line(tmp_path: Path, paramio_cli) -> None:
     assert code == 1 and err.count("\n") == 1 and str(bad) in err and "magic" in err
 
 
-def _have(fmt: str) -> bool:
-    try:
-        __import__(f"paramio.formats.{fmt}")
-        return True
-    except ImportError:
-        return False
-
-
 @pytest.mark.interop
-@pytest.mark.skipif(not _have("safetensors"), reason="paramio.formats.safetensors is not available yet")
 def test_irpa_to_safetensors_keeps_dtypes(small_safetensors: Path, tmp_path: Path, paramio_cli) -> None:
     from safetensors.numpy import load_file
 
@@ -202,7 +193,6 @@ def test_irpa_to_safetensors_keeps_dtypes(small_safetensors: Path, tmp_path: Pat
 
 
 @pytest.mark.interop
-@pytest.mark.skipif(not _have("gguf"), reason="paramio.formats.gguf is not available yet")
 def test_safetensors_to_gguf_reads_in_gguf_package(small_safetensors: Path, tmp_path: Path, paramio_cli) -> None:
     gguf = pytest.importorskip("gguf")
     out = tmp_path / "o.gguf"

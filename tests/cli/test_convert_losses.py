@@ -7,20 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-import paramio
 from paramio.formats.registry import read_path
 
 
-def _archive(path: Path) -> None:
-    index = paramio.ParameterIndex()
-    index.add_buffer("w", np.arange(4, dtype=np.uint8))
-    index.add_splat("s", np.float32(0.5), 16)
-    index.create_archive_file(str(path))
-
-
-def test_losses_are_one_line_warnings(tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_losses_are_one_line_warnings(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], make_archive
+) -> None:
     src, out = tmp_path / "a.irpa", tmp_path / "a.gguf"
-    _archive(src)
+    make_archive(src, w=np.arange(4, dtype=np.uint8), splats={"s": (np.float32(0.5), 16)})
     code, _, err = paramio_cli("convert", f"--parameters={src}", f"--output={out}", "--quiet")
     assert code == 0
     assert err.splitlines() == [
@@ -33,9 +27,11 @@ def test_losses_are_one_line_warnings(tmp_path: Path, paramio_cli: Callable[...,
     assert (w.dtype, s.read()) == ("uint8", np.full(4, 0.5, np.float32).tobytes())
 
 
-def test_on_loss_error_and_ignore(tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_on_loss_error_and_ignore(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], make_archive
+) -> None:
     src, out = tmp_path / "a.irpa", tmp_path / "a.safetensors"
-    _archive(src)
+    make_archive(src, w=np.arange(4, dtype=np.uint8), splats={"s": (np.float32(0.5), 16)})
     code, _, err = paramio_cli("convert", f"--parameters={src}", f"--output={out}", "--on-loss=error")
     assert code == 1
     assert "safetensors cannot hold everything given (1 losses; on_loss='error'): entry 's': splat" in err
@@ -48,8 +44,10 @@ def test_on_loss_error_and_ignore(tmp_path: Path, paramio_cli: Callable[..., tup
     assert code == 2 and "--on_loss=maybe: expected warn, error or ignore" in err
 
 
-def test_lossless_conversion_is_silent(tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_lossless_conversion_is_silent(
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], make_archive
+) -> None:
     src, out = tmp_path / "a.irpa", tmp_path / "b.irpa"
-    _archive(src)
+    make_archive(src, w=np.arange(4, dtype=np.uint8), splats={"s": (np.float32(0.5), 16)})
     code, _, err = paramio_cli("convert", f"--parameters={src}", f"--output={out}", "--quiet", "--on-loss=error")
     assert (code, err) == (0, "")

@@ -157,8 +157,6 @@ def test_load_module_from_provider_scope_with_overlay(tmp_path: Path) -> None:
 
 @pytest.mark.interop
 def test_load_module_from_safetensors_written_by_torch(tmp_path: Path) -> None:
-    if importlib.util.find_spec("paramio.formats.safetensors") is None:
-        pytest.skip("paramio.formats.safetensors not built yet")
     st = pytest.importorskip("safetensors.torch")
     from paramio.torch import load_module
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +109,6 @@ def test_two_layers_in_iree_follow_paramio_precedence(
 
 @pytest.mark.interop
 def test_safetensors_scope_runs_in_iree(vmfb, params, paramio_cli, run_tool, iree_tool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if importlib.util.find_spec("paramio.formats.safetensors") is None:
-        pytest.skip("paramio.formats.safetensors not built yet")
     st = pytest.importorskip("safetensors.numpy")
     a, _ = params
     path = tmp_path / "b.safetensors"

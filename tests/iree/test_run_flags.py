@@ -11,21 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paramio.index.index import ParameterIndex
 from paramio.iree.status import hint, iree_message
 
 
-def _archive(path: Path, key: str, values: list[float]) -> Path:
-    index = ParameterIndex()
-    index.add_array(key, np.array(values, np.float32))
-    index.create_archive_file(path)
-    return path
-
-
 @pytest.fixture
-def flags(tmp_path: Path, vmfb: Path) -> list[str]:
-    a = _archive(tmp_path / "a.irpa", "w", [10, 20, 30, 40])
-    b = _archive(tmp_path / "b.irpa", "v", [1.5, 2, 1e-10, -3])
+def flags(tmp_path: Path, vmfb: Path, make_archive) -> list[str]:
+    a = make_archive(tmp_path / "a.irpa", w=np.array([10, 20, 30, 40], np.float32))
+    b = make_archive(tmp_path / "b.irpa", v=np.array([1.5, 2, 1e-10, -3], np.float32))
     return [f"--module={vmfb}", "--function=f", "--input=4xf32=1,2,3,4", f"--parameters=a={a}", f"--parameters=b={b}"]
 
 
@@ -91,8 +83,8 @@ def test_iree_runtime_flags_are_passed_through(flags, paramio_cli) -> None:  # t
 
 
 @pytest.mark.interop
-def test_short_parameter_is_one_line_naming_the_file(flags, tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
-    short = _archive(tmp_path / "short.irpa", "w", [10, 20])
+def test_short_parameter_is_one_line_naming_the_file(flags, tmp_path: Path, paramio_cli, make_archive) -> None:  # type: ignore[no-untyped-def]
+    short = make_archive(tmp_path / "short.irpa", w=np.array([10, 20], np.float32))
     argv = [f for f in flags if not f.startswith("--parameters=a=")] + [f"--parameters=a={short}"]
     code, out, err = paramio_cli("run", *argv)
     assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1

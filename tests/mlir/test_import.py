@@ -25,16 +25,8 @@ def _provider(*flags: str) -> Provider:
     return Provider.from_flags(list(flags))
 
 
-def _archive(path: Path, **arrays: np.ndarray) -> Path:
-    index = ParameterIndex()
-    for k, v in arrays.items():
-        index.add_array(k, v)
-    index.create_archive_file(path)
-    return path
-
-
-def test_blob_text_is_exactly_what_mlir_prints(tmp_path: Path) -> None:
-    _archive(tmp_path / "w.irpa", w=np.array([1, 2, 3], np.float32))
+def test_blob_text_is_exactly_what_mlir_prints(tmp_path: Path, make_archive) -> None:
+    make_archive(tmp_path / "w.irpa", w=np.array([1, 2, 3], np.float32))
     module = MlirModule.parse('util.global private @w = #flow.parameter.named<"m"::"w"> : tensor<3xf32>\n')
     report = import_parameters(module, _provider(f"m={tmp_path / 'w.irpa'}"))
     assert [(i.symbol, i.kind, i.nbytes) for i in report.imported] == [("w", "resource", 12)]
@@ -61,12 +53,12 @@ BLOBS = [
 
 @pytest.mark.parametrize(("element", "values", "dtype", "header"), BLOBS)
 def test_blob_alignment_header_is_the_element_size(
-    tmp_path: Path, element: str, values: list[object], dtype: object, header: str
+    tmp_path: Path, element: str, values: list[object], dtype: object, header: str, make_archive
 ) -> None:
     from paramio.core.dtypes import numpy_dtype
 
     arr = np.array(values, dtype=numpy_dtype(dtype) if isinstance(dtype, str) else dtype)
-    _archive(tmp_path / "w.irpa", v=arr)
+    make_archive(tmp_path / "w.irpa", v=arr)
     module = MlirModule.parse(
         f'util.global private @v = #flow.parameter.named<"v"> : tensor<{len(values)}x{element}>\n'
     )
@@ -145,9 +137,9 @@ def test_splats_become_dense_splats_and_odd_ones_blobs(tmp_path: Path) -> None:
 
 
 def test_size_mismatch_names_the_key_and_both_sizes(
-    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], make_archive
 ) -> None:
-    _archive(tmp_path / "w.irpa", w=np.arange(5, dtype=np.float32))
+    make_archive(tmp_path / "w.irpa", w=np.arange(5, dtype=np.float32))
     src = tmp_path / "p.mlir"
     src.write_text('util.global private @w = #flow.parameter.named<"m"::"w"> : tensor<4xf32>\n')
     with pytest.raises(InvalidArgumentError) as err:
@@ -208,9 +200,9 @@ def test_safetensors_gguf_quantised_and_sharded_sources(tmp_path: Path) -> None:
 
 
 def test_keys_maximum_size_and_unknown_scopes_leave_references(
-    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], make_archive
 ) -> None:
-    _archive(tmp_path / "w.irpa", a=np.zeros(4, np.float32), b=np.zeros(64, np.float32))
+    make_archive(tmp_path / "w.irpa", a=np.zeros(4, np.float32), b=np.zeros(64, np.float32))
     src = tmp_path / "p.mlir"
     src.write_text(
         'util.global private @a = #flow.parameter.named<"m"::"a"> : tensor<4xf32>\n'
@@ -241,10 +233,10 @@ def test_keys_maximum_size_and_unknown_scopes_leave_references(
 
 
 def test_several_files_serve_one_scope_first_wins_unless_told(
-    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]]
+    tmp_path: Path, paramio_cli: Callable[..., tuple[int, str, str]], make_archive
 ) -> None:
-    _archive(tmp_path / "base.irpa", w=np.zeros(2, np.float32))
-    _archive(tmp_path / "patch.irpa", w=np.ones(2, np.float32))
+    make_archive(tmp_path / "base.irpa", w=np.zeros(2, np.float32))
+    make_archive(tmp_path / "patch.irpa", w=np.ones(2, np.float32))
     src = tmp_path / "p.mlir"
     src.write_text('util.global private @w = #flow.parameter.named<"m"::"w"> : tensor<2xf32>\n')
     args = [

@@ -17,22 +17,14 @@ from paramio.index.provider import Provider, splat_standin
 from paramio.index.writable import WritableArchive
 
 
-def _archive(path: Path, **arrays: np.ndarray) -> Path:
-    index = ParameterIndex()
-    for k, v in arrays.items():
-        index.add_array(k, v)
-    index.create_archive_file(path)
-    return path
-
-
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
-def two_layers(tmp_path: Path) -> tuple[Path, Path]:
-    base = _archive(tmp_path / "base.irpa", w=np.arange(4, dtype=np.float32), x=np.ones(3, np.int32))
-    patch = _archive(tmp_path / "patch.irpa", w=np.full(4, 9, np.float32), y=np.zeros(2, np.int8))
+def two_layers(tmp_path: Path, make_archive) -> tuple[Path, Path]:
+    base = make_archive(tmp_path / "base.irpa", w=np.arange(4, dtype=np.float32), x=np.ones(3, np.int32))
+    patch = make_archive(tmp_path / "patch.irpa", w=np.full(4, 9, np.float32), y=np.zeros(2, np.int8))
     return base, patch
 
 
@@ -122,8 +114,8 @@ def test_splat_standin_keeps_keys_lengths_and_types(two_layers: tuple[Path, Path
     assert all(e.is_splat for e in out.entries) and (base.parent / "stand.irpa").stat().st_size == 4096
 
 
-def test_writable_archive_in_place(tmp_path: Path) -> None:
-    path = _archive(tmp_path / "w.irpa", a=np.zeros(4, np.float32), b=np.zeros(2, np.int64))
+def test_writable_archive_in_place(tmp_path: Path, make_archive) -> None:
+    path = make_archive(tmp_path / "w.irpa", a=np.zeros(4, np.float32), b=np.zeros(2, np.int64))
     with WritableArchive(path) as w:
         w.write("a", np.array([1, 2, 3, 4], np.float32))
         w.scatter({"b": np.array([7, 8], np.int64)})
@@ -217,10 +209,12 @@ def test_overlay_refuses_wrong_length_before_rewriting(two_layers: tuple[Path, P
 
 @settings(max_examples=25, deadline=None)
 @given(ops=st.lists(st.tuples(st.sampled_from(["w", "x", "y"]), st.integers(-100, 100)), max_size=12))
-def test_overlay_matches_a_dict_model(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]]) -> None:
+def test_overlay_matches_a_dict_model(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]], make_archive
+) -> None:
     folder = tmp_path_factory.mktemp("model")
     shapes = {"w": (np.float32, 4), "x": (np.int32, 3), "y": (np.int8, 2)}
-    base = _archive(folder / "base.irpa", **{k: np.zeros(n, t) for k, (t, n) in shapes.items()})
+    base = make_archive(folder / "base.irpa", **{k: np.zeros(n, t) for k, (t, n) in shapes.items()})
     ov = folder / "ov.irpa"
     p = Provider.from_flags([f"m={base}"], overlays=[f"m={ov}"])
     model = {k: [0] * n for k, (_, n) in shapes.items()}

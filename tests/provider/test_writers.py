@@ -28,21 +28,13 @@ from paramio.index.writable import WritableArchive
 BIG = 2 << 20  # bytes: larger than the file-size limit the "full disk" tests set
 
 
-def _archive(path: Path, **arrays: np.ndarray) -> Path:
-    index = ParameterIndex()
-    for k, v in arrays.items():
-        index.add_array(k, v)
-    index.create_archive_file(path)
-    return path
-
-
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return _archive(
+def base(tmp_path: Path, make_archive) -> Path:
+    return make_archive(
         tmp_path / "base.irpa",
         w=np.arange(4, dtype=np.float32),
         x=np.ones(3, np.int32),

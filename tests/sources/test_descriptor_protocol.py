@@ -78,6 +78,7 @@ def test_only_descriptor_sources_claim_one(local: FileSource) -> None:
     for other in (Wrapped(local), MemorySource(DATA), FileHandle.for_source(local)):
         assert not isinstance(other, SupportsFileDescriptor), type(other).__name__
     assert not hasattr(ByteSource, "fileno")  # the contract itself promises no descriptor
+    assert not hasattr(FileSource, "fileno")  # one spelling of the ability: `descriptor()`
 
 
 def test_file_entry_is_copied_through_its_descriptor(

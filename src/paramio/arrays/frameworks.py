@@ -15,7 +15,7 @@ import importlib
 import warnings
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -69,10 +69,6 @@ TORCH_DTYPES: dict[str, str] = {
     "float8_e5m2fnuz": "float8_e5m2fnuz",
     "float8_e8m0fnu": "float8_e8m0fnu",
 }
-
-
-class _HasDLPack(Protocol):
-    def __dlpack__(self) -> object: ...
 
 
 def require(framework: str) -> ModuleType:

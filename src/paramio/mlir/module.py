@@ -25,7 +25,6 @@ from paramio.mlir.elements import TensorType, element_by_mlir
 
 __all__ = ["GlobalOp", "MlirModule", "ParameterRef", "parameter_ref", "parameter_ref_text", "tensor_type_of"]
 
-_BYTECODE_MAGIC = b"ML\xefR"
 _PARAM_PREFIX = "#flow.parameter.named<"
 
 
@@ -199,10 +198,6 @@ class MlirModule:
                 else:
                     self.module.operation.print(file=f, binary=True)
             out.commit()
-
-
-def is_bytecode(head: bytes) -> bool:
-    return head.startswith(_BYTECODE_MAGIC)
 
 
 def _diagnostics(exc: Any) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
+from paramio.core.source import Progress
 from paramio.formats.contract import ARCHIVE, get_format
 from paramio.formats.registry import FormatContents, detect_format, read_path, write_path
 from paramio.sharding.plan import Layout, Plan, make_plan
@@ -84,7 +85,7 @@ def shard(
     max_shard_size: int | None = None,
     on_loss: str = "warn",
     durable: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ShardResult:
     """Split `source` for `tp` devices into `output` (a folder, or a ``.tp.json`` manifest path).
 
@@ -122,7 +123,7 @@ def merge(
     max_shard_size: int | None = None,
     on_loss: str = "warn",
     durable: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Join a tensor-parallel set (its manifest, or a folder holding one) back into `output`:
     every split tensor is its pieces joined along the axis, byte for byte the original."""
@@ -147,7 +148,7 @@ def reshard(
     shard_format: str = ARCHIVE,
     on_loss: str = "warn",
     durable: bool = True,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[str] | None:
     """Any layout to any other, streaming: `source` is opened as its tensors (a safetensors or
     IRPA set, a GGUF split, a tensor-parallel set joined on the fly) and written as `output`:

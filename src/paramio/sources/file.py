@@ -151,9 +151,6 @@ class FileSource(ByteSource):
     def writable(self) -> bool:
         return self._writable
 
-    def fileno(self) -> int:
-        return self._fd
-
     def whole_view(self) -> memoryview | None:
         if type(self) is not FileSource or self._map is None:
             return None  # a subclass may count or redirect its views; unmapped views are copies

@@ -30,18 +30,20 @@ from paramio.core.errors import InvalidArgumentError
 from paramio.sources.aio import AsyncByteSource, BridgedSource, run_sync
 from paramio.sources.cache import CachedSource, DiskCache
 from paramio.sources.names import join_url
+from paramio.sources.registry import REMOTE_SCHEMES
 from paramio.sources.retry import TRANSIENT_STATUSES, RemoteSourceError, RetryPolicy, redact_url, with_retries
 
 __all__ = ["ObjectStoreSource", "open_object", "open_object_async", "store_for"]
 
-#: URL schemes served here, and the obstore scheme each maps to.
-SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "abfss", "azure")
+#: URL schemes served here (the registry's one list).
+SCHEMES = REMOTE_SCHEMES
 
 _ALLOW_HTTP_ENV = {
     "s3": "AWS_ALLOW_HTTP",
     "az": "AZURE_ALLOW_HTTP",
     "abfs": "AZURE_ALLOW_HTTP",
     "abfss": "AZURE_ALLOW_HTTP",
+    "azure": "AZURE_ALLOW_HTTP",
 }
 _STATUS = re.compile(r"(?:status(?: code)?:?\s*)(\d{3})")
 _REASONS = {401: "unauthenticated", 403: "permission denied", 404: "not found", 412: "object changed while reading"}

@@ -20,7 +20,7 @@ from paramio.core.errors import InvalidArgumentError, ParamioError
 from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 
-__all__ = ["MissingExtraError", "known_schemes", "open_source", "register_scheme", "scheme_of"]
+__all__ = ["REMOTE_SCHEMES", "MissingExtraError", "known_schemes", "open_source", "register_scheme", "scheme_of"]
 
 
 class MissingExtraError(ParamioError, ImportError):
@@ -34,16 +34,12 @@ class _Entry:
     needs: str | None  # the top-level module that extra provides
 
 
+#: The URL schemes `paramio.sources.objectstore` serves (HTTP ranges and obstore's stores): the
+#: one list, read by that module too, so a scheme it serves is never unknown here.
+REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "abfss", "azure")
+
 _REMOTE = _Entry("paramio.sources.objectstore:open_object", "remote", "obstore")
-_SCHEMES: dict[str, _Entry | Callable[..., ByteSource]] = {
-    "http": _REMOTE,
-    "https": _REMOTE,
-    "s3": _REMOTE,
-    "gs": _REMOTE,
-    "az": _REMOTE,
-    "abfs": _REMOTE,
-    "abfss": _REMOTE,
-}
+_SCHEMES: dict[str, _Entry | Callable[..., ByteSource]] = dict.fromkeys(REMOTE_SCHEMES, _REMOTE)
 _LOCK = threading.Lock()
 
 
