@@ -108,7 +108,7 @@ def test_a_deferred_body_is_imported_when_its_command_runs(command: str, tmp_pat
         f"    code = main([{command!r}])\n"
     )
     modules = _modules_after(body, tmp_path)
-    assert BODIES[command] in modules and "numpy" in modules
+    assert BODIES[command] in modules
 
 
 def test_public_names_resolve_on_first_use(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_public_names_resolve_on_first_use(tmp_path: Path) -> None:
     body = (
         "import importlib, paramio\n"
         "from paramio import ParameterIndex\n"
-        "assert 'numpy' in sys.modules\n"
+        "assert 'paramio.index.index' in sys.modules\n"
         "for name in paramio.__all__:\n"
         "    value = getattr(paramio, name)\n"
         "    module = paramio._LAZY.get(name)\n"

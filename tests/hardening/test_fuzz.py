@@ -76,8 +76,8 @@ def _paramio_seed(folder: Path) -> Path:
 
 
 def _uses_table(path: Path) -> bool:
+    from paramio.formats.irpa.bulk import read_table
     from paramio.formats.irpa.reader import FIRST_READ, header_at, tables_at
-    from paramio.formats.irpa.table import read_table
     from paramio.formats.regions import Prefix
     from paramio.sources.file import FileSource
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import array
 import mmap
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-import numpy as np
+if TYPE_CHECKING:  # NumPy is not imported to read or list a file
+    import numpy as np
 
 #: Anything exposing the buffer protocol that paramio accepts as parameter bytes.
-Buffer = Union[bytes, bytearray, memoryview, mmap.mmap, "array.array[int]", np.ndarray]
+Buffer = Union[bytes, bytearray, memoryview, mmap.mmap, "array.array[int]", "np.ndarray"]

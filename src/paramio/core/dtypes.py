@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from paramio.core.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # NumPy is imported where a view is made: reading a file needs none
+    import numpy as np
 
 __all__ = ["DType", "all_dtypes", "dtype_by_name", "dtype_of_numpy", "numpy_dtype"]
 
@@ -103,6 +105,8 @@ def dtype_by_name(name: str) -> DType:
 @functools.cache
 def numpy_dtype(name: str) -> np.dtype[np.generic]:
     """The NumPy dtype for a paramio dtype name (ml_dtypes supplies bf16, fp8 and the rest)."""
+    import numpy as np
+
     d = dtype_by_name(name)
     obj = getattr(np, d.numpy_name, None)
     if obj is None:
@@ -126,6 +130,8 @@ def _numpy_to_name() -> dict[np.dtype[np.generic], str]:
 
 def dtype_of_numpy(dtype: np.dtype[np.generic] | type) -> DType:
     """The `DType` of a NumPy dtype. Raises `InvalidArgumentError` if paramio has no name for it."""
+    import numpy as np
+
     nd = np.dtype(dtype)
     name = _numpy_to_name().get(nd.newbyteorder("=") if nd.byteorder == "<" else nd)
     if name is None:

@@ -5,23 +5,23 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import enum
+import functools
 import sys
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import cast
-
-import numpy as np
+from typing import TYPE_CHECKING, cast
 
 from paramio.core.dtypes import dtype_by_name, numpy_dtype
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import ByteSource, handle_for
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata
 
+if TYPE_CHECKING:  # imported where an array is made: reading and listing need no NumPy
+    import numpy as np
+
 __all__ = ["EntryKind", "ParameterEntry", "ParameterIndexEntry", "decoded_tensor", "entries_from_columns"]
 
 _UNSET: object = object()
-_UINT8: np.dtype[np.generic] = np.dtype(np.uint8)
-_BYTES_PLAN: tuple[np.dtype[np.generic], None] = (_UINT8, None)
 #: `to_numpy` view plans by (dtype name, shape, byte length): tensors of one model repeat a few
 #: shapes, and resolving the dtype and proving the shape cost more than making the view.
 _PLANS: dict[tuple[str, tuple[int, ...], int], tuple[np.dtype[np.generic], tuple[int, ...] | None]] = {}
@@ -38,6 +38,14 @@ _MAX_DECODED_SIZE = 4096
 _WHOLE_VIEWS: dict[int, memoryview | bool] = {}
 #: `to_numpy(copy=True)` copies entries up to this size from the mapping, larger ones by `readinto`.
 _SMALL_COPY = 1 << 18
+
+
+@functools.cache
+def _bytes_plan() -> tuple[np.dtype[np.generic], None]:
+    """The view plan of an untyped entry: its bytes, as ``uint8``."""
+    import numpy as np
+
+    return np.dtype(np.uint8), None
 
 
 def _whole_view(source: ByteSource) -> memoryview | bool:
@@ -344,10 +352,12 @@ class ParameterEntry(_Fields):
         program truncates or rewrites it, touching the view kills the process with SIGBUS.
         Open with ``ParameterIndex.open(path, copy=True)`` when that can happen.
         """
+        import numpy as np
+
         info = self.declared_tensor
         if info is None:
             info = self.tensor
-        plan = _PLANS.get((info.dtype, info.shape, self.length)) if info is not None else _BYTES_PLAN
+        plan = _PLANS.get((info.dtype, info.shape, self.length)) if info is not None else _bytes_plan()
         if plan is None:
             plan = self._view_plan(info)
         dtype, shape = plan
@@ -384,9 +394,11 @@ class ParameterEntry(_Fields):
     def _view_plan(self, info: TensorInfo | None) -> tuple[np.dtype[np.generic], tuple[int, ...] | None]:
         """(dtype, shape) `to_numpy` views the bytes as, checked once per (dtype, shape, length)
         and cached; shape None means ``(length,)`` of ``uint8``."""
+        import numpy as np
+
         if info is None:
-            return _BYTES_PLAN
-        dtype: np.dtype[np.generic] = _UINT8
+            return _bytes_plan()
+        dtype = _bytes_plan()[0]
         shape: tuple[int, ...] | None = None
         try:
             d = dtype_by_name(info.dtype)
@@ -521,6 +533,8 @@ def fill_pattern(out: memoryview, pattern: bytes, phase: int) -> None:
     start = phase % len(p)
     rotated = p[start:] + p[:start]
     reps = -(-n // len(p))
+    import numpy as np
+
     arr = np.frombuffer(rotated, dtype=np.uint8)
     np.copyto(np.frombuffer(out, dtype=np.uint8), np.tile(arr, reps)[:n]) if n <= (1 << 20) else _fill_large(
         out, rotated
@@ -528,6 +542,8 @@ def fill_pattern(out: memoryview, pattern: bytes, phase: int) -> None:
 
 
 def _fill_large(out: memoryview, rotated: bytes) -> None:
+    import numpy as np
+
     block = np.tile(np.frombuffer(rotated, dtype=np.uint8), max(1, (1 << 20) // len(rotated)))
     dst = np.frombuffer(out, dtype=np.uint8)
     pos = 0

@@ -18,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from paramio.core.dtypes import dtype_by_name, numpy_dtype
 from paramio.core.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # NumPy is not imported to read or list a file
+    import numpy as np
 
 __all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata"]
 

@@ -157,6 +157,11 @@ class Format:
     #: One file read from a `ByteSource` (IREE's file handles, `ParameterIndex.load_from_file_handle`);
     #: None when the format cannot be read from one object (a manifest naming other files).
     read_source: Callable[[ByteSource], FormatContents] | None = None
+    #: `read_source` without its bulk path, for a format whose reader checks large tables at
+    #: once (`paramio.formats.bulk`): every check entry by entry, in the format's order. The two
+    #: must agree, same entries or the same error class and message
+    #: (`paramio.testing.check_bulk_agrees`); None where `read_source` has one path only.
+    read_reference: Callable[[ByteSource], FormatContents] | None = None
     #: Take the ``paramio.carried`` record the writer put in the attributes back out of
     #: `attributes` (as read; changed in place) and return it, or None if there is none.
     take_carried: Callable[[dict[str, object]], Carried | None] = _nothing_carried

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.source import ByteSource
+
+if TYPE_CHECKING:  # imported where used: a listing needs no NumPy
+    import numpy as np
 
 __all__ = ["Overlap", "entry_spans", "find_overlaps"]
 
@@ -76,6 +78,8 @@ def _span_arrays(source: ByteSource | None, entries: object) -> tuple[np.ndarray
     columns = entries.dump_columns()
     if columns is None:
         return None
+    import numpy as np
+
     _keys, offsets, lengths, splats = columns
     starts = np.asarray(offsets, np.uint64)
     lens = np.asarray(lengths, np.uint64)
@@ -86,6 +90,8 @@ def _span_arrays(source: ByteSource | None, entries: object) -> tuple[np.ndarray
 def _may_overlap(starts: np.ndarray, ends: np.ndarray, regions: list[tuple[int, int, str]], with_entries: bool) -> bool:
     """Whether any entry overlaps a region (or, with `with_entries`, another entry): sorted
     starts against the running maximum of earlier ends, all in NumPy."""
+    import numpy as np
+
     if not len(starts):
         return False
     if with_entries and len(starts) > 1:
@@ -108,6 +114,8 @@ def find_overlaps(
 ) -> list[Overlap]:
     """Every entry of `source`'s file overlapping a structure region (``(start, end, what)``)
     or, with `with_entries`, an earlier-starting entry. Sorted by offset."""
+    import numpy as np
+
     regions = [(s, e, what) for s, e, what in regions if e > s]
     arrays = _span_arrays(source, entries)
     spans: list[tuple[int, int, str]] | None = None

@@ -10,12 +10,13 @@ kept, lookup finds the first).
 from __future__ import annotations
 
 import enum
+import operator
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
-
-import numpy as np
 
 from paramio.core.buffers import Buffer
 from paramio.core.entries import LazyEntries
@@ -36,9 +37,8 @@ from paramio.sources.memory import MemorySource
 from paramio.sources.paths import AllowExternal
 
 if TYPE_CHECKING:
-    from paramio.formats.registry import FormatContents
+    import numpy as np
 
-if TYPE_CHECKING:
     from paramio.formats.registry import FormatContents
     from paramio.sources.handles import FileHandle
 
@@ -52,6 +52,18 @@ class DuplicatePolicy(enum.StrEnum):
     FIRST = "first"  #: keep the entry already there, drop the new one
     LAST = "last"  #: the new entry replaces the old one, in the old one's position
     KEEP = "keep"  #: keep both, as IREE does; lookups find the first
+
+
+def _numpy_if_loaded() -> ModuleType | None:
+    """NumPy when something imported it (no array can exist otherwise): opening and listing
+    an index does not import it (a `paramio dump` process)."""
+    return sys.modules.get("numpy")
+
+
+def _ndarray(obj: object) -> np.ndarray | None:
+    """`obj` when it is a NumPy array (found without importing NumPy)."""
+    numpy = _numpy_if_loaded()
+    return cast("np.ndarray", obj) if numpy is not None and isinstance(obj, numpy.ndarray) else None
 
 
 def _metadata_bytes(metadata: str | bytes | None) -> bytes:
@@ -128,16 +140,19 @@ class ParameterIndex:
     ) -> None:
         """Add a buffer without copying it (as IREE does). A NumPy array's dtype and shape are
         recorded as ``TENSORv0`` metadata unless `metadata` is given."""
-        if isinstance(buffer, np.ndarray):
+        array = _ndarray(buffer)
+        if array is not None:
+            import numpy as np
+
             if metadata is None:
                 try:
-                    metadata = encode_array_metadata(buffer)
+                    metadata = encode_array_metadata(array)
                 except InvalidArgumentError:
                     metadata = None
-            if buffer.ndim == 0:
-                buffer = buffer.reshape(1).copy()
-            buffer = np.ascontiguousarray(buffer)
-            flat: Buffer = buffer.reshape(-1).view(np.uint8)
+            if array.ndim == 0:
+                array = array.reshape(1).copy()
+            array = np.ascontiguousarray(array)
+            flat: Buffer = array.reshape(-1).view(np.uint8)
         else:
             flat = buffer
         source = MemorySource(flat, name=f"<memory:{key}>", writable=writable)
@@ -145,6 +160,8 @@ class ParameterIndex:
 
     def add_array(self, key: str, array: np.ndarray, metadata: str | bytes | None = None) -> None:
         """Add a NumPy array, recording its dtype and shape (`TENSORv0`) unless `metadata` is given."""
+        import numpy as np
+
         arr = np.asarray(array)
         meta = _metadata_bytes(metadata) if metadata is not None else encode_array_metadata(arr)
         self.add_buffer(key, arr, metadata=meta)
@@ -161,7 +178,11 @@ class ParameterIndex:
         Raises `InvalidArgumentError` unless the pattern is 1, 2, 4, 8 or 16 bytes and divides
         `total_length` (`paramio.core.splats`) (IREE accepts both mistakes here and fails later, or never).
         """
-        raw = pattern.tobytes() if isinstance(pattern, (np.generic, np.ndarray)) else bytes(memoryview(pattern))
+        np = _numpy_if_loaded()
+        if np is not None and isinstance(pattern, (np.generic, np.ndarray)):
+            raw = pattern.tobytes()
+        else:
+            raw = bytes(memoryview(pattern))  # type: ignore[arg-type]
         validate_splat(key, raw, total_length)
         self.add(ParameterEntry.splat(key, raw, int(total_length), metadata=_metadata_bytes(metadata)))
 
@@ -411,8 +432,8 @@ class ParameterIndex:
     def __getitem__(self, item: int | str) -> ParameterEntry:
         if isinstance(item, str):
             return self._entries[self._position(item)]
-        if isinstance(item, (int, np.integer)):
-            i = int(item)
+        if isinstance(item, int) or hasattr(item, "__index__"):  # NumPy integers too
+            i = operator.index(item)
             if not -len(self._entries) <= i < len(self._entries):
                 raise IndexError(f"entry {i} out of range (have {len(self._entries)} entries in the index)")
             return self._entries[i]

@@ -28,6 +28,7 @@ from paramio.formats.contract import Format, FormatContents, format_for_head, ge
 from paramio.formats.registry import check_options, detect_format, plan_losses, read_path, write_path, writer_options
 from paramio.sources.file import FileSource
 from paramio.sources.memory import MemorySource
+from paramio.testing.bulk import check_bulk_agrees, damaged
 from paramio.testing.sources import sample_bytes
 
 __all__ = ["FormatTests"]
@@ -72,6 +73,8 @@ class FormatTests:
     format_name: str = ""
     #: Positions flipped in the corruption test (each file read once per flip).
     flips: int = 48
+    #: Damaged copies of the written file each read both ways when the format has a bulk path.
+    bulk_examples: int = 100
 
     # -- what a subclass may override --------------------------------------------------------
 
@@ -239,3 +242,26 @@ class FormatTests:
             path = tmp_path / f"flip{i}{fmt.extension}"
             path.write_bytes(bytes(mutated))
             self._read_cut(fmt, path)
+
+    def test_bulk_path_agrees_with_the_reference(self, fmt: Format, written: Path) -> None:
+        """A format whose reader checks large tables at once (`Format.read_reference` set) reads
+        the written file that way, with what the reference reader finds, and damaged copies of
+        it with the same entries or the same error class and message (`paramio.testing.bulk`)."""
+        if fmt.read_reference is None:
+            pytest.skip(f"{fmt.name}: the reader has one path (no read_reference)")
+        pytest.importorskip("hypothesis")
+        from hypothesis import HealthCheck, given, settings
+
+        data = written.read_bytes()
+        assert check_bulk_agrees(fmt, data, name=written.name), "the written file must take the bulk path"
+
+        @settings(
+            max_examples=self.bulk_examples,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        )
+        @given(damaged(data))
+        def agrees(copy: bytes) -> None:
+            check_bulk_agrees(fmt, copy, name=written.name)
+
+        agrees()

@@ -30,15 +30,10 @@ def _write(path: Path) -> bytes:
 
 
 def _outcome(data: bytes, *, fast: bool) -> object:
-    saved = reader._fast_table
-    if not fast:
-        reader._fast_table = lambda *a, **k: None  # type: ignore[assignment]
     try:
-        f = read_gguf(MemorySource(data, name="g"))
+        f = reader.read_gguf(MemorySource(data, name="g"), bulk=fast)
     except ParamioError as exc:
         return (type(exc), str(exc))
-    finally:
-        reader._fast_table = saved
     return (
         f.kv,
         f.data_offset,

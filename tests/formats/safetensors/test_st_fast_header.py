@@ -15,7 +15,8 @@ import pytest
 import safetensors.numpy
 
 from paramio.core.errors import ParamioError
-from paramio.formats.safetensors.header import Header, parse_canonical, parse_header
+from paramio.formats.safetensors.bulk import parse_canonical
+from paramio.formats.safetensors.header import Header, parse_header
 from paramio.formats.safetensors.reader import _check_tiling
 
 _EDIT_BYTES = b'"\\,[]{}:0123456789 \x00\x1fx\xc3\xa9_'

@@ -91,10 +91,16 @@ def to_irpa_entries(entries: Iterable[ParameterEntry]) -> list[ParameterEntry]:
     return out
 
 
-def read_source(source: ByteSource) -> FormatContents:
-    """One GGUF file read from `source` (a file handle's bytes), its key/values as attributes."""
-    f = read_gguf(source)
+def read_source(source: ByteSource, *, bulk: bool = True) -> FormatContents:
+    """One GGUF file read from `source` (a file handle's bytes), its key/values as attributes;
+    a large tensor table is read at once unless `bulk` is false (`paramio.formats.bulk`)."""
+    f = read_gguf(source, bulk=bulk)
     return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [source.name])
+
+
+def read_reference(source: ByteSource) -> FormatContents:
+    """`read_source` tensor by tensor, every table (the reference the bulk path must agree with)."""
+    return read_source(source, bulk=False)
 
 
 def _record_value(record: object) -> object:
@@ -143,6 +149,7 @@ FORMAT = Format(
     prepare=_writer.prepare,
     sniff=sniff,
     read_source=read_source,
+    read_reference=read_reference,
     take_carried=take_carried,
     stands_in=stands_in,
     member_stem=_member_stem,

@@ -11,9 +11,11 @@ import dataclasses
 import enum
 import re
 import struct
+from collections.abc import Sequence
 
 __all__ = [
     "DEFAULT_ALIGNMENT",
+    "GGML_MAX_DIMS",
     "GGML_TYPES",
     "GGML_BY_NAME",
     "GGMLType",
@@ -26,6 +28,7 @@ __all__ = [
     "SPLIT_TENSORS_COUNT",
     "SUPPORTED_VERSIONS",
     "ValueType",
+    "elements_fault",
     "WRITE_VERSION",
     "tensor_nbytes",
 ]
@@ -177,3 +180,26 @@ def tensor_nbytes(gtype: GGMLType, shape: tuple[int, ...]) -> int:
     for d in shape:
         n *= d
     return n // gtype.block_size * gtype.type_size
+
+
+#: ggml's GGML_MAX_DIMS: ``gguf_init_from_file_impl`` (ggml/src/gguf.cpp) refuses a tensor info
+#: with more dimensions ("invalid number of dimensions"), so no GGUF reader accepts one. A
+#: bound here also keeps the shape's product small (four factors, each below 2**63).
+GGML_MAX_DIMS = 4
+_I64_MAX = (1 << 63) - 1
+
+
+def elements_fault(dims: Sequence[int]) -> str | None:
+    """What gguf.cpp refuses in ``ne`` (dims innermost first, as in the file), or None: a
+    dimension above INT64_MAX (it reads them as int64, so they are negative), or an element
+    count that reaches INT64_MAX (its test: ``INT64_MAX / ne[j] <= ne[0] * ... * ne[j-1]``)."""
+    ne = [*dims, 1, 1, 1, 1][:GGML_MAX_DIMS]
+    for j, d in enumerate(ne):
+        if d > _I64_MAX:
+            return f"dimension {j} is {d}, more than 2**63-1"
+    n = ne[0]
+    for d in ne[1:]:
+        if d and _I64_MAX // d <= n:
+            return f"shape ({', '.join(map(str, dims))}) has 2**63-1 elements or more"
+        n *= d
+    return None

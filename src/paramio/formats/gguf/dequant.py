@@ -6,11 +6,14 @@ its own table but leaves decoding to ``gguf.quants`` (optional extra ``gguf``), 
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError
 from paramio.formats.gguf.constants import GGML_BY_NAME
+
+if TYPE_CHECKING:  # imported when a tensor is decoded: reading a file needs no NumPy
+    import numpy as np
 
 __all__ = ["dequantize"]
 
@@ -22,6 +25,8 @@ def dequantize(entry: ParameterEntry) -> np.ndarray:
     Raises `InvalidArgumentError` for an entry that is not a GGUF-typed tensor,
     `UnsupportedFormatError` when gguf is missing or has no kernel for the type.
     """
+    import numpy as np
+
     info = entry.tensor
     gtype = GGML_BY_NAME.get(info.dtype) if info is not None else None
     if info is None or gtype is None:

@@ -35,8 +35,6 @@ import struct
 import warnings
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from paramio.core.errors import FormatError, FormatWarning, InvalidArgumentError
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import (
@@ -93,11 +91,11 @@ def _read_array(cur: Cursor, depth: int, nested: list[int]) -> dict[str, object]
     itype = _value_type(cur, cur.u32("array item type"), at)
     count = cur.u64("array count")
     if itype in SCALAR_FORMATS:
-        fmt, np_name = SCALAR_FORMATS[itype]
+        fmt, _ = SCALAR_FORMATS[itype]
         cur.need_count(count, fmt.size, "array")
         raw = cur.take(count * fmt.size, "array")
-        arr = np.frombuffer(raw, dtype=np_name)
-        values: list[object] = (arr != 0).tolist() if itype is ValueType.BOOL else arr.tolist()
+        # One struct call for the whole array (no NumPy: listing a file does not import it).
+        values: list[object] = list(struct.unpack(f"<{count}{fmt.format[-1]}", raw))
     elif itype is ValueType.STRING:
         cur.need_count(count, 8, "string array")
         strings = _read_strings(cur, count)

@@ -29,6 +29,7 @@ from paramio.formats.gguf.constants import (
     ATTRIBUTES_KEY,
     DEFAULT_ALIGNMENT,
     GGML_BY_NAME,
+    GGML_MAX_DIMS,
     GGML_TYPES,
     MAGIC,
     SAME_WIDTH_INT,
@@ -39,10 +40,10 @@ from paramio.formats.gguf.constants import (
     SPLIT_TENSORS_COUNT,
     WRITE_VERSION,
     GGMLType,
+    elements_fault,
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import OCCURRENCES, encode_kv, kv_pairs
-from paramio.formats.gguf.reader import GGML_MAX_DIMS, elements_fault
 from paramio.formats.output import AtomicOutput, copy_entry
 from paramio.formats.output_set import AtomicOutputSet
 from paramio.formats.targets import resolve_output

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 from paramio.core.entry import ParameterEntry
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
@@ -15,7 +17,7 @@ from paramio.formats.irpa import reader as _reader
 from paramio.formats.irpa import sharded as _sharded
 from paramio.formats.irpa import writer as _writer
 from paramio.formats.irpa.layout import MAGIC_BYTES
-from paramio.formats.irpa.reader import read_archive, take_attributes
+from paramio.formats.irpa.reader import read_archive
 from paramio.formats.irpa.sharded import SHARD_RE
 from paramio.formats.irpa.structure import check_structure
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
@@ -57,11 +59,19 @@ def read_path(
     return _reader.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
 
 
-def read_source(source: ByteSource) -> FormatContents:
-    """One archive read from `source` (a file handle's bytes), with its attributes record."""
-    skipped: list[tuple[str, bytes]] = []
-    entries, attributes = take_attributes(read_archive(source, skipped=skipped), skipped)
-    return FormatContents(entries, attributes, [source.name])
+def read_source(source: ByteSource, *, bulk: bool = True) -> FormatContents:
+    """One archive read from `source` (a file handle's bytes), with its attributes record;
+    external entries resolve inside the folder of its path (else the working directory). A
+    large table is checked at once unless `bulk` is false (`paramio.formats.bulk`)."""
+    path = source.path or os.path.join(os.getcwd(), source.name or "archive")
+    contents = _reader.read_source(source, path, bulk=bulk)
+    contents.paths = [source.name]
+    return contents
+
+
+def read_reference(source: ByteSource) -> FormatContents:
+    """`read_source` entry by entry, every table (the reference the bulk path must agree with)."""
+    return read_source(source, bulk=False)
 
 
 def take_carried(attributes: dict[str, object]) -> Carried | None:
@@ -90,6 +100,7 @@ FORMAT = Format(
     prepare=_writer.prepare,
     sniff=sniff,
     read_source=read_source,
+    read_reference=read_reference,
     take_carried=take_carried,
     stands_in=stands_in,
     check_structure=check_structure,

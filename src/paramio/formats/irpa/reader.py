@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import FormatError, SourceError, TruncatedError, UnsupportedFormatError
 from paramio.core.source import ByteSource
+from paramio.formats.bulk import use_bulk
 from paramio.formats.cursor import Cursor
 from paramio.formats.inputs import is_url, open_input
 from paramio.formats.irpa.layout import (
@@ -33,7 +34,6 @@ from paramio.formats.irpa.layout import (
     align,
     reference_budget,
 )
-from paramio.formats.irpa.table import read_table
 from paramio.formats.regions import Prefix, first_read
 from paramio.formats.registry import FormatContents
 from paramio.sources.file import FileSource
@@ -96,18 +96,24 @@ def read_path(
 
 
 def read_source(
-    source: ByteSource, path: str, *, writable: bool = False, allow_external: AllowExternal = None
+    source: ByteSource, path: str, *, writable: bool = False, allow_external: AllowExternal = None, bulk: bool = True
 ) -> FormatContents:
     """`read_path` on a source already open (an overlay opens its file with read-only views).
 
     Reads the header (from a remote source, a first read of `FIRST_READ` bytes, which usually
     holds the tables too), then the entry table and metadata segment it names, through the
-    source; entries point into `source`. External entries of an archive named by URL are its URL's siblings."""
+    source; entries point into `source`. External entries of an archive named by URL are its URL's siblings.
+    A large table (`paramio.formats.bulk.use_bulk`) is checked at once (`bulk.read_table`) unless
+    `bulk` is false; whatever that path leaves, and every smaller table, goes entry by entry."""
     prefix = Prefix(source, first_read(source, HEADER_SIZE, FIRST_READ))
     if source.size >= HEADER_SIZE:
         header = header_at(source, prefix, 0)
         table, meta = tables_at(prefix, 0, header)
-        lazy = read_table(source, table, meta, header)
+        lazy = None
+        if bulk and use_bulk(header[0]):
+            from paramio.formats.irpa.bulk import read_table
+
+            lazy = read_table(source, table, meta, header)
         if lazy is not None:
             if writable:
                 _refuse_overlaps(source, lazy.entries)

@@ -148,9 +148,15 @@ def write_path(
     write_file(path, entries, metadata=metadata, alignment=alignment, durable=durable, progress=progress)
 
 
-def read_source(source: ByteSource) -> FormatContents:
-    """One safetensors file read from `source` (a file handle's bytes)."""
-    return _contents([read_file(source)], None, {})
+def read_source(source: ByteSource, *, bulk: bool = True) -> FormatContents:
+    """One safetensors file read from `source` (a file handle's bytes); a large canonical header
+    is checked at once unless `bulk` is false (`paramio.formats.bulk`)."""
+    return _contents([read_file(source, bulk=bulk)], None, {})
+
+
+def read_reference(source: ByteSource) -> FormatContents:
+    """`read_source` through the reference parser, every header (what the bulk path must agree with)."""
+    return read_source(source, bulk=False)
 
 
 def take_carried(attributes: dict[str, object]) -> Carried | None:
@@ -176,6 +182,7 @@ FORMAT = Format(
     prepare=_writer.prepare,
     sniff=sniff,
     read_source=read_source,
+    read_reference=read_reference,
     take_carried=take_carried,
     stands_in=stands_in,
     index_suffix=".safetensors.index.json",

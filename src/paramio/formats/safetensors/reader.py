@@ -11,27 +11,32 @@ document order (IREE's order), each a zero-copy span of one shared `FileSource`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from paramio.core.entries import LazyEntries
-from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
+from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
+from paramio.formats.bulk import use_bulk
 from paramio.formats.cursor import Cursor
 from paramio.formats.regions import Prefix, first_read
-from paramio.formats.safetensors.header import Columns, Header, TensorRecord, parse_canonical, parse_header
+from paramio.formats.safetensors.header import Header, TensorRecord, parse_header
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
     MAX_HEADER_SIZE,
     USIZE_MAX,
 )
 
+if TYPE_CHECKING:
+    from paramio.formats.safetensors.bulk import Columns
+
 __all__ = ["FIRST_READ", "SafetensorsFile", "read_file", "read_header"]
 
 #: The first read of a file from a source that pays per request (a URL): the length and, for
 #: most files, the whole header. A local file is asked for the length, then the header.
 FIRST_READ = 64 * 1024
-_DATA = EntryKind.DATA
+#: Header bytes per tensor in a canonical header, about (to tell a large table before parsing it).
+_BYTES_PER_TENSOR = 64
 
 
 class SafetensorsFile:
@@ -48,7 +53,7 @@ class SafetensorsFile:
     ) -> None:
         self.source = source
         self._header = header if isinstance(header, Header) else None
-        self._columns = header if isinstance(header, Columns) else None
+        self._columns = None if isinstance(header, Header) else header
         self.data_start = data_start
         self.entries = entries
         #: ``__metadata__``, None when absent or null.
@@ -174,16 +179,20 @@ def _nbytes(t: TensorRecord, name: str) -> int:
     return bits // 8
 
 
-def read_file(source: ByteSource) -> SafetensorsFile:
+def read_file(source: ByteSource, *, bulk: bool = True) -> SafetensorsFile:
     """Validate `source` and build its entries (zero-copy spans of `source`), reading the
     length and the header only.
 
-    A header in canonical form is checked in bulk and its entries are built on first use
-    (`LazyEntries`); any other header goes through the reference checks of `read_header`."""
+    A large header in canonical form is checked in bulk and its entries are built on first use
+    (`paramio.formats.safetensors.bulk`, unless `bulk` is false); any other header goes
+    through the reference checks of `read_header`."""
     raw, data_start = _frame(source)
-    columns = parse_canonical(raw, source.size - data_start)
-    if columns is not None:
-        return SafetensorsFile(source, columns, data_start, _lazy_entries(source, columns, data_start))
+    if bulk and use_bulk(len(raw) // _BYTES_PER_TENSOR):
+        from paramio.formats.safetensors.bulk import lazy_entries, parse_canonical
+
+        columns = parse_canonical(raw, source.size - data_start)
+        if columns is not None:
+            return SafetensorsFile(source, columns, data_start, lazy_entries(source, columns, data_start))
     header = _checked_header(source, raw, data_start)
     entries = [
         ParameterEntry.data(
@@ -198,43 +207,3 @@ def read_file(source: ByteSource) -> SafetensorsFile:
         for i, t in enumerate(header.tensors)
     ]
     return SafetensorsFile(source, header, data_start, entries)
-
-
-def _lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
-    keys = columns.keys
-    rows: list[tuple[list[TensorInfo], list[int], list[int]]] = []
-
-    def columns_once() -> tuple[list[TensorInfo], list[int], list[int]]:
-        if not rows:  # Python lists once, on first use: cheaper per entry than NumPy scalars
-            dtypes, shapes, begins, lengths = columns.rows()
-            # One TensorInfo per (dtype, shape), shared between tensors: TensorInfo is frozen.
-            shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
-            infos = []
-            for d, shape in zip(dtypes, shapes, strict=True):
-                info = shared.get((d.name, shape))
-                if info is None:
-                    info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
-                infos.append(info)
-            rows.append((infos, [b + data_start for b in begins], lengths))
-        return rows[0]
-
-    def make(i: int) -> ParameterEntry:
-        infos, begins, lengths = columns_once()
-        return ParameterEntry(
-            key=keys[i],
-            kind=_DATA,
-            length=lengths[i],
-            source=source,
-            offset=begins[i],
-            declared_tensor=infos[i],
-            origin="safetensors",
-            file_index=i,
-        )
-
-    def make_all() -> list[ParameterEntry]:
-        infos, begins, lengths = columns_once()
-        return entries_from_columns(
-            keys=keys, lengths=lengths, offsets=begins, source=source, origin="safetensors", declared=infos
-        )
-
-    return LazyEntries(list(keys), make, make_all, positions=columns.positions)
