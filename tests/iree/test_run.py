@@ -31,7 +31,7 @@ def test_parse_input_like_iree() -> None:
     assert parse_input("f32=2.5").shape == ()
     with pytest.raises(InvalidArgumentError, match="unknown element type 'q7'"):
         parse_input("4xq7=1")
-    with pytest.raises(InvalidArgumentError, match="3 values for a shape of 4 elements"):
+    with pytest.raises(InvalidArgumentError, match="has 3 values for 4 elements of f32"):
         parse_input("4xf32=1,2,3")
 
 

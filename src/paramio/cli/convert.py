@@ -34,7 +34,6 @@ import warnings
 from collections.abc import Sequence
 
 from paramio.cli.convert_flags import DESCRIPTION, FLAGS, main
-from paramio.cli.elements import ElementError, parse_element, parse_element_type
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import (
     ParsedFlags,
@@ -49,6 +48,7 @@ from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
 from paramio.formats.contract import ARCHIVE, Format, get_format
 from paramio.formats.conversion import LOSS_POLICIES
+from paramio.formats.elements import ElementError, parse_element, parse_element_type
 from paramio.formats.progress import ByteProgress
 from paramio.formats.registry import FORMATS, detect_format, read_path, write_path
 from paramio.formats.targets import resolve_output

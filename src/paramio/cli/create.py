@@ -14,12 +14,12 @@ import sys
 
 from paramio import ParameterSpec, create_parameters  # the archive's own declarations (IREE's create)
 from paramio.cli.create_flags import DESCRIPTION, FLAGS, main
-from paramio.cli.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.cli.errors import UsageError
 from paramio.cli.flags import ParsedFlags
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import TensorInfo
 from paramio.formats.contract import ARCHIVE, archive_format, format_name_for_path
+from paramio.formats.elements import ElementError, ShapedType, parse_element, parse_shape_and_type
 from paramio.formats.targets import resolve_output
 from paramio.formats.text import escape, escape_keys
 

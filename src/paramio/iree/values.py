@@ -1,7 +1,9 @@
 """``--input`` values and printed results in iree-run-module's text format.
 
-Inputs: ``[SHAPEx]TYPE=V1,V2 ...`` (values split by commas or spaces, brackets ignored, one value
-broadcast to the whole shape), ``SHAPExTYPE=@file.bin`` (raw element bytes), ``@file.npy``
+Inputs: ``[SHAPEx]TYPE=V1,V2 ...`` parsed by `paramio.formats.elements` exactly as
+iree-run-module parses them (values split by commas, spaces or brackets, one value broadcast to
+the whole shape, C ``strtol``/``strtod`` rules per value), ``SHAPExTYPE=@file.bin`` or
+``=+file.bin`` (raw element bytes), ``@file.npy``
 (every array the file holds, in order: `parse_inputs`) or a bare scalar (``3``, ``2.5``).
 Results print as iree-run-module prints them: ``4xf32=11 22 33 44``, rows in brackets
 (``2x2xf32=[1 2][3 4]``), floats as C's ``%G``.
@@ -9,51 +11,15 @@ Results print as iree-run-module prints them: ``4xf32=11 22 33 44``, rows in bra
 
 from __future__ import annotations
 
-import re
+import math
 
 import numpy as np
 
 from paramio.core.dtypes import numpy_dtype
 from paramio.core.errors import InvalidArgumentError
+from paramio.formats.elements import ElementError, name_of_dtype, parse_buffer_elements, parse_shape_and_type
 
-__all__ = ["ELEMENT_TYPES", "format_element", "format_result", "parse_input", "parse_inputs", "type_name"]
-
-#: IREE element type -> paramio / NumPy dtype name
-ELEMENT_TYPES: dict[str, str] = {
-    "i1": "bool",
-    "i8": "int8",
-    "si8": "int8",
-    "ui8": "uint8",
-    "i16": "int16",
-    "si16": "int16",
-    "ui16": "uint16",
-    "i32": "int32",
-    "si32": "int32",
-    "ui32": "uint32",
-    "i64": "int64",
-    "si64": "int64",
-    "ui64": "uint64",
-    "f16": "float16",
-    "bf16": "bfloat16",
-    "f32": "float32",
-    "f64": "float64",
-}
-_PRINT_NAMES = {
-    "bool": "i1",
-    "int8": "i8",
-    "uint8": "ui8",
-    "int16": "i16",
-    "uint16": "ui16",
-    "int32": "i32",
-    "uint32": "ui32",
-    "int64": "i64",
-    "uint64": "ui64",
-    "float16": "f16",
-    "bfloat16": "bf16",
-    "float32": "f32",
-    "float64": "f64",
-}
-_SPLIT = re.compile(r"[\s,\[\]]+")
+__all__ = ["format_element", "format_result", "parse_input", "parse_inputs", "type_name"]
 
 
 def _load_npy_all(text: str, flag: str) -> list[np.ndarray]:
@@ -102,46 +68,36 @@ def parse_input(text: str, flag: str = "input") -> np.ndarray | int | float:
         if value is None:
             raise InvalidArgumentError(f"--{flag}={text}: expected [SHAPEx]TYPE=VALUES, e.g. 4xf32=1,2,3,4")
         return value
-    *dims, etype = head.split("x")
-    name = ELEMENT_TYPES.get(etype)
-    if name is None:
-        raise InvalidArgumentError(
-            f"--{flag}={text}: unknown element type {etype!r}; known: {', '.join(ELEMENT_TYPES)}"
-        )
     try:
-        shape = tuple(int(d) for d in dims)
-    except ValueError:
-        raise InvalidArgumentError(f"--{flag}={text}: shape {'x'.join(dims)!r} is not a list of integers") from None
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    dtype = numpy_dtype(name)
-    if body.startswith("@"):  # raw element bytes from a file
+        shaped = parse_shape_and_type(head)
+    except ElementError as exc:
+        raise InvalidArgumentError(f"--{flag}={text}: {exc}") from None
+    if shaped.element.dtype is None:
+        raise InvalidArgumentError(f"--{flag}={text}: element type {shaped.element.text!r} has no NumPy type")
+    dtype = numpy_dtype(shaped.element.dtype)
+    if body.startswith(("@", "+")):  # raw element bytes from a file (iree-run-module reads both)
         try:
             raw = np.fromfile(body[1:], dtype=np.uint8)
         except (OSError, ValueError) as exc:
             raise InvalidArgumentError(f"--{flag}={text}: cannot read {body[1:]}: {exc}") from exc
-        if raw.size != count * dtype.itemsize:
-            raise InvalidArgumentError(f"--{flag}={text}: {raw.size} bytes for {count * dtype.itemsize} expected")
-        return raw.view(dtype).reshape(shape)
-    values = [v for v in _SPLIT.split(body) if v]
+        if raw.size != shaped.nbytes:
+            raise InvalidArgumentError(f"--{flag}={text}: {raw.size} bytes for {shaped.nbytes} expected")
+        return raw.view(dtype).reshape(shaped.shape)
     try:
-        parsed = np.array(
-            [float(v) if dtype.kind in "fV" else int(v, 0) for v in values],
-            dtype=np.float64 if dtype.kind in "fV" else None,
-        )
-    except ValueError as exc:
-        raise InvalidArgumentError(f"--{flag}={text}: {exc}") from exc
-    if len(parsed) == 1:
-        parsed = np.repeat(parsed, count)
-    if len(parsed) != count:
-        raise InvalidArgumentError(f"--{flag}={text}: {len(parsed)} values for a shape of {count} elements")
-    return parsed.astype(dtype).reshape(shape)
+        data = parse_buffer_elements(shaped.element, body, shaped.count)
+    except ElementError as exc:
+        raise InvalidArgumentError(f"--{flag}={text}: {exc}") from None
+    return np.frombuffer(data, dtype=dtype).reshape(shaped.shape).copy()
 
 
 def _element(v: object, kind: str) -> str:
     if kind == "f":
-        return f"{float(v):G}"  # type: ignore[arg-type]
-    if kind == "b":
-        return "1" if v else "0"
+        x = float(v)  # type: ignore[arg-type]
+        if x != x:  # C's %G keeps a NaN's sign; Python's drops it
+            return "-NAN" if math.copysign(1.0, x) < 0 else "NAN"
+        return f"{x:G}"
+    if kind == "b":  # IREE has no printer for i1: it prints the byte in hex
+        return "01" if v else "00"
     return str(int(v))  # type: ignore[call-overload]
 
 
@@ -153,7 +109,8 @@ def type_name(array: np.ndarray) -> str:
     """IREE's element type name of `array` (``f32``, ``i32``, ``ui8``)."""
     from paramio.core.dtypes import dtype_of_numpy
 
-    return _PRINT_NAMES.get(dtype_of_numpy(array.dtype).name, str(array.dtype))
+    name = name_of_dtype(dtype_of_numpy(array.dtype).name)
+    return name.iree if name is not None else str(array.dtype)
 
 
 def _kind(etype: str) -> str:

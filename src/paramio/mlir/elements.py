@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from paramio.core.dtypes import dtype_by_name
 from paramio.core.errors import InvalidArgumentError
+from paramio.formats.elements import IREE_NAMES, ElementName
 
 __all__ = ["ElementType", "TensorType", "element_by_dtype", "element_by_mlir", "tensor_type_text"]
 
@@ -32,41 +34,20 @@ class ElementType:
     scalar: str = ""  # "int", "uint", "bool", "float" or "" (no scalar form)
 
 
-_TABLE: tuple[ElementType, ...] = (
-    ElementType("i1", "bool", 1, scalar="bool"),
-    ElementType("i8", "int8", 1, scalar="int"),
-    ElementType("i16", "int16", 2, scalar="int"),
-    ElementType("i32", "int32", 4, scalar="int"),
-    ElementType("i64", "int64", 8, scalar="int"),
-    ElementType("f16", "float16", 2, scalar="float"),
-    ElementType("bf16", "bfloat16", 2, scalar="float"),
-    ElementType("f32", "float32", 4, scalar="float"),
-    ElementType("f64", "float64", 8, scalar="float"),
-    ElementType("complex<f32>", "complex64", 8, exportable=False),
-    ElementType("complex<f64>", "complex128", 16, exportable=False),
-    ElementType("f8E4M3FN", "float8_e4m3fn", 1, resource_exportable=False),
-    ElementType("f8E5M2", "float8_e5m2", 1, resource_exportable=False),
-    ElementType("f8E4M3FNUZ", "float8_e4m3fnuz", 1, resource_exportable=False),
-    ElementType("f8E5M2FNUZ", "float8_e5m2fnuz", 1, resource_exportable=False),
-    ElementType("f8E8M0FNU", "float8_e8m0fnu", 1, resource_exportable=False),
-)
-# Read, never written: explicitly signed and unsigned integers.
-_READ_ONLY: tuple[ElementType, ...] = (
-    ElementType("si8", "int8", 1, scalar="int"),
-    ElementType("si16", "int16", 2, scalar="int"),
-    ElementType("si32", "int32", 4, scalar="int"),
-    ElementType("si64", "int64", 8, scalar="int"),
-    ElementType("ui8", "uint8", 1, scalar="uint"),
-    ElementType("ui16", "uint16", 2, scalar="uint"),
-    ElementType("ui32", "uint32", 4, scalar="uint"),
-    ElementType("ui64", "uint64", 8, scalar="uint"),
-)
-_BY_MLIR = {e.mlir: e for e in (*_TABLE, *_READ_ONLY)}
-_BY_DTYPE = {e.dtype: e for e in _TABLE}
-# Unsigned dtypes declare as signless integers of the same width.
-_BY_DTYPE.update(
-    {"uint8": _BY_MLIR["i8"], "uint16": _BY_MLIR["i16"], "uint32": _BY_MLIR["i32"], "uint64": _BY_MLIR["i64"]}
-)
+def _element(name: ElementName) -> ElementType:
+    d = dtype_by_name(name.dtype)
+    f8 = name.mlir.startswith("f8")
+    scalar = "" if f8 or d.kind == "complex" else d.kind  # "bool", "int", "uint" or "float"
+    return ElementType(
+        name.mlir, name.dtype, d.itemsize, exportable=d.kind != "complex", resource_exportable=not f8, scalar=scalar
+    )
+
+
+# Every name of the one table (`paramio.formats.elements.IREE_NAMES`) reads; a dtype declares
+# as its canonical name, unsigned integers as the signless integer of the same width.
+_BY_MLIR = {n.mlir: _element(n) for n in IREE_NAMES}
+_BY_DTYPE = {n.dtype: _BY_MLIR[n.mlir] for n in reversed(IREE_NAMES)}
+_BY_DTYPE.update({f"uint{b}": _BY_MLIR[f"i{b}"] for b in (8, 16, 32, 64)})
 
 
 def element_by_mlir(name: str) -> ElementType | None:

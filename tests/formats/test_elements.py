@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paramio.cli.elements import ElementError, parse_element, parse_element_type, parse_shape_and_type
+from paramio.formats.elements import ElementError, parse_element, parse_element_type, parse_shape_and_type
 
 
 def _bytes(spec: str) -> bytes:

@@ -1,7 +1,11 @@
-"""IREE's element types and value syntax (``SHAPExTYPE=VALUE``), byte for byte.
+"""IREE's element types and value syntax (``SHAPExTYPE=VALUE``), byte for byte: the one parser
+behind ``paramio create`` (``--data``/``--splat``), ``paramio convert --splat``, ``paramio run
+--input`` and `paramio.iree`, and the one table of IREE element type names (`IREE_NAMES`) that
+``mlir`` and the result printer use too.
 
-What ``iree_hal_parse_shape_and_element_type`` and ``iree_hal_parse_element`` accept, checked
-against the 3.13 tools:
+What ``iree_hal_parse_shape_and_element_type``, ``iree_hal_parse_element`` and (for ``--input``)
+``iree_hal_parse_buffer_elements`` accept, checked against the 3.13 tools
+(``tests/formats/test_elements_oracle.py`` runs them on every case):
 
 * ``SHAPExTYPE`` is split at the **last** ``x``: dims left of it (``2x4``; empty = scalar),
   the type right of it. So ``x``-typed values cannot have a shape (use ``*32``).
@@ -16,6 +20,16 @@ against the 3.13 tools:
   IREE's own round-to-nearest-even conversion (its NaN encodings included);
 * everything else (bool, complex, opaque, other widths) is hex bytes **in text order**:
   ``x32=CAFEF00D`` is the bytes ``CA FE F0 0D``; the text must be exactly two digits per byte.
+* a buffer (``iree-run-module --input``, `parse_buffer_elements`) is split into elements at
+  spaces, commas and brackets; one element fills the whole shape, more must match its count,
+  and an empty text is all zeros.
+
+Where IREE's own tools disagree with each other (so paramio follows the tool it stands in for):
+``iree-create-parameters`` parses ONE element (``i32=1,2`` is 1, ``i32=[5]`` is an error) while
+``iree-run-module --input`` parses a list (``1,2`` is two elements, ``[5]`` is 5); ``i32=+5`` is
+5 for ``create`` but "read the file ``5``" for ``run`` (``+`` and ``@`` both read raw bytes there);
+an empty value is all zeros in both, but ``[ ]`` (separators only) is an underflow error in
+``run``; ``i1`` takes hex bytes (``01``), not ``1``, in both.
 """
 
 from __future__ import annotations
@@ -26,18 +40,82 @@ import re
 import struct
 from fractions import Fraction
 
+from paramio.core.errors import InvalidArgumentError
+
 __all__ = [
+    "IREE_NAMES",
     "ElementError",
+    "ElementName",
     "ElementType",
     "ShapedType",
+    "name_of_dtype",
+    "name_of_mlir",
+    "parse_buffer_elements",
     "parse_element",
     "parse_element_type",
     "parse_shape_and_type",
 ]
 
 
-class ElementError(ValueError):
-    """A type or value the IREE syntax does not accept; the message says what was expected."""
+class ElementError(InvalidArgumentError):
+    """A type or value the IREE syntax does not accept; the message says what was expected
+    (an `InvalidArgumentError`, so a `ValueError` too)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ElementName:
+    """One element type's names: IREE's (``--input``, printed results), MLIR's, paramio's dtype."""
+
+    iree: str
+    mlir: str
+    dtype: str
+
+
+#: The one table of element type names, canonical spelling first for each dtype. IREE writes
+#: signless integers (``i8``) and names complex types by total bits (``cf64``); MLIR writes
+#: ``complex<f32>``; unsigned dtypes print as ``ui8`` in IREE and declare as signless ``i8``.
+IREE_NAMES: tuple[ElementName, ...] = (
+    ElementName("i1", "i1", "bool"),
+    ElementName("i8", "i8", "int8"),
+    ElementName("ui8", "ui8", "uint8"),
+    ElementName("i16", "i16", "int16"),
+    ElementName("ui16", "ui16", "uint16"),
+    ElementName("i32", "i32", "int32"),
+    ElementName("ui32", "ui32", "uint32"),
+    ElementName("i64", "i64", "int64"),
+    ElementName("ui64", "ui64", "uint64"),
+    ElementName("f16", "f16", "float16"),
+    ElementName("bf16", "bf16", "bfloat16"),
+    ElementName("f32", "f32", "float32"),
+    ElementName("f64", "f64", "float64"),
+    ElementName("cf64", "complex<f32>", "complex64"),
+    ElementName("cf128", "complex<f64>", "complex128"),
+    ElementName("f8E4M3FN", "f8E4M3FN", "float8_e4m3fn"),
+    ElementName("f8E5M2", "f8E5M2", "float8_e5m2"),
+    ElementName("f8E4M3FNUZ", "f8E4M3FNUZ", "float8_e4m3fnuz"),
+    ElementName("f8E5M2FNUZ", "f8E5M2FNUZ", "float8_e5m2fnuz"),
+    ElementName("f8E8M0FNU", "f8E8M0FNU", "float8_e8m0fnu"),
+    # Other spellings of the same types, read and never written.
+    ElementName("si8", "si8", "int8"),
+    ElementName("si16", "si16", "int16"),
+    ElementName("si32", "si32", "int32"),
+    ElementName("si64", "si64", "int64"),
+)
+_NAME_BY_DTYPE: dict[str, ElementName] = {}
+for _n in IREE_NAMES:
+    _NAME_BY_DTYPE.setdefault(_n.dtype, _n)
+_NAME_BY_IREE = {n.iree: n for n in IREE_NAMES}
+_NAME_BY_MLIR = {n.mlir: n for n in IREE_NAMES}
+
+
+def name_of_dtype(dtype: str) -> ElementName | None:
+    """The canonical names of paramio dtype `dtype` (``float32`` -> f32), or None."""
+    return _NAME_BY_DTYPE.get(dtype)
+
+
+def name_of_mlir(mlir: str) -> ElementName | None:
+    """The names of the MLIR element type `mlir` (``complex<f32>``, ``si8``), or None."""
+    return _NAME_BY_MLIR.get(mlir)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,13 +147,13 @@ class ShapedType:
         return self.count * self.element.nbytes
 
 
-# f8 names -> (dtype, exp_bits, mantissa_bits, have_inf, have_nan, bias_tweak, nan_as_neg_zero)
+# f8 names -> (exp_bits, mantissa_bits, have_inf, have_nan, bias_tweak, nan_as_neg_zero)
 _F8 = {
-    "f8E5M2": ("float8_e5m2", 5, 2, True, True, 0, False),
-    "f8E4M3FN": ("float8_e4m3fn", 4, 3, False, True, 0, False),
-    "f8E5M2FNUZ": ("float8_e5m2fnuz", 5, 2, False, True, 1, True),
-    "f8E4M3FNUZ": ("float8_e4m3fnuz", 4, 3, False, True, 1, True),
-    "f8E8M0FNU": ("float8_e8m0fnu", 0, 0, False, True, 0, False),
+    "f8E5M2": (5, 2, True, True, 0, False),
+    "f8E4M3FN": (4, 3, False, True, 0, False),
+    "f8E5M2FNUZ": (5, 2, False, True, 1, True),
+    "f8E4M3FNUZ": (4, 3, False, True, 1, True),
+    "f8E8M0FNU": (0, 0, False, True, 0, False),
 }
 # Narrow IEEE-like floats converted from f32 with IREE's generic routine.
 _NARROW = {"f16": (5, 10, True, True, 0, False), "bf16": (8, 7, True, True, 0, False)}
@@ -90,15 +168,6 @@ _PREFIXES = (
     ("x", "opaque"),
     ("*", "opaque"),
 )
-_INT_DTYPES = {"int": "int{}", "sint": "int{}", "uint": "uint{}"}
-_FLOAT_DTYPES = {
-    ("float", 16): "float16",
-    ("float", 32): "float32",
-    ("float", 64): "float64",
-    ("bfloat", 16): "bfloat16",
-    ("complex", 64): "complex64",
-    ("complex", 128): "complex128",
-}
 _INT_WIDTHS = (8, 16, 32, 64)
 _MAX_ELEMENT_BYTES = 16
 
@@ -110,7 +179,7 @@ def parse_element_type(text: str) -> ElementType:
     "opaque and sub-byte aligned element types cannot currently be used").
     """
     if text in _F8:
-        return ElementType(text, 8, "f8", _F8[text][0])
+        return ElementType(text, 8, "f8", _NAME_BY_IREE[text].dtype)
     for prefix, kind in _PREFIXES:
         if text.startswith(prefix):
             digits = text[len(prefix) :]
@@ -124,12 +193,8 @@ def parse_element_type(text: str) -> ElementType:
                     f"element type '{text}' is {bits} bits; sub-byte types cannot be used as values "
                     "(use a byte-sized type of the same storage size, e.g. 2xi4 -> 1xi8)"
                 )
-            dtype: str | None = None
-            if kind in _INT_DTYPES and bits in _INT_WIDTHS:
-                dtype = _INT_DTYPES[kind].format(bits)
-            else:
-                dtype = _FLOAT_DTYPES.get((kind, bits))
-            return ElementType(text, bits, kind, dtype)
+            name = _NAME_BY_IREE.get(text)
+            return ElementType(text, bits, kind, name.dtype if name is not None else None)
     raise ElementError(
         f"unknown element type '{text}'; expected iN, siN, uiN, fN, bfN, cfN, xN, "
         "f8E5M2, f8E4M3FN, f8E5M2FNUZ, f8E4M3FNUZ or f8E8M0FNU"
@@ -181,8 +246,42 @@ def parse_element(element: ElementType, text: str) -> bytes:
         f32 = _f32_bits(_parse_c_float(text, element), element, text)
         if element.text == "f8E8M0FNU":
             return bytes([_f32_to_e8m0(f32)])
-        return bytes([_truncate_f32(f32, *_F8[element.text][1:])])
+        return bytes([_truncate_f32(f32, *_F8[element.text])])
     return _parse_hex(element, text)
+
+
+_SEPARATORS = frozenset(" \t\n\v\f\r,[]")
+
+
+def parse_buffer_elements(element: ElementType, text: str, count: int) -> bytes:
+    """The bytes of `count` elements written as `text`, as ``iree-run-module --input`` reads a
+    buffer: elements split at whitespace, commas and brackets; one element fills all `count`;
+    otherwise exactly `count` are needed; an empty text is all zeros (IREE 3.13's
+    ``iree_hal_parse_buffer_elements``)."""
+    size = element.nbytes
+    if not text.strip():  # the tool trims the value first: only spaces read as empty
+        return bytes(size * count)
+    tokens: list[str] = []
+    start = -1
+    for i, c in enumerate(text):
+        if c in _SEPARATORS:
+            if start >= 0:
+                tokens.append(text[start:i])
+                start = -1
+        elif start < 0:
+            start = i
+    if start >= 0:
+        tokens.append(text[start:])
+    if len(tokens) > count:
+        raise ElementError(f"'{text}' has {len(tokens)} values for {count} elements of {element.text}")
+    if len(tokens) == 1:
+        return parse_element(element, tokens[0]) * count
+    if len(tokens) < count:
+        raise ElementError(
+            f"'{text}' has {len(tokens)} values for {count} elements of {element.text} "
+            "(give one value for all, or one per element)"
+        )
+    return b"".join(parse_element(element, t) for t in tokens)
 
 
 # -- integers ------------------------------------------------------------------------------
