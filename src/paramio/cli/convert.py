@@ -264,7 +264,14 @@ def run(flags: ParsedFlags) -> int:
             try:
                 sizing = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
                 write_path(
-                    output, entries, format=fmt, attributes=attributes, progress=bar.callback, on_loss=on_loss, **sizing
+                    output,
+                    entries,
+                    format=fmt,
+                    attributes=attributes,
+                    progress=bar.callback,
+                    on_loss=on_loss,
+                    expand_splats=flags.on("expand_splats"),
+                    **sizing,
                 )
             except LossError as exc:
                 raise CommandFailed(f"{exc}; nothing was written") from None

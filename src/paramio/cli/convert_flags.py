@@ -84,6 +84,13 @@ FLAGS = (
         "nothing, exit 1), ignore.",
         "warn",
     ),
+    Flag(
+        "expand_splats",
+        FlagKind.BOOL,
+        "Write splats as data into safetensors or GGUF even past 1 GiB (or the data's size):\n"
+        "without it, such an output is refused before anything is written.",
+        False,
+    ),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag(
         "max_shard_size",

@@ -171,10 +171,13 @@ def extract_entry(entry: ParameterEntry, path: str | os.PathLike[str], *, quiet:
     """Write the entry's bytes (splats expanded) to `path`, atomically, by the output rules of
     `paramio.formats.targets` (``-`` is standard output); a progress bar on a terminal unless
     `quiet` (the default for callers from Python)."""
+    from paramio.formats.conversion import check_splat_expansion
     from paramio.formats.output import AtomicOutput
     from paramio.formats.progress import ByteProgress
 
     zero_splat = entry.is_splat and not any(entry.pattern)
+    # An explicit extract expands its splat, but never past the free space (an all-zero one is a hole).
+    check_splat_expansion([entry], "extracted", os.fspath(path), keeps_splats=zero_splat, expand_splats=True)
     total = 0 if zero_splat else entry.length
     with ByteProgress(total, f"extracting to {escape(os.fspath(path))}", quiet=quiet) as bar, AtomicOutput(path) as out:
         out.truncate(entry.length)

@@ -44,9 +44,11 @@ if TYPE_CHECKING:
 __all__ = [
     "CARRIED_KEY",
     "LOSS_POLICIES",
+    "SPLAT_EXPANSION_ALLOWANCE",
     "Carried",
     "Loss",
     "Prepared",
+    "check_splat_expansion",
     "detach_carried",
     "json_safe_attributes",
     "report_losses",
@@ -245,6 +247,69 @@ def check_file_size(size: int, fmt: str) -> None:
             f"the {fmt} file would take {size} bytes, more than any file can hold (2**63-1); "
             "keep large splats as splats (IRPA) or leave them out"
         )
+
+
+#: Splat bytes a writer expands into data without being asked: at most this, or as much as the
+#: output's real data if more (a 4 KiB file whose splat claims 1 TiB must not fill the disk).
+SPLAT_EXPANSION_ALLOWANCE = 1 << 30
+
+
+def check_splat_expansion(
+    entries: Sequence[ParameterEntry], fmt: str, path: str, *, keeps_splats: bool, expand_splats: bool
+) -> None:
+    """Refuse, before anything is written, an output whose splats (which `fmt` stores as data)
+    expand past `SPLAT_EXPANSION_ALLOWANCE` or the real data's size unless `expand_splats`, or
+    past the free space of the filesystem it is built on (`InvalidArgumentError`, `WriteError`)."""
+    if keeps_splats:
+        return
+    splat_bytes = data_bytes = 0
+    largest: ParameterEntry | None = None
+    for e in entries:
+        if e.is_splat:
+            splat_bytes += e.length
+            if largest is None or e.length > largest.length:
+                largest = e
+        else:
+            data_bytes += e.length
+    if largest is None:
+        return
+    allowed = max(SPLAT_EXPANSION_ALLOWANCE, data_bytes)
+    if splat_bytes > allowed and not expand_splats:
+        raise InvalidArgumentError(
+            f"the {fmt} output would hold {splat_bytes} bytes of splats written as data (the largest: "
+            f"{largest.key!r}, {largest.length} bytes), more than the {allowed} paramio writes unasked; "
+            "pass expand_splats=True (--expand-splats) to write them, or write IRPA, which keeps splats",
+            path=path,
+        )
+    free = _free_bytes(path)
+    if free is not None and splat_bytes + data_bytes > free:
+        from paramio.core.errors import WriteError
+
+        raise WriteError(
+            f"the {fmt} output would take {splat_bytes + data_bytes} bytes ({splat_bytes} of them splats "
+            f"written as data) but its filesystem has {free} bytes free",
+            path=path,
+        )
+
+
+def _free_bytes(path: str) -> int | None:
+    """Bytes free to this user where `path` is built (its folder; a URL or a stream is built in
+    the temporary folder), or None if the filesystem does not say."""
+    import tempfile
+
+    from paramio.formats.targets import OutputKind, resolve_output
+
+    try:
+        target = resolve_output(path)
+        folder = (
+            os.path.dirname(target.final) or "."
+            if target.final is not None and target.kind is not OutputKind.REMOTE
+            else tempfile.gettempdir()
+        )
+        st = os.statvfs(folder)
+    except (OSError, ValueError, InvalidArgumentError):
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def regenerated_metadata(info: TensorInfo | None) -> bytes:

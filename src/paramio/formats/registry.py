@@ -183,10 +183,16 @@ def write_path(
     format: str | None = None,
     attributes: dict[str, object] | None = None,
     on_loss: str = "warn",
+    expand_splats: object = False,  # a bool; `object` so that callers may pass **options through
     **options: object,
 ) -> None:
     """Write entries to `path` in the format given or implied by the extension, atomically. A URL
     (``s3://``, ``gs://``, ``az://``) is built locally and uploaded (`paramio.formats.uploads`).
+
+    A format with no splat entries (safetensors, GGUF) writes a splat's bytes as data: more than
+    `paramio.formats.conversion.SPLAT_EXPANSION_ALLOWANCE` bytes of them (or than the real data,
+    if more) needs `expand_splats=True`, and never more than the free space where the file is
+    built (`InvalidArgumentError`, `WriteError`, before any byte is written).
 
     What the target cannot hold as given (a splat written as data, a type stored under a
     stand-in, an attribute JSON cannot hold) is found before anything is written and, by
@@ -194,13 +200,14 @@ def write_path(
     `paramio.core.errors.LossError` (an `InvalidArgumentError`) and no file; ``"ignore"``. Use
     `plan_losses` to get the list.
     """
-    from paramio.formats.conversion import report_losses
+    from paramio.formats.conversion import check_splat_expansion, report_losses
     from paramio.formats.inputs import current_options, is_url
 
     fmt = get_format(format or detect_format(path, for_writing=True))
     p = os.fspath(path)
     check_options(fmt.name, options)
     prepared = _prepare(fmt, list(entries), attributes or {}, {**options, "path": p})
+    check_splat_expansion(prepared.entries, fmt.name, p, keeps_splats=fmt.splats, expand_splats=bool(expand_splats))
     report_losses(prepared.losses, on_loss, path=p, fmt=fmt.name)
     if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
         from paramio.formats.uploads import write_remote

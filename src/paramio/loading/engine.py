@@ -19,13 +19,13 @@ the next load.
 from __future__ import annotations
 
 import asyncio
-import collections
 import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Collection, Generator, Sequence
 
 from paramio.core.entry import ParameterEntry
+from paramio.loading.bounds import allocate
 from paramio.loading.budget import ByteBudget, StagingPool
 from paramio.loading.plan import Task, plan_tasks
 from paramio.loading.spans import read_span
@@ -69,11 +69,8 @@ class LoadJob:
         self.staging = StagingPool(budget, self.chunk, target.make_staging)
         self.progress = progress
         self.cancel = threading.Event()
-        self._tasks = collections.deque(plan_tasks([e.length for e in self.entries], self.chunk))
-        self._left = [0] * len(self.entries)
-        for t in self._tasks:
-            for p in t.pieces:
-                self._left[p.slot] += 1
+        self._tasks = plan_tasks([e.length for e in self.entries], self.chunk)  # O(tensors), made as taken
+        self._left = self._tasks.pieces_per_slot()
         self._slots: list[Slot | None] = [None] * len(self.entries)
         self._held: dict[int, int] = {}  # id(task) -> bytes it holds of the budget
         self._reading = 0
@@ -104,7 +101,7 @@ class LoadJob:
         task = self._tasks[0]
         for p in task.pieces:
             if self._slots[p.slot] is None:
-                self._slots[p.slot] = self.target.allocate(self.keys[p.slot], self.entries[p.slot])
+                self._slots[p.slot] = allocate(self.target, self.keys[p.slot], self.entries[p.slot])
         # Staged pieces each take a whole staging buffer; direct reads take only their bytes.
         staged = any(self._slots[p.slot].host is None for p in task.pieces)  # type: ignore[union-attr]
         need = self.chunk if staged else task.nbytes

@@ -9,9 +9,9 @@ Tasks are in the tensors' order: the first tensors land first.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-__all__ = ["Piece", "Task", "plan_tasks"]
+__all__ = ["Piece", "Task", "TaskPlan", "plan_tasks"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,33 +31,97 @@ class Task:
     nbytes: int
 
 
-def plan_tasks(lengths: Sequence[int], chunk: int) -> list[Task]:
-    """Tasks covering every byte of every tensor once, each at most `chunk` bytes, in order.
+class TaskPlan:
+    """The tasks of `plan_tasks`, made as they are taken: memory and time are O(tensors), whatever
+    the tensors' sizes (a splat that claims 2**56 bytes is one entry here, not 2**32 tasks).
+
+    Used like the deque it replaces: ``plan[0]`` (the next task), `popleft`, ``bool(plan)``,
+    ``len(plan)``, iteration (which takes nothing), `pieces_per_slot`."""
+
+    def __init__(self, lengths: Sequence[int], chunk: int) -> None:
+        if chunk <= 0:
+            raise ValueError("chunk must be positive")
+        self._chunk = chunk
+        # Runs: (slot, length) of a tensor split into pieces, or (-1, [(slot, length), ...]) of a group.
+        self._runs: list[tuple[int, int] | tuple[int, list[tuple[int, int]]]] = []
+        self._pieces = [1] * len(lengths)
+        group: list[tuple[int, int]] = []
+        group_bytes = 0
+        total = 0
+        for slot, length in enumerate(lengths):
+            if length > chunk:
+                if group:
+                    self._runs.append((-1, group))
+                    total += 1
+                    group, group_bytes = [], 0
+                self._runs.append((slot, length))
+                self._pieces[slot] = -(-length // chunk)
+                total += self._pieces[slot]
+                continue
+            if group_bytes + length > chunk and group:
+                self._runs.append((-1, group))
+                total += 1
+                group, group_bytes = [], 0
+            group.append((slot, length))
+            group_bytes += length
+        if group:
+            self._runs.append((-1, group))
+            total += 1
+        self._left = total
+        self._made = self._make()
+        self._head: Task | None = None
+
+    def _make(self) -> Iterator[Task]:
+        for slot, run in self._runs:
+            if isinstance(run, list):
+                pieces = tuple(Piece(s, 0, n) for s, n in run)
+                yield Task(pieces, sum(p.length for p in pieces))
+                continue
+            for start in range(0, run, self._chunk):
+                n = min(self._chunk, run - start)
+                yield Task((Piece(slot, start, n),), n)
+
+    def pieces_per_slot(self) -> list[int]:
+        """How many pieces each tensor is read in (all tasks, taken or not)."""
+        return list(self._pieces)
+
+    def __len__(self) -> int:
+        return self._left
+
+    def __bool__(self) -> bool:
+        return self._left > 0
+
+    def __getitem__(self, i: int) -> Task:
+        if i != 0 or not self._left:
+            raise IndexError("a task plan shows only its next task")
+        if self._head is None:
+            self._head = next(self._made)
+        return self._head
+
+    def popleft(self) -> Task:
+        task = self[0]
+        self._head = None
+        self._left -= 1
+        return task
+
+    def __iter__(self) -> Iterator[Task]:
+        """Every task not yet taken, in order (a fresh pass: nothing is taken)."""
+        if not self._left:
+            return
+        fresh = self._make()
+        skip = self._total() - self._left
+        for _ in range(skip):
+            next(fresh)
+        yield from fresh
+
+    def _total(self) -> int:
+        return sum(1 if isinstance(run, list) else -(-run // self._chunk) for _, run in self._runs)
+
+
+def plan_tasks(lengths: Sequence[int], chunk: int) -> TaskPlan:
+    """Tasks covering every byte of every tensor once, each at most `chunk` bytes, in order
+    (made as they are taken: see `TaskPlan`).
 
     An empty tensor gets an empty piece (so it still completes and is delivered).
     """
-    if chunk <= 0:
-        raise ValueError("chunk must be positive")
-    tasks: list[Task] = []
-    group: list[Piece] = []
-    group_bytes = 0
-
-    def close() -> None:
-        nonlocal group, group_bytes
-        if group:
-            tasks.append(Task(tuple(group), group_bytes))
-            group, group_bytes = [], 0
-
-    for slot, length in enumerate(lengths):
-        if length > chunk:
-            close()
-            for start in range(0, length, chunk):
-                n = min(chunk, length - start)
-                tasks.append(Task((Piece(slot, start, n),), n))
-            continue
-        if group_bytes + length > chunk:
-            close()
-        group.append(Piece(slot, 0, length))
-        group_bytes += length
-    close()
-    return tasks
+    return TaskPlan(lengths, chunk)
