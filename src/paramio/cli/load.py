@@ -25,6 +25,10 @@ FLAGS = (
     Flag("concurrency", FlagKind.INT, "Reader threads (0: one per CPU, 2 to 16).", 0),
     Flag("json", FlagKind.BOOL, "Print the summary as one JSON object.", False),
     Flag("quiet", FlagKind.BOOL, "No progress bar.", False),
+    # A rank's slices (`paramio.loading.slices`), with paramio shard's --split rules.
+    Flag("rank", FlagKind.INT, "Load this rank's slices of the tensors --split names.", 0),
+    Flag("world-size", FlagKind.INT, "Ranks the --split tensors are cut for (0: load them whole).", 0),
+    Flag("split", FlagKind.LIST, "Cut tensors matching PATTERN along AXIS (with --world-size).", None, "PATTERN=AXIS"),
 )
 
 DESCRIPTION = """\
@@ -33,6 +37,7 @@ Loads every parameter of the sources into a target and prints bytes, tensors, se
   paramio load --parameters=model=model.safetensors
   paramio load --parameters=model.irpa --into=iree --device=local-task --json
   paramio load --parameters=model.gguf --into=torch --budget=1GiB
+  paramio load --parameters=model.safetensors --rank=1 --world-size=4 --split='*.q_proj.weight=0'
 """
 
 
@@ -67,6 +72,7 @@ def _load(parsed: ParsedFlags) -> int:
     concurrency = parsed.number("concurrency")
     if concurrency < 0:
         raise UsageError(f"--concurrency={concurrency}: expected 0 (automatic) or more")
+    slicing = _slicing(parsed)
     provider = Provider.from_flags(sources, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
     total = sum(e.length for scope in provider.scopes for e in provider.entries(scope))
     with ByteProgress(total, "loading", quiet=parsed.on("quiet") or parsed.on("json")) as bar:
@@ -77,13 +83,36 @@ def _load(parsed: ParsedFlags) -> int:
             budget=budget,
             concurrency=concurrency or None,
             progress=bar.callback,
+            **slicing,  # type: ignore[arg-type]
         )
         with s:
             for _key, _array in s:
                 pass  # warming and measuring: each array is dropped as soon as it lands
     summary = s.summary
     if parsed.on("json"):
-        print_json({**summary.to_dict(), "sources": sources})
+        ranked = {"rank": slicing["rank"], "world_size": slicing["world_size"]} if slicing else {}
+        print_json({**summary.to_dict(), "sources": sources, **ranked})
     else:
         print(summary.format_text())
     return EXIT_OK
+
+
+def _slicing(parsed: ParsedFlags) -> dict[str, object]:
+    """``rank=, world_size=, split=`` for `stream` from --rank, --world-size and --split."""
+    from paramio.core.errors import InvalidArgumentError
+    from paramio.sharding.plan import split_rules
+
+    world, rank, split = parsed.number("world-size"), parsed.number("rank"), parsed.many("split")
+    if not world:
+        if split or rank:
+            raise UsageError("--split and --rank need --world-size=N")
+        return {}
+    if not split:
+        raise UsageError("--world-size needs at least one --split=PATTERN=AXIS")
+    if not 0 <= rank < world:
+        raise UsageError(f"--rank={rank}: expected 0 to {world - 1} for --world-size={world}")
+    try:
+        rules = split_rules(split)
+    except InvalidArgumentError as exc:
+        raise UsageError(f"--split: {exc}") from None
+    return {"rank": rank, "world_size": world, "split": rules}
