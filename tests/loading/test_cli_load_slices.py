@@ -1,4 +1,4 @@
-"""``paramio load --rank --world-size --split``: a rank's slices, the rules of ``paramio shard``."""
+"""``paramio load --rank --world_size --split``: a rank's slices, the rules of ``paramio shard``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def model(tmp_path: Path) -> Path:
 
 
 def test_a_rank_loads_its_slices(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["load", f"--parameters={model}", "--json", "--rank=1", "--world-size=2"]
+    argv = ["load", f"--parameters={model}", "--json", "--rank=1", "--world_size=2"]
     assert main([*argv, "--split=*.q_proj.weight=0", "--split=*.o_proj.weight=1"]) == 0
     out = json.loads(capsys.readouterr().out)
     # Half of each split tensor, the whole norm.
@@ -40,12 +40,12 @@ def test_a_rank_loads_its_slices(model: Path, capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize(
     ("flags", "code", "message"),
     [
-        (["--split=*=0"], 2, "--split and --rank need --world-size=N"),
-        (["--world-size=2"], 2, "--world-size needs at least one --split=PATTERN=AXIS"),
-        (["--world-size=2", "--rank=2", "--split=*=0"], 2, "--rank=2: expected 0 to 1 for --world-size=2"),
-        (["--world-size=2", "--split=oops"], 2, "--split: split rule 'oops' must be PATTERN=AXIS"),
+        (["--split=*=0"], 2, "--split and --rank need --world_size=N"),
+        (["--world_size=2"], 2, "--world_size needs at least one --split=PATTERN=AXIS"),
+        (["--world_size=2", "--rank=2", "--split=*=0"], 2, "--rank=2: expected 0 to 1 for --world_size=2"),
+        (["--world_size=2", "--split=oops"], 2, "--split: split rule 'oops' must be PATTERN=AXIS"),
         (
-            ["--world-size=4", "--split=*proj.weight=1"],
+            ["--world_size=4", "--split=*proj.weight=1"],
             1,
             "'layers.0.q_proj.weight': dimension 1 of float32[8, 6] is 6, not a multiple of 4",
         ),

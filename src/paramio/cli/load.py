@@ -28,7 +28,7 @@ FLAGS = (
     # A rank's slices (`paramio.loading.slices`), with paramio shard's --split rules.
     Flag("rank", FlagKind.INT, "Load this rank's slices of the tensors --split names.", 0),
     Flag("world-size", FlagKind.INT, "Ranks the --split tensors are cut for (0: load them whole).", 0),
-    Flag("split", FlagKind.LIST, "Cut tensors matching PATTERN along AXIS (with --world-size).", None, "PATTERN=AXIS"),
+    Flag("split", FlagKind.LIST, "Cut tensors matching PATTERN along AXIS (with --world_size).", None, "PATTERN=AXIS"),
 )
 
 DESCRIPTION = """\
@@ -37,7 +37,7 @@ Loads every parameter of the sources into a target and prints bytes, tensors, se
   paramio load --parameters=model=model.safetensors
   paramio load --parameters=model.irpa --into=iree --device=local-task --json
   paramio load --parameters=model.gguf --into=torch --budget=1GiB
-  paramio load --parameters=model.safetensors --rank=1 --world-size=4 --split='*.q_proj.weight=0'
+  paramio load --parameters=model.safetensors --rank=1 --world_size=4 --split='*.q_proj.weight=0'
 """
 
 
@@ -98,19 +98,19 @@ def _load(parsed: ParsedFlags) -> int:
 
 
 def _slicing(parsed: ParsedFlags) -> dict[str, object]:
-    """``rank=, world_size=, split=`` for `stream` from --rank, --world-size and --split."""
+    """``rank=, world_size=, split=`` for `stream` from --rank, --world_size and --split."""
     from paramio.core.errors import InvalidArgumentError
     from paramio.sharding.plan import split_rules
 
     world, rank, split = parsed.number("world-size"), parsed.number("rank"), parsed.many("split")
     if not world:
         if split or rank:
-            raise UsageError("--split and --rank need --world-size=N")
+            raise UsageError("--split and --rank need --world_size=N")
         return {}
     if not split:
-        raise UsageError("--world-size needs at least one --split=PATTERN=AXIS")
+        raise UsageError("--world_size needs at least one --split=PATTERN=AXIS")
     if not 0 <= rank < world:
-        raise UsageError(f"--rank={rank}: expected 0 to {world - 1} for --world-size={world}")
+        raise UsageError(f"--rank={rank}: expected 0 to {world - 1} for --world_size={world}")
     try:
         rules = split_rules(split)
     except InvalidArgumentError as exc:
