@@ -7,12 +7,12 @@ writes load in IREE byte for byte. Every name of ``iree.runtime``'s parameter AP
 
 from __future__ import annotations
 
-from paramio.core.exports import attach, declare_above, declare_format_above, exports
+from paramio.core.exports import attach, declare_above, declare_format_above, typed_exports
 
 #: `typing.TYPE_CHECKING` without importing `typing` (~8 ms of a ~25 ms ``paramio --help``);
 #: type checkers treat this name as true.
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` imports them
+if TYPE_CHECKING:  # the public names, once: type checkers read these imports, `_LAZY` reads this text
     from paramio.compat import (
         FileHandle,
         SplatValue,
@@ -22,7 +22,11 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
         parameter_index_entry_as_numpy_ndarray,
         save_archive_file,
     )
-    from paramio.core.entry import EntryKind, ParameterEntry, ParameterIndexEntry
+    from paramio.core.entry import (
+        EntryKind,
+        ParameterEntry,
+        ParameterIndexEntry,
+    )
     from paramio.core.errors import (
         ConversionWarning,
         DuplicateKeyError,
@@ -39,7 +43,12 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `_LAZY` im
     )
     from paramio.core.tensor import TensorInfo
     from paramio.formats.irpa.create import ParameterSpec, create_parameters
-    from paramio.formats.registry import detect_format, plan_losses, read_path, write_path
+    from paramio.formats.registry import (
+        detect_format,
+        plan_losses,
+        read_path,
+        write_path,
+    )
     from paramio.formats.verify import VerifyReport, verify
     from paramio.index.index import DuplicatePolicy, ParameterIndex
     from paramio.index.overlay import Overlay
@@ -60,53 +69,12 @@ declare_format_above("tp", (".tp.json",), "paramio.sharding.tpset")
 # index, so the index reaches it through this declaration and imports it only when called.
 declare_above("index.create_provider", "paramio.compat.runtime:create_provider")
 
-#: public name -> the module that defines it, imported on first use (``paramio.ParameterIndex``,
-#: ``from paramio import load``) by `paramio.core.exports`, so that ``import paramio`` (and so every
-#: ``paramio`` command's start) imports no NumPy, asyncio or subpackage a caller does not touch.
-_LAZY = exports(
-    ("paramio.core.tensor", ("TensorInfo",)),
-    (
-        "paramio.compat",
-        (
-            "FileHandle",
-            "SplatValue",
-            "create_io_parameters_module",
-            "parameter_index_add_numpy_ndarray",
-            "parameter_index_entry_as_numpy_flat_ndarray",
-            "parameter_index_entry_as_numpy_ndarray",
-            "save_archive_file",
-        ),
-    ),
-    (
-        "paramio.core.errors",
-        (
-            "ConversionWarning",
-            "DuplicateKeyError",
-            "FormatError",
-            "FormatWarning",
-            "InvalidArgumentError",
-            "LossError",
-            "ParameterNotFoundError",
-            "ParamioError",
-            "SourceError",
-            "TruncatedError",
-            "UnsupportedFormatError",
-            "WriteError",
-        ),
-    ),
-    ("paramio.formats.irpa.create", ("ParameterSpec", "create_parameters")),
-    ("paramio.formats.registry", ("detect_format", "plan_losses", "read_path", "write_path")),
-    ("paramio.formats.verify", ("VerifyReport", "verify")),
-    ("paramio.core.entry", ("EntryKind", "ParameterEntry", "ParameterIndexEntry")),
-    ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
-    ("paramio.index.overlay", ("Overlay",)),
-    ("paramio.index.provider", ("Precedence", "Provider", "splat_standin")),
-    ("paramio.index.scopes", ("ScopeMap",)),
-    ("paramio.index.writable", ("WritableArchive",)),
-    ("paramio.loading", ("load",)),  # asyncio and the worker pool: ~0.1 s
-    ("paramio.sharding", ("merge", "reshard", "shard")),
-    ("paramio.sources", ("ByteSource", "FileSource", "MemorySource")),
-)
+#: public name -> (module, attribute), read from the ``if TYPE_CHECKING:`` imports above (the one
+#: list of public names) and imported on first use (``paramio.ParameterIndex``, ``from paramio
+#: import load``) by `paramio.core.exports`, so that ``import paramio`` (and so every ``paramio``
+#: command's start) imports no NumPy, asyncio or subpackage a caller does not touch. Submodules
+#: load on attribute access too (``paramio.errors.ParamioError``).
+_LAZY = typed_exports(__file__)
 _resolve = attach(__name__, globals(), _LAZY)
 
 
@@ -127,53 +95,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__all__ = [
-    "ByteSource",
-    "ConversionWarning",
-    "DuplicateKeyError",
-    "DuplicatePolicy",
-    "EntryKind",
-    "FileHandle",
-    "FileSource",
-    "FormatError",
-    "FormatWarning",
-    "InvalidArgumentError",
-    "LossError",
-    "MemorySource",
-    "Overlay",
-    "ParameterEntry",
-    "ParameterIndex",
-    "ParameterIndexEntry",
-    "ParameterNotFoundError",
-    "ParameterProvider",
-    "ParameterSpec",
-    "ParamioError",
-    "Precedence",
-    "Provider",
-    "ScopeMap",
-    "SourceError",
-    "SplatValue",
-    "TensorInfo",
-    "TruncatedError",
-    "UnsupportedFormatError",
-    "VerifyReport",
-    "WritableArchive",
-    "WriteError",
-    "__version__",
-    "create_io_parameters_module",
-    "create_parameters",
-    "detect_format",
-    "load",
-    "merge",
-    "parameter_index_add_numpy_ndarray",
-    "parameter_index_entry_as_numpy_flat_ndarray",
-    "parameter_index_entry_as_numpy_ndarray",
-    "plan_losses",
-    "read_path",
-    "reshard",
-    "save_archive_file",
-    "shard",
-    "splat_standin",
-    "verify",
-    "write_path",
-]
+__all__ = sorted([*_LAZY, "ParameterProvider", "__version__"])

@@ -21,17 +21,77 @@ def exports(*groups: tuple[str, Iterable[str]]) -> dict[str, str]:
     return table
 
 
-def attach(package: str, namespace: dict[str, object], table: Mapping[str, str]) -> Callable[[str], object]:
-    """A module ``__getattr__`` for `package` resolving the names in `table`; each value found
-    is stored in `namespace` (the package's globals), so later lookups are plain reads."""
+def typed_exports(source_path: str) -> dict[str, tuple[str, str]]:
+    """The public names a package's ``if TYPE_CHECKING:`` block imports, read from its source:
+    public name -> (module, attribute). So the names are written once, as imports type checkers
+    read, and the package imports each on first use (`attach`) from the same lines.
+
+    Reads ``from MODULE import A, B as B, (C, ...)`` statements of the first ``if TYPE_CHECKING:``
+    block (a plain text scan: ``import paramio`` must not pay for `ast` or `re`).
+    Raises `ImportError` if the source cannot be read (a package installed without it)."""
+    try:
+        with open(source_path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise ImportError(f"{source_path}: cannot read the package's export list: {exc}") from exc
+    table: dict[str, tuple[str, str]] = {}
+    inside = False
+    statement = ""
+    for line in lines:
+        if not inside:
+            inside = line.startswith("if TYPE_CHECKING:")
+            continue
+        if line and not line[0].isspace():
+            break  # the block ended
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        statement = f"{statement} {text}" if statement else text
+        if statement.count("(") > statement.count(")"):
+            continue  # a parenthesised list goes on
+        words = statement.split(" import ", 1)
+        statement = ""
+        if len(words) != 2 or not words[0].startswith("from "):
+            continue
+        module = words[0][5:].strip()
+        for item in words[1].replace("(", " ").replace(")", " ").split(","):
+            parts = item.split()
+            if not parts:
+                continue
+            attribute, name = parts[0], parts[-1]  # "A" or "A as B"
+            if name in table:
+                raise ValueError(f"{name!r} is exported by both {table[name][0]} and {module}")
+            table[name] = (module, attribute)
+    if not table:
+        raise ImportError(f"{source_path}: no names under 'if TYPE_CHECKING:'")
+    return table
+
+
+def attach(
+    package: str, namespace: dict[str, object], table: Mapping[str, str] | Mapping[str, tuple[str, str]]
+) -> Callable[[str], object]:
+    """A module ``__getattr__`` for `package` resolving the names in `table` (name -> module, or
+    name -> (module, attribute)), and then its submodules (``paramio.errors``,
+    ``paramio.formats``): each is imported on first use and stored in `namespace` (the
+    package's globals), so later lookups are plain reads."""
 
     def __getattr__(name: str) -> object:
-        module = table.get(name)
-        if module is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        namespace[name] = value
-        return value
+        where = table.get(name)
+        if where is not None:
+            module, attribute = (where, name) if isinstance(where, str) else where
+            value = getattr(importlib.import_module(module), attribute)
+            namespace[name] = value
+            return value
+        if not name.startswith("__"):
+            try:
+                value = importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{name}":
+                    raise  # the submodule exists; something it imports is missing
+            else:
+                namespace[name] = value
+                return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
 
