@@ -42,6 +42,7 @@ CASES = {
     "P8": "cases.p8_remote",
     "P3'": "cases.p3b_load",
     "P9": "cases.p9_iree",
+    "P11": "cases.p11_load",
 }
 
 

@@ -1,5 +1,5 @@
 """``paramio load --parameters=[scope=]SOURCE ... [--into=numpy|torch|iree] [--device=...]
-[--budget=...] [--json]``: load a model into a target and say how fast, for measuring and warming.
+[--budget=...] [--io=auto|pread|direct|mmap] [--drop_cache] [--json]``: load a model into a target and say how fast, for measuring and warming.
 
 Loads every parameter of every ``--parameters`` source (first file wins per scope, overlays
 first, as ``paramio run`` sees them) through `paramio.loading`, then prints one summary line
@@ -23,6 +23,19 @@ FLAGS = (
     Flag("device", FlagKind.STRING, "The target's device: cpu, cuda:0, local-task, local-sync ...", ""),
     Flag("budget", FlagKind.STRING, "Most bytes in flight at once (reads and staging), e.g. 256MiB.", "256MiB"),
     Flag("concurrency", FlagKind.INT, "Reader threads (0: one per CPU, 2 to 16).", 0),
+    Flag(
+        "io",
+        FlagKind.STRING,
+        "How local files are read: auto, pread, direct (O_DIRECT, pread where refused) or mmap "
+        "(numpy/torch tensors mapped from the file, no copy).",
+        "auto",
+    ),
+    Flag(
+        "drop_cache",
+        FlagKind.BOOL,
+        "Drop each file's pages from the page cache once loaded (not with --io=mmap).",
+        False,
+    ),
     Flag("json", FlagKind.BOOL, "Print the summary as one JSON object.", False),
     Flag("quiet", FlagKind.BOOL, "No progress bar.", False),
     # A rank's slices (`paramio.loading.slices`), with paramio shard's --split rules.
@@ -38,6 +51,7 @@ Loads every parameter of the sources into a target and prints bytes, tensors, se
   paramio load --parameters=model.irpa --into=iree --device=local-task --json
   paramio load --parameters=model.gguf --into=torch --budget=1GiB
   paramio load --parameters=model.safetensors --rank=1 --world_size=4 --split='*.q_proj.weight=0'
+  paramio load --parameters=model.safetensors --io=direct --json
 """
 
 
@@ -52,6 +66,7 @@ def _load(parsed: ParsedFlags) -> int:
     from paramio.index.scopes import parse_parameters_flag
     from paramio.loading import stream
     from paramio.loading.budget import parse_size
+    from paramio.loading.io import IO_MODES
     from paramio.loading.targets import TARGETS
 
     sources = parsed.many("parameters")
@@ -69,6 +84,11 @@ def _load(parsed: ParsedFlags) -> int:
         budget = parse_size(parsed.text("budget"))
     except InvalidArgumentError as exc:
         raise UsageError(f"--budget: {exc}") from None
+    io = parsed.text("io")
+    if io not in IO_MODES:
+        raise UsageError(f"--io={io}: expected one of {', '.join(IO_MODES)}")
+    if io == "mmap" and parsed.on("drop_cache"):
+        raise UsageError("--drop_cache with --io=mmap: the mapped tensors are the page cache's pages")
     concurrency = parsed.number("concurrency")
     if concurrency < 0:
         raise UsageError(f"--concurrency={concurrency}: expected 0 (automatic) or more")
@@ -84,6 +104,8 @@ def _load(parsed: ParsedFlags) -> int:
             concurrency=concurrency or None,
             progress=bar.callback,
             **slicing,  # type: ignore[arg-type]
+            io=io,
+            drop_cache=parsed.on("drop_cache"),
         )
         with s:
             for _key, _array in s:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("paramio.cli.verify_flags", "check files' structure and zero-copy alignment"),
     "which": ("paramio.cli.which", "say which file and layer serve scope::key"),
     "load": ("paramio.cli.load", "load a model into numpy, torch or IREE devices; print bytes, seconds, GB/s"),
+    "prefetch": ("paramio.cli.prefetch", "bring files into the page cache ahead of a loader that maps them"),
     "run": ("paramio.cli.run", "run a compiled IREE module with paramio parameters (iree-run-module)"),
     "mlir": ("paramio.cli.mlir", "export inline weights of an .mlir to an archive, import them back, declare globals"),
     "shard": ("paramio.cli.shard", "split a model for tensor parallelism: per-device archives and a manifest"),

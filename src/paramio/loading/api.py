@@ -21,6 +21,7 @@ from paramio.index.provider import Provider
 from paramio.index.scopes import split_scoped_key
 from paramio.loading.budget import parse_size
 from paramio.loading.engine import LoadJob, run_async, run_sync
+from paramio.loading.io import check_io
 from paramio.loading.slices import ShardingSpec, SplitSpec, prepare
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Target, make_target
@@ -142,7 +143,10 @@ def _job(
     concurrency: int | None,
     progress: Progress,
     slicing: dict[str, object],
+    io: str = "auto",
+    drop_cache: bool = False,
 ) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
+    check_io(io, drop_cache)  # before opening anything
     items = resolve(what, keys)
     target = make_target(into, device)
     if any(v is not None for v in slicing.values()):
@@ -155,7 +159,13 @@ def _job(
     elif callable(progress):
         callback = progress
     job = LoadJob(
-        items, target, budget=parse_size(budget), concurrency=_concurrency(concurrency, items), progress=callback
+        items,
+        target,
+        budget=parse_size(budget),
+        concurrency=_concurrency(concurrency, items),
+        progress=callback,
+        io=io,
+        drop_cache=drop_cache,
     )
     return job, bar
 
@@ -174,6 +184,8 @@ def stream(
     rank: int | None = None,
     world_size: int | None = None,
     split: SplitSpec | None = None,
+    io: str = "auto",
+    drop_cache: bool = False,
 ) -> LoadStream:
     """Load tensors and yield each ``(key, array)`` as it lands, so initialisation can start
     on the first layers while the last are still being read. Tasks start in key order.
@@ -182,7 +194,13 @@ def stream(
     `device`: the framework's device name (``"cuda:0"``, ``"local-task"``); `budget`: the most
     bytes in flight (reads and staging buffers) at once, e.g. ``"256MiB"``; `concurrency`:
     worker threads (default: the CPU count, 2..16); `progress`: a callable given byte counts, or
-    True for a bar on a terminal.
+    True for a bar on a terminal. `io`: how local files are read, ``"auto"`` (``pread`` through
+    the page cache, with read-ahead hints), ``"pread"``, ``"direct"`` (``O_DIRECT``: nothing
+    enters the page cache; ``pread`` where the filesystem refuses it) or ``"mmap"`` (NumPy and
+    CPU torch tensors are copy-on-write views of the mapped file, as
+    ``safetensors.torch.load_file`` gives: no copy, but a file truncated underneath kills the
+    process with SIGBUS when a lost page is read); the summary's ``io`` says what was used.
+    `drop_cache`: drop each file's pages from the page cache once copied (not with ``"mmap"``).
 
     Slices, reading only their bytes (`paramio.loading.slices`): `sharding`, with
     ``into="jax"``, a ``jax.sharding.Sharding`` for every tensor, a mapping of keys or glob
@@ -205,6 +223,8 @@ def stream(
         concurrency,
         progress,
         dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
+        io,
+        drop_cache,
     )
     return LoadStream(job, bar)
 
@@ -223,6 +243,8 @@ def load(
     rank: int | None = None,
     world_size: int | None = None,
     split: SplitSpec | None = None,
+    io: str = "auto",
+    drop_cache: bool = False,
 ) -> Loaded:
     """Every tensor (or those in `keys`) as arrays of `into`, by key in the source's order (or
     that of `keys`); see `stream` for the arguments and errors. The result's `summary` has
@@ -239,6 +261,8 @@ def load(
         rank=rank,
         world_size=world_size,
         split=split,
+        io=io,
+        drop_cache=drop_cache,
     )
     with s:
         got = dict(s)
@@ -259,6 +283,8 @@ async def astream(
     rank: int | None = None,
     world_size: int | None = None,
     split: SplitSpec | None = None,
+    io: str = "auto",
+    drop_cache: bool = False,
 ) -> AsyncIterator[tuple[str, object]]:
     """The async twin of `stream` (an async generator; wrap it in `contextlib.aclosing` to
     leave early). Cancelling the task that iterates it stops every read and frees staging
@@ -272,6 +298,8 @@ async def astream(
         concurrency,
         progress,
         dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
+        io,
+        drop_cache,
     )
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
@@ -293,6 +321,8 @@ async def load_async(
     rank: int | None = None,
     world_size: int | None = None,
     split: SplitSpec | None = None,
+    io: str = "auto",
+    drop_cache: bool = False,
 ) -> Loaded:
     """The awaitable twin of `load`."""
     job, bar = _job(
@@ -304,6 +334,8 @@ async def load_async(
         concurrency,
         progress,
         dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
+        io,
+        drop_cache,
     )
     got: dict[str, object] = {}
     with bar if bar is not None else contextlib.nullcontext():

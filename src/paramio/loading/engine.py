@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, Callable, Collection, Generator, Seq
 from paramio.core.entry import ParameterEntry
 from paramio.loading.bounds import allocate
 from paramio.loading.budget import ByteBudget, StagingPool
+from paramio.loading.io import IoPlan
 from paramio.loading.plan import Task, plan_tasks
 from paramio.loading.spans import read_span
 from paramio.loading.summary import LoadSummary
@@ -59,6 +60,8 @@ class LoadJob:
         budget: int,
         concurrency: int,
         progress: Callable[[int], None] | None = None,
+        io: str = "auto",
+        drop_cache: bool = False,
     ) -> None:
         self.keys = [k for k, _ in items]
         self.entries = [e for _, e in items]
@@ -69,9 +72,25 @@ class LoadJob:
         self.staging = StagingPool(budget, self.chunk, target.make_staging)
         self.progress = progress
         self.cancel = threading.Event()
-        self._tasks = plan_tasks([e.length for e in self.entries], self.chunk)  # O(tensors), made as taken
-        self._left = self._tasks.pieces_per_slot()
+        self.io = IoPlan(self.entries, io, drop_cache=drop_cache, chunk=self.chunk)
         self._slots: list[Slot | None] = [None] * len(self.entries)
+        # Tensors the target takes as views of a mapped file (io="mmap") read nothing: their
+        # slots exist from the start and their pieces are empty.
+        self._mapped = [False] * len(self.entries)
+        lengths = []
+        for i, e in enumerate(self.entries):
+            sio = self.io.of(e)
+            if sio is not None and sio.mapping is not None and e.length:
+                slot = target.map_view(self.keys[i], e, sio.mapping)
+                if slot is not None:
+                    self._slots[i] = slot
+                    self._mapped[i] = True
+                    self.io.mapped(e)
+                    lengths.append(0)
+                    continue
+            lengths.append(e.length)
+        self._tasks = plan_tasks(lengths, self.chunk)  # O(tensors), made as taken
+        self._left = self._tasks.pieces_per_slot()
         self._held: dict[int, int] = {}  # id(task) -> bytes it holds of the budget
         self._reading = 0
         self._reading_lock = threading.Lock()
@@ -103,19 +122,25 @@ class LoadJob:
             if self._slots[p.slot] is None:
                 self._slots[p.slot] = allocate(self.target, self.keys[p.slot], self.entries[p.slot])
         # Staged pieces each take a whole staging buffer; direct reads take only their bytes.
-        staged = any(self._slots[p.slot].host is None for p in task.pieces)  # type: ignore[union-attr]
+        staged = any(self._slots[p.slot].host is None and p.length for p in task.pieces)  # type: ignore[union-attr]
         need = self.chunk if staged else task.nbytes
         if not self.budget.try_acquire(need):
             return None
         self._held[id(task)] = need
+        for p in task.pieces:  # the kernel starts reading ahead of the worker (pread files)
+            self.io.will_need(self.entries[p.slot], p.offset, p.length)
         return self._tasks.popleft()
 
     def complete(self, task: Task) -> list[int]:
         """Release `task`'s budget; the slots it made whole, in order."""
         self.budget.release(self._held.pop(id(task)))
-        self.bytes_done += task.nbytes
-        if self.progress is not None and task.nbytes:
-            self.progress(task.nbytes)
+        nbytes = task.nbytes
+        for p in task.pieces:
+            if self._mapped[p.slot]:
+                nbytes += self.entries[p.slot].length  # mapped, not read: counted when delivered
+        self.bytes_done += nbytes
+        if self.progress is not None and nbytes:
+            self.progress(nbytes)
         whole = []
         for p in task.pieces:
             self._left[p.slot] -= 1
@@ -135,6 +160,7 @@ class LoadJob:
 
     def end(self) -> None:
         """After the loop, however it ended: free staging buffers and unfinished tensors."""
+        self.io.close(complete=not self._tasks and not self._held and self.delivered == len(self.entries))
         self.cancel.set()
         self._slots = [None] * len(self._slots)
         for n in self._held.values():
@@ -146,6 +172,7 @@ class LoadJob:
 
     def summary(self) -> LoadSummary:
         seconds = self.finished_s if self.finished_s is not None else time.perf_counter() - self.started
+        io, io_note = self.io.describe()
         return LoadSummary(
             tensors=self.delivered,
             bytes=self.bytes_done,
@@ -158,6 +185,8 @@ class LoadJob:
             chunk=self.chunk,
             peak_in_flight=self.budget.high_water,
             peak_staging=self.staging.high_water,
+            io=io,
+            io_note=io_note,
         )
 
     # -- the workers' side --------------------------------------------------------------
@@ -169,16 +198,22 @@ class LoadJob:
             for p in task.pieces:
                 if self.cancel.is_set():
                     return  # the loop is ending; nothing waits for the rest of this task
+                if not p.length:
+                    continue  # an empty tensor, or one mapped from its file
                 slot = self._slots[p.slot]
                 assert slot is not None
                 entry = self.entries[p.slot]
+                sio = self.io.of(entry)
+                reader = sio.direct if sio is not None else None
                 if slot.host is not None:
-                    read_span(entry, p.offset, slot.host[p.offset : p.offset + p.length])
+                    read_span(entry, p.offset, slot.host[p.offset : p.offset + p.length], reader)
+                    self.io.done_reading(entry, p.offset, p.length)
                     continue
                 buf = self.staging.get()
                 try:
                     view = buf[1][: p.length]
-                    read_span(entry, p.offset, view)
+                    read_span(entry, p.offset, view, reader)
+                    self.io.done_reading(entry, p.offset, p.length)
                     self.target.upload(slot, p.offset, view, buf[0])
                 finally:
                     self.staging.put(buf)

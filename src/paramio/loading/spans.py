@@ -8,14 +8,23 @@ for local files, which releases the GIL) for data entries, a pattern fill for sp
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from paramio.core.entry import ParameterEntry, fill_pattern
 from paramio.core.errors import ParamioError
 
-__all__ = ["read_span", "span_error"]
+__all__ = ["Reader", "read_span", "span_error"]
 
 
-def read_span(entry: ParameterEntry, offset: int, out: memoryview) -> None:
-    """Fill `out` with the entry's bytes from `offset` (within the entry).
+class Reader(Protocol):
+    """Another way to read an entry's source (``O_DIRECT``, say): `readinto` at file offsets."""
+
+    def readinto(self, offset: int, out: memoryview) -> int: ...
+
+
+def read_span(entry: ParameterEntry, offset: int, out: memoryview, reader: Reader | None = None) -> None:
+    """Fill `out` with the entry's bytes from `offset` (within the entry), through `reader`
+    when given (it reads the entry's source at file offsets), else the source's `readinto`.
 
     Raises a `paramio.core.errors.ParamioError` (the source's kind: `SourceError`, `TruncatedError`)
     naming the file, the key and the byte range of the entry that failed.
@@ -28,7 +37,7 @@ def read_span(entry: ParameterEntry, offset: int, out: memoryview) -> None:
         fill_pattern(out, entry.pattern, offset)
         return
     try:
-        source.readinto(entry.offset + offset, out)
+        (reader or source).readinto(entry.offset + offset, out)
     except ParamioError as exc:
         raise span_error(exc, entry, offset, n) from exc
     except OSError as exc:

@@ -24,6 +24,11 @@ class LoadSummary:
     chunk: int
     peak_in_flight: int
     peak_staging: int
+    #: How the bytes were read: ``pread``, ``direct``, ``mmap`` (mapped, not read), ``remote``
+    #: (a URL's ranged reads), ``memory``; several joined by ``+``. `io_note`: why a strategy
+    #: asked for was not used (``O_DIRECT refused ...``), or what was copied under ``mmap``.
+    io: str = "pread"
+    io_note: str = ""
 
     @property
     def gb_per_s(self) -> float:
@@ -38,7 +43,8 @@ class LoadSummary:
     def format_text(self) -> str:
         first = f", first tensor after {self.first_tensor_seconds * 1e3:.1f} ms" if self.first_tensor_seconds else ""
         where = f" ({self.device})" if self.device else ""
+        note = f"; {self.io_note}" if self.io_note else ""
         return (
             f"loaded {self.tensors} tensors, {self.bytes} bytes into {self.into}{where} in {self.seconds:.3f} s "
-            f"({self.gb_per_s:.2f} GB/s{first})"
+            f"({self.gb_per_s:.2f} GB/s{first}; io: {self.io}{note})"
         )

@@ -13,18 +13,19 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import mmap
 import threading
 import warnings
 
 import numpy as np
 
 from paramio.arrays.frameworks import require, torch_dtype
-from paramio.core.dtypes import dtype_of_numpy
+from paramio.core.dtypes import dtype_by_name
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.loading.hostmem import host_bytes, huge_page_size
 
-__all__ = ["TARGETS", "Slot", "Target", "aligned_bytes", "host_layout", "make_target"]
+__all__ = ["TARGETS", "Slot", "Target", "aligned_bytes", "host_layout", "make_target", "torch_layout"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -57,6 +58,13 @@ class Target(abc.ABC):
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
         """The tensor's destination memory (called once per tensor, before its first read)."""
 
+    def map_view(self, key: str, entry: ParameterEntry, mapping: mmap.mmap) -> Slot | None:
+        """A slot whose array is a view of `mapping` (a copy-on-write map of the entry's whole
+        file) at the entry's bytes, for ``io="mmap"``; None where this target cannot take the
+        bytes in place (the default: every target but NumPy's and torch's on the CPU), and the
+        loader reads them instead. `finish` is then called on the slot as on any other."""
+        return None
+
     def upload(self, slot: Slot, offset: int, data: memoryview, owner: object) -> None:
         """Copy staged bytes to ``slot`` at `offset`, done when it returns (staged slots only).
         `owner` is the staging buffer's owner from `make_staging` (a pinned tensor, say);
@@ -74,6 +82,24 @@ class Target(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 -- a real default: nothing to release
         """Release what the target holds (streams, device handles) after a load."""
+
+
+_UINT8: np.dtype[np.generic] = np.dtype(np.uint8)
+
+
+def torch_layout(entry: ParameterEntry) -> tuple[str, tuple[int, ...]]:
+    """(paramio dtype name, shape) of the torch tensor for `entry`: its declared type where the
+    bytes hold exactly that many whole elements, else ``uint8`` bytes (as `host_layout`), found
+    without NumPy's dtype (which for bfloat16 or fp8 would import ml_dtypes: 60 ms to seconds)."""
+    info = entry.tensor
+    if info is not None:
+        try:
+            d = dtype_by_name(info.dtype)
+            if not d.is_subbyte and d.nbytes(info.count) == entry.length:
+                return info.dtype, tuple(info.shape)
+        except (InvalidArgumentError, AttributeError):
+            pass
+    return "uint8", (entry.length,)
 
 
 def aligned_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:
@@ -107,6 +133,13 @@ class NumpyTarget(Target):
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
         return _numpy_slot(key, entry)
 
+    def map_view(self, key: str, entry: ParameterEntry, mapping: mmap.mmap) -> Slot | None:
+        dtype, shape = host_layout(entry)
+        if entry.offset % dtype.itemsize or entry.offset + entry.length > len(mapping):
+            return None  # not element-aligned in the file: read into aligned memory instead
+        flat = np.frombuffer(mapping, dtype=np.uint8, count=entry.length, offset=entry.offset)
+        return Slot(key, dtype, shape, entry.length, None, flat.view(dtype).reshape(shape))
+
     def finish(self, slot: Slot) -> object:
         return slot.handle
 
@@ -133,6 +166,7 @@ class TorchTarget(Target):
         if self._cuda and not self._torch.cuda.is_available():
             raise InvalidArgumentError(f"device {device!r}: torch finds no CUDA device")
         self._staged = self._dev.type != "cpu" if staged is None else staged
+        self._maps: dict[int, object] = {}  # id(mapping) -> a uint8 tensor over all of it
         if self._staged and not self._cuda:
             try:  # fail here, naming the device, rather than in the first worker
                 self._torch.empty(1, dtype=self._torch.uint8, device=self._dev)
@@ -142,8 +176,9 @@ class TorchTarget(Target):
 
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
         torch = self._torch
-        dtype, shape = host_layout(entry)
-        tdtype = torch_dtype(dtype_of_numpy(dtype).name)
+        dtype = _UINT8  # torch slots keep their torch dtype in `extra`
+        name, shape = torch_layout(entry)
+        tdtype = torch_dtype(name)
         if self._staged:
             raw = torch.empty(entry.length, dtype=torch.uint8, device=self._dev)
             return Slot(key, dtype, shape, entry.length, None, raw, tdtype)
@@ -152,6 +187,22 @@ class TorchTarget(Target):
             return Slot(key, dtype, shape, entry.length, memoryview(flat), torch.from_numpy(flat), tdtype)  # type: ignore[arg-type]
         raw = torch.empty(entry.length, dtype=torch.uint8)
         return Slot(key, dtype, shape, entry.length, memoryview(raw.numpy()), raw, tdtype)
+
+    def map_view(self, key: str, entry: ParameterEntry, mapping: mmap.mmap) -> Slot | None:
+        if self._staged or entry.offset + entry.length > len(mapping):
+            return None
+        name, shape = torch_layout(entry)
+        tdtype = torch_dtype(name)
+        if entry.offset % tdtype.itemsize:  # type: ignore[attr-defined]
+            return None  # a typed view needs element-aligned bytes: read this one instead
+        whole = self._maps.get(id(mapping))
+        if whole is None:
+            whole = self._maps[id(mapping)] = self._torch.frombuffer(mapping, dtype=self._torch.uint8)
+        raw = whole[entry.offset : entry.offset + entry.length]  # type: ignore[index]
+        return Slot(key, _UINT8, shape, entry.length, None, raw, tdtype)
+
+    def close(self) -> None:
+        self._maps.clear()  # the tensors keep their mappings alive; the target holds none
 
     def make_staging(self, nbytes: int) -> tuple[object, memoryview]:
         if not self._staged:

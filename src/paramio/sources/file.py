@@ -9,11 +9,15 @@ anything): the user marked it read-only and paramio honours that.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import fcntl
+import functools
 import mmap
 import os
 import stat
+import threading
 from collections.abc import Iterable, Sequence
 
 from paramio.core.errors import SourceError
@@ -22,7 +26,7 @@ from paramio.core.source import ByteSource
 from paramio.sources.names import relative_parts
 from paramio.sources.paths import Confinement
 
-__all__ = ["FileSource", "file_kind", "open_regular"]
+__all__ = ["DIRECT_ALIGN", "DirectReader", "FileSource", "file_kind", "open_regular", "resident_bytes"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -218,6 +222,39 @@ class FileSource(ByteSource):
         wanted = self.checked_spans(spans)
         return [self.view(s.offset, s.length) for s in wanted]
 
+    def advise(self, offset: int, length: int, advice: int) -> bool:
+        """``posix_fadvise`` on the file (``os.POSIX_FADV_*``; length 0: to the end). A hint:
+        False where the system has no such call or refuses it, never an error."""
+        if self._fd < 0 or not hasattr(os, "posix_fadvise"):
+            return False
+        try:
+            os.posix_fadvise(self._fd, offset, length, advice)
+        except OSError:
+            return False
+        return True
+
+    def private_map(self) -> mmap.mmap | None:
+        """A copy-on-write mapping of the whole file (``MAP_PRIVATE``, readable and writable),
+        made once per source: arrays over it share the page cache's pages until written, and a
+        write changes only the process's copy, never the file. None for an empty file.
+
+        Like every mapping, it shows changes others make to the file, and a file truncated
+        underneath makes reading the lost pages kill the process with SIGBUS."""
+        with _MAP_LOCK:
+            m = getattr(self, "_private", None)
+            if m is None and self._size > 0:
+                try:
+                    m = self._private = mmap.mmap(self.descriptor(), self._size, access=mmap.ACCESS_COPY)
+                except OSError as exc:
+                    raise SourceError(f"cannot map: {exc.strerror or exc}", path=self._path) from exc
+            return m
+
+    def direct_reader(self) -> DirectReader:
+        """A reader of this file that bypasses the page cache (``O_DIRECT``). Raises
+        `SourceError` where the system or the filesystem refuses it (tmpfs, some FUSE and
+        network filesystems): the caller falls back to `readinto`."""
+        return DirectReader(self._path, self._size)
+
     def sibling(self, name: str) -> FileSource:
         """The file `name` beside (or below) this one, read-only, mapped like this one.
 
@@ -286,3 +323,117 @@ class FileSource(ByteSource):
             self.close()
         except Exception:
             pass
+
+
+#: O_DIRECT transfers start, end and land at multiples of this (the largest logical block size
+#: of common devices; a multiple of 512 too).
+DIRECT_ALIGN = 4096
+_MAP_LOCK = threading.Lock()
+_LOW_BIT = bytes(i & 1 for i in range(256))  # mincore: bit 0 of each byte is the page's residency
+
+
+class DirectReader:
+    """``O_DIRECT`` reads of one file, through page-aligned bounce buffers (one per thread).
+
+    The kernel moves a direct read straight from the device into the buffer, so nothing of the
+    file stays in the page cache, and it demands aligned offsets, lengths and addresses; a read
+    of any span is widened to aligned bounds, read into the bounce buffer and copied out.
+    Raises `SourceError` at construction where ``O_DIRECT`` is refused (EINVAL: tmpfs ...)."""
+
+    def __init__(self, path: str, size: int, *, buffer_bytes: int = 16 << 20) -> None:
+        self.path = path
+        self.size = size
+        self._buffer_bytes = max(DIRECT_ALIGN, buffer_bytes - buffer_bytes % DIRECT_ALIGN)
+        self._local = threading.local()
+        flag = getattr(os, "O_DIRECT", 0)
+        if not flag:
+            raise SourceError("O_DIRECT is not available on this system", path=path)
+        try:
+            self._fd = os.open(path, os.O_RDONLY | flag | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise SourceError(f"O_DIRECT refused: {exc.strerror or exc}", path=path) from exc
+        try:  # some filesystems accept the flag at open and refuse the reads: try one
+            if size:
+                os.preadv(self._fd, [self._buffer()[:DIRECT_ALIGN]], 0)
+        except OSError as exc:
+            os.close(self._fd)
+            self._fd = -1
+            raise SourceError(f"O_DIRECT reads refused: {exc.strerror or exc}", path=path) from exc
+
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            m = mmap.mmap(-1, self._buffer_bytes)  # anonymous: page aligned
+            buf = self._local.buf = memoryview(m)
+        return buf
+
+    def readinto(self, offset: int, out: memoryview | bytearray) -> int:
+        """Fill `out` with the file's bytes from `offset`; `SourceError` if the file is shorter."""
+        dst = memoryview(out).cast("B")
+        buf = self._buffer()
+        done, total = 0, len(dst)
+        try:
+            while done < total:
+                pos = offset + done
+                start = pos - pos % DIRECT_ALIGN
+                want = min(len(buf), -(-(pos + total - done - start) // DIRECT_ALIGN) * DIRECT_ALIGN)
+                n = os.preadv(self._fd, [buf[:want]], start)
+                usable = min(n - (pos - start), total - done)
+                if usable <= 0:
+                    raise SourceError("file shrank while reading", path=self.path, offset=pos)
+                dst[done : done + usable] = buf[pos - start : pos - start + usable]
+                done += usable
+        except OSError as exc:
+            raise SourceError(f"read failed: {exc.strerror or exc}", path=self.path, offset=offset + done) from exc
+        return done
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def resident_bytes(path: str | os.PathLike[str], offset: int = 0, length: int | None = None) -> int:
+    """How many bytes of the file's range are in the page cache now (``mincore`` over a
+    mapping; whole pages, so a range's partial end pages count whole). Raises `SourceError`
+    for a file that cannot be opened or mapped, or a system without ``mincore``."""
+    source = FileSource(path)
+    try:
+        size = source.size
+        end = size if length is None else min(size, offset + length)
+        if end <= offset:
+            return 0
+        page = mmap.PAGESIZE
+        start = offset - offset % page
+        m = mmap.mmap(source.descriptor(), end - start, access=mmap.ACCESS_COPY, offset=start)
+        try:
+            pages = -(-(end - start) // page)
+            vec = (ctypes.c_ubyte * pages)()
+            addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+            libc = _libc()
+            if libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(end - start), vec) != 0:
+                err = ctypes.get_errno()
+                raise SourceError(f"mincore failed: {os.strerror(err)}", path=os.fspath(path))
+            count = bytes(vec).translate(_LOW_BIT).count(1)
+            del addr
+        finally:
+            try:
+                m.close()
+            except BufferError:  # an export still alive (never here): the mapping goes with it
+                pass
+        return min(count * page, end - start)
+    except AttributeError as exc:
+        raise SourceError(f"no mincore on this system: {exc}", path=os.fspath(path)) from exc
+    finally:
+        source.close()
