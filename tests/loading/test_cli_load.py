@@ -39,7 +39,7 @@ def test_json_schema(paramio_cli: Cli, st_file: tuple[Path, dict[str, np.ndarray
     doc = json.loads(out)
     assert set(doc) == {
         "tensors", "bytes", "seconds", "first_tensor_seconds", "gb_per_s", "into", "device", "budget",
-        "concurrency", "chunk", "peak_in_flight", "peak_staging", "io", "io_note", "sources",
+        "concurrency", "chunk", "peak_in_flight", "peak_staging", "io", "io_note", "sources", "version",
     }  # fmt: skip
     assert doc["tensors"] == len(a) and doc["bytes"] == sum(x.nbytes for x in a.values())
     assert doc["into"] == into and doc["budget"] == 65536 and doc["sources"] == [str(path)]

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import paramio
-from conftest import arrays
 from paramio.core.errors import InvalidArgumentError
 from paramio.loading.io import IO_MODES
 from paramio.loading.pagecache import prefetch
@@ -216,7 +215,7 @@ def test_direct_on_tmpfs(tmp_path: Path) -> None:
         pytest.skip("no tmpfs at /dev/shm")
     import safetensors.numpy
 
-    want = arrays()
+    want = {"w": np.arange(1000, dtype=np.float32), "n": np.arange(7, dtype=np.int16)}
     path = shm / f"paramio-test-{os.getpid()}-{tmp_path.name}.safetensors"
     safetensors.numpy.save_file(want, str(path))
     try:
