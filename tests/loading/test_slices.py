@@ -238,3 +238,27 @@ def test_budget_smaller_than_a_slice_streams_through_it(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got["w"], a[:, 512:])
     assert sum(n for _, n in READS) == a.nbytes // 2
     assert got.summary.peak_in_flight <= 64 * 1024
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_a_local_file_read_row_by_row_gives_numpys_slices(tmp_path: Path, axis: int) -> None:
+    """A local file (one ``pread`` per row, straight into place): the same slices as NumPy's."""
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((64, 48, 8)).astype(ml_dtypes.bfloat16)
+    path = _write(tmp_path, {"w": a}, "safetensors")
+    for rank in range(4):
+        got = paramio.load(path, rank=rank, world_size=4, split={"w": axis}, budget="4KiB", concurrency=2)
+        assert got["w"].tobytes() == np.split(a, 4, axis=axis)[rank].tobytes()
+
+
+def test_a_file_that_shrinks_under_a_strided_load_names_file_and_key(tmp_path: Path) -> None:
+    from paramio.core.errors import SourceError
+
+    a = np.arange(64 * 256, dtype=np.float32).reshape(64, 256)
+    path = _write(tmp_path, {"w": a}, "safetensors")
+    index = ParameterIndex.open(path)
+    with open(path, "r+b") as f:
+        f.truncate(index["w"].offset + 20 * 1024)  # rows 20.. are gone
+    with pytest.raises(SourceError, match=r"file shrank while reading") as info:
+        paramio.load(index, rank=1, world_size=4, split={"w": 1})
+    assert info.value.key == "w" and str(path) in str(info.value)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
@@ -29,13 +30,14 @@ import numpy as np
 
 from paramio.core.dtypes import dtype_by_name
 from paramio.core.entry import EntryKind, ParameterEntry, fill_pattern
-from paramio.core.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError, SourceError
 from paramio.core.planner import Span, plan_reads
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 from paramio.loading.targets import Slot, Target, aligned_bytes, host_layout
 from paramio.sharding.plan import split_axis, split_rules
 from paramio.sharding.tensor import _quantised, geometry
+from paramio.sources.protocols import SupportsFileDescriptor
 
 __all__ = [
     "ShardingSpec",
@@ -78,47 +80,72 @@ class SpansSource(ByteSource):
         self.readinto(offset, memoryview(buf))
         return memoryview(buf).toreadonly()
 
+    def _spans(self, offset: int, n: int) -> tuple[list[int], list[int], list[int]]:
+        """The entry offsets, lengths and output positions of the span parts holding bytes
+        ``[offset, offset + n)`` of this source (n > 0)."""
+        run = self.run
+        first, skip = divmod(offset, run)
+        last = (offset + n - 1) // run
+        offs = self.starts[first : last + 1].copy()
+        lens = np.full(len(offs), run, np.int64)
+        offs[0] += skip
+        lens[0] -= skip
+        lens[-1] -= (last + 1) * run - (offset + n)
+        ats = np.zeros(len(offs), np.int64)
+        np.cumsum(lens[:-1], out=ats[1:])
+        return offs.tolist(), lens.tolist(), ats.tolist()
+
     def readinto(self, offset: int, out: memoryview | bytearray) -> int:
         dst = memoryview(out).cast("B")
         n = len(dst)
         self.check_span(offset, n)
         if n == 0:
             return 0
-        run = self.run
-        first, skip = divmod(offset, run)
-        last = (offset + n - 1) // run
-        wanted: list[Span] = []
-        at = 0
-        for i in range(first, last + 1):
-            lo = skip if i == first else 0
-            take = min(run - lo, n - at)
-            wanted.append(Span(int(self.starts[i]) + lo, take))
-            at += take
+        offs, lens, ats = self._spans(offset, n)
         entry = self.entry
         src = entry.source
         if src is None:  # a splat: each span is the pattern at its own phase
-            at = 0
-            for s in wanted:
-                fill_pattern(dst[at : at + s.length], entry.pattern, s.offset)
-                at += s.length
+            for o, k, at in zip(offs, lens, ats, strict=True):
+                fill_pattern(dst[at : at + k], entry.pattern, o)
             return n
         base = entry.offset
-        places: list[int] = np.cumsum([0] + [s.length for s in wanted[:-1]]).tolist()
+        if self.max_gap == 0 and isinstance(src, SupportsFileDescriptor):
+            # A local file: one pread per span, straight into place (no gap is worth reading).
+            fd = src.descriptor()
+            for o, k, at in zip(offs, lens, ats, strict=True):
+                _pread_all(fd, dst[at : at + k], base + o, src.name)
+            return n
         plan = plan_reads(
-            [Span(base + s.offset, s.length) for s in wanted], max_gap=self.max_gap, max_request=self.max_request
+            [Span(base + o, k) for o, k in zip(offs, lens, strict=True)],
+            max_gap=self.max_gap,
+            max_request=self.max_request,
         )
         for req in plan:
             if len(req.pieces) == 1 and req.pieces[0].length == req.length:
                 p = req.pieces[0]
-                at = places[p.span] + p.span_offset
-                entry.readinto(dst[at : at + p.length], req.start - base)
+                at = ats[p.span] + p.span_offset
+                src.readinto(req.start, dst[at : at + p.length])
                 continue
             body = memoryview(bytearray(req.length))
-            entry.readinto(body, req.start - base)
+            src.readinto(req.start, body)
             for p in req.pieces:
-                at = places[p.span] + p.span_offset
+                at = ats[p.span] + p.span_offset
                 dst[at : at + p.length] = body[p.request_offset : p.request_offset + p.length]
         return n
+
+
+def _pread_all(fd: int, out: memoryview, offset: int, name: str) -> None:
+    """Fill `out` from file offset `offset`. Raises `SourceError` for a file that shrank or a
+    failed read."""
+    done = 0
+    try:
+        while done < len(out):
+            got = os.preadv(fd, [out[done:]], offset + done)
+            if got <= 0:
+                raise SourceError("file shrank while reading", path=name, offset=offset + done)
+            done += got
+    except OSError as exc:
+        raise SourceError(f"read failed: {exc.strerror or exc}", path=name, offset=offset) from exc
 
 
 def _piece(
