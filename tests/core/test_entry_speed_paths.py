@@ -178,3 +178,15 @@ def test_entries_from_columns_match_the_keyword_constructor() -> None:
             e.offset = 1  # type: ignore[misc]
     with pytest.raises(InvalidArgumentError, match="differ in length"):
         entries_from_columns(keys=["a"], lengths=[1, 2], offsets=[0], source=src, origin="irpa")
+
+
+def test_the_whole_view_is_kept_on_the_source_not_in_a_global() -> None:
+    """`to_numpy` asks a source for its whole view once and keeps the answer on the source
+    (issue 23.8: no id-keyed global cache)."""
+    import paramio.core.entry as entry_module
+
+    assert not [n for n, v in vars(entry_module).items() if isinstance(v, dict) and n.endswith("VIEWS")]
+    src = MemorySource(np.arange(4, dtype=np.uint8).tobytes())
+    assert src.whole_view_cache is None
+    assert ParameterEntry.data("a", src, 1, 2).to_numpy().tolist() == [1, 2]
+    assert isinstance(src.whole_view_cache, memoryview)

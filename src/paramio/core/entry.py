@@ -7,7 +7,6 @@ import dataclasses
 import enum
 import functools
 import sys
-import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -32,10 +31,6 @@ _MAX_PLANS = 4096
 _DECODED: dict[bytes, TensorInfo | None] = {}
 _MAX_DECODED = 4096
 _MAX_DECODED_SIZE = 4096
-#: Whole-source views by ``id(source)`` (dropped when the source is collected), for sources
-#: whose views are windows of one stable buffer (a mapped file, a memory buffer); False for
-#: others, whose `view` may copy.
-_WHOLE_VIEWS: dict[int, memoryview | bool] = {}
 #: `to_numpy(copy=True)` copies entries up to this size from the mapping, larger ones by `readinto`.
 _SMALL_COPY = 1 << 18
 
@@ -49,10 +44,14 @@ def _bytes_plan() -> tuple[np.dtype[np.generic], None]:
 
 
 def _whole_view(source: ByteSource) -> memoryview | bool:
+    """`source.whole_view()` (False for None), kept on the source (`ByteSource.whole_view_cache`)
+    for sources whose views are windows of one stable buffer (a mapped file, a memory buffer)."""
     whole = source.whole_view()
     result: memoryview | bool = whole if whole is not None else False
-    _WHOLE_VIEWS[id(source)] = result
-    weakref.finalize(source, _WHOLE_VIEWS.pop, id(source), None)
+    try:
+        source.whole_view_cache = result
+    except AttributeError:  # a source that made the attribute read-only: asked each time
+        pass
     return result
 
 
@@ -95,7 +94,10 @@ def decoded_tensor(metadata: bytes) -> TensorInfo | None:
 class _Fields:
     """`ParameterEntry`'s storage, without its guard against assignment: `entries_from_columns`
     fills these with plain slot stores and then makes them entries (same slots; the subclass adds
-    only behaviour), a sixth of the keyword constructor's cost per entry."""
+    only behaviour), a sixth of the keyword constructor's cost per entry. Measured against the
+    alternatives for 10,000 entries (issue 23.8, benchmarks/results/readers-before-after.md):
+    ``object.__new__`` + the slot descriptors' setters 3.0x, the keyword constructor 4.5x,
+    ``__new__`` + ``__setstate__`` 5.7x the time of this class swap, so it stays."""
 
     __slots__ = _FIELDS
 
@@ -367,7 +369,7 @@ class ParameterEntry(_Fields):
         if source is None:
             raw = np.frombuffer(self.read(), dtype=np.uint8)
             return raw.view(dtype).reshape(shape)
-        whole = _WHOLE_VIEWS.get(id(source))
+        whole = source.whole_view_cache
         if whole is None:
             whole = _whole_view(source)
         if copy or (dtype.itemsize > 1 and self.offset % dtype.itemsize != 0):

@@ -59,6 +59,9 @@ class ByteSource(abc.ABC):
     #: is longer than `max_request`. Local sources never gain from merging, so the gap is 0.
     max_gap: int = 0
     max_request: int = DEFAULT_MAX_REQUEST
+    #: `whole_view`'s answer, kept by `ParameterEntry.to_numpy` on first use (False: none), so
+    #: that viewing 10,000 entries of one file asks once. None: not asked yet.
+    whole_view_cache: memoryview | bool | None = None
 
     @property
     @abc.abstractmethod
