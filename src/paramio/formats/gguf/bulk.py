@@ -28,52 +28,29 @@ _U32 = struct.Struct("<I")
 _DATA = EntryKind.DATA
 
 
-def _walk_low(buf: memoryview, pos: int, count: int) -> tuple[list[int], int]:
-    """`_walk` reading only the low byte of the name length and of the dimension count (one
-    memoryview index each, no `struct` call): right whenever the other bytes are zero, which
-    the caller then checks for every tensor at once. Raises `IndexError` past the end."""
-    nd_at = [0] * count
-    for i in range(count):
-        q = pos + 8 + buf[pos]
-        nd_at[i] = q
-        pos = q + 16 + 8 * buf[q]
-    return nd_at, pos
-
-
-def _walk(buf: memoryview, pos: int, count: int) -> tuple[list[int], int]:
-    """Where each tensor info's dimension count sits, and where the table ends: two `struct`
-    reads per tensor and nothing else (every other field is read afterwards, all tensors at
-    once). Raises `struct.error` past the end of the buffer."""
+def _walk(buf: memoryview, pos: int, i: int, count: int, nd_at: list[int], have: int) -> tuple[int, int, int]:
+    """Walk tensor infos `i`.. from `pos` while each lies whole in the first `have` bytes of
+    `buf`, two `struct` reads per info (every other field is read afterwards, all at once),
+    noting where each dimension count sits in `nd_at`. Returns ``(i, pos, floor)``: the first
+    info not walked and where it starts, and where the table ends at the least (that info's
+    fixed fields or what its lengths say, and 24 bytes for each info after it); ``i == count``
+    when the walk is done."""
     u64 = _U64.unpack_from
     u32 = _U32.unpack_from
-    nd_at = [0] * count
-    for i in range(count):
+    while i < count:
+        rest = 24 * (count - i - 1)
+        if pos + 8 > have:
+            return i, pos, pos + 24 + rest
         q = pos + 8 + u64(buf, pos)[0]  # name length, name
+        if q + 4 > have:
+            return i, pos, q + 16 + rest
+        nxt = q + 16 + 8 * u32(buf, q)[0]  # count, dims, type (4), offset (8)
+        if nxt > have:
+            return i, pos, nxt + rest
         nd_at[i] = q
-        pos = q + 16 + 8 * u32(buf, q)[0]  # count, dims, type (4), offset (8)
-    return nd_at, pos
-
-
-def _walk_table(
-    buf: memoryview, table_at: int, count: int, limit: int
-) -> tuple[list[int], int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None:
-    """(dimension-count positions, end of the table, and `_low_walk_exact`'s arrays when the
-    low-byte walk was exact), or None when the walk leaves the first `limit` bytes."""
-    checked = None
-    if buf.format == "B" and buf.ndim == 1:
-        try:
-            nd_at_list, pos = _walk_low(buf, table_at, count)
-        except IndexError:  # past the end: the exact walk decides
-            pass
-        else:
-            if pos <= limit:
-                checked = _low_walk_exact(buf, table_at, nd_at_list, pos, count)
-    if checked is None:
-        try:
-            nd_at_list, pos = _walk(buf, table_at, count)
-        except (struct.error, OverflowError):  # past the end (or past 2**63)
-            return None
-    return (nd_at_list, pos, checked) if pos <= limit else None
+        pos = nxt
+        i += 1
+    return i, pos, pos
 
 
 def _tails(
@@ -112,29 +89,34 @@ def _tails(
 
 
 def read_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[LazyEntries, int] | None:
-    """The tensor info table walked with two bare `struct` reads per tensor, every other
-    field read with NumPy afterwards, checks made once per distinct (type, shape), entries
-    built on first use. None when anything is out of the ordinary (a read past the end, more
-    than `GGML_MAX_DIMS` dimensions, any check that fails): the caller then runs the reference loop, which
-    raises the exact error."""
+    """The tensor info table walked with two bare `struct` reads per tensor (growing the
+    cursor's prefix where the table runs past it, to what the table holds at the least), every
+    other field read with NumPy afterwards, checks made once per distinct (type, shape),
+    entries built on first use. None when anything is out of the ordinary (a table past the
+    end of the file, more than `GGML_MAX_DIMS` dimensions, any check that fails): the caller
+    then runs the reference loop, which raises the exact error."""
     table_at = cur.pos
-    buf = cur.buf
-    walked = _walk_table(buf, table_at, count, min(cur.end, len(buf)))  # the bytes at hand
-    if walked is None:
-        return None  # past them: the caller grows the prefix or runs the loop
-    nd_at_list, pos, checked = walked
+    nd_at_list = [0] * count
+    i, pos = 0, table_at
+    while True:
+        buf = cur.buf
+        have = min(cur.end, len(buf))  # the bytes at hand: a prefix of the file, maybe
+        i, pos, floor = _walk(buf, pos, i, count, nd_at_list, have)
+        if i == count:
+            break
+        if floor > cur.end or have >= cur.end:
+            return None  # the table runs past the end of the file: the loop says where
+        # Read what the table holds at the least (the cursor reads `GROW_AHEAD` more), walk on.
+        cur.need(floor - cur.pos, "tensor info table")
     data_offset = -(-pos // alignment) * alignment
     size = source.size
     room = size - data_offset  # every tensor must end inside the file
     if count:
         if room < 0:
             return None
-        if checked is not None:
-            table, nd_at, nd = checked
-        else:
-            table = np.frombuffer(buf, dtype=np.uint8, count=pos - table_at, offset=table_at)
-            nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
-            nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
+        table = np.frombuffer(buf, dtype=np.uint8, count=pos - table_at, offset=table_at)
+        nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
+        nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
         got = _tails(table, nd_at, nd, count)
         if got is None:
             return None
@@ -197,27 +179,6 @@ def read_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> t
         )
 
     return LazyEntries(list(keys), make, make_all), data_offset
-
-
-def _low_walk_exact(
-    buf: memoryview, table_at: int, nd_at_list: list[int], end: int, count: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(table bytes, dimension-count positions, dimension counts) when the chain `_walk_low`
-    found is the one `_walk` finds: every name length and dimension count, read in full, gives
-    the same next position (so no high byte was set). None otherwise."""
-    if not count:
-        return None if end != table_at else (np.zeros(0, np.uint8), np.zeros(0, np.intp), np.zeros(0, np.uint32))
-    table = np.frombuffer(buf, dtype=np.uint8, count=end - table_at, offset=table_at)
-    nd_at = np.array(nd_at_list, dtype=np.intp) - table_at
-    nd = table[nd_at[:, None] + np.arange(4)].view("<u4").ravel()
-    starts = np.empty(count, dtype=np.intp)  # where each tensor info starts
-    starts[0] = 0
-    starts[1:] = nd_at[:-1] + 16 + 8 * nd[:-1].astype(np.intp)
-    low_len = nd_at - starts - 8
-    if int(nd_at[-1]) + 16 + 8 * int(nd[-1]) != end - table_at or int(low_len.min()) < 0:
-        return None
-    name_len = table[starts[:, None] + np.arange(8)].view("<u8").ravel()
-    return (table, nd_at, nd) if bool(np.all(name_len == low_len.astype(np.uint64))) else None
 
 
 def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None:

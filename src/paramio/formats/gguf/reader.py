@@ -10,7 +10,6 @@ file, and dtype and shape kept on each entry (`ParameterEntry.tensor`).
 from __future__ import annotations
 
 import dataclasses
-import struct
 from collections.abc import Sequence
 
 from paramio.core.entry import ParameterEntry
@@ -106,36 +105,6 @@ class _PrefixCursor(Cursor):
         super().need(n, what)
 
 
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
-
-
-def _table_floor(buf: memoryview, pos: int, count: int, have: int, end: int) -> int | None:
-    """Where the tensor info table at `pos` ends at the least, when it runs past the `have`
-    bytes at hand: the infos walked so far, the one cut off, and 24 bytes for each after it.
-    None when the walk ends inside the bytes at hand (the table is not short of bytes) or the
-    bound passes `end` (a broken table: the reference loop raises the exact error)."""
-    u64, u32 = _U64.unpack_from, _U32.unpack_from
-    for i in range(count):
-        rest = 24 * (count - i - 1)
-        if pos + 8 > have:
-            floor = pos + 24 + rest
-            break
-        (name_len,) = u64(buf, pos)
-        if pos + 8 + name_len + 4 > have:
-            floor = pos + 8 + name_len + 16 + rest
-            break
-        (n_dims,) = u32(buf, pos + 8 + name_len)
-        nxt = pos + 8 + name_len + 4 + 8 * n_dims + 12
-        if nxt > have:
-            floor = nxt + rest
-            break
-        pos = nxt
-    else:
-        return None
-    return floor if floor <= end else None
-
-
 def read_gguf(source: ByteSource, *, strict: bool = False, bulk: bool = True) -> GGUFFile:
     """Parse `source` as one GGUF file, reading its header, key/values and tensor infos only
     (a first read of `FIRST_READ` bytes, grown while the parse needs more: at most the header
@@ -158,13 +127,6 @@ def read_gguf(source: ByteSource, *, strict: bool = False, bulk: bool = True) ->
         from paramio.formats.gguf.bulk import read_table
 
         fast = read_table(source, cur, tensor_count, alignment)
-        while fast is None:  # past the prefix? grow it to what the table holds at the least, and walk again
-            have = min(cur.end, len(cur.buf))
-            floor = _table_floor(cur.buf, cur.pos, tensor_count, have, cur.end)
-            if floor is None:
-                break
-            cur.need(floor - cur.pos, "tensor info table")
-            fast = read_table(source, cur, tensor_count, alignment)
         if fast is not None:
             return GGUFFile(version, kv, fast[0], alignment, fast[1])
     infos: list[tuple[str, tuple[int, ...], int, int, int]] = []
