@@ -181,3 +181,42 @@ def test_cache_is_used_by_load_shard_and_merge(
     code, _, err = paramio_cli(*argv, f"--cache={cache}")
     assert code == 0, err
     assert any(p.is_file() for p in cache.rglob("*")), "nothing was kept in the cache folder"
+
+
+def test_errors_say_what_happened_and_what_to_do(tmp_path: Path, archive: Path, paramio_cli: Cli) -> None:
+    code, out, _ = paramio_cli("verify", str(tmp_path / "missing.irpa"))
+    assert code == 1
+    assert out == f"{tmp_path / 'missing.irpa'}: not checked: cannot open: No such file or directory\n"
+    code, _, err = paramio_cli("convert", str(archive), f"--output={tmp_path / 'nofolder' / 'x.irpa'}")
+    assert code == 1 and f"the folder {tmp_path / 'nofolder'} does not exist" in err
+    taken = tmp_path / "model.safetensors"
+    taken.write_bytes(b"")
+    code, _, err = paramio_cli("shard", f"--parameters={archive}", "--tp=2", "--split=*=0", f"--output={taken}")
+    assert code == 2 and "a file of that name exists" in err and "--output=tp2/" in err
+
+
+def test_which_prints_what_it_found_then_the_error(archive: Path, paramio_cli: Cli) -> None:
+    code, out, err = paramio_cli("which", f"--parameters=m={archive}", "m::norm", "m::nope", "m::blk.0.attn_q.weight")
+    assert code == 1
+    assert out.startswith("m::norm\n") and "m::blk.0.attn_q.weight\n" in out
+    assert "nope" in err and "nope" not in out
+    code, out, _ = paramio_cli("which", f"--parameters=m={archive}", "m::norm", "m::nope", "--json")
+    doc = json.loads(out)
+    assert code == 1 and [k["key"] for k in doc["keys"]] == ["norm"] and doc["missing"][0]["key"] == "nope"
+
+
+def test_create_refuses_a_name_declared_twice(tmp_path: Path, paramio_cli: Cli) -> None:
+    out = tmp_path / "dup.irpa"
+    code, _, err = paramio_cli("create", "--data=w=4xf32=1", "--data=w=4xf32=2", f"--output={out}", "--quiet")
+    assert code == 2 and "'w' is already declared by --data" in err and not out.exists()
+    code, _, err = paramio_cli("create", "--splat=w=4xf32=1", "--data=w=4xf32=2", f"--output={out}", "--quiet")
+    assert code == 2 and "already declared by --splat" in err
+
+
+def test_load_reports_the_framework_import_apart(archive: Path, paramio_cli: Cli) -> None:
+    code, out, err = paramio_cli("load", f"--parameters={archive}", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["import_seconds"] >= 0 and doc["seconds"] >= 0
+    code, out, _ = paramio_cli("load", f"--parameters={archive}")
+    assert code == 0 and "(importing numpy and the dtype table took" in out

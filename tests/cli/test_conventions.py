@@ -121,3 +121,22 @@ def test_help_is_a_flagfile_and_quoted_values_read_as_iree_reads_them(tmp_path: 
     # IREE strips one pair of double quotes from a value (its --help writes them that way).
     code, out, _ = paramio_cli("dump", f'--parameters="{a}"', '--extract="w=' + str(tmp_path / "w.bin") + '"')
     assert code == 0 and (tmp_path / "w.bin").read_bytes() == np.ones(2, np.float32).tobytes()
+
+
+@pytest.mark.interop
+def test_safetensors_keys_list_as_keys_not_json(tmp_path: Path, paramio_cli, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
+    """The documented difference (docs/cli.md): IREE prints a safetensors key's JSON text, paramio
+    the key itself, escaped for the terminal; plain keys list identically."""
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "keys.safetensors"
+    save_file(
+        {"a\x1bb": np.ones(2, np.float32), "c\\d": np.ones(2, np.float32), "plain": np.ones(1, np.float32)}, str(path)
+    )
+    theirs = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={path}"]).stdout
+    code, ours, _ = paramio_cli("dump", str(path))
+    assert code == 0
+    assert "`a\\u001bb`" in theirs and "`c\\\\d`" in theirs
+    assert "`a\\x1bb`" in ours and "`c\\d`" in ours
+    row = [line for line in theirs.splitlines() if "`plain`" in line]
+    assert row and row[0] in ours.splitlines()

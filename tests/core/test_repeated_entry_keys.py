@@ -67,3 +67,17 @@ def test_a_key_already_in_the_index_still_follows_its_rule(repeated: Path, tmp_p
     by_hand.add_buffer("k", b"1234")
     with pytest.raises(DuplicateKeyError):
         by_hand.add_buffer("k", b"5678")
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("how", ["open", "iree_load"])
+def test_the_warning_names_the_callers_line(repeated: Path, how: str) -> None:
+    """Whatever path inside paramio reaches the reader, the warning points at this file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if how == "open":
+            paramio.ParameterIndex.open(repeated)
+        else:  # IREE's spelling, a longer path through paramio
+            paramio.ParameterIndex().load(str(repeated))
+    (w,) = [w for w in caught if issubclass(w.category, FormatWarning)]
+    assert w.filename == __file__, w.filename

@@ -178,3 +178,27 @@ def test_large_results_print_as_iree_run_module_prints(
     code, mine, err = paramio_cli("run", *flags)
     assert (code, err) == (0, "")
     assert mine == r.stdout
+
+
+@pytest.mark.interop
+def test_module_from_standard_input_as_iree_run_module_takes_it(vmfb, params, run_tool, iree_tool) -> None:  # type: ignore[no-untyped-def]
+    """``--module=-`` reads the module from standard input: ``iree-compile ... -o - | paramio run
+    --module=- ...`` is how IREE's own tests run programs."""
+    import subprocess
+    import sys
+
+    a, b = params
+    flags = [f"--parameters=a={a}", f"--parameters=b={b}", "--function=f", "--input=4xf32=1,2,3,4"]
+    expected = _iree_run(run_tool, iree_tool, vmfb, *flags[:2])
+    r = subprocess.run(
+        [sys.executable, "-m", "paramio", "run", "--module=-", *flags],
+        input=vmfb.read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == expected
+    r = subprocess.run(
+        [sys.executable, "-m", "paramio", "run", "--module=-", *flags], input=b"", capture_output=True, timeout=120
+    )
+    assert r.returncode == 1 and b"standard input is empty" in r.stderr

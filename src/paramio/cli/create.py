@@ -62,6 +62,21 @@ def parse_spec(flag: str, text: str) -> CreateSpec:
     return CreateSpec(name, shaped, pattern)
 
 
+def _refuse_repeated_names(declared: list[tuple[str, str]]) -> None:
+    """Two entries under one name would both be written (IREE's tool does so), and every reader,
+    IREE's runtime included, finds only the first: refused, as the Python index and `convert`
+    refuse a repeated key."""
+    seen: dict[str, str] = {}
+    for flag, name in declared:
+        if name in seen:
+            raise UsageError(
+                f"--{flag}={escape(name)}=...: '{escape(name)}' is already declared by --{seen[name]}; "
+                "an archive would hold two entries under one name and readers find only the first "
+                "(give each entry its own name)"
+            )
+        seen[name] = flag
+
+
 def run(flags: ParsedFlags) -> int:
     if flags.positional:
         raise UsageError(f"unexpected argument '{flags.positional[0]}'; declare parameters with --data= or --splat=")
@@ -77,6 +92,7 @@ def run(flags: ParsedFlags) -> int:
     typed = flags.on("typed")
     splats = [parse_spec("splat", t) for t in flags.many("splat")]
     datas = [parse_spec("data", t) for t in flags.many("data")]
+    _refuse_repeated_names([("splat", s.name) for s in splats] + [("data", d.name) for d in datas])
     for s in splats:
         if splat_fault(len(s.pattern)) is not None:
             raise UsageError(

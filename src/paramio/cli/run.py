@@ -17,6 +17,7 @@ line and the cause behind "Exception for last tried follows." shown, plus what p
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -299,7 +300,14 @@ def _config(rt: Any, device: str) -> Any:
 
 
 def _load_module(rt: Any, config: Any, path: str, mode: str) -> Any:
+    """The module at `path`; ``-`` reads it from standard input, as iree-run-module does
+    (``iree-compile prog.mlir -o - | paramio run --module=- ...``)."""
     instance = config.vm_instance
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise CommandFailed("--module=-: standard input is empty (pipe a compiled module into it)")
+        return rt.VmModule.copy_buffer(instance, data)
     if mode == "mmap":
         return rt.VmModule.mmap(instance, path)
     with open(path, "rb") as f:

@@ -9,6 +9,7 @@ reads to put the model back together bit for bit.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -80,8 +81,14 @@ def _main(parsed: ParsedFlags) -> int:
     on_loss = parsed.text("on_loss")
     if on_loss not in ("warn", "error", "ignore"):
         raise UsageError(f"--on_loss={on_loss}: expected warn, error or ignore")
-    if not parsed.on("plan") and not parsed.text("output"):
+    output = parsed.text("output")
+    if not parsed.on("plan") and not output:
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
+    if output and not output.endswith(".tp.json") and os.path.exists(output) and not os.path.isdir(output):
+        raise UsageError(
+            f"--output={escape(output)}: a file of that name exists; shard writes a folder of per-device "
+            "files and a manifest: give a folder (--output=tp2/) or the manifest's path (--output=tp2/model.tp.json)"
+        )
 
     contents, stem = open_source(source)
     entries = list(contents.entries)

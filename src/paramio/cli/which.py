@@ -6,6 +6,7 @@ Prints the file (layer) serving each ``scope::key`` under the chosen precedence,
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _which(parsed: ParsedFlags) -> int:
+    from paramio.core.errors import ParameterNotFoundError
     from paramio.index.provider import Provider
 
     if not parsed.positional:
@@ -61,13 +63,29 @@ def _which(parsed: ParsedFlags) -> int:
         overlays=parsed.many("overlay"),
         allow_external=allowed_external(parsed),
     )
-    answers = [provider.which(k) for k in parsed.positional]
+    answers: list[Which] = []
+    missing: list[ParameterNotFoundError] = []
+    for k in parsed.positional:
+        try:
+            answers.append(provider.which(k))
+        except ParameterNotFoundError as exc:  # say what was found first, then what was not
+            missing.append(exc)
     if parsed.on("json"):
         # One shape whatever the number of keys asked (it used to be an object for one key
         # and a list for several, which every script had to test for).
-        print_json({"keys": [a.to_dict() for a in answers]})
-    else:
+        doc: dict[str, object] = {"keys": [a.to_dict() for a in answers]}
+        if missing:
+            doc["missing"] = [{"key": exc.key, "error": str(exc)} for exc in missing]
+        print_json(doc)
+    elif answers:
         print("\n".join(escape(line, quote=False) for a in answers for line in which_lines(a)))
+    if missing:
+        sys.stdout.flush()
+        if len(missing) == 1:
+            raise missing[0]
+        raise ParameterNotFoundError(
+            f"{len(missing)} keys are served by nothing: " + ", ".join(repr(e.key) for e in missing)
+        )
     return EXIT_OK
 
 

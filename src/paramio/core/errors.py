@@ -134,3 +134,19 @@ class ConversionWarning(UserWarning):
     """A conversion writes something the target format cannot hold as the source did (a splat
     expanded, a type stored as a stand-in, an attribute dropped). A warning, not a
     `ParamioError`: ``on_loss="error"`` turns losses into a `LossError` instead."""
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """`warnings.warn` pointed at the caller's line, the first frame outside paramio, however
+    deep in paramio the warning arises (a fixed ``stacklevel`` names a line of paramio's own
+    whenever the call path changes)."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is warn_caller's caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)

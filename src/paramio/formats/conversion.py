@@ -29,12 +29,11 @@ import base64
 import dataclasses
 import json
 import os
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError, LossError
+from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError, LossError, warn_caller
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 
@@ -368,7 +367,7 @@ def report_losses(losses: Sequence[Loss], on_loss: str, *, path: str | os.PathLi
             path=p,
         )
     for line in summarise(losses):
-        warnings.warn(f"{p}: {line}", ConversionWarning, stacklevel=3)
+        warn_caller(f"{p}: {line}", ConversionWarning)
 
 
 def summarise(losses: Sequence[Loss]) -> list[str]:
@@ -462,9 +461,8 @@ def _text(info: TensorInfo | None) -> str:
 
 
 def _distrust(where: str, entry: ParameterEntry, claim: str, actual: str) -> None:
-    warnings.warn(
+    warn_caller(
         f"{where}: entry {entry.key!r}: {CARRIED_KEY} claims {claim} but {actual}; "
         "the file's own type is kept (the record does not match what paramio writes)",
         FormatWarning,
-        stacklevel=4,
     )

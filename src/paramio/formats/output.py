@@ -126,6 +126,16 @@ def temp_prefix(final: str) -> str:
     return f".{name[:room].decode('utf-8', 'ignore')}."
 
 
+def _cannot_create(final: str, exc: OSError) -> str:
+    """Why the temporary file beside `final` could not be made, in the user's terms."""
+    folder = os.path.dirname(final) or "."
+    if isinstance(exc, FileNotFoundError) and not os.path.isdir(folder):
+        return f"the folder {folder} does not exist (create it first)"
+    if isinstance(exc, NotADirectoryError):
+        return f"{folder} is not a folder"
+    return f"cannot create a file in {folder}: {exc.strerror or exc}"
+
+
 class AtomicOutput:
     """A file written under a temporary name and renamed into place on `commit()`.
 
@@ -156,7 +166,7 @@ class AtomicOutput:
                         prefix=temp_prefix(self.target.final), suffix=".tmp", dir=os.path.dirname(self.target.final)
                     )
             except OSError as exc:
-                raise WriteError(f"cannot create a temporary file: {exc.strerror or exc}", path=self.path) from exc
+                raise WriteError(_cannot_create(self.target.final, exc), path=self.path) from exc
         self._done = False
         self._finished = False
         self._owner: AtomicOutputSet | None = None  # the set that publishes this file, if any

@@ -13,7 +13,6 @@ import enum
 import operator
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -27,6 +26,7 @@ from paramio.core.errors import (
     FormatWarning,
     InvalidArgumentError,
     ParameterNotFoundError,
+    warn_caller,
 )
 from paramio.core.exports import above
 from paramio.core.source import ByteSource
@@ -348,11 +348,10 @@ class ParameterIndex:
                     path=_entry_path(entry),
                 )
             if first >= 0:
-                warnings.warn(
+                warn_caller(
                     f"{_entry_path(entry) or '<memory>'}: key {entry.key!r} appears more than once "
                     f"(entries {first} and {number}); lookups give the first, as IREE's do",
                     FormatWarning,
-                    stacklevel=4,
                 )
                 seen[entry.key] = -1 - first  # warn once per key
             self.add(entry, duplicates=DuplicatePolicy.KEEP)

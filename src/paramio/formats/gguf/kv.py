@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import math
 import struct
-import warnings
 from collections.abc import Mapping, Sequence
 
-from paramio.core.errors import FormatError, FormatWarning, InvalidArgumentError
+from paramio.core.errors import FormatError, FormatWarning, InvalidArgumentError, warn_caller
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import (
     INT_RANGES,
@@ -196,11 +195,10 @@ def read_kv_table(cur: Cursor, count: int, *, strict: bool = False) -> dict[str,
                 path=cur.path,
                 offset=at,
             )
-        warnings.warn(
+        warn_caller(
             f"{cur.path}: metadata key {key!r} at offset {at:#x} repeats the one at offset "
             f"{first_at:#x}; lookups give the last value (strict mode refuses such files)",
             FormatWarning,
-            stacklevel=4,
         )
         prev = kv[key]
         occurrences = prev.pop(OCCURRENCES, None)
