@@ -218,5 +218,6 @@ def test_load_reports_the_framework_import_apart(archive: Path, paramio_cli: Cli
     assert code == 0, err
     doc = json.loads(out)
     assert doc["import_seconds"] >= 0 and doc["seconds"] >= 0
-    code, out, _ = paramio_cli("load", f"--parameters={archive}")
-    assert code == 0 and "(importing numpy and the dtype table took" in out
+    pytest.importorskip("torch", reason="the text names the framework it imported: torch here")
+    code, out, _ = paramio_cli("load", f"--parameters={archive}", "--into=torch")
+    assert code == 0 and "(importing torch and the dtype table took" in out

@@ -124,7 +124,8 @@ def _load(parsed: ParsedFlags) -> int:
         print_json({**summary.to_dict(), "import_seconds": round(import_seconds, 6), "sources": sources, **ranked})
     else:
         print(summary.format_text())
-        print(f"(importing {into} and the dtype table took {import_seconds * 1e3:.0f} ms before the load started)")
+        if into != "numpy":  # numpy is imported before any load; torch, jax, iree take seconds
+            print(f"(importing {into} and the dtype table took {import_seconds * 1e3:.0f} ms before the load started)")
     return EXIT_OK
 
 

@@ -59,7 +59,7 @@ def _main(parsed: ParsedFlags) -> int:
     from paramio.formats.contract import file_formats
     from paramio.sharding.api import open_source
     from paramio.sharding.plan import make_plan, parse_split_rule
-    from paramio.sharding.tpset import write_set
+    from paramio.sharding.tpset import MANIFEST_SUFFIX, is_manifest_path, write_set
 
     source = parsed.single_input()
     tp = parsed.number("tp")
@@ -84,10 +84,10 @@ def _main(parsed: ParsedFlags) -> int:
     output = parsed.text("output")
     if not parsed.on("plan") and not output:
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
-    if output and not output.endswith(".tp.json") and os.path.exists(output) and not os.path.isdir(output):
+    if output and not is_manifest_path(output) and os.path.exists(output) and not os.path.isdir(output):
         raise UsageError(
             f"--output={escape(output)}: a file of that name exists; shard writes a folder of per-device "
-            "files and a manifest: give a folder (--output=tp2/) or the manifest's path (--output=tp2/model.tp.json)"
+            f"files and a manifest: give a folder (--output=tp2/) or the manifest's path (--output=tp2/model{MANIFEST_SUFFIX})"
         )
 
     contents, stem = open_source(source)
