@@ -135,6 +135,7 @@ def json_runs(archive: Path, tmp_path: Path) -> dict[str, list[str]]:
             "--json",
         ],
         "mlir declare": ["mlir", "declare", f"--parameters=m={a}", "--json"],
+        "prefetch": ["prefetch", a, "--json"],
     }
 
 

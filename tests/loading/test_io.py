@@ -349,6 +349,8 @@ def test_cli_prefetch(paramio_cli: Cli, big_file: tuple[Path, dict[str, np.ndarr
     code, out, err = paramio_cli("prefetch", str(path), "--budget=1MiB", "--json")
     assert code == 0 and err == ""
     doc = json.loads(out)
+    assert doc["version"] == 1 and len(doc["files"]) == 1
+    doc = doc["files"][0]
     assert doc["resident_before"] == 0 and doc["wanted"] == 1 << 20 and doc["resident_after"] >= 1 << 20
     code, out, _ = paramio_cli("prefetch", str(path))
     assert code == 0 and f"{os.path.getsize(path)} of {os.path.getsize(path)} bytes in the page cache" in out

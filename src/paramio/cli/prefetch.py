@@ -5,15 +5,15 @@ available), and say how much of each is cached now."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from paramio.cli.errors import EXIT_OK, UsageError
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
+from paramio.cli.jsonout import print_json
 
 FLAGS = (
     Flag("budget", FlagKind.STRING, "Most bytes of each file to bring in, e.g. 8GiB (default: the file).", ""),
-    Flag("json", FlagKind.BOOL, "Print one JSON object per file.", False),
+    Flag("json", FlagKind.BOOL, 'Print one JSON object {"version": 1, "files": [...]}.', False),
 )
 
 DESCRIPTION = """\
@@ -49,7 +49,12 @@ def _prefetch(parsed: ParsedFlags) -> int:
             raise UsageError(f"--budget: {exc}") from None
         if budget <= 0:
             raise UsageError("--budget must be positive")
+    results = []
     for p in paths:
         result = prefetch(p, budget)
-        print(json.dumps(result.to_dict()) if parsed.on("json") else result.format_text())
+        results.append(result.to_dict())
+        if not parsed.on("json"):
+            print(result.format_text())
+    if parsed.on("json"):
+        print_json({"files": results})
     return EXIT_OK
