@@ -7,7 +7,8 @@ than `stall_seconds`).
 ``If-Unmodified-Since``), ``/bare/NAME`` (neither header), ``/wrong-range/NAME`` (answers the
 range one byte later than asked), ``/loop/NAME`` (redirects to itself forever), ``/throttle/NAME``
 (sends its body at `rate` bytes a second), ``/stall/NAME`` (sends the headers, half the body, then
-nothing for `stall_seconds`), ``/presigned/NAME`` (403 without ``sig=`` `signature` in the query, and 403
+nothing for `stall_seconds`), ``/stall-data/NAME`` (the same, for ranges past the first 64 KiB
+only: a model's header opens, its tensors stall), ``/presigned/NAME`` (403 without ``sig=`` `signature` in the query, and 403
 to every HEAD, as a URL presigned for GET is), ``/away/NAME`` (302 to the same file under
 ``/plain/`` on `other_host`, another name for this server).
 """
@@ -88,7 +89,7 @@ def _handler(state: HostileServer) -> type[BaseHTTPRequestHandler]:
             date = email.utils.formatdate(when, usegmt=True)
             if mode in ("plain", "presigned"):
                 headers["ETag"] = f'"{int(when)}"'
-            if mode in ("plain", "dated", "dated-deaf", "throttle", "stall", "presigned", "wrong-range"):
+            if mode in ("plain", "dated", "dated-deaf", "throttle", "stall", "stall-data", "presigned", "wrong-range"):
                 headers["Last-Modified"] = date
             if_match = self.headers.get("If-Match")
             since = self.headers.get("If-Unmodified-Since")
@@ -120,7 +121,7 @@ def _handler(state: HostileServer) -> type[BaseHTTPRequestHandler]:
                         self.wfile.write(body[i : i + step])
                         self.wfile.flush()
                         time.sleep(step / state.rate)
-                elif mode == "stall" and found:
+                elif (mode == "stall" and found) or (mode == "stall-data" and found and int(found.group(1)) >= 65536):
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     state.stop.wait(state.stall_seconds)

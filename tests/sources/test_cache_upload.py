@@ -76,7 +76,8 @@ def test_two_processes_share_one_cache(nginx: Nginx, nginx_dir: Path, tmp_path: 
     # No temp file left, every block whole, and a third process reads nothing from the server.
     files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".lock"]
     assert not [p for p in files if p.name.endswith(".tmp")]
-    assert sorted(p.stat().st_size for p in files)[-1] == 64 << 10 and len(files) == 16
+    # Each block file holds its bytes and their SHA-256 (32 bytes).
+    assert sorted(p.stat().st_size for p in files)[-1] == (64 << 10) + 32 and len(files) == 16
     third = subprocess.run(
         [sys.executable, "-c", CHILD, url, str(folder), limit], capture_output=True, env=env, timeout=120
     )

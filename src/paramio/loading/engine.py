@@ -32,6 +32,7 @@ from paramio.loading.plan import Task, plan_tasks
 from paramio.loading.spans import read_span
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Slot, Target
+from paramio.sources.aio import cancelled_by
 from paramio.sources.workers import THREAD_PREFIX, pool
 
 __all__ = ["THREAD_PREFIX", "LoadJob", "choose_chunk", "run_async", "run_sync"]
@@ -192,6 +193,12 @@ class LoadJob:
     # -- the workers' side --------------------------------------------------------------
 
     def run_task(self, task: Task) -> None:
+        # A remote read the task waits on stops (its requests cancelled and waited for) once
+        # the job is cancelled: Ctrl-C must not wait for stalled requests to use up retries.
+        with cancelled_by(self.cancel):
+            self._run_task(task)
+
+    def _run_task(self, task: Task) -> None:
         with self._reading_lock:
             self._reading += 1
         try:

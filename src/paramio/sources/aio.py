@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
 import collections
+import concurrent.futures
+import contextlib
 import threading
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from paramio.core.errors import SourceError
@@ -30,7 +33,15 @@ from paramio.core.planner import (
 )
 from paramio.core.source import ByteSource, Progress, check_span, checked_spans
 
-__all__ = ["AsyncByteSource", "BridgedSource", "ThreadedSource", "run_sync"]
+__all__ = [
+    "AsyncByteSource",
+    "BridgedSource",
+    "ReadCancelledError",
+    "ThreadedSource",
+    "cancelled_by",
+    "run_sync",
+    "shutdown",
+]
 
 T = TypeVar("T")
 
@@ -112,9 +123,52 @@ class AsyncByteSource(abc.ABC):
         tasks = [asyncio.ensure_future(gated(j)) for j in jobs]
         try:
             await asyncio.gather(*tasks)
-        finally:  # the first failure cancels the rest: no request outlives the read
+        finally:  # the first failure (or a cancel) cancels the rest: no request outlives the read
             for t in tasks:
                 t.cancel()
+            await _finished(tasks)
+
+
+async def _finished(tasks: Sequence[asyncio.Future[None]]) -> None:
+    """Wait until every one of `tasks` is done, also through cancellations of the caller
+    (re-raised once they are): a part still running could write into the caller's buffer."""
+    pending = [t for t in tasks if not t.done()]
+    cancelled: BaseException | None = None
+    while pending:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        pending = [t for t in pending if not t.done()]
+    for t in tasks:  # mark their errors retrieved: the first one was raised already
+        if not t.cancelled():
+            t.exception()
+    if cancelled is not None:
+        raise cancelled
+
+
+class ReadCancelledError(SourceError):
+    """A bridged read stopped because the work it served was cancelled (`cancelled_by`)."""
+
+
+_SCOPE = threading.local()
+#: How often a bridged read waiting in a `cancelled_by` scope looks at its event.
+_POLL = 0.05
+#: How long cancelling a read may take before the caller is let go regardless.
+_CANCEL_WAIT = 30.0
+
+
+@contextlib.contextmanager
+def cancelled_by(event: threading.Event) -> Iterator[None]:
+    """Within the block, this thread's bridged reads (`run_sync`) stop within ~50 ms once
+    `event` is set: their requests are cancelled and waited for, then `ReadCancelledError` is
+    raised. The loader runs each task in one, so Ctrl-C does not wait for stalled requests."""
+    previous = getattr(_SCOPE, "event", None)
+    _SCOPE.event = event
+    try:
+        yield
+    finally:
+        _SCOPE.event = previous
 
 
 class _LoopThread:
@@ -124,9 +178,12 @@ class _LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
+            if self._closed:
+                raise SourceError("paramio's I/O loop is shut down (the interpreter is exiting)")
             if self._loop is None or self._thread is None or not self._thread.is_alive():
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="paramio-io", daemon=True)
@@ -139,7 +196,55 @@ class _LoopThread:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("run_sync called from paramio's own I/O loop: await the coroutine instead")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        finished = threading.Event()
+
+        async def tracked() -> T:
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        fut = asyncio.run_coroutine_threadsafe(tracked(), loop)
+        event: threading.Event | None = getattr(_SCOPE, "event", None)
+        try:
+            if event is None:
+                return fut.result()
+            while True:
+                try:
+                    return fut.result(timeout=_POLL)
+                except concurrent.futures.TimeoutError:
+                    if event.is_set():
+                        raise ReadCancelledError("read cancelled", path=None) from None
+        except BaseException:
+            # Ctrl-C (or a cancelled scope) in the waiting thread: stop the coroutine and wait
+            # until it has stopped, so no request it started writes into the caller's buffer
+            # after the exception has left paramio.
+            if not fut.done():
+                fut.cancel()
+                finished.wait(_CANCEL_WAIT)
+            raise
+
+    def shutdown(self) -> None:
+        """Cancel what runs on the loop, stop it and join its thread (at interpreter exit)."""
+        with self._lock:
+            self._closed = True
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None or not thread.is_alive():
+            return
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks, timeout=5.0) if tasks else None
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout=10.0)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10.0)
+        if not thread.is_alive():
+            loop.close()
 
 
 _BRIDGE = _LoopThread()
@@ -149,8 +254,19 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` on paramio's I/O loop and wait for its result: the one async-to-sync bridge.
 
     Safe to call from any thread, including one running its own event loop (that loop blocks
-    meanwhile); exceptions propagate unchanged."""
+    meanwhile); exceptions propagate unchanged. An exception in the waiting thread (Ctrl-C's
+    `KeyboardInterrupt`) cancels the coroutine and waits for it to stop before propagating;
+    inside `cancelled_by`, setting its event does the same and raises `ReadCancelledError`."""
     return _BRIDGE.run(coro)
+
+
+def shutdown() -> None:
+    """Stop paramio's I/O loop: cancel its requests and join its thread. Registered with
+    `atexit`, so no request is in flight while the interpreter finalises."""
+    _BRIDGE.shutdown()
+
+
+atexit.register(shutdown)
 
 
 class BridgedSource(ByteSource):
