@@ -56,3 +56,19 @@ def test_bad_rank_flags_are_refused(
 ) -> None:
     assert main(["load", f"--parameters={model}", *flags]) == code
     assert message in capsys.readouterr().err
+
+
+def test_the_progress_bar_counts_the_slices_bytes(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import paramio.formats.progress as progress
+
+    totals: list[int] = []
+    real = progress.ByteProgress
+
+    def recording(total: int, *args: object, **kwargs: object) -> object:
+        totals.append(total)
+        return real(total, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(progress, "ByteProgress", recording)
+    argv = ["load", f"--parameters={model}", "--quiet", "--rank=0", "--world_size=2", "--split=*_proj.weight=0"]
+    assert main(argv) == 0
+    assert totals == [8 * 6 * 4 // 2 + 6 * 8 * 2 // 2 + 6 * 4]  # what is read, not the whole model

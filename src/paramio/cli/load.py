@@ -10,7 +10,7 @@ on a terminal for big loads, never in a pipe or with ``--quiet``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from paramio.cli.errors import EXIT_OK, UsageError
 from paramio.cli.flags import OVERLAY, PARAMETERS, PRECEDENCE, Flag, FlagKind, ParsedFlags, precedence_of, run_command
@@ -95,7 +95,6 @@ def _load(parsed: ParsedFlags) -> int:
         raise UsageError(f"--concurrency={concurrency}: expected 0 (automatic) or more")
     slicing = _slicing(parsed)
     provider = Provider.from_flags(sources, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
-    total = sum(e.length for scope in provider.scopes for e in provider.entries(scope))
     # The framework is imported (torch: a second or more) before the clock of the load starts,
     # and reported apart: "first tensor after" is the load's own latency.
     started = time.perf_counter()
@@ -103,18 +102,26 @@ def _load(parsed: ParsedFlags) -> int:
     import ml_dtypes  # noqa: F401  - the dtype table's (bfloat16, float8): imported at the first tensor otherwise
 
     import_seconds = time.perf_counter() - started
-    with ByteProgress(total, "loading", quiet=parsed.on("quiet") or parsed.on("json")) as bar:
-        s = stream(
-            provider,
-            into=target,
-            device=parsed.text("device") or None,
-            budget=budget,
-            concurrency=concurrency or None,
-            progress=bar.callback,
-            **slicing,  # type: ignore[arg-type]
-            io=io,
-            drop_cache=parsed.on("drop_cache"),
-        )
+    sink: list[Callable[[int], None]] = []  # the bar's callback, once the bar exists
+
+    def progress(n: int) -> None:
+        for callback in sink:
+            callback(n)
+
+    s = stream(  # nothing is read before the first `next`: the bar gets the job's total (slices included)
+        provider,
+        into=target,
+        device=parsed.text("device") or None,
+        budget=budget,
+        concurrency=concurrency or None,
+        progress=progress,
+        **slicing,  # type: ignore[arg-type]
+        io=io,
+        drop_cache=parsed.on("drop_cache"),
+    )
+    with ByteProgress(s.job.total_bytes, "loading", quiet=parsed.on("quiet") or parsed.on("json")) as bar:
+        if bar.callback is not None:
+            sink.append(bar.callback)
         with s:
             for _key, _array in s:
                 pass  # warming and measuring: each array is dropped as soon as it lands
