@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the public names, once: type checkers read these imports, `
         FormatWarning,
         InvalidArgumentError,
         LossError,
+        MissingExtraError,
         ParameterNotFoundError,
         ParamioError,
         SourceError,

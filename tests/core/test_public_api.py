@@ -19,6 +19,7 @@ def test_public_names_are_pinned() -> None:
         "InvalidArgumentError",
         "LossError",
         "MemorySource",
+        "MissingExtraError",
         "Overlay",
         "ParameterEntry",
         "ParameterIndex",

@@ -137,6 +137,18 @@ def run_command(line: str, tool: Callable[[str], str]) -> tuple[int, str]:
     return r.returncode, r.stdout + r.stderr
 
 
+def _raise_missing_extra(output: str) -> None:
+    """A command that failed for want of an optional package says so in one line (``needs the
+    torch extra: pip install 'paramio[torch]'``): raise it as the library would, for the test
+    to skip on."""
+    from paramio.core.errors import MissingExtraError
+
+    for line in output.splitlines():
+        head, sep, rest = line.partition(": needs the ")
+        if sep and rest.endswith("]'") and " extra: pip install 'paramio[" in rest:
+            raise MissingExtraError(rest.split(" ", 1)[0])
+
+
 def run_page(page: Path, tool: Callable[[str], str]) -> int:
     """Run every code block of `page` in the current folder; returns how many blocks ran."""
     namespace: dict[str, object] = {"__name__": f"guide:{page.name}"}
@@ -158,6 +170,8 @@ def run_page(page: Path, tool: Callable[[str], str]) -> int:
         else:
             for cmd in commands(block.body, prompt=block.lang == "console"):
                 code, output = run_command(cmd.line, tool)
+                if code != cmd.exit:
+                    _raise_missing_extra(output)
                 assert code == cmd.exit, f"{where}: {cmd.line}: exit {code}, not {cmd.exit}\n{output}"
                 assert "Traceback" not in output, f"{where}: {cmd.line}\n{output}"
                 if block.lang == "console":

@@ -11,7 +11,6 @@ C-contiguous byte view plus its dtype name, which the writers use.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from paramio.core.dtypes import dtype_of_numpy
-from paramio.core.errors import InvalidArgumentError
+from paramio.core.errors import InvalidArgumentError, import_extra
 
 if TYPE_CHECKING:
     from paramio.core.entry import ParameterEntry
@@ -72,14 +71,11 @@ TORCH_DTYPES: dict[str, str] = {
 
 
 def require(framework: str) -> ModuleType:
-    """Import `framework`, or raise `ImportError` saying which paramio extra installs it."""
+    """Import `framework`, or raise `MissingExtraError` saying which paramio extra installs it."""
     spec = FRAMEWORKS.get(framework)
     if spec is None:
         raise InvalidArgumentError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
-    try:
-        return importlib.import_module(spec[0])
-    except ImportError as exc:
-        raise ImportError(f"{framework} is not installed: pip install 'paramio[{spec[1]}]'") from exc
+    return import_extra(spec[0], spec[1])
 
 
 def torch_dtype(name: str) -> object:

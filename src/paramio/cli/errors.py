@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from paramio.core.errors import ParamioError
+from paramio.core.errors import MissingExtraError, ParamioError
 from paramio.formats.text import escape
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "guarded", "escape", "warn"]
@@ -70,6 +70,9 @@ def _guarded(tool: str, body: Callable[[], int], debug: Callable[[], bool]) -> i
     except UsageError as exc:
         _report(tool, str(exc), debug())
         return EXIT_USAGE
+    except MissingExtraError as exc:  # one line for every optional package, whoever needed it
+        _report(tool, exc.advice, debug())
+        return EXIT_FAILURE
     except (ParamioError, CommandFailed) as exc:
         _report(tool, str(exc), debug())
         return EXIT_FAILURE

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from paramio.core.errors import MissingExtraError
 from paramio.formats.handles import UnsupportedFormatNameError, read_handle
 
 if TYPE_CHECKING:
@@ -28,15 +29,17 @@ __all__ = [
     "read_handle",
 ]
 
-_EXTRA = "pip install 'paramio[iree]'"
-
 
 class ParameterProvider:
     """Stands for ``iree.runtime.ParameterProvider`` where IREE is not installed (it has no
     constructor there either); `paramio.ParameterProvider` is IREE's own class when it is."""
 
     def __init__(self) -> None:
-        raise TypeError(f"paramio.ParameterProvider: no constructor defined! (IREE's runtime: {_EXTRA})")
+        raise MissingExtraError(
+            "iree",
+            package="iree.runtime",
+            what="paramio.ParameterProvider is iree.runtime's class, and iree.runtime is not installed",
+        )
 
 
 def provider_class() -> type:

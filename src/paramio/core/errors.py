@@ -9,6 +9,7 @@ ParamioError
  ├── DuplicateKeyError           also a ValueError: a key added twice under policy "error"
  ├── InvalidArgumentError        also a ValueError: a caller's argument is out of its domain
  │    └── LossError              a conversion would lose what on_loss="error" forbids losing
+ ├── MissingExtraError           also an ImportError: an optional package is absent (`extra` says which)
  ├── SourceError                 also an OSError: a byte source failed to open or read
  └── WriteError                  also an OSError: an output could not be written
 
@@ -26,6 +27,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from types import ModuleType
+
 __all__ = [
     "ConversionWarning",
     "DuplicateKeyError",
@@ -33,12 +38,14 @@ __all__ = [
     "FormatWarning",
     "InvalidArgumentError",
     "LossError",
+    "MissingExtraError",
     "ParameterNotFoundError",
     "ParamioError",
     "SourceError",
     "TruncatedError",
     "UnsupportedFormatError",
     "WriteError",
+    "import_extra",
 ]
 
 
@@ -115,6 +122,41 @@ class LossError(InvalidArgumentError):
     ) -> None:
         super().__init__(message, path=path)
         self.losses = losses
+
+
+class MissingExtraError(ParamioError, ImportError):
+    """An optional package that the call needs is not installed. `extra` names the paramio extra
+    that installs it (``pip install 'paramio[torch]'``), `package` the module that was missing.
+    Raised by `import_extra`, paramio's one way to import an optional dependency."""
+
+    def __init__(self, extra: str, *, package: str | None = None, what: str | None = None) -> None:
+        self.extra = extra
+        self.package = package
+        lead = what or f"{package or 'an optional package'} is not installed"
+        super().__init__(f"{lead}: pip install 'paramio[{extra}]'")
+        self.name = package  # ImportError's attribute: the module that could not be imported
+
+    @property
+    def advice(self) -> str:
+        """``needs the torch extra: pip install 'paramio[torch]'``: what the CLI prints."""
+        return f"needs the {self.extra} extra: pip install 'paramio[{self.extra}]'"
+
+
+def import_extra(module: str, extra: str, *, what: str | None = None) -> ModuleType:
+    """Import optional `module` (``torch``, ``iree.runtime``, ``gguf.quants``), or raise
+    `MissingExtraError` naming `extra` when it (or the package it is part of) is not installed.
+    An ImportError from inside an installed package (a broken install) propagates unchanged.
+    `what` says what needed what (``"dequantising Q4_K needs the gguf package"``), for the message."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing = exc.name or ""
+        top = module.split(".")[0]
+        if missing and missing != module and not module.startswith(missing + ".") and missing.split(".")[0] != top:
+            raise  # the package is there, something it imports is not: not ours to rename
+        raise MissingExtraError(extra, package=top, what=what) from exc
 
 
 class SourceError(ParamioError, OSError):

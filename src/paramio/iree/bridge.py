@@ -10,14 +10,13 @@ descriptor, so `IreeParameters` keeps every source alive as long as IREE may rea
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from types import ModuleType
 
 import numpy as np
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import SourceError
+from paramio.core.errors import SourceError, import_extra
 from paramio.index.provider import Provider
 from paramio.sources.handles import FileHandle
 from paramio.sources.protocols import SupportsFileDescriptor, SupportsZeroCopy
@@ -26,11 +25,8 @@ __all__ = ["IreeParameters", "create_parameters_module", "to_iree_index", "to_ir
 
 
 def iree_runtime() -> ModuleType:
-    """``iree.runtime``, or `ImportError` naming the extra."""
-    try:
-        return importlib.import_module("iree.runtime")
-    except ImportError as exc:
-        raise ImportError("iree.runtime is not installed: pip install 'paramio[iree]'") from exc
+    """``iree.runtime``. Raises `MissingExtraError` (naming the ``iree`` extra) when absent."""
+    return import_extra("iree.runtime", "iree")
 
 
 def _metadata(entry: ParameterEntry) -> str | None:

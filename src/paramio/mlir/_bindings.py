@@ -9,23 +9,18 @@ from __future__ import annotations
 import importlib
 import types
 
-from paramio.core.errors import ParamioError
+from paramio.core.errors import MissingExtraError, import_extra
 
 __all__ = ["MissingCompilerError", "bindings", "passmanager"]
 
 
-class MissingCompilerError(ParamioError, ImportError):
-    """``iree.compiler`` is not installed; the message names the extra that brings it."""
+#: The name this error had before paramio had one `MissingExtraError` for every optional package.
+MissingCompilerError = MissingExtraError
 
 
 def bindings() -> types.ModuleType:
-    """``iree.compiler.ir``. Raises `MissingCompilerError` when iree-base-compiler is absent."""
-    try:
-        return importlib.import_module("iree.compiler.ir")
-    except ImportError as exc:
-        raise MissingCompilerError(
-            "paramio mlir needs the MLIR bindings of iree-base-compiler: pip install 'paramio[iree]'"
-        ) from exc
+    """``iree.compiler.ir``. Raises `MissingExtraError` when iree-base-compiler is absent."""
+    return import_extra("iree.compiler.ir", "iree", what="paramio mlir needs the MLIR bindings of iree-base-compiler")
 
 
 def passmanager() -> types.ModuleType:

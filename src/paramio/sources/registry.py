@@ -16,15 +16,11 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from paramio.core.errors import InvalidArgumentError, ParamioError
+from paramio.core.errors import InvalidArgumentError, MissingExtraError
 from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 
 __all__ = ["REMOTE_SCHEMES", "MissingExtraError", "known_schemes", "open_source", "register_scheme", "scheme_of"]
-
-
-class MissingExtraError(ParamioError, ImportError):
-    """A URL's scheme needs an optional dependency that is not installed; says which extra."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,8 +80,11 @@ def _resolve(scheme: str) -> Callable[..., ByteSource]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         if entry.needs is not None and exc.name is not None and exc.name.split(".")[0] == entry.needs:
-            hint = f"pip install 'paramio[{entry.extra}]'" if entry.extra else f"pip install {entry.needs}"
-            raise MissingExtraError(f"{scheme}:// URLs need the {entry.needs} package: {hint}") from exc
+            if entry.extra:
+                raise MissingExtraError(
+                    entry.extra, package=entry.needs, what=f"{scheme}:// URLs need the {entry.needs} package"
+                ) from exc
+            raise ImportError(f"{scheme}:// URLs need the {entry.needs} package: pip install {entry.needs}") from exc
         raise
     return cast("Callable[..., ByteSource]", getattr(module, func))
 

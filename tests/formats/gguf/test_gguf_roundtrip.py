@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import paramio.formats.gguf as pg
 from conftest import ALL_VALUES, all_type_tensors, write_oracle
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError
+from paramio.core.errors import InvalidArgumentError, MissingExtraError
 from paramio.core.tensor import TensorInfo
 from paramio.formats import irpa
 from paramio.formats.registry import read_path, write_path
@@ -222,6 +222,6 @@ def test_dequantize_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         pg.dequantize(_entry("u", b"1234", None))
     monkeypatch.setitem(sys.modules, "gguf.quants", None)
     with pytest.raises(
-        UnsupportedFormatError, match=r"dequantising Q8_0 needs the gguf package: pip install 'paramio\[gguf\]'"
+        MissingExtraError, match=r"dequantising Q8_0 needs the gguf package: pip install 'paramio\[gguf\]'"
     ):
         pg.dequantize(_entry("q", bytes(34), TensorInfo("gguf.q8_0", (1, 32))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError
+from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError, import_extra
 from paramio.formats.gguf.constants import GGML_BY_NAME
 
 if TYPE_CHECKING:  # imported when a tensor is decoded: reading a file needs no NumPy
@@ -33,13 +33,9 @@ def dequantize(entry: ParameterEntry) -> np.ndarray:
         raise InvalidArgumentError(f"not a GGUF tensor type: {info.dtype if info else 'untyped'}", key=entry.key)
     if not gtype.quantized:
         return np.asarray(entry.to_numpy(), dtype=np.float32)
-    try:
-        from gguf.constants import GGMLQuantizationType
-        from gguf.quants import dequantize as gguf_dequantize
-    except ImportError as exc:
-        raise UnsupportedFormatError(
-            f"dequantising {gtype.name} needs the gguf package: pip install 'paramio[gguf]'", key=entry.key
-        ) from exc
+    quants = import_extra("gguf.quants", "gguf", what=f"dequantising {gtype.name} needs the gguf package")
+    constants = import_extra("gguf.constants", "gguf")
+    GGMLQuantizationType, gguf_dequantize = constants.GGMLQuantizationType, quants.dequantize  # noqa: N806
     shape = info.shape or (1,)
     byte_shape = (*shape[:-1], shape[-1] // gtype.block_size * gtype.type_size)
     raw = np.frombuffer(entry.read() if entry.is_splat else entry.memoryview(), dtype=np.uint8).reshape(byte_shape)
