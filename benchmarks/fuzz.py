@@ -5,7 +5,13 @@
                               [--ops-every K] [--out failures/]
 
 `--cases` is per reader. The readers are IRPA, TENSORv0 metadata/attributes (inside IRPA),
-safetensors, GGUF, GGUF split sets and sharded safetensors sets (``index.json``). For readers
+safetensors, GGUF, GGUF split sets and sharded safetensors sets (``index.json``); and the
+surfaces of issue 24 (``tests/hardening/surfaces.py``): IRPA and safetensors sets and TP
+manifests (``irpa-set``, ``st-set``, ``tp-manifest``, ``tp-keys-manifest``: valid sets with
+mutated manifests and members), URLs served by a misbehaving loopback server (``url``: wrong
+ranges, short bodies, changing validators, redirects, silence; 0.5 s idle timeout, 2 attempts),
+the loader (``loader``: random tensors and splats, budgets, concurrency; the planner on lengths
+up to 2**63) and MLIR text for ``mlir export``/``import`` (``mlir``). For readers
 with a seed file, half the cases mutate the seed's bytes (``tests/hardening/mutations.py``)
 and half are whole files from the structure-aware generators (``structured.py``: dims,
 nesting, references, names, paths); the others are all structured. Every case opens the file
@@ -125,7 +131,7 @@ def _job(args: tuple[str, int, int, int, str, float]) -> tuple[str, dict[str, ob
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=100_000, help="cases per reader")
-    ap.add_argument("--formats", default=",".join(mutations.STRUCTURED_FORMATS))
+    ap.add_argument("--formats", default=",".join(mutations.STRUCTURED_FORMATS + mutations.SURFACE_FORMATS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1, help="readers fuzzed in parallel, one process each")
     ap.add_argument("--ops-every", type=int, default=20, help="run dump, verify and a conversion every K-th case")

@@ -32,6 +32,9 @@ import numpy as np
 FORMATS = ("irpa", "safetensors", "gguf", "index.json")
 #: Readers the structure-aware generators cover (`structured.GENERATORS`).
 STRUCTURED_FORMATS = ("irpa", "tensorv0", "safetensors", "gguf", "gguf-split", "index.json")
+#: The surfaces issue 24 added (`surfaces.GENERATORS`): sets and manifests, URLs against a
+#: misbehaving server, the loader, MLIR text.
+SURFACE_FORMATS = ("irpa-set", "st-set", "tp-manifest", "tp-keys-manifest", "url", "loader", "mlir")
 #: A case may allocate at most this multiple of the file's size (plus a fixed allowance).
 MEMORY_FACTOR = 8
 TIME_LIMIT_S = 2.0
@@ -43,6 +46,10 @@ MEMORY_SLACK = (2 << 20) + 3 * SPLAT_READ_CAP
 
 def format_available(fmt: str) -> str | None:
     """None if paramio can read `fmt` here, else the reason it cannot."""
+    if fmt in SURFACE_FORMATS:
+        import surfaces
+
+        return surfaces.available(fmt)
     module = {"index.json": "safetensors", "gguf-split": "gguf", "tensorv0": "irpa"}.get(fmt, fmt)
     try:
         mod = importlib.import_module(f"paramio.formats.{module}")
@@ -439,6 +446,7 @@ class StructuredCampaign:
         import shutil
 
         import structured
+        import surfaces
 
         from paramio.core.errors import ParamioError
 
@@ -447,7 +455,9 @@ class StructuredCampaign:
         shutil.rmtree(case, ignore_errors=True)
         case.mkdir(parents=True)
         scratch.mkdir(parents=True, exist_ok=True)
-        path = structured.GENERATORS[self.fmt](case, rng)
+        generators = {**structured.GENERATORS, **surfaces.GENERATORS}
+        path = generators[self.fmt](case, rng)
+        act = surfaces.ACTIONS.get(self.fmt)
         size = sum(p.stat().st_size for p in case.iterdir())
         steps = [f"{self.fmt}:{size}B"]
         if traced:
@@ -456,10 +466,14 @@ class StructuredCampaign:
         error = None
         try:
             try:
-                read_everything(str(path))
+                if act is not None:
+                    act(str(path), rng)
+                else:
+                    read_everything(str(path))
             except ParamioError as exc:
                 error = str(exc)
-            exercise(str(path), ops, scratch, rng)
+            if act is None:
+                exercise(str(path), ops, scratch, rng)
         except FuzzFailure as exc:
             raise FuzzFailure(f"{self.fmt} {steps}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - the point of the exercise

@@ -130,3 +130,65 @@ def test_structured_cases_stay_bounded(fmt: str, tmp_path: Path) -> None:
         outcome, _ = campaign.run_one(rng, ops=ops)  # raises FuzzFailure on a foreign error or a bound
         refused += outcome.error is not None
     assert 0 < refused < STRUCTURED_CASES or fmt == "tensorv0", refused  # reaches past the first check
+
+
+#: Cases per new surface in the suite's sample (issue 24): ~12 s in all on a quiet machine.
+SURFACE_CASES = 4
+
+
+@pytest.mark.parametrize("fmt", mutations.SURFACE_FORMATS)
+def test_new_surfaces_sample(fmt: str, tmp_path: Path) -> None:
+    """A fixed-seed sample of the structure-aware cases for sets and manifests, URLs against a
+    misbehaving loopback server, the loader (planner, budgets, concurrency) and MLIR text: only
+    paramio errors escape, each case within the memory and time bounds of `StructuredCampaign`.
+    The long campaign: ``benchmarks/fuzz.py --formats irpa-set,...``."""
+    why = mutations.format_available(fmt)
+    if why:
+        pytest.skip(why)
+    campaign = mutations.StructuredCampaign(tmp_path, fmt)
+    rng = random.Random(f"surface-{fmt}")
+    outcomes = []
+    for n in range(SURFACE_CASES):
+        ops = ("dump", "verify", "convert") if n % 3 == 0 else ()
+        outcome, _ = campaign.run_one(rng, ops=ops)  # raises FuzzFailure on a foreign error or a bound
+        outcomes.append(outcome.error is None)
+    assert any(outcomes) or fmt == "url", outcomes  # the cases reach past the first refusal
+
+
+def test_a_server_that_sends_no_content_length_is_named(tmp_path: Path) -> None:
+    """Found by the URL cases: obstore's "GenericError" became "request failed (GenericError)"."""
+    import surfaces
+
+    from paramio.sources.retry import RemoteSourceError
+
+    if surfaces.available("url"):
+        pytest.skip(surfaces.available("url"))
+    server = surfaces.server()
+    url = surfaces.url_case(tmp_path, random.Random(1))
+    server.mix = ("no-length",)
+    with pytest.raises(RemoteSourceError, match="the server sent no Content-Length"):
+        surfaces.read_url(url, random.Random(1))
+
+
+def test_a_tp_manifest_shape_whose_product_has_thousands_of_digits_is_a_format_error(tmp_path: Path) -> None:
+    """Found by the manifest cases: the product of a split tensor's dims was formatted into a
+    message, and Python refuses to print an int of more than 4300 digits (ValueError escaped)."""
+    import json
+    import shutil
+
+    import surfaces
+
+    from paramio.core.errors import FormatError
+    from paramio.formats.registry import read_path
+
+    template, opener = surfaces._template("tp")
+    for p in template.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    manifest = tmp_path / opener
+    doc = json.loads(manifest.read_text())
+    key = next(k for k, v in doc["tensors"].items() if "split" in v)
+    doc["tensors"][key]["shape"] = [10**2000, 10**2000, 10**2000]
+    manifest.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="fewer than 2\\*\\*63 elements") as info:
+        read_path(str(manifest))
+    assert info.value.key == key

@@ -26,7 +26,7 @@ from paramio.core.errors import InvalidArgumentError
 if TYPE_CHECKING:  # NumPy is not imported to read or list a file
     import numpy as np
 
-__all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata"]
+__all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata", "is_numpy_shape"]
 
 TENSOR_PREFIX = "TENSORv0"
 TURBINE_PREFIX = "PYTORCH"
@@ -99,6 +99,12 @@ def encode_array_metadata(array: np.ndarray) -> bytes:
     from paramio.core.dtypes import dtype_of_numpy
 
     return encode_tensor_metadata(TensorInfo(dtype_of_numpy(array.dtype).name, tuple(array.shape)))
+
+
+def is_numpy_shape(shape: object) -> bool:
+    """Whether `shape` (a list) is one a NumPy array can have (see `MAX_TENSOR_DIMS`): what a
+    shape read from a file (a TENSORv0 record, a manifest) must be before any arithmetic on it."""
+    return isinstance(shape, list) and _numpy_shape(shape)
 
 
 def _numpy_shape(shape: list[object]) -> bool:

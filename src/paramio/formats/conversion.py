@@ -272,6 +272,7 @@ def check_splat_expansion(
             data_bytes += e.length
     if largest is None:
         return
+    check_file_size(splat_bytes + data_bytes, fmt)  # past any file: the most specific refusal
     allowed = max(SPLAT_EXPANSION_ALLOWANCE, data_bytes)
     if splat_bytes > allowed and not expand_splats:
         raise InvalidArgumentError(

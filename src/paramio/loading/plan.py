@@ -36,7 +36,8 @@ class TaskPlan:
     the tensors' sizes (a splat that claims 2**56 bytes is one entry here, not 2**32 tasks).
 
     Used like the deque it replaces: ``plan[0]`` (the next task), `popleft`, ``bool(plan)``,
-    ``len(plan)``, iteration (which takes nothing), `pieces_per_slot`."""
+    ``len(plan)`` (`remaining` past ``sys.maxsize``), iteration (which takes nothing),
+    `pieces_per_slot`."""
 
     def __init__(self, lengths: Sequence[int], chunk: int) -> None:
         if chunk <= 0:
@@ -85,8 +86,13 @@ class TaskPlan:
         """How many pieces each tensor is read in (all tasks, taken or not)."""
         return list(self._pieces)
 
-    def __len__(self) -> int:
+    @property
+    def remaining(self) -> int:
+        """Tasks not yet taken (any size: ``len()`` cannot pass ``sys.maxsize``)."""
         return self._left
+
+    def __len__(self) -> int:
+        return self._left  # OverflowError past sys.maxsize tasks: use `remaining`
 
     def __bool__(self) -> bool:
         return self._left > 0

@@ -234,6 +234,10 @@ def _check_size(module: MlirModule, g: GlobalOp, kind: str) -> None:
         size = _blob_size(module, g, t.nbytes)
         if size is None:  # longer: measure it (once, on the way to the error)
             size = _blob_size(module, g, None)
+        if size is None:
+            raise FormatError(
+                f"global @{g.symbol}: its value {g.value} names no blob in the module's resources", path=module.path
+            )
         if size != t.nbytes:
             raise FormatError(
                 f"global @{g.symbol}: its dense_resource blob holds {size} bytes but {t.text} needs {t.nbytes}",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
-from paramio.core.tensor import TensorInfo, encode_tensor_metadata
+from paramio.core.tensor import TensorInfo, encode_tensor_metadata, is_numpy_shape
 from paramio.formats.contract import ARCHIVE, Format, FormatContents, file_format, formats, register_format
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output_set import AtomicOutputSet
@@ -290,8 +290,13 @@ def _joined(
     shape = rec.get("shape")
     if isinstance(axis, bool) or not isinstance(axis, int) or not isinstance(dtype, str):
         raise FormatError("a split tensor needs an integer 'split' axis and a 'dtype'", path=path, key=key)
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise FormatError("a split tensor needs a 'shape' of non-negative integers", path=path, key=key)
+    if not is_numpy_shape(shape):  # bounded before any product of it is made (or printed)
+        raise FormatError(
+            "a split tensor needs a 'shape' of at most 64 non-negative integers with fewer than 2**63 elements",
+            path=path,
+            key=key,
+        )
+    assert isinstance(shape, list)
     if len(pieces) != tp:
         raise FormatError(f"{len(pieces)} pieces listed for tp={tp}", path=path, key=key)
     piece_info = pieces[0].tensor

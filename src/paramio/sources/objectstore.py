@@ -63,6 +63,8 @@ _KINDS: tuple[tuple[str, str, bool], ...] = (
     ("error decoding response body", "response body cut short", True),
     ("IncompleteMessage", "response body cut short", True),
     ("kind: Body", "response body cut short", True),
+    ("MissingContentLength", "the server sent no Content-Length (each object's size is needed)", False),
+    ("source: Header", "the server's response headers are missing or malformed", False),
 )
 
 
