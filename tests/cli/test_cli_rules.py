@@ -187,7 +187,7 @@ def test_cache_is_used_by_load_shard_and_merge(
 def test_errors_say_what_happened_and_what_to_do(tmp_path: Path, archive: Path, paramio_cli: Cli) -> None:
     code, out, _ = paramio_cli("verify", str(tmp_path / "missing.irpa"))
     assert code == 1
-    assert out == f"{tmp_path / 'missing.irpa'}: not checked: cannot open: No such file or directory\n"
+    assert out == f"{tmp_path / 'missing.irpa'}: problem: cannot open: No such file or directory\n"
     code, _, err = paramio_cli("convert", str(archive), f"--output={tmp_path / 'nofolder' / 'x.irpa'}")
     assert code == 1 and f"the folder {tmp_path / 'nofolder'} does not exist" in err
     taken = tmp_path / "model.safetensors"

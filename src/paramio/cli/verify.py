@@ -79,7 +79,7 @@ def _print_report(r: VerifyReport, *, quiet: bool) -> None:
     out = sys.stdout
     if r.format is None:  # not opened or not recognised: nothing was checked, so no "format ?" listing
         for p in r.problems:
-            out.write(f"{escape(r.path)}: not checked: {escape(describe_problem(p), quote=False)}\n")
+            out.write(f"{escape(r.path)}: problem: {escape(describe_problem(p), quote=False)}\n")
         return
     status = "OK" if r.ok else f"{len(r.problems)} problem(s)"
     out.write(f"{escape(r.path)}: {r.format or '?'}, {len(r.entries)} entries: {status}\n")
