@@ -108,3 +108,26 @@ def test_quantised_boxes_on_block_boundaries_are_whole_blocks() -> None:
     piece = slice_entry("q", entry, ((1, 3), (32, 96)))  # rows 1..3, blocks 1..3
     assert piece.read() == raw[1:3, 34:102].tobytes()
     assert piece.tensor == TensorInfo("gguf.q8_0", (2, 64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    spans=st.lists(st.tuples(st.integers(0, 90), st.integers(0, 9)), max_size=12),
+    gap=st.sampled_from([0, 4, 1 << 16]),
+    data=st.data(),
+)
+def test_spans_of_any_lengths_read_back_to_back(spans: list[tuple[int, int]], gap: int, data: st.DataObject) -> None:
+    """`SpansSource` with a length per span (the distinct slices of a sharded key, back to
+    back; empty spans dropped): any range of it is those bytes of the entry."""
+    from paramio.loading.slices import SpansSource
+
+    raw = bytes(range(100))
+    entry = ParameterEntry(key="k", kind=EntryKind.DATA, length=100, source=Bytes(raw, gap))
+    spans = [(o, min(n, 100 - o)) for o, n in spans]
+    src = SpansSource(entry, np.array([o for o, _ in spans], np.int64), np.array([n for _, n in spans], np.int64), "s")
+    whole = b"".join(raw[o : o + n] for o, n in spans)
+    assert src.size == len(whole)
+    start = data.draw(st.integers(0, len(whole)))
+    stop = data.draw(st.integers(start, len(whole)))
+    out = bytearray(stop - start)
+    assert src.readinto(start, out) == stop - start and bytes(out) == whole[start:stop]

@@ -57,19 +57,24 @@ ShardingSpec: TypeAlias = object
 
 
 class SpansSource(ByteSource):
-    """The bytes of `entry` at ``starts[i] .. starts[i] + run`` (offsets within the entry), one
-    after another: the bytes of one slice of a tensor, read without the rest."""
+    """The bytes of `entry` at ``starts[i] .. starts[i] + run`` (offsets within the entry; `run`
+    one length for every span, or one per span), one after another: the bytes of one slice of
+    a tensor (or of several, back to back), read without the rest."""
 
-    def __init__(self, entry: ParameterEntry, starts: np.ndarray, run: int, name: str) -> None:
+    def __init__(self, entry: ParameterEntry, starts: np.ndarray, run: int | np.ndarray, name: str) -> None:
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        lens = np.broadcast_to(np.asarray(run, dtype=np.int64), starts.shape)
+        keep = lens > 0
         self.entry = entry
-        self.starts = np.ascontiguousarray(starts, dtype=np.int64)
-        self.run = run
+        self.starts = starts[keep]
+        self.lens = np.ascontiguousarray(lens[keep])
+        self.ends = np.cumsum(self.lens)
         self.name = name
         inner = entry.source
         if inner is not None:  # merge and cut requests as the real source would
             self.max_gap = inner.max_gap
             self.max_request = inner.max_request
-        self._size = len(self.starts) * run
+        self._size = int(self.ends[-1]) if len(self.ends) else 0
 
     @property
     def size(self) -> int:
@@ -83,14 +88,14 @@ class SpansSource(ByteSource):
     def _spans(self, offset: int, n: int) -> tuple[list[int], list[int], list[int]]:
         """The entry offsets, lengths and output positions of the span parts holding bytes
         ``[offset, offset + n)`` of this source (n > 0)."""
-        run = self.run
-        first, skip = divmod(offset, run)
-        last = (offset + n - 1) // run
+        first = int(np.searchsorted(self.ends, offset, side="right"))
+        last = int(np.searchsorted(self.ends, offset + n - 1, side="right"))
         offs = self.starts[first : last + 1].copy()
-        lens = np.full(len(offs), run, np.int64)
+        lens = self.lens[first : last + 1].copy()
+        skip = offset - (int(self.ends[first]) - int(self.lens[first]))
         offs[0] += skip
         lens[0] -= skip
-        lens[-1] -= (last + 1) * run - (offset + n)
+        lens[-1] -= int(self.ends[last]) - (offset + n)
         ats = np.zeros(len(offs), np.int64)
         np.cumsum(lens[:-1], out=ats[1:])
         return offs.tolist(), lens.tolist(), ats.tolist()
@@ -353,62 +358,25 @@ def _jax_items(
 
 
 def _joined(key: str, entry: ParameterEntry, pieces: Sequence[ParameterEntry], length: int) -> ParameterEntry:
-    """One untyped entry holding `pieces` back to back (what the loader reads for a key)."""
-    starts_list, run = [], 0
-    # Every piece of one sharding has the same span length; join their spans when they agree.
+    """One untyped entry holding `pieces` (slices of `entry`) back to back: what the loader
+    reads for a sharded key, every distinct slice in one buffer."""
+    starts: list[np.ndarray] = []
+    runs: list[np.ndarray] = []
     for p in pieces:
         if isinstance(p.source, SpansSource):
-            starts_list.append(p.source.starts)
-            r = p.source.run
-        else:
-            starts_list.append(np.array([p.offset - entry.offset], np.int64))
-            r = p.length
-        if r and run and r != run:
-            break
-        run = run or r
-    else:
-        if run:
-            starts = np.concatenate(starts_list) if starts_list else np.zeros(0, np.int64)
-            if len(starts) * run == length:
-                joined = SpansSource(entry, starts, run, f"{entry.source.name if entry.source else '<splat>'} (shards)")
-                return ParameterEntry(key=key, kind=EntryKind.DATA, length=length, source=joined, origin=entry.origin)
-    src = _Concat(key, pieces, length)
+            starts.append(p.source.starts)
+            runs.append(p.source.lens)
+        else:  # one contiguous range of the entry's source
+            starts.append(np.array([p.offset - entry.offset], np.int64))
+            runs.append(np.array([p.length], np.int64))
+    src = SpansSource(
+        entry,
+        np.concatenate(starts) if starts else np.zeros(0, np.int64),
+        np.concatenate(runs) if runs else np.zeros(0, np.int64),
+        f"{entry.source.name if entry.source else '<splat>'} (shards of {key!r})",
+    )
+    assert src.size == length
     return ParameterEntry(key=key, kind=EntryKind.DATA, length=length, source=src, origin=entry.origin)
-
-
-class _Concat(ByteSource):
-    """Pieces of different span lengths back to back (a sharding with uneven slices)."""
-
-    def __init__(self, key: str, pieces: Sequence[ParameterEntry], length: int) -> None:
-        self.pieces = list(pieces)
-        self.ends = np.cumsum([p.length for p in pieces])
-        self.name = f"{key} (shards)"
-        self._size = length
-        srcs = [p.source for p in pieces if p.source is not None]
-        if srcs:
-            self.max_gap, self.max_request = srcs[0].max_gap, srcs[0].max_request
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def view(self, offset: int, length: int) -> memoryview:
-        buf = bytearray(length)
-        self.readinto(offset, memoryview(buf))
-        return memoryview(buf).toreadonly()
-
-    def readinto(self, offset: int, out: memoryview | bytearray) -> int:
-        dst = memoryview(out).cast("B")
-        self.check_span(offset, len(dst))
-        pos, at = offset, 0
-        while at < len(dst):
-            i = int(np.searchsorted(self.ends, pos, side="right"))
-            begin = int(self.ends[i - 1]) if i else 0
-            take = min(int(self.ends[i]) - pos, len(dst) - at)
-            self.pieces[i].readinto(dst[at : at + take], pos - begin)
-            pos += take
-            at += take
-        return len(dst)
 
 
 class ShardedJaxTarget(Target):
