@@ -422,6 +422,7 @@ def load_everything(path: str, rng: random.Random) -> None:
     Splats past memory must be refused with a paramio error; the planner is checked alone on
     random lengths up to 2**63 (O(tensors), every piece in order)."""
     import paramio
+    from paramio import loading
     from paramio.loading.plan import plan_tasks
 
     lengths = [rng.choice((0, 1, 5, 4096, 1 << 20, 1 << 40, 2**63 - 1)) for _ in range(rng.randrange(0, 50))]
@@ -437,7 +438,22 @@ def load_everything(path: str, rng: random.Random) -> None:
     budget = rng.choice((1, 4096, 65_536, 1 << 20, 256 << 20))
     concurrency = rng.choice((1, 2, 8, 64))
     index = paramio.ParameterIndex.open(path)
-    loaded = paramio.load(index, budget=budget, concurrency=concurrency)
+    how = rng.choice(("load", "stream", "async", "mmap"))
+    loaded: dict[str, object]
+    if how == "stream":  # taken one by one, leaving early now and then
+        loaded = {}
+        with loading.stream(index, budget=budget, concurrency=concurrency) as it:
+            for k, a in it:
+                loaded[k] = a
+                if rng.random() < 0.05:
+                    return
+    elif how == "async":
+        import asyncio
+
+        loaded = asyncio.run(loading.load_async(index, budget=budget, concurrency=concurrency))
+    else:
+        io = "mmap" if how == "mmap" else "auto"
+        loaded = loading.load(index, budget=budget, concurrency=concurrency, io=io)
     for e in index.values():
         got = loaded[e.key]
         assert np.asarray(got).tobytes() == e.read(), e.key
