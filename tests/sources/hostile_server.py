@@ -10,7 +10,8 @@ range one byte later than asked), ``/loop/NAME`` (redirects to itself forever), 
 nothing for `stall_seconds`), ``/stall-data/NAME`` (the same, for ranges past the first 64 KiB
 only: a model's header opens, its tensors stall), ``/presigned/NAME`` (403 without ``sig=`` `signature` in the query, and 403
 to every HEAD, as a URL presigned for GET is), ``/away/NAME`` (302 to the same file under
-``/plain/`` on `other_host`, another name for this server).
+``/plain/`` on `other_host`, another name for this server), ``/moved/NAME`` (302 to
+``/plain/NAME`` on the same host).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def _handler(state: HostileServer) -> type[BaseHTTPRequestHandler]:
             mode, _, name = parts.path.lstrip("/").partition("/")
             if mode == "loop":
                 self._empty(302, Location=self.path)
+                return
+            if mode == "moved":
+                self._empty(302, Location=f"/plain/{name}")
                 return
             if mode == "away":
                 self._empty(302, Location=f"http://{state.other_host}:{state.port}/plain/{name}")

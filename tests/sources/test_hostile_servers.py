@@ -181,3 +181,39 @@ def test_scope_is_split_only_at_a_scope_name() -> None:
     assert parse_parameters_flag("https://h/m.irpa?a=b&c=d").path == "https://h/m.irpa?a=b&c=d"
     assert parse_parameters_flag("dir/x=y.irpa").path == "dir/x=y.irpa"
     assert parse_parameters_flag("s=dir/x=y.irpa").scope == "s"
+
+
+def test_redirect_to_another_host_is_refused_naming_it(hostile: HostileServer, tmp_path: Path) -> None:
+    """`localhost` is this same server under another host name: a redirect there leaves the
+    URL's host, and is followed only when allowed."""
+    name = _name(tmp_path)
+    hostile.put(name, DATA)
+    url = f"{hostile.url}/away/{name}"
+    with pytest.raises(RemoteSourceError) as info:
+        open_source(url, retry=FAST)
+    other = f"localhost:{hostile.port}"
+    assert f"redirected to another host, {other}" in str(info.value)
+    assert f"allowed_hosts=[{other!r}]" in str(info.value)
+    assert not [p for m, p, _ in hostile.log if p == f"/plain/{name}"]  # never requested there
+    src = open_source(url, retry=FAST, allowed_hosts=["localhost"])
+    assert src.read(5, 10) == DATA[5:15]
+    # The reads went where the redirect led, once, not through the redirect each time.
+    assert [r for m, p, r in hostile.log if m == "GET" and p == f"/plain/{name}"] == ["bytes=5-14"]
+
+
+def test_redirect_within_the_host_is_followed(hostile: HostileServer, tmp_path: Path) -> None:
+    name = _name(tmp_path)
+    hostile.put(name, DATA)
+    assert open_source(f"{hostile.url}/moved/{name}", retry=FAST).read(0, 8) == DATA[:8]
+
+
+def test_cli_allow_redirect_host(hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from paramio.cli.main import main
+
+    name = f"{tmp_path.name}.irpa"
+    hostile.put(name, _irpa(tmp_path))
+    url = f"{hostile.url}/away/{name}"
+    assert main(["dump", url]) != 0
+    assert f"--allow-redirect-host=localhost:{hostile.port}" in capsys.readouterr().err
+    assert main(["dump", "--allow-redirect-host=localhost", url]) == 0
+    assert "w" in capsys.readouterr().out

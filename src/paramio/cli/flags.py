@@ -139,6 +139,15 @@ ALLOW_UNPINNED = Flag(
     False,
 )
 
+ALLOW_REDIRECT_HOST = Flag(
+    "allow-redirect-host",
+    FlagKind.LIST,
+    "Lets a parameter URL redirect to this host (a Hub's 302 to its storage host, say); a\n"
+    "redirect to a host other than the URL's own is refused by default. Repeatable.",
+    None,
+    "HOST",
+)
+
 _TRUE = {"", "true", "1"}
 _FALSE = {"false", "0"}
 
@@ -377,7 +386,10 @@ def run_command(
     # takes the remote options too: one rule, not a list of commands to keep in step.
     names = {canonical_name(f.name) for f in flags}
     if names & {"parameters", "allow_external"}:
-        flags = [*flags, *(f for f in (CACHE, ALLOW_UNPINNED) if canonical_name(f.name) not in names)]
+        flags = [
+            *flags,
+            *(f for f in (CACHE, ALLOW_UNPINNED, ALLOW_REDIRECT_HOST) if canonical_name(f.name) not in names),
+        ]
 
     def go() -> int:
         parsed = parse_flags(argv, flags, foreign=foreign)
@@ -392,8 +404,8 @@ def run_command(
 
 @contextlib.contextmanager
 def remote_options(parsed: ParsedFlags) -> Iterator[None]:
-    """The options every URL the command opens gets (``--cache``, ``--allow-unpinned``), for
-    the command's run."""
+    """The options every URL the command opens gets (``--cache``, ``--allow-unpinned``,
+    ``--allow-redirect-host``), for the command's run."""
     from paramio.formats.inputs import input_options
 
     options: dict[str, object] = {}
@@ -404,6 +416,8 @@ def remote_options(parsed: ParsedFlags) -> Iterator[None]:
         options["cache"] = str(folder)
     if parsed.values.get("allow_unpinned"):
         options["allow_unpinned"] = True
+    if "allow_redirect_host" in parsed.values and parsed.many("allow-redirect-host"):
+        options["allowed_hosts"] = list(parsed.many("allow-redirect-host"))
     with input_options(options):
         yield
 

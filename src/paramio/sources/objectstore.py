@@ -15,6 +15,7 @@ opened (through `paramio.sources.registry`); needs ``pip install 'paramio[remote
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import os
 import re
@@ -30,6 +31,7 @@ from paramio.core.errors import InvalidArgumentError
 from paramio.sources.aio import AsyncByteSource, BridgedSource, run_sync
 from paramio.sources.cache import CachedSource, DiskCache
 from paramio.sources.names import join_url
+from paramio.sources.redirects import AllowedHosts, probe
 from paramio.sources.registry import REMOTE_SCHEMES
 from paramio.sources.retry import TRANSIENT_STATUSES, RemoteSourceError, RetryPolicy, redact_url, with_retries
 
@@ -190,8 +192,10 @@ class ObjectStoreSource(AsyncByteSource):
         max_request: int | None = None,
         max_gap: int | None = None,
         allow_unpinned: bool = False,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self._store, self._path, self.url = store, path, redact_url(url)
+        self._options: Mapping[str, Any] = options or {}
         self.name = self.url
         self._size = int(meta["size"])
         self.etag: str | None = meta.get("e_tag") or None
@@ -283,18 +287,9 @@ class ObjectStoreSource(AsyncByteSource):
         await with_retries(self._retry, once)
 
     async def sibling(self, name: str) -> ObjectStoreSource:
-        url = join_url(self.url, name)
-        path = unquote(urlsplit(url).path.lstrip("/"))
-        return await _open(
-            self._store,
-            path,
-            url,
-            self._retry,
-            self.max_concurrency,
-            self.max_request,
-            self.max_gap,
-            allow_unpinned=self._allow_unpinned,
-        )
+        """The object `name` beside this one, opened the way this one was (its redirects
+        checked again: a member must stay on the hosts its manifest may use)."""
+        return await _open_url(join_url(self.url, name), self._options)
 
 
 async def _missing_bucket(store: Any, url: str) -> bool:
@@ -322,6 +317,8 @@ async def _open(
     max_gap: int,
     *,
     allow_unpinned: bool = False,
+    meta: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> ObjectStoreSource:
     # A presigned URL is signed for GET only: its metadata comes from a one-byte ranged GET
     # (the total size from its Content-Range), not a HEAD, which the signature would not cover.
@@ -341,17 +338,50 @@ async def _open(
                 raise RemoteSourceError(f"bucket {bucket!r} does not exist", url=url, status=404) from exc
             raise err from exc
 
-    meta = await with_retries(retry, head)
+    found: Mapping[str, Any] = meta if meta is not None else await with_retries(retry, head)
     return ObjectStoreSource(
         store,
         path,
         url,
-        meta,
+        found,
         retry=retry,
         max_concurrency=max_concurrency,
         max_request=max_request,
         max_gap=max_gap,
         allow_unpinned=allow_unpinned,
+        options=options,
+    )
+
+
+async def _open_url(url: str, options: Mapping[str, Any]) -> ObjectStoreSource:
+    """The object at `url` opened with `options` (`open_object_async`'s, less `cache`). An
+    http(s) URL is opened by `paramio.sources.redirects.probe` (redirects only to allowed
+    hosts); reads then go to where it led."""
+    timeout = float(options.get("timeout", 30.0))
+    target, meta = url, None
+    if urlsplit(url).scheme.lower() in ("http", "https"):
+        found = await asyncio.to_thread(
+            probe,
+            url,
+            allowed_hosts=options.get("allowed_hosts"),
+            timeout=timeout,
+            client_options=options.get("client_options"),
+        )
+        target, meta = found.url, found.meta
+    store, path = store_for(
+        target, config=options.get("config"), client_options=options.get("client_options"), timeout=timeout
+    )
+    return await _open(
+        store,
+        path,
+        url,
+        options.get("retry") or RetryPolicy(),
+        int(options.get("max_concurrency", 8)),
+        int(options.get("max_request", AsyncByteSource.max_request)),
+        int(options.get("max_gap", AsyncByteSource.max_gap)),
+        allow_unpinned=bool(options.get("allow_unpinned", False)),
+        meta=meta,
+        options=options,
     )
 
 
@@ -367,26 +397,30 @@ async def open_object_async(
     max_gap: int = AsyncByteSource.max_gap,
     cache: DiskCache | str | os.PathLike[str] | None = None,
     allow_unpinned: bool = False,
+    allowed_hosts: AllowedHosts = None,
 ) -> AsyncByteSource:
     """Open the object at `url` (one HEAD), reading through `cache` (a `DiskCache` or a folder
     for one) when given. `timeout`: seconds a request may go without receiving data.
+    `allowed_hosts`: hosts an http(s) redirect may lead to besides the URL's own (``True``:
+    any); a redirect elsewhere is refused, naming the host.
     `allow_unpinned`: read an object whose server gives neither an ETag nor a Last-Modified date
     (a replacement during the read then goes unnoticed unless its size changes).
 
     Raises `RemoteSourceError` naming the URL and the status (404, 403, ...) or what failed
     (connection refused, timed out, a missing bucket, an object that cannot be pinned),
     `InvalidArgumentError` for a URL or option obstore refuses."""
-    store, path = store_for(url, config=config, client_options=client_options, timeout=timeout)
-    source = await _open(
-        store,
-        path,
-        url,
-        retry or RetryPolicy(),
-        max_concurrency,
-        max_request,
-        max_gap,
-        allow_unpinned=allow_unpinned,
-    )
+    options = {
+        "config": config,
+        "client_options": client_options,
+        "retry": retry,
+        "timeout": timeout,
+        "max_concurrency": max_concurrency,
+        "max_request": max_request,
+        "max_gap": max_gap,
+        "allow_unpinned": allow_unpinned,
+        "allowed_hosts": allowed_hosts,
+    }
+    source = await _open_url(url, options)
     if cache is None:
         return source
     return CachedSource(source, cache if isinstance(cache, DiskCache) else DiskCache(cache))
