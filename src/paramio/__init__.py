@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the public names, once: type checkers read these imports, `
         write_path,
     )
     from paramio.formats.verify import VerifyReport, verify
+    from paramio.index.convert import convert
     from paramio.index.index import DuplicatePolicy, ParameterIndex
     from paramio.index.overlay import Overlay
     from paramio.index.provider import Precedence, Provider, splat_standin

@@ -40,6 +40,7 @@ def test_public_names_are_pinned() -> None:
         "WritableArchive",
         "WriteError",
         "__version__",
+        "convert",
         "create_io_parameters_module",
         "create_parameters",
         "detect_format",

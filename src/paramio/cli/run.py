@@ -18,7 +18,7 @@ line and the cause behind "Exception for last tried follows." shown, plus what p
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from paramio.cli.errors import EXIT_FAILURE, EXIT_OK, CommandFailed, UsageError, escape
@@ -37,9 +37,6 @@ from paramio.cli.flags import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from paramio.index.provider import Provider
     from paramio.iree.results import Equality
 
 FLAGS = (
@@ -169,7 +166,7 @@ def _main(parsed: ParsedFlags) -> int:
 
     rt = iree_runtime()
     _pass_to_iree(rt, parsed.foreign)
-    return _run(parsed, rt, equality)
+    return _run(parsed, equality)
 
 
 def _iree_command(parsed: ParsedFlags, parameters: list[str]) -> str:
@@ -199,15 +196,6 @@ def _pass_to_iree(rt: Any, flags: list[str]) -> None:
             raise UsageError(f"{arg}: {str(exc).strip()}") from None
 
 
-def _inputs(values: list[str]) -> list[np.ndarray | int | float]:
-    from paramio.iree.values import parse_inputs
-
-    out: list[np.ndarray | int | float] = []
-    for v in values:
-        out.extend(parse_inputs(v))
-    return out
-
-
 def _expected(values: list[str]) -> list[object]:
     from paramio.iree.results import IGNORED
     from paramio.iree.values import parse_inputs
@@ -221,36 +209,17 @@ def _expected(values: list[str]) -> list[object]:
     return out
 
 
-def _describe(provider: Provider) -> Callable[[str], str | None]:
-    """key -> where paramio serves it from, for IREE's error about a short parameter."""
-
-    def describe(key: str) -> str | None:
-        for scope in provider.scopes:
-            try:
-                entry = provider.lookup(scope, key)
-            except KeyError:
-                continue
-            where = entry.source.name if entry.source is not None else entry.origin
-            label = f"{scope}::{key}" if scope else key
-            return f"parameter '{escape(label)}' (from {escape(str(where))})"
-        return None
-
-    return describe
-
-
-def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
-    import sys
-
-    from paramio.core.errors import ParamioError
+def _run(parsed: ParsedFlags, equality: Equality) -> int:
     from paramio.index.provider import Provider
-    from paramio.iree.bridge import create_parameters_module
-    from paramio.iree.status import IREE_ERRORS, hint, iree_message
-
-    modules, function, device = parsed.many("module"), parsed.text("function"), parsed.text("device")
-    args = _inputs(parsed.many("input"))
-    expected = _expected(parsed.many("expected_output"))
+    from paramio.iree.run import RunError, run_function
+    from paramio.iree.values import parse_inputs
     from paramio.sharding.iree import expand_parameters
 
+    function, device = parsed.text("function"), parsed.text("device")
+    args: list[object] = []
+    for v in parsed.many("input"):
+        args.extend(parse_inputs(v))
+    expected = _expected(parsed.many("expected_output"))
     # A tensor-parallel manifest serves its files as IREE would take them (one scope per device).
     parameters = expand_parameters(parsed.many("parameters"), sets=False)
     provider = Provider.from_flags(
@@ -261,71 +230,23 @@ def _run(parsed: ParsedFlags, rt: Any, equality: Equality) -> int:
     )
     if parsed.on("stripped"):
         provider = provider.stripped()
-    describe = _describe(provider)
     try:
-        config = _config(rt, device)
-        # Always an io_parameters module, as iree-run-module registers one: a program that
-        # reads parameters then fails naming the scope it needs, not a missing module.
-        vm_modules = [create_parameters_module(config.vm_instance, provider)]
-        vm_modules.append(rt.create_hal_module(config.vm_instance, config.device))
-        vm_modules.extend(_load_module(rt, config, m, parsed.text("module_mode")) for m in modules)
-        bound = rt.load_vm_modules(*vm_modules, config=config)[-1]
-        try:
-            fn = bound[function]
-        except (KeyError, AttributeError) as exc:
-            raise CommandFailed(f"function @{function} not found in {modules[-1]}") from exc
-        print(f"EXEC @{function}", flush=True)
-        out = fn(*args)
-        results = _host_results(out, fn)
-    except ParamioError:
-        raise
-    except IREE_ERRORS as exc:  # IREE reports failures as these, with its status text
-        raise CommandFailed(hint(iree_message(exc), describe)) from exc
-    code = _report(parsed, function, results, expected, equality)
+        done = run_function(
+            parsed.many("module"),
+            function,
+            args,
+            parameters=provider,
+            device=device,
+            module_mode=parsed.text("module_mode"),
+            before_call=lambda: print(f"EXEC @{function}", flush=True),
+        )
+    except RunError as exc:
+        message = str(exc)
+        raise CommandFailed("--" + message if message.startswith(("device=", "module=")) else message) from exc
+    code = _report(parsed, function, done.results, expected, equality)
     if parsed.on("print_statistics"):
-        stats = config.device.allocator.formatted_statistics
-        sys.stderr.write(f"Device: {device}\n[[ iree_hal_allocator_t memory statistics ]]\n{stats}\n")
+        sys.stderr.write(f"Device: {device}\n[[ iree_hal_allocator_t memory statistics ]]\n{done.statistics()}\n")
     return code
-
-
-def _config(rt: Any, device: str) -> Any:
-    """``rt.Config(device)``; an unknown device name lists the drivers this IREE has."""
-    try:
-        return rt.Config(device)
-    except ValueError as exc:
-        if "No device found" in str(exc):
-            drivers = ", ".join(rt.query_available_drivers())
-            raise CommandFailed(f"--device={device}: no such device; drivers in this IREE: {drivers}") from exc
-        raise
-
-
-def _load_module(rt: Any, config: Any, path: str, mode: str) -> Any:
-    """The module at `path`; ``-`` reads it from standard input, as iree-run-module does
-    (``iree-compile prog.mlir -o - | paramio run --module=- ...``)."""
-    instance = config.vm_instance
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise CommandFailed("--module=-: standard input is empty (pipe a compiled module into it)")
-        return rt.VmModule.copy_buffer(instance, data)
-    if mode == "mmap":
-        return rt.VmModule.mmap(instance, path)
-    with open(path, "rb") as f:
-        data = f.read()
-    return rt.VmModule.copy_buffer(instance, data)
-
-
-def _host_results(out: object, fn: Any) -> list[object]:
-    """Results on the host: arrays for buffer views, scalars typed from the declaration."""
-    from paramio.iree.results import result_types, typed_results
-
-    results = out if isinstance(out, (tuple, list)) else ([] if out is None else [out])
-    try:
-        declaration = str(fn.vm_function.reflection.get("iree.abi.declaration", ""))
-    except AttributeError:
-        declaration = ""
-    host = [r.to_host() if hasattr(r, "to_host") else r for r in results]
-    return typed_results(host, result_types(declaration))
 
 
 def _report(
