@@ -20,21 +20,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from paramio.core.dtypes import numpy_dtype
 from paramio.core.errors import InvalidArgumentError
+from paramio.formats.elements import name_of_mlir
 from paramio.iree.values import PRINT_MAX_ELEMENTS, format_element, format_result, type_name
 
 __all__ = ["Equality", "ScalarResult", "compare_results", "result_types", "typed_results", "write_outputs"]
 
 IGNORED = "(ignored)"
 
-#: IREE VM value types -> NumPy dtypes (a function's scalar results).
-_SCALARS: dict[str, type[np.generic]] = {
-    "i8": np.int8,
-    "i16": np.int16,
-    "i32": np.int32,
-    "i64": np.int64,
-    "f32": np.float32,
-    "f64": np.float64,
+#: IREE VM value types (a function's scalar results) -> NumPy dtypes, named by the one table.
+_SCALARS: dict[str, np.dtype[np.generic]] = {
+    t: numpy_dtype(name.dtype)
+    for t in ("i8", "i16", "i32", "i64", "f32", "f64")
+    if (name := name_of_mlir(t)) is not None
 }
 _DECLARED_RESULT = re.compile(r"%output\d+: ([^,()<>]+(?:<[^>]*>)?)")
 
