@@ -217,3 +217,31 @@ def test_cli_allow_redirect_host(hostile: HostileServer, tmp_path: Path, capsys:
     assert f"--allow-redirect-host=localhost:{hostile.port}" in capsys.readouterr().err
     assert main(["dump", "--allow-redirect-host=localhost", url]) == 0
     assert "w" in capsys.readouterr().out
+
+
+def test_presigned_url_is_shown_redacted_by_every_command(
+    hostile: HostileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify (text and --json) and which printed the path as given, signature and all."""
+    from urllib.parse import quote
+
+    from paramio.cli.main import main
+
+    name = f"{tmp_path.name}.irpa"
+    hostile.put(name, _irpa(tmp_path))
+    sig = hostile.signature
+    url = f"{hostile.url}/presigned/{name}?X-Amz-Expires=60&sig={quote(sig, safe='')}"
+    bad = url.replace(name, "absent.irpa")
+    runs = [
+        (["verify", url], 0),
+        (["verify", "--json", url], 0),
+        (["verify", bad], 1),
+        (["which", f"--parameters={url}", "w"], 0),
+        (["which", f"--parameters=m={url}", "m::w"], 0),
+        (["dump", "--json", f"--parameters={bad}"], 1),
+    ]
+    for argv, rc in runs:
+        assert main(argv) == rc, argv
+        out, err = capsys.readouterr()
+        assert "presigned/" in out + err, argv
+        assert sig not in out + err and quote(sig, safe="") not in out + err, argv

@@ -133,3 +133,45 @@ def test_processes_that_opened_urls_exit_cleanly_every_time(hostile: HostileServ
         proc = subprocess.run([sys.executable, "-c", script, url], capture_output=True, timeout=30)
         codes.append(proc.returncode)
     assert len(codes) >= 10 and codes == [0] * len(codes), codes
+
+
+def test_cancelled_threaded_read_returns_only_once_the_thread_has_written() -> None:
+    """A sync source read from async code runs in a thread, which a cancel cannot stop: the
+    cancelled read must wait for it, so nothing writes into the buffer after it returned."""
+    import asyncio
+    import threading
+    import time
+
+    from paramio.sources import ByteSource
+    from paramio.sources.aio import ThreadedSource
+
+    started = threading.Event()
+
+    class Slow(ByteSource):
+        name = "slow"
+        size = 1 << 16
+
+        def view(self, offset: int, length: int) -> memoryview:
+            return memoryview(bytes(length))
+
+        def readinto(self, offset: int, out: memoryview | bytearray) -> int:
+            started.set()
+            time.sleep(0.5)
+            memoryview(out)[:] = b"\x01" * len(out)
+            return len(out)
+
+    async def main() -> bytes:
+        buf = bytearray(4096)
+        task = asyncio.ensure_future(ThreadedSource(Slow()).readinto(0, buf))
+        await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        snap = bytes(buf)
+        await asyncio.sleep(0.8)
+        return snap + bytes(buf)
+
+    both = asyncio.run(main())
+    assert both[:4096] == both[4096:]

@@ -238,7 +238,10 @@ def verify(
     """
     if alignment < 1 or alignment & (alignment - 1):
         raise InvalidArgumentError(f"alignment {alignment} is not a power of two")
+    from paramio.sources.retry import redact_path
+
     p = os.fspath(path)
+    shown = redact_path(p)  # a presigned URL's query is its credential: never in a report
     checks = [Check.PARSE, Check.TENSOR_METADATA, Check.SPLATS, Check.BOUNDS, Check.OVERLAPS]
     if strict_alignment:
         checks.append(Check.ALIGNMENT)
@@ -246,13 +249,13 @@ def verify(
         fmt = detect_format(p)
         contents = read_path(p, format=fmt, allow_external=allow_external)
         problems, report = check_entries(
-            contents.entries, file=p, alignment=alignment, strict_alignment=strict_alignment
+            contents.entries, file=shown, alignment=alignment, strict_alignment=strict_alignment
         )
         hook = _structure_check(fmt)
         if hook is not None:
             checks.append(Check.STRUCTURE)
             problems += hook(contents)
     except ParamioError as exc:
-        problem = Problem(Check.PARSE, exc.reason, exc.path or p, exc.key, exc.offset)
-        return VerifyReport(p, None, (problem,), (), (Check.PARSE,), alignment)
-    return VerifyReport(p, fmt, tuple(problems), tuple(report), tuple(checks), alignment)
+        problem = Problem(Check.PARSE, exc.reason, redact_path(exc.path or p), exc.key, exc.offset)
+        return VerifyReport(shown, None, (problem,), (), (Check.PARSE,), alignment)
+    return VerifyReport(shown, fmt, tuple(problems), tuple(report), tuple(checks), alignment)

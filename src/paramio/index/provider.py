@@ -73,7 +73,11 @@ class EntryRecord:
 
     @classmethod
     def of(cls, entry: ParameterEntry, layer: str, fmt: str | None, *, overlay: bool = False) -> EntryRecord:
+        from paramio.sources.retry import redact_path
+
         data_file = entry.source.path if entry.source is not None else None
+        layer = redact_path(layer)  # a presigned URL's query is its credential
+        data_file = redact_path(data_file) if data_file is not None else None
         return cls(
             layer=layer,
             format=fmt,

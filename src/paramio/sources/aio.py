@@ -129,7 +129,7 @@ class AsyncByteSource(abc.ABC):
             await _finished(tasks)
 
 
-async def _finished(tasks: Sequence[asyncio.Future[None]]) -> None:
+async def _finished(tasks: Sequence[asyncio.Future[Any]]) -> None:
     """Wait until every one of `tasks` is done, also through cancellations of the caller
     (re-raised once they are): a part still running could write into the caller's buffer."""
     pending = [t for t in tasks if not t.done()]
@@ -362,7 +362,14 @@ class ThreadedSource(AsyncByteSource):
         return self.inner.size
 
     async def fetch_into(self, offset: int, out: memoryview) -> None:
-        await asyncio.to_thread(self.inner.readinto, offset, out)
+        # A thread cannot be stopped: when this read is cancelled, wait for the thread's read to
+        # end before letting the cancellation go on, or it would write into `out` afterwards.
+        work = asyncio.ensure_future(asyncio.to_thread(self.inner.readinto, offset, out))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await _finished([work])
+            raise
 
     async def sibling(self, name: str) -> ThreadedSource:
         return ThreadedSource(await asyncio.to_thread(self.inner.sibling, name))

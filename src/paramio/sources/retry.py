@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from paramio.core.errors import SourceError
 
-__all__ = ["RemoteSourceError", "RetryPolicy", "redact_url", "with_retries"]
+__all__ = ["RemoteSourceError", "RetryPolicy", "redact_path", "redact_url", "with_retries"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,13 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, "REDACTED") for k, _ in pairs], safe="/:")
     return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+
+
+def redact_path(path: str) -> str:
+    """`path` as it may be shown: a local path (or ``file://`` URL) as given, any other URL
+    through `redact_url`. For every place a user-given path is printed or put in ``--json``."""
+    scheme = urlsplit(path).scheme.lower() if "://" in path else ""
+    return redact_url(path) if len(scheme) >= 2 and scheme != "file" else path
 
 
 class RemoteSourceError(SourceError):

@@ -23,14 +23,21 @@ def check_structure(contents: FormatContents) -> list[Problem]:
     """Data entries sharing bytes with the header, entry table or metadata segment of the
     archive holding them. Raises `FormatError` when an archive's headers do not parse."""
     problems: list[Problem] = []
+    # The archives are read through the sources the entries hold: a URL's path in `contents`
+    # is the one shown (a presigned URL's query redacted), which cannot be opened again.
+    held = {e.source.name: e.source for e in contents.entries if e.source is not None}
     for path in contents.paths:
         if is_manifest_path(path):
             continue
-        source = open_input(path)  # `structure_regions` reads the headers only, also from a URL
+        source = held.get(path)
+        opened = source is None
+        if source is None:
+            source = open_input(path)  # `structure_regions` reads the headers only, also from a URL
         try:
             found = find_overlaps(source, contents.entries, structure_regions(source), with_entries=False)
         finally:
-            source.close()
+            if opened:
+                source.close()
         problems += [
             Problem(
                 Check.STRUCTURE,
