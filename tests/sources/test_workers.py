@@ -114,3 +114,20 @@ print(os.waitstatus_to_exitcode(status))
     env = {**os.environ, "PYTHONPATH": SRC}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_the_io_loop_runs_blocking_calls_on_the_pool() -> None:
+    """``asyncio.to_thread`` on paramio's I/O loop (the cache's file reads, directory listings)
+    runs on the one pool; before, asyncio's default executor started a second pool of
+    non-daemon threads (``asyncio_0`` ...) that the interpreter joins at exit."""
+    import asyncio
+
+    from paramio.sources.aio import run_sync
+
+    async def names() -> list[str]:
+        calls = [asyncio.to_thread(lambda: threading.current_thread().name) for _ in range(6)]
+        return list(await asyncio.gather(*calls))
+
+    got = run_sync(names())
+    assert got and all(n.startswith(THREAD_PREFIX + "-") for n in got), got
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("asyncio_")]

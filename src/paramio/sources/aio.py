@@ -32,6 +32,7 @@ from paramio.core.planner import (
     scatter,
 )
 from paramio.core.source import ByteSource, Progress, check_span, checked_spans
+from paramio.sources.workers import PoolExecutor
 
 __all__ = [
     "AsyncByteSource",
@@ -186,6 +187,7 @@ class _LoopThread:
                 raise SourceError("paramio's I/O loop is shut down (the interpreter is exiting)")
             if self._loop is None or self._thread is None or not self._thread.is_alive():
                 loop = asyncio.new_event_loop()
+                loop.set_default_executor(PoolExecutor())  # to_thread runs on paramio's one pool
                 thread = threading.Thread(target=loop.run_forever, name="paramio-io", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread

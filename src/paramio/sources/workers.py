@@ -28,11 +28,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
-__all__ = ["MAX_THREADS", "THREAD_PREFIX", "Lease", "WorkerPool", "pool"]
+__all__ = ["MAX_THREADS", "THREAD_PREFIX", "Lease", "PoolExecutor", "WorkerPool", "pool"]
 
 #: Worker threads are named ``THREAD_PREFIX-<n>`` (tests find them by it).
 THREAD_PREFIX = "paramio-worker"
@@ -187,6 +187,34 @@ class WorkerPool:
         self._queue = queue.SimpleQueue()
         self._threads = self._demand = self._keep = 0
         self._generation += 1
+
+
+class PoolExecutor(ThreadPoolExecutor):
+    """A `concurrent.futures` executor over a `WorkerPool`: each call holds a one-thread lease
+    while it runs. paramio's I/O event loop takes it as its default executor, so its
+    ``asyncio.to_thread`` calls (cache files, directory listings) run on the one pool too, not
+    on asyncio's default executor (a second pool of non-daemon threads the interpreter joins at
+    exit). A subclass only because asyncio accepts nothing else as a default executor; it
+    starts no thread of its own, and `shutdown` leaves the shared pool running."""
+
+    def __init__(self, workers: WorkerPool | None = None) -> None:
+        super().__init__(max_workers=1)
+        self._workers = workers
+
+    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
+        workers = self._workers or pool()
+        lease = workers.lease(1)
+
+        def call() -> T:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                lease.release()
+
+        return workers.call(call)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None  # the pool is shared and stops at exit
 
 
 _POOL = WorkerPool()
