@@ -101,9 +101,9 @@ def test_a_shard_that_cannot_be_planned_changes_no_file(tmp_path: Path) -> None:
 
     entries[3] = bad.replace(declared_tensor=TensorInfo("float32", (17,)))
     with pytest.raises(InvalidArgumentError, match="needs 68 bytes but the entry holds 64"):
-        from paramio.formats.safetensors.sharded import write_sharded
+        from paramio.formats.safetensors import write_path
 
-        write_sharded(str(tmp_path / "model.safetensors.index.json"), entries, max_shard_size=128)
+        write_path(str(tmp_path / "model.safetensors.index.json"), entries, max_shard_size=128)
     assert _files(tmp_path) == before
 
 

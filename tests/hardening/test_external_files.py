@@ -283,7 +283,7 @@ def test_safetensors_shard_names_are_confined(layout: tuple[Path, Path]) -> None
     st_numpy.save_file({"t1": np.ones(4, np.float32)}, str(outside / "real.safetensors"))
     os.symlink(outside / "real.safetensors", inside / "model-00002-of-00002.safetensors")
     index = _st_set(inside, ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"])
-    with pytest.raises(SourceError, match="shard 'model-00002-of-00002.safetensors' .*lies outside") as info:
+    with pytest.raises(SourceError, match="member 'model-00002-of-00002.safetensors' .*lies outside") as info:
         ParameterIndex.open(index)
     assert info.value.path == str(index) and info.value.key == "model-00002-of-00002.safetensors"
     # from a shard (the index is found beside it): same refusal
@@ -298,7 +298,7 @@ def test_safetensors_shard_names_with_paths_are_refused(layout: tuple[Path, Path
     inside, _ = layout
     index = inside / "model.safetensors.index.json"
     index.write_text(json.dumps({"metadata": {}, "weight_map": {"t": bad}}))
-    with pytest.raises(FormatError, match="must be a file name next to the index") as info:
+    with pytest.raises(FormatError, match="must be a file name next to the manifest") as info:
         ParameterIndex.open(index)
     assert info.value.path == str(index)
 

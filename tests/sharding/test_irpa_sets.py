@@ -4,6 +4,7 @@ written atomically with the manifest last, opened as one scope from the manifest
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ def test_set_layout_and_manifest(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f"model-0000{i}-of-00003.irpa" for i in (1, 2, 3)] + ["model.irpa.index.json"]
     doc = json.loads((tmp_path / "model.irpa.index.json").read_text())
+    stamp = doc["metadata"].pop("paramio.set")  # the save's stamp, in every shard too
+    assert re.fullmatch("[0-9a-f]{32}", stamp)
     assert doc["metadata"] == {"total_size": 5 * 256, "format": "irpa"}  # a splat takes no storage
     assert doc["weight_map"] == {
         "layer.0.w": "model-00001-of-00003.irpa",

@@ -27,8 +27,6 @@ Better than IREE:
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 import sys
 import warnings
 
@@ -167,21 +165,7 @@ def run(flags: ParsedFlags) -> int:
 
 
 def _set_opened_by(output: str, target: Format) -> str | None:
-    """The file that opens the sharded set just written for `output`: its index file, or a GGUF
-    split set's first shard; None when neither is there (a URL's GGUF set is not listed)."""
-    if os.path.exists(output):
-        return output  # the writer kept one file: it all fit in one shard
-    if target.index_suffix is not None:
-        index = (
-            output[: -len(target.extension)] + target.index_suffix
-            if output.lower().endswith(target.extension)
-            else None
-        )
-        if index is not None and (os.path.exists(index) or "://" in index):
-            return index
-    folder, name = os.path.split(output)
-    stem = name[: -len(target.extension)] if name.lower().endswith(target.extension) else name
-    firsts = sorted(
-        glob.glob(os.path.join(glob.escape(folder or "."), f"{glob.escape(stem)}-00001-of-*{target.extension}"))
-    )
-    return firsts[0] if firsts else None
+    """The file that opens what was just written for `output` (`paramio.formats.sets.opened_by`)."""
+    from paramio.formats.sets import opened_by
+
+    return opened_by(output, target)

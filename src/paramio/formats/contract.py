@@ -42,9 +42,11 @@ __all__ = [
     "FileMetadata",
     "Format",
     "FormatContents",
+    "MemberReader",
     "PathReader",
     "Preparer",
     "archive_format",
+    "SetLayout",
     "declare_format",
     "declared_extensions",
     "file_format",
@@ -131,6 +133,68 @@ class FileMetadata:
     unit: str = "keys"
 
 
+# -- sets (owned with paramio.formats.sets): what set code needs from a format ------------------
+
+
+class MemberReader(Protocol):
+    """``read_member(source, path, *, writable, allow_external, strict)``: ONE file of a set,
+    read from `source` (already open; entries point into it), never the set it belongs to."""
+
+    def __call__(
+        self,
+        source: ByteSource,
+        path: str,
+        *,
+        writable: bool = False,
+        allow_external: AllowExternal = None,
+        strict: bool = False,
+    ) -> FormatContents: ...
+
+
+def _first_attributes(members: list[dict[str, object]], manifest: dict[str, object] | None) -> dict[str, object]:
+    return dict(members[0]) if members else {}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SetLayout:
+    """How a format's files make a sharded set; `paramio.formats.sets` does everything else
+    (names, finding, reading, checking, writing, replacing) the same way for every format.
+
+    Members are named ``{stem}-{i:05d}-of-{n:05d}{member_suffix}`` (1-based); a manifest, where
+    the format has one, is ``{stem}{manifest_suffix}``: ``{"metadata": {...}, "weight_map":
+    {key: member file}}`` (Hugging Face's index). Each member written as part of a set carries
+    the set's generation stamp in its file-level attributes (`put_stamp`), and so does the
+    manifest, so a reader never joins members of two saves."""
+
+    #: Suffix of every member file (lower case): ``.irpa``.
+    member_suffix: str
+    #: Suffix of the manifest naming the members, or None where members are found by their names
+    #: alone (GGUF splits, whose members state their place in their own key/values).
+    manifest_suffix: str | None
+    #: Read one member (`MemberReader`).
+    read_member: MemberReader
+    #: ``put_stamp(attributes, stamp)``: the member attributes with the set's stamp added (a copy);
+    #: None where members carry no stamp (GGUF splits stay byte for byte gguf-py's).
+    put_stamp: Callable[[Mapping[str, object] | None, str], dict[str, object]] | None
+    #: ``take_stamp(attributes)``: take the stamp `put_stamp` added back out (in place), or None.
+    take_stamp: Callable[[dict[str, object]], str | None]
+    #: ``claim(contents, path)``: ``(index, count, total)`` a member states about its own place
+    #: (0-based index; ``total``: the entries of the whole set, or None), or None for a file that
+    #: is no member (then its name does not make it one). None where members state nothing and
+    #: their names decide. Raises `FormatError` for a bad claim.
+    claim: Callable[[FormatContents, str], tuple[int, int, object] | None] | None = None
+    #: ``join_attributes(members, manifest_metadata)``: the set's attributes from its members'
+    #: (in order, stamps taken out) and the manifest's metadata (None without a manifest).
+    join_attributes: Callable[[list[dict[str, object]], dict[str, object] | None], dict[str, object]] = (
+        _first_attributes
+    )
+    #: Extra manifest metadata every manifest of this format holds (IRPA: ``{"format": "irpa"}``).
+    manifest_metadata: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+
+# -- end of the sets block ---------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Format:
     """One file format, as conversion, the index and the CLI see it.
@@ -194,6 +258,8 @@ class Format:
     #: Where IREE's ``load_from_file_handle`` lists this format in its error message (its order);
     #: None for a format IREE does not read from a handle.
     iree_handle_order: int | None = None
+    #: (sets) How this format's files make a sharded set (`SetLayout`); None: no sets.
+    set_layout: SetLayout | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower():

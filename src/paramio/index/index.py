@@ -408,7 +408,9 @@ class ParameterIndex:
         so is a path that is not a regular file (``-``, a FIFO, a device): the index is opened
         over the file written.
         """
+        from paramio.formats.contract import get_format
         from paramio.formats.irpa.writer import write_archive
+        from paramio.formats.sets import read_file
         from paramio.formats.targets import resolve_output
 
         if file_offset != 0:
@@ -420,7 +422,10 @@ class ParameterIndex:
             )
         write_archive(file_path, self._entries, alignment=alignment)
         result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
-        result.load(file_path, format=ARCHIVE, duplicates=DuplicatePolicy.KEEP)
+        # The one file written, whatever its name: ``m-00001-of-00002.irpa`` is no set here.
+        layout = get_format(ARCHIVE).set_layout
+        assert layout is not None
+        result._adopt(read_file(os.fspath(file_path), layout), DuplicatePolicy.KEEP)
         return result
 
     # -- mapping interface ----------------------------------------------------------------

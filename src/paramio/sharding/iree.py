@@ -16,10 +16,10 @@ tensor-parallel manifests and ``paramio run --print_iree_flags`` prints the resu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from paramio.core.errors import FormatError
+from paramio.formats import sets
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.index.scopes import parse_parameters_flag
 
@@ -27,34 +27,9 @@ __all__ = ["expand_parameters", "set_files"]
 
 
 def set_files(path: str) -> list[str] | None:
-    """The files of the size-sharded set `path` opens (manifest or shard), in order, or None
-    when `path` is a single file."""
-    low = path.lower()
-    if low.endswith(".irpa") or low.endswith(".irpa.index.json"):
-        from paramio.formats.irpa import sharded as irpa_sets
-
-        found: str | list[str] | None = path if irpa_sets.is_manifest_path(path) else irpa_sets.find_set(path)
-        if isinstance(found, str):
-            _, wmap = irpa_sets.read_manifest(found)
-            return [member_path(found, n) for n in irpa_sets._shard_order(list(wmap.values()))]
-        return found
-    if low.endswith(".safetensors") or low.endswith(".safetensors.index.json"):
-        from paramio.formats.safetensors import sharded as st_sets
-
-        found = path if low.endswith(".safetensors.index.json") else st_sets.find_set(path)
-        if isinstance(found, str):
-            _, wmap = st_sets.read_index(found)
-            return [member_path(found, n) for n in st_sets._shard_order(list(wmap.values()))]
-        return found
-    if low.endswith(".gguf"):
-        from paramio.formats.gguf.constants import SPLIT_NAME
-        from paramio.formats.gguf.split import shard_paths
-
-        m = SPLIT_NAME.match(os.path.basename(path))
-        if m is None or int(m["count"]) < 2:
-            return None
-        return shard_paths(path, int(m["count"]))
-    return None
+    """The files of the size-sharded set `path` opens (manifest or member), in order, or None
+    when `path` is a single file (`paramio.formats.sets.set_files`: every format's sets alike)."""
+    return sets.set_files(path)
 
 
 def _tp_files(path: str) -> tuple[str, list[str]]:

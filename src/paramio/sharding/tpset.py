@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata, is_numpy_shape
+from paramio.formats import sets
 from paramio.formats.contract import ARCHIVE, Format, FormatContents, file_format, formats, register_format
 from paramio.formats.members import member_path, read_manifest_json
 from paramio.formats.output_set import AtomicOutputSet
@@ -168,8 +169,13 @@ def write_set(
     }
     # One commit for the whole set: the device files (each may be a sharded set of its own) are
     # finished as they are written and put in place together, the manifest last.
+    previous = _previous_files(manifest)
     with AtomicOutputSet(durable=durable) as outputs:
         out = outputs.add(manifest, index=True)
+        # Once in place: remove what the previous set held that this one does not (4 ranks -> 2).
+        outputs.on_published(
+            lambda: sets.remove_files(previous - {os.path.abspath(p) for p in outputs.paths}, manifest)
+        )
         with outputs.gathering():
             for name, group in zip(names, per, strict=True):
                 target = os.path.join(folder, name)
@@ -179,6 +185,28 @@ def write_set(
         outputs.commit()
     written.append(manifest)
     return written
+
+
+def _previous_files(manifest: str) -> set[str]:
+    """The files (absolute) of the tensor-parallel set now at `manifest`, and the members of
+    those that are sets themselves: what a new set written there replaces. A manifest that
+    cannot be read names none."""
+    from paramio.core.errors import ParamioError
+
+    if not os.path.isfile(manifest):
+        return set()
+    try:
+        names = read_manifest_json(manifest).get("files")
+        if not isinstance(names, list):
+            return set()
+        found: set[str] = set()
+        for n in names:
+            path = member_path(manifest, n)
+            found.add(os.path.abspath(path))
+            found.update(os.path.abspath(m) for m in sets.set_files(path) or [])
+    except ParamioError:
+        return set()
+    return found
 
 
 @dataclasses.dataclass(slots=True)

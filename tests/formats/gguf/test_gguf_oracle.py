@@ -172,14 +172,14 @@ def test_split_set_inconsistencies(tmp_path: Path) -> None:
     second = tmp_path / "m-00002-of-00002.gguf"
     renamed = tmp_path / "x-00001-of-00002.gguf"
     first.rename(renamed)
-    with pytest.raises(SourceError, match="shard 2 of 2 of the split set"):
+    with pytest.raises(SourceError, match="shard x-00002-of-00002.gguf of the set is missing"):
         pg.read_path(str(renamed))
-    with pytest.raises(SourceError, match="shard 1 of 2"):
+    with pytest.raises(SourceError, match="shard m-00001-of-00002.gguf of the set is missing"):
         pg.read_path(str(second))
     renamed.rename(first)
     wrong = tmp_path / "m-00001-of-00003.gguf"
     first.rename(wrong)
-    with pytest.raises(FormatError, match="file name says 3 shards but split.count says 2"):
+    with pytest.raises(FormatError, match="file name says member 1 of 3 but the file says 1 of 2"):
         pg.read_path(str(wrong))
     wrong.rename(first)
     # the second shard claims to be shard 0
@@ -188,7 +188,9 @@ def test_split_set_inconsistencies(tmp_path: Path) -> None:
     at = data.find(b"split.no") + len("split.no") + 4
     data[at : at + 2] = b"\x00\x00"
     second.write_bytes(bytes(data))
-    with pytest.raises(FormatError, match=r"split keys .* are \(0, 2, 4\), expected \(1, 2, 4\)"):
+    with pytest.raises(
+        FormatError, match=r"shard 2 of 2 states its place as \(0, 2, 4\), expected \(1, 2\) with 4 entries"
+    ):
         pg.read_path(str(first))
     assert len(c.entries) == 4
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import numpy as np  # noqa: E402
 from paramio import ParameterIndex  # noqa: E402
 from paramio.core.errors import FormatError, SourceError  # noqa: E402
 from paramio.formats.safetensors import ATTRIBUTE_INDEX_METADATA, ATTRIBUTE_METADATA, read_path, write_path  # noqa: E402
-from paramio.formats.safetensors.sharded import split_shards  # noqa: E402
+from paramio.formats.sets import split_members  # noqa: E402
 
 ARRAYS = {f"layer.{i}.w": np.full((i + 1, 8), i, dtype=np.float32) for i in range(6)}  # 32*(i+1) bytes
 
@@ -66,10 +67,10 @@ def test_shards_without_an_index_are_found_by_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda w: w.pop("layer.3.w"), "'layer.3.w': tensor in shard 'model-00002-of-00003.safetensors' is missing"),
-        (lambda w: w.update({"ghost": "model-00001-of-00003.safetensors"}), "'ghost': weight_map puts the tensor in"),
+        (lambda w: w.pop("layer.3.w"), "'layer.3.w': key in shard 'model-00002-of-00003.safetensors' is missing"),
+        (lambda w: w.update({"ghost": "model-00001-of-00003.safetensors"}), "'ghost': weight_map puts the key in"),
         (lambda w: w.update({"layer.0.w": "model-00002-of-00003.safetensors"}), "'layer.0.w': weight_map puts"),
-        (lambda w: w.update({"x": "../model-00001-of-00003.safetensors"}), "must be a file name next to the index"),
+        (lambda w: w.update({"x": "../model-00001-of-00003.safetensors"}), "must be a file name next to the manifest"),
     ],
 )
 def test_weight_map_must_match_the_shards(tmp_path: Path, edit: object, message: str) -> None:
@@ -83,10 +84,10 @@ def test_weight_map_must_match_the_shards(tmp_path: Path, edit: object, message:
 
 def test_a_tensor_in_two_shards_is_refused(tmp_path: Path) -> None:
     index = hf_set(tmp_path, [["layer.0.w", "layer.2.w"], ["layer.0.w", "layer.1.w"]])
-    with pytest.raises(FormatError, match="'layer.0.w': weight_map puts the tensor in 'model-00002-of-00002"):
+    with pytest.raises(FormatError, match="'layer.0.w': weight_map puts the key in 'model-00002-of-00002"):
         read_path(str(index))
     index.unlink()
-    with pytest.raises(FormatError, match="model-00002-of-00002.safetensors: entry 'layer.0.w': tensor is also in"):
+    with pytest.raises(FormatError, match="model-00002-of-00002.safetensors: entry 'layer.0.w': key is also in"):
         read_path(str(tmp_path / "model-00001-of-00002.safetensors"))
 
 
@@ -113,6 +114,8 @@ def test_written_set_is_the_hugging_face_layout(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f"model-{i:05d}-of-00005.safetensors" for i in range(1, 6)] + ["model.safetensors.index.json"]
     doc = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    stamp = doc["metadata"].pop("paramio.set")  # the save's stamp: in each shard's __metadata__ too
+    assert re.fullmatch("[0-9a-f]{32}", stamp)
     assert doc["metadata"] == {"total_size": sum(a.nbytes for a in ARRAYS.values())}
     assert doc["weight_map"]["layer.1.w"] == "model-00001-of-00005.safetensors"
     assert doc["weight_map"]["layer.5.w"] == "model-00005-of-00005.safetensors"
@@ -123,14 +126,18 @@ def test_written_set_is_the_hugging_face_layout(tmp_path: Path) -> None:
     assert [e.key for e in back.entries] == list(ARRAYS)
     for e in back.entries:
         np.testing.assert_array_equal(e.to_numpy(), ARRAYS[e.key])
-    # and round trip the whole set again, to an index path, byte for byte
+    # and round trip the whole set again, to an index path, byte for byte but for the new save's stamp
     again = tmp_path / "again"
     again.mkdir()
     write_path(
         str(again / "model.safetensors.index.json"), back.entries, max_shard_size=100, attributes=back.attributes
     )
+    new_stamp = json.loads((again / "model.safetensors.index.json").read_text())["metadata"]["paramio.set"]
+    assert new_stamp != stamp
     for name in names:
-        assert (again / name).read_bytes() == (tmp_path / name).read_bytes(), name
+        theirs = (tmp_path / name).read_bytes()
+        assert stamp.encode() in theirs
+        assert (again / name).read_bytes() == theirs.replace(stamp.encode(), new_stamp.encode()), name
 
 
 def test_one_shard_is_a_plain_file(tmp_path: Path) -> None:
@@ -144,5 +151,5 @@ def test_split_shards_is_greedy_in_order() -> None:
     from paramio.core.entry import ParameterEntry
 
     entries = [ParameterEntry.splat(str(i), b"\0", n) for i, n in enumerate([6, 6, 2, 6, 2, 2])]
-    assert [[e.length for e in g] for g in split_shards(entries, 8)] == [[6], [6, 2], [6, 2], [2]]
-    assert [[e.length for e in g] for g in split_shards(entries, 10)] == [[6], [6, 2], [6, 2, 2]]
+    assert [[e.length for e in g] for g in split_members(entries, 8, stores_splats=False)] == [[6], [6, 2], [6, 2], [2]]
+    assert [[e.length for e in g] for g in split_members(entries, 10, stores_splats=False)] == [[6], [6, 2], [6, 2, 2]]

@@ -18,12 +18,13 @@ from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 from paramio.formats.contract import FileMetadata, Format, FormatContents, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes, itemsize
 from paramio.formats.gguf import writer as _writer
-from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_BY_NAME, GGML_TYPES, MAGIC, SPLIT_NAME, GGMLType
+from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_BY_NAME, GGML_TYPES, MAGIC, GGMLType
 from paramio.formats.gguf.dequant import dequantize
-from paramio.formats.gguf.opening import open_gguf
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
-from paramio.formats.gguf.split import read_split_set, split_info, without_split_keys
+from paramio.formats.gguf.split import LAYOUT
 from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
+from paramio.formats.sets import member_stem
+from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -65,15 +66,9 @@ def read_path(
     shard of the set) cannot be opened. A repeated metadata key warns (`FormatWarning`); with
     `strict` it is refused (see `paramio.formats.gguf.kv`).
     """
-    f = open_gguf(path, writable=writable, use_mmap=use_mmap, strict=strict)
-    info = split_info(f, path)
-    if info is None:
-        return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])
-    files, paths = read_split_set(
-        f, path, info, writable=writable, use_mmap=use_mmap, strict=strict, allow_external=allow_external
+    return read_set_path(
+        path, LAYOUT, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict
     )
-    entries = [e for part in files for e in part.entries]
-    return FormatContents(entries, {ATTRIBUTES_KEY: without_split_keys(files[0].kv)}, paths)
 
 
 def to_irpa_entries(entries: Iterable[ParameterEntry]) -> list[ParameterEntry]:
@@ -129,8 +124,7 @@ def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
 
 
 def _member_stem(bare: str) -> str | None:
-    m = SPLIT_NAME.match(bare + ".gguf")
-    return m["stem"] if m else None
+    return member_stem(bare, ".gguf")
 
 
 def _blocks(dtype: str) -> tuple[int, int] | None:
@@ -156,5 +150,6 @@ FORMAT = Format(
     file_metadata=FileMetadata(ATTRIBUTES_KEY, "GGUF metadata", "key/values"),
     blocks=_blocks,
     iree_handle_order=1,
+    set_layout=LAYOUT,
 )
 register_format(FORMAT)

@@ -1,47 +1,46 @@
-"""Split GGUF sets (``model-00001-of-00003.gguf`` ...) opened as one index from any of their files.
+"""Split GGUF sets (``model-00001-of-00003.gguf`` ...): what GGUF adds to `paramio.formats.sets`.
 
-Each shard carries ``split.no`` (u16, 0-based), ``split.count`` (u16) and ``split.tensors.count``
-(i32, the total over all shards); llama.cpp's ``gguf-split`` and gguf-py's writer put every other
-key in the first shard only. paramio reads every shard, checks that the three keys agree with the
-file names and with each other, and joins the tensors in shard order.
+Each member carries ``split.no`` (u16, 0-based), ``split.count`` (u16) and ``split.tensors.count``
+(i32, the total over all members); llama.cpp's ``gguf-split`` and gguf-py's writer put every
+other key in the first member only. There is no manifest: a member states its own place, and
+`paramio.formats.sets` checks those keys against the file names and each other as it reads the
+members in order. paramio writes no save stamp into the members (its splits are byte for byte
+gguf-py's), so unlike IRPA and safetensors sets a GGUF split re-saved while it is being opened
+is not detected; a stamp (``paramio.set``) found in members is checked all the same.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
-from paramio.core.errors import FormatError, SourceError
-from paramio.formats.gguf.constants import (
-    SPLIT_COUNT,
-    SPLIT_KEYS,
-    SPLIT_NAME,
-    SPLIT_NO,
-    SPLIT_TENSORS_COUNT,
-)
-from paramio.formats.gguf.reader import GGUFFile, read_gguf
-from paramio.formats.inputs import beside, is_url, open_input
-from paramio.sources.paths import AllowExternal, Confinement
+from paramio.core.errors import FormatError
+from paramio.core.source import ByteSource
+from paramio.formats.contract import FormatContents, SetLayout
+from paramio.formats.gguf.constants import ATTRIBUTES_KEY, SPLIT_COUNT, SPLIT_KEYS, SPLIT_NO, SPLIT_TENSORS_COUNT
+from paramio.formats.sets import STAMP_KEY
+from paramio.sources.paths import AllowExternal
 
-__all__ = ["read_split_set", "shard_paths", "split_info"]
+__all__ = ["LAYOUT", "split_info", "without_split_keys"]
 
 
-def _int_kv(f: GGUFFile, key: str, path: str) -> int | None:
-    record = f.kv.get(key)
+def _int_kv(kv: Mapping[str, object], key: str, path: str) -> int | None:
+    record = kv.get(key)
     if record is None:
         return None
-    value = record.get("value")
-    if record.get("type") == "array" or not isinstance(value, int) or isinstance(value, bool):
-        raise FormatError(f"{key} must be an integer, not {record.get('type')}", path=path, key=key)
+    value = record.get("value") if isinstance(record, dict) else None
+    kind = record.get("type") if isinstance(record, dict) else None
+    if kind == "array" or not isinstance(value, int) or isinstance(value, bool):
+        raise FormatError(f"{key} must be an integer, not {kind}", path=path, key=key)
     return value
 
 
-def split_info(f: GGUFFile, path: str) -> tuple[int, int, int] | None:
+def split_info(kv: Mapping[str, object], path: str) -> tuple[int, int, int] | None:
     """(split.no, split.count, split.tensors.count) when the file belongs to a set of 2 or more."""
-    count = _int_kv(f, SPLIT_COUNT, path)
+    count = _int_kv(kv, SPLIT_COUNT, path)
     if count is None or count <= 1:
         return None
-    no = _int_kv(f, SPLIT_NO, path)
-    total = _int_kv(f, SPLIT_TENSORS_COUNT, path)
+    no = _int_kv(kv, SPLIT_NO, path)
+    total = _int_kv(kv, SPLIT_TENSORS_COUNT, path)
     if no is None or total is None:
         missing = SPLIT_NO if no is None else SPLIT_TENSORS_COUNT
         raise FormatError(f"split file has {SPLIT_COUNT}={count} but no {missing}", path=path, key=missing)
@@ -50,74 +49,48 @@ def split_info(f: GGUFFile, path: str) -> tuple[int, int, int] | None:
     return no, count, total
 
 
-def shard_paths(path: str, count: int) -> list[str]:
-    """All file names of the set `path` belongs to (from its ``-NNNNN-of-NNNNN.gguf`` name)."""
-    base = os.path.basename(path)
-    m = SPLIT_NAME.match(base)
-    if m is None:
-        raise FormatError(
-            f"file is shard of a {count}-file split set but its name does not end in -NNNNN-of-{count:05d}.gguf",
-            path=path,
-        )
-    if int(m["count"]) != count:
-        raise FormatError(
-            f"file name says {int(m['count'])} shards but {SPLIT_COUNT} says {count}", path=path, key=SPLIT_COUNT
-        )
-    ext = base[m.end("count") :]
-    return [beside(path, f"{m['stem']}-{i + 1:05d}-of-{count:05d}{ext}") for i in range(count)]
-
-
-def read_split_set(
-    first: GGUFFile,
-    path: str,
-    info: tuple[int, int, int],
-    *,
-    writable: bool,
-    use_mmap: bool,
-    allow_external: AllowExternal = None,
-    strict: bool = False,
-) -> tuple[list[GGUFFile], list[str]]:
-    """Every shard of the set `path` belongs to, in order, checked against each other. The
-    other shards must resolve (symlinks followed) inside the folder of `path` or a folder in
-    `allow_external`; `SourceError` otherwise."""
-    no, count, total = info
-    paths = shard_paths(path, count)
-    m = SPLIT_NAME.match(os.path.basename(path))
-    assert m is not None
-    if int(m["no"]) != no + 1:
-        raise FormatError(f"file name says shard {int(m['no'])} but {SPLIT_NO}={no} (0-based)", path=path, key=SPLIT_NO)
-    files: list[GGUFFile] = []
-    remote = is_url(path)  # a URL's siblings are checked lexically, by `beside`
-    confinement = None if remote else Confinement.beside(path, allow_external)
-    for i, p in enumerate(paths):
-        if i == no:
-            files.append(first)
-            continue
-        if confinement is not None and os.path.lexists(p):
-            confinement.resolve(os.path.basename(p), what=f"shard {i + 1} of {count}")
-        try:
-            source = open_input(p, writable=writable, use_mmap=use_mmap)
-        except SourceError as exc:
-            raise SourceError(
-                f"shard {i + 1} of {count} of the split set of {path} is missing: {exc.reason}", path=p
-            ) from exc
-        f = read_gguf(source, strict=strict)
-        got = split_info(f, p)
-        if got != (i, count, total):
-            raise FormatError(
-                f"split keys ({SPLIT_NO}, {SPLIT_COUNT}, {SPLIT_TENSORS_COUNT}) are {got}, expected {(i, count, total)}",
-                path=p,
-            )
-        files.append(f)
-    found = sum(len(f.entries) for f in files)
-    if found != total:
-        raise FormatError(
-            f"{SPLIT_TENSORS_COUNT} says {total} tensors but the {count} shards hold {found}",
-            path=path,
-            key=SPLIT_TENSORS_COUNT,
-        )
-    return files, paths
-
-
-def without_split_keys(kv: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+def without_split_keys(kv: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in kv.items() if k not in SPLIT_KEYS}
+
+
+def _kv(attributes: Mapping[str, object]) -> dict[str, object]:
+    kv = attributes.get(ATTRIBUTES_KEY)
+    return kv if isinstance(kv, dict) else {}
+
+
+def _read_member(
+    source: ByteSource, path: str, *, writable: bool = False, allow_external: AllowExternal = None, strict: bool = False
+) -> FormatContents:
+    from paramio.formats.gguf.reader import read_gguf
+
+    f = read_gguf(source, strict=strict)
+    return FormatContents(f.entries, {ATTRIBUTES_KEY: f.kv}, [path])
+
+
+def _claim(contents: FormatContents, path: str) -> tuple[int, int, object] | None:
+    return split_info(_kv(contents.attributes), path)
+
+
+def _take_stamp(attributes: dict[str, object]) -> str | None:
+    kv = _kv(attributes)
+    record = kv.get(STAMP_KEY)
+    value = record.get("value") if isinstance(record, dict) else None
+    if not isinstance(value, str):
+        return None
+    del kv[STAMP_KEY]
+    return value
+
+
+def _join_attributes(members: list[dict[str, object]], manifest: dict[str, object] | None) -> dict[str, object]:
+    return {ATTRIBUTES_KEY: without_split_keys(_kv(members[0]))} if members else {}
+
+
+LAYOUT = SetLayout(
+    member_suffix=".gguf",
+    manifest_suffix=None,
+    read_member=_read_member,
+    put_stamp=None,
+    take_stamp=_take_stamp,
+    claim=_claim,
+    join_attributes=_join_attributes,
+)

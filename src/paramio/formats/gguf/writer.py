@@ -14,7 +14,6 @@ element type becomes that integer type; untyped entries and other widths become 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from paramio.core.dtypes import dtype_by_name
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import InvalidArgumentError, WriteError
+from paramio.core.errors import InvalidArgumentError
 from paramio.formats.conversion import check_file_size
 from paramio.formats.gguf.constants import (
     ALIGNMENT_KEY,
@@ -35,7 +34,6 @@ from paramio.formats.gguf.constants import (
     SAME_WIDTH_INT,
     SPLIT_COUNT,
     SPLIT_KEYS,
-    SPLIT_NAME_FORMAT,
     SPLIT_NO,
     SPLIT_TENSORS_COUNT,
     WRITE_VERSION,
@@ -44,9 +42,9 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import OCCURRENCES, encode_kv, kv_pairs
+from paramio.formats.gguf.split import LAYOUT
 from paramio.formats.output import AtomicOutput, copy_entry
-from paramio.formats.output_set import AtomicOutputSet
-from paramio.formats.targets import resolve_output
+from paramio.formats.sets import STAMP_KEY, MemberPlan, write_set
 
 if TYPE_CHECKING:
     from paramio.formats.conversion import Loss, Prepared
@@ -115,32 +113,11 @@ def _tensor_info(key: str, gtype: GGMLType, shape: tuple[int, ...], offset: int)
     return _U64.pack(len(name)) + name + _U32.pack(len(shape)) + dims + _U32.pack(gtype.id) + _U64.pack(offset)
 
 
-def _plan_shards(sizes: Sequence[int], max_tensors: int | None, max_size: int | None) -> list[list[int]]:
-    """Tensor indices per shard, split as gguf-py does: a new shard when the current one holds
-    `max_tensors` tensors or the next tensor would take it past `max_size` bytes (never empty)."""
-    shards: list[list[int]] = [[]]
-    current = 0
-    for i, n in enumerate(sizes):
-        cur = shards[-1]
-        if cur and ((max_tensors and len(cur) >= max_tensors) or (max_size and current + n > max_size)):
-            shards.append([])
-            current = 0
-        shards[-1].append(i)
-        current += n
-    return shards
-
-
 def _kv_records(attributes: Mapping[str, object] | None) -> dict[str, object]:
     raw = (attributes or {}).get(ATTRIBUTES_KEY, {})
     if not isinstance(raw, Mapping):
         raise InvalidArgumentError(f"attributes[{ATTRIBUTES_KEY!r}] must be a mapping of key -> value")
-    return {str(k): v for k, v in raw.items() if k not in SPLIT_KEYS}
-
-
-def _shard_path(path: str, i: int, n: int) -> str:
-    folder, base = os.path.split(path)
-    stem = base[: -len(".gguf")] if base.lower().endswith(".gguf") else base
-    return os.path.join(folder, SPLIT_NAME_FORMAT.format(stem, i + 1, n))
+    return {str(k): v for k, v in raw.items() if k not in SPLIT_KEYS and k != STAMP_KEY}
 
 
 def write_gguf(
@@ -160,8 +137,8 @@ def write_gguf(
     plain values); ``split.*`` keys are replaced by the writer's own. `alignment` defaults to the
     ``general.alignment`` key if present, else 32; a value other than 32 is recorded in that key.
     One file is written atomically (or streamed, see `paramio.formats.targets`); a split set is
-    committed as a whole (`AtomicOutputSet`): nothing changes until every shard is complete, and
-    an interrupted commit leaves shards missing, never old and new shards side by side.
+    written by `paramio.formats.sets.write_set`: committed as a whole, every member stamped with
+    the save, and members of an earlier, larger split under the same name removed.
     Raises `InvalidArgumentError` for values or tensors GGUF cannot hold, `WriteError` on I/O failure.
     """
     path = os.fspath(path)
@@ -180,56 +157,54 @@ def write_gguf(
     kv_bytes = b"".join(encode_kv(k, v) for k, v in pairs)
 
     seen: set[str] = set()
-    typed: list[tuple[GGMLType, tuple[int, ...]]] = []
+    typed: dict[str, tuple[GGMLType, tuple[int, ...]]] = {}
     for e in entries:
         if e.key in seen:
             raise InvalidArgumentError("duplicate tensor name; GGUF names must be unique", key=e.key)
         seen.add(e.key)
-        typed.append(ggml_type_of(e))
-    shards = _plan_shards([e.length for e in entries], split_max_tensors, split_max_size)
-    n = len(shards)
-    paths = [path] if n == 1 else [_shard_path(path, i, n) for i in range(n)]
-    if n > 1 and resolve_output(path).streamed:
-        raise WriteError("is not a regular file; a split set is several files and cannot be streamed", path=path)
-    with contextlib.ExitStack() as stack:
-        # One file: replaced atomically (or streamed). A split set: committed as a whole.
-        group = stack.enter_context(AtomicOutputSet(durable=durable)) if n > 1 else None
-        outputs: list[AtomicOutput] = []
-        for i, (shard, p) in enumerate(zip(shards, paths, strict=True)):
-            shard_kv = kv_bytes if i == 0 else b""
-            n_kv = len(pairs) if i == 0 else 0
-            if n > 1:
-                shard_kv += (
-                    encode_kv(SPLIT_NO, {"type": "u16", "value": i})
-                    + encode_kv(SPLIT_COUNT, {"type": "u16", "value": n})
-                    + encode_kv(SPLIT_TENSORS_COUNT, {"type": "i32", "value": len(entries)})
-                )
-                n_kv += 3
-            infos: list[bytes] = []
-            rel = 0
-            offsets: list[int] = []
-            for j in shard:
-                gtype, shape = typed[j]
-                check_file_size(rel, "GGUF")  # before a u64 offset field overflows
-                infos.append(_tensor_info(entries[j].key, gtype, shape, rel))
-                offsets.append(rel)
-                rel += _align(entries[j].length, alignment)
-            check_file_size(rel, "GGUF")
-            head = _HEADER.pack(MAGIC, WRITE_VERSION, len(shard), n_kv) + shard_kv + b"".join(infos)
-            data_offset = _align(len(head), alignment)
-            out = group.add(p) if group is not None else stack.enter_context(AtomicOutput(p, durable=durable))
-            outputs.append(out)
+        typed[e.key] = ggml_type_of(e)
+
+    def plan_member(group: Sequence[ParameterEntry], member: MemberPlan) -> Callable[[AtomicOutput], None]:
+        shard_kv = kv_bytes if member.first else b""
+        n_kv = len(pairs) if member.first else 0
+        if member.count > 1:
+            shard_kv += (
+                encode_kv(SPLIT_NO, {"type": "u16", "value": member.index})
+                + encode_kv(SPLIT_COUNT, {"type": "u16", "value": member.count})
+                + encode_kv(SPLIT_TENSORS_COUNT, {"type": "i32", "value": member.total_entries})
+            )
+            n_kv += 3
+        infos: list[bytes] = []
+        rel = 0
+        offsets: list[int] = []
+        for e in group:
+            gtype, shape = typed[e.key]
+            check_file_size(rel, "GGUF")  # before a u64 offset field overflows
+            infos.append(_tensor_info(e.key, gtype, shape, rel))
+            offsets.append(rel)
+            rel += _align(e.length, alignment)
+        check_file_size(rel, "GGUF")
+        head = _HEADER.pack(MAGIC, WRITE_VERSION, len(group), n_kv) + shard_kv + b"".join(infos)
+        data_offset = _align(len(head), alignment)
+
+        def write(out: AtomicOutput) -> None:
             out.truncate(data_offset + rel)
             out.pwrite(head, 0)
-            for j, off in zip(shard, offsets, strict=True):
-                copy_entry(entries[j], out, data_offset + off, progress=progress)
-            if group is not None:
-                out.finish()  # on disk and closed: a set of many shards holds one descriptor at a time
-        if group is not None:
-            group.commit()
-        else:
-            outputs[0].commit()
-    return paths
+            for e, off in zip(group, offsets, strict=True):
+                copy_entry(e, out, data_offset + off, progress=progress)
+
+        return write
+
+    return write_set(
+        path,
+        entries,
+        LAYOUT,
+        plan_member=plan_member,
+        max_shard_size=split_max_size or None,
+        max_entries=split_max_tensors or None,
+        stores_splats=False,
+        durable=durable,
+    )
 
 
 def write_path(

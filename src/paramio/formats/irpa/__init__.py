@@ -1,7 +1,8 @@
 """IRPA, the IREE Parameter Archive: layout tables, reader, writer, byte-compatible with IREE.
 
-`read_path` opens one archive, or a whole sharded set (`paramio.formats.irpa.sharded`) from its
-``*.irpa.index.json`` manifest or any of its ``-NNNNN-of-NNNNN.irpa`` shards.
+`read_path` opens one archive, or a whole sharded set (`paramio.formats.sets`, with IRPA's
+layout in `paramio.formats.irpa.sharded`) from its ``*.irpa.index.json`` manifest or any of its
+``-NNNNN-of-NNNNN.irpa`` members.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from paramio.formats.irpa import sharded as _sharded
 from paramio.formats.irpa import writer as _writer
 from paramio.formats.irpa.layout import MAGIC_BYTES
 from paramio.formats.irpa.reader import read_archive
-from paramio.formats.irpa.sharded import SHARD_RE
 from paramio.formats.irpa.structure import check_structure
 from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
+from paramio.formats.sets import member_stem
+from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -53,10 +55,7 @@ def read_path(
     `allow_external`. Raises `FormatError` for malformed archives or a manifest that disagrees
     with its shards, `SourceError` when a file (or a shard of the set) cannot (or may not) be
     opened. IRPA has nothing a strict read would refuse: `strict` changes nothing."""
-    contents = _sharded.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
-    if contents is not None:
-        return contents
-    return _reader.read_path(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
+    return read_set_path(path, _sharded.LAYOUT, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
 
 
 def read_source(source: ByteSource, *, bulk: bool = True) -> FormatContents:
@@ -88,8 +87,7 @@ def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
 
 
 def _member_stem(bare: str) -> str | None:
-    m = SHARD_RE.match(bare + ".irpa")
-    return m["prefix"] if m else None
+    return member_stem(bare, ".irpa")
 
 
 FORMAT = Format(
@@ -109,5 +107,6 @@ FORMAT = Format(
     types_in_metadata=True,
     member_stem=_member_stem,
     iree_handle_order=0,
+    set_layout=_sharded.LAYOUT,
 )
 register_format(FORMAT)

@@ -214,7 +214,8 @@ def write_path(
     `paramio.formats.irpa.attributes` when present. `max_shard_size` (bytes), or a path ending
     ``.irpa.index.json``, writes a sharded set and its manifest (`paramio.formats.irpa.sharded`)."""
     from paramio.core.tensor import encode_tensor_metadata
-    from paramio.formats.irpa.sharded import is_manifest_path, write_set
+    from paramio.formats.irpa.sharded import LAYOUT, is_manifest_path
+    from paramio.formats.sets import MemberPlan, write_set
 
     # IRPA has no dtype/shape fields: keep what safetensors/GGUF declared as TENSORv0 metadata.
     typed = [
@@ -227,13 +228,23 @@ def write_path(
     if max_shard_size is not None or is_manifest_path(os.fspath(path)):
         size = max_shard_size if max_shard_size is not None else DEFAULT_MAX_SHARD_SIZE
 
-        def plan_one(group: Sequence[ParameterEntry], first: bool) -> Callable[[AtomicOutput], None]:
-            attrs = attributes if first else None  # the set's attributes ride in its first shard
+        def plan_member(group: Sequence[ParameterEntry], member: MemberPlan) -> Callable[[AtomicOutput], None]:
+            attrs = attributes if member.first else None  # the set's attributes ride in its first member
+            if member.stamp is not None and LAYOUT.put_stamp is not None:
+                attrs = LAYOUT.put_stamp(attrs, member.stamp)
             group = list(group)
             plan = plan_archive(group, alignment=alignment, skip=_attributes_skip(group, attrs))
             return lambda out: write_planned(out, plan, group, progress=progress)
 
-        write_set(os.fspath(path), typed, max_shard_size=size, plan_one=plan_one, durable=durable)
+        write_set(
+            os.fspath(path),
+            typed,
+            LAYOUT,
+            plan_member=plan_member,
+            max_shard_size=size,
+            stores_splats=True,
+            durable=durable,
+        )
         return
     write_archive(path, typed, alignment=alignment, durable=durable, progress=progress, attributes=attributes)
 

@@ -14,24 +14,24 @@ import struct
 from collections.abc import Callable, Sequence
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import FormatError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.contract import FileMetadata, Format, FormatContents, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes
-from paramio.formats.inputs import open_input
+from paramio.formats.output import AtomicOutput
 from paramio.formats.safetensors import writer as _writer
 from paramio.formats.safetensors.layout import (
     ATTRIBUTE_INDEX_METADATA,
     ATTRIBUTE_METADATA,
     HEADER_LENGTH_SIZE,
     MAX_HEADER_SIZE,
-    SHARD_RE,
     is_index_path,
 )
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_header
-from paramio.formats.safetensors.sharded import ShardedSet, find_set, read_set, write_sharded
-from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file
+from paramio.formats.safetensors.sharded import LAYOUT, file_contents
+from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file, write_planned
+from paramio.formats.sets import STAMP_KEY, MemberPlan, member_stem, write_set
+from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
 __all__ = [
@@ -40,12 +40,10 @@ __all__ = [
     "FORMAT",
     "FilePlan",
     "SafetensorsFile",
-    "ShardedSet",
     "plan_file",
     "read_file",
     "read_header",
     "read_path",
-    "read_set",
     "read_source",
     "sniff",
     "write_file",
@@ -61,19 +59,6 @@ def sniff(head: bytes) -> bool:
     return 2 <= n <= MAX_HEADER_SIZE and head[HEADER_LENGTH_SIZE:].lstrip(b" \t\r\n")[:1] == b"{"
 
 
-def _contents(files: list[SafetensorsFile], index_path: str | None, index_meta: dict[str, object]) -> FormatContents:
-    attributes: dict[str, object] = {}
-    for f in files:
-        if f.metadata is not None:
-            attributes[ATTRIBUTE_METADATA] = dict(f.metadata)
-            break
-    if index_path is not None:
-        attributes[ATTRIBUTE_INDEX_METADATA] = dict(index_meta)
-    paths = ([index_path] if index_path else []) + [f.source.name for f in files]
-    entries = files[0].entries if len(files) == 1 else [e for f in files for e in f.entries]
-    return FormatContents(entries, attributes, paths)
-
-
 def read_path(
     path: str,
     *,
@@ -82,33 +67,16 @@ def read_path(
     allow_external: AllowExternal = None,
     strict: bool = False,
 ) -> FormatContents:
-    """Read a file, an index or a shard (which opens its whole set). Shard names from an index
-    (and sibling shards) must resolve inside its folder or a folder in `allow_external`.
-    safetensors has nothing a strict read would refuse: `strict` changes nothing.
+    """Read a file, an index or a shard (which opens its whole set, `paramio.formats.sets`).
+    Shard names from an index (and sibling shards) must resolve inside its folder or a folder in
+    `allow_external`. safetensors has nothing a strict read would refuse: `strict` changes nothing.
 
     Raises `FormatError` (file, tensor, offset) for anything the safetensors library would
     refuse and for a weight map that disagrees with its shards; `SourceError` when a file cannot
     be opened or a shard of a set is missing. A URL reads the header only (its first 64 KiB,
     and the rest of a longer header in one more request); shards resolve against its folder.
     """
-    path = os.fspath(path)
-    if is_index_path(path):
-        s = read_set(path, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
-        return _contents(s.shards, s.index_path, s.index_metadata)
-    found = find_set(path, allow_external)
-    if isinstance(found, str):
-        s = read_set(found, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
-        return _contents(s.shards, s.index_path, s.index_metadata)
-    if isinstance(found, list):
-        files = [read_file(open_input(p, writable=writable, use_mmap=use_mmap)) for p in found]
-        seen: dict[str, str] = {}
-        for f in files:
-            for e in f.entries:
-                if e.key in seen:
-                    raise FormatError(f"tensor is also in shard {seen[e.key]}", path=f.source.name, key=e.key)
-                seen[e.key] = f.source.name
-        return _contents(files, None, {})
-    return _contents([read_file(open_input(path, writable=writable, use_mmap=use_mmap))], None, {})
+    return read_set_path(os.fspath(path), LAYOUT, writable=writable, use_mmap=use_mmap, allow_external=allow_external)
 
 
 def write_path(
@@ -133,16 +101,30 @@ def write_path(
     metadata = metadata_from_attributes(attributes)
     if max_shard_size is not None or is_index_path(path):
         index_meta = (attributes or {}).get(ATTRIBUTE_INDEX_METADATA)
-        extra = {k: v for k, v in index_meta.items() if k != "total_size"} if isinstance(index_meta, dict) else {}
-        write_sharded(
+        extra = (
+            {k: v for k, v in index_meta.items() if k not in ("total_size", STAMP_KEY)}
+            if isinstance(index_meta, dict)
+            else {}
+        )
+
+        def plan_member(group: Sequence[ParameterEntry], member: MemberPlan) -> Callable[[AtomicOutput], None]:
+            own = metadata
+            if member.stamp is not None and LAYOUT.put_stamp is not None:
+                own = metadata_from_attributes(LAYOUT.put_stamp({ATTRIBUTE_METADATA: metadata}, member.stamp))
+            group = list(group)
+            plan = plan_file(group, metadata=own, alignment=alignment)
+            return lambda out: write_planned(out, plan, group, progress=progress)
+
+        write_set(
             path,
-            entries,
+            list(entries),
+            LAYOUT,
+            plan_member=plan_member,
             max_shard_size=max_shard_size if max_shard_size is not None else 5 * 10**9,
-            metadata=metadata,
-            index_metadata=extra,
-            alignment=alignment,
+            stores_splats=False,
+            manifest_metadata=extra,
+            sort_weight_map=True,
             durable=durable,
-            progress=progress,
         )
         return
     write_file(path, entries, metadata=metadata, alignment=alignment, durable=durable, progress=progress)
@@ -151,7 +133,7 @@ def write_path(
 def read_source(source: ByteSource, *, bulk: bool = True) -> FormatContents:
     """One safetensors file read from `source` (a file handle's bytes); a large canonical header
     is checked at once unless `bulk` is false (`paramio.formats.bulk`)."""
-    return _contents([read_file(source, bulk=bulk)], None, {})
+    return file_contents(source, bulk=bulk)
 
 
 def read_reference(source: ByteSource) -> FormatContents:
@@ -170,8 +152,7 @@ def stands_in(entry: ParameterEntry, claim: TensorInfo | None) -> bool:
 
 
 def _member_stem(bare: str) -> str | None:
-    m = SHARD_RE.match(bare + ".safetensors")
-    return m["prefix"] if m else None
+    return member_stem(bare, ".safetensors")
 
 
 FORMAT = Format(
@@ -189,5 +170,6 @@ FORMAT = Format(
     member_stem=_member_stem,
     file_metadata=FileMetadata(ATTRIBUTE_METADATA, "safetensors __metadata__"),
     iree_handle_order=2,
+    set_layout=LAYOUT,
 )
 register_format(FORMAT)
