@@ -32,10 +32,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("paramio.cli.example_run", "safetensors"): "the example converts between named formats to show them",
     ("paramio.cli.guide_model", "safetensors"): "the guide's inputs are one file of each named format",
     ("paramio.cli.guide_model", "gguf"): "the guide's inputs are one file of each named format",
-    # Sharded sets (issue 23.1, helper `sets`): the set layout is not yet part of the contract.
-    ("paramio.sharding.iree", "irpa"): "set members of IREE's sharded layout (issue 23.1)",
-    ("paramio.sharding.iree", "safetensors"): "set members of IREE's sharded layout (issue 23.1)",
-    ("paramio.sharding.iree", "gguf"): "set members of IREE's sharded layout (issue 23.1)",
+    # Sharded sets: the tensor-parallel manifest (the `tp` format is defined in paramio.sharding).
     ("paramio.sharding.iree", "tp"): "set members of IREE's sharded layout (issue 23.1)",
 }
 
