@@ -122,7 +122,7 @@ def test_a_huge_shard_number_in_a_manifest_is_our_error(tmp_path: Path, kind: st
     doc = json.loads(manifest.read_text())
     doc["weight_map"]["w1"] = f"m-{'9' * digits}-of-{'9' * digits}{EXT[kind]}"  # once a bare ValueError
     manifest.write_text(json.dumps(doc))
-    with pytest.raises((FormatError, SourceError)) as info:
+    with pytest.raises(FormatError if digits > 100 else SourceError) as info:  # too long / missing
         read_path(manifest)
     assert isinstance(info.value, ParamioError)
     assert sets.shard_order(list(doc["weight_map"].values()), EXT[kind])[-1].startswith("m-999")

@@ -17,6 +17,8 @@ from paramio.sources.paths import AllowExternal, Confinement
 
 __all__ = ["MAX_MANIFEST_SIZE", "member_path", "read_manifest_json"]
 
+#: The longest file name (bytes) a local manifest may name: POSIX filesystems' NAME_MAX.
+NAME_MAX = 255
 #: A manifest larger than this is refused before it is read (100 MB, as safetensors headers).
 MAX_MANIFEST_SIZE = 100_000_000
 
@@ -38,6 +40,11 @@ def member_path(manifest: str, name: object, allow_external: AllowExternal = Non
         or "\x00" in name
     ):
         raise FormatError(f"member {name!r} must be a file name next to the manifest", path=manifest)
+    if not is_url(manifest) and len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise FormatError(
+            f"member {name[:40]!r}... is {len(name)} characters long; no file name is longer than {NAME_MAX} bytes",
+            path=manifest,
+        )
     path = beside(manifest, name)  # for a URL: the lexical rule every source shares
     if not is_url(manifest) and os.path.lexists(path):  # a missing member is reported by whoever opens it
         Confinement.beside(manifest, allow_external).resolve(name, key=name, what="member")
