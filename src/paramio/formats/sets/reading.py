@@ -155,9 +155,9 @@ def read_path(
         if exists(manifest):
             if confinement is not None:
                 confinement.resolve(os.path.basename(manifest), what="manifest")
-            _, wmap = read_weight_map(manifest)
+            meta, wmap = read_weight_map(manifest)
             if base in wmap.values():
-                return _read_manifest_set(manifest, layout, opts)
+                return _read_manifest_set(manifest, layout, opts, (meta, wmap))
     if name is None:
         first = read_file(
             path, layout, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict
@@ -246,13 +246,17 @@ def _vanished(exc: BaseException) -> bool:
     return False
 
 
-def _read_manifest_set(path: str, layout: SetLayout, opts: _Opts) -> FormatContents:
+def _read_manifest_set(
+    path: str, layout: SetLayout, opts: _Opts, first: tuple[dict[str, object], dict[str, str]] | None = None
+) -> FormatContents:
     for attempt in range(1, OPEN_ATTEMPTS + 1):
-        meta, wmap = read_weight_map(path)
+        meta, wmap = first if first is not None and attempt == 1 else read_weight_map(path)
         stamp = _stamp_of(meta)
         try:
             return _manifest_members(path, layout, meta, wmap, stamp, opts)
         except (_Replaced, SourceError) as exc:
+            if stamp is None and not isinstance(exc, _Replaced):
+                raise  # a set without stamps (older, or another tool's): nothing to race-check
             try:
                 again = _stamp_of(read_weight_map(path)[0])
             except (SourceError, FormatError):
