@@ -188,3 +188,19 @@ def test_sets_without_stamps_still_open(tmp_path: Path, kind: str) -> None:
         paramio.write_path(member, [*index.values()], durable=False, on_loss="ignore")
         assert stamp.encode() not in member.read_bytes()
     assert sorted(_values(opener)) == ["w0", "w1"]
+
+
+@pytest.mark.parametrize("kind", MANIFEST_KINDS)
+def test_a_manifest_rewritten_without_its_stamp_still_opens(tmp_path: Path, kind: str) -> None:
+    # A tool that rewrites the index and drops keys it does not know: the members then agree
+    # with each other (the first one's stamp is the reference), and one from another save is
+    # still refused.
+    opener = _save(kind, tmp_path / "a", 3, value=1)
+    doc = json.loads(opener.read_text())
+    del doc["metadata"][sets.STAMP_KEY]
+    opener.write_text(json.dumps(doc))
+    assert sorted(_values(opener).values()) == [100.0, 101.0, 102.0]
+    _save(kind, tmp_path / "b", 3, value=2)
+    os.replace(tmp_path / "b" / f"m-00003-of-00003{EXT[kind]}", tmp_path / "a" / f"m-00003-of-00003{EXT[kind]}")
+    with pytest.raises(FormatError, match="belongs to another save"):
+        read_path(opener)

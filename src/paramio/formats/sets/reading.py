@@ -274,8 +274,8 @@ def _read_manifest_set(
                     f"the set was replaced while it was being opened, {OPEN_ATTEMPTS} times; try again", path=path
                 ) from None
             raise FormatError(
-                f"shard {exc.member!r} belongs to another save of the set (stamp {exc.found!r}, the manifest "
-                f"says {exc.expected!r})",
+                f"shard {exc.member!r} belongs to another save of the set (stamp {exc.found!r}, expected "
+                f"{exc.expected!r})",
                 path=path,
             ) from None
     raise AssertionError("unreachable")
@@ -293,15 +293,20 @@ def _manifest_members(
     parts: list[FormatContents] = []
     paths: list[str] = []
     owner: dict[str, str] = {}
-    for name in order:
+    # The manifest's stamp, or where it has none (written before stamps, or rewritten by a tool
+    # that dropped the key) the first member's: every member must carry the same.
+    reference = stamp
+    for position, name in enumerate(order):
         full = member_path(path, name, opts.allow_external)
         try:
             part = _read_member(layout, full, "named by the manifest", opts)
         except SourceError as exc:
             raise SourceError(exc.reason, path=path, key=name) from exc
         got = layout.take_stamp(part.attributes)
-        if got != stamp:
-            raise _Replaced(name, got, stamp)
+        if position == 0 and stamp is None:
+            reference = got
+        elif got != reference:
+            raise _Replaced(name, got, reference)
         for key in _keys(part.entries):
             listed = wmap.get(key)
             if key in owner:
