@@ -190,3 +190,31 @@ def test_the_whole_view_is_kept_on_the_source_not_in_a_global() -> None:
     assert src.whole_view_cache is None
     assert ParameterEntry.data("a", src, 1, 2).to_numpy().tolist() == [1, 2]
     assert isinstance(src.whole_view_cache, memoryview)
+
+
+def test_building_every_entry_pauses_the_collector_and_restores_it() -> None:
+    """`LazyEntries.all()` builds with the cyclic collector paused (a third of the time went to
+    collections) and leaves it as it found it, also when building fails."""
+    import gc
+
+    seen: list[bool] = []
+
+    def make_all() -> list[ParameterEntry]:
+        seen.append(gc.isenabled())
+        return [ParameterEntry.splat("k", b"\0", 4)]
+
+    def failing() -> list[ParameterEntry]:
+        raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    LazyEntries(["k"], lambda i: ParameterEntry.splat("k", b"\0", 4), make_all).all()
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        LazyEntries(["k"], lambda i: ParameterEntry.splat("k", b"\0", 4), failing).all()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        LazyEntries(["k"], lambda i: ParameterEntry.splat("k", b"\0", 4), make_all).all()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
