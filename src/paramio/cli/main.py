@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("paramio.cli.load", "load a model into numpy, torch or IREE devices; print bytes, seconds, GB/s"),
     "prefetch": ("paramio.cli.prefetch", "bring files into the page cache ahead of a loader that maps them"),
     "run": ("paramio.cli.run", "run a compiled IREE module with paramio parameters (iree-run-module)"),
+    "encode": ("paramio.cli.encode", "run an IREE parameter encoder module (iree-encode-parameters)"),
     "mlir": ("paramio.cli.mlir", "export inline weights of an .mlir to an archive, import them back, declare globals"),
     "shard": ("paramio.cli.shard", "split a model for tensor parallelism: per-device archives and a manifest"),
     "merge": ("paramio.cli.merge", "join a tensor-parallel (or any sharded) set into one file, or reshard it"),
@@ -65,6 +66,7 @@ examples:
   paramio mlir export model.mlir --archive=model=weights.irpa --output=model.params.mlir
   paramio load --parameters=model=model.safetensors --into=iree --device=local-task --json
   paramio run --module=prog.vmfb --parameters=model=model.irpa --function=main --input=4xf32=1,2,3,4
+  paramio encode --module=encoder.vmfb --parameters=model=model.irpa --output=encoded=encoded.irpa
   paramio shard --parameters=model.safetensors --tp=4 --split='*.attn_q.weight=0' --replicate='*' --output=tp4/
   paramio merge --parameters=tp4/model.tp.json --output=model.safetensors
 
