@@ -54,3 +54,13 @@ def test_irpa_external_entry_linking_out_is_refused(tmp_path: Path, as_url: bool
     given = irpa.as_uri() if as_url else str(irpa)
     with pytest.raises(SourceError, match="outside"):
         ParameterIndex.open(given)["ext"].read()
+
+
+def test_file_url_output_is_the_local_path(tmp_path: Path) -> None:
+    """Writing to ``file:///dir/o.irpa`` wrote nowhere: it was taken as a relative path
+    ``file:/dir/o.irpa`` whose folder does not exist."""
+    index = ParameterIndex()
+    index.add_array("w", np.arange(4, dtype=np.float32))
+    target = tmp_path / "o.irpa"
+    write_path(target.as_uri(), list(index.entries), format="irpa")
+    assert ParameterIndex.open(str(target))["w"].to_numpy().tolist() == [0, 1, 2, 3]

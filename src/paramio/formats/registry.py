@@ -201,10 +201,11 @@ def write_path(
     `plan_losses` to get the list.
     """
     from paramio.formats.conversion import check_splat_expansion, report_losses
-    from paramio.formats.inputs import current_options, is_url
+    from paramio.formats.inputs import current_options, is_url, local_path
 
     fmt = get_format(format or detect_format(path, for_writing=True))
     p = os.fspath(path)
+    p = local_path(p) or p  # a file:// URL is the local path it names
     check_options(fmt.name, options)
     prepared = _prepare(fmt, list(entries), attributes or {}, {**options, "path": p})
     check_splat_expansion(prepared.entries, fmt.name, p, keeps_splats=fmt.splats, expand_splats=bool(expand_splats))

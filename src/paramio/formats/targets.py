@@ -89,8 +89,10 @@ def resolve_output(path: str | os.PathLike[str]) -> OutputTarget:
     device or any other special file, for a dangling symlink whose folder does not exist, and
     for a symlink loop.
     """
+    from paramio.formats.inputs import is_url, local_path
+
     given = os.fspath(path)
-    from paramio.formats.inputs import is_url
+    given = local_path(given) or given  # a file:// URL is the local path it names
 
     if is_url(given):
         from paramio.sources.retry import redact_url
