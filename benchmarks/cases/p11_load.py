@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the child
-from cases.common import Context, Record, skipped  # noqa: E402
+from cases.common import Context, Record, settle, skipped  # noqa: E402
 
 MiB = 1 << 20
 _HERE = Path(__file__).resolve()
@@ -160,6 +161,11 @@ def _load(contender: str, path: str) -> dict[str, Any]:
         for part in contender.split(":")[1:]:
             k, _, v = part.partition("=")
             kw[k] = int(v) if v.isdigit() else (v == "True" if v in ("True", "False") else v)
+        if kw.pop("hugepages", 1) == 0:  # A/B of hostmem's huge-page placement: small pages
+            import paramio.loading.hostmem as hostmem
+            import paramio.loading.targets as targets
+
+            hostmem.huge_page_size = targets.huge_page_size = lambda: 0  # type: ignore[assignment]
         return dict(paramio.load(path, into="torch", **kw))
     if contender == "load_file":
         import safetensors.torch
@@ -222,21 +228,31 @@ def child(argv: list[str]) -> None:
     if mode == "cold":
         _drop_cache()
     if contender == "dd":
+        c0 = _cpu(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=16M"], check=True, capture_output=True)
-        print(json.dumps({"s": time.perf_counter() - t0}))
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"s": seconds, "cpu": _cpu(resource.RUSAGE_CHILDREN) - c0}))
         return
+    c0 = _cpu(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     tensors = _load(contender, path)
     _touch(tensors)
     seconds = time.perf_counter() - t0
+    cpu = _cpu(resource.RUSAGE_SELF) - c0
     bad = []
     if crcs is not None:
         got = _crcs(tensors)
         bad = [k for k, v in crcs.items() if got.get(k) != v]
         if len(got) != len(crcs):
             bad.append(f"{len(got)} tensors, expected {len(crcs)}")
-    print(json.dumps({"s": seconds, "bad": bad[:5]}))
+    print(json.dumps({"s": seconds, "cpu": cpu, "bad": bad[:5]}))
+
+
+def _cpu(who: int) -> float:
+    """User + system CPU seconds of this process's threads (or its waited-for children)."""
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
 
 
 # -- the parent ---------------------------------------------------------------------------------
@@ -261,7 +277,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _run_one(contender: str, path: str, mode: str, env: dict[str, str], crc_file: Path | None) -> float:
+def _run_one(contender: str, path: str, mode: str, env: dict[str, str], crc_file: Path | None) -> tuple[float, float]:
     args = [sys.executable, str(_HERE), contender, path, mode]
     if crc_file is not None:
         args.append(str(crc_file))
@@ -271,7 +287,7 @@ def _run_one(contender: str, path: str, mode: str, env: dict[str, str], crc_file
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     if got.get("bad"):
         raise RuntimeError(f"{contender} ({mode}) returned wrong bytes: {got['bad']}")
-    return float(got["s"])
+    return float(got["s"]), float(got["cpu"])
 
 
 def _warm(path: Path) -> None:
@@ -288,29 +304,32 @@ def _turns(
     crc_file: Path,
     repeat: int,
 ) -> dict[str, float | str]:
-    """Median seconds per contender (or the error that stopped it), in turns; round 0 untimed
-    and byte-checked."""
-    times: dict[str, list[float]] = {k: [] for k in contenders}
+    """Median wall seconds per contender (or the error that stopped it), in turns; round 0
+    untimed and byte-checked. The median CPU seconds go under ``label + " [cpu]"``."""
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
     failed: dict[str, str] = {}
     for r in range(repeat + 1):
         for label, (contender, env) in contenders.items():
             if label in failed:
                 continue
+            if mode != "s3":
+                settle(os.path.getsize(path))  # warm free memory for the tensors (see settle)
             if mode == "warm":
                 _warm(Path(path))
             try:
-                s = _run_one(contender, path, mode, env, crc_file if r == 0 and contender != "dd" else None)
+                s, cpu = _run_one(contender, path, mode, env, crc_file if r == 0 and contender != "dd" else None)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 failed[label] = str(exc).splitlines()[-1][:300]
                 ctx.log(f"{label}: {failed[label]}")
                 continue
             if r:
-                times[label].append(s)
-            ctx.log(f"{mode} round {r} {label}: {s * 1e3:.0f} ms")
+                times[label].append((s, cpu))
+            ctx.log(f"{mode} round {r} {label}: {s * 1e3:.0f} ms (cpu {cpu * 1e3:.0f} ms)")
     out: dict[str, float | str] = dict(failed)
     for k, v in times.items():
         if v and k not in failed:
-            out[k] = sorted(v)[len(v) // 2]
+            out[k] = sorted(x[0] for x in v)[len(v) // 2]
+            out[k + " [cpu]"] = sorted(x[1] for x in v)[len(v) // 2]
     return out
 
 
@@ -319,10 +338,14 @@ def _contenders(ctx: Context, mode: str) -> dict[str, tuple[str, dict[str, str]]
     base.pop("PYTHONDONTWRITEBYTECODE", None)
     base["RUNAI_STREAMER_LOG_LEVEL"] = "ERROR"
     c: dict[str, tuple[str, dict[str, str]]] = {
-        "paramio.load(into='torch')": ("paramio", base),
+        OURS: ("paramio", base),
+        OURS_MAPPED: ("paramio:io=mmap", base),
     }
+    c[OURS_SMALL] = ("paramio:hugepages=0", base)
+    if mode == "cold":
+        c[OURS_DIRECT] = ("paramio:io=direct", base)
     extra = os.environ.get("PARAMIO_P11_OURS", "")
-    for spec in filter(None, extra.split(",")):  # e.g. paramio:io=mmap
+    for spec in filter(None, extra.split(";")):  # e.g. paramio:io=pread:concurrency=4
         c[spec] = (spec, base)
     c["safetensors.torch.load_file"] = ("load_file", base)
     if _have("runai_model_streamer"):
@@ -338,7 +361,18 @@ def _contenders(ctx: Context, mode: str) -> dict[str, tuple[str, dict[str, str]]
         c["tensorizer TensorDeserializer (defaults)"] = ("tensorizer", base)
     if mode == "cold":
         c["dd bs=16M (buffered read)"] = ("dd", base)
+    only = os.environ.get("PARAMIO_P11_PEERS")  # substrings of labels to keep (paramio's always)
+    if only:
+        c = {k: v for k, v in c.items() if k.startswith("paramio") or any(w in k for w in only.split(","))}
     return c
+
+
+OURS = "paramio.load(into='torch')"
+OURS_MAPPED = "paramio.load(into='torch', io='mmap')"
+OURS_DIRECT = "paramio.load(into='torch', io='direct')"
+OURS_SMALL = "paramio.load(into='torch'), host memory in small pages (hostmem A/B)"
+#: Peers whose tensors are views of the file (compared with io="mmap"), not memory of their own.
+MAPPING_PEERS = ("safetensors.torch.load_file",)
 
 
 def _tensorize(path: Path) -> str | None:
@@ -359,13 +393,18 @@ def run(ctx: Context) -> list[Record]:
     modes = os.environ.get("PARAMIO_P11_MODES", "warm,cold,s3").split(",")
     repeat = ctx.repeat
     size = ctx.size_mib
-    path = ctx.dir / "p11.safetensors"
-    ctx.log(f"P11: generating {path.name} (~{size} MiB)")
-    crcs = write_model(path, llama_layout(size))
-    crc_file = ctx.dir / "p11.crc.json"
-    crc_file.write_text(json.dumps(crcs))
+    given = os.environ.get("PARAMIO_P11_MODEL")  # a model made by an earlier run, CRCs beside it
+    if given:
+        path = Path(given)
+        crc_file = path.with_name("p11.crc.json")
+    else:
+        path = ctx.dir / "p11.safetensors"
+        ctx.log(f"P11: generating {path.name} (~{size} MiB)")
+        crcs = write_model(path, llama_layout(size))
+        crc_file = ctx.dir / "p11.crc.json"
+        crc_file.write_text(json.dumps(crcs))
     nbytes = path.stat().st_size
-    if _have("tensorizer"):
+    if _have("tensorizer") and not Path(str(path) + ".tensors").exists():
         ctx.log("P11: writing the tensorizer copy")
         why = _tensorize(path)
         if why:
@@ -386,17 +425,22 @@ def run(ctx: Context) -> list[Record]:
         elif mode == "s3":
             results[mode] = _s3(ctx, path, crc_file, repeat)
     for mode, t in results.items():
-        ours = t.get("paramio.load(into='torch')")
         for label, v in t.items():
-            if label == "paramio.load(into='torch')":
+            if label.startswith("paramio") or label.endswith(" [cpu]"):
                 continue
-            name = f"{title}, {mode}"
+            mine = OURS_MAPPED if label in MAPPING_PEERS and mode != "s3" else OURS
+            ours = t.get(mine)
+            name = f"{title}, {mode}, {mine}"
             if isinstance(v, str):
                 out.append(skipped(name, label, v))
             elif isinstance(ours, float):
-                out.append(Record(name, ours, label, v, note=f"{nbytes / v / 1e9:.2f} GB/s for the peer"))
+                cpu, peer_cpu = t.get(mine + " [cpu]"), t.get(label + " [cpu]")
+                note = f"{nbytes / v / 1e9:.2f} GB/s for the peer"
+                if isinstance(cpu, float) and isinstance(peer_cpu, float) and peer_cpu > 0:
+                    note += f"; CPU {cpu:.2f} s / {peer_cpu:.2f} s = {cpu / peer_cpu:.2f}x"
+                out.append(Record(name, ours, label, v, note=note))
     # Every contender's own figure (a table of times, for results/p11-load.md).
-    (ctx.dir.parent / "p11-last.json").write_text(
+    (Path(os.environ.get("PARAMIO_P11_JSON", ctx.dir.parent / "p11-last.json"))).write_text(
         json.dumps({"bytes": nbytes, "versions": versions, "results": results}, indent=1)
     )
     return out
@@ -447,7 +491,7 @@ def _s3(ctx: Context, path: Path, crc_file: Path, repeat: int) -> dict[str, floa
         )
         url = "s3://bench/model.safetensors"
         contenders: dict[str, tuple[str, dict[str, str]]] = {
-            "paramio.load(into='torch')": ("paramio", env),
+            OURS: ("paramio", env),
             "boto3 download_file + load_file": ("boto3", env),
         }
         if _have("runai_model_streamer_s3"):

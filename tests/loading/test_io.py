@@ -167,23 +167,24 @@ def test_mmap_into_a_target_that_copies(st_file: tuple[Path, dict[str, np.ndarra
 def test_direct_bypasses_the_page_cache(tmp_path: Path) -> None:
     import safetensors.numpy
 
-    # Larger than the kernel's read-around of a mapped header (read_ahead_kb: 8 MiB here).
-    want = {"w": np.random.default_rng(1).standard_normal((24, 1 << 18)).astype(np.float32)}  # 24 MiB
+    # The kernel reads around the mapped header asynchronously (read_ahead_kb, 8 MiB here), so
+    # only the file's last quarter, far past that, is checked.
+    want = {"w": np.random.default_rng(1).standard_normal((48, 1 << 18)).astype(np.float32)}  # 48 MiB
     path = tmp_path / "direct.safetensors"
     safetensors.numpy.save_file(want, str(path))
     _needs_page_cache(path)
     if not _direct_ok(path):
         pytest.skip("this filesystem refuses O_DIRECT")
+    size = os.path.getsize(path)
+    tail = (size - size // 4) // PAGE * PAGE
     _uncache(path)
-    index = paramio.ParameterIndex.open(str(path))  # reads the header through the cache
-    before = resident_bytes(path)
-    assert before < os.path.getsize(path) // 2
+    index = paramio.ParameterIndex.open(str(path))
     got = paramio.load(index, io="direct", budget="4MiB")
     assert got.summary.io == "direct"
     np.testing.assert_array_equal(got["w"], want["w"])
-    assert resident_bytes(path) == before  # not one page of the tensors went through the cache
+    assert resident_bytes(path, tail) == 0  # not one page of these went through the cache
     paramio.load(index, io="pread", budget="4MiB")
-    assert resident_bytes(path) == os.path.getsize(path)
+    assert resident_bytes(path, tail) == size - tail
 
 
 def test_direct_falls_back_where_the_filesystem_refuses(
