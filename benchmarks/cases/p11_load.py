@@ -496,6 +496,13 @@ def _s3(ctx: Context, path: Path, crc_file: Path, repeat: int) -> dict[str, floa
         }
         if _have("runai_model_streamer_s3"):
             contenders["Run:ai SafetensorsStreamer s3:// (defaults)"] = ("runai", env)
+            # The AWS CRT closes a connection whose throughput stays under its floor
+            # ("failure to meet throughput minimum", not retried: Run:ai's "File access
+            # error"); s3rver on a loaded 2-core machine serves 16 streams slower than that.
+            contenders["Run:ai SafetensorsStreamer s3:// (RUNAI_STREAMER_S3_LOW_SPEED_LIMIT=1)"] = (
+                "runai",
+                {**env, "RUNAI_STREAMER_S3_LOW_SPEED_LIMIT": "1"},
+            )
         return _turns(ctx, contenders, url, "s3", crc_file, repeat)
 
 

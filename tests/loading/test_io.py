@@ -362,3 +362,54 @@ def test_cli_prefetch(paramio_cli: Cli, big_file: tuple[Path, dict[str, np.ndarr
     assert code == 2 and "--budget" in err
     code, _, err = paramio_cli("prefetch", str(path.with_name("missing.bin")))
     assert code == 1 and "missing.bin" in err
+
+
+@pytest.mark.parametrize("into", ["numpy", "torch"])
+def test_direct_reads_large_tensors_in_place(tmp_path: Path, into: str) -> None:
+    """Tensors of 1 MiB or more get memory whose page offset equals their file offset's, and
+    O_DIRECT lands in it (no bounce buffer); pieces of a tensor larger than the budget's chunk
+    too, and the tensor's neighbours keep their bytes."""
+    if into == "torch":
+        pytest.importorskip("torch")
+    import safetensors.numpy
+
+    rng = np.random.default_rng(9)
+    want = {
+        "a": rng.standard_normal(3).astype(np.float32),  # shifts the next one off a page boundary
+        "big": rng.standard_normal((3, 700_001)).astype(np.float32),  # 8.4 MiB: several pieces
+        "c": rng.standard_normal((1 << 19) + 3).astype(np.float16),  # 1 MiB + 6 bytes, ends mid-page
+    }
+    path = tmp_path / "inplace.safetensors"
+    safetensors.numpy.save_file(want, str(path))
+    if not _direct_ok(path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    index = paramio.ParameterIndex.open(str(path))
+    got = paramio.load(index, into=into, io="direct", budget="2MiB")
+    assert got.summary.io == "direct"
+    for k, a in want.items():
+        arr = got[k].numpy() if into == "torch" else got[k]  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(arr, a)
+        if a.nbytes >= 1 << 20:  # placed for in-place reads
+            assert arr.ctypes.data % 4096 == index[k].offset % 4096
+
+
+def test_read_in_place_at_any_offset(tmp_path: Path) -> None:
+    from paramio.loading.hostmem import direct_bytes
+    from paramio.sources.file import DirectReader
+
+    data = np.random.default_rng(4).integers(0, 255, size=5 * 4096 + 77, dtype=np.uint8).tobytes()
+    path = tmp_path / "raw.bin"
+    path.write_bytes(data)
+    if not _direct_ok(path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    r = DirectReader(str(path), len(data))
+    try:
+        for off, n in [(0, 4096), (13, 5000), (4095, 1), (8200, len(data) - 8200)]:
+            flat, padded = direct_bytes(n, off % 4096)
+            r.read_in_place(off, memoryview(padded), off % 4096, n)  # type: ignore[arg-type]
+            assert flat.tobytes() == data[off : off + n], (off, n)
+        flat, padded = direct_bytes(100, 5)
+        with pytest.raises(ValueError, match="place in a page"):
+            r.read_in_place(6, memoryview(padded), 5, 100)  # type: ignore[arg-type]
+    finally:
+        r.close()

@@ -38,9 +38,10 @@ def _what(entry: ParameterEntry) -> str:
     return f"a splat of {entry.length} bytes" if entry.is_splat else f"{entry.length} bytes"
 
 
-def allocate(target: Target, key: str, entry: ParameterEntry) -> Slot:
+def allocate(target: Target, key: str, entry: ParameterEntry, *, direct: bool = False) -> Slot:
     """`target.allocate`, refused first when the tensor cannot fit in host memory (host targets),
-    and with allocation failures raised as `AllocationError` naming the tensor."""
+    and with allocation failures raised as `AllocationError` naming the tensor. `direct`: ask a
+    target with `Target.direct_slots` for memory O_DIRECT reads land in (``io="direct"``)."""
     path = entry.source.name if entry.source is not None else None
     if target.device in _HOST_DEVICES:
         free = available_memory()
@@ -51,6 +52,8 @@ def allocate(target: Target, key: str, entry: ParameterEntry) -> Slot:
                 key=key,
             )
     try:
+        if direct and target.direct_slots:
+            return target.allocate(key, entry, direct=True)  # type: ignore[call-arg]
         return target.allocate(key, entry)
     except MemoryError as exc:
         raise AllocationError(f"cannot allocate {_what(entry)}: out of memory", path=path, key=key) from exc

@@ -29,7 +29,7 @@ from paramio.loading.bounds import allocate
 from paramio.loading.budget import ByteBudget, StagingPool
 from paramio.loading.io import IoPlan
 from paramio.loading.plan import Task, plan_tasks
-from paramio.loading.spans import read_span
+from paramio.loading.spans import read_in_place, read_span
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Slot, Target
 from paramio.sources.aio import cancelled_by
@@ -121,7 +121,10 @@ class LoadJob:
         task = self._tasks[0]
         for p in task.pieces:
             if self._slots[p.slot] is None:
-                self._slots[p.slot] = allocate(self.target, self.keys[p.slot], self.entries[p.slot])
+                e = self.entries[p.slot]
+                sio = self.io.of(e)
+                direct = sio is not None and sio.direct is not None
+                self._slots[p.slot] = allocate(self.target, self.keys[p.slot], e, direct=direct)
         # Staged pieces each take a whole staging buffer; direct reads take only their bytes.
         staged = any(self._slots[p.slot].host is None and p.length for p in task.pieces)  # type: ignore[union-attr]
         need = self.chunk if staged else task.nbytes
@@ -212,6 +215,10 @@ class LoadJob:
                 entry = self.entries[p.slot]
                 sio = self.io.of(entry)
                 reader = sio.direct if sio is not None else None
+                if slot.padded is not None and sio is not None and sio.direct is not None:
+                    read_in_place(entry, p.offset, p.length, slot.padded, sio.direct)
+                    self.io.done_reading(entry, p.offset, p.length)
+                    continue
                 if slot.host is not None:
                     read_span(entry, p.offset, slot.host[p.offset : p.offset + p.length], reader)
                     self.io.done_reading(entry, p.offset, p.length)

@@ -25,7 +25,10 @@ import mmap
 
 import numpy as np
 
-__all__ = ["host_bytes", "huge_page_size"]
+__all__ = ["PAGE", "direct_bytes", "host_bytes", "huge_page_size"]
+
+#: O_DIRECT reads land on whole pages of this size (`sources.file.DIRECT_ALIGN`).
+PAGE = 4096
 
 #: Huge pages larger than this (arm64 with 64 KiB base pages has 512 MiB ones) are not worth
 #: the address space: tensors rarely fill one.
@@ -69,3 +72,30 @@ def _huge_aligned(nbytes: int, huge: int) -> np.ndarray:
     if start + body < len(m):  # the partial huge page at the end: small pages (THP "always" too)
         m.madvise(mmap.MADV_NOHUGEPAGE, start + body, len(m) - start - body)
     return whole[start : start + nbytes]
+
+
+def direct_bytes(nbytes: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
+    """New ``uint8`` memory of `nbytes` that an ``O_DIRECT`` read can land in without a bounce
+    buffer: (the array, the padded block around it). The array starts `phase` bytes into a page
+    (`phase` = the tensor's file offset modulo `PAGE`, so page boundaries of the memory and of
+    the file coincide), and the padded block runs from that page's start to the page after the
+    array's end: whole pages, the read's landing area. Large blocks start on a huge page, as in
+    `host_bytes`. The padding is the array's own mapping: no other data shares it."""
+    if not 0 <= phase < PAGE:
+        raise ValueError(f"phase {phase} outside a page")
+    padded_len = -(-(phase + nbytes) // PAGE) * PAGE
+    huge = huge_page_size()
+    if huge and nbytes >= huge:
+        m = mmap.mmap(-1, padded_len + huge, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        whole = np.frombuffer(m, dtype=np.uint8)
+        start = -whole.ctypes.data % huge
+        body = padded_len - padded_len % huge
+        m.madvise(mmap.MADV_HUGEPAGE, start, body)
+        if start + body < len(m):
+            m.madvise(mmap.MADV_NOHUGEPAGE, start + body, len(m) - start - body)
+    else:
+        m = mmap.mmap(-1, padded_len, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        whole = np.frombuffer(m, dtype=np.uint8)
+        start = 0
+    padded = whole[start : start + padded_len]
+    return padded[phase : phase + nbytes], padded

@@ -12,8 +12,9 @@ from typing import Protocol
 
 from paramio.core.entry import ParameterEntry, fill_pattern
 from paramio.core.errors import ParamioError
+from paramio.sources.file import DIRECT_ALIGN, DirectReader
 
-__all__ = ["Reader", "read_span", "span_error"]
+__all__ = ["Reader", "read_in_place", "read_span", "span_error"]
 
 
 class Reader(Protocol):
@@ -44,6 +45,17 @@ def read_span(entry: ParameterEntry, offset: int, out: memoryview, reader: Reade
         from paramio.core.errors import SourceError
 
         raise span_error(SourceError(exc.strerror or str(exc)), entry, offset, n) from exc
+
+
+def read_in_place(entry: ParameterEntry, offset: int, length: int, padded: memoryview, direct: DirectReader) -> None:
+    """Read the entry's bytes ``[offset, offset + length)`` with O_DIRECT straight into the slot
+    memory `padded` (whole pages around the tensor, see `hostmem.direct_bytes`): no bounce
+    buffer, no copy. Errors as `read_span`'s."""
+    start = entry.offset + offset
+    try:
+        direct.read_in_place(start, padded, entry.offset % DIRECT_ALIGN + offset, length)
+    except ParamioError as exc:
+        raise span_error(exc, entry, offset, length) from exc
 
 
 def span_error(exc: ParamioError, entry: ParameterEntry, offset: int, n: int) -> ParamioError:

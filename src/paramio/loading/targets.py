@@ -23,7 +23,7 @@ from paramio.arrays.frameworks import require, torch_dtype
 from paramio.core.dtypes import dtype_by_name
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
-from paramio.loading.hostmem import host_bytes, huge_page_size
+from paramio.loading.hostmem import PAGE, direct_bytes, host_bytes, huge_page_size
 
 __all__ = ["TARGETS", "Slot", "Target", "aligned_bytes", "host_layout", "make_target", "torch_layout"]
 
@@ -39,6 +39,9 @@ class Slot:
     host: memoryview | None
     handle: object = None
     extra: object = None
+    #: For ``io="direct"``: whole pages around `host` (``host[0]`` is at ``padded[offset %
+    #: 4096]`` for the tensor's file offset), so O_DIRECT reads land in place, no bounce buffer.
+    padded: memoryview | None = None
 
 
 def host_layout(entry: ParameterEntry) -> tuple[np.dtype[np.generic], tuple[int, ...]]:
@@ -53,6 +56,8 @@ class Target(abc.ABC):
     #: Shown in summaries: ``numpy``, ``torch``, ``iree`` ...
     name: str = "?"
     device: str | None = None
+    #: Whether `allocate` takes ``direct=True`` (slots with `Slot.padded` for in-place O_DIRECT).
+    direct_slots: bool = False
 
     @abc.abstractmethod
     def allocate(self, key: str, entry: ParameterEntry) -> Slot:
@@ -109,8 +114,28 @@ def aligned_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:
     return host_bytes(nbytes, alignment)
 
 
-def _numpy_slot(key: str, entry: ParameterEntry, *, aligned: bool = False) -> Slot:
+#: Tensors at least this large get in-place O_DIRECT memory (smaller ones go through a bounce
+#: buffer: their extra pages would cost more than the copy saves).
+DIRECT_IN_PLACE_MIN = 1 << 20
+
+
+def _direct_flat(entry: ParameterEntry, itemsize: int) -> tuple[np.ndarray, memoryview] | None:
+    """(flat bytes, padded pages) placed for in-place O_DIRECT reads, or None where that does
+    not apply: a small tensor, or a file offset not element-aligned (the array would not be)."""
+    phase = entry.offset % PAGE
+    if entry.length < DIRECT_IN_PLACE_MIN or entry.source is None or phase % max(1, itemsize):
+        return None
+    flat, padded = direct_bytes(entry.length, phase)
+    return flat, memoryview(padded)  # type: ignore[arg-type]
+
+
+def _numpy_slot(key: str, entry: ParameterEntry, *, aligned: bool = False, direct: bool = False) -> Slot:
     dtype, shape = host_layout(entry)
+    placed = _direct_flat(entry, dtype.itemsize) if direct and not aligned else None
+    if placed is not None:
+        flat, padded = placed
+        arr = flat.view(dtype).reshape(shape)
+        return Slot(key, dtype, shape, entry.length, memoryview(flat), arr, padded=padded)  # type: ignore[arg-type]
     if aligned or entry.length >= huge_page_size() > 0:
         # Large tensors start on a huge page (a view of a slightly larger block): fewer faults.
         flat = host_bytes(entry.length)
@@ -125,13 +150,14 @@ class NumpyTarget(Target):
     """New NumPy arrays, typed and shaped from the entries' metadata (``uint8`` bytes otherwise)."""
 
     name = "numpy"
+    direct_slots = True
 
     def __init__(self, device: str | None = None) -> None:
         if device not in (None, "cpu"):
             raise InvalidArgumentError(f"NumPy arrays live on the host, not {device!r}")
 
-    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
-        return _numpy_slot(key, entry)
+    def allocate(self, key: str, entry: ParameterEntry, *, direct: bool = False) -> Slot:
+        return _numpy_slot(key, entry, direct=direct)
 
     def map_view(self, key: str, entry: ParameterEntry, mapping: mmap.mmap) -> Slot | None:
         dtype, shape = host_layout(entry)
@@ -154,6 +180,7 @@ class TorchTarget(Target):
     copy per piece): how the tests run that path on machines without a GPU."""
 
     name = "torch"
+    direct_slots = True
 
     def __init__(self, device: str | None = None, *, staged: bool | None = None) -> None:
         self._torch = require("torch")
@@ -174,7 +201,7 @@ class TorchTarget(Target):
                 raise InvalidArgumentError(f"device {device!r}: torch cannot allocate there: {exc}") from exc
         self._local = threading.local()
 
-    def allocate(self, key: str, entry: ParameterEntry) -> Slot:
+    def allocate(self, key: str, entry: ParameterEntry, *, direct: bool = False) -> Slot:
         torch = self._torch
         dtype = _UINT8  # torch slots keep their torch dtype in `extra`
         name, shape = torch_layout(entry)
@@ -182,6 +209,10 @@ class TorchTarget(Target):
         if self._staged:
             raw = torch.empty(entry.length, dtype=torch.uint8, device=self._dev)
             return Slot(key, dtype, shape, entry.length, None, raw, tdtype)
+        placed = _direct_flat(entry, tdtype.itemsize) if direct else None  # type: ignore[attr-defined]
+        if placed is not None:
+            flat, padded = placed
+            return Slot(key, dtype, shape, entry.length, memoryview(flat), torch.from_numpy(flat), tdtype, padded)  # type: ignore[arg-type]
         if entry.length >= huge_page_size() > 0:
             flat = host_bytes(entry.length)  # fewer page faults (see hostmem); the tensor keeps it
             return Slot(key, dtype, shape, entry.length, memoryview(flat), torch.from_numpy(flat), tdtype)  # type: ignore[arg-type]

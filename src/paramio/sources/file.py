@@ -387,6 +387,28 @@ class DirectReader:
             raise SourceError(f"read failed: {exc.strerror or exc}", path=self.path, offset=offset + done) from exc
         return done
 
+    def read_in_place(self, offset: int, padded: memoryview, index: int, length: int) -> None:
+        """Read the file's `length` bytes at `offset` straight into ``padded[index:]``, no
+        bounce buffer: `padded` starts on a page, ``index`` and `offset` are equal modulo
+        `DIRECT_ALIGN`, and `padded` holds the whole pages around the span (the read writes the
+        file's own bytes on both sides of it). `SourceError` if the file is shorter."""
+        head = offset % DIRECT_ALIGN
+        at = index - head
+        if at < 0 or at % DIRECT_ALIGN:
+            raise ValueError(f"index {index} is not at offset {offset}'s place in a page")
+        end = at + -(-(head + length) // DIRECT_ALIGN) * DIRECT_ALIGN
+        if end > len(padded):
+            raise ValueError("the padded block does not hold the span's whole pages")
+        need, done = head + length, 0
+        try:
+            while done < need:
+                n = os.preadv(self._fd, [padded[at + done : end]], offset - head + done)
+                if n <= 0:
+                    raise SourceError("file shrank while reading", path=self.path, offset=offset - head + done)
+                done += n
+        except OSError as exc:
+            raise SourceError(f"read failed: {exc.strerror or exc}", path=self.path, offset=offset) from exc
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
