@@ -1,24 +1,14 @@
 """Lazy re-exports: a package names its public attributes and the modules defining them, and
 each is imported on first use. This is paramio's one mechanism for keeping start-up light:
 ``import paramio``, ``paramio --help`` and a command's ``--help`` import no NumPy, and a
-command imports only the module tree it uses (`tests/core/test_startup.py`). Packages list
-the same names under ``if TYPE_CHECKING:`` so type checkers still see them."""
+command imports only the module tree it uses (`tests/core/test_startup.py`). A package writes its
+public names once, as imports under ``if TYPE_CHECKING:`` (what type checkers read); its lazy
+table and ``__all__`` are read from those lines (`typed_exports`)."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
-
-
-def exports(*groups: tuple[str, Iterable[str]]) -> dict[str, str]:
-    """The name -> module table from ``(module, names)`` groups, refusing a name given twice."""
-    table: dict[str, str] = {}
-    for module, names in groups:
-        for name in names:
-            if name in table:
-                raise ValueError(f"{name!r} is exported by both {table[name]} and {module}")
-            table[name] = module
-    return table
+from collections.abc import Callable, Mapping
 
 
 def typed_exports(source_path: str) -> dict[str, tuple[str, str]]:
@@ -67,18 +57,16 @@ def typed_exports(source_path: str) -> dict[str, tuple[str, str]]:
     return table
 
 
-def attach(
-    package: str, namespace: dict[str, object], table: Mapping[str, str] | Mapping[str, tuple[str, str]]
-) -> Callable[[str], object]:
-    """A module ``__getattr__`` for `package` resolving the names in `table` (name -> module, or
-    name -> (module, attribute)), and then its submodules (``paramio.errors``,
+def attach(package: str, namespace: dict[str, object], table: Mapping[str, tuple[str, str]]) -> Callable[[str], object]:
+    """A module ``__getattr__`` for `package` resolving the names in `table` (name -> (module,
+    attribute), from `typed_exports`), and then its submodules (``paramio.errors``,
     ``paramio.formats``): each is imported on first use and stored in `namespace` (the
     package's globals), so later lookups are plain reads."""
 
     def __getattr__(name: str) -> object:
         where = table.get(name)
         if where is not None:
-            module, attribute = (where, name) if isinstance(where, str) else where
+            module, attribute = where
             value = getattr(importlib.import_module(module), attribute)
             namespace[name] = value
             return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramio.core.exports import attach, exports
+from paramio.core.exports import attach, typed_exports
 
 if TYPE_CHECKING:
     from paramio.core.entry import EntryKind, ParameterEntry
@@ -14,30 +14,10 @@ if TYPE_CHECKING:
     from paramio.index.scopes import ScopeMap
     from paramio.index.writable import WritableArchive
 
-__all__ = [
-    "DuplicatePolicy",
-    "EntryKind",
-    "Overlay",
-    "ParameterEntry",
-    "ParameterIndex",
-    "Precedence",
-    "Provider",
-    "ScopeMap",
-    "WritableArchive",
-    "splat_standin",
-]
+#: The public names: the imports above, read once (`paramio.core.exports.typed_exports`).
+_LAZY = typed_exports(__file__)
+__all__ = sorted(_LAZY)
 
 # Imported on first use (`paramio.core.exports`): importing `paramio.core.entry` need not import
 # the overlay, writable-archive and provider modules.
-__getattr__ = attach(
-    __name__,
-    globals(),
-    exports(
-        ("paramio.core.entry", ("EntryKind", "ParameterEntry")),
-        ("paramio.index.index", ("DuplicatePolicy", "ParameterIndex")),
-        ("paramio.index.overlay", ("Overlay",)),
-        ("paramio.index.provider", ("Precedence", "Provider", "splat_standin")),
-        ("paramio.index.scopes", ("ScopeMap",)),
-        ("paramio.index.writable", ("WritableArchive",)),
-    ),
-)
+__getattr__ = attach(__name__, globals(), _LAZY)
