@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the public names, once: type checkers read these imports, `
         DuplicateKeyError,
         FormatError,
         FormatWarning,
+        IntegrityError,
         InvalidArgumentError,
         LossError,
         MissingExtraError,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # the public names, once: type checkers read these imports, `
     from paramio.index.provider import Precedence, Provider, splat_standin
     from paramio.index.scopes import ScopeMap
     from paramio.index.writable import WritableArchive
+    from paramio.integrity import DiffReport, DigestReport, diff, digest
     from paramio.loading import load
     from paramio.sharding import merge, reshard, shard
     from paramio.sources import ByteSource, FileSource, MemorySource

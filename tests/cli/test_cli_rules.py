@@ -136,6 +136,8 @@ def json_runs(archive: Path, tmp_path: Path) -> dict[str, list[str]]:
         ],
         "mlir declare": ["mlir", "declare", f"--parameters=m={a}", "--json"],
         "prefetch": ["prefetch", a, "--json"],
+        "digest": ["digest", a, "--json"],
+        "diff": ["diff", a, a, "--json"],
     }
 
 

@@ -37,6 +37,12 @@ FLAGS = (
         "Drop each file's pages from the page cache once loaded (not with --io=mmap).",
         False,
     ),
+    Flag(
+        "verify",
+        FlagKind.BOOL,
+        "Check each tensor against the digests the file stores (paramio digest --write) as it lands.",
+        False,
+    ),
     Flag("json", FlagKind.BOOL, "Print the summary as one JSON object.", False),
     Flag("quiet", FlagKind.BOOL, "No progress bar.", False),
     # A rank's slices (`paramio.loading.slices`), with paramio shard's --split rules.
@@ -94,7 +100,12 @@ def _load(parsed: ParsedFlags) -> int:
     if concurrency < 0:
         raise UsageError(f"--concurrency={concurrency}: expected 0 (automatic) or more")
     slicing = _slicing(parsed)
-    provider = Provider.from_flags(sources, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
+    source: object = Provider.from_flags(sources, precedence=precedence_of(parsed), overlays=parsed.many("overlay"))
+    if parsed.on("verify"):  # a file's own digests: one file, its keys as they are
+        one = parse_parameters_flag(sources[0])
+        if len(sources) != 1 or one.scope or parsed.many("overlay"):
+            raise UsageError("--verify checks one file's stored digests: give one --parameters=FILE, no scope")
+        source = one.path
     # The framework is imported (torch: a second or more) before the clock of the load starts,
     # and reported apart: "first tensor after" is the load's own latency.
     started = time.perf_counter()
@@ -109,7 +120,7 @@ def _load(parsed: ParsedFlags) -> int:
             callback(n)
 
     s = stream(  # nothing is read before the first `next`: the bar gets the job's total (slices included)
-        provider,
+        source,  # type: ignore[arg-type]
         into=target,
         device=parsed.text("device") or None,
         budget=budget,
@@ -118,6 +129,7 @@ def _load(parsed: ParsedFlags) -> int:
         **slicing,  # type: ignore[arg-type]
         io=io,
         drop_cache=parsed.on("drop_cache"),
+        verify=parsed.on("verify"),
     )
     with ByteProgress(s.job.total_bytes, "loading", quiet=parsed.on("quiet") or parsed.on("json")) as bar:
         if bar.callback is not None:

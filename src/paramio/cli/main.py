@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mlir": ("paramio.cli.mlir", "export inline weights of an .mlir to an archive, import them back, declare globals"),
     "shard": ("paramio.cli.shard", "split a model for tensor parallelism: per-device archives and a manifest"),
     "merge": ("paramio.cli.merge", "join a tensor-parallel (or any sharded) set into one file, or reshard it"),
+    "digest": ("paramio.cli.digest", "a digest of every entry (blake3, xxh3, sha256); --write stores them"),
+    "diff": ("paramio.cli.diff", "what changed between two models: keys, types, values (exit 0 equal, 1 different)"),
     "example": ("paramio.cli.example", "the built-in end-to-end example"),
 }
 
@@ -69,6 +71,9 @@ examples:
   paramio encode --module=encoder.vmfb --parameters=model=model.irpa --output=encoded=encoded.irpa
   paramio shard --parameters=model.safetensors --tp=4 --split='*.attn_q.weight=0' --replicate='*' --output=tp4/
   paramio merge --parameters=tp4/model.tp.json --output=model.safetensors
+  paramio prefetch model-00001-of-00004.safetensors --budget=8GiB
+  paramio digest model.safetensors --write && paramio verify model.safetensors --digests
+  paramio diff step-1000.safetensors step-2000.safetensors --tolerance=1e-6
 
 Run 'paramio <command> --help' for a command's flags and examples.
 """

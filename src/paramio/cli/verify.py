@@ -58,6 +58,9 @@ def _file_dict(r: VerifyReport) -> dict[str, object]:
 
 def run(flags: ParsedFlags) -> int:
     paths = [parse_parameters_flag(v).path for v in flags.many("parameters")] + flags.positional
+    lists = flags.many("files")
+    if lists:
+        return _check_files(lists, paths, flags)
     if not paths:
         raise UsageError("no files: paramio verify FILE... (or --parameters=FILE) [--alignment=N] [--json]")
     given = flags.values["alignment"]
@@ -67,12 +70,80 @@ def run(flags: ParsedFlags) -> int:
     strict = given is not None
     allow = allowed_external(flags)
     reports = [verify(p, alignment=alignment, strict_alignment=strict, allow_external=allow) for p in paths]
+    digests = [_digest_check(r) for r in reports] if flags.on("digests") else [None] * len(reports)
     if flags.on("json"):
-        print_json({"alignment": alignment, "files": [_file_dict(r) for r in reports]}, indent=1)
+        docs = [
+            _file_dict(r) | ({"digests": d} if d is not None else {}) for r, d in zip(reports, digests, strict=True)
+        ]
+        print_json({"alignment": alignment, "files": docs}, indent=1)
     else:
-        for r in reports:
+        for r, d in zip(reports, digests, strict=True):
             _print_report(r, quiet=flags.on("quiet"))
-    return 0 if all(r.ok for r in reports) else 1
+            if d is not None:
+                _print_digests(d)
+    ok_digests = all(d is None or d["ok"] for d in digests)
+    return 0 if all(r.ok for r in reports) and ok_digests else 1
+
+
+def _digest_check(r: VerifyReport) -> dict[str, object]:
+    """The digest check of one file (only one that parsed: a broken file has no entries to hash)."""
+    from paramio.core.errors import ParamioError
+    from paramio.integrity import verify_digests
+
+    if r.format is None:
+        return {"ok": False, "error": "the file does not parse", "algorithm": None, "checked": 0, "mismatches": []}
+    try:
+        record, mismatches = verify_digests(r.path)
+    except ParamioError as exc:
+        return {"ok": False, "error": cli_wording(exc.reason), "algorithm": None, "checked": 0, "mismatches": []}
+    return {
+        "ok": not mismatches,
+        "error": None,
+        "algorithm": record.algorithm,
+        "checked": len(record.entries),
+        "mismatches": [m.to_dict() for m in mismatches],
+    }
+
+
+def _print_digests(d: dict[str, object]) -> None:
+    out = sys.stdout
+    if d["error"] is not None:
+        out.write(f"  digests: not checked: {escape(str(d['error']), quote=False)}\n")
+        return
+    mismatches = d["mismatches"]
+    assert isinstance(mismatches, list)
+    status = "OK" if not mismatches else f"{len(mismatches)} mismatch(es)"
+    out.write(f"  digests ({d['algorithm']}): {d['checked']} entries: {status}\n")
+    for m in mismatches:
+        where = (
+            f" (bytes {m['start']}..{m['end']} of {escape(str(m['file']), quote=False)})"
+            if m["start"] is not None
+            else ""
+        )
+        if m["algorithm"] == "type":
+            out.write(
+                f"    mismatch: entry '{escape(m['key'])}': the record says {m['expected']}, the file says {m['got']}\n"
+            )
+        elif m["expected"] is None:
+            out.write(f"    mismatch: entry '{escape(m['key'])}': no stored digest{where}\n")
+        elif m["got"] is None:
+            out.write(f"    mismatch: entry '{escape(m['key'])}': stored digest of an entry the file does not have\n")
+        else:
+            out.write(f"    mismatch: entry '{escape(m['key'])}': expected {m['expected']}, got {m['got']}{where}\n")
+
+
+def _check_files(lists: list[str], files: list[str], flags: ParsedFlags) -> int:
+    """``--files``: whole files against sha256sum lists or LFS pointers."""
+    from paramio.integrity import check_files
+
+    checks = check_files(lists, files)
+    if flags.on("json"):
+        print_json({"files": [c.to_dict() for c in checks]}, indent=1)
+    else:
+        for c in checks:
+            if not (c.ok and flags.on("quiet")):
+                sys.stdout.write(escape(c.describe(), quote=False) + "\n")
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _print_report(r: VerifyReport, *, quiet: bool) -> None:

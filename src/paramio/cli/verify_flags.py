@@ -19,6 +19,9 @@ and reports which entries can be mapped zero-copy at an alignment. Exit 0 when a
 
 Example:
   paramio verify model.irpa shard-*.safetensors --alignment=64
+  paramio verify model.safetensors --digests
+  paramio verify --files=SHA256SUMS
+  paramio verify --files=model.safetensors.pointer model.safetensors
   paramio verify model.gguf --json
 """
 
@@ -31,6 +34,21 @@ FLAGS = (
         "given explicitly, an entry below it is a problem (default: report against 64).",
         None,
         "N",
+    ),
+    Flag(
+        "digests",
+        FlagKind.BOOL,
+        "Also re-reads every entry and checks it against the digests the file stores (paramio\n"
+        "digest --write): each mismatch names the key, algorithm, both digests and the bytes.",
+        False,
+    ),
+    Flag(
+        "files",
+        FlagKind.LIST,
+        "Checks whole files against a sha256sum list (the files it names, beside it) or a Hugging\n"
+        "Face / Git LFS pointer file (against the FILE arguments). Repeatable.",
+        None,
+        "SUMS_OR_POINTER",
     ),
     Flag("json", FlagKind.BOOL, "Prints a JSON report.", False),
     Flag("quiet", FlagKind.BOOL, "Prints only problems.", False),

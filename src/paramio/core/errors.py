@@ -4,6 +4,7 @@
 ParamioError
  ├── FormatError                 a file's bytes break its format's rules (path, offset, key)
  │    ├── TruncatedError         a read would run past the end of the data
+ │    ├── IntegrityError         an entry's bytes do not give the digest the file stores
  │    └── UnsupportedFormatError a version, entry type or dtype we know we cannot read
  ├── ParameterNotFoundError      also a KeyError: no parameter under that key or scope
  ├── DuplicateKeyError           also a ValueError: a key added twice under policy "error"
@@ -36,6 +37,7 @@ __all__ = [
     "DuplicateKeyError",
     "FormatError",
     "FormatWarning",
+    "IntegrityError",
     "InvalidArgumentError",
     "LossError",
     "MissingExtraError",
@@ -92,6 +94,27 @@ class FormatError(ParamioError):
 
 class TruncatedError(FormatError):
     """A structure claims bytes beyond the end of the file or segment holding it."""
+
+
+class IntegrityError(FormatError):
+    """An entry's bytes do not give the digest the file stores for it: the data was damaged
+    (or the record was). `expected` and `got` are the hex digests, `algorithm` their kind."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        algorithm: str = "",
+        expected: str | None = None,
+        got: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        key: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message, path=path, key=key, offset=offset)
+        self.algorithm = algorithm
+        self.expected = expected
+        self.got = got
 
 
 class UnsupportedFormatError(FormatError):

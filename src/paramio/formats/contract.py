@@ -24,7 +24,7 @@ import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.exports import formats_above
@@ -260,6 +260,10 @@ class Format:
     iree_handle_order: int | None = None
     #: (sets) How this format's files make a sharded set (`SetLayout`); None: no sets.
     set_layout: SetLayout | None = None
+    #: For an entry of an element type this format defines (a quantised GGUF tensor): its values
+    #: as a float32 array of its shape (`paramio.diff` compares such tensors by value); None where
+    #: the format defines no such type.
+    dequantize: Callable[[ParameterEntry], Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower():

@@ -184,6 +184,7 @@ def write_path(
     attributes: dict[str, object] | None = None,
     on_loss: str = "warn",
     expand_splats: object = False,  # a bool; `object` so that callers may pass **options through
+    digests: object = None,  # True, False, None or an algorithm name: `paramio.formats.digests.written_record`
     **options: object,
 ) -> None:
     """Write entries to `path` in the format given or implied by the extension, atomically. A URL
@@ -199,15 +200,25 @@ def write_path(
     `on_loss`: ``"warn"`` — a `paramio.core.errors.ConversionWarning` per loss; ``"error"`` —
     `paramio.core.errors.LossError` (an `InvalidArgumentError`) and no file; ``"ignore"``. Use
     `plan_losses` to get the list.
+
+    `digests`: ``True`` (or an algorithm: ``"blake3"``, ``"xxh3"``, ``"sha256"``) stores a digest of
+    every entry in the file's attributes; ``None`` (the default) stores them again, computed
+    anew, when `attributes` carry a record (a conversion never keeps a digest of bytes it did not
+    write), and ``False`` drops a carried record (`paramio.formats.digests`).
     """
     from paramio.formats.conversion import check_splat_expansion, report_losses
+    from paramio.formats.digests import DIGESTS_KEY, with_record, written_record
     from paramio.formats.inputs import current_options, is_url, local_path
 
     fmt = get_format(format or detect_format(path, for_writing=True))
     p = os.fspath(path)
     p = local_path(p) or p  # a file:// URL is the local path it names
     check_options(fmt.name, options)
-    prepared = _prepare(fmt, list(entries), attributes or {}, {**options, "path": p})
+    entries = list(entries)
+    attributes = attributes or {}
+    if digests is not None or DIGESTS_KEY in attributes:  # before carrying moves the record
+        attributes = with_record(attributes, written_record(entries, attributes, digests))
+    prepared = _prepare(fmt, entries, attributes, {**options, "path": p})
     check_splat_expansion(prepared.entries, fmt.name, p, keeps_splats=fmt.splats, expand_splats=bool(expand_splats))
     report_losses(prepared.losses, on_loss, path=p, fmt=fmt.name)
     if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)

@@ -376,11 +376,15 @@ class ParameterIndex:
         strict: bool = False,
         allow_external: AllowExternal = None,
         copy: bool = False,
+        verify: bool = False,
         **source_options: Any,
     ) -> ParameterIndex:
         """A new index over one parameter file (or sharded set), a path or a URL; see `load`.
         `copy=True` reads it into memory, so that no view can die of SIGBUS when the file
-        changes; `source_options` (``cache=``, ``config=`` ...) are for a URL."""
+        changes; `source_options` (``cache=``, ``config=`` ...) are for a URL. `verify=True`
+        reads every entry once, before returning, and checks it against the digests the file
+        stores (its attributes or its sidecar): `IntegrityError` names the first entry that does
+        not match, `FormatError` says the file stores none."""
         index = cls(duplicates=duplicates)
         index.load(
             file_path,
@@ -391,7 +395,34 @@ class ParameterIndex:
             copy=copy,
             source_options=source_options,
         )
+        if verify:
+            index._verify_digests(os.fspath(file_path))
         return index
+
+    def _verify_digests(self, label: str) -> None:
+        from paramio.core.errors import FormatError, IntegrityError
+        from paramio.formats.digests import digest_items, record_of, sidecar_record
+
+        record = record_of(self.attributes, where=label) or sidecar_record(label)
+        if record is None:
+            raise FormatError("stores no digests to verify against (paramio digest --write adds them)", path=label)
+        first: dict[str, ParameterEntry] = {}
+        for e in self._entries:
+            first.setdefault(e.key, e)
+        got = digest_items(list(first.items()), record.algorithm)
+        for key, entry in first.items():
+            expected = record.entries.get(key)
+            if expected != got[key]:
+                span = f" (bytes {entry.offset}..{entry.offset + entry.length})" if entry.source is not None else ""
+                what = f"is not the stored {expected}" if expected is not None else "has no stored digest"
+                raise IntegrityError(
+                    f"{record.algorithm} digest {got[key]} {what}{span}",
+                    algorithm=record.algorithm,
+                    expected=expected,
+                    got=got[key],
+                    path=entry.source.name if entry.source is not None else label,
+                    key=key,
+                )
 
     def create_archive_file(
         self,
@@ -400,8 +431,11 @@ class ParameterIndex:
         target_index: ParameterIndex | None = None,
         *,
         alignment: int = 64,
+        digests: bool | str = False,
     ) -> ParameterIndex:
         """Write every entry to an IRPA archive at `file_path` and return an index over it.
+        `digests` (True or an algorithm) stores a digest of every entry where IREE does not
+        look (`paramio.formats.digests`); without it the bytes are IREE's own.
 
         Written atomically (temporary file, fsync, rename; through a symlink to its target).
         `file_offset` other than 0 is refused: IREE writes such files but cannot read them back;
@@ -420,7 +454,12 @@ class ParameterIndex:
                 "is not a regular file; an archive file is opened after writing, so it cannot be a stream",
                 path=os.fspath(file_path),
             )
-        write_archive(file_path, self._entries, alignment=alignment)
+        attributes = None
+        if digests:
+            from paramio.formats.digests import with_record, written_record
+
+            attributes = with_record(self.attributes, written_record(self._entries, self.attributes, digests))
+        write_archive(file_path, self._entries, alignment=alignment, attributes=attributes)
         result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
         # The one file written, whatever its name: ``m-00001-of-00002.irpa`` is no set here.
         layout = get_format(ARCHIVE).set_layout

@@ -25,6 +25,7 @@ from paramio.loading.io import check_io
 from paramio.loading.slices import ShardingSpec, SplitSpec, prepare
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Target, make_target
+from paramio.loading.verified import Verifier, open_for_verify
 
 __all__ = ["Loadable", "Loaded", "LoadStream", "astream", "load", "load_async", "resolve", "stream"]
 
@@ -101,14 +102,21 @@ class LoadStream:
     frees their memory before control returns.
     """
 
-    def __init__(self, job: LoadJob, bar: contextlib.AbstractContextManager[object] | None) -> None:
+    def __init__(
+        self, job: LoadJob, bar: contextlib.AbstractContextManager[object] | None, verifier: Verifier | None = None
+    ) -> None:
         self._job = job
         self._bar = bar
+        self._verifier = verifier
         self._it = self._run()
 
     def _run(self) -> Generator[tuple[str, object], None, None]:
         with self._bar if self._bar is not None else contextlib.nullcontext():
-            yield from run_sync(self._job)
+            with contextlib.closing(run_sync(self._job)) as landed:
+                for key, array in landed:
+                    if self._verifier is not None:
+                        self._verifier.check(key, array)
+                    yield key, array
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
         return self._it
@@ -145,9 +153,16 @@ def _job(
     slicing: dict[str, object],
     io: str = "auto",
     drop_cache: bool = False,
-) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
+    verify: bool = False,
+) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None, Verifier | None]:
     check_io(io, drop_cache)  # before opening anything
+    record = None
+    if verify:
+        if any(v is not None for v in slicing.values()):
+            raise InvalidArgumentError("verify=True checks whole tensors: it cannot be combined with slices")
+        what, record = open_for_verify(what)
     items = resolve(what, keys)
+    verifier = Verifier(record, items) if record is not None else None
     target = make_target(into, device)
     if any(v is not None for v in slicing.values()):
         items, target = prepare(items, target, **slicing)  # type: ignore[arg-type]
@@ -167,7 +182,7 @@ def _job(
         io=io,
         drop_cache=drop_cache,
     )
-    return job, bar
+    return job, bar, verifier
 
 
 def stream(
@@ -186,6 +201,7 @@ def stream(
     split: SplitSpec | None = None,
     io: str = "auto",
     drop_cache: bool = False,
+    verify: bool = False,
 ) -> LoadStream:
     """Load tensors and yield each ``(key, array)`` as it lands, so initialisation can start
     on the first layers while the last are still being read. Tasks start in key order.
@@ -201,6 +217,9 @@ def stream(
     ``safetensors.torch.load_file`` gives: no copy, but a file truncated underneath kills the
     process with SIGBUS when a lost page is read); the summary's ``io`` says what was used.
     `drop_cache`: drop each file's pages from the page cache once copied (not with ``"mmap"``).
+    `verify`: check each tensor against the digest its file stores (``paramio digest
+    --write``) before it is handed over; `IntegrityError` names the entry, file and bytes of
+    one that does not match (`paramio.loading.verified`).
 
     Slices, reading only their bytes (`paramio.loading.slices`): `sharding`, with
     ``into="jax"``, a ``jax.sharding.Sharding`` for every tensor, a mapping of keys or glob
@@ -214,7 +233,7 @@ def stream(
     Raises what `resolve` raises before any read; during the load, the first failed read
     (`SourceError`, `TruncatedError` naming file, key and byte range) cancels the rest.
     """
-    job, bar = _job(
+    job, bar, verifier = _job(
         what,
         keys,
         into,
@@ -225,8 +244,9 @@ def stream(
         dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
         io,
         drop_cache,
+        verify,
     )
-    return LoadStream(job, bar)
+    return LoadStream(job, bar, verifier)
 
 
 def load(
@@ -245,6 +265,7 @@ def load(
     split: SplitSpec | None = None,
     io: str = "auto",
     drop_cache: bool = False,
+    verify: bool = False,
 ) -> Loaded:
     """Every tensor (or those in `keys`) as arrays of `into`, by key in the source's order (or
     that of `keys`); see `stream` for the arguments and errors. The result's `summary` has
@@ -263,6 +284,7 @@ def load(
         split=split,
         io=io,
         drop_cache=drop_cache,
+        verify=verify,
     )
     with s:
         got = dict(s)
@@ -285,11 +307,12 @@ async def astream(
     split: SplitSpec | None = None,
     io: str = "auto",
     drop_cache: bool = False,
+    verify: bool = False,
 ) -> AsyncIterator[tuple[str, object]]:
     """The async twin of `stream` (an async generator; wrap it in `contextlib.aclosing` to
     leave early). Cancelling the task that iterates it stops every read and frees staging
     memory before the `CancelledError` propagates."""
-    job, bar = _job(
+    job, bar, verifier = _job(
         what,
         keys,
         into,
@@ -300,11 +323,14 @@ async def astream(
         dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
         io,
         drop_cache,
+        verify,
     )
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
-            async for pair in it:
-                yield pair
+            async for key, array in it:
+                if verifier is not None:
+                    verifier.check(key, array)
+                yield key, array
 
 
 async def load_async(
@@ -323,9 +349,10 @@ async def load_async(
     split: SplitSpec | None = None,
     io: str = "auto",
     drop_cache: bool = False,
+    verify: bool = False,
 ) -> Loaded:
     """The awaitable twin of `load`."""
-    job, bar = _job(
+    job, bar, verifier = _job(
         what,
         keys,
         into,
@@ -336,11 +363,14 @@ async def load_async(
         dict(sharding=sharding, rank=rank, world_size=world_size, split=split),
         io,
         drop_cache,
+        verify,
     )
     got: dict[str, object] = {}
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
             async for k, a in it:
+                if verifier is not None:
+                    verifier.check(k, a)
                 got[k] = a
     return _in_order(got, job)
 

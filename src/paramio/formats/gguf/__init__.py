@@ -135,6 +135,12 @@ def _blocks(dtype: str) -> tuple[int, int] | None:
     return (g.block_size, g.type_size) if g.quantized else None
 
 
+def _dequantize(entry: ParameterEntry) -> object:
+    from paramio.formats.gguf.dequant import dequantize
+
+    return dequantize(entry)
+
+
 FORMAT = Format(
     name="gguf",
     extensions=(".gguf",),
@@ -151,5 +157,6 @@ FORMAT = Format(
     blocks=_blocks,
     iree_handle_order=1,
     set_layout=LAYOUT,
+    dequantize=_dequantize,
 )
 register_format(FORMAT)
