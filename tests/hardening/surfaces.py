@@ -139,7 +139,11 @@ def _template(kind: str) -> tuple[Path, str]:
     import paramio
 
     if not _TEMPLATE_ROOT:
-        _TEMPLATE_ROOT.append(Path(tempfile.mkdtemp(prefix="paramio-fuzz-templates-")))
+        import atexit
+
+        root = Path(tempfile.mkdtemp(prefix="paramio-fuzz-templates-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)  # one per process, gone with it
+        _TEMPLATE_ROOT.append(root)
     folder = _TEMPLATE_ROOT[0] / kind
     folder.mkdir()
     index = _entries()
