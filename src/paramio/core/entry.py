@@ -17,6 +17,8 @@ from paramio.core.tensor import TensorInfo, decode_tensor_metadata
 
 if TYPE_CHECKING:  # imported where an array is made: reading and listing need no NumPy
     import numpy as np
+else:
+    np = None  # bound by the first `to_numpy` (a global test is cheaper there than an import)
 
 __all__ = ["EntryKind", "ParameterEntry", "ParameterIndexEntry", "decoded_tensor", "entries_from_columns"]
 
@@ -354,7 +356,9 @@ class ParameterEntry(_Fields):
         program truncates or rewrites it, touching the view kills the process with SIGBUS.
         Open with ``ParameterIndex.open(path, copy=True)`` when that can happen.
         """
-        import numpy as np
+        global np
+        if np is None:
+            import numpy as np
 
         info = self.declared_tensor
         if info is None:
