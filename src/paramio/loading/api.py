@@ -9,6 +9,7 @@ first, keys ``scope::key``), or a sequence of `ParameterEntry`. A path may be a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TypeAlias, Union
@@ -117,6 +118,30 @@ class LoadStream:
                     if self._verifier is not None:
                         self._verifier.check(key, array)
                     yield key, array
+
+    def _collect_verified(self) -> dict[str, object]:
+        """Every tensor, each checked on the worker pool as it lands while the next ones are
+        read (for `load`, which hands nothing over before the end)."""
+        from paramio.sources.workers import pool
+
+        verifier = self._verifier
+        assert verifier is not None
+        got: dict[str, object] = {}
+        workers = pool()
+        checks = []
+        with workers.lease(os.cpu_count() or 1):
+            try:
+                with self._bar if self._bar is not None else contextlib.nullcontext():
+                    with contextlib.closing(run_sync(self._job)) as landed:
+                        for key, array in landed:
+                            got[key] = array
+                            checks.append(workers.call(functools.partial(verifier.check, key, array)))
+            finally:
+                for c in checks:  # no check is left running when this returns or raises
+                    c.exception()
+        for c in checks:
+            c.result()  # the first damaged tensor's IntegrityError
+        return got
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
         return self._it
@@ -286,8 +311,11 @@ def load(
         drop_cache=drop_cache,
         verify=verify,
     )
-    with s:
-        got = dict(s)
+    if s._verifier is not None:
+        got = s._collect_verified()
+    else:
+        with s:
+            got = dict(s)
     return _in_order(got, s.job)
 
 
