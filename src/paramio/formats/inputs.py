@@ -44,6 +44,10 @@ def local_path(path: str) -> str | None:
     scheme = scheme_of(path)
     if scheme is None:
         return path
+    if scheme == "hf":  # a file of the local Hugging Face cache (`paramio.sources.hf`)
+        from paramio.sources.hf import resolve_hf
+
+        return resolve_hf(path)
     if scheme == "file":
         from urllib.parse import unquote, urlsplit
 

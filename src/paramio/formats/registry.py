@@ -63,6 +63,10 @@ def format_module(name: str) -> ModuleType:
 def detect_format(path: str | os.PathLike[str], *, for_writing: bool = False) -> str:
     """The format of `path`: by extension (case-insensitive, as IREE), else by magic bytes."""
     p = os.fspath(path)
+    if p[:5].lower() == "hf://" and not for_writing:  # the cached file it names (`paramio.sources.hf`)
+        from paramio.sources.hf import resolve_hf
+
+        p = resolve_hf(p)
     name = format_name_for_path(p)
     if name is not None:
         return name
@@ -108,6 +112,10 @@ def read_path(
     from paramio.formats.inputs import input_options, is_url, local_path
 
     p = os.fspath(path)
+    if p[:5].lower() == "hf://":  # a model in the local Hugging Face cache: its snapshot's file
+        from paramio.sources.hf import resolve_hf
+
+        p = path = resolve_hf(p)
     # A file:// URL is a local path, under every rule a plain path follows (symlink confinement).
     p = local_path(p) or p
     if source_options and not is_url(p):

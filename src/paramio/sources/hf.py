@@ -1,0 +1,221 @@
+"""``hf://`` names: a model in the local Hugging Face cache, by repository id.
+
+``hf://org/name/file`` and ``hf://org/name@revision/file`` name one file of a repository;
+``hf://org/name`` (or ``@revision``) the whole model: its ``model.safetensors.index.json``, else
+its one safetensors file, else its one GGUF file or GGUF split set, else its one IRPA archive.
+``hf://datasets/org/name/...`` names a dataset repository. A revision is a branch or tag
+(``refs/<name>`` holds its commit) or a full commit hash; ``main`` by default; a revision with
+a slash (``refs/pr/1``) is written with ``%2F``.
+
+The cache is laid out as ``huggingface_hub`` writes it: under ``$HF_HUB_CACHE`` (default
+``$HF_HOME/hub``, ``$HF_HOME`` defaulting to ``~/.cache/huggingface``), a folder
+``models--org--name`` holding ``refs/<revision>`` (a commit hash), ``snapshots/<commit>/<path>``
+(symlinks into ``blobs/``) and ``blobs/<hash>``. A blob is named by its content's hash: SHA-256
+for LFS files (64 hex digits), git's blob SHA-1 for the rest (40): the file a name resolves to
+is checked against its name before it is read, once per process for a file of unchanged size
+and modification time, so a truncated or corrupted download is an error, not wrong weights.
+``PARAMIO_HF_VERIFY=0`` skips the check (it reads the whole file: ~1-2 GB/s).
+
+A file missing from the cache is a `SourceError` naming the folder looked in (with
+``HF_HUB_OFFLINE=1`` saying so); paramio never downloads into the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import threading
+from urllib.parse import unquote
+
+from paramio.core.errors import InvalidArgumentError, SourceError
+
+__all__ = ["HfName", "hub_cache", "parse_hf_url", "resolve_hf"]
+
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_REPO_TYPES = {"datasets": "datasets", "spaces": "spaces", "models": "models"}
+_GGUF_FIRST = re.compile(r"-00001-of-\d{5}\.gguf$", re.IGNORECASE)
+_CHUNK = 8 << 20
+
+_verified: dict[tuple[str, int, int], bool] = {}
+_verified_lock = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HfName:
+    """What an ``hf://`` name says: repository type and id, revision, and the file (``""``:
+    the whole repository)."""
+
+    repo_type: str
+    repo_id: str
+    revision: str
+    path: str
+
+    @property
+    def folder(self) -> str:
+        """The repository's folder name in the cache (``models--org--name``)."""
+        return f"{self.repo_type}--{self.repo_id.replace('/', '--')}"
+
+
+def hub_cache() -> str:
+    """The Hugging Face hub cache folder, as ``huggingface_hub`` finds it."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return os.path.expanduser(explicit)
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_hf_url(url: str, *, cache: str | None = None) -> HfName:
+    """The parts of ``hf://[datasets/]org/name[@revision][/path]``. A one-part repository id
+    (``hf://gpt2/model.safetensors``) is taken when the cache holds it and no two-part one.
+    Raises `InvalidArgumentError` for a name that is not of that form."""
+    if not url.lower().startswith("hf://"):
+        raise InvalidArgumentError(f"not an hf:// name: {url!r}")
+    rest = url[5:].strip("/")
+    parts = [p for p in rest.split("/") if p]
+    repo_type = "models"
+    if parts and parts[0] in _REPO_TYPES:
+        repo_type = _REPO_TYPES[parts.pop(0)]
+    if not parts:
+        raise InvalidArgumentError(f"hf:// name without a repository: {url!r}")
+    if any(p in (".", "..") for p in parts):
+        raise InvalidArgumentError(f"hf:// name with '.' or '..': {url!r}")
+    root = cache if cache is not None else hub_cache()
+
+    def split(n: int) -> HfName:
+        repo, _, revision = "/".join(parts[:n]).partition("@")
+        return HfName(repo_type, repo, unquote(revision) or "main", "/".join(parts[n:]))
+
+    if "@" in parts[0] or len(parts) == 1:
+        return split(1)
+    if "@" in parts[1]:
+        return split(2)
+    two, one = split(2), split(1)
+    if not os.path.isdir(os.path.join(root, two.folder)) and os.path.isdir(os.path.join(root, one.folder)):
+        return one
+    return two
+
+
+def _commit(repo: str, name: HfName) -> str:
+    if _HEX40.fullmatch(name.revision):
+        return name.revision
+    ref = os.path.join(repo, "refs", *name.revision.split("/"))
+    try:
+        with open(ref, encoding="utf-8") as f:
+            commit = f.read().strip()
+    except OSError:
+        raise SourceError(
+            f"revision '{name.revision}' of {name.repo_id} is not in the Hugging Face cache (no {ref})", path=repo
+        ) from None
+    if not _HEX40.fullmatch(commit):
+        raise SourceError(f"{ref} holds {commit[:60]!r}, not a commit hash", path=ref)
+    return commit
+
+
+def _whole_repo(snapshot: str, name: HfName) -> str:
+    """The file a whole-repository name opens (see the module docstring)."""
+    files: list[str] = []
+    for dirpath, _, names in os.walk(snapshot):
+        rel = os.path.relpath(dirpath, snapshot)
+        files += [n if rel == "." else os.path.join(rel, n) for n in names]
+    lower = {f.lower(): f for f in files}
+    for preferred in ("model.safetensors.index.json", "model.safetensors"):
+        if preferred in lower:
+            return lower[preferred]
+    groups = (
+        [f for f in files if f.lower().endswith(".safetensors.index.json")],
+        [f for f in files if f.lower().endswith(".safetensors")],
+        [f for f in files if _GGUF_FIRST.search(f)],
+        [f for f in files if f.lower().endswith(".gguf") and not re.search(r"-\d{5}-of-\d{5}\.gguf$", f, re.I)],
+        [f for f in files if f.lower().endswith(".irpa")],
+    )
+    for group in groups:
+        if len(group) == 1:
+            return group[0]
+        if len(group) > 1:
+            listed = ", ".join(sorted(group)[:8])
+            raise InvalidArgumentError(
+                f"hf://{name.repo_id}: several candidates ({listed}); name one: hf://{name.repo_id}/FILE"
+            )
+    raise SourceError(f"hf://{name.repo_id}: no safetensors, GGUF or IRPA file in the cached snapshot", path=snapshot)
+
+
+def resolve_hf(url: str, *, cache: str | None = None, verify: bool | None = None) -> str:
+    """The local file an ``hf://`` name stands for, in the Hugging Face cache, its blob checked
+    against its hash (`verify`; default: unless ``PARAMIO_HF_VERIFY=0``).
+
+    Raises `InvalidArgumentError` for a malformed name or an ambiguous whole repository,
+    `SourceError` when the cache does not hold it (or holds a blob whose hash differs)."""
+    root = cache if cache is not None else hub_cache()
+    name = parse_hf_url(url, cache=root)
+    repo = os.path.join(root, name.folder)
+    if not os.path.isdir(repo):
+        offline = " (HF_HUB_OFFLINE is set: nothing is downloaded)" if _offline() else ""
+        raise SourceError(
+            f"{name.repo_id} is not in the Hugging Face cache {root}{offline}; "
+            f"download it first (huggingface-cli download {name.repo_id})",
+            path=repo,
+        )
+    commit = _commit(repo, name)
+    snapshot = os.path.join(repo, "snapshots", commit)
+    if not os.path.isdir(snapshot):
+        raise SourceError(f"revision {commit} of {name.repo_id} has no snapshot in the cache", path=snapshot)
+    rel = name.path or _whole_repo(snapshot, name)
+    path = os.path.join(snapshot, *rel.split("/"))
+    if not os.path.lexists(path):
+        raise SourceError(f"{rel} is not in the cached snapshot {commit[:12]} of {name.repo_id}", path=path)
+    blobs = os.path.realpath(os.path.join(repo, "blobs"))
+    real = os.path.realpath(path)
+    if os.path.islink(path) and not real.startswith(blobs + os.sep):
+        raise SourceError(f"{rel} links outside the repository's blobs folder (to {real})", path=path)
+    if not os.path.exists(real):
+        raise SourceError(f"{rel} links to a missing blob {os.path.basename(real)}", path=path)
+    if verify if verify is not None else os.environ.get("PARAMIO_HF_VERIFY", "1") != "0":
+        check_blob(real)
+    return path
+
+
+def check_blob(path: str) -> None:
+    """Check a cache blob against its name: SHA-256 for a 64-hex name (LFS), git's blob SHA-1
+    for a 40-hex one; other names are not checked. Raises `SourceError` on a mismatch."""
+    blob = os.path.basename(path)
+    if _HEX64.fullmatch(blob):
+        digest = hashlib.sha256()
+    elif _HEX40.fullmatch(blob):
+        digest = hashlib.sha1(usedforsecurity=False)
+    else:
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise SourceError(f"cannot stat blob: {exc.strerror}", path=path) from exc
+    key = (path, st.st_size, st.st_mtime_ns)
+    with _verified_lock:
+        if key in _verified:
+            return
+    if len(blob) == 40:
+        digest.update(b"blob %d\0" % st.st_size)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise SourceError(f"cannot read blob: {exc.strerror}", path=path) from exc
+    if digest.hexdigest() != blob:
+        kind = "SHA-256" if len(blob) == 64 else "git SHA-1"
+        raise SourceError(
+            f"blob content does not match its name ({kind} {digest.hexdigest()}): the download is "
+            "corrupt or incomplete; delete it and download again",
+            path=path,
+        )
+    with _verified_lock:
+        _verified[key] = True

@@ -1,0 +1,188 @@
+"""``hf://`` names over a local Hugging Face cache, built by hand in the layout huggingface_hub
+documents (``models--org--name/{blobs,refs,snapshots}``, snapshot files symlinked to blobs named
+by their hash): whole repositories (index.json sets, single files, GGUF splits), revisions,
+the cache environment variables, and blobs whose content does not match their name."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paramio import ParameterIndex
+from paramio.core.errors import InvalidArgumentError, SourceError
+from paramio.formats.registry import write_path
+from paramio.sources import hf
+from paramio.sources.hf import parse_hf_url, resolve_hf
+
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+COMMIT = "1" * 40
+DEV = "2" * 40
+
+
+def _blob_name(data: bytes, lfs: bool) -> str:
+    if lfs:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def make_repo(
+    cache: Path, repo: str, files: dict[str, bytes], *, commit: str = COMMIT, ref: str = "main", kind: str = "models"
+) -> Path:
+    """One snapshot of `repo` in `cache`: blobs by hash (SHA-256 for binaries, as LFS stores
+    them; git's SHA-1 for JSON), snapshot symlinks into blobs, refs/`ref` naming `commit`."""
+    root = cache / f"{kind}--{repo.replace('/', '--')}"
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot = root / "snapshots" / commit
+    for name, data in files.items():
+        blob = _blob_name(data, lfs=not name.endswith(".json"))
+        (root / "blobs" / blob).write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(root / "blobs" / blob, link.parent))
+    refs = root / "refs" / ref
+    refs.parent.mkdir(parents=True, exist_ok=True)
+    refs.write_text(commit)
+    return snapshot
+
+
+def _safetensors(tmp: Path, **arrays: np.ndarray) -> bytes:
+    path = tmp / "x.safetensors"
+    safetensors_numpy.save_file(arrays, str(path))
+    return path.read_bytes()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty hub cache under $HF_HOME, no other Hugging Face variable set."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "PARAMIO_HF_VERIFY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    hf._verified.clear()
+    return tmp_path / "home" / "hub"
+
+
+def test_single_file_repo_by_id_file_and_revision(cache: Path, tmp_path: Path) -> None:
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    make_repo(cache, "org/tiny", {"model.safetensors": _safetensors(tmp_path, w=w), "config.json": b"{}"})
+    for name in ("hf://org/tiny", "hf://org/tiny/model.safetensors", "hf://org/tiny@main", f"hf://org/tiny@{COMMIT}"):
+        np.testing.assert_array_equal(ParameterIndex.open(name)["w"].to_numpy(), w)
+    # Resolved through refs/ and the snapshot's symlink, to the blob named by its SHA-256.
+    path = resolve_hf("hf://org/tiny")
+    assert path == str(cache / "models--org--tiny" / "snapshots" / COMMIT / "model.safetensors")
+    assert os.path.basename(os.path.realpath(path)) == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_branch_revision_reads_its_own_snapshot(cache: Path, tmp_path: Path) -> None:
+    make_repo(cache, "org/m", {"model.safetensors": _safetensors(tmp_path, w=np.zeros(2, np.float32))})
+    make_repo(
+        cache, "org/m", {"model.safetensors": _safetensors(tmp_path, w=np.ones(2, np.float32))}, commit=DEV, ref="dev"
+    )
+    assert ParameterIndex.open("hf://org/m")["w"].to_numpy().tolist() == [0, 0]
+    assert ParameterIndex.open("hf://org/m@dev/model.safetensors")["w"].to_numpy().tolist() == [1, 1]
+    with pytest.raises(SourceError, match="revision 'v9' of org/m is not in the Hugging Face cache"):
+        ParameterIndex.open("hf://org/m@v9")
+
+
+def test_sharded_safetensors_index(cache: Path, tmp_path: Path) -> None:
+    a, b = np.arange(4, dtype=np.float32), np.arange(6, dtype=np.int32)
+    index = b'{"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}'
+    make_repo(
+        cache,
+        "org/big",
+        {
+            "model.safetensors.index.json": index,
+            "model-00001-of-00002.safetensors": _safetensors(tmp_path, a=a),
+            "model-00002-of-00002.safetensors": _safetensors(tmp_path, b=b),
+        },
+    )
+    opened = ParameterIndex.open("hf://org/big")
+    np.testing.assert_array_equal(opened["a"].to_numpy(), a)
+    np.testing.assert_array_equal(opened["b"].to_numpy(), b)
+
+
+def test_gguf_split_and_irpa(cache: Path, tmp_path: Path) -> None:
+    src = ParameterIndex()
+    src.add_buffer("x", np.full(1000, 3, np.float32))
+    src.add_buffer("y", np.full(1000, 4, np.float32))
+    (tmp_path / "g").mkdir()
+    write_path(tmp_path / "g" / "model.gguf", list(src.values()), max_shard_size=5000)
+    files = {p.name: p.read_bytes() for p in sorted((tmp_path / "g").iterdir())}
+    assert len(files) == 2
+    make_repo(cache, "org/gg", files)
+    opened = ParameterIndex.open("hf://org/gg")
+    assert sorted(opened.keys()) == ["x", "y"]
+    assert opened["y"].to_numpy().tolist() == [4.0] * 1000
+    src.create_archive_file(str(tmp_path / "w.irpa"))
+    make_repo(cache, "org/ir", {"w.irpa": (tmp_path / "w.irpa").read_bytes(), "README.md": b"hi"})
+    assert ParameterIndex.open("hf://org/ir")["x"].to_numpy()[0] == 3.0
+
+
+def test_corrupt_blob_refused_unless_disabled(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = make_repo(cache, "org/bad", {"model.safetensors": _safetensors(tmp_path, w=np.ones(8, np.float32))})
+    blob = Path(os.path.realpath(snapshot / "model.safetensors"))
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit of a weight: still a valid file, wrong values
+    blob.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match="does not match its name") as info:
+        ParameterIndex.open("hf://org/bad")
+    assert blob.name in str(info.value)
+    monkeypatch.setenv("PARAMIO_HF_VERIFY", "0")
+    assert ParameterIndex.open("hf://org/bad")["w"].to_numpy()[-1] != 1.0
+
+
+def test_git_blob_sha1_checked(cache: Path) -> None:
+    snapshot = make_repo(cache, "org/cfg", {"x.json": b'{"a": 1}'})
+    blob = Path(os.path.realpath(snapshot / "x.json"))
+    hf.check_blob(str(blob))  # the git object hash of the content: accepted
+    blob.write_bytes(b'{"a": 2}')
+    with pytest.raises(SourceError, match="git SHA-1"):
+        hf.check_blob(str(blob))
+
+
+def test_cache_variables(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "elsewhere"
+    make_repo(other, "org/e", {"model.safetensors": _safetensors(tmp_path, w=np.ones(1, np.float32))})
+    with pytest.raises(SourceError, match="org/e is not in the Hugging Face cache"):
+        ParameterIndex.open("hf://org/e")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError, match="HF_HUB_OFFLINE is set"):
+        ParameterIndex.open("hf://org/e")
+    monkeypatch.setenv("HF_HUB_CACHE", str(other))  # wins over HF_HOME
+    assert ParameterIndex.open("hf://org/e")["w"].to_numpy().tolist() == [1.0]
+
+
+def test_names(cache: Path, tmp_path: Path) -> None:
+    make_repo(cache, "gpt2", {"model.safetensors": _safetensors(tmp_path, w=np.ones(1, np.float32))})
+    assert parse_hf_url("hf://gpt2/model.safetensors", cache=str(cache)).repo_id == "gpt2"
+    assert ParameterIndex.open("hf://gpt2")["w"].to_numpy().tolist() == [1.0]
+    name = parse_hf_url("hf://datasets/org/d@refs%2Fpr%2F1/sub/a.gguf")
+    assert (name.repo_type, name.repo_id, name.revision, name.path) == ("datasets", "org/d", "refs/pr/1", "sub/a.gguf")
+    assert name.folder == "datasets--org--d"
+    with pytest.raises(InvalidArgumentError):
+        parse_hf_url("hf://org/../x")
+    make_repo(
+        cache,
+        "org/two",
+        {"a.safetensors": _safetensors(tmp_path, w=np.ones(1)), "b.safetensors": _safetensors(tmp_path, v=np.ones(1))},
+    )
+    with pytest.raises(InvalidArgumentError, match=r"several candidates \(a.safetensors, b.safetensors\)"):
+        ParameterIndex.open("hf://org/two")
+    assert ParameterIndex.open("hf://org/two/b.safetensors").keys() == ["v"]
+
+
+def test_cli_dump_and_convert(cache: Path, tmp_path: Path, paramio_cli: object) -> None:
+    w = np.arange(5, dtype=np.float32)
+    make_repo(cache, "org/cli", {"model.safetensors": _safetensors(tmp_path, w=w)})
+    run = paramio_cli  # (exit code, stdout, stderr)
+    code, out, err = run("dump", "hf://org/cli")  # type: ignore[operator]
+    assert code == 0, err
+    assert "`w`" in out
+    target = tmp_path / "w.irpa"
+    code, _, err = run("convert", "--parameters=hf://org/cli", f"--output={target}")  # type: ignore[operator]
+    assert code == 0, err
+    np.testing.assert_array_equal(ParameterIndex.open(target)["w"].to_numpy(), w)
