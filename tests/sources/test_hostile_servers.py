@@ -90,13 +90,13 @@ def test_connection_refused_says_so_and_gives_up_quickly() -> None:
 
 
 def test_slow_but_steady_transfer_finishes(hostile: HostileServer, tmp_path: Path) -> None:
-    """One 1 MiB request at 512 KiB/s takes ~2 s: longer than the timeout (0.8 s), which bounds
+    """One 1 MiB request at 256 KiB/s takes ~4 s: longer than the timeout (2 s), which bounds
     silence, not the whole request."""
     data = bytes(range(256)) * 4096
     name = _name(tmp_path)
     hostile.put(name, data)
-    hostile.rate = 512 * 1024
-    src = open_source(f"{hostile.url}/throttle/{name}", retry=RetryPolicy(attempts=1), timeout=0.8, max_request=4 << 20)
+    hostile.rate = 256 * 1024
+    src = open_source(f"{hostile.url}/throttle/{name}", retry=RetryPolicy(attempts=1), timeout=2.0, max_request=4 << 20)
     assert src.read(0, len(data)) == data
 
 
