@@ -110,9 +110,9 @@ def load_module(
 
 
 def save_module(module: object, path: str | os.PathLike[str], *, prefix: str = "") -> ParameterIndex:
-    """Write `module`'s state to an IRPA archive at `path` (atomically), typed with
-    ``TENSORv0`` metadata. Returns an index over the written file."""
-    from paramio.formats.irpa.writer import write_archive
+    """Write `module`'s state to an IRPA archive (IREE's, `paramio.formats.contract.ARCHIVE`) at
+    `path` (atomically), typed with ``TENSORv0`` metadata. Returns an index over the written file."""
+    from paramio.formats.registry import write_path
 
     state = module.state_dict()  # type: ignore[attr-defined]
     entries: list[ParameterEntry] = []
@@ -125,5 +125,5 @@ def save_module(module: object, path: str | os.PathLike[str], *, prefix: str = "
         meta = encode_tensor_metadata(TensorInfo(dtype, tuple(t.shape)))
         src = MemorySource(raw, name=f"<torch:{name}>")
         entries.append(ParameterEntry.data(prefix + name, src, 0, src.size, metadata=meta))
-    write_archive(path, entries)
+    write_path(path, entries, format=ARCHIVE, on_loss="error")  # nothing to lose: data, TENSORv0
     return ParameterIndex.open(path, ARCHIVE)

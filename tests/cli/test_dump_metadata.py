@@ -93,3 +93,39 @@ def test_irpa_text_stays_irees_without_the_flag(
     assert mine == theirs and "__paramio_attributes__" not in theirs
     out = paramio_cli("dump", str(carried), "--metadata")[1]
     assert out.startswith(mine) and "x.count: u32 = 7" in out
+
+
+def test_a_registered_format_s_metadata_is_listed_by_its_contract() -> None:
+    """Where a format's file-level metadata lives is its contract's `file_metadata`, not a key
+    the listing knows: a new format's metadata is listed as GGUF's is, others stay attributes."""
+    from paramio.cli.metadata import format_metadata
+    from paramio.formats.contract import FileMetadata, Format, register_format, unregister_format
+    from paramio.formats.conversion import Prepared
+
+    def unused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("not called")
+
+    register_format(
+        Format(
+            name="kvfmt",
+            extensions=(".kvfmt",),
+            read_path=unused,  # type: ignore[arg-type]
+            write_path=unused,
+            prepare=lambda entries, attributes, options: Prepared(entries, attributes, []),
+            file_metadata=FileMetadata("kvfmt.pairs", "kvfmt pairs", "pairs"),
+        )
+    )
+    try:
+        text = format_metadata(
+            "", {"kvfmt.pairs": {"a": "x", "n": {"type": "u32", "value": 3}}, "kvfmt.other": {"b": 1}}
+        )
+    finally:
+        unregister_format("kvfmt")
+    assert text.splitlines() == [
+        "// kvfmt pairs of scope <global> (2 pairs)",
+        "a = 'x'",
+        "n: u32 = 3",
+        "// attribute `kvfmt.other` of scope <global>",
+        '{"b": 1}',
+        "",
+    ]

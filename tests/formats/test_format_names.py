@@ -27,7 +27,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("paramio", "tp"): "the package root declares the tensor-parallel format defined above formats/",
     ("paramio.index.index", "irpa"): "create_archive_file writes IREE's archive with its own writer (IREE's bytes)",
     ("paramio.index.overlay", "irpa"): "an overlay is an IRPA file rewritten in place by IRPA's own planner",
-    ("paramio.torch", "irpa"): "save_module writes IREE's archive with its own writer",
     ("paramio.cli.example_run", "irpa"): "the example converts between named formats to show them",
     ("paramio.cli.example_run", "safetensors"): "the example converts between named formats to show them",
     ("paramio.cli.guide_model", "safetensors"): "the guide's inputs are one file of each named format",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from paramio.formats.contract import format_for_attribute
 from paramio.formats.text import escape
 
 __all__ = ["DEFAULT_ITEMS", "format_metadata", "metadata_record"]
@@ -84,6 +83,8 @@ def format_metadata(scope: str, attributes: Mapping[str, object], items: int = D
     the scope's files carry no file-level metadata)."""
     if not attributes:
         return ""
+    from paramio.formats.contract import format_for_attribute  # not at ``dump --help``
+
     label = "<global>" if scope == "" else f"`{escape(scope)}`"
     lines: list[str] = []
     for attr, value in attributes.items():
