@@ -26,6 +26,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("paramio", "irpa"): "the public facade re-exports IREE's create_parameters from the archive's package",
     ("paramio", "tp"): "the package root declares the tensor-parallel format defined above formats/",
     ("paramio.index.index", "irpa"): "create_archive_file writes IREE's archive with its own writer (IREE's bytes)",
+    ("paramio.iree.encode", "irpa"): "IREE's encoder writes IREE's archive, planned by IRPA's own planner",
+    ("paramio.cli.encode", "irpa"): "iree-encode-parameters' flag help, word for word",
     ("paramio.index.overlay", "irpa"): "an overlay is an IRPA file rewritten in place by IRPA's own planner",
     ("paramio.cli.example_run", "irpa"): "the example converts between named formats to show them",
     ("paramio.cli.example_run", "safetensors"): "the example converts between named formats to show them",
