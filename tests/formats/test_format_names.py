@@ -26,6 +26,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("paramio", "irpa"): "the public facade re-exports IREE's create_parameters from the archive's package",
     ("paramio", "tp"): "the package root declares the tensor-parallel format defined above formats/",
     ("paramio.index.index", "irpa"): "create_archive_file writes IREE's archive with its own writer (IREE's bytes)",
+    # hf:// picks the file a Hugging Face repository opens by the hub's own file names; sources/
+    # sits below formats/ and cannot ask the registry. Moving the choice up is the fix.
+    ("paramio.sources.hf", "irpa"): "Hugging Face repository layout (below formats/)",
+    ("paramio.sources.hf", "safetensors"): "Hugging Face repository layout (below formats/)",
+    ("paramio.sources.hf", "gguf"): "Hugging Face repository layout (below formats/)",
     ("paramio.iree.encode", "irpa"): "IREE's encoder writes IREE's archive, planned by IRPA's own planner",
     ("paramio.cli.encode", "irpa"): "iree-encode-parameters' flag help, word for word",
     ("paramio.index.overlay", "irpa"): "an overlay is an IRPA file rewritten in place by IRPA's own planner",
