@@ -59,8 +59,9 @@ def _safetensors(tmp: Path, **arrays: np.ndarray) -> bytes:
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty hub cache under $HF_HOME, no other Hugging Face variable set."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "PARAMIO_HF_VERIFY"):
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "PARAMIO_HF_VERIFY", "HF_TOKEN"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # never the real Hub
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     hf._verified.clear()
     return tmp_path / "home" / "hub"
@@ -77,13 +78,14 @@ def test_single_file_repo_by_id_file_and_revision(cache: Path, tmp_path: Path) -
     assert os.path.basename(os.path.realpath(path)) == hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def test_branch_revision_reads_its_own_snapshot(cache: Path, tmp_path: Path) -> None:
+def test_branch_revision_reads_its_own_snapshot(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_repo(cache, "org/m", {"model.safetensors": _safetensors(tmp_path, w=np.zeros(2, np.float32))})
     make_repo(
         cache, "org/m", {"model.safetensors": _safetensors(tmp_path, w=np.ones(2, np.float32))}, commit=DEV, ref="dev"
     )
     assert ParameterIndex.open("hf://org/m")["w"].to_numpy().tolist() == [0, 0]
     assert ParameterIndex.open("hf://org/m@dev/model.safetensors")["w"].to_numpy().tolist() == [1, 1]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SourceError, match="revision 'v9' of org/m is not in the Hugging Face cache"):
         ParameterIndex.open("hf://org/m@v9")
 
@@ -147,10 +149,10 @@ def test_git_blob_sha1_checked(cache: Path) -> None:
 def test_cache_variables(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "elsewhere"
     make_repo(other, "org/e", {"model.safetensors": _safetensors(tmp_path, w=np.ones(1, np.float32))})
-    with pytest.raises(SourceError, match="org/e is not in the Hugging Face cache"):
+    with pytest.raises(SourceError, match="org/e is not in the Hugging Face cache.*over the network name a file"):
         ParameterIndex.open("hf://org/e")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SourceError, match="HF_HUB_OFFLINE is set"):
+    with pytest.raises(SourceError, match="org/e is not in the Hugging Face cache.*HF_HUB_OFFLINE is set"):
         ParameterIndex.open("hf://org/e")
     monkeypatch.setenv("HF_HUB_CACHE", str(other))  # wins over HF_HOME
     assert ParameterIndex.open("hf://org/e")["w"].to_numpy().tolist() == [1.0]
@@ -186,3 +188,130 @@ def test_cli_dump_and_convert(cache: Path, tmp_path: Path, paramio_cli: object) 
     code, _, err = run("convert", "--parameters=hf://org/cli", f"--output={target}")  # type: ignore[operator]
     assert code == 0, err
     np.testing.assert_array_equal(ParameterIndex.open(target)["w"].to_numpy(), w)
+
+
+class _Hub:
+    """Two loopback servers: a Hub answering ``/{repo}/resolve/{revision}/{path}`` with a 302 to
+    a storage server (a second host: another port), with the Hub's ``X-Linked-Size`` /
+    ``X-Linked-Etag`` / ``ETag`` headers, refusing requests without the token; the storage
+    server serves the bytes by ranges. Both record the Authorization header of each request."""
+
+    def __init__(self, files: dict[str, bytes], token: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list[tuple[str, str, str | None]] = []  # (server, method path, Authorization)
+        hub = self
+
+        class Storage(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _serve(self, body: bool) -> None:
+                hub.seen.append(("storage", f"{self.command} {self.path}", self.headers.get("Authorization")))
+                data = files.get(self.path.lstrip("/").split("?")[0])
+                if data is None:
+                    self.send_error(404)
+                    return
+                start, end = 0, len(data) - 1
+                rng = self.headers.get("Range")
+                if rng:
+                    a, _, b = rng.removeprefix("bytes=").partition("-")
+                    start, end = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(end - start + 1))
+                self.send_header("ETag", '"blob-etag"')
+                self.send_header("Last-Modified", "Mon, 07 Dec 2026 10:00:00 GMT")
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                if body:
+                    self.wfile.write(data[start : end + 1])
+
+            def do_HEAD(self) -> None:
+                self._serve(False)
+
+            def do_GET(self) -> None:
+                self._serve(True)
+
+        self.storage = ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+        storage_url = f"http://127.0.0.1:{self.storage.server_address[1]}"
+
+        class Hub(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self) -> None:
+                hub.seen.append(("hub", f"{self.command} {self.path}", self.headers.get("Authorization")))
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    self.send_error(401, "Invalid credentials")
+                    return
+                repo, sep, rest = self.path.lstrip("/").partition("/resolve/")
+                revision, _, name = rest.partition("/")
+                data = files.get(name)
+                if not sep or revision != "main" or data is None:
+                    self.send_error(404, "Entry not found")
+                    return
+                self.send_response(302)
+                self.send_header("Location", f"{storage_url}/{name}?X-Amz-Signature=abc")
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("ETag", '"pointer-etag"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_HEAD(self) -> None:
+                self._answer()
+
+            def do_GET(self) -> None:
+                self._answer()
+
+        self.hub = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+        self.url = f"http://127.0.0.1:{self.hub.server_address[1]}"
+        self._threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.hub, self.storage)]
+        for t in self._threads:
+            t.start()
+
+    def close(self) -> None:
+        for s in (self.hub, self.storage):
+            s.shutdown()
+            s.server_close()
+
+
+@pytest.fixture
+def hub(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    pytest.importorskip("obstore", reason="reading URLs needs the remote extra")
+    w = np.arange(10, dtype=np.float32)
+    server = _Hub({"model.safetensors": _safetensors(tmp_path, w=w)}, token="hf_s3cret_token")
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    yield server
+    server.close()
+
+
+def test_network_resolve_redirect_and_token(hub: _Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cret_token")
+    w = ParameterIndex.open("hf://org/net/model.safetensors")["w"].to_numpy()
+    assert w.tolist() == list(range(10))
+    hub_calls = [s for s in hub.seen if s[0] == "hub"]
+    storage_calls = [s for s in hub.seen if s[0] == "storage"]
+    assert hub_calls and all(a == "Bearer hf_s3cret_token" for _, _, a in hub_calls)
+    assert hub_calls[0][1] == "HEAD /org/net/resolve/main/model.safetensors"
+    # The reads went to the storage host the redirect named, without the token.
+    assert any(c[1].startswith("GET /model.safetensors") for c in storage_calls)
+    assert all(a is None for _, _, a in storage_calls)
+
+
+def test_network_errors_never_print_the_token(hub: _Hub, monkeypatch: pytest.MonkeyPatch, paramio_cli: object) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong_token_value")
+    code, out, err = paramio_cli("dump", "hf://org/net/model.safetensors")  # type: ignore[operator]
+    assert code == 1 and "401" in err, err
+    assert "hf_wrong_token_value" not in out + err
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cret_token")
+    code, out, err = paramio_cli("dump", "hf://org/net/missing.safetensors")  # type: ignore[operator]
+    assert code == 1 and "404" in err, err
+    assert "hf_s3cret_token" not in out + err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError, match="HF_HUB_OFFLINE is set"):
+        ParameterIndex.open("hf://org/net/model.safetensors")

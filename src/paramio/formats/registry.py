@@ -112,10 +112,12 @@ def read_path(
     from paramio.formats.inputs import input_options, is_url, local_path
 
     p = os.fspath(path)
-    if p[:5].lower() == "hf://":  # a model in the local Hugging Face cache: its snapshot's file
-        from paramio.sources.hf import resolve_hf
+    if p[:5].lower() == "hf://":  # a Hugging Face model: the cached file, else the Hub's URL
+        from paramio.sources.hf import hub_options, resolve_hf
 
         p = path = resolve_hf(p)
+        if is_url(p):
+            source_options = {**hub_options(), **(source_options or {})}
     # A file:// URL is a local path, under every rule a plain path follows (symlink confinement).
     p = local_path(p) or p
     if source_options and not is_url(p):

@@ -16,8 +16,14 @@ is checked against its name before it is read, once per process for a file of un
 and modification time, so a truncated or corrupted download is an error, not wrong weights.
 ``PARAMIO_HF_VERIFY=0`` skips the check (it reads the whole file: ~1-2 GB/s).
 
-A file missing from the cache is a `SourceError` naming the folder looked in (with
-``HF_HUB_OFFLINE=1`` saying so); paramio never downloads into the cache.
+paramio never writes into the cache. A file the cache does not hold is read over the network
+instead, unless ``HF_HUB_OFFLINE=1``: the name becomes the Hub's
+``{HF_ENDPOINT}/{repo}/resolve/{revision}/{path}`` URL (``HF_ENDPOINT`` defaults to
+``https://huggingface.co``), read by ranges like any HTTP source. The Hub answers it with a
+redirect to its storage host, which is followed (any host: the Hub chooses it); ``HF_TOKEN``
+(else the token file ``$HF_HOME/token``) goes to the Hub as ``Authorization: Bearer`` and never
+to the host a redirect leads to, and is never printed. Over the network a file must be named:
+a whole repository is listed only from the cache.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import hashlib
 import os
 import re
 import threading
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import quote, unquote
 
 from paramio.core.errors import InvalidArgumentError, SourceError
 
-__all__ = ["HfName", "hub_cache", "parse_hf_url", "resolve_hf"]
+__all__ = ["HfName", "hub_cache", "hub_options", "hub_url", "parse_hf_url", "resolve_hf"]
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -105,7 +112,8 @@ def parse_hf_url(url: str, *, cache: str | None = None) -> HfName:
     return two
 
 
-def _commit(repo: str, name: HfName) -> str:
+def _commit(repo: str, name: HfName) -> str | None:
+    """The commit a revision names (None: the cache has no ref of that name)."""
     if _HEX40.fullmatch(name.revision):
         return name.revision
     ref = os.path.join(repo, "refs", *name.revision.split("/"))
@@ -113,9 +121,7 @@ def _commit(repo: str, name: HfName) -> str:
         with open(ref, encoding="utf-8") as f:
             commit = f.read().strip()
     except OSError:
-        raise SourceError(
-            f"revision '{name.revision}' of {name.repo_id} is not in the Hugging Face cache (no {ref})", path=repo
-        ) from None
+        return None
     if not _HEX40.fullmatch(commit):
         raise SourceError(f"{ref} holds {commit[:60]!r}, not a commit hash", path=ref)
     return commit
@@ -159,20 +165,17 @@ def resolve_hf(url: str, *, cache: str | None = None, verify: bool | None = None
     name = parse_hf_url(url, cache=root)
     repo = os.path.join(root, name.folder)
     if not os.path.isdir(repo):
-        offline = " (HF_HUB_OFFLINE is set: nothing is downloaded)" if _offline() else ""
-        raise SourceError(
-            f"{name.repo_id} is not in the Hugging Face cache {root}{offline}; "
-            f"download it first (huggingface-cli download {name.repo_id})",
-            path=repo,
-        )
+        return _remote(name, f"{name.repo_id} is not in the Hugging Face cache {root}", repo)
     commit = _commit(repo, name)
+    if commit is None:
+        return _remote(name, f"revision '{name.revision}' of {name.repo_id} is not in the Hugging Face cache", repo)
     snapshot = os.path.join(repo, "snapshots", commit)
     if not os.path.isdir(snapshot):
-        raise SourceError(f"revision {commit} of {name.repo_id} has no snapshot in the cache", path=snapshot)
+        return _remote(name, f"revision {commit} of {name.repo_id} has no snapshot in the cache", snapshot)
     rel = name.path or _whole_repo(snapshot, name)
     path = os.path.join(snapshot, *rel.split("/"))
     if not os.path.lexists(path):
-        raise SourceError(f"{rel} is not in the cached snapshot {commit[:12]} of {name.repo_id}", path=path)
+        return _remote(name, f"{rel} is not in the cached snapshot {commit[:12]} of {name.repo_id}", path)
     blobs = os.path.realpath(os.path.join(repo, "blobs"))
     real = os.path.realpath(path)
     if os.path.islink(path) and not real.startswith(blobs + os.sep):
@@ -182,6 +185,49 @@ def resolve_hf(url: str, *, cache: str | None = None, verify: bool | None = None
     if verify if verify is not None else os.environ.get("PARAMIO_HF_VERIFY", "1") != "0":
         check_blob(real)
     return path
+
+
+def _remote(name: HfName, missing: str, where: str) -> str:
+    """The Hub URL for a name the cache lacks, or the `SourceError` saying what is missing."""
+    if _offline():
+        raise SourceError(f"{missing} (HF_HUB_OFFLINE is set: nothing is read from the Hub)", path=where)
+    if not name.path:
+        raise SourceError(
+            f"{missing}; over the network name a file (hf://{name.repo_id}/model.safetensors.index.json, say)",
+            path=where,
+        )
+    return hub_url(name)
+
+
+def hub_url(name: HfName) -> str:
+    """The Hub's resolve URL for a file: ``{HF_ENDPOINT}/[datasets/]{repo}/resolve/{revision}/{path}``."""
+    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    prefix = "" if name.repo_type == "models" else f"{name.repo_type}/"
+    return f"{endpoint}/{prefix}{name.repo_id}/resolve/{quote(name.revision, safe='')}/{quote(name.path)}"
+
+
+def _token() -> str | None:
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token.strip()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    try:
+        with open(os.path.join(os.path.expanduser(home), "token"), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def hub_options() -> dict[str, Any]:
+    """Source options for a Hub URL: redirects to any host (the Hub's storage), and the token
+    as an ``Authorization`` header (which a redirect to another host does not carry)."""
+    options: dict[str, Any] = {"allowed_hosts": True}
+    token = _token()
+    if token:
+        options["client_options"] = {"default_headers": {"Authorization": f"Bearer {token}"}}
+    return options
 
 
 def check_blob(path: str) -> None:

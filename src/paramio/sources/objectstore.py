@@ -353,6 +353,18 @@ async def _open(
     )
 
 
+def _without_authorization(client_options: Mapping[str, Any]) -> dict[str, Any]:
+    """`client_options` less an ``Authorization`` default header: a redirect to another host
+    (a Hub's storage host) does not carry the credentials given for the first."""
+    out = dict(client_options)
+    headers = {k: v for k, v in dict(out.get("default_headers") or {}).items() if str(k).lower() != "authorization"}
+    if headers:
+        out["default_headers"] = headers
+    else:
+        out.pop("default_headers", None)
+    return out
+
+
 async def _open_url(url: str, options: Mapping[str, Any]) -> ObjectStoreSource:
     """The object at `url` opened with `options` (`open_object_async`'s, less `cache`). An
     http(s) URL is opened by `paramio.sources.redirects.probe` (redirects only to allowed
@@ -368,9 +380,10 @@ async def _open_url(url: str, options: Mapping[str, Any]) -> ObjectStoreSource:
             client_options=options.get("client_options"),
         )
         target, meta = found.url, found.meta
-    store, path = store_for(
-        target, config=options.get("config"), client_options=options.get("client_options"), timeout=timeout
-    )
+    client_options = options.get("client_options")
+    if target != url and client_options and urlsplit(target).netloc != urlsplit(url).netloc:
+        client_options = _without_authorization(client_options)
+    store, path = store_for(target, config=options.get("config"), client_options=client_options, timeout=timeout)
     return await _open(
         store,
         path,

@@ -152,6 +152,8 @@ def probe(
                     f"(allowed_hosts=[{host!r}], or --allow-redirect-host={host})",
                     url=url,
                 ) from None
+            if _host(target) != _host(current):  # credentials stay with the host they were given for
+                headers.pop("Authorization", None)
             current = target
         except (urllib.error.URLError, OSError, ValueError):
             return Probe(current, None)  # obstore's own request says what failed
