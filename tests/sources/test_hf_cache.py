@@ -63,6 +63,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # never the real Hub
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # paramio's record of checked blobs
     hf._verified.clear()
     return tmp_path / "home" / "hub"
 
@@ -135,6 +136,24 @@ def test_corrupt_blob_refused_unless_disabled(cache: Path, tmp_path: Path, monke
     assert blob.name in str(info.value)
     monkeypatch.setenv("PARAMIO_HF_VERIFY", "0")
     assert ParameterIndex.open("hf://org/bad")["w"].to_numpy()[-1] != 1.0
+
+
+def test_checked_blobs_recorded_for_later_processes(cache: Path, tmp_path: Path) -> None:
+    snapshot = make_repo(cache, "org/rec", {"model.safetensors": _safetensors(tmp_path, w=np.ones(4, np.float32))})
+    blob = Path(os.path.realpath(snapshot / "model.safetensors"))
+    ParameterIndex.open("hf://org/rec")
+    record = (tmp_path / "xdg" / "paramio" / "hf-verified").read_text().splitlines()
+    st = blob.stat()
+    assert record == [f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {blob.name}"]
+    hf._verified.clear()  # a new process: the record spares it the hash
+    ParameterIndex.open("hf://org/rec")
+    assert len((tmp_path / "xdg" / "paramio" / "hf-verified").read_text().splitlines()) == 1
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))  # rewritten: a new modification time, so checked again
+    hf._verified.clear()
+    with pytest.raises(SourceError, match="does not match its name"):
+        ParameterIndex.open("hf://org/rec")
 
 
 def test_git_blob_sha1_checked(cache: Path) -> None:
