@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from paramio import ParameterIndex
+from paramio.formats.registry import write_path
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.usefixtures("bindings")]
 
@@ -156,8 +157,9 @@ def test_encode_real_weights(
     index = ParameterIndex()
     index.add_buffer("w", w)
     index.add_buffer("b", b)
-    inputs = tmp_path / "input.irpa"
-    index.create_archive_file(str(inputs))
+    # The encoder reads any format paramio serves: an IRPA archive, or here a safetensors file.
+    inputs = tmp_path / ("input.irpa" if mode == "consolidate" else "input.safetensors")
+    write_path(inputs, list(index.values()))
     (tmp_path / "main.mlir").write_text(WEIGHTS_PROGRAM)
     compile_mlir(
         tmp_path / "main.mlir",
@@ -209,3 +211,49 @@ def test_errors_name_the_fix(splat_case: Path, paramio_cli: Cli, tmp_path: Path)
     assert code == 2 and "no modules specified" in err
     # No failure left an output, or a temporary file, behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# A hand-written encoder module whose indices function asks for an alignment of 3, and which has
+# no encode function: what the encoder returns is input, checked field by field.
+MALFORMED = """
+module @bad {
+  util.func public @idx() -> !util.list<?> attributes {iree.reflection = {iree.encode.function = "indices", iree.encode.scopes = "encoded", iree.encode.target = "t"}} {
+    %scope = util.buffer.constant : !util.buffer = "encoded"
+    %key = util.buffer.constant : !util.buffer = "p"
+    %null = util.null : !util.buffer
+    %c1 = arith.constant 1 : i64
+    %len = arith.constant 64 : i64
+    %align = arith.constant 3 : i64
+    %e = util.list.construct [%c1 : i64, %key : !util.buffer, %null : !util.buffer, %len : i64, %align : i64] : !util.list<?>
+    %es = util.list.construct [%e : !util.list<?>] : !util.list<?>
+    %s = util.list.construct [%scope : !util.buffer, %es : !util.list<?>] : !util.list<?>
+    %all = util.list.construct [%s : !util.list<?>] : !util.list<?>
+    util.return %all : !util.list<?>
+  }
+}
+"""
+
+
+def test_malformed_encoder_module(tmp_path: Path, compile_mlir: Callable[..., Path], paramio_cli: Cli) -> None:
+    import dataclasses
+
+    from paramio.core.errors import FormatError
+    from paramio.iree.encode import Encoder
+
+    (tmp_path / "bad.mlir").write_text(MALFORMED)
+    vmfb = compile_mlir(tmp_path / "bad.mlir", tmp_path / "bad.vmfb")
+    code, _, err = paramio_cli("encode", f"--module={vmfb}", "--list_parameters")
+    assert code == 1 and "encode function not found for target 't'; encoder module may be incomplete" in err
+    encoder = Encoder(vmfb)
+    [target] = encoder.targets
+    assert (target.name, target.scopes, target.indices, target.steps, target.encode) == (
+        "t",
+        ("encoded",),
+        "idx",
+        None,
+        None,
+    )
+    with pytest.raises(
+        FormatError, match="scope 'encoded' entry 0: entry 'p' asks for alignment 3, not a power of two"
+    ):
+        encoder.parameters(dataclasses.replace(target, encode="idx"))
