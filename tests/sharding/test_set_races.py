@@ -1,6 +1,6 @@
 """A set opened while another process re-saves it: every open sees one save, or fails.
 
-A writer process saves the same sharded set again and again (each save's tensors hold its own
+A writer process saves the same sharded (or tensor-parallel) set again and again (each save's tensors hold its own
 save number) while this process opens it in a loop, for a bounded time. Before save stamps, 87
 of 406 IRPA opens and 103 of 187 safetensors opens returned tensors of two saves without error.
 """
@@ -32,16 +32,19 @@ WRITER = textwrap.dedent(
         index = ParameterIndex()
         for i in range(6):
             index.add_array(f"w{i}", np.full(16, save * 100 + i, np.float32))
-        paramio.write_path(path, list(index.values()), max_shard_size=64, durable=False)
+        if path.endswith(".tp.json"):  # a tensor-parallel set: 2 device files and the manifest
+            paramio.shard(list(index.values()), path, tp=2, split={"*": 0}, durable=False)
+        else:
+            paramio.write_path(path, list(index.values()), max_shard_size=64, durable=False)
     print(save)
     """
 )
 
 
-@pytest.mark.parametrize("ext", [".irpa", ".safetensors"])
+@pytest.mark.parametrize("ext", [".irpa", ".safetensors", ".tp.json"])
 def test_no_open_mixes_two_saves(tmp_path: Path, ext: str) -> None:
     path = tmp_path / f"m{ext}"
-    manifest = tmp_path / f"m{ext}.index.json"
+    manifest = path if ext == ".tp.json" else tmp_path / f"m{ext}.index.json"
     stop = tmp_path / "stop"
     env = dict(os.environ)
     writer = subprocess.Popen(
@@ -59,14 +62,16 @@ def test_no_open_mixes_two_saves(tmp_path: Path, ext: str) -> None:
         while time.monotonic() < end:
             try:
                 contents = read_path(manifest)
-                values = [int(e.to_numpy()[0]) for e in contents.entries]
+                arrays = [e.to_numpy() for e in contents.entries]  # every element: a TP tensor is two pieces
+                values = [int(a[0]) for a in arrays]
+                every = {int(x) // 100 for a in arrays for x in a}
             except ParamioError as exc:
                 failed += 1  # allowed: an open that fails rather than mix
                 reasons.append(str(exc))
                 continue
             opens += 1
             assert [v % 100 for v in values] == list(range(6))
-            saves = {v // 100 for v in values}
+            saves = every
             saves_seen |= saves
             if len(saves) > 1:
                 mixed += 1

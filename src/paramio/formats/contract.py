@@ -71,6 +71,9 @@ class FormatContents:
     entries: Sequence[ParameterEntry]
     attributes: dict[str, object] = dataclasses.field(default_factory=dict)
     paths: list[str] = dataclasses.field(default_factory=list)
+    #: (sets) The save stamp the file or set carried (`SetLayout.take_stamp`, taken out of the
+    #: attributes), or None: what a manifest over whole files (a tensor-parallel set) checks.
+    stamp: str | None = None
 
 
 class PathReader(Protocol):

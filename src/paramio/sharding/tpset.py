@@ -22,11 +22,13 @@ import base64
 import dataclasses
 import json
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
-from paramio.core.errors import FormatError, InvalidArgumentError
+from paramio.core.errors import FormatError, InvalidArgumentError, SourceError
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata, is_numpy_shape
 from paramio.formats import sets
 from paramio.formats.contract import ARCHIVE, Format, FormatContents, file_format, formats, register_format
@@ -153,6 +155,15 @@ def write_set(
             raise InvalidArgumentError(f"max_shard_size with {files.name} device files is not supported; use {usable}")
         names = [n[: -len(files.extension)] + files.index_suffix for n in names]
     per, records = _files_entries(entries, plan, names)
+    # Each save stamps the manifest and every device file (written whole), so an open that races
+    # a new save of the set sees one save or fails (`read_set`). A device file that is a
+    # size-sharded set of its own carries its own set's stamp instead, checked by that set.
+    files_layout = file_format(fmt).set_layout
+    stamp = None
+    file_attributes = dict(attributes or {})
+    if max_shard_size is None and files_layout is not None and files_layout.put_stamp is not None:
+        stamp = uuid.uuid4().hex
+        file_attributes = files_layout.put_stamp(file_attributes, stamp)
     options: dict[str, object] = {"durable": durable, "progress": progress}
     if alignment is not None:
         options["alignment"] = alignment
@@ -167,6 +178,8 @@ def write_set(
         "files": names,
         "tensors": records,
     }
+    if stamp is not None:
+        doc[sets.STAMP_KEY] = stamp
     # One commit for the whole set: the device files (each may be a sharded set of its own) are
     # finished as they are written and put in place together, the manifest last.
     previous = _previous_files(manifest)
@@ -179,7 +192,7 @@ def write_set(
         with outputs.gathering():
             for name, group in zip(names, per, strict=True):
                 target = os.path.join(folder, name)
-                write_any(target, group, format=fmt, attributes=dict(attributes or {}), on_loss="ignore", **options)
+                write_any(target, group, format=fmt, attributes=dict(file_attributes), on_loss="ignore", **options)
                 written.append(target)
         out.pwrite((json.dumps(doc, indent=2) + "\n").encode("utf-8"), 0)
         outputs.commit()
@@ -236,10 +249,55 @@ def read_set(
     strict: bool = False,
 ) -> TPSet:
     """Read a tensor-parallel manifest and its files. Raises `FormatError` naming the manifest
-    and the tensor when the manifest and the files disagree, `SourceError` for a missing file."""
+    and the tensor when the manifest and the files disagree, `SourceError` for a missing file.
+
+    A manifest with a save stamp (``paramio.set``) is checked against every device file's; an
+    open racing a new save of the set reads the manifest again and retries, and never returns
+    the tensors of two saves (`SourceError` if the set keeps changing)."""
+    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+        doc = read_manifest_json(path)
+        stamp = doc.get(sets.STAMP_KEY)
+        try:
+            return _read_set_once(path, doc, writable, use_mmap, allow_external, strict)
+        except (_Replaced, SourceError) as exc:
+            if not isinstance(stamp, str) or attempt == _OPEN_ATTEMPTS or not _vanished(exc):
+                if isinstance(exc, _Replaced):
+                    raise SourceError(
+                        f"the set was replaced while it was being opened, {attempt} times ({exc}); try again",
+                        path=path,
+                    ) from None
+                raise
+            time.sleep(0.005 * 2**attempt)  # a new save is renaming its files into place
+    raise AssertionError("unreachable")
+
+
+class _Replaced(Exception):
+    """A device file of another save than the manifest's."""
+
+
+def _vanished(exc: BaseException) -> bool:
+    """Another save's file, or a file gone (renamed away while a new save is put in place)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (_Replaced, FileNotFoundError)):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+_OPEN_ATTEMPTS = 6
+
+
+def _read_set_once(
+    path: str,
+    doc: dict[str, object],
+    writable: bool,
+    use_mmap: bool,
+    allow_external: AllowExternal,
+    strict: bool,
+) -> TPSet:
     from paramio.formats.registry import read_path as read_any
 
-    doc = read_manifest_json(path)
     if doc.get("paramio.tp") != VERSION:
         raise FormatError(f"not a paramio tensor-parallel manifest (version {doc.get('paramio.tp')!r})", path=path)
     tp = _int(doc, "tp", path)
@@ -262,6 +320,11 @@ def read_set(
     parts = [
         read_any(p, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict) for p in paths
     ]
+    stamp = doc.get(sets.STAMP_KEY)
+    if isinstance(stamp, str):
+        for n, part in zip(names, parts, strict=True):
+            if part.stamp != stamp:
+                raise _Replaced(f"{n} has stamp {part.stamp!r}, the manifest {stamp!r}")
     by_file: dict[str, dict[str, ParameterEntry]] = {}
     for n, part in zip(names, parts, strict=True):
         table: dict[str, ParameterEntry] = {}

@@ -124,7 +124,7 @@ def read_file(
     user wrote as one file stays one file, whatever its name)."""
     source = open_input(path, writable=writable, use_mmap=use_mmap)
     contents = layout.read_member(source, path, writable=writable, allow_external=allow_external, strict=strict)
-    layout.take_stamp(contents.attributes)
+    contents.stamp = layout.take_stamp(contents.attributes)
     return contents
 
 
@@ -173,7 +173,8 @@ def read_path(
                 f"-NNNNN-of-{claim[1]:05d}{layout.member_suffix}",
                 path=path,
             )
-        layout.take_stamp(first.attributes)
+        if first.stamp is None:  # (`read_file` took it already)
+            first.stamp = layout.take_stamp(first.attributes)
         return first
     if claim is not None and (claim[0] + 1, claim[1]) != (name.index, name.count):
         raise FormatError(
@@ -233,7 +234,7 @@ def _read_siblings(
         raise FormatError(f"the set says it holds {total} entries but its {count} members hold {len(owner)}", path=path)
     attributes = layout.join_attributes([p.attributes for p in parts], None)
     entries = [e for part in parts for e in part.entries]
-    return FormatContents(entries, attributes, paths)
+    return FormatContents(entries, attributes, paths, stamp)
 
 
 def _vanished(exc: BaseException) -> bool:
@@ -325,7 +326,7 @@ def _manifest_members(
     manifest_meta = {k: v for k, v in meta.items() if k != STAMP_KEY}
     attributes = layout.join_attributes([p.attributes for p in parts], manifest_meta)
     entries = parts[0].entries if len(parts) == 1 else [e for part in parts for e in part.entries]
-    return FormatContents(entries, attributes, [path, *paths])
+    return FormatContents(entries, attributes, [path, *paths], reference)
 
 
 def member_paths(path: str, layout: SetLayout, allow_external: AllowExternal = None) -> list[str] | None:
