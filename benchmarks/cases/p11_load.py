@@ -520,5 +520,36 @@ def _boto3(url: str) -> dict[str, Any]:
         return safetensors.torch.load_file(local)
 
 
+def table(doc: dict[str, Any]) -> str:
+    """The markdown table of a run's JSON (``PARAMIO_P11_JSON``): every contender's median wall
+    and CPU seconds per mode, and its ratio to paramio's matching contender."""
+    nbytes = doc["bytes"]
+    lines = []
+    for mode, t in doc["results"].items():
+        lines += [f"\n### {mode}\n", "| contender | wall | CPU | GB/s | paramio / this (wall) | paramio / this (CPU) |",
+                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for label, v in t.items():
+            if label.endswith(" [cpu]"):
+                continue
+            if isinstance(v, str):
+                lines.append(f"| {label} | failed: {v} | | | | |")
+                continue
+            cpu = t.get(label + " [cpu]")
+            mine = OURS_MAPPED if label in MAPPING_PEERS and mode != "s3" else OURS
+            ours, ours_cpu = t.get(mine), t.get(mine + " [cpu]")
+            ratio = f"{ours / v:.2f}x" if isinstance(ours, float) and not label.startswith("paramio") else ""
+            cratio = (
+                f"{ours_cpu / cpu:.2f}x"
+                if isinstance(ours_cpu, float) and isinstance(cpu, float) and cpu and not label.startswith("paramio")
+                else ""
+            )
+            cpu_s = f"{cpu:.2f} s" if isinstance(cpu, float) else ""
+            lines.append(f"| {label} | {v:.2f} s | {cpu_s} | {nbytes / v / 1e9:.2f} | {ratio} | {cratio} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    child(sys.argv[1:])
+    if sys.argv[1:2] == ["--table"]:
+        print(table(json.loads(Path(sys.argv[2]).read_text())))
+    else:
+        child(sys.argv[1:])
