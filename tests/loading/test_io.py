@@ -413,3 +413,30 @@ def test_read_in_place_at_any_offset(tmp_path: Path) -> None:
             r.read_in_place(6, memoryview(padded), 5, 100)  # type: ignore[arg-type]
     finally:
         r.close()
+
+
+def test_auto_reads_a_cold_file_directly_and_a_warm_one_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safetensors.numpy
+
+    from paramio.loading import io as loading_io
+
+    # A 48 MiB file stands for a model; opening it reads its header's pages and the kernel's
+    # read-around (8 MiB here), so "cold" is judged at half cached rather than a tenth.
+    monkeypatch.setattr(loading_io, "AUTO_DIRECT_MIN", 1 << 20)
+    monkeypatch.setattr(loading_io, "COLD_SHARE", 0.5)
+    want = {"w": np.random.default_rng(2).standard_normal((48, 1 << 18)).astype(np.float32)}
+    path = tmp_path / "auto.safetensors"
+    safetensors.numpy.save_file(want, str(path))
+    _needs_page_cache(path)
+    if not _direct_ok(path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    _warm(path)
+    warm = paramio.load(path, io="auto")
+    assert warm.summary.io == "pread"
+    _uncache(path)
+    cold = paramio.load(path, io="auto")
+    assert cold.summary.io == "direct"
+    np.testing.assert_array_equal(cold["w"], want["w"])
+    np.testing.assert_array_equal(warm["w"], want["w"])
