@@ -86,7 +86,10 @@ def test_usage_errors_exit_2(st_model: Path, tmp_path: Path, paramio_cli) -> Non
         (("--tp=2", "--replicate=*", "--plan"), "--parameters=file is required"),
         ((f"--parameters={st_model}", "--replicate=*", "--plan"), "--tp=N (N >= 1) is required"),
         ((f"--parameters={st_model}", "--tp=2", "--split=*.w", "--plan"), "split rule '*.w' must be PATTERN=AXIS"),
-        ((f"--parameters={st_model}", "--tp=2", "--layout=rows", "--plan"), "--layout=rows: expected devices or keys"),
+        (
+            (f"--parameters={st_model}", "--tp=2", "--layout=rows", "--plan"),
+            "--layout=rows: expected devices, keys or vllm",
+        ),
         ((f"--parameters={st_model}", "--tp=2", "--replicate=*"), "--output=folder is required"),
         (
             (f"--parameters={st_model}", "--tp=2", "--replicate=*", "--max-shard-size=lots", "--plan"),

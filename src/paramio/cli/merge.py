@@ -1,7 +1,8 @@
 """``paramio merge``: put a sharded model back together, or reshard it.
 
 The input is any set paramio opens as one model: a tensor-parallel set (its ``*.tp.json``
-manifest, or the folder holding it), an IRPA set, a safetensors set, a GGUF split. The output is
+manifest, or the folder holding it), an IRPA set, a safetensors set, a GGUF split, a vLLM
+``sharded_state`` folder (its axes named with ``--split``, as vLLM records none). The output is
 one file (format from the extension or ``--format``), or a size-sharded set with
 ``--max_shard_size``. Split tensors are joined along their axis on the fly, so the output's
 tensors are byte for byte those that were split.
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.sizes import parse_size
-from paramio.core.errors import ConversionWarning
+from paramio.core.errors import ConversionWarning, InvalidArgumentError
 from paramio.formats.progress import ByteProgress
 
 FLAGS = (
@@ -27,6 +28,20 @@ FLAGS = (
         "file",
     ),
     Flag("output", FlagKind.STRING, "Output file (.irpa, .safetensors, .gguf).", ""),
+    Flag(
+        "split",
+        FlagKind.LIST,
+        "For a vLLM sharded_state set (which records no axes): join tensors matching PATTERN along AXIS.",
+        None,
+        "PATTERN=AXIS",
+    ),
+    Flag(
+        "replicate",
+        FlagKind.LIST,
+        "For a vLLM set: tensors matching PATTERN are replicated (default: any tensor no --split names).",
+        None,
+        "PATTERN",
+    ),
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag("max_shard_size", FlagKind.STRING, "Write a size-sharded set instead of one file: 5GB, 2GiB.", ""),
     Flag("on_loss", FlagKind.STRING, "When the output format cannot hold something: warn, error or ignore.", "warn"),
@@ -38,6 +53,7 @@ Joins a tensor-parallel set (or any sharded set) into one file, or reshards it.
 
   paramio merge --parameters=tp4/ --output=model.safetensors
   paramio merge --parameters=model.irpa.index.json --output=model.irpa
+  paramio merge --parameters=vllm2/ --split='*.weight=0' --output=model.safetensors
   paramio merge --parameters=model-00001-of-00003.safetensors --max_shard_size=2GB --output=model.irpa
 """
 
@@ -50,6 +66,7 @@ def _main(parsed: ParsedFlags) -> int:
     from paramio.formats.contract import file_formats
     from paramio.formats.registry import detect_format, write_path
     from paramio.sharding.api import open_source
+    from paramio.sharding.plan import parse_split_rule
 
     source = parsed.single_input()
     output = parsed.text("output")
@@ -68,7 +85,11 @@ def _main(parsed: ParsedFlags) -> int:
     options: dict[str, object] = {}
     if size:
         options["max_shard_size"] = parse_size("max_shard_size", size)
-    contents, _ = open_source(source)
+    try:
+        rules = [parse_split_rule(r) for r in parsed.many("split")]
+    except InvalidArgumentError as exc:
+        raise UsageError(f"--split: {exc}") from None
+    contents, _ = open_source(source, split=rules, replicate=parsed.many("replicate") or None)
     total = sum(e.length for e in contents.entries)
     with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "merge", quiet=parsed.on("quiet")) as bar:
         warnings.simplefilter("always", ConversionWarning)

@@ -29,10 +29,16 @@ FLAGS = (
     Flag(
         "layout",
         FlagKind.STRING,
-        "devices: one file per device; keys: one file with <key>.shard.<i> pieces.",
+        "devices: one file per device; keys: one file with <key>.shard.<i> pieces; vllm: vLLM's"
+        " model-rank-<i>-part-<p>.safetensors (no manifest).",
         "devices",
     ),
-    Flag("format", FlagKind.STRING, "Format of the files written: irpa, safetensors or gguf.", ARCHIVE),
+    Flag(
+        "format",
+        FlagKind.STRING,
+        "Format of the files written: irpa (default), safetensors or gguf; vllm: safetensors.",
+        "",
+    ),
     Flag("output", FlagKind.STRING, "Output folder (or a path ending .tp.json for the manifest).", ""),
     Flag("max_shard_size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
     Flag("on_loss", FlagKind.STRING, "When the files' format cannot hold something: warn, error or ignore.", "warn"),
@@ -48,6 +54,7 @@ Splits a model for tensor parallelism, streaming (memory stays flat whatever the
     --split='*.attn_q.weight=0' --split='*.ffn_down.weight=1' --replicate='*' --output=tp4/
   paramio shard --parameters=model.gguf --tp=2 --split='*.weight=0' --replicate='*' --plan
   paramio merge --parameters=tp4/model.tp.json --output=model.safetensors
+  paramio shard --parameters=model.safetensors --tp=2 --split='*.weight=0' --replicate='*' --layout=vllm --output=vllm2/
 """
 
 
@@ -70,9 +77,11 @@ def _main(parsed: ParsedFlags) -> int:
     except InvalidArgumentError as exc:  # a malformed rule is a usage error
         raise UsageError(f"--split: {exc}") from None
     layout = parsed.text("layout")
-    if layout not in ("devices", "keys"):
-        raise UsageError(f"--layout={layout}: expected devices or keys")
-    fmt = parsed.text("format").lower()
+    if layout not in ("devices", "keys", "vllm"):
+        raise UsageError(f"--layout={layout}: expected devices, keys or vllm")
+    fmt = parsed.text("format").lower() or ("safetensors" if layout == "vllm" else ARCHIVE)
+    if layout == "vllm" and fmt != "safetensors":
+        raise UsageError(f"--format={fmt}: the vllm layout writes safetensors files")
     names = [f.name for f in file_formats()]
     if fmt not in names:
         raise UsageError(f"--format={fmt}: expected one of {', '.join(names)}")
@@ -84,13 +93,16 @@ def _main(parsed: ParsedFlags) -> int:
     output = parsed.text("output")
     if not parsed.on("plan") and not output:
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
+    if layout == "vllm" and output.lower().endswith(".json"):
+        raise UsageError(f"--output={escape(output)}: the vllm layout writes a folder of files and no manifest")
     if output and not is_manifest_path(output) and os.path.exists(output) and not os.path.isdir(output):
         raise UsageError(
             f"--output={escape(output)}: a file of that name exists; shard writes a folder of per-device "
             f"files and a manifest: give a folder (--output=tp2/) or the manifest's path (--output=tp2/model{MANIFEST_SUFFIX})"
         )
 
-    contents, stem = open_source(source)
+    # A vLLM set as input records no axes: the same --split rules name them.
+    contents, stem = open_source(source, split=rules, replicate=parsed.many("replicate") or None)
     entries = list(contents.entries)
     plan = make_plan(entries, tp, split=rules, replicate=parsed.many("replicate"), layout=layout)
     if parsed.on("plan"):
@@ -136,7 +148,7 @@ def format_plan(plan: object) -> str:
             g = p.geometry
             what = f"split axis {g.axis}: {g.info.dtype}{list(g.info.shape)} -> {plan.tp} x {list(g.piece_info.shape)}"
         else:
-            where = "to every device" if plan.layout is Layout.DEVICES else "once"
+            where = "once" if plan.layout is Layout.KEYS else "to every device"
             what = f"replicate {where}: {p.length} bytes"
         lines.append(f"  {escape(p.key).ljust(width)}  {what}  [{escape(p.rule)}]")
     lines.extend(f"device {i}: {n} bytes" for i, n in enumerate(plan.device_bytes()))

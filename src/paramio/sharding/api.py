@@ -15,7 +15,7 @@ from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import Progress
 from paramio.formats.contract import ARCHIVE, get_format
 from paramio.formats.registry import FormatContents, detect_format, read_path, write_path
-from paramio.sharding.plan import Layout, Plan, make_plan
+from paramio.sharding.plan import Layout, Plan, make_plan, split_rules
 from paramio.sharding.tpset import MANIFEST_SUFFIX, is_manifest_path, write_set
 
 __all__ = ["ShardResult", "find_manifest", "merge", "open_source", "plan", "reshard", "shard"]
@@ -46,13 +46,31 @@ def find_manifest(path: str) -> str:
     return os.path.join(path, found[0])
 
 
-def open_source(source: Source) -> tuple[FormatContents, str]:
+SplitRules = Mapping[str, int] | Iterable[tuple[str, int] | str]
+
+
+def _has_manifest(folder: str) -> bool:
+    return any(n.lower().endswith(MANIFEST_SUFFIX) for n in os.listdir(folder))
+
+
+def open_source(
+    source: Source, *, split: SplitRules = (), replicate: Iterable[str] | None = None
+) -> tuple[FormatContents, str]:
     """Contents and a stem (for output names) of a path (any format or set, or a folder with one
-    tensor-parallel manifest), a `FormatContents`, or entries."""
+    tensor-parallel manifest), a `FormatContents`, or entries.
+
+    A vLLM ``sharded_state`` set (its folder, or any ``model-rank-<r>-part-<p>.safetensors``)
+    records no split axes: `split` names them and `replicate` (when given) limits what may be
+    replicated (`paramio.sharding.vllm.read_set`)."""
+    from paramio.sharding import vllm
+
     if isinstance(source, FormatContents):
         return source, "model"
     if isinstance(source, (str, os.PathLike)):
-        p = find_manifest(os.fspath(source))
+        path = os.fspath(source)
+        if vllm.find_set(path) is not None and not (os.path.isdir(path) and _has_manifest(path)):
+            return vllm.read_set(path, split=split, replicate=replicate), "model"
+        p = find_manifest(path)
         contents = read_path(p)
         return contents, get_format(detect_format(p)).stem(p)
     return FormatContents(list(source)), "model"
@@ -67,8 +85,10 @@ def plan(
     layout: Layout | str = Layout.DEVICES,
 ) -> Plan:
     """Where every tensor of `source` would go, without writing anything (see `make_plan`)."""
-    contents, _ = open_source(source)
-    return make_plan(list(contents.entries), tp, split=split, replicate=replicate, layout=layout)
+    rules = split_rules(split)
+    replicated = list(replicate)
+    contents, _ = open_source(source, split=rules, replicate=replicated or None)
+    return make_plan(list(contents.entries), tp, split=rules, replicate=replicated, layout=layout)
 
 
 def shard(
@@ -79,7 +99,7 @@ def shard(
     split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
     replicate: Iterable[str] = (),
     layout: Layout | str = Layout.DEVICES,
-    format: str = ARCHIVE,
+    format: str | None = None,
     stem: str | None = None,
     alignment: int | None = None,
     max_shard_size: int | None = None,
@@ -91,14 +111,21 @@ def shard(
 
     ``split={"*.attn_q.weight": 0}`` splits matching tensors along axis 0 into `tp` equal pieces;
     ``replicate=["*"]`` copies the rest to every device. `layout` ``"devices"`` writes one file
-    per device (``model.rank<i>.irpa``), ``"keys"`` one file with ``<key>.shard.<i>`` pieces.
-    The manifest (``model.tp.json``) is written last; `merge` reverses it bit for bit.
+    per device (``model.rank<i>.irpa``), ``"keys"`` one file with ``<key>.shard.<i>`` pieces,
+    ``"vllm"`` vLLM's ``model-rank-<i>-part-<p>.safetensors`` files (no manifest; `format` is
+    safetensors, the default there, irpa elsewhere). The manifest (``model.tp.json``) is written
+    last; `merge` reverses it bit for bit. A vLLM set as `source` is read with the same `split`
+    rules naming its axes (it records none).
     Raises `InvalidArgumentError` (naming the key) for a tensor no rule places or a split that
     cannot be made, before anything is written.
     """
-    contents, default_stem = open_source(source)
+    rules = split_rules(split)
+    replicated = list(replicate)
+    contents, default_stem = open_source(source, split=rules, replicate=replicated or None)
     entries = list(contents.entries)
-    p = make_plan(entries, tp, split=split, replicate=replicate, layout=layout)
+    p = make_plan(entries, tp, split=rules, replicate=replicated, layout=layout)
+    if format is None:
+        format = "safetensors" if p.layout is Layout.VLLM else ARCHIVE
     paths = write_set(
         os.fspath(output),
         entries,
@@ -119,6 +146,8 @@ def merge(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    split: SplitRules = (),
+    replicate: Iterable[str] | None = None,
     format: str | None = None,
     max_shard_size: int | None = None,
     on_loss: str = "warn",
@@ -126,7 +155,25 @@ def merge(
     progress: Progress | None = None,
 ) -> None:
     """Join a tensor-parallel set (its manifest, or a folder holding one) back into `output`:
-    every split tensor is its pieces joined along the axis, byte for byte the original."""
+    every split tensor is its pieces joined along the axis, byte for byte the original.
+
+    A vLLM ``sharded_state`` set (its folder or any of its files) records no axes: `split`
+    names them (``{"*.weight": 0}``); every other tensor must be identical in every rank
+    (and match `replicate`, when given)."""
+    from paramio.sharding import vllm
+
+    if vllm.find_set(source) is not None and not (os.path.isdir(source) and _has_manifest(os.fspath(source))):
+        contents = vllm.read_set(source, split=split, replicate=replicate)
+        reshard(
+            contents,
+            output,
+            format=format,
+            max_shard_size=max_shard_size,
+            on_loss=on_loss,
+            durable=durable,
+            progress=progress,
+        )
+        return
     p = find_manifest(os.fspath(source))
     if not is_manifest_path(p):
         raise InvalidArgumentError(f"not a tensor-parallel manifest (*{MANIFEST_SUFFIX})", path=p)
@@ -145,7 +192,7 @@ def reshard(
     split: Mapping[str, int] | Iterable[tuple[str, int] | str] = (),
     replicate: Iterable[str] = (),
     layout: Layout | str = Layout.DEVICES,
-    shard_format: str = ARCHIVE,
+    shard_format: str | None = None,
     on_loss: str = "warn",
     durable: bool = True,
     progress: Progress | None = None,
@@ -174,7 +221,7 @@ def reshard(
             progress=progress,
         )
         return result.paths
-    contents, _ = open_source(source)
+    contents, _ = open_source(source, split=split, replicate=list(replicate) or None)  # a vLLM set's axes
     fmt = format or detect_format(out, for_writing=True)
     options: dict[str, object] = {"durable": durable, "progress": progress}
     if max_shard_size is not None:

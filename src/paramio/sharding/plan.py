@@ -30,6 +30,9 @@ class Layout(enum.StrEnum):
     #: One archive; piece i of a split tensor is ``<key>.shard.<i>`` (sharktank's names),
     #: replicated tensors keep their key and are stored once.
     KEYS = "keys"
+    #: vLLM's ``sharded_state`` files: ``model-rank-<i>-part-<p>.safetensors`` per device
+    #: (pieces under the tensor's own key, replicated tensors in every rank), no manifest.
+    VLLM = "vllm"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ class Plan:
             for i in range(self.tp):
                 if p.geometry is not None:
                     per[i] += p.geometry.piece_length
-                elif self.layout is Layout.DEVICES or i == 0:
+                elif self.layout is not Layout.KEYS or i == 0:
                     per[i] += p.length
         return per
 
@@ -141,7 +144,7 @@ def make_plan(
     try:
         lay = Layout(layout)
     except ValueError:
-        raise InvalidArgumentError(f"unknown layout {layout!r}; expected devices or keys") from None
+        raise InvalidArgumentError(f"unknown layout {layout!r}; expected devices, keys or vllm") from None
     rules = split_rules(split)
     replicate_rules = list(replicate)
     placements: list[Placement] = []

@@ -139,6 +139,23 @@ def write_set(
     from paramio.formats.registry import plan_losses
     from paramio.formats.registry import write_path as write_any
 
+    if plan.layout is Layout.VLLM:
+        from paramio.sharding import vllm
+
+        if fmt != "safetensors":
+            raise InvalidArgumentError(f"the vllm layout writes safetensors files, not {fmt}")
+        if alignment is not None:
+            raise InvalidArgumentError("the vllm layout writes safetensors files, which take no alignment")
+        return vllm.write_set(
+            output,
+            entries,
+            plan,
+            attributes=attributes,
+            max_shard_size=max_shard_size,
+            on_loss=on_loss,
+            durable=durable,
+            progress=progress,
+        )
     entries = list(entries)
     if [e.key for e in entries] != [p.key for p in plan.placements]:
         raise InvalidArgumentError("the plan was made for other entries")
