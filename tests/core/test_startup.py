@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,92 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     index = importlib.import_module("paramio.index")
     with pytest.raises(AttributeError, match="module 'paramio.index' has no attribute 'nope'"):
         index.nope  # noqa: B018
+
+
+#: What only writing, remote sources, progress bars, `verify` or extracting need: a listing
+#: (``paramio dump FILE``) imports none of it (issue 22: the dump as a process).
+NOT_FOR_A_LISTING = (
+    "paramio.formats.output",
+    "paramio.formats.output_set",
+    "paramio.formats.sets.writing",
+    "paramio.formats.irpa.writer",
+    "paramio.formats.irpa.structure",
+    "paramio.formats.safetensors.writer",
+    "paramio.formats.gguf.writer",
+    "paramio.formats.progress",
+    "paramio.formats.targets",
+    "paramio.formats.verify",
+    "paramio.formats.overlaps",
+    "paramio.sources.workers",
+    "paramio.sources.retry",
+    "concurrent.futures",
+    "logging",
+    "ctypes",
+    "urllib.parse",
+    "base64",
+    "uuid",
+    "tempfile",
+    "subprocess",
+    "shutil",
+)
+
+#: The most modules ``paramio dump FILE`` of a plain file may add to a bare interpreter's (was
+#: 145-147 with every format's writer side; 90-92 for IRPA, safetensors, GGUF when this bound
+#: was set). Raise it only with a reason: each module is start-up time (benchmarks/startup.py).
+DUMP_MODULES = 95
+
+
+@pytest.fixture(scope="module")
+def listed_files(tmp_path_factory: pytest.TempPathFactory, make_archive: Callable[..., Path]) -> dict[str, Path]:
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("dump")
+    arrays = {f"layer.{i}.weight": np.full(4, i, np.float32) for i in range(8)}
+    irpa = make_archive(folder / "m.irpa", **arrays)
+    entries = paramio.read_path(irpa).entries
+    files = {"irpa": irpa}
+    for fmt in ("safetensors", "gguf"):
+        files[fmt] = folder / f"m.{fmt}"
+        paramio.write_path(files[fmt], entries)
+    return files
+
+
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+def test_dump_of_a_file_imports_no_writer_and_few_modules(
+    fmt: str, listed_files: dict[str, Path], tmp_path: Path
+) -> None:
+    path = listed_files[fmt]
+    modules = _modules_after(_cli(["dump", str(path)]), tmp_path)
+    bare = _modules_after("", tmp_path)
+    assert "paramio.cli.dump" in modules and f"paramio.formats.{fmt}" in modules
+    assert _heavy(modules) == []
+    assert sorted(m for m in modules if m.startswith(NOT_FOR_A_LISTING)) == []
+    added = modules - bare
+    assert len(added) <= DUMP_MODULES, sorted(added)
+
+
+def test_the_deferred_writer_side_still_writes_and_is_introspected(
+    listed_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The formats register their writers without importing them (`contract.deferred`): the
+    options a writer takes come from its own signature, the names stay importable, and a write
+    through the registry (the first use) imports the writer and writes."""
+    source = str(listed_files["irpa"])
+    body = (
+        "import paramio\n"
+        "from paramio.formats.registry import writer_options\n"
+        "for name in ('irpa', 'safetensors', 'gguf'):\n"
+        "    assert {'alignment', 'durable', 'progress', 'max_shard_size'} <= writer_options(name), name\n"
+        "entries = paramio.read_path(" + repr(source) + ").entries\n"
+        "for ext in ('irpa', 'safetensors', 'gguf'):\n"
+        "    paramio.write_path('out.' + ext, entries)\n"
+        "    assert [e.key for e in paramio.read_path('out.' + ext).entries] == [e.key for e in entries], ext\n"
+        "from paramio.formats.irpa import check_structure, write_path\n"
+        "from paramio.formats.safetensors import plan_file\n"
+        "from paramio.formats.gguf import write_gguf\n"
+        "import paramio.formats.irpa.writer as w\n"
+        "assert write_path is w.write_path and callable(plan_file) and callable(write_gguf)\n"
+        "assert check_structure(paramio.read_path('out.irpa')) == []\n"
+    )
+    modules = _modules_after(body, tmp_path)
+    assert {"paramio.formats.irpa.writer", "paramio.formats.gguf.writer", "paramio.formats.output"} <= modules

@@ -34,6 +34,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from paramio.cli.dump_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.errors import CommandFailed, UsageError
@@ -46,12 +47,23 @@ from paramio.cli.flags import (
 from paramio.cli.jsonout import JSON_SCHEMA_VERSION
 from paramio.cli.metadata import format_metadata, metadata_record
 from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.formats.targets import resolve_output
 from paramio.formats.text import escape, escape_keys
-from paramio.formats.verify import offset_alignment
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
-# Imports a listing does not need are made where used: a dump is often a whole process.
+if TYPE_CHECKING:
+    from paramio.formats.verify import offset_alignment
+
+# Imports a listing does not need are made where used: a dump is often a whole process
+# (tests/core/test_startup.py pins what it imports).
+
+
+def __getattr__(name: str) -> object:
+    if name == "offset_alignment":  # re-exported (`__all__`) from `paramio.formats.verify`, lazily
+        from paramio.formats import verify
+
+        return verify.offset_alignment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["DESCRIPTION", "FLAGS", "JSON_SCHEMA_VERSION", "entry_record", "main", "run", "offset_alignment"]
 
@@ -69,6 +81,8 @@ def _metadata_fields(metadata: bytes) -> tuple[str | None, str | None]:
 
 def entry_record(scope: str, e: ParameterEntry) -> dict[str, object]:
     """One entry as the JSON schema describes it."""
+    from paramio.formats.verify import offset_alignment
+
     splat = e.is_splat
     meta, encoding = _metadata_fields(e.metadata)
     info = e.tensor
@@ -101,6 +115,10 @@ def _iter_entries(scopes: ScopeMap) -> Iterator[tuple[str, ParameterEntry]]:
 
 def run(flags: ParsedFlags) -> int:
     extracts = [_split_extract(t) for t in flags.many("extract")]
+    if not extracts:
+        return _dump(flags, extracts)
+    from paramio.formats.targets import resolve_output
+
     if any(resolve_output(path).fd == 1 for *_, path in extracts):  # `-`, /dev/stdout, /dev/fd/1
         # The parameter's bytes own standard output; the listing and messages go to stderr.
         sys.stdout.flush()

@@ -49,6 +49,7 @@ __all__ = [
     "SetLayout",
     "declare_format",
     "declared_extensions",
+    "deferred",
     "file_format",
     "file_formats",
     "format_for_dtype",
@@ -299,6 +300,38 @@ class Format:
     def extension(self) -> str:
         """The extension a single file of this format is written with."""
         return self.extensions[0]
+
+
+class _Deferred:
+    """A function of `module` imported on its first call (or first look at its signature), so
+    that a format's package can register its writer side (`Format.write_path`, `prepare`)
+    without importing it: reading and listing a file (``paramio dump``) import no writer."""
+
+    __slots__ = ("_module", "_name", "_target")
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module = module
+        self._name = name
+        self._target: Callable[..., Any] | None = None
+
+    @property
+    def __wrapped__(self) -> Callable[..., Any]:
+        """The function itself: `inspect.signature` (`registry.writer_options`) follows this."""
+        target = self._target
+        if target is None:
+            target = self._target = getattr(importlib.import_module(self._module), self._name)
+        return target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<deferred {self._module}.{self._name}>"
+
+
+def deferred(module: str, name: str) -> Callable[..., Any]:
+    """`module`'s function `name`, imported when first called (`_Deferred`)."""
+    return _Deferred(module, name)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ is the entry's length; carried metadata is put back only when it types the entry
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os
@@ -217,6 +216,8 @@ def _bytes_json(raw: bytes) -> object:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        import base64
+
         return {"base64": base64.b64encode(raw).decode("ascii")}
 
 
@@ -224,6 +225,8 @@ def _bytes_from_json(v: object) -> bytes | None:
     if isinstance(v, str):
         return v.encode("utf-8", "surrogatepass")
     if isinstance(v, dict) and isinstance(v.get("base64"), str):
+        import base64
+
         try:
             return base64.b64decode(v["base64"], validate=True)
         except ValueError:

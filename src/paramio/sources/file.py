@@ -9,8 +9,6 @@ anything): the user marked it read-only and paramio honours that.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import functools
@@ -19,12 +17,16 @@ import os
 import stat
 import threading
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from paramio.core.errors import SourceError
 from paramio.core.planner import Span
 from paramio.core.source import ByteSource
 from paramio.sources.names import relative_parts
 from paramio.sources.paths import Confinement
+
+if TYPE_CHECKING:
+    import ctypes
 
 __all__ = ["DIRECT_ALIGN", "DirectReader", "FileSource", "file_kind", "open_regular", "resident_bytes"]
 
@@ -423,6 +425,9 @@ class DirectReader:
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
+    import ctypes  # here, not at the top: only `resident_bytes` needs it (a listing imports no ctypes)
+    import ctypes.util
+
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
@@ -430,6 +435,8 @@ def resident_bytes(path: str | os.PathLike[str], offset: int = 0, length: int | 
     """How many bytes of the file's range are in the page cache now (``mincore`` over a
     mapping; whole pages, so a range's partial end pages count whole). Raises `SourceError`
     for a file that cannot be opened or mapped, or a system without ``mincore``."""
+    import ctypes
+
     source = FileSource(path)
     try:
         size = source.size

@@ -11,8 +11,6 @@ the result. Names are names, not URL fragments: `join_url` percent-encodes each 
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
-
 from paramio.core.errors import SourceError
 
 __all__ = ["join_url", "relative_parts"]
@@ -23,6 +21,8 @@ def relative_parts(name: str, *, base: str) -> list[str]:
 
     Raises `SourceError` (naming `base`) for an empty or absolute name, a scheme or host, a
     ``..`` segment (also percent-encoded), a backslash or a NUL."""
+    from urllib.parse import unquote  # here: a listing of a local file never needs it
+
     shown = name.encode("unicode_escape", "backslashreplace").decode("ascii")
 
     def refuse(why: str) -> SourceError:
@@ -46,6 +46,8 @@ def join_url(base_url: str, name: str) -> str:
     """`name` (checked by `relative_parts`, each segment percent-encoded) resolved against the
     folder of `base_url`; any query or fragment on the base is dropped, since it belonged to
     the base object."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
     parts = relative_parts(name, base=base_url)
     u = urlsplit(base_url)
     folder = u.path.rsplit("/", 1)[0]

@@ -14,7 +14,6 @@ import os
 import threading
 from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 from paramio.core.errors import InvalidArgumentError, MissingExtraError
 from paramio.core.source import ByteSource
@@ -64,6 +63,8 @@ def scheme_of(path_or_url: str | os.PathLike[str]) -> str | None:
     text = os.fspath(path_or_url)
     if "://" not in text:
         return None
+    from urllib.parse import urlsplit  # here: a local path never needs it
+
     scheme = urlsplit(text).scheme.lower()
     return scheme if len(scheme) >= 2 else None
 
@@ -102,6 +103,8 @@ def open_source(path_or_url: str | os.PathLike[str], **options: Any) -> ByteSour
         return FileSource(path_or_url, **options)
     text = os.fspath(path_or_url)
     if scheme == "file":
+        from urllib.parse import unquote, urlsplit
+
         u = urlsplit(text)
         if u.netloc not in ("", "localhost"):
             raise InvalidArgumentError(f"file:// URL names another host: {text!r}")

@@ -10,22 +10,36 @@ I8..I64) are typed entries with zero-copy `to_numpy()`; quantised ones are raw b
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo, encode_tensor_metadata
-from paramio.formats.contract import FileMetadata, Format, FormatContents, register_format
+from paramio.formats.contract import FileMetadata, Format, FormatContents, deferred, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes, itemsize
-from paramio.formats.gguf import writer as _writer
 from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_BY_NAME, GGML_TYPES, MAGIC, GGMLType
 from paramio.formats.gguf.dequant import dequantize
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.formats.gguf.split import LAYOUT
-from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
 from paramio.formats.sets import member_stem
 from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
+
+if TYPE_CHECKING:
+    from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
+
+#: The writer side, imported on first use: reading and listing a file import no writer.
+_WRITER = "paramio.formats.gguf.writer"
+
+
+def __getattr__(name: str) -> object:
+    if name in ("ggml_type_of", "write_gguf", "write_path"):
+        import importlib
+
+        return getattr(importlib.import_module(_WRITER), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ATTRIBUTES_KEY",
@@ -145,8 +159,8 @@ FORMAT = Format(
     name="gguf",
     extensions=(".gguf",),
     read_path=read_path,
-    write_path=write_path,
-    prepare=_writer.prepare,
+    write_path=deferred(_WRITER, "write_path"),
+    prepare=deferred(_WRITER, "prepare"),
     sniff=sniff,
     read_source=read_source,
     read_reference=read_reference,

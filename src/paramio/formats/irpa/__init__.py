@@ -8,22 +8,24 @@ layout in `paramio.formats.irpa.sharded`) from its ``*.irpa.index.json`` manifes
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
-from paramio.formats.contract import Format, FormatContents, register_format
+from paramio.formats.contract import Format, FormatContents, deferred, register_format
 from paramio.formats.conversion import CARRIED_KEY, Carried, flat_bytes
 from paramio.formats.irpa import reader as _reader
 from paramio.formats.irpa import sharded as _sharded
-from paramio.formats.irpa import writer as _writer
 from paramio.formats.irpa.layout import MAGIC_BYTES
 from paramio.formats.irpa.reader import read_archive
-from paramio.formats.irpa.structure import check_structure
-from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
 from paramio.formats.sets import member_stem
 from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
+
+if TYPE_CHECKING:
+    from paramio.formats.irpa.structure import check_structure
+    from paramio.formats.irpa.writer import plan_archive, write_archive, write_path
 
 __all__ = [
     "FORMAT",
@@ -36,6 +38,20 @@ __all__ = [
     "write_archive",
     "write_path",
 ]
+
+
+#: The writer side and `verify`'s structure check, imported on first use: reading and listing an
+#: archive import neither.
+_WRITER = "paramio.formats.irpa.writer"
+_STRUCTURE = "paramio.formats.irpa.structure"
+
+
+def __getattr__(name: str) -> object:
+    if name in ("plan_archive", "write_archive", "write_path", "check_structure"):
+        import importlib
+
+        return getattr(importlib.import_module(_STRUCTURE if name == "check_structure" else _WRITER), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sniff(head: bytes) -> bool:
@@ -94,14 +110,14 @@ FORMAT = Format(
     name="irpa",
     extensions=(".irpa", ".irpa.index.json"),
     read_path=read_path,
-    write_path=write_path,
-    prepare=_writer.prepare,
+    write_path=deferred(_WRITER, "write_path"),
+    prepare=deferred(_WRITER, "prepare"),
     sniff=sniff,
     read_source=read_source,
     read_reference=read_reference,
     take_carried=take_carried,
     stands_in=stands_in,
-    check_structure=check_structure,
+    check_structure=deferred(_STRUCTURE, "check_structure"),
     index_suffix=".irpa.index.json",
     splats=True,
     types_in_metadata=True,

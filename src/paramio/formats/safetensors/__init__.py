@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
-from paramio.formats.contract import FileMetadata, Format, FormatContents, register_format
+from paramio.formats.contract import FileMetadata, Format, FormatContents, deferred, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes
-from paramio.formats.output import AtomicOutput
-from paramio.formats.safetensors import writer as _writer
 from paramio.formats.safetensors.layout import (
     ATTRIBUTE_INDEX_METADATA,
     ATTRIBUTE_METADATA,
@@ -29,10 +28,14 @@ from paramio.formats.safetensors.layout import (
 )
 from paramio.formats.safetensors.reader import SafetensorsFile, read_file, read_header
 from paramio.formats.safetensors.sharded import LAYOUT, file_contents
-from paramio.formats.safetensors.writer import FilePlan, metadata_from_attributes, plan_file, write_file, write_planned
-from paramio.formats.sets import STAMP_KEY, MemberPlan, member_stem, write_set
+from paramio.formats.sets import STAMP_KEY, member_stem
 from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
+
+if TYPE_CHECKING:
+    from paramio.formats.output import AtomicOutput
+    from paramio.formats.safetensors.writer import FilePlan, plan_file, write_file
+    from paramio.formats.sets import MemberPlan
 
 __all__ = [
     "ATTRIBUTE_INDEX_METADATA",
@@ -49,6 +52,18 @@ __all__ = [
     "write_file",
     "write_path",
 ]
+
+
+#: The writer side, imported on first use: reading and listing a file import no writer.
+_WRITER = "paramio.formats.safetensors.writer"
+
+
+def __getattr__(name: str) -> object:
+    if name in ("FilePlan", "plan_file", "write_file"):
+        import importlib
+
+        return getattr(importlib.import_module(_WRITER), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sniff(head: bytes) -> bool:
@@ -97,6 +112,9 @@ def write_path(
     ``__metadata__``. Raises `InvalidArgumentError` for entries safetensors cannot describe,
     `DuplicateKeyError` for a repeated key, `WriteError` when the output cannot be written.
     """
+    from paramio.formats.safetensors.writer import metadata_from_attributes, plan_file, write_file, write_planned
+    from paramio.formats.sets import write_set
+
     path = os.fspath(path)
     metadata = metadata_from_attributes(attributes)
     if max_shard_size is not None or is_index_path(path):
@@ -160,7 +178,7 @@ FORMAT = Format(
     extensions=(".safetensors", ".safetensors.index.json"),
     read_path=read_path,
     write_path=write_path,
-    prepare=_writer.prepare,
+    prepare=deferred(_WRITER, "prepare"),
     sniff=sniff,
     read_source=read_source,
     read_reference=read_reference,

@@ -33,8 +33,8 @@ Everything else is here, the same for every format:
 
 from __future__ import annotations
 
-import glob
 import os
+from typing import TYPE_CHECKING
 
 from paramio.formats.contract import Format, SetLayout, format_for_path
 from paramio.formats.sets.member_source import MAX_OPEN_MEMBERS, MemberSource
@@ -47,15 +47,30 @@ from paramio.formats.sets.names import (
     shard_order,
 )
 from paramio.formats.sets.reading import STAMP_KEY, is_manifest, member_paths, read_file, read_path, read_weight_map
-from paramio.formats.sets.writing import (
-    MemberPlan,
-    PlanMember,
-    previous_members,
-    remove_files,
-    set_names,
-    split_members,
-    write_set,
-)
+
+if TYPE_CHECKING:
+    from paramio.formats.sets.writing import (
+        MemberPlan,
+        PlanMember,
+        previous_members,
+        remove_files,
+        set_names,
+        split_members,
+        write_set,
+    )
+
+#: `writing`'s names, imported on first use: reading a set (and listing a file, ``paramio
+#: dump``) imports no writer side (`paramio.formats.output`, its worker pool).
+_WRITING = ("MemberPlan", "PlanMember", "previous_members", "remove_files", "set_names", "split_members", "write_set")
+
+
+def __getattr__(name: str) -> object:
+    if name in _WRITING:
+        from paramio.formats.sets import writing
+
+        return getattr(writing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MAX_MEMBERS",
@@ -98,6 +113,10 @@ def opened_by(output: str, fmt: Format) -> str | None:
     """The path that opens what a writer of `fmt` just wrote for `output`: `output` itself when
     it is one file (or a manifest), else the set's manifest, else its first member; None when
     none is there (a URL's manifest-less set is not listed)."""
+    import glob
+
+    from paramio.formats.sets.writing import set_names
+
     layout = fmt.set_layout
     if os.path.exists(output) or layout is None:
         return output if os.path.exists(output) else None
