@@ -167,6 +167,7 @@ NOT_FOR_A_LISTING = (
     "tempfile",
     "subprocess",
     "shutil",
+    "traceback",
 )
 
 #: The most modules ``paramio dump FILE`` of a plain file may add to a bare interpreter's (was

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 
 from paramio.core.errors import MissingExtraError, ParamioError
@@ -139,6 +138,8 @@ def cli_wording(message: str) -> str:
 def _report(tool: str, message: str, debug: bool) -> None:
     message = cli_wording(message)
     if debug:
+        import traceback  # here: a command that succeeds (a listing) never needs it
+
         traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"paramio {tool}: {escape(message, quote=False)}\n")
 
