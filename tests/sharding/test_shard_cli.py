@@ -88,7 +88,7 @@ def test_usage_errors_exit_2(st_model: Path, tmp_path: Path, paramio_cli) -> Non
         ((f"--parameters={st_model}", "--tp=2", "--split=*.w", "--plan"), "split rule '*.w' must be PATTERN=AXIS"),
         (
             (f"--parameters={st_model}", "--tp=2", "--layout=rows", "--plan"),
-            "--layout=rows: expected devices, keys or vllm",
+            "--layout=rows: expected devices, keys, vllm or sharktank",
         ),
         ((f"--parameters={st_model}", "--tp=2", "--replicate=*"), "--output=folder is required"),
         (

@@ -2,7 +2,8 @@
 
 The input is any set paramio opens as one model: a tensor-parallel set (its ``*.tp.json``
 manifest, or the folder holding it), an IRPA set, a safetensors set, a GGUF split, a vLLM
-``sharded_state`` folder (its axes named with ``--split``, as vLLM records none). The output is
+``sharded_state`` folder (its axes named with ``--split``, as vLLM records none), a sharktank
+dataset (its root ``.irpa`` or any rank file; its properties become attributes). The output is
 one file (format from the extension or ``--format``), or a size-sharded set with
 ``--max_shard_size``. Split tensors are joined along their axis on the fly, so the output's
 tensors are byte for byte those that were split.

@@ -30,7 +30,8 @@ FLAGS = (
         "layout",
         FlagKind.STRING,
         "devices: one file per device; keys: one file with <key>.shard.<i> pieces; vllm: vLLM's"
-        " model-rank-<i>-part-<p>.safetensors (no manifest).",
+        " model-rank-<i>-part-<p>.safetensors (no manifest); sharktank: a sharktank dataset"
+        " (<stem>.irpa and <stem>.rank<i>.irpa).",
         "devices",
     ),
     Flag(
@@ -77,11 +78,13 @@ def _main(parsed: ParsedFlags) -> int:
     except InvalidArgumentError as exc:  # a malformed rule is a usage error
         raise UsageError(f"--split: {exc}") from None
     layout = parsed.text("layout")
-    if layout not in ("devices", "keys", "vllm"):
-        raise UsageError(f"--layout={layout}: expected devices, keys or vllm")
+    if layout not in ("devices", "keys", "vllm", "sharktank"):
+        raise UsageError(f"--layout={layout}: expected devices, keys, vllm or sharktank")
     fmt = parsed.text("format").lower() or ("safetensors" if layout == "vllm" else ARCHIVE)
     if layout == "vllm" and fmt != "safetensors":
         raise UsageError(f"--format={fmt}: the vllm layout writes safetensors files")
+    if layout == "sharktank" and (fmt != ARCHIVE or parsed.text("max_shard_size")):
+        raise UsageError("--layout=sharktank writes one IRPA file per rank (no --format, no --max_shard_size)")
     names = [f.name for f in file_formats()]
     if fmt not in names:
         raise UsageError(f"--format={fmt}: expected one of {', '.join(names)}")
@@ -95,7 +98,14 @@ def _main(parsed: ParsedFlags) -> int:
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
     if layout == "vllm" and output.lower().endswith(".json"):
         raise UsageError(f"--output={escape(output)}: the vllm layout writes a folder of files and no manifest")
-    if output and not is_manifest_path(output) and os.path.exists(output) and not os.path.isdir(output):
+    root_file = layout == "sharktank" and output.lower().endswith(".irpa")  # the dataset's root file
+    if (
+        output
+        and not is_manifest_path(output)
+        and not root_file
+        and os.path.exists(output)
+        and not os.path.isdir(output)
+    ):
         raise UsageError(
             f"--output={escape(output)}: a file of that name exists; shard writes a folder of per-device "
             f"files and a manifest: give a folder (--output=tp2/) or the manifest's path (--output=tp2/model{MANIFEST_SUFFIX})"
@@ -148,7 +158,7 @@ def format_plan(plan: object) -> str:
             g = p.geometry
             what = f"split axis {g.axis}: {g.info.dtype}{list(g.info.shape)} -> {plan.tp} x {list(g.piece_info.shape)}"
         else:
-            where = "once" if plan.layout is Layout.KEYS else "to every device"
+            where = "once" if plan.layout in (Layout.KEYS, Layout.SHARKTANK) else "to every device"
             what = f"replicate {where}: {p.length} bytes"
         lines.append(f"  {escape(p.key).ljust(width)}  {what}  [{escape(p.rule)}]")
     lines.extend(f"device {i}: {n} bytes" for i, n in enumerate(plan.device_bytes()))

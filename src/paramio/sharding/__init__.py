@@ -3,7 +3,7 @@
 Size sharding (a model in several files) is each format's own: ``max_shard_size=`` on every
 writer, and IRPA sets with a manifest in `paramio.formats.irpa.sharded`. This package adds the
 tensor-parallel side: a plan (`make_plan`), per-device archives or ``.shard.<i>`` keys with a
-``*.tp.json`` manifest (`tpset`), vLLM's ``sharded_state`` files (`vllm`), the split and join of one tensor without materialising it
+``*.tp.json`` manifest (`tpset`), vLLM's ``sharded_state`` files (`vllm`), sharktank's datasets (`sharktank`), the split and join of one tensor without materialising it
 (`tensor`), and the API `shard` / `merge` / `reshard`. See ``docs/sharding.md``.
 """
 

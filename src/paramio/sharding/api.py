@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
@@ -49,6 +50,17 @@ def find_manifest(path: str) -> str:
 SplitRules = Mapping[str, int] | Iterable[tuple[str, int] | str]
 
 
+def sharktank_root(path: str) -> str | None:
+    """For a sharktank rank file (``model.rank1.irpa``), its dataset's root file when that
+    exists and is one (paramio's own tensor-parallel device files have the same names)."""
+    from paramio.sharding import sharktank
+
+    m = re.fullmatch(r"(.*)\.rank(?:0|[1-9][0-9]{0,5})(\.irpa)", path, re.IGNORECASE)
+    if m is None or not os.path.isfile(root := m.group(1) + m.group(2)):
+        return None
+    return root if sharktank.is_dataset(read_path(root)) else None
+
+
 def _has_manifest(folder: str) -> bool:
     return any(n.lower().endswith(MANIFEST_SUFFIX) for n in os.listdir(folder))
 
@@ -62,7 +74,7 @@ def open_source(
     A vLLM ``sharded_state`` set (its folder, or any ``model-rank-<r>-part-<p>.safetensors``)
     records no split axes: `split` names them and `replicate` (when given) limits what may be
     replicated (`paramio.sharding.vllm.read_set`)."""
-    from paramio.sharding import vllm
+    from paramio.sharding import sharktank, vllm
 
     if isinstance(source, FormatContents):
         return source, "model"
@@ -70,8 +82,10 @@ def open_source(
         path = os.fspath(source)
         if vllm.find_set(path) is not None and not (os.path.isdir(path) and _has_manifest(path)):
             return vllm.read_set(path, split=split, replicate=replicate), "model"
-        p = find_manifest(path)
+        p = sharktank_root(path) or find_manifest(path)
         contents = read_path(p)
+        if sharktank.is_dataset(contents):  # its tensors joined, its properties as attributes
+            contents = sharktank.read_dataset(p, contents)
         return contents, get_format(detect_format(p)).stem(p)
     return FormatContents(list(source)), "model"
 
@@ -159,8 +173,9 @@ def merge(
 
     A vLLM ``sharded_state`` set (its folder or any of its files) records no axes: `split`
     names them (``{"*.weight": 0}``); every other tensor must be identical in every rank
-    (and match `replicate`, when given)."""
-    from paramio.sharding import vllm
+    (and match `replicate`, when given). A sharktank dataset (its root ``.irpa`` or any rank
+    file) is joined as its tensor descriptions say, its properties kept as attributes."""
+    from paramio.sharding import sharktank, vllm
 
     if vllm.find_set(source) is not None and not (os.path.isdir(source) and _has_manifest(os.fspath(source))):
         contents = vllm.read_set(source, split=split, replicate=replicate)
@@ -174,7 +189,22 @@ def merge(
             progress=progress,
         )
         return
-    p = find_manifest(os.fspath(source))
+    path = os.fspath(source)
+    root = sharktank_root(path) or (path if path.lower().endswith(".irpa") and os.path.isfile(path) else None)
+    if root is not None:
+        contents = read_path(root)
+        if sharktank.is_dataset(contents):
+            reshard(
+                sharktank.read_dataset(root, contents),
+                output,
+                format=format,
+                max_shard_size=max_shard_size,
+                on_loss=on_loss,
+                durable=durable,
+                progress=progress,
+            )
+            return
+    p = find_manifest(path)
     if not is_manifest_path(p):
         raise InvalidArgumentError(f"not a tensor-parallel manifest (*{MANIFEST_SUFFIX})", path=p)
     reshard(

@@ -33,6 +33,10 @@ class Layout(enum.StrEnum):
     #: vLLM's ``sharded_state`` files: ``model-rank-<i>-part-<p>.safetensors`` per device
     #: (pieces under the tensor's own key, replicated tensors in every rank), no manifest.
     VLLM = "vllm"
+    #: sharktank's dataset: ``<stem>.irpa`` (properties, tensor descriptions, no tensors when
+    #: tp > 1) and ``<stem>.rank<i>.irpa`` with ``<key>.shard.<i>`` pieces; a replicated
+    #: tensor is stored once, in rank 0's file.
+    SHARKTANK = "sharktank"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,7 +85,7 @@ class Plan:
             for i in range(self.tp):
                 if p.geometry is not None:
                     per[i] += p.geometry.piece_length
-                elif self.layout is not Layout.KEYS or i == 0:
+                elif self.layout not in (Layout.KEYS, Layout.SHARKTANK) or i == 0:
                     per[i] += p.length
         return per
 
@@ -144,7 +148,7 @@ def make_plan(
     try:
         lay = Layout(layout)
     except ValueError:
-        raise InvalidArgumentError(f"unknown layout {layout!r}; expected devices, keys or vllm") from None
+        raise InvalidArgumentError(f"unknown layout {layout!r}; expected devices, keys, vllm or sharktank") from None
     rules = split_rules(split)
     replicate_rules = list(replicate)
     placements: list[Placement] = []

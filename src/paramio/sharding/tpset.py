@@ -156,6 +156,14 @@ def write_set(
             durable=durable,
             progress=progress,
         )
+    if plan.layout is Layout.SHARKTANK:
+        from paramio.sharding import sharktank
+
+        if fmt != ARCHIVE or alignment is not None or max_shard_size is not None:
+            raise InvalidArgumentError("the sharktank layout writes one IRPA file per rank, with no other options")
+        return sharktank.write_dataset(
+            output, entries, plan, stem=stem, attributes=attributes, durable=durable, progress=progress
+        )
     entries = list(entries)
     if [e.key for e in entries] != [p.key for p in plan.placements]:
         raise InvalidArgumentError("the plan was made for other entries")
