@@ -305,3 +305,20 @@ def test_sharktank_loads_what_paramio_writes(st_model: Path, tmp_path: Path) -> 
             assert type(t).__name__ == "ReplicatedTensor" and len(pieces) == 2
             whole = pieces[0]
         assert whole.dtype == v.dtype and np.array_equal(whole, v), k
+
+
+def test_cli_plan_and_options_the_layout_cannot_take(st_model: Path, tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    base = ("shard", f"--parameters={st_model}", "--tp=2", "--split=token_embd.weight=0", "--replicate=*")
+    code, out, err = paramio_cli(*base, "--layout=sharktank", "--plan")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "tp=2 layout=sharktank"
+    assert any(line.split()[:3] == ["output_norm.weight", "replicate", "once:"] for line in lines)
+    # Replicated tensors count once (rank 0's file), split ones half on each rank.
+    plan = paramio.sharding.plan(st_model, 2, split={"token_embd.weight": 0}, replicate=["*"], layout="sharktank")
+    total = sum(e.length for e in paramio.ParameterIndex.open(st_model).values())
+    assert plan.device_bytes() == [total - 256, 256]
+    for extra in ("--format=gguf", "--max_shard_size=1KB"):
+        code, _, err = paramio_cli(*base, "--layout=sharktank", extra, f"--output={tmp_path / 'ds'}")
+        assert code == 2 and "--layout=sharktank writes one IRPA file per rank" in err, err
+    assert not (tmp_path / "ds").exists()
