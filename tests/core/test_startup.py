@@ -152,6 +152,7 @@ NOT_FOR_A_LISTING = (
     "paramio.formats.irpa.structure",
     "paramio.formats.safetensors.writer",
     "paramio.formats.gguf.writer",
+    "paramio.formats.gguf.dequant",
     "paramio.formats.progress",
     "paramio.formats.targets",
     "paramio.formats.verify",
@@ -223,9 +224,9 @@ def test_the_deferred_writer_side_still_writes_and_is_introspected(
         "    assert [e.key for e in paramio.read_path('out.' + ext).entries] == [e.key for e in entries], ext\n"
         "from paramio.formats.irpa import check_structure, write_path\n"
         "from paramio.formats.safetensors import plan_file\n"
-        "from paramio.formats.gguf import write_gguf\n"
+        "from paramio.formats.gguf import dequantize, write_gguf\n"
         "import paramio.formats.irpa.writer as w\n"
-        "assert write_path is w.write_path and callable(plan_file) and callable(write_gguf)\n"
+        "assert write_path is w.write_path and callable(plan_file) and callable(write_gguf) and callable(dequantize)\n"
         "assert check_structure(paramio.read_path('out.irpa')) == []\n"
     )
     modules = _modules_after(body, tmp_path)

@@ -19,7 +19,6 @@ from paramio.core.tensor import TensorInfo, encode_tensor_metadata
 from paramio.formats.contract import FileMetadata, Format, FormatContents, deferred, register_format
 from paramio.formats.conversion import Carried, detach_carried, flat_bytes, itemsize
 from paramio.formats.gguf.constants import ATTRIBUTES_KEY, GGML_BY_NAME, GGML_TYPES, MAGIC, GGMLType
-from paramio.formats.gguf.dequant import dequantize
 from paramio.formats.gguf.reader import GGUFFile, read_gguf
 from paramio.formats.gguf.split import LAYOUT
 from paramio.formats.sets import member_stem
@@ -27,17 +26,19 @@ from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
 if TYPE_CHECKING:
+    from paramio.formats.gguf.dequant import dequantize
     from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path
 
 #: The writer side, imported on first use: reading and listing a file import no writer.
 _WRITER = "paramio.formats.gguf.writer"
+_DEQUANT = "paramio.formats.gguf.dequant"  # `dequantize` too (the `Format` field imports it on its call)
 
 
 def __getattr__(name: str) -> object:
-    if name in ("ggml_type_of", "write_gguf", "write_path"):
+    if name in ("ggml_type_of", "write_gguf", "write_path", "dequantize"):
         import importlib
 
-        return getattr(importlib.import_module(_WRITER), name)
+        return getattr(importlib.import_module(_DEQUANT if name == "dequantize" else _WRITER), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
