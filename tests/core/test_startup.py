@@ -231,3 +231,15 @@ def test_the_deferred_writer_side_still_writes_and_is_introspected(
     )
     modules = _modules_after(body, tmp_path)
     assert {"paramio.formats.irpa.writer", "paramio.formats.gguf.writer", "paramio.formats.output"} <= modules
+
+
+#: Commands whose ``--help`` imports the sharding layer (its plans are dataclasses).
+_HELP_WITH_DATACLASSES = {"shard", "merge"}
+
+
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - _HELP_WITH_DATACLASSES))
+def test_command_help_imports_no_dataclasses(command: str, tmp_path: Path) -> None:
+    """The flag layer is plain classes: `dataclasses` and the `inspect`, `ast`, `dis` it imports
+    were a quarter of a command's ``--help`` (benchmarks/startup.py)."""
+    modules = _modules_after(_cli([command, "--help"]), tmp_path)
+    assert {"dataclasses", "inspect"} & modules == set()

@@ -24,7 +24,6 @@ Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 import os
 import sys
@@ -69,16 +68,53 @@ class FlagKind(enum.Enum):
     LIST = "list"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Flag:
-    """One flag a command accepts: its kind, default and the help line IREE-style."""
+    """One flag a command accepts: its kind, default and the help line IREE-style; immutable,
+    equal and hashed by its fields.
+
+    A plain class, not a dataclass, as is `ParsedFlags`: every command's ``--help`` imports this
+    module, and `dataclasses` (with the `inspect` it imports) was a quarter of that start-up
+    (benchmarks/startup.py)."""
+
+    __slots__ = ("name", "kind", "help", "default", "metavar")
 
     name: str
     kind: FlagKind
     help: str
-    default: object = None
+    default: object
     #: Shown in help instead of the default, e.g. ``[scope=]file``.
-    metavar: str = ""
+    metavar: str
+
+    def __init__(self, name: str, kind: FlagKind, help: str, default: object = None, metavar: str = "") -> None:
+        for field, value in (
+            ("name", name),
+            ("kind", kind),
+            ("help", help),
+            ("default", default),
+            ("metavar", metavar),
+        ):
+            object.__setattr__(self, field, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a Flag")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a Flag")
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.name, self.kind, self.help, self.default, self.metavar)
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if isinstance(other, Flag) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Flag(name={self.name!r}, kind={self.kind!r}, help={self.help!r}, "
+            f"default={self.default!r}, metavar={self.metavar!r})"
+        )
 
 
 _COMMON = (
@@ -152,14 +188,26 @@ _TRUE = {"", "true", "1"}
 _FALSE = {"false", "0"}
 
 
-@dataclasses.dataclass(slots=True)
 class ParsedFlags:
     """Flag values by name (defaults filled in), the positional arguments, and the flags the
     command does not know, kept only when the caller allows them (`parse_flags` ``foreign``)."""
 
-    values: dict[str, object]
-    positional: list[str]
-    foreign: list[str] = dataclasses.field(default_factory=list)
+    __slots__ = ("values", "positional", "foreign")
+
+    def __init__(self, values: dict[str, object], positional: list[str], foreign: list[str] | None = None) -> None:
+        self.values = values
+        self.positional = positional
+        self.foreign: list[str] = [] if foreign is None else foreign
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedFlags):
+            return NotImplemented
+        return (self.values, self.positional, self.foreign) == (other.values, other.positional, other.foreign)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return f"ParsedFlags(values={self.values!r}, positional={self.positional!r}, foreign={self.foreign!r})"
 
     def on(self, name: str) -> bool:
         """A bool flag's value."""
