@@ -38,6 +38,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("paramio.cli.example_run", "safetensors"): "the example converts between named formats to show them",
     ("paramio.cli.guide_model", "safetensors"): "the guide's inputs are one file of each named format",
     ("paramio.cli.guide_model", "gguf"): "the guide's inputs are one file of each named format",
+    ("paramio.sharding.vllm", "safetensors"): "vLLM's sharded_state layout is safetensors files by definition (FORMAT)",
     # Sharded sets: the tensor-parallel manifest (the `tp` format is defined in paramio.sharding).
     ("paramio.sharding.iree", "tp"): "set members of IREE's sharded layout (issue 23.1)",
 }

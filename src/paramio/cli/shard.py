@@ -18,7 +18,7 @@ from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.jsonout import print_json
 from paramio.cli.sizes import parse_size
 from paramio.core.errors import ConversionWarning, InvalidArgumentError
-from paramio.formats.contract import ARCHIVE
+from paramio.formats.contract import ARCHIVE, archive_format
 from paramio.formats.progress import ByteProgress
 
 FLAGS = (
@@ -80,9 +80,11 @@ def _main(parsed: ParsedFlags) -> int:
     layout = parsed.text("layout")
     if layout not in ("devices", "keys", "vllm", "sharktank"):
         raise UsageError(f"--layout={layout}: expected devices, keys, vllm or sharktank")
-    fmt = parsed.text("format").lower() or ("safetensors" if layout == "vllm" else ARCHIVE)
-    if layout == "vllm" and fmt != "safetensors":
-        raise UsageError(f"--format={fmt}: the vllm layout writes safetensors files")
+    from paramio.sharding import vllm
+
+    fmt = parsed.text("format").lower() or (vllm.FORMAT if layout == "vllm" else ARCHIVE)
+    if layout == "vllm" and fmt != vllm.FORMAT:
+        raise UsageError(f"--format={fmt}: the vllm layout writes {vllm.FORMAT} files")
     if layout == "sharktank" and (fmt != ARCHIVE or parsed.text("max_shard_size")):
         raise UsageError("--layout=sharktank writes one IRPA file per rank (no --format, no --max_shard_size)")
     names = [f.name for f in file_formats()]
@@ -98,7 +100,7 @@ def _main(parsed: ParsedFlags) -> int:
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
     if layout == "vllm" and output.lower().endswith(".json"):
         raise UsageError(f"--output={escape(output)}: the vllm layout writes a folder of files and no manifest")
-    root_file = layout == "sharktank" and output.lower().endswith(".irpa")  # the dataset's root file
+    root_file = layout == "sharktank" and output.lower().endswith(archive_format().extension)  # the dataset's root
     if (
         output
         and not is_manifest_path(output)

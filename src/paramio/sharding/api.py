@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import Progress
-from paramio.formats.contract import ARCHIVE, get_format
+from paramio.formats.contract import ARCHIVE, archive_format, get_format
 from paramio.formats.registry import FormatContents, detect_format, read_path, write_path
+from paramio.sharding import vllm
 from paramio.sharding.plan import Layout, Plan, make_plan, split_rules
 from paramio.sharding.tpset import MANIFEST_SUFFIX, is_manifest_path, write_set
 
@@ -139,7 +140,7 @@ def shard(
     entries = list(contents.entries)
     p = make_plan(entries, tp, split=rules, replicate=replicated, layout=layout)
     if format is None:
-        format = "safetensors" if p.layout is Layout.VLLM else ARCHIVE
+        format = vllm.FORMAT if p.layout is Layout.VLLM else ARCHIVE
     paths = write_set(
         os.fspath(output),
         entries,
@@ -190,7 +191,8 @@ def merge(
         )
         return
     path = os.fspath(source)
-    root = sharktank_root(path) or (path if path.lower().endswith(".irpa") and os.path.isfile(path) else None)
+    archive = archive_format().extension
+    root = sharktank_root(path) or (path if path.lower().endswith(archive) and os.path.isfile(path) else None)
     if root is not None:
         contents = read_path(root)
         if sharktank.is_dataset(contents):

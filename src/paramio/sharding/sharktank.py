@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.core.tensor import TURBINE_PREFIX, TensorInfo, encode_tensor_metadata, is_numpy_shape
-from paramio.formats.contract import FormatContents
+from paramio.formats.contract import ARCHIVE, FormatContents, archive_format
 from paramio.sharding.plan import Layout, Plan
 from paramio.sharding.tensor import geometry, join_pieces, split_entry
 
@@ -238,7 +238,8 @@ def _blob_entry(key: str, doc: object) -> ParameterEntry:
 def root_path(output: str, stem: str) -> str:
     """The root file of a dataset written to `output`: `output` itself when it names an
     ``.irpa`` file, else ``<output>/<stem>.irpa``."""
-    return output if output.lower().endswith(".irpa") else os.path.join(output, stem + ".irpa")
+    ext = archive_format().extension
+    return output if output.lower().endswith(ext) else os.path.join(output, stem + ext)
 
 
 def write_dataset(
@@ -312,9 +313,9 @@ def write_dataset(
         with outputs.gathering():
             for r in ranks:
                 target = rank_path(root, r)
-                write_any(target, per_rank[r], format="irpa", on_loss="ignore", durable=durable, progress=progress)
+                write_any(target, per_rank[r], format=ARCHIVE, on_loss="ignore", durable=durable, progress=progress)
                 written.append(target)
-            write_any(root, top, format="irpa", on_loss="ignore", durable=durable, progress=progress)
+            write_any(root, top, format=ARCHIVE, on_loss="ignore", durable=durable, progress=progress)
         written.append(root)
         outputs.commit()
     return written

@@ -142,8 +142,8 @@ def write_set(
     if plan.layout is Layout.VLLM:
         from paramio.sharding import vllm
 
-        if fmt != "safetensors":
-            raise InvalidArgumentError(f"the vllm layout writes safetensors files, not {fmt}")
+        if fmt != vllm.FORMAT:
+            raise InvalidArgumentError(f"the vllm layout writes {vllm.FORMAT} files, not {fmt}")
         if alignment is not None:
             raise InvalidArgumentError("the vllm layout writes safetensors files, which take no alignment")
         return vllm.write_set(

@@ -29,8 +29,10 @@ from paramio.formats.output_set import AtomicOutputSet
 from paramio.sharding.plan import Layout, Plan, split_axis, split_rules
 from paramio.sharding.tensor import geometry, join_pieces, split_entry
 
-__all__ = ["FILE_PATTERN", "file_name", "find_set", "read_set", "write_set"]
+__all__ = ["FILE_PATTERN", "FORMAT", "file_name", "find_set", "read_set", "write_set"]
 
+#: The format vLLM's ``sharded_state`` files are in: the layout is defined by it.
+FORMAT = "safetensors"
 #: vLLM's default ``pattern`` (``ShardedStateLoader.DEFAULT_PATTERN``).
 FILE_PATTERN = "model-rank-{rank}-part-{part}.safetensors"
 _MEMBER = re.compile(r"model-rank-(0|[1-9][0-9]{0,5})-part-(0|[1-9][0-9]{0,5})\.safetensors")
@@ -230,12 +232,10 @@ def write_set(
     if max_shard_size is not None and max_shard_size < 1:
         raise InvalidArgumentError(f"max_shard_size must be positive, not {max_shard_size}")
     report_losses(
-        plan_losses(
-            os.path.join(output, file_name(0, 0)), entries, format="safetensors", attributes=dict(attributes or {})
-        ),
+        plan_losses(os.path.join(output, file_name(0, 0)), entries, format=FORMAT, attributes=dict(attributes or {})),
         on_loss,
         path=output,
-        fmt="safetensors",
+        fmt=FORMAT,
     )
     os.makedirs(output, exist_ok=True)
     groups: list[tuple[str, list[ParameterEntry]]] = []
@@ -262,7 +262,7 @@ def write_set(
                 write_any(
                     target,
                     group,
-                    format="safetensors",
+                    format=FORMAT,
                     attributes=dict(attributes or {}),
                     on_loss="ignore",
                     durable=durable,
