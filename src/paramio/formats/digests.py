@@ -66,36 +66,38 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def _blake3() -> Hasher:
+def _blake3(threads: int | None = None) -> Hasher:
     import blake3
 
     # One hasher may use more than one core for a large update (BLAKE3's tree); entries are
     # also hashed side by side, so the pool and this share the machine.
-    h: Hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    h: Hasher = blake3.blake3(max_threads=blake3.blake3.AUTO if threads is None else threads)
     return h
 
 
-def _xxh3() -> Hasher:
+def _xxh3(threads: int | None = None) -> Hasher:
     import xxhash
 
     h: Hasher = xxhash.xxh3_128()
     return h
 
 
-def _sha256() -> Hasher:
+def _sha256(threads: int | None = None) -> Hasher:
     return hashlib.sha256()
 
 
-#: name -> a new hasher.
-ALGORITHMS: dict[str, Callable[[], Hasher]] = {"blake3": _blake3, "xxh3": _xxh3, "sha256": _sha256}
+#: name -> a new hasher (given the most threads it may use; None: the algorithm's default).
+ALGORITHMS: dict[str, Callable[[int | None], Hasher]] = {"blake3": _blake3, "xxh3": _xxh3, "sha256": _sha256}
 
 
-def new_hasher(algorithm: str) -> Hasher:
-    """A fresh hasher. Raises `InvalidArgumentError` for an unknown algorithm name."""
+def new_hasher(algorithm: str, *, threads: int | None = None) -> Hasher:
+    """A fresh hasher; `threads`: the most threads one update may use (blake3 alone uses more
+    than one; None: every core, for large updates). Raises `InvalidArgumentError` for an
+    unknown algorithm name."""
     make = ALGORITHMS.get(algorithm)
     if make is None:
         raise InvalidArgumentError(f"unknown digest algorithm {algorithm!r}; known: {', '.join(ALGORITHMS)}")
-    return make()
+    return make(threads)
 
 
 def digest_bytes(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -> str:

@@ -9,7 +9,6 @@ first, keys ``scope::key``), or a sequence of `ParameterEntry`. A path may be a 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TypeAlias, Union
@@ -103,45 +102,16 @@ class LoadStream:
     frees their memory before control returns.
     """
 
-    def __init__(
-        self, job: LoadJob, bar: contextlib.AbstractContextManager[object] | None, verifier: Verifier | None = None
-    ) -> None:
+    def __init__(self, job: LoadJob, bar: contextlib.AbstractContextManager[object] | None) -> None:
         self._job = job
         self._bar = bar
-        self._verifier = verifier
         self._it = self._run()
 
     def _run(self) -> Generator[tuple[str, object], None, None]:
+        # With verify=True the job's workers check each tensor before it is delivered.
         with self._bar if self._bar is not None else contextlib.nullcontext():
             with contextlib.closing(run_sync(self._job)) as landed:
-                for key, array in landed:
-                    if self._verifier is not None:
-                        self._verifier.check(key, array)
-                    yield key, array
-
-    def _collect_verified(self) -> dict[str, object]:
-        """Every tensor, each checked on the worker pool as it lands while the next ones are
-        read (for `load`, which hands nothing over before the end)."""
-        from paramio.sources.workers import pool
-
-        verifier = self._verifier
-        assert verifier is not None
-        got: dict[str, object] = {}
-        workers = pool()
-        checks = []
-        with workers.lease(os.cpu_count() or 1):
-            try:
-                with self._bar if self._bar is not None else contextlib.nullcontext():
-                    with contextlib.closing(run_sync(self._job)) as landed:
-                        for key, array in landed:
-                            got[key] = array
-                            checks.append(workers.call(functools.partial(verifier.check, key, array)))
-            finally:
-                for c in checks:  # no check is left running when this returns or raises
-                    c.exception()
-        for c in checks:
-            c.result()  # the first damaged tensor's IntegrityError
-        return got
+                yield from landed
 
     def __iter__(self) -> Iterator[tuple[str, object]]:
         return self._it
@@ -179,7 +149,7 @@ def _job(
     io: str = "auto",
     drop_cache: bool = False,
     verify: bool = False,
-) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None, Verifier | None]:
+) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
     check_io(io, drop_cache)  # before opening anything
     record = None
     if verify:
@@ -206,8 +176,9 @@ def _job(
         progress=callback,
         io=io,
         drop_cache=drop_cache,
+        verifier=verifier,
     )
-    return job, bar, verifier
+    return job, bar
 
 
 def stream(
@@ -258,7 +229,7 @@ def stream(
     Raises what `resolve` raises before any read; during the load, the first failed read
     (`SourceError`, `TruncatedError` naming file, key and byte range) cancels the rest.
     """
-    job, bar, verifier = _job(
+    job, bar = _job(
         what,
         keys,
         into,
@@ -271,7 +242,7 @@ def stream(
         drop_cache,
         verify,
     )
-    return LoadStream(job, bar, verifier)
+    return LoadStream(job, bar)
 
 
 def load(
@@ -311,11 +282,8 @@ def load(
         drop_cache=drop_cache,
         verify=verify,
     )
-    if s._verifier is not None:
-        got = s._collect_verified()
-    else:
-        with s:
-            got = dict(s)
+    with s:
+        got = dict(s)
     return _in_order(got, s.job)
 
 
@@ -340,7 +308,7 @@ async def astream(
     """The async twin of `stream` (an async generator; wrap it in `contextlib.aclosing` to
     leave early). Cancelling the task that iterates it stops every read and frees staging
     memory before the `CancelledError` propagates."""
-    job, bar, verifier = _job(
+    job, bar = _job(
         what,
         keys,
         into,
@@ -356,8 +324,6 @@ async def astream(
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
             async for key, array in it:
-                if verifier is not None:
-                    verifier.check(key, array)
                 yield key, array
 
 
@@ -380,7 +346,7 @@ async def load_async(
     verify: bool = False,
 ) -> Loaded:
     """The awaitable twin of `load`."""
-    job, bar, verifier = _job(
+    job, bar = _job(
         what,
         keys,
         into,
@@ -397,8 +363,6 @@ async def load_async(
     with bar if bar is not None else contextlib.nullcontext():
         async with contextlib.aclosing(run_async(job)) as it:
             async for k, a in it:
-                if verifier is not None:
-                    verifier.check(k, a)
                 got[k] = a
     return _in_order(got, job)
 

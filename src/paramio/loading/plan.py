@@ -4,6 +4,11 @@ A tensor larger than the chunk size is split into pieces of at most `chunk` byte
 task), so a tensor bigger than the budget streams through it; small tensors are grouped into one
 task up to `chunk` bytes, so ten thousand norms cost a few hundred tasks, not ten thousand.
 Tasks are in the tensors' order: the first tensors land first.
+
+With ``whole`` (a verified load, `paramio.loading.verified`: True, or per tensor) a tensor larger
+than the chunk is one task, one piece of its whole length, that a single worker reads front to back in chunks
+(holding one chunk of the budget at a time): its digest is a sequential hash, fed in the worker
+as each chunk lands, so no byte is read twice; different tensors still go to different workers.
 """
 
 from __future__ import annotations
@@ -39,10 +44,11 @@ class TaskPlan:
     ``len(plan)`` (`remaining` past ``sys.maxsize``), iteration (which takes nothing),
     `pieces_per_slot`."""
 
-    def __init__(self, lengths: Sequence[int], chunk: int) -> None:
+    def __init__(self, lengths: Sequence[int], chunk: int, *, whole: bool | Sequence[bool] = False) -> None:
         if chunk <= 0:
             raise ValueError("chunk must be positive")
         self._chunk = chunk
+        self._whole = [whole] * len(lengths) if isinstance(whole, bool) else list(whole)
         # Runs: (slot, length) of a tensor split into pieces, or (-1, [(slot, length), ...]) of a group.
         self._runs: list[tuple[int, int] | tuple[int, list[tuple[int, int]]]] = []
         self._pieces = [1] * len(lengths)
@@ -56,7 +62,7 @@ class TaskPlan:
                     total += 1
                     group, group_bytes = [], 0
                 self._runs.append((slot, length))
-                self._pieces[slot] = -(-length // chunk)
+                self._pieces[slot] = 1 if self._whole[slot] else -(-length // chunk)
                 total += self._pieces[slot]
                 continue
             if group_bytes + length > chunk and group:
@@ -77,6 +83,9 @@ class TaskPlan:
             if isinstance(run, list):
                 pieces = tuple(Piece(s, 0, n) for s, n in run)
                 yield Task(pieces, sum(p.length for p in pieces))
+                continue
+            if self._whole[slot]:
+                yield Task((Piece(slot, 0, run),), run)
                 continue
             for start in range(0, run, self._chunk):
                 n = min(self._chunk, run - start)
@@ -121,13 +130,16 @@ class TaskPlan:
         yield from fresh
 
     def _total(self) -> int:
-        return sum(1 if isinstance(run, list) else -(-run // self._chunk) for _, run in self._runs)
+        return sum(
+            1 if isinstance(run, list) or self._whole[slot] else -(-run // self._chunk) for slot, run in self._runs
+        )
 
 
-def plan_tasks(lengths: Sequence[int], chunk: int) -> TaskPlan:
+def plan_tasks(lengths: Sequence[int], chunk: int, *, whole: bool | Sequence[bool] = False) -> TaskPlan:
     """Tasks covering every byte of every tensor once, each at most `chunk` bytes, in order
-    (made as they are taken: see `TaskPlan`).
+    (made as they are taken: see `TaskPlan`); with `whole`, a larger tensor is one task of one
+    piece, read in chunks by one worker (see the module docstring).
 
     An empty tensor gets an empty piece (so it still completes and is delivered).
     """
-    return TaskPlan(lengths, chunk)
+    return TaskPlan(lengths, chunk, whole=whole)
