@@ -143,6 +143,32 @@ def test_a_remote_tensor_keeps_its_pieces_in_parallel_and_is_checked(tmp_path: P
         paramio.load(paramio.ParameterIndex.open(f"vremote://{path}"), verify=True, budget=BUDGET)
 
 
+@pytest.mark.parametrize("staged", [False, True])
+def test_read_ahead_hints_run_a_chunk_ahead_not_a_whole_tensor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged: bool
+) -> None:
+    from paramio.loading.io import IoPlan
+
+    path, _ = write(tmp_path)
+    hints: list[tuple[str, int, int]] = []
+    real = IoPlan.will_need
+
+    def spy(self: IoPlan, entry: paramio.ParameterEntry, offset: int, length: int) -> None:
+        hints.append((entry.key, offset, length))
+        real(self, entry, offset, length)
+
+    monkeypatch.setattr(IoPlan, "will_need", spy)
+    into = StagedNumpy() if staged else "numpy"
+    got = paramio.load(path, verify=True, budget=BUDGET, concurrency=2, into=into)
+    chunk = got.summary.chunk
+    index = paramio.ParameterIndex.open(path)
+    for key in ("big", "mid", "big2"):
+        mine = sorted((off, n) for k, off, n in hints if k == key)
+        assert all(n <= chunk for _, n in mine), mine
+        assert mine[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(mine, mine[1:], strict=False))
+        assert sum(n for _, n in mine) == index[key].length
+
+
 # -- a damaged tensor is named before it is handed over, however it was read --------------
 
 

@@ -158,7 +158,9 @@ class LoadJob:
             return None
         self._held[id(task)] = need
         for p in task.pieces:  # the kernel starts reading ahead of the worker (pread files)
-            self.io.will_need(self.entries[p.slot], p.offset, p.length)
+            # A whole tensor (verified) is hinted a chunk at a time, one ahead of its worker
+            # (`_read_hashed`): a hint of a GiB would fill the page cache long before it is read.
+            self.io.will_need(self.entries[p.slot], p.offset, min(p.length, self.chunk))
         return self._tasks.popleft()
 
     def complete(self, task: Task) -> list[int]:
@@ -302,6 +304,8 @@ class LoadJob:
             for start in range(0, n, step):
                 if self.cancel.is_set():
                     return
+                if start % chunk == 0 and start + chunk < n:  # the next chunk: read ahead of us
+                    self.io.will_need(entry, start + chunk, min(chunk, n - start - chunk))
                 view = slot.host[start : start + step]
                 read_span(entry, start, view, reader)
                 hasher.update(view)
@@ -312,6 +316,8 @@ class LoadJob:
                 for start in range(0, n, chunk):
                     if self.cancel.is_set():
                         return
+                    if start + chunk < n:
+                        self.io.will_need(entry, start + chunk, min(chunk, n - start - chunk))
                     m = min(chunk, n - start)
                     staged = buf[1][:m]
                     for s in range(0, m, step):
