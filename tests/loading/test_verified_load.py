@@ -169,6 +169,29 @@ def test_read_ahead_hints_run_a_chunk_ahead_not_a_whole_tensor(
         assert sum(n for _, n in mine) == index[key].length
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_progress_moves_while_one_worker_reads_a_large_tensor(tmp_path: Path, sync: bool) -> None:
+    path, a = write(tmp_path)
+    gate = threading.Event()  # uploads wait on it: the load cannot end before a partial report
+    seen: list[int] = []
+    waiting: list[int] = []  # uploads waiting on the gate when progress was first told
+
+    def progress(n: int) -> None:
+        seen.append(n)
+        if not gate.is_set():
+            waiting.append(target.uploading)
+            gate.set()
+
+    target = StagedNumpy(gate)
+    if sync:
+        got = paramio.load(path, verify=True, budget=BUDGET, concurrency=1, into=target, progress=progress)
+    else:
+        got = asyncio.run(load_async(path, verify=True, budget=BUDGET, concurrency=1, into=target, progress=progress))
+    assert waiting == [1], seen  # bytes were reported while their task was still running
+    assert sum(seen) == got.summary.bytes == sum(v.nbytes for v in a.values())
+    assert all(np.array_equal(got[k], v) for k, v in a.items())
+
+
 # -- a damaged tensor is named before it is handed over, however it was read --------------
 
 

@@ -55,6 +55,8 @@ _MIN_CHUNK = 64 << 10
 #: (docs/integrity.md): 1 MiB steps beat 256 KiB (2x slower with blake3) and were as fast as or
 #: faster than 2, 4 and 16 MiB ones.
 HASH_STEP = 1 << 20
+#: How often (seconds) a loop waiting on whole-tensor tasks reports their bytes to progress.
+_PROGRESS_EVERY = 0.2
 
 
 def choose_chunk(budget: int, concurrency: int) -> int:
@@ -113,6 +115,10 @@ class LoadJob:
         self._whole = [verifier is not None and (e.source is None or e.source.max_gap == 0) for e in self.entries]
         self._tasks = plan_tasks(lengths, self.chunk, whole=self._whole)  # O(tensors), made as taken
         self._checked = [False] * len(self.entries)  # verified: digest checked by its worker
+        # Bytes whole-tensor tasks have read so far, and how many of them progress was told of
+        # (`report_streamed`: a bar moves while one worker reads a large tensor), by id(task).
+        self._streamed: dict[int, int] = {}
+        self._reported: dict[int, int] = {}
         self._left = self._tasks.pieces_per_slot()
         self._held: dict[int, int] = {}  # id(task) -> bytes it holds of the budget
         self._reading = 0
@@ -163,10 +169,31 @@ class LoadJob:
             self.io.will_need(self.entries[p.slot], p.offset, min(p.length, self.chunk))
         return self._tasks.popleft()
 
+    @property
+    def streams_progress(self) -> bool:
+        """Whether the loop should call `report_streamed` while it waits (some tensor is read
+        whole by one worker, and someone wants progress)."""
+        return self.progress is not None and any(self._whole)
+
+    def report_streamed(self) -> None:
+        """Tell progress of the bytes whole-tensor tasks have read since the last report."""
+        new = 0
+        with self._reading_lock:
+            for tid, n in self._streamed.items():
+                new += n - self._reported.get(tid, 0)
+                self._reported[tid] = n
+        if new:
+            self.bytes_done += new
+            if self.progress is not None:
+                self.progress(new)
+
     def complete(self, task: Task) -> list[int]:
         """Release `task`'s budget; the slots it made whole, in order."""
         self.budget.release(self._held.pop(id(task)))
-        nbytes = task.nbytes
+        with self._reading_lock:
+            self._streamed.pop(id(task), None)
+            told = self._reported.pop(id(task), 0)
+        nbytes = task.nbytes - told
         for p in task.pieces:
             if self._mapped[p.slot] and self.verifier is None:
                 nbytes += self.entries[p.slot].length  # mapped, not read: counted when delivered
@@ -240,7 +267,7 @@ class LoadJob:
                     return  # the loop is ending; nothing waits for the rest of this task
                 if self._whole[p.slot]:
                     if p.length:
-                        self._read_hashed(p)
+                        self._read_hashed(p, task)
                     continue
                 if not p.length:
                     continue  # an empty tensor, or one mapped from its file
@@ -270,7 +297,11 @@ class LoadJob:
                 self._reading -= 1
                 self._idle.notify_all()
 
-    def _read_hashed(self, p: Piece) -> None:
+    def _advance(self, task: Task, n: int) -> None:
+        with self._reading_lock:
+            self._streamed[id(task)] = self._streamed.get(id(task), 0) + n
+
+    def _read_hashed(self, p: Piece, task: Task) -> None:
         """Read a whole tensor front to back (`p` is all of it), feeding its hasher each step
         right after it lands, then check the digest (`IntegrityError` on a mismatch)."""
         assert self.verifier is not None and p.offset == 0
@@ -290,6 +321,7 @@ class LoadJob:
                     if self.cancel.is_set():
                         return
                     hasher.update(mapped[start : start + HASH_STEP])
+                    self._advance(task, len(mapped[start : start + HASH_STEP]))
             finally:
                 mapped.release()
         elif slot.padded is not None and sio is not None and sio.direct is not None:
@@ -300,6 +332,7 @@ class LoadJob:
                 read_in_place(entry, start, m, slot.padded, sio.direct)
                 self.io.done_reading(entry, start, m)
                 hasher.update(slot.host[start : start + m])  # type: ignore[index]
+                self._advance(task, m)
         elif slot.host is not None:
             for start in range(0, n, step):
                 if self.cancel.is_set():
@@ -310,6 +343,7 @@ class LoadJob:
                 read_span(entry, start, view, reader)
                 hasher.update(view)
                 self.io.done_reading(entry, start, len(view))
+                self._advance(task, len(view))
         else:
             buf = self.staging.get()
             try:
@@ -325,6 +359,7 @@ class LoadJob:
                         read_span(entry, start + s, view, reader)
                         hasher.update(view)
                     self.io.done_reading(entry, start, m)
+                    self._advance(task, m)
                     self.target.upload(slot, start, staged, buf[0])
             finally:
                 self.staging.put(buf)
@@ -384,7 +419,11 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
                 outstanding += 1
             if not outstanding:
                 break
-            task, exc = done.get()
+            try:
+                task, exc = done.get(timeout=_PROGRESS_EVERY if job.streams_progress else None)
+            except queue.Empty:
+                job.report_streamed()  # one worker is still reading a large tensor
+                continue
             outstanding -= 1
             if exc is not None:
                 raise exc
@@ -430,7 +469,14 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
                 workers.submit(work_for(fut, task))
             if not inflight:
                 break
-            done, _ = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                inflight,
+                timeout=_PROGRESS_EVERY if job.streams_progress else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                job.report_streamed()
+                continue
             for f in done:
                 task = inflight.pop(f)
                 _check(f)
