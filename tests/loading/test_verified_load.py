@@ -317,3 +317,18 @@ def test_leaving_a_verified_stream_early_stops_every_worker(tmp_path: Path) -> N
             assert np.array_equal(arr, a[key])  # type: ignore[arg-type]
             break  # the big tensors are still being read and hashed
     assert s.job.reading == 0 and not loader_threads()
+
+
+def test_a_stream_left_open_does_not_hang_the_interpreter_at_exit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path, _ = write(tmp_path)
+    code = (
+        "from paramio.loading import stream\n"
+        f"s = stream({str(path)!r}, verify=True, budget='1MiB', concurrency=2)\n"
+        "next(iter(s))\n"
+        "raise SystemExit(3)  # the stream is never closed: the garbage collector does it at exit\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 3, run.stderr

@@ -149,7 +149,10 @@ class WorkerPool:
                 return  # a lease taken before a fork, released in the child
             self._demand = max(0, self._demand - n)
             if self._demand == 0:
-                self._keep = n
+                # Keep idle what is there, never start threads on a release: one released as
+                # the interpreter exits (a stream left open, closed by the garbage collector
+                # after the pool's shutdown at exit) would wait forever for a thread to start.
+                self._keep = min(n, self._threads)
             self._resize()
 
     def _resize(self) -> None:
