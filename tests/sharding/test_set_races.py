@@ -21,7 +21,7 @@ from paramio.formats.registry import read_path
 
 WRITER = textwrap.dedent(
     """
-    import sys, numpy as np
+    import sys, time, numpy as np
     import paramio
     from paramio import ParameterIndex
     path, stop = sys.argv[1], sys.argv[2]
@@ -36,6 +36,10 @@ WRITER = textwrap.dedent(
             paramio.shard(list(index.values()), path, tp=2, split={"*": 0}, durable=False)
         else:
             paramio.write_path(path, list(index.values()), max_shard_size=64, durable=False)
+        # A checkpointing job saves, then trains a while. Without any pause, on a quiet machine
+        # a tiny set is re-saved faster than an open (7 files) completes, and every open retries
+        # until it gives up: a test of starvation, not of mixing. Saves still land during opens.
+        time.sleep(0.02)
     print(save)
     """
 )
