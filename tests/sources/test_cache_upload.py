@@ -172,3 +172,24 @@ def test_conversion_to_a_url_sizes_parts_from_the_file(
     write_remote(url, lambda p: Path(p).write_bytes(data), options=_s3(s3rver))
     assert seen == [20 << 20]  # not the 16 MiB default
     assert open_source(url, **_s3(s3rver)).read(0, len(data)) == data  # type: ignore[arg-type]
+
+
+def test_the_cache_size_skips_files_another_process_removes_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process renames its temporary block into place (or evicts) between our listing
+    and our stat: that file is skipped, not a FileNotFoundError out of a read."""
+    cache = DiskCache(tmp_path / "cache", block_size=64 << 10, max_bytes=1 << 20)
+    block = tmp_path / "cache" / "ab" / "0123" / "0.tmp"
+    block.parent.mkdir(parents=True)
+    block.write_bytes(b"x" * 100)
+    (block.parent / "1").write_bytes(b"y" * 10)
+    seen = list(os.scandir(block.parent))
+    block.unlink()  # gone after the listing, before the stat
+
+    def listing(folder: str) -> list[os.DirEntry[str]]:
+        return seen if folder == str(block.parent) else list(os.scandir(folder))
+
+    monkeypatch.setattr("paramio.sources.cache._entries", listing)
+    assert cache.used_bytes() == 10
+    assert cache.evict() == 0

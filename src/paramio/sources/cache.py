@@ -163,26 +163,34 @@ class DiskCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
-    def _files(self) -> Iterator[os.DirEntry[str]]:
-        for top in os.scandir(self.directory):
+    def _files(self) -> Iterator[tuple[int, int, str]]:
+        """(mtime in ns, size, path) of every block file. Other processes share the folder: a
+        file or folder listed may be gone (renamed into place, evicted) by the time it is
+        looked at, and is then skipped."""
+        for top in _entries(self.directory):
             if not top.is_dir(follow_symlinks=False):
                 continue
-            for obj in os.scandir(top.path):
-                if obj.is_dir(follow_symlinks=False):
-                    yield from (e for e in os.scandir(obj.path) if e.is_file(follow_symlinks=False))
+            for obj in _entries(top.path):
+                if not obj.is_dir(follow_symlinks=False):
+                    continue
+                for e in _entries(obj.path):
+                    try:
+                        if not e.is_file(follow_symlinks=False):
+                            continue
+                        info = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    yield info.st_mtime_ns, info.st_size, e.path
 
     def used_bytes(self) -> int:
-        return sum(e.stat(follow_symlinks=False).st_size for e in self._files())
+        return sum(size for _, size, _ in self._files())
 
     def evict(self) -> int:
         """Remove the least recently used blocks until the cache fits `max_bytes`; returns bytes freed."""
         fd = os.open(os.path.join(self.directory, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         with open(fd, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            files = []
-            for e in self._files():
-                info = e.stat(follow_symlinks=False)
-                files.append((info.st_mtime_ns, info.st_size, e.path))
+            files = list(self._files())
             total = sum(size for _, size, _ in files)
             freed = 0
             for _, size, path in sorted(files):
@@ -192,6 +200,15 @@ class DiskCache:
                     os.unlink(path)
                     freed += size
             return freed
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    """A folder's entries, none if another process removed it meanwhile."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
 
 
 class CachedSource(AsyncByteSource):
