@@ -24,7 +24,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sources",),  # where bytes live: files, memory, handles, HTTP/S3, caches
     ("formats",),  # IRPA, safetensors, GGUF, conversion, atomic outputs
     ("index",),  # the index, scopes, overlays, providers, writable archives
-    ("iree", "compat", "loading", "sharding", "mlir", "torch", "testing", "integrity", "scaleout"),  # adapters and tools
+    (
+        "iree",
+        "compat",
+        "loading",
+        "sharding",
+        "mlir",
+        "torch",
+        "testing",
+        "integrity",
+        "scaleout",
+    ),  # adapters and tools
     ("cli", "__main__"),  # presentation
 )
 

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +23,16 @@ from paramio.scaleout import RankLoads, RankSplit, load_on_actors
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'paramio[ray]')")
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    """A local Ray instance of 2 CPUs, started for this module (and stopped: only its own)."""
+def cluster(ray_driver: object) -> None:
+    """The two-node local cluster (conftest.py), its workers able to unpickle this folder's helpers."""
     import test_rank_plans
 
     for module in (rankload, test_rank_plans, __import__(__name__)):
         ray.cloudpickle.register_pickle_by_value(module)  # the workers cannot import tests/
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def _arrays(loads: RankLoads) -> list[dict[str, np.ndarray]]:
@@ -65,6 +61,7 @@ def test_each_actor_reads_only_its_slices(cluster: None, tmp_path: Path) -> None
         _check(loads, expected)
         pids = loads.run(lambda tensors, rank: os.getpid())
         assert len(set(pids)) == 2 and os.getpid() not in pids  # two actor processes, not the driver
+        assert len({s.node for s in loads.summaries}) == 2  # spread over both nodes
         for rank, pid in enumerate(pids):
             reads = rankload.reads_of(logs, pid)  # type: ignore[arg-type]
             data = rankload.read_offsets([(o, n) for o, n in reads if o >= base])

@@ -122,13 +122,22 @@ class RankSummary:
     pid: int
     keys: tuple[str, ...]
     load: LoadSummary
+    #: The Ray node's id ("" outside Ray).
+    node: str = ""
 
     @property
     def bytes(self) -> int:
         return self.load.bytes
 
     def to_dict(self) -> dict[str, object]:
-        return {"rank": self.rank, "host": self.host, "pid": self.pid, "keys": list(self.keys), **self.load.to_dict()}
+        return {
+            "rank": self.rank,
+            "host": self.host,
+            "node": self.node,
+            "pid": self.pid,
+            "keys": list(self.keys),
+            **self.load.to_dict(),
+        }
 
 
 # -- planning (headers only, no Ray) -----------------------------------------------------------
@@ -306,7 +315,8 @@ def _actor_load(
     """Run inside an actor: load the rank's tensors into ``actor.<attribute>``."""
     loaded = _load_plan(what, plan, options)
     setattr(actor, attribute, loaded)
-    return RankSummary(plan.rank, socket.gethostname(), os.getpid(), tuple(loaded), loaded.summary)
+    node = ray_module().get_runtime_context().get_node_id()
+    return RankSummary(plan.rank, socket.gethostname(), os.getpid(), tuple(loaded), loaded.summary, node)
 
 
 def _actor_run(
