@@ -44,8 +44,10 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "MANIFEST_SUFFIX",
+    "FilesPlan",
     "TPSet",
     "is_manifest_path",
+    "plan_files",
     "read_path",
     "set_files",
     "write_set",
@@ -135,10 +137,6 @@ def write_set(
     by `on_loss`, before anything is written (see `paramio.write_path`). Raises
     `InvalidArgumentError` for a plan that does not match `entries`, `WriteError` when a file
     cannot be written."""
-    from paramio.formats.conversion import report_losses
-    from paramio.formats.registry import plan_losses
-    from paramio.formats.registry import write_path as write_any
-
     if plan.layout is Layout.VLLM:
         from paramio.sharding import vllm
 
@@ -164,6 +162,99 @@ def write_set(
         return sharktank.write_dataset(
             output, entries, plan, stem=stem, attributes=attributes, durable=durable, progress=progress
         )
+    planned = plan_files(
+        output,
+        entries,
+        plan,
+        stem=stem,
+        attributes=attributes,
+        fmt=fmt,
+        alignment=alignment,
+        max_shard_size=max_shard_size,
+        on_loss=on_loss,
+        durable=durable,
+        progress=progress,
+    )
+    written: list[str] = []
+    manifest, folder = planned.manifest, planned.folder
+    previous = planned.previous
+    # One commit for the whole set: the device files (each may be a sharded set of its own) are
+    # finished as they are written and put in place together, the manifest last.
+    with AtomicOutputSet(durable=durable) as outputs:
+        out = outputs.add(manifest, index=True)
+        # Once in place: remove what the previous set held that this one does not (4 ranks -> 2).
+        outputs.on_published(
+            lambda: sets.remove_files(previous - {os.path.abspath(p) for p in outputs.paths}, manifest)
+        )
+        with outputs.gathering():
+            for i, name in enumerate(planned.names):
+                target = os.path.join(folder, name)
+                planned.write_file(i, target)
+                written.append(target)
+        out.pwrite(planned.manifest_bytes(), 0)
+        outputs.commit()
+    written.append(manifest)
+    return written
+
+
+@dataclasses.dataclass(slots=True)
+class FilesPlan:
+    """What `write_set` writes for a devices or keys layout, before writing it: the manifest's
+    path and folder, each file's name and entries, the manifest's document (with the save's
+    stamp), what each file is written with, and the previous set's files there. The scale-out
+    engine (`paramio.scaleout`) makes the same plan on every worker (same `stamp`) and has each
+    write one file, so its files are byte for byte `write_set`'s."""
+
+    manifest: str
+    folder: str
+    names: list[str]
+    groups: list[list[ParameterEntry]]
+    doc: dict[str, object]
+    fmt: str
+    file_attributes: dict[str, object]
+    options: dict[str, object]
+    previous: set[str]
+
+    def manifest_bytes(self) -> bytes:
+        return (json.dumps(self.doc, indent=2) + "\n").encode("utf-8")
+
+    def write_file(self, index: int, target: str, progress: Callable[[int], None] | None = None) -> None:
+        """Write file `index` (a plain file, or a size-sharded set of its own) at `target`."""
+        from paramio.formats.registry import write_path as write_any
+
+        options = dict(self.options)
+        if progress is not None:
+            options["progress"] = progress
+        write_any(
+            target,
+            self.groups[index],
+            format=self.fmt,
+            attributes=dict(self.file_attributes),
+            on_loss="ignore",
+            **options,
+        )
+
+
+def plan_files(
+    output: str,
+    entries: Sequence[ParameterEntry],
+    plan: Plan,
+    *,
+    stem: str = "model",
+    attributes: Mapping[str, object] | None = None,
+    fmt: str = ARCHIVE,
+    alignment: int | None = None,
+    max_shard_size: int | None = None,
+    on_loss: str = "warn",
+    durable: bool = True,
+    progress: Callable[[int], None] | None = None,
+    stamp: str | None = None,
+) -> FilesPlan:
+    """The plan of `write_set` for the devices and keys layouts (what it checks, it raises;
+    losses are reported by `on_loss` here). `stamp`: the save's stamp (a new one when None)."""
+    from paramio.formats.conversion import report_losses
+    from paramio.formats.registry import plan_losses
+
     entries = list(entries)
     if [e.key for e in entries] != [p.key for p in plan.placements]:
         raise InvalidArgumentError("the plan was made for other entries")
@@ -184,18 +275,18 @@ def write_set(
     # a new save of the set sees one save or fails (`read_set`). A device file that is a
     # size-sharded set of its own carries its own set's stamp instead, checked by that set.
     files_layout = file_format(fmt).set_layout
-    stamp = None
     file_attributes = dict(attributes or {})
-    if max_shard_size is None and files_layout is not None and files_layout.put_stamp is not None:
-        stamp = uuid.uuid4().hex
+    if max_shard_size is not None or files_layout is None or files_layout.put_stamp is None:
+        stamp = None
+    else:
+        stamp = stamp or uuid.uuid4().hex
         file_attributes = files_layout.put_stamp(file_attributes, stamp)
     options: dict[str, object] = {"durable": durable, "progress": progress}
     if alignment is not None:
         options["alignment"] = alignment
     if max_shard_size is not None:
         options["max_shard_size"] = max_shard_size
-    written: list[str] = []
-    doc = {
+    doc: dict[str, object] = {
         "paramio.tp": VERSION,
         "tp": plan.tp,
         "layout": plan.layout.value,
@@ -205,24 +296,7 @@ def write_set(
     }
     if stamp is not None:
         doc[sets.STAMP_KEY] = stamp
-    # One commit for the whole set: the device files (each may be a sharded set of its own) are
-    # finished as they are written and put in place together, the manifest last.
-    previous = _previous_files(manifest)
-    with AtomicOutputSet(durable=durable) as outputs:
-        out = outputs.add(manifest, index=True)
-        # Once in place: remove what the previous set held that this one does not (4 ranks -> 2).
-        outputs.on_published(
-            lambda: sets.remove_files(previous - {os.path.abspath(p) for p in outputs.paths}, manifest)
-        )
-        with outputs.gathering():
-            for name, group in zip(names, per, strict=True):
-                target = os.path.join(folder, name)
-                write_any(target, group, format=fmt, attributes=dict(file_attributes), on_loss="ignore", **options)
-                written.append(target)
-        out.pwrite((json.dumps(doc, indent=2) + "\n").encode("utf-8"), 0)
-        outputs.commit()
-    written.append(manifest)
-    return written
+    return FilesPlan(manifest, folder, names, per, doc, fmt, file_attributes, options, _previous_files(manifest))
 
 
 def _previous_files(manifest: str) -> set[str]:
