@@ -1,5 +1,6 @@
 """Issue 26's figures, contenders in turns in one process: digests against reading the same bytes,
-and a verified load against a plain one.
+a verified load against a plain one, conversions storing digests against plain ones, and a
+remote diff's bytes on the wire.
 
     python benchmarks/integrity.py [--size-mib 2048] [--rounds 5] [--md benchmarks/results/integrity.md]
 
@@ -9,7 +10,12 @@ and a verified load against a plain one.
 - the anonymous memory each digest run holds above the interpreter (a child process per run);
 - ``paramio.load(path, verify=True)`` against ``paramio.load(path)``, with the process CPU time
   of each (on few cores the hash's CPU time, not a second pass over memory, sets the ratio's
-  floor: (load CPU + hash CPU) / cores).
+  floor: (load CPU + hash CPU) / cores);
+- ``paramio.convert`` to IRPA: without a record, computing one while copying, and carrying the
+  input's (`--no-convert` skips it);
+- ``paramio.diff`` of two copies of the model on nginx (loopback) that differ in one tensor, both
+  with stored digests: the bytes nginx sent, from its access log, against both headers plus
+  that tensor (`--no-remote` skips it; needs nginx and obstore).
 
 The model is a safetensors file of float32 and bfloat16 tensors (a realistic mix: large
 matrices, small norms), written once with digests stored (blake3). Medians of `--rounds`, one
@@ -65,17 +71,111 @@ def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
     return wall
 
 
-_ANON = "import re;print(int(re.search(r'RssAnon:\\s+(\\d+)', open('/proc/self/status').read()).group(1)))"
+_PEAK_ANON = """
+import re, threading, time
+def _anon():
+    return int(re.search(r'RssAnon:\\s+(\\d+)', open('/proc/self/status').read()).group(1))
+_peak = [_anon()]
+_stop = threading.Event()
+def _sample():
+    while not _stop.is_set():
+        _peak[0] = max(_peak[0], _anon())
+        time.sleep(0.005)
+_t = threading.Thread(target=_sample, daemon=True)
+_t.start()
+"""
 
 
-def child_anon(code: str) -> float:
-    """Anonymous memory (MiB) a child holds after running `code`, minus that of a child importing
-    what it imports: the memory the work allocated and kept. (Peak RSS would count the mapped
-    file's clean pages, which the kernel reclaims as page cache.)"""
-    probe = "import paramio, paramio.integrity, numpy;"
-    base = subprocess.run([sys.executable, "-c", probe + _ANON], capture_output=True, text=True, check=True)
-    run = subprocess.run([sys.executable, "-c", probe + code + ";" + _ANON], capture_output=True, text=True, check=True)
-    return (int(run.stdout.split()[-1]) - int(base.stdout.split()[-1])) / 1024
+def child_peak_anon(code: str) -> float:
+    """Peak anonymous memory (MiB) a child holds while running `code` (sampled every 5 ms), minus
+    what the same child holds before it (the interpreter with paramio, numpy and the hash
+    packages imported). Peak RSS would count the mapped file's clean pages, which the kernel
+    reclaims as page cache; anonymous memory is what the work allocates."""
+    probe = "import paramio, paramio.integrity, numpy, blake3, xxhash;"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe
+            + _PEAK_ANON
+            + "_base = _anon();"
+            + code
+            + ";_stop.set();_t.join();_peak[0] = max(_peak[0], _anon());print(_peak[0] - _base)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(run.stdout.split()[-1]) / 1024
+
+
+def interleaved(
+    contenders: dict[str, Callable[[], object]], rounds: int
+) -> tuple[dict[str, float], dict[str, float], list[float]]:
+    """Medians of wall and CPU seconds, contenders in turns (one untimed round first), and the
+    1-minute load average after each round."""
+    for fn in contenders.values():  # warm the page cache and the imports
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    cpus: dict[str, list[float]] = {k: [] for k in contenders}
+    loads: list[float] = []
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            times[name].append(timed(fn, cpus[name]))
+        loads.append(os.getloadavg()[0])
+    return (
+        {k: statistics.median(v) for k, v in times.items()},
+        {k: statistics.median(v) for k, v in cpus.items()},
+        loads,
+    )
+
+
+def remote_diff(folder: Path, model: Path) -> list[str]:
+    """Two copies of `model` on nginx, one tensor changed in the second, both with stored
+    digests (xxh3): `paramio.diff` of their URLs, and the bytes nginx sent for it."""
+    sys.path.insert(0, str(ROOT / "tests" / "sources"))
+    sys.path.insert(0, str(ROOT / "tests" / "remote"))
+    try:
+        import obstore  # noqa: F401
+        from logs import synced_log
+        from remote_servers import nginx_binary, run_nginx
+    except ImportError as exc:
+        return [f"Remote diff skipped: {exc}."]
+    import paramio
+
+    binary = nginx_binary()
+    if binary is None:
+        return ["Remote diff skipped: nginx is not installed."]
+    index = paramio.ParameterIndex.open(model)
+    floats = [k for k in index.keys() if k.endswith(".weight") and index[k].tensor.dtype == "float32"]  # type: ignore[union-attr]
+    victim = floats[len(floats) // 2]  # compared by value: both sides' bytes are read
+    changed = [
+        e if e.key != victim else paramio.ParameterEntry.splat(e.key, b"\x01\x00\x00\x00", e.length, tensor=e.tensor)
+        for e in index.values()
+    ]
+    with tempfile.TemporaryDirectory(dir=folder) as work, run_nginx(binary, Path(work)) as server:
+        os.symlink(model, server.root / "a.safetensors")
+        b = server.root / "b.safetensors"
+        paramio.write_path(b, changed, attributes=index.attributes, on_loss="ignore")  # record computed anew
+        base = len(synced_log(server, server.root))
+        t = time.perf_counter()
+        report = paramio.diff(f"{server.url}/a.safetensors", f"{server.url}/b.safetensors")
+        wall = time.perf_counter() - t
+        lines = synced_log(server, server.root)[base:]
+        sent = sum(int(line.rsplit(" ", 1)[-1]) for line in lines if line.startswith("GET"))
+        heads = []
+        for path in (model, b):
+            with open(path, "rb") as f:
+                heads.append(8 + int.from_bytes(f.read(8), "little"))
+        tensor = index[victim].length
+    found = [d.key for d in report.differences]
+    return [
+        f"Remote diff ({model.stat().st_size / 2**30:.1f} GiB each, nginx on loopback, both with xxh3 records, "
+        f"{victim!r} changed): differences {found}, {report.by_digest} entries equal by stored digest, "
+        f"{len(lines)} requests, {sent:,} bytes sent (headers {heads[0]:,} + {heads[1]:,}, the tensor twice "
+        f"{2 * tensor:,}: {sum(heads) + 2 * tensor:,}; the listing reads each header plus 64 KiB ahead), "
+        f"{wall:.2f} s.",
+    ]
 
 
 def main() -> int:
@@ -84,12 +184,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dir", default=None, help="where the model is written (default: a temporary folder)")
     ap.add_argument("--md", default=None, help="write the table here too")
+    ap.add_argument("--no-convert", action="store_true", help="skip the conversion timings")
+    ap.add_argument("--no-remote", action="store_true", help="skip the remote diff")
     args = ap.parse_args()
 
     import blake3
     import xxhash
 
     import paramio
+    from paramio.formats.digests import DEFAULT_ALGORITHM
 
     folder = Path(args.dir or tempfile.mkdtemp(prefix="paramio-integrity-"))
     model = folder / "model.safetensors"
@@ -99,6 +202,10 @@ def main() -> int:
     if not fast.exists():
         index = paramio.ParameterIndex.open(model)
         paramio.write_path(fast, index.values(), attributes=index.attributes, digests="xxh3")
+    bare = folder / "model-bare.safetensors"  # the same model without a record
+    if not bare.exists() and not args.no_convert:
+        index = paramio.ParameterIndex.open(model)
+        paramio.write_path(bare, index.values(), attributes=index.attributes, digests=False)
     size = model.stat().st_size
     data_view = lambda: memoryview(np.memmap(model, dtype=np.uint8, mode="r"))  # noqa: E731
 
@@ -120,27 +227,20 @@ def main() -> int:
         "blake3 package, whole file, all cores": whole(lambda: blake3.blake3(max_threads=blake3.blake3.AUTO)),
         "xxhash package, whole file": whole(xxhash.xxh3_128),
         "load": lambda: paramio.load(model),
-        "load verify=True": lambda: paramio.load(model, verify=True),
+        "load verify=True, blake3 record": lambda: paramio.load(model, verify=True),
         "load verify=True, xxh3 record": lambda: paramio.load(fast, verify=True),
     }
-    for fn in contenders.values():  # warm the page cache and the imports
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    cpus: dict[str, list[float]] = {k: [] for k in contenders}
-    for _ in range(args.rounds):
-        for name, fn in contenders.items():
-            times[name].append(timed(fn, cpus[name]))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    cpu = {k: statistics.median(v) for k, v in cpus.items()}
-    rss = {alg: child_anon(f"paramio.digest({str(model)!r}, {alg!r})") for alg in ("blake3", "xxh3", "sha256")}
+    med, cpu, loads = interleaved(contenders, args.rounds)
+    rss = {alg: child_peak_anon(f"paramio.digest({str(model)!r}, {alg!r})") for alg in ("blake3", "xxh3", "sha256")}
     gbs = lambda s: size / s / 1e9  # noqa: E731
     lines = [
-        f"Issue 26 figures, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPUs, {platform.machine()}, Python "
-        f"{platform.python_version()}, {size / 2**20:.0f} MiB safetensors warm in the page cache, median of {args.rounds} "
-        f"rounds, contenders in turns, load average {os.getloadavg()[0]:.1f} at the end. "
+        f"Issue 26 figures, {time.strftime('%Y-%m-%d %H:%M')}: {os.cpu_count()} CPUs, {platform.machine()}, Python "
+        f"{platform.python_version()}, {size / 2**20:.0f} MiB safetensors warm in the page cache, median of "
+        f"{args.rounds} rounds, contenders in turns, 1-minute load average {min(loads):.1f}-{max(loads):.1f} "
+        f"during the rounds. The default algorithm is {DEFAULT_ALGORITHM}. "
         "Command: `python benchmarks/integrity.py`.",
         "",
-        "| case | time | GB/s | ratio | anonymous memory above the interpreter |",
+        "| case | time | GB/s | ratio | peak anonymous memory above the interpreter |",
         "|---|---:|---:|---:|---:|",
     ]
     cat = med["cat > /dev/null"]
@@ -151,11 +251,48 @@ def main() -> int:
         ratio = f"{cat / med[name]:.2f}x read speed" if name != "cat > /dev/null" else "1 (the read)"
         mem = f"{rss[alg]:.1f} MiB" if alg in rss else "-"
         lines.append(f"| {name} | {med[name] * 1e3:.0f} ms | {gbs(med[name]):.2f} | {ratio} | {mem} |")
-    for name in ("load verify=True", "load verify=True, xxh3 record"):
+    for name in ("load verify=True, blake3 record", "load verify=True, xxh3 record"):
         lines.append(
             f"| {name} vs load | {med[name] * 1e3:.0f} vs {med['load'] * 1e3:.0f} ms "
             f"(CPU {cpu[name] * 1e3:.0f} vs {cpu['load'] * 1e3:.0f} ms) | - | {med[name] / med['load']:.2f}x | - |"
         )
+    if not args.no_convert:
+        out = folder / "converted.irpa"
+
+        def convert(src: Path, **kw: object) -> Callable[[], object]:
+            def run() -> object:
+                index = paramio.ParameterIndex.open(src)
+                paramio.write_path(out, index.values(), attributes=index.attributes, **kw)
+                return None
+
+            return run
+
+        conversions: dict[str, Callable[[], object]] = {
+            "convert to IRPA, no record": convert(bare),
+            "convert to IRPA, xxh3 record computed while copying": convert(bare, digests="xxh3"),
+            "convert to IRPA, blake3 record computed while copying": convert(bare, digests="blake3"),
+            "convert to IRPA, carrying the input's record": lambda: paramio.convert(model, out),
+            "digest pass, then convert (the old way, xxh3)": lambda: (
+                paramio.digest(bare, "xxh3"),
+                convert(bare)(),
+            ),
+        }
+        cmed, ccpu, cloads = interleaved(conversions, max(3, args.rounds // 2))
+        base = cmed["convert to IRPA, no record"]
+        lines += [
+            "",
+            f"Conversions (safetensors -> IRPA, fsynced, same disk; load average {min(cloads):.1f}-{max(cloads):.1f}):",
+            "",
+            "| case | time | CPU | ratio to no record |",
+            "|---|---:|---:|---:|",
+        ]
+        for name in conversions:
+            lines.append(
+                f"| {name} | {cmed[name] * 1e3:.0f} ms | {ccpu[name] * 1e3:.0f} ms | {cmed[name] / base:.2f}x |"
+            )
+        out.unlink(missing_ok=True)
+    if not args.no_remote:
+        lines += ["", *remote_diff(folder, fast)]
     text = "\n".join(lines) + "\n"
     print(text)
     print(json.dumps({k: v for k, v in med.items()}, indent=1), file=sys.stderr)

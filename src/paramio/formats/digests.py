@@ -25,11 +25,15 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Protocol
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from paramio.formats.output import AtomicOutput
 
 __all__ = [
     "ALGORITHMS",
@@ -37,12 +41,14 @@ __all__ = [
     "DEFAULT_ALGORITHM",
     "DIGESTS_KEY",
     "DigestRecord",
+    "DigestSink",
     "Hasher",
     "digest_bytes",
     "digest_entries",
     "digest_entry",
     "digest_items",
     "new_hasher",
+    "plan_sink",
     "record_of",
     "sidecar_path",
     "sidecar_record",
@@ -88,6 +94,9 @@ def _sha256(threads: int | None = None) -> Hasher:
 
 #: name -> a new hasher (given the most threads it may use; None: the algorithm's default).
 ALGORITHMS: dict[str, Callable[[int | None], Hasher]] = {"blake3": _blake3, "xxh3": _xxh3, "sha256": _sha256}
+#: name -> hex digits of a digest: fixed per algorithm, so a header can be laid out before the
+#: digests it holds are known (`DigestSink`).
+HEX_LENGTHS = {"blake3": 64, "xxh3": 32, "sha256": 64}
 
 
 def new_hasher(algorithm: str, *, threads: int | None = None) -> Hasher:
@@ -270,35 +279,215 @@ def with_record(attributes: Mapping[str, object] | None, record: DigestRecord | 
     return out
 
 
-def written_record(
-    entries: Sequence[ParameterEntry], attributes: Mapping[str, object], digests: object
-) -> DigestRecord | None:
-    """The record a writer stores for `entries` (`paramio.write_path`'s ``digests=``):
-
-    * ``True`` or an algorithm name: computed now over the entries being written;
-    * ``None`` (the default): computed again, with the same algorithm, when the attributes carry
-      one, so that a conversion that renamed, dropped or replaced entries never keeps a digest
-      of bytes it did not write; no record otherwise;
-    * ``False``: no record.
-    """
+def _record_plan(attributes: Mapping[str, object], digests: object) -> tuple[str, Mapping[str, str]] | None:
+    """(algorithm, digests known for output keys) of the record a write stores, or None."""
     carried = record_of(attributes)
+    if isinstance(digests, DigestRecord):
+        if digests.algorithm not in ALGORITHMS:
+            raise InvalidArgumentError(f"digests: unknown algorithm {digests.algorithm!r}")
+        return digests.algorithm, digests.entries
     if digests is False or (digests is None and carried is None):
         return None
     if digests is True:
-        algorithm = carried.algorithm if carried is not None else DEFAULT_ALGORITHM
-    elif isinstance(digests, str):
-        algorithm = digests
-    elif digests is None:
+        return (carried.algorithm if carried is not None else DEFAULT_ALGORITHM), {}
+    if isinstance(digests, str):
+        new_hasher(digests)  # an unknown name fails before anything is written
+        return digests, {}
+    if digests is None:
         assert carried is not None
-        algorithm = carried.algorithm
-    else:
-        raise InvalidArgumentError(f"digests={digests!r}: expected True, False, None or an algorithm name")
-    first: dict[str, ParameterEntry] = {}
-    for e in entries:
-        first.setdefault(e.key, e)
-    return DigestRecord(
-        algorithm, digest_items(list(first.items()), algorithm), {k: type_text(e) for k, e in first.items()}
-    )
+        return carried.algorithm, {}
+    raise InvalidArgumentError(f"digests={digests!r}: expected True, False, None, an algorithm name or a DigestRecord")
+
+
+def written_record(
+    entries: Sequence[ParameterEntry], attributes: Mapping[str, object], digests: object
+) -> DigestRecord | None:
+    """The record a writer stores for `entries` (`paramio.write_path`'s ``digests=``), computed
+    here in a pass of its own (writers compute it while they copy instead: `plan_sink`):
+
+    * ``True`` or an algorithm name: computed over the entries being written;
+    * ``None`` (the default): computed again, with the same algorithm, when the attributes carry
+      one, so that a conversion that renamed, dropped or replaced entries never keeps a digest
+      of bytes it did not write; no record otherwise;
+    * a `DigestRecord`: its digests are the written entries' (by key, the caller vouches for
+      them: a conversion carrying what its input stored for bytes it did not change); the rest
+      computed with its algorithm;
+    * ``False``: no record.
+    """
+    sink = plan_sink(entries, attributes, digests)
+    if sink is None:
+        return None
+    sink.settle()
+    return sink.record()
+
+
+def plan_sink(
+    entries: Sequence[ParameterEntry], attributes: Mapping[str, object], digests: object
+) -> DigestSink | None:
+    """The `DigestSink` a write of `entries` fills while it copies, or None when the output stores
+    no record (``digests=`` as `written_record` reads it). Raises `InvalidArgumentError` for an
+    unknown algorithm or a bad `digests` value."""
+    plan = _record_plan(attributes, digests)
+    if plan is None:
+        return None
+    algorithm, known = plan
+    return DigestSink(algorithm, entries, known)
+
+
+_active = threading.local()  # the sink of the write running in this thread (`DigestSink.active`)
+
+
+def current_sink() -> DigestSink | None:
+    """The sink outputs created now in this thread report to (`paramio.formats.output`)."""
+    sink: DigestSink | None = getattr(_active, "sink", None)
+    return sink
+
+
+class DigestSink:
+    """The digest record of one write, computed from the bytes as the writer copies them.
+
+    A format's header holds the record and is written before the data, so the writer lays it
+    out with a placeholder for each digest still to come: a random token shared by the write
+    and the entry's number, as many hex digits as the algorithm's digest (`HEX_LENGTHS`), so the
+    layout does not change when the digests replace them. The copy (`paramio.formats.output`)
+    feeds each entry's bytes to its hasher on their way from the input to the output (`claim`,
+    `done`); when an output file is finished its header is rewritten in place with the digests
+    (`finishing`; a set's member whose header also names other members' entries is patched
+    once the whole set is written, `settle`). Digests the caller knows (`known`: carried from
+    an input that stores them, for bytes the conversion did not change) are used as given and
+    cost nothing; splats and empty entries are hashed from their pattern (no read).
+
+    `reread` counts the bytes hashed by reading an entry again because no copy hashed it
+    (none in paramio's writers; the safety net for a writer that skips `copy_entry`).
+    """
+
+    def __init__(
+        self, algorithm: str, entries: Sequence[ParameterEntry], known: Mapping[str, str] | None = None
+    ) -> None:
+        self.algorithm = algorithm
+        self._hex = HEX_LENGTHS[algorithm]
+        first: dict[str, ParameterEntry] = {}
+        for e in entries:
+            first.setdefault(e.key, e)
+        self._first = first
+        self._keys = list(first)
+        self.types = {k: type_text(e) for k, e in first.items()}
+        self._token = os.urandom(8).hex().encode()
+        self._digests: dict[str, str] = {}
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+        self._waiting: list[AtomicOutput] = []
+        self.reread = 0
+        self.carried = 0
+        splats: dict[tuple[bytes, int], str] = {}
+        for k, e in first.items():
+            given = (known or {}).get(k)
+            if isinstance(given, str) and len(given) == self._hex and _is_hex(given):
+                self._digests[k] = given.lower()
+                self.carried += 1
+            elif e.source is None or e.length == 0:  # a splat (or empty): hashed from its pattern
+                memo = (bytes(e.pattern), e.length)
+                if memo not in splats:
+                    splats[memo] = digest_entry(e, algorithm)
+                self._digests[k] = splats[memo]
+
+    def record(self) -> DigestRecord:
+        """The record as known now: a placeholder for each digest still to come."""
+        width = self._hex - len(self._token)
+        return DigestRecord(
+            self.algorithm,
+            {
+                k: self._digests.get(k) or (self._token.decode() + format(i, f"0{width}x"))
+                for i, k in enumerate(self._keys)
+            },
+            dict(self.types),
+        )
+
+    @contextmanager
+    def active(self) -> Iterator[DigestSink]:
+        """Within the block, outputs created in this thread report to this sink."""
+        previous = current_sink()
+        _active.sink = self
+        try:
+            yield self
+        finally:
+            _active.sink = previous
+
+    def claim(self, entry: ParameterEntry) -> Hasher | None:
+        """A hasher for `entry`'s bytes if the record wants them (the first entry of its key, not
+        yet hashed or known), else None. The caller feeds every byte in order, then `done`."""
+        with self._lock:
+            key = entry.key
+            if key in self._digests or key in self._claimed:
+                return None
+            f = self._first.get(key)
+            if f is None or f.source is not entry.source or f.offset != entry.offset or f.length != entry.length:
+                return None
+            self._claimed.add(key)
+        return new_hasher(self.algorithm, threads=1)
+
+    def done(self, key: str, hexdigest: str) -> None:
+        with self._lock:
+            self._digests[key] = hexdigest
+
+    def finishing(self, out: AtomicOutput, *, alone: bool) -> None:
+        """`out`'s bytes are all written: put the digests into its header (`alone`: the write's
+        only file, so nothing more will be copied), or wait for `settle` when some of the
+        digests its header holds belong to entries other files of the set have yet to copy."""
+        if alone:
+            self._compute_missing()
+        if not self._patch(out):
+            self._waiting.append(out)
+
+    def settle(self) -> None:
+        """Every file of the write is written: hash what no copy hashed (by reading it again,
+        counted in `reread`), and patch the headers still waiting."""
+        self._compute_missing()
+        waiting, self._waiting = self._waiting, []
+        for out in waiting:
+            patched = self._patch(out)
+            assert patched
+
+    def _compute_missing(self) -> None:
+        missing = [(k, e) for k, e in self._first.items() if k not in self._digests]
+        if missing:
+            self._digests.update(digest_items(missing, self.algorithm))
+            self.reread += sum(e.length for _, e in missing)
+
+    def _patch(self, out: AtomicOutput) -> bool:
+        head = out.head
+        if head is None:
+            return True
+        pieces: list[bytes] = []
+        last = 0
+        at = head.find(self._token)
+        tail = self._hex - len(self._token)
+        while at >= 0:
+            number = head[at + len(self._token) : at + self._hex]
+            try:
+                i = int(number, 16)
+            except ValueError:
+                i = -1
+            if len(number) == tail and 0 <= i < len(self._keys):
+                digest = self._digests.get(self._keys[i])
+                if digest is None:
+                    return False
+                pieces += [head[last:at], digest.encode()]
+                last = at + self._hex
+            at = head.find(self._token, at + 1)
+        if pieces:
+            pieces.append(head[last:])
+            out.patch_head(b"".join(pieces))
+        out.head = None
+        return True
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
 
 
 def type_text(entry: ParameterEntry) -> str:

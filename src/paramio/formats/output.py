@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 from paramio.core.entry import ParameterEntry, fill_pattern
 from paramio.core.errors import SourceError, WriteError
 from paramio.core.source import Progress
+from paramio.formats.digests import Hasher, current_sink
 from paramio.formats.interrupts import held_signals
 from paramio.formats.targets import copy_to_stream, resolve_output, take_mode_and_owner
 from paramio.sources.protocols import SupportsFileDescriptor
@@ -179,6 +181,10 @@ class AtomicOutput:
         self._inflight: list[Future[None]] = []  # threaded copies not yet known to be done
         self._lease: Lease | None = None  # the shared pool's copy threads, while copies run
         self._copy_failed = threading.Event()
+        # A write storing digests (`paramio.formats.digests.DigestSink`): the copies hash what
+        # they move, and the header (the bytes written at offset 0) gets the digests at the end.
+        self.sink = current_sink()
+        self.head: bytes | None = None
 
     @property
     def streamed(self) -> bool:
@@ -203,8 +209,34 @@ class AtomicOutput:
                 done += os.pwrite(self.fd, view[done:] if done else view, offset + done)
         except OSError as exc:
             raise WriteError(f"write failed: {exc.strerror or exc}", path=self.path, offset=offset + done) from exc
+        if offset == 0 and self.sink is not None:
+            self.head = bytes(view)  # every format's header: it may hold digests still to come
         if self._starter:
             self.written(offset, done)
+
+    def patch_head(self, data: bytes) -> None:
+        """Rewrite the header (offset 0) with `data`, the same length: in the open file, or in
+        the finished one (a set's member whose record waited for the other members), reopened
+        and fsynced when durable. Raises `WriteError`."""
+        if self.fd >= 0:
+            fd, close = self.fd, False
+        else:
+            assert self.temp_path is not None
+            try:
+                fd, close = os.open(self.temp_path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)), True
+            except OSError as exc:
+                raise WriteError(f"cannot reopen to store digests: {exc.strerror or exc}", path=self.path) from exc
+        try:
+            view, done = memoryview(data), 0
+            while done < len(view):
+                done += os.pwrite(fd, view[done:], done)
+            if close and self.durable:
+                os.fsync(fd)
+        except OSError as exc:
+            raise WriteError(f"cannot store digests: {exc.strerror or exc}", path=self.path) from exc
+        finally:
+            if close:
+                os.close(fd)
 
     def written(self, offset: int, length: int) -> None:
         """Note that `length` bytes at `offset` were written (by `pwrite` or the kernel); for a
@@ -273,6 +305,8 @@ class AtomicOutput:
             return
         try:
             self.wait_for_copies()
+            if self.sink is not None and self.head is not None:
+                self.sink.finishing(self, alone=self._owner is None)
         except BaseException:
             self.abort()
             raise
@@ -386,19 +420,34 @@ def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progres
     """Write `entry`'s bytes (splats expanded) at `offset` in `out`."""
     src = entry.source
     fd = _descriptor(src)
+    sink = out.sink
+    # A write storing digests hashes each entry's bytes between the read and the write (the
+    # chunk is still in the core's cache), so the file is read once; the kernel's copies,
+    # which never bring the bytes to us, are then used only for entries the record does not
+    # need hashed (carried, or the second entry of a key).
+    hasher = sink.claim(entry) if sink is not None else None
+    finish: Callable[[str], None] | None = None
+    if hasher is not None:
+        assert sink is not None
+        finish = functools.partial(sink.done, entry.key)
     if fd is None or entry.length == 0:
-        _copy_views(entry, out, offset, 0, progress)
+        _copy_views(entry, out, offset, 0, progress, hasher)
+        if hasher is not None and finish is not None:
+            finish(hasher.hexdigest())
         return
     done = 0
-    if out.kernel_copies:
+    if out.kernel_copies and hasher is None:
         done = _kernel_copy(fd, entry.offset, out, offset, entry.length, progress)
         if done == entry.length:
             return
     where = (src.name if src is not None else None, entry.key)
     if entry.length - done < PIPELINE_MIN:
-        _buffered_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress)
+        _buffered_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress, hasher)
+        if hasher is not None and finish is not None:
+            finish(hasher.hexdigest())
     else:
-        _pipelined_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress)
+        ordered = None if hasher is None or finish is None else (hasher, finish)
+        _pipelined_copy(fd, where, entry.offset + done, out, offset + done, entry.length - done, progress, ordered)
 
 
 def _descriptor(src: object) -> int | None:
@@ -428,8 +477,17 @@ def _kernel_copy(fd: int, src_off: int, out: AtomicOutput, dst_off: int, length:
     return done
 
 
-def _copy_chunk(fd: int, where: tuple[str | None, str], src_off: int, out: AtomicOutput, dst_off: int, n: int) -> None:
-    """One chunk through this thread's buffer: ``pread`` then ``pwrite``."""
+def _copy_chunk(
+    fd: int,
+    where: tuple[str | None, str],
+    src_off: int,
+    out: AtomicOutput,
+    dst_off: int,
+    n: int,
+    feed: Callable[[memoryview], bool] | None = None,
+) -> bool:
+    """One chunk through this thread's buffer: ``pread``, `feed` (a hasher's turn), ``pwrite``.
+    False when `feed` says to stop (another copy thread failed)."""
     buf: memoryview | None = getattr(_buffers, "view", None)
     if buf is None:
         buf = _buffers.view = memoryview(bytearray(PIPE_CHUNK))
@@ -449,7 +507,10 @@ def _copy_chunk(fd: int, where: tuple[str | None, str], src_off: int, out: Atomi
                 offset=src_off + got,
             )
         got += k
+    if feed is not None and not feed(buf[:n]):
+        return False
     out.pwrite(buf[:n], dst_off)
+    return True
 
 
 def _buffered_copy(
@@ -460,11 +521,20 @@ def _buffered_copy(
     dst_off: int,
     length: int,
     progress: Progress | None,
+    hasher: Hasher | None = None,
 ) -> None:
+    feed = None
+    if hasher is not None:
+        h = hasher
+
+        def feed(data: memoryview) -> bool:
+            h.update(data)
+            return True
+
     pos = 0
     while pos < length:
         n = min(PIPE_CHUNK, length - pos)
-        _copy_chunk(fd, where, src_off + pos, out, dst_off + pos, n)
+        _copy_chunk(fd, where, src_off + pos, out, dst_off + pos, n, feed)
         pos += n
         _tick(progress, n)
 
@@ -477,14 +547,19 @@ def _pipelined_copy(
     dst_off: int,
     length: int,
     progress: Progress | None,
+    hashing: tuple[Hasher, Callable[[str], None]] | None = None,
 ) -> None:
     """`_buffered_copy` spread over `COPY_THREADS` threads, thread i taking chunks i, i+k, ...:
     while one thread writes its chunk, the others read theirs. Returns once the work is queued:
     the next entry's chunks queue behind these, so the threads never drain between entries.
-    `out` waits for all of it (and raises the first error) before it commits or aborts."""
+    `out` waits for all of it (and raises the first error) before it commits or aborts.
+
+    `hashing` (a hasher, and what to call with the entry's digest): each chunk is hashed right
+    after its read, in the chunks' order (`_InOrder`), while the other threads read theirs."""
     chunks = (length + PIPE_CHUNK - 1) // PIPE_CHUNK
     lanes = min(COPY_THREADS, chunks)
     failed = out._copy_failed
+    order = _InOrder(hashing[0], chunks, hashing[1], failed) if hashing is not None else None
 
     def lane(first: int) -> None:
         for c in range(first, chunks, lanes):
@@ -492,8 +567,10 @@ def _pipelined_copy(
                 return
             pos = c * PIPE_CHUNK
             n = min(PIPE_CHUNK, length - pos)
+            feed = None if order is None else functools.partial(order.feed, c)
             try:
-                _copy_chunk(fd, where, src_off + pos, out, dst_off + pos, n)
+                if not _copy_chunk(fd, where, src_off + pos, out, dst_off + pos, n, feed):
+                    return
             except BaseException:
                 failed.set()
                 raise
@@ -506,6 +583,37 @@ def _pipelined_copy(
         if out._lease is None:
             out._lease = workers.lease(COPY_THREADS)
         out._inflight.extend(workers.call(functools.partial(lane, i)) for i in range(lanes))
+
+
+class _InOrder:
+    """One entry's hasher fed by several copy threads, chunk 0, 1, 2, ... in turn.
+
+    A thread holding chunk c waits (its buffer kept) until chunk c-1 is hashed. It cannot wait
+    forever: the pool starts tasks in the order queued, so the thread holding the lowest chunk
+    not yet hashed is running and never waits, and every other waits on a running thread."""
+
+    def __init__(self, hasher: Hasher, chunks: int, finish: Callable[[str], None], failed: threading.Event) -> None:
+        self._hasher = hasher
+        self._chunks = chunks
+        self._finish = finish
+        self._failed = failed
+        self._next = 0
+        self._turn = threading.Condition()
+
+    def feed(self, chunk: int, data: memoryview) -> bool:
+        """Hash `data` (chunk number `chunk`) in its turn; False if the copy failed meanwhile."""
+        with self._turn:
+            while self._next != chunk:
+                if self._failed.is_set():
+                    return False
+                self._turn.wait(WAIT_STEP)
+        self._hasher.update(data)  # outside the lock: only the thread whose turn it is gets here
+        if chunk == self._chunks - 1:
+            self._finish(self._hasher.hexdigest())
+        with self._turn:
+            self._next += 1
+            self._turn.notify_all()
+        return True
 
 
 def _outcome(future: Future[None]) -> BaseException | None:
@@ -523,12 +631,22 @@ def _outcome(future: Future[None]) -> BaseException | None:
                 pass
 
 
-def _copy_views(entry: ParameterEntry, out: AtomicOutput, offset: int, start: int, progress: Progress | None) -> None:
+def _copy_views(
+    entry: ParameterEntry,
+    out: AtomicOutput,
+    offset: int,
+    start: int,
+    progress: Progress | None,
+    hasher: Hasher | None = None,
+) -> None:
     if entry.source is not None:
         pos = start
         while pos < entry.length:
             n = min(CHUNK, entry.length - pos)
-            out.pwrite(entry.source.view(entry.offset + pos, n), offset + pos)
+            view = entry.source.view(entry.offset + pos, n)
+            if hasher is not None:
+                hasher.update(view)
+            out.pwrite(view, offset + pos)
             pos += n
             _tick(progress, n)
         return

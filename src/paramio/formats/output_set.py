@@ -101,6 +101,10 @@ class AtomicOutputSet:
         try:
             for out in self.outputs:
                 out.finish()
+            # A record of digests a member's header holds for entries of later members is
+            # complete only now (`paramio.formats.digests.DigestSink.settle`).
+            for sink in {id(o.sink): o.sink for o in self.outputs if o.sink is not None}.values():
+                sink.settle()
         except BaseException:
             self.abort()
             raise

@@ -214,10 +214,14 @@ def write_path(
     `digests`: ``True`` (or an algorithm: ``"blake3"``, ``"xxh3"``, ``"sha256"``) stores a digest of
     every entry in the file's attributes; ``None`` (the default) stores them again, computed
     anew, when `attributes` carry a record (a conversion never keeps a digest of bytes it did not
-    write), and ``False`` drops a carried record (`paramio.formats.digests`).
+    write), and ``False`` drops a carried record; a `paramio.formats.digests.DigestRecord` gives
+    the digests of entries whose bytes the caller knows (``paramio.convert`` carries its input's
+    for entries it did not change) and computes the rest with its algorithm. Digests are
+    computed while the bytes are copied: each input byte is read once
+    (`paramio.formats.digests.DigestSink`).
     """
     from paramio.formats.conversion import check_splat_expansion, report_losses
-    from paramio.formats.digests import DIGESTS_KEY, with_record, written_record
+    from paramio.formats.digests import DIGESTS_KEY, DigestSink, plan_sink, with_record
     from paramio.formats.inputs import current_options, is_url, local_path
 
     fmt = get_format(format or detect_format(path, for_writing=True))
@@ -226,20 +230,24 @@ def write_path(
     check_options(fmt.name, options)
     entries = list(entries)
     attributes = attributes or {}
+    sink: DigestSink | None = None
     if digests is not None or DIGESTS_KEY in attributes:  # before carrying moves the record
-        attributes = with_record(attributes, written_record(entries, attributes, digests))
+        # Laid out with placeholders now, the digests computed as the writer copies.
+        sink = plan_sink(entries, attributes, digests)
+        attributes = with_record(attributes, sink.record() if sink is not None else None)
     prepared = _prepare(fmt, entries, attributes, {**options, "path": p})
     check_splat_expansion(prepared.entries, fmt.name, p, keeps_splats=fmt.splats, expand_splats=bool(expand_splats))
     report_losses(prepared.losses, on_loss, path=p, fmt=fmt.name)
-    if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
-        from paramio.formats.uploads import write_remote
+    with sink.active() if sink is not None else contextlib.nullcontext():
+        if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
+            from paramio.formats.uploads import write_remote
 
-        def build(local: str) -> None:
-            fmt.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
+            def build(local: str) -> None:
+                fmt.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
 
-        write_remote(p, build, options=current_options())
-        return
-    fmt.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+            write_remote(p, build, options=current_options())
+            return
+        fmt.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
 
 
 def writer_options(name: str) -> frozenset[str]:

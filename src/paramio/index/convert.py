@@ -29,6 +29,7 @@ from paramio.core.errors import ConversionWarning, DuplicateKeyError, InvalidArg
 from paramio.core.splats import SPLAT_PATTERN_LENGTHS_TEXT, splat_fault
 from paramio.core.tensor import encode_tensor_metadata
 from paramio.formats.contract import ARCHIVE, get_format
+from paramio.formats.digests import DigestRecord, record_of
 from paramio.formats.elements import ElementError, parse_element, parse_element_type
 from paramio.formats.registry import FORMATS, detect_format, write_path
 from paramio.formats.targets import resolve_output
@@ -62,6 +63,12 @@ class ConvertPlan:
     entries: list[ParameterEntry]
     attributes: dict[str, object]
     warnings: list[str]
+    #: The digests the output's record carries from its inputs (by output key, with the
+    #: algorithm of the record `attributes` carry): those of entries whose bytes the conversion
+    #: did not change (renamed or not), read from the record the input file stores. The others
+    #: (splats it made, entries from inputs without a record or with another algorithm) are
+    #: computed while they are copied. None when the output stores no record.
+    digests: DigestRecord | None = None
 
 
 def parse_splat(value: SplatValue, *, name: str = "") -> bytes:
@@ -162,11 +169,16 @@ def plan_conversion(
     out: list[ParameterEntry] = []
     renamed_from: list[str | None] = []
     attributes: dict[str, object] = {}
+    stored: dict[int, str] = {}  # id(output entry) -> the digest its input stores for its bytes
     for _scope, index in scopes.items():
         for k, v in index.attributes.items():
             attributes.setdefault(k, v)
+        record = _stored_record(index)
+        recorded: set[str] = set()  # a record digests the first entry of a key its file repeats
         for e in index.values():
             seen_original.add(e.key)
+            first_of_key = e.key not in recorded
+            recorded.add(e.key)
             if e.key in excluded:
                 continue
             key = renames.get(e.key, e.key)
@@ -186,6 +198,8 @@ def plan_conversion(
                 )
             else:
                 converted = e.replace(key=key, metadata=metadata)
+                if record is not None and first_of_key and e.key in record.entries:
+                    stored[id(converted)] = f"{record.algorithm}:{record.entries[e.key]}"
             out.append(converted)
             renamed_from.append(e.key if key != e.key else None)
     notes: list[str] = []
@@ -202,7 +216,42 @@ def plan_conversion(
     entries = _resolve_duplicates(out, renamed_from, duplicates, notes)
     if not typed:  # IREE's exact bytes: no TENSORv0, no attributes entry
         attributes = {}
-    return ConvertPlan(entries, attributes, notes)
+    return ConvertPlan(entries, attributes, notes, _carried_digests(entries, attributes, stored))
+
+
+def _stored_record(index: ParameterIndex) -> DigestRecord | None:
+    """The digest record `index`'s file stores, or None (none, or a damaged one: then every
+    digest is computed anew, as `paramio.write_path` does for a record it cannot carry)."""
+    from paramio.core.errors import FormatError
+
+    try:
+        return record_of(index.attributes)
+    except FormatError:
+        return None
+
+
+def _carried_digests(
+    entries: list[ParameterEntry], attributes: dict[str, object], stored: dict[int, str]
+) -> DigestRecord | None:
+    """The digests the output carries (`ConvertPlan.digests`): for the first entry of each key
+    whose bytes are an input's entry's, that entry's stored digest, when it has the algorithm of
+    the record the output stores."""
+    from paramio.core.errors import FormatError
+
+    try:
+        record = record_of(attributes)
+    except FormatError:
+        return None
+    if record is None:
+        return None
+    carried: dict[str, str] = {}
+    for e in entries:
+        if e.key in carried:
+            continue
+        algorithm, _, value = stored.get(id(e), "").partition(":")
+        if algorithm == record.algorithm:
+            carried[e.key] = value
+    return DigestRecord(record.algorithm, carried)
 
 
 def _resolve_duplicates(
@@ -312,6 +361,7 @@ def convert(
         entries,
         format=fmt,
         attributes=plan.attributes,
+        digests=plan.digests,
         progress=progress,
         on_loss=on_loss,
         expand_splats=expand_splats,

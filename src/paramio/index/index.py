@@ -9,6 +9,7 @@ kept, lookup finds the first).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import operator
 import os
@@ -455,11 +456,14 @@ class ParameterIndex:
                 path=os.fspath(file_path),
             )
         attributes = None
+        sink = None
         if digests:
-            from paramio.formats.digests import with_record, written_record
+            from paramio.formats.digests import plan_sink, with_record
 
-            attributes = with_record(self.attributes, written_record(self._entries, self.attributes, digests))
-        write_archive(file_path, self._entries, alignment=alignment, attributes=attributes)
+            sink = plan_sink(self._entries, self.attributes, digests)  # computed as the bytes are copied
+            attributes = with_record(self.attributes, sink.record() if sink is not None else None)
+        with sink.active() if sink is not None else contextlib.nullcontext():
+            write_archive(file_path, self._entries, alignment=alignment, attributes=attributes)
         result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
         # The one file written, whatever its name: ``m-00001-of-00002.irpa`` is no set here.
         layout = get_format(ARCHIVE).set_layout
