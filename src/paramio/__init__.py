@@ -72,6 +72,10 @@ declare_format_above("tp", (".tp.json",), "paramio.sharding.tpset")
 # IREE's API puts ``create_provider`` on the index; the IREE bridge it needs stands above the
 # index, so the index reaches it through this declaration and imports it only when called.
 declare_above("index.create_provider", "paramio.compat.runtime:create_provider")
+# ``engine="ray"`` (issue 28): the scale-out engine stands above the index and the integrity
+# tools that take ``engine=``; they reach it through these, importing it (and Ray) only then.
+declare_above("index.convert_on_engine", "paramio.scaleout.convert:convert_on_engine")
+declare_above("integrity.digest_on_engine", "paramio.scaleout.digest:digest_on_engine")
 
 #: public name -> (module, attribute), read from the ``if TYPE_CHECKING:`` imports above (the one
 #: list of public names) and imported on first use (``paramio.ParameterIndex``, ``from paramio

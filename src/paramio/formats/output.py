@@ -25,12 +25,14 @@ without, 0.42 s with. The fsync in `commit()` is unchanged: it is what makes the
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -47,13 +49,15 @@ from paramio.sources.workers import Lease, pool
 if TYPE_CHECKING:
     from paramio.formats.output_set import AtomicOutputSet
 
-__all__ = ["AtomicOutput", "copy_entry", "sync_folder", "write_zeros_until"]
+__all__ = ["AtomicOutput", "bounded_copies", "copy_entry", "sync_folder", "write_zeros_until"]
 
 CHUNK = 1 << 24  # 16 MiB: big enough to stream at disk speed, small enough to bound memory
 
 WRITEBACK_STEP = 1 << 24  # start writeback of every 16 MiB written to a durable output
 _SYNC_FILE_RANGE_WRITE = 2
 
+#: A smaller bound on the bytes one copy through views holds at once, for the block (`bounded_copies`).
+_COPY_BOUND: contextvars.ContextVar[int] = contextvars.ContextVar("paramio_copy_bound", default=CHUNK)
 PIPE_CHUNK = 1 << 20  # one buffer per copy thread: fits in L2, so the second copy reads from cache
 PIPELINE_MIN = 4 << 20  # spans below this are copied inline: a thread hand-off costs more than it saves
 WAIT_STEP = 0.05  # seconds: how long a signal may wait while the main thread waits for copies
@@ -631,6 +635,18 @@ def _outcome(future: Future[None]) -> BaseException | None:
                 pass
 
 
+@contextlib.contextmanager
+def bounded_copies(chunk: int) -> Iterator[None]:
+    """Within the block, a copy that goes through views of the source (a remote source, a splat)
+    holds at most `chunk` bytes of it at once instead of `CHUNK` (the scale-out engine's
+    per-task memory bound, `paramio.scaleout`)."""
+    token = _COPY_BOUND.set(max(1, min(CHUNK, chunk)))
+    try:
+        yield
+    finally:
+        _COPY_BOUND.reset(token)
+
+
 def _copy_views(
     entry: ParameterEntry,
     out: AtomicOutput,
@@ -639,10 +655,11 @@ def _copy_views(
     progress: Progress | None,
     hasher: Hasher | None = None,
 ) -> None:
+    chunk = _COPY_BOUND.get()
     if entry.source is not None:
         pos = start
         while pos < entry.length:
-            n = min(CHUNK, entry.length - pos)
+            n = min(chunk, entry.length - pos)
             view = entry.source.view(entry.offset + pos, n)
             if hasher is not None:
                 hasher.update(view)
@@ -653,7 +670,7 @@ def _copy_views(
     if entry.length == 0 or not any(entry.pattern):
         _tick(progress, entry.length)
         return  # the file is created sparse-zero; all-zero splats need no bytes written
-    block = bytearray(min(CHUNK, entry.length))
+    block = bytearray(min(chunk, entry.length))
     plen = len(entry.pattern) or 1
     block = bytearray(max(plen, (len(block) // plen) * plen))
     fill_pattern(memoryview(block), entry.pattern, 0)

@@ -68,6 +68,11 @@ class ByteProgress:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, advance=n)
 
+    def describe(self, text: str) -> None:
+        """Change the bar's text (a job's task count and workers' throughput)."""
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=text)
+
     @property
     def callback(self) -> Progress | None:
         """What to pass as a writer's ``progress=``: None when nothing is shown (no overhead)."""

@@ -36,6 +36,7 @@ from paramio.sources.paths import AllowExternal
 if TYPE_CHECKING:
     from paramio.core.source import ByteSource
     from paramio.formats.conversion import Loss, Prepared
+    from paramio.formats.digests import DigestSink
 
 __all__ = [
     "FORMATS",
@@ -220,9 +221,49 @@ def write_path(
     computed while the bytes are copied: each input byte is read once
     (`paramio.formats.digests.DigestSink`).
     """
+    from paramio.formats.inputs import current_options, is_url
+
+    fmt, p, prepared, sink = prepare_write(
+        path,
+        entries,
+        format=format,
+        attributes=attributes,
+        on_loss=on_loss,
+        expand_splats=expand_splats,
+        digests=digests,
+        **options,
+    )
+    with sink.active() if sink is not None else contextlib.nullcontext():
+        if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
+            from paramio.formats.uploads import write_remote
+
+            def build(local: str) -> None:
+                fmt.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
+
+            write_remote(p, build, options=current_options())
+            return
+        fmt.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+
+
+def prepare_write(
+    path: str | os.PathLike[str],
+    entries: Iterable[ParameterEntry] | Sequence[ParameterEntry],
+    *,
+    format: str | None = None,
+    attributes: dict[str, object] | None = None,
+    on_loss: str = "warn",
+    expand_splats: object = False,
+    digests: object = None,
+    **options: object,
+) -> tuple[Format, str, Prepared, DigestSink | None]:
+    """Everything `write_path` does before the format's writer runs (the format, the path, the
+    digest record laid out, what is kept and carried, the splat and loss checks): (format, path,
+    prepared entries and attributes, the digest sink to activate while writing, or None). The
+    scale-out engine plans a conversion with it and has the writer run member by member
+    elsewhere (`paramio.scaleout`)."""
     from paramio.formats.conversion import check_splat_expansion, report_losses
-    from paramio.formats.digests import DIGESTS_KEY, DigestSink, plan_sink, with_record
-    from paramio.formats.inputs import current_options, is_url, local_path
+    from paramio.formats.digests import DIGESTS_KEY, plan_sink, with_record
+    from paramio.formats.inputs import local_path
 
     fmt = get_format(format or detect_format(path, for_writing=True))
     p = os.fspath(path)
@@ -238,16 +279,7 @@ def write_path(
     prepared = _prepare(fmt, entries, attributes, {**options, "path": p})
     check_splat_expansion(prepared.entries, fmt.name, p, keeps_splats=fmt.splats, expand_splats=bool(expand_splats))
     report_losses(prepared.losses, on_loss, path=p, fmt=fmt.name)
-    with sink.active() if sink is not None else contextlib.nullcontext():
-        if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
-            from paramio.formats.uploads import write_remote
-
-            def build(local: str) -> None:
-                fmt.write_path(local, prepared.entries, attributes=prepared.attributes, **options)
-
-            write_remote(p, build, options=current_options())
-            return
-        fmt.write_path(p, prepared.entries, attributes=prepared.attributes, **options)
+    return fmt, p, prepared, sink
 
 
 def writer_options(name: str) -> frozenset[str]:

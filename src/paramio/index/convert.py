@@ -325,6 +325,8 @@ def convert(
     copy: bool = False,
     progress: Callable[[int], None] | None = None,
     plan: ConvertPlan | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ConvertPlan:
     """Convert `inputs` into `output` (atomically) with ``iree-convert-parameters``' rules and
     paramio's fixes (module docstring); returns what was planned and written.
@@ -333,7 +335,35 @@ def convert(
     "f32=0"})``. `output`'s format is `format` or its extension; `max_shard_size` writes a
     sharded set. `plan`: one `plan_conversion` already made for these inputs and rules.
     Raises what `plan_conversion` and `paramio.write_path` raise (`LossError` under
-    ``on_loss="error"``: nothing is written)."""
+    ``on_loss="error"``: nothing is written).
+
+    ``engine="ray"`` (and `address`: ``auto``, ``ray://HOST:PORT``, ``HOST:PORT``) runs the
+    conversion on a Ray cluster, one task per output member, same bytes (`paramio.scaleout`);
+    the default, ``"local"``, imports no Ray."""
+    if engine != "local" or address is not None:
+        from paramio.core.exports import above
+
+        run = above("index.convert_on_engine")
+        return run(  # type: ignore[operator,no-any-return]
+            inputs,
+            output,
+            engine=engine,
+            address=address,
+            exclude=exclude,
+            rename=rename,
+            splat=splat,
+            strip=strip,
+            duplicates=duplicates,
+            typed=typed,
+            format=format,
+            on_loss=on_loss,
+            expand_splats=expand_splats,
+            max_shard_size=max_shard_size,
+            strict=strict,
+            copy=copy,
+            progress=progress,
+            plan=plan,
+        )
     fmt = output_format(output, format)
     if max_shard_size is not None and resolve_output(output).streamed:
         raise InvalidArgumentError(f"max_shard_size writes a set of files; {os.fspath(output)} is a stream")

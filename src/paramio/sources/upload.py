@@ -19,7 +19,7 @@ from paramio.core.errors import InvalidArgumentError, WriteError
 from paramio.sources.objectstore import store_for, translate
 from paramio.sources.retry import redact_url
 
-__all__ = ["RemoteUpload", "open_upload", "part_size_for"]
+__all__ = ["RemoteUpload", "delete_object", "open_upload", "part_size_for"]
 
 #: The part size up to 156 GiB objects (S3's smallest part is 5 MiB). Measured on s3rver for a
 #: 512 MiB upload: 5, 16, 32 and 64 MiB parts all ran at 121-141 MiB/s (the server's speed), so
@@ -120,3 +120,16 @@ def open_upload(
     store, path = store_for(url, **options)
     writer = obstore.open_writer(store, path, buffer_size=part_size, max_concurrency=max_concurrency)
     return RemoteUpload(writer, url)
+
+
+def delete_object(url: str, **options: Any) -> None:
+    """Remove the object `url` (a job undoing what it uploaded); a missing one is not an error.
+    Raises `WriteError` when the store refuses."""
+    upload_options = {k: v for k, v in options.items() if k in ("config", "client_options", "timeout")}
+    store, path = store_for(url, store_retries=3, **upload_options)
+    try:
+        obstore.delete(store, path)
+    except FileNotFoundError:
+        return
+    except Exception as exc:
+        raise WriteError(f"cannot remove: {translate(exc, url).reason}", path=redact_url(url)) from exc

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError, SourceError, WriteError
@@ -17,7 +19,19 @@ from paramio.formats.sets.names import member_name, parse_member_name
 from paramio.formats.sets.reading import STAMP_KEY, is_manifest, read_weight_map
 from paramio.formats.targets import resolve_output
 
-__all__ = ["MemberPlan", "PlanMember", "previous_members", "remove_files", "set_names", "split_members", "write_set"]
+__all__ = [
+    "MemberPlan",
+    "OneMember",
+    "PlanMember",
+    "SetPlan",
+    "planning_only",
+    "previous_members",
+    "remove_files",
+    "set_names",
+    "split_members",
+    "write_set",
+    "writing_one_member",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,6 +55,64 @@ class MemberPlan:
 #: ``plan_member(entries, member)``: plan one member (raising before anything is written if it
 #: cannot be) and return what writes it into an output.
 PlanMember = Callable[[Sequence[ParameterEntry], MemberPlan], Callable[[AtomicOutput], None]]
+
+
+@dataclasses.dataclass(slots=True)
+class SetPlan:
+    """What `write_set` would write, recorded instead of written (`planning_only`): the scale-out
+    engine (`paramio.scaleout`) plans a set on its driver this way and has each member written
+    elsewhere (`writing_one_member`), then commits the manifest itself."""
+
+    #: The members' paths, as `write_set` names them from the path it was given.
+    names: list[str] = dataclasses.field(default_factory=list)
+    #: The entries of each member, in order (the format's own, typed as its writer types them).
+    groups: list[list[ParameterEntry]] = dataclasses.field(default_factory=list)
+    manifest: str | None = None
+    #: The manifest's exact bytes (None without a manifest).
+    manifest_text: str | None = None
+    stamp: str | None = None
+    total_entries: int = 0
+    #: Where the previous set under the same stem lives (to remove after publishing).
+    stale: set[str] = dataclasses.field(default_factory=set)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OneMember:
+    """`writing_one_member`'s order: the entries given to `write_set` are member `index` of
+    `count` (already split by a `SetPlan`), stamped `stamp`, written into the file `path`."""
+
+    index: int
+    count: int
+    total_entries: int
+    stamp: str | None
+    path: str
+
+
+_MODE: contextvars.ContextVar[SetPlan | OneMember | None] = contextvars.ContextVar("paramio_set_mode", default=None)
+
+
+@contextlib.contextmanager
+def planning_only() -> Iterator[SetPlan]:
+    """Within the block, `write_set` plans (split, names, stamp, manifest bytes) into the yielded
+    `SetPlan` and writes nothing. A writer that writes a single file does not call `write_set`:
+    the plan then stays empty (``names == []``)."""
+    plan = SetPlan()
+    token = _MODE.set(plan)
+    try:
+        yield plan
+    finally:
+        _MODE.reset(token)
+
+
+@contextlib.contextmanager
+def writing_one_member(member: OneMember) -> Iterator[None]:
+    """Within the block, `write_set` writes only `member` (its entries are the ones given) into
+    ``member.path``, atomically, with the set's stamp; no manifest, no other member."""
+    token = _MODE.set(member)
+    try:
+        yield
+    finally:
+        _MODE.reset(token)
 
 
 def split_members(
@@ -161,11 +233,21 @@ def write_set(
         if e.key in seen:
             raise InvalidArgumentError("duplicate key; a set holds each key once", key=e.key)
         seen.add(e.key)
+    mode = _MODE.get()
+    if isinstance(mode, OneMember):
+        write_one = plan_member(list(entries), MemberPlan(mode.index, mode.count, mode.total_entries, mode.stamp))
+        with AtomicOutput(mode.path, durable=durable) as one:
+            write_one(one)
+            one.commit()
+        return [mode.path]
     groups = split_members(entries, max_shard_size, max_entries=max_entries, stores_splats=stores_splats)
     manifest, stem = set_names(path, layout)
     total = len(entries)
     if len(groups) == 1 and not is_manifest(path, layout):
         write = plan_member(groups[0], MemberPlan(0, 1, total, None))
+        if isinstance(mode, SetPlan):  # one file: one member, no manifest, no stamp
+            mode.names, mode.groups, mode.total_entries = [path], [list(groups[0])], total
+            return [path]
         with AtomicOutput(path, durable=durable) as single:
             write(single)
             single.commit()
@@ -186,6 +268,13 @@ def write_set(
             meta[STAMP_KEY] = stamp
         shown = dict(sorted(wmap.items())) if sort_weight_map else wmap
         text = json.dumps({"metadata": meta, "weight_map": shown}, indent=2) + "\n"
+    if isinstance(mode, SetPlan):
+        for i, g in enumerate(groups):
+            plan_member(g, MemberPlan(i, n, total, stamp))  # what refuses before writing refuses here too
+        mode.names, mode.groups, mode.manifest, mode.manifest_text = names, [list(g) for g in groups], manifest, text
+        mode.stamp, mode.total_entries = stamp, total
+        mode.stale = previous_members(manifest, stem, layout) - {os.path.abspath(p) for p in names}
+        return [*names, *([manifest] if manifest is not None else [])]
     with AtomicOutputSet(durable=durable) as outputs:
         index = outputs.add(manifest, index=True) if manifest is not None else None  # a bad path fails first
         stale = previous_members(manifest, stem, layout) - {os.path.abspath(p) for p in names}

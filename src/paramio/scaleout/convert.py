@@ -1,0 +1,456 @@
+"""``convert`` on the engine: one task per output member, the manifest committed last.
+
+Planning (driver, headers only): `paramio.index.convert.plan_conversion` applies the rules,
+`paramio.formats.registry.prepare_write` does what ``write_path`` does before a writer runs
+(losses, carried facts, the digest record), and the format's own writer plans the set under
+`paramio.formats.sets.planning_only`: members, their entries, names, stamp and the manifest's
+exact bytes. A task gets its member's entries as plain records and writes the member with the
+same writer under `paramio.formats.sets.writing_one_member`, so the bytes are those of the
+one-machine path. A member goes to a staging name beside its final one (a shared path) or is
+built in the worker's temporary folder and uploaded as a multipart upload to its final object
+(an object store URL); the task then opens what it wrote (headers) and checks it holds its
+entries. The driver's commit renames staged members into place (or checks each uploaded
+object's size) and writes the manifest last; a failed job removes what it wrote.
+
+A single-file output is one task (the whole file is one member).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from paramio.core.entry import ParameterEntry
+from paramio.core.errors import FormatError, InvalidArgumentError, WriteError
+from paramio.scaleout.engine import (
+    DEFAULT_MEMORY_BOUND,
+    JobReport,
+    ProgressSnapshot,
+    Task,
+    TaskBody,
+    TaskContext,
+    TaskResult,
+    copy_chunk,
+    upload_part,
+)
+from paramio.scaleout.entries import records_of
+from paramio.scaleout.job import run_job
+
+__all__ = ["ConvertJob", "convert_job", "convert_on_engine", "write_member"]
+
+_PART = ".paramio-part"
+
+
+def _staging(final: str, job: str) -> str:
+    folder, name = os.path.split(final)
+    return os.path.join(folder, f".{name}.{job}{_PART}")
+
+
+class ConvertJob:
+    """The `paramio.scaleout.engine.Operation` writing `entries` to `output` set member by set member."""
+
+    name = "convert"
+
+    def __init__(
+        self,
+        output: str,
+        entries: Sequence[ParameterEntry],
+        *,
+        format: str,
+        attributes: Mapping[str, object],
+        writer_options: Mapping[str, object],
+        source_options: Mapping[str, Any],
+    ) -> None:
+        from paramio.formats.inputs import is_url
+
+        self.output = output
+        self.remote = is_url(output)
+        self.entries = list(entries)
+        self.format = format
+        self.attributes = dict(attributes)
+        self.writer_options = dict(writer_options)
+        self.source_options = dict(source_options)
+        self.job = uuid.uuid4().hex[:12]
+        self.body: TaskBody = write_member
+        self.finals: list[str] = []
+        self.manifest: str | None = None
+        self.manifest_text: str | None = None
+        self.stale: set[str] = set()
+        self.sizes: dict[str, int] = {}
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def _plan_path(self) -> str:
+        """The path the writer is given: the output itself, or for a URL a local name with its
+        file name (the manifest names members by file name only)."""
+        if not self.remote:
+            return self.output
+        from urllib.parse import unquote, urlsplit
+
+        name = unquote(urlsplit(self.output).path).rsplit("/", 1)[-1]
+        if not name:
+            raise WriteError("names a folder, not an object; add a file name", path=self.output)
+        return os.path.join(tempfile.gettempdir(), f"paramio-plan-{self.job}", name)
+
+    def _final(self, planned: str) -> str:
+        if not self.remote:
+            return planned
+        from paramio.formats.inputs import beside
+
+        return beside(self.output, os.path.basename(planned))
+
+    def plan(self) -> list[Task]:
+        from paramio.formats.contract import get_format
+        from paramio.formats.sets.reading import is_manifest
+        from paramio.formats.sets.writing import planning_only
+
+        fmt = get_format(self.format)
+        path = self._plan_path()
+        layout = fmt.set_layout
+        is_set = self.writer_options.get("max_shard_size") is not None or (
+            layout is not None and is_manifest(path, layout)
+        )
+        common = {
+            "format": fmt.name,
+            "plan_path": path,
+            "attributes": self.attributes,
+            "writer_options": self.writer_options,
+            "source_options": self.source_options,
+            "remote": self.remote,
+        }
+        if not is_set:  # one file: one task writes it whole
+            groups, names, count, stamp = [self.entries], [path], 1, None
+            single = True
+        else:
+            with planning_only() as plan:
+                fmt.write_path(path, self.entries, attributes=self.attributes, **self.writer_options)
+            groups, names, count, stamp = plan.groups, plan.names, len(plan.names), plan.stamp
+            self.manifest = self._final(plan.manifest) if plan.manifest is not None else None
+            self.manifest_text = plan.manifest_text
+            self.stale = set() if self.remote else plan.stale
+            single = False
+        tasks = []
+        for i, (name, group) in enumerate(zip(names, groups, strict=True)):
+            final = self._final(name)
+            self.finals.append(final)
+            tasks.append(
+                Task(
+                    id=f"member-{i + 1:05d}",
+                    args={
+                        **common,
+                        "entries": records_of(group),
+                        "member": (i, count, len(self.entries), stamp),
+                        "single": single,
+                        "final": final,
+                        "staging": None if self.remote else _staging(final, self.job),
+                    },
+                    input_bytes=sum(e.length for e in group if e.source is not None),
+                    output=final,
+                )
+            )
+        return tasks
+
+    # -- commit -----------------------------------------------------------------------------
+
+    def commit(self, results: Sequence[TaskResult]) -> list[str]:
+        by_output = {r.output: r for r in results}
+        missing = [f for f in self.finals if f not in by_output]
+        if missing:
+            raise WriteError(f"{len(missing)} members were not written (first: {missing[0]})", path=self.output)
+        if self.remote:
+            self._check_uploaded(results)
+            if self.manifest is not None and self.manifest_text is not None:
+                _upload_bytes(self.manifest, self.manifest_text.encode("utf-8"), self.source_options)
+        else:
+            self._publish(results)
+        return [*self.finals, *([self.manifest] if self.manifest is not None else [])]
+
+    def _check_uploaded(self, results: Sequence[TaskResult]) -> None:
+        """Each member object is there with the size its task wrote (the store says, one HEAD)."""
+        from paramio.formats.inputs import input_options, open_input
+
+        with input_options(self.source_options):
+            for r in results:
+                assert r.output is not None
+                src = open_input(r.output)
+                try:
+                    if src.size != r.size:
+                        raise WriteError(
+                            f"the uploaded member has {src.size} bytes, its task wrote {r.size}", path=r.output
+                        )
+                finally:
+                    close = getattr(src, "close", None)
+                    if close is not None:
+                        close()
+
+    def _publish(self, results: Sequence[TaskResult]) -> None:
+        from paramio.formats.interrupts import held_signals
+        from paramio.formats.output import AtomicOutput, sync_folder
+        from paramio.formats.sets.writing import remove_files
+
+        for r in results:
+            staged = r.values["staging"]
+            if os.path.getsize(staged) != r.size:
+                raise WriteError(
+                    f"the staged member has {os.path.getsize(staged)} bytes, its task wrote {r.size}", path=staged
+                )
+        folders = {os.path.dirname(f) or "." for f in self.finals}
+        with held_signals():  # a few renames: a SIGTERM waits for them rather than halve the set
+            for r in results:
+                os.replace(r.values["staging"], r.output)  # type: ignore[arg-type]
+            for folder in folders:
+                sync_folder(os.path.join(folder, "."))
+        if self.manifest is not None and self.manifest_text is not None:
+            with AtomicOutput(self.manifest) as out:  # last: a reader sees the old set or the new one
+                out.pwrite(self.manifest_text.encode("utf-8"), 0)
+                out.commit()
+        if self.stale:
+            remove_files(self.stale, self.finals[0])
+        for path in self.leftovers():  # temporaries of attempts whose worker died (retried since)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    # -- abort ------------------------------------------------------------------------------
+
+    def abort(self, results: Sequence[TaskResult]) -> list[str]:
+        """Remove what the job wrote: staged members (also those of attempts that died: found by
+        the job's staging names), or uploaded member objects. Returns what stayed."""
+        left: list[str] = []
+        if self.remote:
+            from paramio.sources.upload import delete_object
+
+            for r in results:
+                if r.output is None:
+                    continue
+                try:
+                    delete_object(r.output, **self.source_options)
+                except WriteError:
+                    left.append(r.output)
+            return left
+        for final in self.finals:
+            staged = _staging(final, self.job)
+            folder, name = os.path.split(staged)
+            pattern = os.path.join(glob.escape(folder or "."), f".{glob.escape(name)}*")  # AtomicOutput's temporaries
+            for path in [staged, *glob.glob(pattern)]:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    left.append(path)
+        return left
+
+    def leftovers(self) -> list[str]:
+        """Staging files of this job still on disk (none after a commit or an abort)."""
+        if self.remote:
+            return []
+        found = []
+        for final in self.finals:
+            staged = _staging(final, self.job)
+            folder, name = os.path.split(staged)
+            found += [
+                p
+                for p in [staged, *glob.glob(os.path.join(glob.escape(folder or "."), f".{glob.escape(name)}*"))]
+                if os.path.exists(p)
+            ]
+        return found
+
+
+def _upload_bytes(url: str, data: bytes, options: Mapping[str, Any]) -> None:
+    from paramio.formats.uploads import UPLOAD_OPTIONS
+    from paramio.sources.upload import open_upload
+
+    with open_upload(url, size=len(data), **{k: v for k, v in options.items() if k in UPLOAD_OPTIONS}) as up:
+        up.write(data)
+
+
+# -- the task ---------------------------------------------------------------------------------
+
+
+def write_member(task: Task, context: TaskContext) -> TaskResult:
+    """Write one member with the format's own writer (on a worker), stage or upload it, and
+    check it reads back with its entries."""
+    from paramio.formats.contract import get_format
+    from paramio.scaleout.entries import open_entries
+
+    a = task.args
+    fmt = get_format(a["format"])
+    with open_entries(a["entries"], a["source_options"]) as entries:
+        options = {**a["writer_options"], "progress": context.advance}
+        if a["remote"]:
+            with tempfile.TemporaryDirectory(prefix="paramio-member-") as folder:
+                local = os.path.join(folder, os.path.basename(a["final"]))
+                _write(fmt, a, entries, local, options)
+                size = os.path.getsize(local)
+                _check_member(a["format"], local, entries)
+                _upload_file(local, a["final"], a["source_options"], context.memory_bound)
+            return TaskResult(task.id, output=a["final"], size=size, bytes_read=context.done)
+        staging = a["staging"]
+        _write(fmt, a, entries, staging, options)
+        _check_member(a["format"], staging, entries)
+        return TaskResult(
+            task.id,
+            output=a["final"],
+            size=os.path.getsize(staging),
+            values={"staging": staging},
+            bytes_read=context.done,
+        )
+
+
+def _write(fmt: Any, a: Mapping[str, Any], entries: list[ParameterEntry], path: str, options: dict[str, Any]) -> None:
+    from paramio.formats.sets.writing import OneMember, writing_one_member
+
+    if a["single"]:
+        fmt.write_path(path, entries, attributes=a["attributes"], **options)
+        return
+    index, count, total, stamp = a["member"]
+    with writing_one_member(OneMember(index, count, total, stamp, path)):
+        fmt.write_path(a["plan_path"], entries, attributes=a["attributes"], **options)
+
+
+def _check_member(format: str, path: str, entries: Sequence[ParameterEntry]) -> None:
+    """The member reads back (its headers) with exactly its entries' keys and lengths."""
+    from paramio.formats.registry import read_source
+    from paramio.sources.file import FileSource
+
+    source = FileSource(path)
+    try:  # the file alone: a member names its set, whose other members are elsewhere
+        got = [(e.key, e.length) for e in read_source(source, format).entries]
+    finally:
+        source.close()
+    want = [(e.key, e.length) for e in entries]
+    if got != want:
+        raise FormatError(f"the member written does not hold its {len(want)} entries as planned", path=path)
+
+
+def _upload_file(local: str, url: str, options: Mapping[str, Any], memory_bound: int) -> None:
+    """`local` up to `url` as a multipart upload within the task's memory bound."""
+    from paramio.formats.uploads import UPLOAD_OPTIONS
+    from paramio.sources.upload import open_upload
+
+    size = os.path.getsize(local)
+    upload_options = {k: v for k, v in options.items() if k in UPLOAD_OPTIONS}
+    buf = bytearray(copy_chunk(memory_bound))
+    with (
+        open(local, "rb") as f,
+        open_upload(url, size=size, part_size=upload_part(memory_bound), max_concurrency=1, **upload_options) as up,
+    ):
+        while n := f.readinto(buf):
+            up.write(memoryview(buf)[:n])
+
+
+# -- the library call -------------------------------------------------------------------------
+
+
+def convert_job(
+    inputs: Any,
+    output: str | os.PathLike[str],
+    *,
+    engine: str = "ray",
+    address: str | None = None,
+    memory_bound: int = DEFAULT_MEMORY_BOUND,
+    max_retries: int = 3,
+    progress: Callable[[ProgressSnapshot], None] | None = None,
+    source_options: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
+    rename: Any = None,
+    splat: Any = None,
+    strip: bool = False,
+    duplicates: str = "first",
+    typed: bool = True,
+    format: str | None = None,
+    on_loss: str = "warn",
+    expand_splats: bool = False,
+    max_shard_size: int | None = None,
+    strict: bool = False,
+    plan: Any = None,
+) -> tuple[Any, JobReport]:
+    """`paramio.convert` as a job on `engine` (``"ray"``, or ``"local"``: the same plan and
+    tasks run here one by one): returns (the conversion plan, the job's report). The bytes
+    written are those `paramio.convert` writes. `source_options` are the remote options every
+    input and output URL is opened with (on the workers too; they travel with the tasks)."""
+    import warnings
+
+    from paramio.core.errors import ConversionWarning
+    from paramio.formats.contract import get_format
+    from paramio.formats.inputs import current_options, input_options
+    from paramio.formats.registry import prepare_write
+    from paramio.index.convert import output_format, plan_conversion
+
+    out = os.fspath(output)
+    options = {**current_options(), **(source_options or {})}
+    with input_options(options):
+        fmt = output_format(out, format)
+        from paramio.formats.targets import resolve_output
+
+        if resolve_output(out).streamed:
+            raise InvalidArgumentError(f"engine={engine!r} writes files or objects; {out} is a stream")
+        if plan is None:
+            plan = plan_conversion(
+                inputs,
+                exclude=exclude,
+                rename=rename,
+                splat=splat,
+                strip=strip,
+                duplicates=duplicates,
+                typed=typed,
+                strict=strict,
+            )
+        for note in plan.warnings:
+            warnings.warn(note, ConversionWarning, stacklevel=2)
+        entries = plan.entries
+        if not typed and get_format(fmt).types_in_metadata:
+            entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
+        writer_options: dict[str, object] = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
+        fmt_obj, path, prepared, sink = prepare_write(
+            out,
+            entries,
+            format=fmt,
+            attributes=plan.attributes,
+            on_loss=on_loss,
+            expand_splats=expand_splats,
+            **writer_options,
+        )
+        if sink is not None:
+            raise InvalidArgumentError(
+                f"engine={engine!r} does not write a digest record yet (the input stores digests, or digests "
+                "were asked for); convert with the local engine, or add them after: paramio digest --write",
+                path=out,
+            )
+        job = ConvertJob(
+            path,
+            prepared.entries,
+            format=fmt_obj.name,
+            attributes=prepared.attributes,
+            writer_options=writer_options,
+            source_options=options,
+        )
+        report = run_job(
+            job, engine=engine, address=address, memory_bound=memory_bound, max_retries=max_retries, progress=progress
+        )
+    return plan, report
+
+
+def convert_on_engine(
+    inputs: Any, output: str | os.PathLike[str], *, engine: str, address: str | None, **kwargs: Any
+) -> Any:
+    """What ``paramio.convert(..., engine=...)`` calls for an engine other than the local one
+    (declared by the package root: the index layer does not import this one)."""
+    kwargs.pop("copy", None)
+    progress = kwargs.pop("progress", None)
+    if progress is not None:
+        seen = [0]
+
+        def bytes_progress(snap: ProgressSnapshot) -> None:
+            if snap.done > seen[0]:
+                progress(snap.done - seen[0])
+                seen[0] = snap.done
+
+        kwargs["progress"] = bytes_progress
+    plan, _ = convert_job(inputs, output, engine=engine, address=address, **kwargs)
+    return plan

@@ -1,0 +1,122 @@
+"""Running a job's tasks on a Ray cluster (``engine="ray"``): the one module that imports Ray.
+
+Each task is a Ray task of one CPU running `paramio.scaleout.engine.run_task` on a worker, with
+Ray's ``max_retries`` (a worker that died is retried by Ray itself) and ``retry_exceptions``
+limited to `TransientTaskError` (an I/O error), so paramio's permanent errors fail the job at
+once. Arguments and results are small plain data: no tensor byte goes through the driver or
+Ray's object store. Tasks report progress to a small actor (`ProgressBoard`) the driver reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from paramio.core.errors import InvalidArgumentError, import_extra
+from paramio.scaleout.engine import (
+    Operation,
+    ProgressSnapshot,
+    Task,
+    TaskBody,
+    TaskResult,
+    TransientTaskError,
+    run_task,
+    undo,
+)
+from paramio.scaleout.progress import ProgressBoard
+
+__all__ = ["connect", "run_on_ray"]
+
+_POLL_S = 0.25
+
+
+def _ray() -> Any:
+    return import_extra("ray", "ray", what="engine='ray' needs Ray")
+
+
+def connect(address: str | None) -> Any:
+    """Ray, connected to the cluster at `address` (``auto``: the one this machine belongs to;
+    ``ray://HOST:PORT``: a Ray client; ``HOST:PORT``: the cluster's GCS; None: ``RAY_ADDRESS``
+    or a new local one) unless this process is connected already."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    if address is not None and not address:
+        raise InvalidArgumentError("address='': expected auto, ray://HOST:PORT or HOST:PORT")
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    return ray
+
+
+def _remote_task(
+    body: TaskBody, task: Task, memory_bound: int, board: Any
+) -> TaskResult:  # pragma: no cover - runs on a Ray worker
+    def report(task_id: str, worker: str, done: int, finished: bool) -> None:
+        board.report.remote(task_id, worker, done, finished)
+
+    import os
+
+    ray = _ray()
+    return run_task(body, task, memory_bound, report, f"{ray.util.get_node_ip_address()}:{os.getpid()}")
+
+
+def run_on_ray(
+    operation: Operation,
+    tasks: Sequence[Task],
+    *,
+    address: str | None,
+    memory_bound: int,
+    max_retries: int,
+    progress: Callable[[ProgressSnapshot], None] | None,
+) -> tuple[list[TaskResult], int]:
+    """Run `tasks` on the cluster; returns the results in task order and the number of retried
+    attempts. On a task's final failure: the other tasks are cancelled, `Operation.abort` undoes
+    what finished ones wrote, and the task's own error is raised."""
+    ray = connect(address)
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote(tasks)
+    remote = ray.remote(_remote_task).options(
+        num_cpus=1, max_retries=max_retries, retry_exceptions=[TransientTaskError], name=f"paramio.{operation.name}"
+    )
+    refs = {remote.remote(operation.body, t, memory_bound, board): t for t in tasks}
+    pending = list(refs)
+    results: dict[str, TaskResult] = {}
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
+            for ref in ready:
+                try:
+                    results[refs[ref].id] = ray.get(ref)
+                except Exception as exc:
+                    raise _cause(ray, exc) from None
+            if progress is not None:
+                progress(ray.get(board.snapshot.remote()))
+        snapshot: ProgressSnapshot = ray.get(board.snapshot.remote())
+        if progress is not None:
+            progress(snapshot)
+        retries = snapshot.retries
+    except BaseException as exc:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        _wait_cancelled(ray, pending)
+        undo(operation, [results[t.id] for t in tasks if t.id in results], exc)
+        raise
+    finally:
+        ray.kill(board)
+    return [results[t.id] for t in tasks], retries
+
+
+def _wait_cancelled(ray: Any, pending: Sequence[Any]) -> None:
+    """Give cancelled tasks a moment to end, so that `abort` does not race a task still writing."""
+    deadline = time.monotonic() + 10.0
+    while pending and time.monotonic() < deadline:
+        _, pending = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+
+
+def _cause(ray: Any, exc: BaseException) -> BaseException:
+    """The task's own error out of Ray's wrapper (`RayTaskError.cause`), a transient one unwrapped."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
+        exc = cause
+    if isinstance(exc, TransientTaskError):
+        return exc.original
+    return exc

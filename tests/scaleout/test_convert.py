@@ -1,0 +1,115 @@
+"""``convert`` on the Ray engine (issue 28): a safetensors set on S3 becomes an IRPA set on S3, and
+local sets convert on a shared path, byte-identical to the one-machine path (but for the set's
+random stamp); the job's summary; nothing of a job left beside the output."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray_cluster import RayCluster
+from scaleout_sets import files_in, safetensors_set, same_set
+
+import paramio
+from paramio.formats.inputs import input_options
+from paramio.scaleout.convert import convert_job
+from paramio.sources import open_source
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
+from remote_servers import S3Server, put_object  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def s3_options(server: S3Server) -> dict[str, Any]:
+    return {"config": server.config(), "client_options": {"allow_http": True}}
+
+
+def objects(server: S3Server, prefix: str) -> dict[str, bytes]:
+    """The objects under `prefix` (read signed, as paramio wrote them)."""
+    out = {}
+    for key in server.keys("models"):
+        if key.startswith(prefix):
+            src = open_source(f"s3://models/{key}", **s3_options(server))
+            out[key[len(prefix) :]] = bytes(src.view(0, src.size))
+            src.close()
+    return out
+
+
+def test_s3_safetensors_set_to_irpa_set_on_s3_is_the_one_machine_bytes(
+    ray_driver: RayCluster, moto: S3Server, tmp_path: Path
+) -> None:
+    index = safetensors_set(tmp_path / "src", tensors=6, elements=40_000, max_shard_size=400_000)
+    prefix = f"{uuid.uuid4().hex}/"
+    for f in sorted(index.parent.iterdir()):
+        put_object(moto, f"models/{prefix}src/{f.name}", f.read_bytes())
+    source = f"s3://models/{prefix}src/{index.name}"
+    options = s3_options(moto)
+    with input_options(options):
+        paramio.convert(source, f"s3://models/{prefix}one/model.irpa", max_shard_size=300_000)
+    _, report = convert_job(
+        source,
+        f"s3://models/{prefix}ray/model.irpa",
+        engine="ray",
+        address=ray_driver.address,
+        max_shard_size=300_000,
+        source_options=options,
+    )
+    one, ray_made = objects(moto, prefix + "one/"), objects(moto, prefix + "ray/")
+    assert len(one) >= 4 and "model.irpa.index.json" in one  # several members and the manifest
+    same_set(one, ray_made)
+    assert report.tasks == len(one) - 1
+    assert sorted(report.outputs) == sorted(f"s3://models/{prefix}ray/{n}" for n in one)
+    assert report.bytes_total == sum(e.length for e in paramio.ParameterIndex.open(str(index)).values())
+    assert len(report.workers) == 2  # both nodes' workers took tasks
+    assert moto.pending_uploads("models") == []
+
+
+@pytest.mark.parametrize("target", ["model.irpa.index.json", "model.safetensors.index.json", "model.irpa"])
+def test_local_sets_on_a_shared_path_are_the_one_machine_bytes(
+    ray_driver: RayCluster, tmp_path: Path, target: str
+) -> None:
+    index = safetensors_set(tmp_path / "src", tensors=5, elements=30_000, max_shard_size=250_000)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "ray").mkdir()
+    paramio.convert(str(index), str(tmp_path / "one" / target), max_shard_size=200_000)
+    plan, report = convert_job(
+        str(index), str(tmp_path / "ray" / target), engine="ray", address=ray_driver.address, max_shard_size=200_000
+    )
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))  # no staging file left either
+    assert len(plan.entries) == 10
+    assert report.engine == "ray" and report.tasks == len(os.listdir(tmp_path / "one")) - 1
+
+
+def test_the_library_call_takes_engine_and_address(ray_driver: RayCluster, tmp_path: Path) -> None:
+    index = safetensors_set(tmp_path / "src", tensors=3, elements=20_000, max_shard_size=150_000)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "ray").mkdir()
+    paramio.convert(str(index), str(tmp_path / "one" / "m.irpa"), max_shard_size=100_000)
+    seen: list[int] = []
+    plan = paramio.convert(
+        str(index),
+        str(tmp_path / "ray" / "m.irpa"),
+        max_shard_size=100_000,
+        engine="ray",
+        address=ray_driver.address,
+        progress=seen.append,
+    )
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
+    assert sum(seen) == sum(e.length for e in plan.entries)
+
+
+def test_the_local_engine_runs_the_same_tasks_here(tmp_path: Path) -> None:
+    index = safetensors_set(tmp_path / "src", tensors=4, elements=20_000, max_shard_size=150_000)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "here").mkdir()
+    paramio.convert(str(index), str(tmp_path / "one" / "m.irpa"), max_shard_size=100_000)
+    _, report = convert_job(str(index), str(tmp_path / "here" / "m.irpa"), engine="local", max_shard_size=100_000)
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "here"))
+    assert report.engine == "local" and len(report.workers) == 1
+    doc = report.to_dict()
+    assert doc["tasks"] == report.tasks and doc["bytes"] == report.bytes_total
