@@ -268,9 +268,7 @@ def write_set(
             meta[STAMP_KEY] = stamp
         shown = dict(sorted(wmap.items())) if sort_weight_map else wmap
         text = json.dumps({"metadata": meta, "weight_map": shown}, indent=2) + "\n"
-    if isinstance(mode, SetPlan):
-        for i, g in enumerate(groups):
-            plan_member(g, MemberPlan(i, n, total, stamp))  # what refuses before writing refuses here too
+    if isinstance(mode, SetPlan):  # every member planned above: what refuses before writing refused
         mode.names, mode.groups, mode.manifest, mode.manifest_text = names, [list(g) for g in groups], manifest, text
         mode.stamp, mode.total_entries = stamp, total
         mode.stale = previous_members(manifest, stem, layout) - {os.path.abspath(p) for p in names}
