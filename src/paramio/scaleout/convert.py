@@ -280,19 +280,26 @@ def write_member(task: Task, context: TaskContext) -> TaskResult:
 
     a = task.args
     fmt = get_format(a["format"])
+    _load_writer(fmt)
     with open_entries(a["entries"], a["source_options"]) as entries:
         options = {**a["writer_options"], "progress": context.advance}
         if a["remote"]:
+            from paramio.formats.uploads import UPLOAD_OPTIONS
+            from paramio.sources.objectstore import store_for
+
+            store_for(a["final"], **{k: v for k, v in a["source_options"].items() if k in UPLOAD_OPTIONS})
             with tempfile.TemporaryDirectory(prefix="paramio-member-") as folder:
                 local = os.path.join(folder, os.path.basename(a["final"]))
-                _write(fmt, a, entries, local, options)
-                size = os.path.getsize(local)
-                _check_member(a["format"], local, entries)
-                _upload_file(local, a["final"], a["source_options"], context.memory_bound)
+                with context.measuring():
+                    _write(fmt, a, entries, local, options)
+                    size = os.path.getsize(local)
+                    _check_member(a["format"], local, entries)
+                    _upload_file(local, a["final"], a["source_options"], context.memory_bound)
             return TaskResult(task.id, output=a["final"], size=size, bytes_read=context.done)
         staging = a["staging"]
-        _write(fmt, a, entries, staging, options)
-        _check_member(a["format"], staging, entries)
+        with context.measuring():
+            _write(fmt, a, entries, staging, options)
+            _check_member(a["format"], staging, entries)
         return TaskResult(
             task.id,
             output=a["final"],
@@ -300,6 +307,24 @@ def write_member(task: Task, context: TaskContext) -> TaskResult:
             values={"staging": staging},
             bytes_read=context.done,
         )
+
+
+def _load_writer(fmt: Any) -> None:
+    """Import the writer's modules now (a worker's first task would else count them as its data)."""
+    import importlib
+
+    from paramio.formats import output, uploads  # noqa: F401
+    from paramio.formats.sets import writing  # noqa: F401
+    from paramio.sources import upload  # noqa: F401
+
+    module = getattr(fmt.write_path, "__module__", None)
+    if module:
+        importlib.import_module(module)
+    for name in (f"paramio.formats.{fmt.name}.writer", f"paramio.formats.{fmt.name}.sharded"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
 
 
 def _write(fmt: Any, a: Mapping[str, Any], entries: list[ParameterEntry], path: str, options: dict[str, Any]) -> None:

@@ -20,11 +20,12 @@ retries it, as it retries a task whose worker died.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from paramio.core.errors import InvalidArgumentError, ParamioError
@@ -79,7 +80,8 @@ class TaskResult:
     seconds: float = 0.0
     #: ``node-address:pid`` of the process that ran it.
     worker: str = ""
-    #: The task's peak memory above what its process held when it started (RSS), or None where
+    #: The task's peak memory above what its process held when its data began to move (RSS:
+    #: `TaskContext.measuring`; else from the task's start), or None where
     #: the platform does not say.
     peak_bytes: int | None = None
     memory_bound: int = 0
@@ -135,6 +137,21 @@ class TaskContext:
         self.done = 0
         self._report = report
         self._last = 0.0
+        #: Set by `measuring`: the peak of the task's data phase.
+        self.peak: int | None = None
+        self.measured = False
+
+    @contextlib.contextmanager
+    def measuring(self) -> Iterator[None]:
+        """Measure the task's peak memory over this block only: where its data moves, after the
+        modules and clients it needs are loaded (a worker's first task imports them; that is
+        the process's size, not the task's buffers)."""
+        from paramio.scaleout.memory import PeakMemory
+
+        with PeakMemory() as peak:
+            yield
+        self.peak = peak.peak
+        self.measured = True
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -297,7 +314,7 @@ def run_task(
         raise
     result.seconds = time.monotonic() - start
     result.worker = context.worker
-    result.peak_bytes = peak.peak
+    result.peak_bytes = context.peak if context.measured else peak.peak
     result.memory_bound = memory_bound
     if not result.bytes_read:
         result.bytes_read = context.done
