@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 
+from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.formats.digests import (
     DEFAULT_ALGORITHM,
@@ -117,6 +118,8 @@ def digest(
     keys: Iterable[str] | None = None,
     concurrency: int | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> DigestReport:
     """Hash every entry (or `keys`) of `what` with `algorithm` (``blake3``, ``xxh3``, ``sha256``).
 
@@ -124,9 +127,12 @@ def digest(
     by side; from a URL each entry is read with ranged requests. Raises what opening raises
     (`FormatError`, `SourceError`), `ParameterNotFoundError` for a key not there and
     `InvalidArgumentError` for an unknown algorithm.
+
+    ``engine="ray"`` (and `address`) hashes on a Ray cluster, entries read by the workers
+    straight from the source (`paramio.scaleout`); the same digests.
     """
     pairs = resolve(what, keys)
-    got = digest_items(pairs, algorithm, concurrency=concurrency, progress=progress)
+    got = _digests(pairs, algorithm, concurrency=concurrency, progress=progress, engine=engine, address=address)
     return DigestReport(
         _label(what), algorithm, got, {k: e.length for k, e in pairs}, {k: type_text(e) for k, e in pairs}
     )
@@ -177,10 +183,32 @@ def write_digests(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORIT
     return p
 
 
+def _digests(
+    pairs: list[tuple[str, ParameterEntry]],
+    algorithm: str,
+    *,
+    concurrency: int | None,
+    progress: Callable[[int], None] | None,
+    engine: str,
+    address: str | None,
+) -> dict[str, str]:
+    if engine == "local" and address is None:
+        return digest_items(pairs, algorithm, concurrency=concurrency, progress=progress)
+    from paramio.core.exports import above
+
+    run = above("integrity.digest_on_engine")
+    return run(pairs, algorithm, engine=engine, address=address, progress=progress)  # type: ignore[operator,no-any-return]
+
+
 def verify_digests(
-    what: str | os.PathLike[str] | ParameterIndex, *, concurrency: int | None = None
+    what: str | os.PathLike[str] | ParameterIndex,
+    *,
+    concurrency: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> tuple[DigestRecord, list[Mismatch]]:
     """Re-read every entry and compare with the stored digests: (the record, the mismatches).
+    ``engine="ray"`` re-reads on a Ray cluster (`digest`).
 
     Raises `FormatError` when the file stores no digests (nothing to check against).
     """
@@ -192,7 +220,7 @@ def verify_digests(
             path=_label(what),
         )
     pairs = resolve(index)
-    got = digest_items(pairs, record.algorithm, concurrency=concurrency)
+    got = _digests(pairs, record.algorithm, concurrency=concurrency, progress=None, engine=engine, address=address)
     problems: list[Mismatch] = []
     for key, entry in pairs:
         expected = record.entries.get(key)

@@ -35,6 +35,7 @@ from paramio.scaleout.engine import (
     TaskBody,
     TaskContext,
     TaskResult,
+    check_engine,
     copy_chunk,
     upload_part,
 )
@@ -407,6 +408,7 @@ def convert_job(
     from paramio.formats.registry import prepare_write
     from paramio.index.convert import output_format, plan_conversion
 
+    check_engine(engine, address)
     out = os.fspath(output)
     options = {**current_options(), **(source_options or {})}
     with input_options(options):
