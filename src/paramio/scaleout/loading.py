@@ -340,12 +340,6 @@ def ray_module() -> ModuleType:
     return import_extra("ray", "ray", what="loading on Ray actors needs ray")
 
 
-def _connect(ray: ModuleType, address: str | None) -> None:
-    if ray.is_initialized():
-        return
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-
-
 def _get(ray: ModuleType, refs: Sequence[object], what: str) -> list[object]:
     """`ray.get`, with a paramio error raised in an actor re-raised as itself (its rank noted)."""
     out = []
@@ -462,8 +456,9 @@ def load_on_actors(
     plans = plan_ranks(src, placement)  # every error a header can show, before any actor starts
     if actors is not None and len(actors) != len(plans):
         raise InvalidArgumentError(f"the placement has {len(plans)} ranks but {len(actors)} actors were given")
-    ray = ray_module()
-    _connect(ray, address)
+    from paramio.scaleout.ray_engine import connect
+
+    ray = connect(address)
     owned = actors is None
     if actors is None:
         opts = {"scheduling_strategy": "SPREAD", **dict(actor_options or {})}

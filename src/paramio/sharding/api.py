@@ -27,10 +27,12 @@ Source = str | os.PathLike[str] | FormatContents | Sequence[ParameterEntry]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ShardResult:
-    """What `shard` did: the plan and the paths written (the manifest last)."""
+    """What `shard` did: the plan and the paths written (the manifest last); `job`, for
+    ``engine="ray"``, the job's report (`paramio.scaleout.JobReport`: tasks, workers, bytes)."""
 
     plan: Plan
     paths: list[str]
+    job: object | None = None
 
     @property
     def manifest(self) -> str:
@@ -121,6 +123,8 @@ def shard(
     on_loss: str = "warn",
     durable: bool = True,
     progress: Progress | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ShardResult:
     """Split `source` for `tp` devices into `output` (a folder, or a ``.tp.json`` manifest path).
 
@@ -133,7 +137,30 @@ def shard(
     rules naming its axes (it records none).
     Raises `InvalidArgumentError` (naming the key) for a tensor no rule places or a split that
     cannot be made, before anything is written.
+
+    ``engine="ray"`` (`address`: ``auto``, ``ray://HOST:PORT``, ``HOST:PORT``) writes the set
+    as a job on a Ray cluster, one task per device file, byte for byte these files
+    (`paramio.scaleout.shard`): `source` is then a path every worker reads, or a URL; the
+    devices and keys layouts, without `max_shard_size`. The default, ``"local"``, imports no Ray.
     """
+    if engine != "local" or address is not None:
+        return _shard_on_engine(
+            source,
+            output,
+            tp=tp,
+            split=split,
+            replicate=replicate,
+            layout=layout,
+            format=format,
+            stem=stem,
+            alignment=alignment,
+            max_shard_size=max_shard_size,
+            on_loss=on_loss,
+            durable=durable,
+            progress=progress,
+            engine=engine,
+            address=address,
+        )
     rules = split_rules(split)
     replicated = list(replicate)
     contents, default_stem = open_source(source, split=rules, replicate=replicated or None)
@@ -155,6 +182,41 @@ def shard(
         progress=progress,
     )
     return ShardResult(p, paths)
+
+
+def _shard_on_engine(
+    source: Source,
+    output: str | os.PathLike[str],
+    *,
+    max_shard_size: int | None,
+    progress: Progress | None,
+    engine: str,
+    address: str | None,
+    **options: object,
+) -> ShardResult:
+    from paramio.core.exports import above
+
+    if max_shard_size is not None:
+        raise InvalidArgumentError(
+            f"engine={engine!r} writes each device file whole; max_shard_size is written by the one-machine path"
+        )
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"engine={engine!r} reopens the source on every worker: give a path or URL, not a {type(source).__name__}"
+        )
+    bar = None
+    if progress is not None:  # the job reports bytes done across all workers
+        seen = [0]
+
+        def bar(snapshot: object) -> None:
+            done = int(getattr(snapshot, "done", 0))
+            if done > seen[0]:
+                progress(done - seen[0])
+                seen[0] = done
+
+    run = above("sharding.shard_on_engine")
+    p, report = run(source, output, engine=engine, address=address, progress=bar, **options)  # type: ignore[operator]
+    return ShardResult(p, list(report.outputs), report)
 
 
 def merge(
@@ -228,11 +290,16 @@ def reshard(
     on_loss: str = "warn",
     durable: bool = True,
     progress: Progress | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> list[str] | None:
     """Any layout to any other, streaming: `source` is opened as its tensors (a safetensors or
     IRPA set, a GGUF split, a tensor-parallel set joined on the fly) and written as `output`:
     a size-sharded set with `max_shard_size`, a tensor-parallel set with `tp` (or an output
-    ending ``.tp.json``), else one file. Returns the paths a tensor-parallel write made."""
+    ending ``.tp.json``), else one file. Returns the paths a tensor-parallel write made.
+
+    ``engine="ray"`` (and `address`) writes a tensor-parallel output as `shard` does on Ray:
+    a reshard (TP 4 -> 2) has each worker read, of every joined tensor, the rows of its piece."""
     out = os.fspath(output)
     if tp is not None or is_manifest_path(out):
         if tp is None:
@@ -251,8 +318,15 @@ def reshard(
             max_shard_size=max_shard_size,
             durable=durable,
             progress=progress,
+            engine=engine,
+            address=address,
         )
         return result.paths
+    if engine != "local" or address is not None:
+        raise InvalidArgumentError(
+            f"engine={engine!r} reshards into a tensor-parallel set (tp=); a merge into one file or a size-sharded "
+            "set is paramio.convert(..., engine='ray') of the manifest"
+        )
     contents, _ = open_source(source, split=split, replicate=list(replicate) or None)  # a vLLM set's axes
     fmt = format or detect_format(out, for_writing=True)
     options: dict[str, object] = {"durable": durable, "progress": progress}
