@@ -440,3 +440,58 @@ def test_auto_reads_a_cold_file_directly_and_a_warm_one_through_the_cache(
     assert cold.summary.io == "direct"
     np.testing.assert_array_equal(cold["w"], want["w"])
     np.testing.assert_array_equal(warm["w"], want["w"])
+
+
+def test_direct_reads_keep_more_reads_in_flight_than_cores(tmp_path: Path) -> None:
+    """A thread waiting on an O_DIRECT read uses no CPU: without a `concurrency`, a direct load
+    takes `DIRECT_CONCURRENCY` workers whatever the core count, a pread one a worker per core;
+    a `concurrency` given is kept."""
+    import safetensors.numpy
+
+    from paramio.loading.engine import DIRECT_CONCURRENCY
+
+    want = {"w": np.random.default_rng(4).standard_normal((8, 1 << 18)).astype(np.float32)}  # 8 MiB
+    path = tmp_path / "deep.safetensors"
+    safetensors.numpy.save_file(want, str(path))
+    if not _direct_ok(path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    direct = paramio.load(path, io="direct", budget="4MiB")
+    assert direct.summary.io == "direct"
+    assert direct.summary.concurrency >= DIRECT_CONCURRENCY
+    assert direct.summary.chunk * 2 * direct.summary.concurrency <= 4 << 20 or direct.summary.chunk <= 64 << 10
+    np.testing.assert_array_equal(direct["w"], want["w"])
+    pread = paramio.load(path, io="pread")
+    assert pread.summary.concurrency == min(16, max(2, os.cpu_count() or 2))
+    assert paramio.load(path, io="direct", concurrency=3).summary.concurrency == 3
+
+
+def test_a_mapped_load_starts_no_worker(st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
+    """``io="mmap"`` reads no byte when every tensor maps: the loop completes its tasks itself,
+    so a process's first mapped load starts no thread (one per core was started before)."""
+    import subprocess
+    import sys
+
+    path, want = st_file
+    code = (
+        "import sys, threading, numpy as np, paramio\n"
+        "got = paramio.load(sys.argv[1], io='mmap')\n"
+        "assert got.summary.io == 'mmap', got.summary\n"
+        "from paramio.loading import stream\nwith stream(sys.argv[1], io='mmap') as s:\n"
+        "    first = next(iter(s))\n"  # leaving early: nothing is left running
+        "print(len(got), sorted(t.name for t in threading.enumerate()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{len(want)} ['MainThread']"
+    got = paramio.load(path, io="mmap")
+    for k, a in want.items():
+        np.testing.assert_array_equal(got[k], a)
+
+
+def test_a_mapped_async_load_gives_the_same_bytes(st_file: tuple[Path, dict[str, np.ndarray]]) -> None:
+    from paramio.loading import load_async
+
+    path, want = st_file
+    got = asyncio.run(load_async(path, io="mmap"))
+    assert got.summary.io == "mmap" and sorted(got) == sorted(want)
+    for k, a in want.items():
+        np.testing.assert_array_equal(got[k], a)

@@ -20,14 +20,24 @@ from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.index.provider import Provider
 from paramio.index.scopes import split_scoped_key
 from paramio.loading.budget import parse_size
-from paramio.loading.engine import LoadJob, run_async, run_sync
+from paramio.loading.engine import REMOTE_CONCURRENCY, LoadJob, run_async, run_sync
 from paramio.loading.io import check_io
 from paramio.loading.slices import ShardingSpec, SplitSpec, prepare
 from paramio.loading.summary import LoadSummary
 from paramio.loading.targets import Target, make_target
 from paramio.loading.verified import Verifier, open_for_verify
 
-__all__ = ["Loadable", "Loaded", "LoadStream", "astream", "load", "load_async", "resolve", "stream"]
+__all__ = [
+    "REMOTE_CONCURRENCY",
+    "Loadable",
+    "Loaded",
+    "LoadStream",
+    "astream",
+    "load",
+    "load_async",
+    "resolve",
+    "stream",
+]
 
 #: What `load` accepts as its source of parameters.
 Loadable: TypeAlias = Union[str, "os.PathLike[str]", ParameterIndex, Provider, Sequence[ParameterEntry]]
@@ -79,18 +89,9 @@ def _first_of_each(items: list[tuple[str, ParameterEntry]]) -> list[tuple[str, P
     return list(seen.items())
 
 
-#: Default workers when any tensor comes from a source whose reads are worth merging (a URL:
-#: `ByteSource.max_gap` > 0): such reads wait on the network, not a core, and P8 measured 2 GiB
-#: from loopback S3 at 1.03x one whole GET with 8 in flight against 1.15-1.65x with 2.
-REMOTE_CONCURRENCY = 8
-
-
-def _concurrency(concurrency: int | None, items: Sequence[tuple[str, ParameterEntry]] = ()) -> int:
-    if concurrency is None:
-        local = min(16, max(2, os.cpu_count() or 2))
-        remote = any(e.source is not None and e.source.max_gap > 0 for _, e in items)
-        return max(local, REMOTE_CONCURRENCY) if remote else local
-    if concurrency < 1:
+def _concurrency(concurrency: int | None) -> int | None:
+    """`concurrency` if valid; None lets the job choose (`engine.default_concurrency`)."""
+    if concurrency is not None and concurrency < 1:
         raise InvalidArgumentError(f"concurrency must be at least 1, not {concurrency}")
     return concurrency
 
@@ -172,7 +173,7 @@ def _job(
         items,
         target,
         budget=parse_size(budget),
-        concurrency=_concurrency(concurrency, items),
+        concurrency=_concurrency(concurrency),
         progress=callback,
         io=io,
         drop_cache=drop_cache,
@@ -205,7 +206,8 @@ def stream(
     `into`: ``"numpy"``, ``"torch"``, ``"jax"``, ``"cupy"``, ``"iree"`` or a `Target`;
     `device`: the framework's device name (``"cuda:0"``, ``"local-task"``); `budget`: the most
     bytes in flight (reads and staging buffers) at once, e.g. ``"256MiB"``; `concurrency`:
-    worker threads (default: the CPU count, 2..16); `progress`: a callable given byte counts, or
+    worker threads (default: the CPU count, 2..16, and at least 8 when a URL is read or a file
+    with O_DIRECT: those threads wait on the device, not a core); `progress`: a callable given byte counts, or
     True for a bar on a terminal. `io`: how local files are read, ``"auto"`` (``pread`` through
     the page cache, with read-ahead hints), ``"pread"``, ``"direct"`` (``O_DIRECT``: nothing
     enters the page cache; ``pread`` where the filesystem refuses it) or ``"mmap"`` (NumPy and

@@ -27,6 +27,7 @@ the next load.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import time
@@ -44,7 +45,17 @@ from paramio.loading.verified import Verifier
 from paramio.sources.aio import cancelled_by
 from paramio.sources.workers import THREAD_PREFIX, pool
 
-__all__ = ["HASH_STEP", "THREAD_PREFIX", "LoadJob", "choose_chunk", "run_async", "run_sync"]
+__all__ = [
+    "DIRECT_CONCURRENCY",
+    "HASH_STEP",
+    "REMOTE_CONCURRENCY",
+    "THREAD_PREFIX",
+    "LoadJob",
+    "choose_chunk",
+    "default_concurrency",
+    "run_async",
+    "run_sync",
+]
 
 _MAX_CHUNK = 16 << 20
 _MIN_CHUNK = 64 << 10
@@ -57,6 +68,28 @@ _MIN_CHUNK = 64 << 10
 HASH_STEP = 1 << 20
 #: How often (seconds) a loop waiting on whole-tensor tasks reports their bytes to progress.
 _PROGRESS_EVERY = 0.2
+
+
+#: Default workers when any tensor comes from a source whose reads are worth merging (a URL:
+#: `ByteSource.max_gap` > 0): such reads wait on the network, not a core, and P8 measured 2 GiB
+#: from loopback S3 at 1.03x one whole GET with 8 in flight against 1.15-1.65x with 2.
+REMOTE_CONCURRENCY = 8
+#: Default workers when a file is read with O_DIRECT (``io="direct"``, or ``"auto"`` for a cold
+#: file): a thread waiting on a direct read uses no CPU, and a fresh tensor's first write (the
+#: kernel zeroing its pages, in the reading thread) leaves the device idle unless other reads
+#: are queued. P11 (2 GiB cold, 2 cores): see benchmarks/results/p11-load.md.
+DIRECT_CONCURRENCY = 8
+
+
+def default_concurrency(entries: Sequence[ParameterEntry], io: IoPlan) -> int:
+    """Workers for a load that did not say: one per core (2..16), at least `REMOTE_CONCURRENCY`
+    when a URL is read and `DIRECT_CONCURRENCY` when a file is read with O_DIRECT."""
+    n = min(16, max(2, os.cpu_count() or 2))
+    if io.direct:
+        n = max(n, DIRECT_CONCURRENCY)
+    if any(e.source is not None and e.source.max_gap > 0 for e in entries):
+        n = max(n, REMOTE_CONCURRENCY)
+    return n
 
 
 def choose_chunk(budget: int, concurrency: int) -> int:
@@ -77,7 +110,7 @@ class LoadJob:
         target: Target,
         *,
         budget: int,
-        concurrency: int,
+        concurrency: int | None = None,
         progress: Callable[[int], None] | None = None,
         io: str = "auto",
         drop_cache: bool = False,
@@ -87,13 +120,14 @@ class LoadJob:
         self.verifier = verifier
         self.entries = [e for _, e in items]
         self.target = target
-        self.concurrency = concurrency
-        self.chunk = choose_chunk(budget, concurrency)
+        self.io = IoPlan(self.entries, io, drop_cache=drop_cache)
+        self.concurrency = concurrency if concurrency is not None else default_concurrency(self.entries, self.io)
+        self.chunk = choose_chunk(budget, self.concurrency)
+        self.io.set_chunk(self.chunk)
         self.budget = ByteBudget(budget)
         self.staging = StagingPool(budget, self.chunk, target.make_staging)
         self.progress = progress
         self.cancel = threading.Event()
-        self.io = IoPlan(self.entries, io, drop_cache=drop_cache, chunk=self.chunk)
         self._slots: list[Slot | None] = [None] * len(self.entries)
         # Tensors the target takes as views of a mapped file (io="mmap") read nothing: their
         # slots exist from the start and their pieces are empty.
@@ -114,6 +148,9 @@ class LoadJob:
         # Verified: which tensors one worker reads and hashes whole (`_read_hashed`).
         self._whole = [verifier is not None and (e.source is None or e.source.max_gap == 0) for e in self.entries]
         self._tasks = plan_tasks(lengths, self.chunk, whole=self._whole)  # O(tensors), made as taken
+        #: Nothing to read (every tensor mapped from its file, or empty): the loop completes the
+        #: tasks itself, with no worker (`io="mmap"`'s first call in a process starts no thread).
+        self.reads_nothing = not any(lengths)
         self._checked = [False] * len(self.entries)  # verified: digest checked by its worker
         # Bytes whole-tensor tasks have read so far, and how many of them progress was told of
         # (`report_streamed`: a bar moves while one worker reads a large tensor), by id(task).
@@ -393,7 +430,6 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
     one held and the worker completing that future blocked; ``SimpleQueue.get`` is one C call
     that holds no lock a worker needs.
     """
-    workers = pool()
     done: queue.SimpleQueue[tuple[Task, BaseException | None]] = queue.SimpleQueue()
 
     def work_on(task: Task) -> Callable[[], None]:
@@ -407,6 +443,10 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
 
         return work
 
+    if job.reads_nothing:
+        yield from _run_inline(job)
+        return
+    workers = pool()
     outstanding = 0
     lease = workers.lease(job.concurrency)
     try:
@@ -436,9 +476,25 @@ def run_sync(job: LoadJob) -> Generator[tuple[str, object], None, None]:
         job.end()
 
 
+def _run_inline(job: LoadJob) -> Generator[tuple[str, object], None, None]:
+    """`run_sync` for a job that reads no byte: its tasks complete in this thread."""
+    try:
+        while (task := job.next_task()) is not None:
+            job.run_task(task)
+            for slot in job.complete(task):
+                yield job.deliver(slot)
+    finally:
+        job.cancel.set()
+        job.end()
+
+
 async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
     """The asyncio twin of `run_sync`, over the same workers and job methods. It never blocks
     the event loop: even when it ends early, it waits for its running tasks by awaiting them."""
+    if job.reads_nothing:
+        for key, array in _run_inline(job):
+            yield key, array
+        return
     loop = asyncio.get_running_loop()
     workers = pool()
     inflight: dict[asyncio.Future[None], Task] = {}

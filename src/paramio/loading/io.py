@@ -103,16 +103,32 @@ class SourceIO:
 class IoPlan:
     """The strategy of every source of one load, and the hints that go with it."""
 
-    def __init__(self, entries: Sequence[ParameterEntry], io: str, *, drop_cache: bool, chunk: int) -> None:
+    def __init__(self, entries: Sequence[ParameterEntry], io: str, *, drop_cache: bool) -> None:
         self.io = check_io(io, drop_cache)
         self.drop_cache = drop_cache
         self._by_source: dict[int, SourceIO] = {}
         self._lock = threading.Lock()
         for e in entries:
             if e.source is not None and id(e.source) not in self._by_source:
-                self._by_source[id(e.source)] = self._plan(e.source, chunk)
+                self._by_source[id(e.source)] = self._plan(e.source)
 
-    def _plan(self, source: ByteSource, chunk: int) -> SourceIO:
+    @property
+    def direct(self) -> bool:
+        """Whether some source is read with O_DIRECT (its reads wait on the device, not a core)."""
+        return any(io.direct is not None for io in self._by_source.values())
+
+    @property
+    def reads(self) -> bool:
+        """Whether some source is read at all (False when every one is mapped: ``io="mmap"``)."""
+        return any(io.strategy != "mmap" for io in self._by_source.values())
+
+    def set_chunk(self, chunk: int) -> None:
+        """The load's piece size: the bounce buffer of an O_DIRECT read that cannot land in place."""
+        for io in self._by_source.values():
+            if io.direct is not None:
+                io.direct.buffer_bytes = chunk
+
+    def _plan(self, source: ByteSource) -> SourceIO:
         file = _file_of(source)
         if file is None:
             kind = choose_auto(source)
@@ -123,7 +139,7 @@ class IoPlan:
             want = "direct"  # a cold file: the device's DMA lands in place, no CPU copy
         if want == "direct":
             try:
-                return SourceIO("direct", file, direct=DirectReader(file.path, file.size, buffer_bytes=chunk))
+                return SourceIO("direct", file, direct=DirectReader(file.path, file.size))
             except SourceError as exc:
                 io = SourceIO("pread", file, note=f"{exc.reason}; read with pread instead")
                 self._hint(io)

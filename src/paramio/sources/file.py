@@ -356,15 +356,25 @@ class DirectReader:
             raise SourceError(f"O_DIRECT refused: {exc.strerror or exc}", path=path) from exc
         try:  # some filesystems accept the flag at open and refuse the reads: try one
             if size:
-                os.preadv(self._fd, [self._buffer()[:DIRECT_ALIGN]], 0)
+                with mmap.mmap(-1, DIRECT_ALIGN) as probe:  # anonymous: page aligned
+                    os.preadv(self._fd, [probe], 0)
         except OSError as exc:
             os.close(self._fd)
             self._fd = -1
             raise SourceError(f"O_DIRECT reads refused: {exc.strerror or exc}", path=path) from exc
 
+    @property
+    def buffer_bytes(self) -> int:
+        """The bounce buffer's size (each thread's, made on its first unaligned read)."""
+        return self._buffer_bytes
+
+    @buffer_bytes.setter
+    def buffer_bytes(self, n: int) -> None:
+        self._buffer_bytes = max(DIRECT_ALIGN, n - n % DIRECT_ALIGN)
+
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buf", None)
-        if buf is None:
+        if buf is None or len(buf) != self._buffer_bytes:
             m = mmap.mmap(-1, self._buffer_bytes)  # anonymous: page aligned
             buf = self._local.buf = memoryview(m)
         return buf
