@@ -8,7 +8,8 @@ Run:ai's S3 streamer, boto3 ``download_file`` + ``load_file``.
 Every run is its own process (imports done before the clock starts; a cold run drops the page
 cache itself, after its imports), contenders in turns, median of the timed rounds. Every run
 touches one byte of every page of every tensor inside the timed region (a mapped tensor's pages
-are read then, as a model's first forward pass would); the untimed first round checks every byte
+are read then, as a model's first forward pass would); the garbage the imports left is
+collected before the clock (`PARAMIO_P11_GC=0`: not); the untimed first round checks every byte
 of every tensor against a CRC computed from the file. Peers are installed by
 ``scripts/install-bench-peers.sh``; a missing one is reported as skipped.
 
@@ -22,6 +23,7 @@ f32 norms and q/k/v biases, layers added until `--size-mib` (default 2048) is re
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -216,6 +218,7 @@ def child(argv: list[str]) -> None:
 
     if contender.startswith("paramio"):
         import paramio.formats.safetensors.reader  # noqa: F401
+        import paramio.loading.api  # noqa: F401  (`paramio.load`, as `from paramio import load` has it)
         import paramio.loading.targets  # noqa: F401
     if contender.startswith("runai"):
         import runai_model_streamer  # noqa: F401
@@ -225,6 +228,13 @@ def child(argv: list[str]) -> None:
         import tensorizer  # noqa: F401
     elif contender == "load_file":
         import safetensors.torch  # noqa: F401
+    # The collection that importing torch leaves owing (~10^5 new objects), run now for every
+    # contender: otherwise whichever code allocates a few hundred Python objects first pays it
+    # (30-150 ms here), which a native loader returning 200 tensors never does, and a server
+    # long since has. PARAMIO_P11_GC=0 leaves it owed (the figure of a first call in a fresh
+    # process).
+    if os.environ.get("PARAMIO_P11_GC", "1") != "0":
+        gc.collect()
     if mode == "cold":
         _drop_cache()
     if contender == "dd":

@@ -9,13 +9,14 @@ it as is, so opening an archive and listing its keys never builds an entry objec
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
 
 from paramio.core.entry import ParameterEntry
 
-__all__ = ["DumpColumns", "LazyEntries"]
+__all__ = ["DumpColumns", "LazyEntries", "collector_paused"]
 
 #: Per row, in order: offset, length, whether it is a splat.
 DumpColumns = tuple[list[int], list[int], list[bool]]
@@ -145,10 +146,22 @@ def _without_gc(make: Callable[[], list[ParameterEntry]]) -> list[ParameterEntry
     """`make()` with the cyclic garbage collector paused: building 10,000 entries allocates
     tens of thousands of objects, none of them cyclic garbage, and the collections their
     allocation triggers took a third of the time (benchmarks/results/readers-before-after.md)."""
+    with collector_paused():
+        return make()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused inside the block (left as it was after it): for
+    code that builds many objects that are not cyclic garbage, such as an index's entries or a
+    load's tensors. A process that has just imported a large framework (torch: ~10^5 objects)
+    owes a full collection, which the first few thousand allocations of any code trigger; paused,
+    it is not run inside paramio's set-up but at the caller's next allocations, as after
+    `safetensors.torch.load_file` (Rust, no Python objects per tensor)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return make()
+        yield
     finally:
         if enabled:
             gc.enable()

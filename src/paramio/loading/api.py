@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TypeAlias, Union
 
+from paramio.core.entries import collector_paused
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.formats.progress import ByteProgress  # the one progress bar paramio has
@@ -152,6 +153,23 @@ def _job(
     verify: bool = False,
 ) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
     check_io(io, drop_cache)  # before opening anything
+    with collector_paused():  # set-up builds entries and slots: no cyclic garbage among them
+        return _set_up(what, keys, into, device, budget, concurrency, progress, slicing, io, drop_cache, verify)
+
+
+def _set_up(
+    what: Loadable,
+    keys: Iterable[str] | None,
+    into: str | Target,
+    device: str | None,
+    budget: int | str,
+    concurrency: int | None,
+    progress: Progress,
+    slicing: dict[str, object],
+    io: str,
+    drop_cache: bool,
+    verify: bool,
+) -> tuple[LoadJob, contextlib.AbstractContextManager[object] | None]:
     record = None
     if verify:
         if any(v is not None for v in slicing.values()):
@@ -284,8 +302,8 @@ def load(
         drop_cache=drop_cache,
         verify=verify,
     )
-    with s:
-        got = dict(s)
+    with s, collector_paused() if s.job.reads_nothing else contextlib.nullcontext():
+        got = dict(s)  # a mapped load runs here, in this thread, to the end: paused as its set-up
     return _in_order(got, s.job)
 
 
