@@ -141,6 +141,28 @@ def test_load_refuses_a_splat_larger_than_the_memory_available(tmp_path: Path, m
     assert paramio.load(small)["s"].tobytes() == b"\x01\x00" * (1 << 20)
 
 
+def test_small_tensors_do_not_ask_for_the_memory_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/meminfo is read for tensors of `CHECK_FROM` bytes or more only (it cost 20-60 us a
+    read, once per tensor: more than loading 10,000 small ones)."""
+    import numpy as np
+    import safetensors.numpy
+
+    asked: list[int] = []
+    real = bounds.available_memory
+
+    def counting() -> int | None:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(bounds, "available_memory", counting)
+    path = tmp_path / "small.safetensors"
+    safetensors.numpy.save_file({f"t{i}": np.full(4, i, np.float32) for i in range(500)}, str(path))
+    got = paramio.load(path)
+    assert len(got) == 500 and float(got["t499"][0]) == 499 and asked == []
+    paramio.load(_splat_archive(tmp_path / "big.irpa", bounds.CHECK_FROM))
+    assert asked == [1]
+
+
 @pytest.mark.parametrize(
     "failure", [MemoryError(), OSError(errno.ENOMEM, "Cannot allocate memory"), RuntimeError("out of memory")]
 )
