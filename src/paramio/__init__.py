@@ -77,6 +77,7 @@ declare_above("index.create_provider", "paramio.compat.runtime:create_provider")
 declare_above("index.convert_on_engine", "paramio.scaleout.convert:convert_on_engine")
 declare_above("integrity.digest_on_engine", "paramio.scaleout.digest:digest_on_engine")
 declare_above("sharding.shard_on_engine", "paramio.scaleout.shard:shard_on_engine")
+declare_above("sharding.merge_on_engine", "paramio.scaleout.merge:merge_on_engine")
 
 #: public name -> (module, attribute), read from the ``if TYPE_CHECKING:`` imports above (the one
 #: list of public names) and imported on first use (``paramio.ParameterIndex``, ``from paramio

@@ -57,7 +57,8 @@ def test_each_actor_reads_only_its_slices(cluster: None, tmp_path: Path) -> None
     logs.mkdir()
     plan = paramio.sharding.plan(str(path), 2, split=SPLIT, replicate=["*"])
     expected = _split_slices(2)
-    with load_on_actors(rankload.LoggedOpener(path, logs), plan) as loads:
+    # One CPU each on nodes of one CPU: the two actors are on the two nodes (SPREAD alone is a preference).
+    with load_on_actors(rankload.LoggedOpener(path, logs), plan, actor_options={"num_cpus": 1}) as loads:
         _check(loads, expected)
         pids = loads.run(lambda tensors, rank: os.getpid())
         assert len(set(pids)) == 2 and os.getpid() not in pids  # two actor processes, not the driver

@@ -66,7 +66,10 @@ class ConvertJob:
         attributes: Mapping[str, object],
         writer_options: Mapping[str, object],
         source_options: Mapping[str, Any],
+        reopen: Mapping[str, Any] | None = None,
     ) -> None:
+        """`reopen`: ``{"source": path, "split": rules, "replicate": patterns}`` when `entries`
+        come from a set a worker must reopen to read them (`paramio.scaleout.entries.reopen_records`)."""
         from paramio.formats.inputs import is_url
 
         self.output = output
@@ -76,6 +79,7 @@ class ConvertJob:
         self.attributes = dict(attributes)
         self.writer_options = dict(writer_options)
         self.source_options = dict(source_options)
+        self.reopen = None if reopen is None else dict(reopen)
         self.job = uuid.uuid4().hex[:12]
         self.body: TaskBody = write_member
         self.finals: list[str] = []
@@ -144,7 +148,7 @@ class ConvertJob:
                     id=f"member-{i + 1:05d}",
                     args={
                         **common,
-                        "entries": records_of(group),
+                        "entries": records_of(group) if self.reopen is None else self._reopen_form(group),
                         "member": (i, count, len(self.entries), stamp),
                         "single": single,
                         "final": final,
@@ -155,6 +159,19 @@ class ConvertJob:
                 )
             )
         return tasks
+
+    def _reopen_form(self, group: Sequence[ParameterEntry]) -> dict[str, Any]:
+        from paramio.scaleout.entries import reopen_records
+
+        assert self.reopen is not None
+        spec = self.reopen
+        return reopen_records(
+            spec["source"],
+            group,
+            split=spec.get("split", ()),
+            replicate=spec.get("replicate"),
+            fingerprint=spec.get("fingerprint"),
+        )
 
     # -- commit -----------------------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 """Entries as a task carries them: plain records (key, type, where the bytes are), not objects
 holding open sources; a worker reopens each source by its name (a path on a shared filesystem or
-a URL) with the job's remote options, once per task, reading only the headers the open needs."""
+a URL) with the job's remote options, once per task, reading only the headers the open needs.
+
+Entries whose bytes are not one span of one source (a tensor-parallel set's tensors, joined from
+their pieces on the fly; a vLLM set's) travel as a *reopen* form instead (`reopen_records`): the
+set's path and the rules it is opened with, and each entry's key and planned type; the worker
+opens the set as `paramio.sharding` does (headers only) and takes its entries by key."""
 
 from __future__ import annotations
 
@@ -58,7 +63,7 @@ def entry_record(entry: ParameterEntry) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def open_entries(
-    records: Sequence[Mapping[str, Any]], options: Mapping[str, Any] | None
+    records: Sequence[Mapping[str, Any]] | Mapping[str, Any], options: Mapping[str, Any] | None
 ) -> Iterator[list[ParameterEntry]]:
     """The entries `records` describe, each source opened once (with the remote `options`) and
     closed when the block ends."""
@@ -66,6 +71,10 @@ def open_entries(
 
     sources: dict[str, ByteSource] = {}
     out: list[ParameterEntry] = []
+    if isinstance(records, Mapping):  # the reopen form: the set opens (and closes) its own files
+        with input_options(dict(options or {})):
+            yield _reopened(records)
+        return
     try:
         with input_options(dict(options or {})):
             _build(records, sources, out, open_input)
@@ -106,6 +115,95 @@ def _build(
                 origin=r["origin"],
             )
         )
+
+
+def reopen_records(
+    source: str,
+    entries: Iterable[ParameterEntry],
+    *,
+    split: Sequence[tuple[str, int]] = (),
+    replicate: Sequence[str] | None = None,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """`entries` of the set at `source` (opened with `split` and `replicate`, as
+    `paramio.sharding.api.open_source` takes them) as the reopen form: their keys and the type,
+    metadata and length each was planned with, and the set's `fingerprint` (`set_fingerprint`)
+    when the driver took it, which the worker checks."""
+    return {
+        "reopen": {
+            "source": source,
+            "split": [list(r) for r in split],
+            "replicate": None if replicate is None else list(replicate),
+            "fingerprint": fingerprint,
+        },
+        "entries": [
+            {
+                "key": e.key,
+                "length": e.length,
+                "kind": str(e.kind),
+                "metadata": bytes(e.metadata),
+                "declared": None
+                if e.declared_tensor is None
+                else (e.declared_tensor.dtype, list(e.declared_tensor.shape), dict(e.declared_tensor.extra)),
+            }
+            for e in entries
+        ],
+    }
+
+
+def set_fingerprint(contents: Any) -> str:
+    """What identifies one save of a set as a worker reopens it: every entry's key, length,
+    kind, type and metadata, the attributes, the save stamp, and each local file's size and
+    modification time (a set saved again in place changes at least those)."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for e in contents.entries:
+        info = e.tensor
+        h.update(
+            repr((e.key, e.length, str(e.kind), None if info is None else (info.dtype, tuple(info.shape)))).encode()
+        )
+        h.update(bytes(e.metadata))
+    h.update(repr(sorted((str(k), repr(v)) for k, v in contents.attributes.items())).encode())
+    h.update(repr(contents.stamp).encode())
+    for p in contents.paths:
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):  # a URL: its entries and stamp say what changed
+            continue
+        h.update(repr((p, st.st_size, st.st_mtime_ns)).encode())
+    return h.hexdigest()
+
+
+def _reopened(form: Mapping[str, Any]) -> list[ParameterEntry]:
+    """The entries of a reopen form, from the set opened here. Raises `FormatError` when the set
+    no longer holds an entry as it was planned (it changed since)."""
+    from paramio.core.errors import FormatError
+    from paramio.sharding.api import open_source
+
+    spec = form["reopen"]
+    rules = [(str(p), int(a)) for p, a in spec["split"]]
+    kept = spec["replicate"]
+    contents, _ = open_source(spec["source"], split=rules, replicate=None if kept is None else list(kept))
+    if spec.get("fingerprint") is not None and set_fingerprint(contents) != spec["fingerprint"]:
+        raise FormatError("the set changed since the job was planned (saved again)", path=spec["source"])
+    table: dict[str, ParameterEntry] = {}
+    for e in contents.entries:
+        table.setdefault(e.key, e)
+    out = []
+    for r in form["entries"]:
+        found = table.get(r["key"])
+        if found is None or found.length != r["length"] or str(found.kind) != r["kind"]:
+            raise FormatError(
+                "the set changed since the job was planned: this entry is not as planned",
+                path=spec["source"],
+                key=r["key"],
+            )
+        declared = r["declared"]
+        info = None if declared is None else TensorInfo(declared[0], tuple(declared[1]), dict(declared[2]))
+        out.append(found.replace(metadata=r["metadata"], declared_tensor=info))
+    return out
 
 
 def records_of(entries: Iterable[ParameterEntry]) -> list[dict[str, Any]]:

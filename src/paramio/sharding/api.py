@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
@@ -204,19 +204,43 @@ def _shard_on_engine(
         raise InvalidArgumentError(
             f"engine={engine!r} reopens the source on every worker: give a path or URL, not a {type(source).__name__}"
         )
-    bar = None
-    if progress is not None:  # the job reports bytes done across all workers
-        seen = [0]
-
-        def bar(snapshot: object) -> None:
-            done = int(getattr(snapshot, "done", 0))
-            if done > seen[0]:
-                progress(done - seen[0])
-                seen[0] = done
-
     run = above("sharding.shard_on_engine")
-    p, report = run(source, output, engine=engine, address=address, progress=bar, **options)  # type: ignore[operator]
+    p, report = run(source, output, engine=engine, address=address, progress=_job_progress(progress), **options)  # type: ignore[operator]
     return ShardResult(p, list(report.outputs), report)
+
+
+def _job_progress(progress: Progress | None) -> Callable[[object], None] | None:
+    """A job's progress snapshots (bytes done across all workers) as `progress`'s byte counts."""
+    if progress is None:
+        return None
+    seen = [0]
+
+    def report(snapshot: object) -> None:
+        done = int(getattr(snapshot, "done", 0))
+        if done > seen[0]:
+            progress(done - seen[0])
+            seen[0] = done
+
+    return report
+
+
+def _merge_on_engine(
+    source: Source,
+    output: str | os.PathLike[str],
+    *,
+    progress: Progress | None,
+    engine: str,
+    address: str | None,
+    **options: object,
+) -> None:
+    from paramio.core.exports import above
+
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"engine={engine!r} reopens the set on every worker: give a path or URL, not a {type(source).__name__}"
+        )
+    run = above("sharding.merge_on_engine")
+    run(source, output, engine=engine, address=address, progress=_job_progress(progress), **options)  # type: ignore[operator]
 
 
 def merge(
@@ -230,6 +254,8 @@ def merge(
     on_loss: str = "warn",
     durable: bool = True,
     progress: Progress | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> None:
     """Join a tensor-parallel set (its manifest, or a folder holding one) back into `output`:
     every split tensor is its pieces joined along the axis, byte for byte the original.
@@ -237,10 +263,28 @@ def merge(
     A vLLM ``sharded_state`` set (its folder or any of its files) records no axes: `split`
     names them (``{"*.weight": 0}``); every other tensor must be identical in every rank
     (and match `replicate`, when given). A sharktank dataset (its root ``.irpa`` or any rank
-    file) is joined as its tensor descriptions say, its properties kept as attributes."""
+    file) is joined as its tensor descriptions say, its properties kept as attributes.
+
+    ``engine="ray"`` (and `address`) writes `output` as a job on a Ray cluster, one task per
+    output member, each worker opening the set itself and reading the pieces its member needs;
+    the same bytes (`paramio.scaleout.merge`). The default, ``"local"``, imports no Ray."""
     from paramio.sharding import sharktank, vllm
 
+    on_engine = engine != "local" or address is not None
+    common: dict[str, object] = {"format": format, "max_shard_size": max_shard_size, "on_loss": on_loss}
     if vllm.find_set(source) is not None and not (os.path.isdir(source) and _has_manifest(os.fspath(source))):
+        if on_engine:
+            _merge_on_engine(
+                source,
+                output,
+                split=split,
+                replicate=replicate,
+                progress=progress,
+                engine=engine,
+                address=address,
+                **common,
+            )
+            return
         contents = vllm.read_set(source, split=split, replicate=replicate)
         reshard(
             contents,
@@ -258,6 +302,9 @@ def merge(
     if root is not None:
         contents = read_path(root)
         if sharktank.is_dataset(contents):
+            if on_engine:
+                _merge_on_engine(root, output, progress=progress, engine=engine, address=address, **common)
+                return
             reshard(
                 sharktank.read_dataset(root, contents),
                 output,
@@ -271,6 +318,9 @@ def merge(
     p = find_manifest(path)
     if not is_manifest_path(p):
         raise InvalidArgumentError(f"not a tensor-parallel manifest (*{MANIFEST_SUFFIX})", path=p)
+    if on_engine:
+        _merge_on_engine(p, output, progress=progress, engine=engine, address=address, **common)
+        return
     reshard(
         p, output, format=format, max_shard_size=max_shard_size, on_loss=on_loss, durable=durable, progress=progress
     )
@@ -298,8 +348,9 @@ def reshard(
     a size-sharded set with `max_shard_size`, a tensor-parallel set with `tp` (or an output
     ending ``.tp.json``), else one file. Returns the paths a tensor-parallel write made.
 
-    ``engine="ray"`` (and `address`) writes a tensor-parallel output as `shard` does on Ray:
-    a reshard (TP 4 -> 2) has each worker read, of every joined tensor, the rows of its piece."""
+    ``engine="ray"`` (and `address`) runs it on a Ray cluster: a tensor-parallel output as
+    `shard` does (a reshard, TP 4 -> 2, has each worker read, of every joined tensor, the rows of
+    its piece), any other as `merge` does, one task per output member."""
     out = os.fspath(output)
     if tp is not None or is_manifest_path(out):
         if tp is None:
@@ -323,10 +374,19 @@ def reshard(
         )
         return result.paths
     if engine != "local" or address is not None:
-        raise InvalidArgumentError(
-            f"engine={engine!r} reshards into a tensor-parallel set (tp=); a merge into one file or a size-sharded "
-            "set is paramio.convert(..., engine='ray') of the manifest"
+        _merge_on_engine(
+            source,
+            output,
+            split=split,
+            replicate=list(replicate) or None,
+            format=format,
+            max_shard_size=max_shard_size,
+            on_loss=on_loss,
+            progress=progress,
+            engine=engine,
+            address=address,
         )
+        return None
     contents, _ = open_source(source, split=split, replicate=list(replicate) or None)  # a vLLM set's axes
     fmt = format or detect_format(out, for_writing=True)
     options: dict[str, object] = {"durable": durable, "progress": progress}
