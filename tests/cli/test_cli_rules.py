@@ -137,6 +137,7 @@ def json_runs(archive: Path, tmp_path: Path) -> dict[str, list[str]]:
         "mlir declare": ["mlir", "declare", f"--parameters=m={a}", "--json"],
         "prefetch": ["prefetch", a, "--json"],
         "digest": ["digest", a, "--json"],
+        "convert": ["convert", f"--parameters={a}", f"--output={tmp_path / 'converted.irpa'}", "--json"],
         "diff": ["diff", a, a, "--json"],
     }
 

@@ -29,8 +29,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 from paramio.cli.convert_flags import DESCRIPTION, FLAGS, main
+from paramio.cli.engine_flags import engine_of
 from paramio.cli.errors import CommandFailed, UsageError, escape, warn
 from paramio.cli.flags import (
     ParsedFlags,
@@ -48,6 +50,9 @@ from paramio.formats.targets import resolve_output
 from paramio.formats.text import escape_keys
 from paramio.index.convert import DUPLICATE_POLICIES, convert, output_format, parse_splat, plan_conversion
 from paramio.index.dump import format_dump
+
+if TYPE_CHECKING:
+    from paramio.scaleout.engine import JobReport
 
 __all__ = ["DESCRIPTION", "FLAGS", "main", "run"]
 
@@ -98,6 +103,7 @@ def run(flags: ParsedFlags) -> int:
     mode = flags.text("parameter_mode")
     if mode not in ("file", "preload", "mmap"):
         raise UsageError(f"--parameter_mode={mode}: expected file or preload")
+    engine, address = engine_of(flags)
     streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     try:
         fmt = output_format(output, fmt)
@@ -134,34 +140,92 @@ def run(flags: ParsedFlags) -> int:
     plan = dataclasses.replace(plan, warnings=[])
     target = get_format(fmt)
     total = sum(e.length for e in plan.entries if not e.is_splat or not target.splats)
-    with ByteProgress(total, f"writing {output}", quiet=quiet) as bar:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConversionWarning)
-            try:
-                convert(
-                    scopes,
-                    output,
-                    plan=plan,
-                    typed=typed,
-                    format=fmt,
-                    on_loss=on_loss,
-                    expand_splats=flags.on("expand_splats"),
-                    max_shard_size=max_shard_size,
-                    progress=bar.callback,
+    as_json = flags.on("json")
+    job: JobReport | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionWarning)
+        try:
+            if engine != "local":
+                if streamed:
+                    raise UsageError(f"--engine={engine} writes files or objects; --output={output} is a stream")
+                job = _convert_on_engine(
+                    flags, scopes, output, plan, fmt, on_loss, max_shard_size, engine, address, total, quiet or as_json
                 )
-            except LossError as exc:
-                raise CommandFailed(f"{exc}; nothing was written") from None
-            finally:
-                for caught_w in caught:
-                    if issubclass(caught_w.category, ConversionWarning):
-                        warn("convert", escape(_as_flags(str(caught_w.message)), quote=False))
-                    else:
-                        warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
+            else:
+                with ByteProgress(total, f"writing {output}", quiet=quiet or as_json) as bar:
+                    convert(
+                        scopes,
+                        output,
+                        plan=plan,
+                        typed=typed,
+                        format=fmt,
+                        on_loss=on_loss,
+                        expand_splats=flags.on("expand_splats"),
+                        max_shard_size=max_shard_size,
+                        progress=bar.callback,
+                    )
+        except LossError as exc:
+            raise CommandFailed(f"{exc}; nothing was written") from None
+        finally:
+            for caught_w in caught:
+                if issubclass(caught_w.category, ConversionWarning):
+                    warn("convert", escape(_as_flags(str(caught_w.message)), quote=False))
+                else:
+                    warnings.warn_explicit(caught_w.message, caught_w.category, caught_w.filename, caught_w.lineno)
+    if as_json:
+        from paramio.cli.jsonout import print_json
+
+        print_json(
+            {
+                "output": output,
+                "format": fmt,
+                "entries": len(plan.entries),
+                "bytes": total,
+                "engine": engine,
+                "job": job.to_dict() if job is not None else None,
+            }
+        )
+        return 0
     if not quiet and not streamed:  # a stream cannot be read back for the listing
         written = output if max_shard_size is None else _set_opened_by(output, target)
         if written is not None:
             sys.stdout.write(format_dump(read_path(written, format=fmt).entries, escape=escape_keys))
     return 0
+
+
+def _convert_on_engine(
+    flags: ParsedFlags,
+    scopes: object,
+    output: str,
+    plan: object,
+    fmt: str,
+    on_loss: str,
+    max_shard_size: int | None,
+    engine: str,
+    address: str | None,
+    total: int,
+    quiet: bool,
+) -> JobReport:
+    """The conversion as a job on `engine` (`paramio.scaleout.convert`), its progress drawn from
+    the workers' reports."""
+    from paramio.scaleout.convert import convert_job
+    from paramio.scaleout.progress import show_progress
+
+    with show_progress(total, f"writing {output} on {engine}", quiet=quiet) as update:
+        _, report = convert_job(
+            scopes,
+            output,
+            plan=plan,
+            typed=flags.on("typed"),
+            format=fmt,
+            on_loss=on_loss,
+            expand_splats=flags.on("expand_splats"),
+            max_shard_size=max_shard_size,
+            engine=engine,
+            address=address,
+            progress=update,
+        )
+    return report
 
 
 def _set_opened_by(output: str, target: Format) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from paramio.cli.engine_flags import ENGINE_FLAGS
 from paramio.cli.flags import ALLOW_EXTERNAL, PARAMETER_MODE, PARAMETERS, STRICT, Flag, FlagKind, run_command
 from paramio.cli.main import deferred
 
@@ -41,6 +42,13 @@ special handling:
 
 Example converting an IRPA archive to safetensors:
   paramio convert --parameters=model.irpa --output=model.safetensors
+
+Example converting a sharded set on S3 on a Ray cluster, one task per output member, each
+reading its bytes from S3 and uploading its member; the index is written last:
+  paramio convert \\
+    --parameters=s3://bucket/model.safetensors.index.json \\
+    --output=s3://bucket/irpa/model.irpa.index.json \\
+    --max_shard_size=5GB --engine=ray --address=auto --json
 """
 
 FLAGS = (
@@ -100,6 +108,14 @@ FLAGS = (
         "",
     ),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
+    *ENGINE_FLAGS,
+    Flag(
+        "json",
+        FlagKind.BOOL,
+        'Prints one JSON object {"version": 1, "output": ..., "entries": N, "engine": ..., "job": ...}:\n'
+        "with --engine=ray, job is the job's summary (tasks, retries, bytes, per-worker throughput).",
+        False,
+    ),
     Flag(
         "output",
         FlagKind.STRING,

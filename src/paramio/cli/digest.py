@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from paramio.cli.engine_flags import ENGINE_FLAGS, engine_of
 from paramio.cli.errors import EXIT_OK, UsageError, escape
 from paramio.cli.flags import ALLOW_EXTERNAL, Flag, FlagKind, ParsedFlags, files_from, run_command
 from paramio.cli.jsonout import print_json
@@ -34,6 +35,7 @@ FLAGS = (
     ),
     Flag("json", FlagKind.BOOL, 'Prints one JSON object {"version": 1, "files": [...]}.', False),
     Flag("quiet", FlagKind.BOOL, "Prints nothing but errors (with --write).", False),
+    *ENGINE_FLAGS,
 )
 
 DESCRIPTION = """\
@@ -47,6 +49,7 @@ Examples:
   paramio digest https://host/model.irpa --algorithm=sha256 --json
   paramio digest model.irpa --write            # then: paramio verify model.irpa --digests
   paramio digest model.safetensors --write --sidecar
+  paramio digest s3://bucket/model.safetensors.index.json --engine=ray --address=auto
 """
 
 
@@ -76,13 +79,14 @@ def _digest(parsed: ParsedFlags) -> int:
     if algorithm not in ALGORITHMS:
         raise UsageError(f"--algorithm={algorithm}: expected one of {', '.join(ALGORITHMS)}")
     mode = _write_mode(parsed)
+    engine, address = engine_of(parsed)
     docs: list[dict[str, object]] = []
     for path in paths:
         index = ParameterIndex.open(path, duplicates=DuplicatePolicy.KEEP)
         total = sum(e.length for e in index.values())
         quiet = parsed.on("quiet") or parsed.on("json")
         with ByteProgress(total, f"digest {escape(path)}", quiet=quiet) as bar:
-            report = digest(index, algorithm, progress=bar.callback)
+            report = digest(index, algorithm, progress=bar.callback, engine=engine, address=address)
         doc = {"path": path, **{k: v for k, v in report.to_dict().items() if k != "source"}}
         if mode is not None:
             doc["written"] = write_digests(path, algorithm, sidecar=mode == "sidecar")

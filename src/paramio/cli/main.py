@@ -74,6 +74,7 @@ examples:
   paramio prefetch model-00001-of-00004.safetensors --budget=8GiB
   paramio digest model.safetensors --write && paramio verify model.safetensors --digests
   paramio diff step-1000.safetensors step-2000.safetensors --tolerance=1e-6
+  paramio convert --parameters=s3://b/m.safetensors.index.json --output=s3://b/m.irpa.index.json --engine=ray --address=auto
 
 Run 'paramio <command> --help' for a command's flags and examples.
 """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+from paramio.cli.engine_flags import engine_of
 from paramio.cli.errors import UsageError, cli_wording, escape
 from paramio.cli.flags import ParsedFlags, allowed_external
 from paramio.cli.jsonout import print_json
@@ -70,7 +71,10 @@ def run(flags: ParsedFlags) -> int:
     strict = given is not None
     allow = allowed_external(flags)
     reports = [verify(p, alignment=alignment, strict_alignment=strict, allow_external=allow) for p in paths]
-    digests = [_digest_check(r) for r in reports] if flags.on("digests") else [None] * len(reports)
+    engine, address = engine_of(flags)
+    if engine != "local" and not flags.on("digests"):
+        raise UsageError(f"--engine={engine} re-reads entries for --digests; give --digests too")
+    digests = [_digest_check(r, engine, address) for r in reports] if flags.on("digests") else [None] * len(reports)
     if flags.on("json"):
         docs = [
             _file_dict(r) | ({"digests": d} if d is not None else {}) for r, d in zip(reports, digests, strict=True)
@@ -85,15 +89,17 @@ def run(flags: ParsedFlags) -> int:
     return 0 if all(r.ok for r in reports) and ok_digests else 1
 
 
-def _digest_check(r: VerifyReport) -> dict[str, object]:
+def _digest_check(r: VerifyReport, engine: str = "local", address: str | None = None) -> dict[str, object]:
     """The digest check of one file (only one that parsed: a broken file has no entries to hash)."""
-    from paramio.core.errors import ParamioError
+    from paramio.core.errors import MissingExtraError, ParamioError
     from paramio.integrity import verify_digests
 
     if r.format is None:
         return {"ok": False, "error": "the file does not parse", "algorithm": None, "checked": 0, "mismatches": []}
     try:
-        record, mismatches = verify_digests(r.path)
+        record, mismatches = verify_digests(r.path, engine=engine, address=address)
+    except MissingExtraError:
+        raise  # the command's one line naming the extra, not a failed check
     except ParamioError as exc:
         return {"ok": False, "error": cli_wording(exc.reason), "algorithm": None, "checked": 0, "mismatches": []}
     return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from paramio.cli.engine_flags import ENGINE_FLAGS
 from paramio.cli.flags import ALLOW_EXTERNAL, Flag, FlagKind, run_command
 from paramio.cli.main import deferred
 
@@ -50,6 +51,7 @@ FLAGS = (
         None,
         "SUMS_OR_POINTER",
     ),
+    *ENGINE_FLAGS,
     Flag("json", FlagKind.BOOL, "Prints a JSON report.", False),
     Flag("quiet", FlagKind.BOOL, "Prints only problems.", False),
     Flag(
