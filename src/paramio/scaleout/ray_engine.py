@@ -85,9 +85,12 @@ def run_on_ray(
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
             for ref in ready:
                 try:
-                    results[refs[ref].id] = ray.get(ref)
+                    result = results[refs[ref].id] = ray.get(ref)
                 except Exception as exc:
                     raise _cause(ray, exc) from None
+                # The task's own last report may still be on its way: the board hears it from here too,
+                # before the snapshot below (one caller's actor calls run in order).
+                board.report.remote(result.task_id, result.worker, result.bytes_read, True)
             if progress is not None:
                 progress(ray.get(board.snapshot.remote()))
         snapshot: ProgressSnapshot = ray.get(board.snapshot.remote())

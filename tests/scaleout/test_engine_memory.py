@@ -12,7 +12,7 @@ import pytest
 from ray_cluster import RayCluster
 from remote_servers import S3Server, put_object
 from scaleout_sets import safetensors_set, same_set
-from test_convert import objects, s3_options
+from test_engine_convert import objects, s3_options
 
 import paramio
 from paramio.formats.inputs import input_options
