@@ -76,6 +76,7 @@ declare_above("index.create_provider", "paramio.compat.runtime:create_provider")
 # tools that take ``engine=``; they reach it through these, importing it (and Ray) only then.
 declare_above("index.convert_on_engine", "paramio.scaleout.convert:convert_on_engine")
 declare_above("integrity.digest_on_engine", "paramio.scaleout.digest:digest_on_engine")
+declare_above("integrity.diff_on_engine", "paramio.scaleout.diff:diff_on_engine")
 declare_above("sharding.shard_on_engine", "paramio.scaleout.shard:shard_on_engine")
 declare_above("sharding.merge_on_engine", "paramio.scaleout.merge:merge_on_engine")
 

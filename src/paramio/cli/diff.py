@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from paramio.cli.engine_flags import ENGINE_FLAGS, engine_of
 from paramio.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, escape
 from paramio.cli.flags import ALLOW_EXTERNAL, Flag, FlagKind, ParsedFlags, files_from, run_command
 from paramio.cli.jsonout import print_json
@@ -28,6 +29,7 @@ FLAGS = (
     ),
     Flag("json", FlagKind.BOOL, 'Prints one JSON object {"version": 1, "equal": ..., "differences": [...]}.', False),
     Flag("quiet", FlagKind.BOOL, "Prints nothing: the exit status says.", False),
+    *ENGINE_FLAGS,
 )
 
 DESCRIPTION = """\
@@ -69,12 +71,15 @@ def _diff(parsed: ParsedFlags) -> int:
     paths = [parse_parameters_flag(v).path for v in files_from(parsed)]
     if len(paths) != 2:
         raise UsageError(f"give two models to compare, not {len(paths)}: paramio diff A B")
+    engine, address = engine_of(parsed)
     report = diff(
         paths[0],
         paths[1],
         atol=_tolerance(parsed, "tolerance"),
         rtol=_tolerance(parsed, "rtol"),
         use_digests=parsed.on("digests"),
+        engine=engine,
+        address=address,
     )
     if parsed.on("json"):
         print_json(report.to_dict())
