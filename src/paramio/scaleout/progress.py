@@ -1,7 +1,9 @@
 """Progress of a job on its driver: bytes done of the total across workers, and each worker's
 throughput. Tasks report ``(task, worker, bytes done, finished)``; a retried task starts from 0
 again, so a task's latest report replaces its earlier ones. `ProgressBoard` runs in the driver
-(local engine) or as a small Ray actor the tasks report to (`paramio.scaleout.ray_engine`).
+(local engine) or, on Ray, in a small actor the tasks report to (`BoardHost`, one per driver,
+holding the board of each of its jobs, so that a job costs an actor call, not a new worker
+process: `paramio.scaleout.ray_engine`).
 `show_progress` draws it with `paramio.formats.progress.ByteProgress` (a bar on a terminal)."""
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TextIO
 
 from paramio.scaleout.engine import ProgressSnapshot, Task
 
-__all__ = ["ProgressBoard", "show_progress"]
+__all__ = ["BoardHost", "ProgressBoard", "show_progress"]
 
 
 class ProgressBoard:
@@ -54,6 +56,29 @@ class ProgressBoard:
             throughput=throughput,
             retries=sum(n - 1 for n in self.starts.values() if n > 1),
         )
+
+
+class BoardHost:
+    """The progress boards of one driver's jobs, by job id (a Ray actor started once per driver:
+    starting an actor costs a worker process, ~0.6 s on a busy machine, which a short job felt
+    whole). A report for a job that is not open (a cancelled task's late report) is dropped."""
+
+    def __init__(self) -> None:
+        self.boards: dict[str, ProgressBoard] = {}
+
+    def open(self, job: str, tasks: Sequence[Task]) -> None:
+        self.boards[job] = ProgressBoard(tasks)
+
+    def report(self, job: str, task_id: str, worker: str, done: int, finished: bool) -> None:
+        board = self.boards.get(job)
+        if board is not None:
+            board.report(task_id, worker, done, finished)
+
+    def snapshot(self, job: str) -> ProgressSnapshot:
+        return self.boards[job].snapshot()
+
+    def close(self, job: str) -> None:
+        self.boards.pop(job, None)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ Ray's object store. Tasks report progress to a small actor (`ProgressBoard`) the
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from paramio.scaleout.engine import (
     run_task,
     undo,
 )
-from paramio.scaleout.progress import ProgressBoard
+from paramio.scaleout.progress import BoardHost
 
 __all__ = ["connect", "run_on_ray"]
 
@@ -48,11 +49,33 @@ def connect(address: str | None) -> Any:
     return ray
 
 
+#: Ray job id (one per driver connection) -> the `BoardHost` actor of this driver.
+_HOSTS: dict[str, Any] = {}
+
+
+def _open_board(ray: Any, job: str, tasks: Sequence[Task]) -> Any:
+    """This driver's board host (started on its first job, reused after), with `job`'s board
+    open: waited for, so that no task's report can reach the host before its board exists."""
+    driver = ray.get_runtime_context().get_job_id()
+    for attempt in range(2):
+        host = _HOSTS.get(driver)
+        if host is None:
+            host = _HOSTS[driver] = ray.remote(num_cpus=0)(BoardHost).remote()
+        try:
+            ray.get(host.open.remote(job, tasks))
+            return host
+        except ray.exceptions.RayActorError:  # the host died (its node went away): start another
+            _HOSTS.pop(driver, None)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _remote_task(
-    body: TaskBody, task: Task, memory_bound: int, board: Any
+    body: TaskBody, task: Task, memory_bound: int, board: Any, job: str
 ) -> TaskResult:  # pragma: no cover - runs on a Ray worker
     def report(task_id: str, worker: str, done: int, finished: bool) -> None:
-        board.report.remote(task_id, worker, done, finished)
+        board.report.remote(job, task_id, worker, done, finished)
 
     import os
 
@@ -73,11 +96,12 @@ def run_on_ray(
     attempts. On a task's final failure: the other tasks are cancelled, `Operation.abort` undoes
     what finished ones wrote, and the task's own error is raised."""
     ray = connect(address)
-    board = ray.remote(num_cpus=0)(ProgressBoard).remote(tasks)
+    job = uuid.uuid4().hex
+    board = _open_board(ray, job, tasks)
     remote = ray.remote(_remote_task).options(
         num_cpus=1, max_retries=max_retries, retry_exceptions=[TransientTaskError], name=f"paramio.{operation.name}"
     )
-    refs = {remote.remote(operation.body, t, memory_bound, board): t for t in tasks}
+    refs = {remote.remote(operation.body, t, memory_bound, board, job): t for t in tasks}
     pending = list(refs)
     results: dict[str, TaskResult] = {}
     try:
@@ -90,10 +114,10 @@ def run_on_ray(
                     raise _cause(ray, exc) from None
                 # The task's own last report may still be on its way: the board hears it from here too,
                 # before the snapshot below (one caller's actor calls run in order).
-                board.report.remote(result.task_id, result.worker, result.bytes_read, True)
+                board.report.remote(job, result.task_id, result.worker, result.bytes_read, True)
             if progress is not None:
-                progress(ray.get(board.snapshot.remote()))
-        snapshot: ProgressSnapshot = ray.get(board.snapshot.remote())
+                progress(ray.get(board.snapshot.remote(job)))
+        snapshot: ProgressSnapshot = ray.get(board.snapshot.remote(job))
         if progress is not None:
             progress(snapshot)
         retries = snapshot.retries
@@ -104,7 +128,7 @@ def run_on_ray(
         undo(operation, [results[t.id] for t in tasks if t.id in results], exc)
         raise
     finally:
-        ray.kill(board)
+        board.close.remote(job)
     return [results[t.id] for t in tasks], retries
 
 
