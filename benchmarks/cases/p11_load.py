@@ -163,11 +163,12 @@ def _load(contender: str, path: str) -> dict[str, Any]:
         for part in contender.split(":")[1:]:
             k, _, v = part.partition("=")
             kw[k] = int(v) if v.isdigit() else (v == "True" if v in ("True", "False") else v)
-        if kw.pop("hugepages", 1) == 0:  # A/B of hostmem's huge-page placement: small pages
+        pages = kw.pop("hugepages", None)
+        if pages is not None:  # A/B of hostmem's huge-page placement (its default depends on the host)
             import paramio.loading.hostmem as hostmem
-            import paramio.loading.targets as targets
 
-            hostmem.huge_page_size = targets.huge_page_size = lambda: 0  # type: ignore[assignment]
+            os.environ["PARAMIO_HUGE_PAGES"] = str(pages)
+            hostmem.huge_page_size.cache_clear()
         return dict(paramio.load(path, into="torch", **kw))
     if contender == "load_file":
         import safetensors.torch
@@ -352,6 +353,7 @@ def _contenders(ctx: Context, mode: str) -> dict[str, tuple[str, dict[str, str]]
         OURS_MAPPED: ("paramio:io=mmap", base),
     }
     c[OURS_SMALL] = ("paramio:hugepages=0", base)
+    c[OURS_HUGE] = ("paramio:hugepages=1", base)
     if mode == "cold":
         c[OURS_DIRECT] = ("paramio:io=direct", base)
     extra = os.environ.get("PARAMIO_P11_OURS", "")
@@ -380,7 +382,8 @@ def _contenders(ctx: Context, mode: str) -> dict[str, tuple[str, dict[str, str]]
 OURS = "paramio.load(into='torch')"
 OURS_MAPPED = "paramio.load(into='torch', io='mmap')"
 OURS_DIRECT = "paramio.load(into='torch', io='direct')"
-OURS_SMALL = "paramio.load(into='torch'), host memory in small pages (hostmem A/B)"
+OURS_SMALL = "paramio.load(into='torch'), host memory in small pages (PARAMIO_HUGE_PAGES=0)"
+OURS_HUGE = "paramio.load(into='torch'), host memory in huge pages (PARAMIO_HUGE_PAGES=1)"
 #: Peers whose tensors are views of the file (compared with io="mmap"), not memory of their own.
 MAPPING_PEERS = ("safetensors.torch.load_file",)
 

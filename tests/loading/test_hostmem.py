@@ -27,11 +27,68 @@ def fake_thp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
             else:
                 f.write_text(text + "\n")
         monkeypatch.setattr(hostmem, "_THP", str(d) + "/")
+        monkeypatch.setattr(hostmem, "_VIRTIO", str(tmp_path / "no-virtio") + "/")
+        monkeypatch.delenv("PARAMIO_HUGE_PAGES", raising=False)
         hostmem.huge_page_size.cache_clear()
         return hostmem.huge_page_size()
 
     yield make
     hostmem.huge_page_size.cache_clear()
+
+
+@pytest.fixture
+def huge_pages_on(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Huge pages asked for even where they are off by default (a VM reporting free memory to
+    its host, as the development VM does), so their placement is tested there too."""
+    monkeypatch.setenv("PARAMIO_HUGE_PAGES", "1")
+    hostmem.huge_page_size.cache_clear()
+    yield hostmem.huge_page_size()
+    monkeypatch.delenv("PARAMIO_HUGE_PAGES")
+    hostmem.huge_page_size.cache_clear()
+
+
+def _balloon(root: Path, features: str, *, device: str = "0x0005") -> None:
+    d = root / "virtio0"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "device").write_text(device + "\n")
+    (d / "features").write_text(features + "\n")
+
+
+def test_no_huge_pages_where_the_host_takes_free_memory_back(
+    fake_thp,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """A virtio balloon with free page reporting (feature bit 5) in blocks of a huge page or
+    less: small pages (each huge page would be a fault of the host's too); else huge pages;
+    ``PARAMIO_HUGE_PAGES`` decides over both."""
+    assert fake_thp("always [madvise] never", "2097152") == 2 * MiB  # no virtio bus
+    virtio = tmp_path / "virtio"
+    order = tmp_path / "order"
+    monkeypatch.setattr(hostmem, "_REPORTING_ORDER", str(order))
+
+    def size() -> int:
+        monkeypatch.setattr(hostmem, "_VIRTIO", str(virtio) + "/")
+        hostmem.huge_page_size.cache_clear()
+        return hostmem.huge_page_size()
+
+    _balloon(virtio, "0110010100000000")  # the development VM's balloon: reporting on
+    assert size() == 0  # order unknown: the kernel's default, 2 MiB blocks
+    order.write_text("9\n")
+    assert size() == 0
+    order.write_text("10\n")  # 4 MiB blocks: a huge page's block may stay with the guest
+    assert size() == 2 * MiB
+    order.write_text("9\n")
+    _balloon(virtio, "0110000000000000")  # a balloon without reporting
+    assert size() == 2 * MiB
+    _balloon(virtio, "0110010100000000", device="0x0002")  # reporting bit of another device
+    assert size() == 2 * MiB
+    _balloon(virtio, "0110010100000000")
+    monkeypatch.setenv("PARAMIO_HUGE_PAGES", "1")
+    assert size() == 2 * MiB
+    monkeypatch.setenv("PARAMIO_HUGE_PAGES", "0")
+    _balloon(virtio, "0110000000000000")
+    assert size() == 0
 
 
 def test_huge_page_size_from_the_kernel(fake_thp) -> None:  # type: ignore[no-untyped-def]
@@ -58,8 +115,8 @@ def test_host_bytes_alignment(huge: int, monkeypatch: pytest.MonkeyPatch) -> Non
     assert hostmem.host_bytes(100, alignment=4096).ctypes.data % 4096 == 0
 
 
-def test_large_tensors_start_on_a_huge_page(tmp_path: Path) -> None:
-    huge = hostmem.huge_page_size()
+def test_large_tensors_start_on_a_huge_page(tmp_path: Path, huge_pages_on: int) -> None:
+    huge = huge_pages_on
     if not huge:
         pytest.skip("no transparent huge pages here")
     index = ParameterIndex()
@@ -100,14 +157,14 @@ print('ABOVE', hwm() - before - sum(a.nbytes for a in arrays.values()))
 """
 
 
-def test_partial_huge_pages_cost_no_memory(tmp_path: Path) -> None:
+def test_partial_huge_pages_cost_no_memory(tmp_path: Path, huge_pages_on: int) -> None:
     """Tensors of 2.5 huge pages: their last half page must not take a whole huge page (an
     aligned block with huge pages to its end held 3 per tensor: 12 MiB above 120 MiB here)."""
     import os
     import subprocess
     import sys
 
-    huge = hostmem.huge_page_size()
+    huge = huge_pages_on
     if not huge:
         pytest.skip("no transparent huge pages here")
     index = ParameterIndex()

@@ -115,6 +115,13 @@ class LazyEntries(Sequence[ParameterEntry]):
             self._made = len(cache)
         return self._cache  # type: ignore[return-value]
 
+    def items(self) -> list[tuple[str, ParameterEntry]]:
+        """(key, entry) of every row, in order: the entries and their pairs built with the
+        collector paused (the pairs alone, 10,000 new tuples right after 10,000 new entries,
+        set off the collections that pausing it for the entries had saved: 2-3x the time)."""
+        with collector_paused():
+            return list(zip(self._keys, self.all(), strict=True))
+
     def __setitem__(self, i: int, entry: ParameterEntry) -> None:
         self._positions = None
         self._columns = None

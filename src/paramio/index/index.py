@@ -515,7 +515,7 @@ class ParameterIndex:
         """(key, entry) pairs in index order, duplicates included (as IREE returns them)."""
         entries = self._entries
         if isinstance(entries, LazyEntries):
-            return list(zip(entries.keys(), entries.all(), strict=True))
+            return entries.items()
         return [(e.key, e) for e in entries]
 
     @property

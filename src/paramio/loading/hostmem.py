@@ -16,16 +16,27 @@ only: no byte of it is ever touched, so it costs no memory; and the tensor's las
 page is never a whole huge page (without that, a tensor of 2.5 huge pages would hold 3 of
 them: measured 15 MiB above 150 MiB of such tensors). Small tensors, and systems without THP,
 get plain 64-byte aligned memory. Dropping the array unmaps its memory.
+
+Not on a virtual machine whose balloon hands free memory back to its host (virtio free page
+reporting, in blocks of a huge page or less: firecracker, cloud-hypervisor, QEMU with
+``free-page-reporting=on``). There a huge page is always a whole free block the host has taken
+back, so every huge page fault is also the host's fault, and its cost follows the host's load:
+P11's warm 2 GiB load on such a 2-core VM took 0.42-0.63 s with huge pages when quiet, but
+1.4-6.5 s (1.9-6.0 CPU s) against 0.65-2.2 s (0.9-1.2 CPU s) with small pages while other
+processes used the machine (load average 3.5-4, interleaved, benchmarks/results/p11-load.md).
+Small pages come from blocks the guest still holds. ``PARAMIO_HUGE_PAGES=1`` asks for huge
+pages anyway, ``=0`` never.
 """
 
 from __future__ import annotations
 
 import functools
 import mmap
+import os
 
 import numpy as np
 
-__all__ = ["PAGE", "direct_bytes", "host_bytes", "huge_page_size"]
+__all__ = ["PAGE", "direct_bytes", "host_bytes", "host_reclaims_free_blocks", "huge_page_size"]
 
 #: O_DIRECT reads land on whole pages of this size (`sources.file.DIRECT_ALIGN`).
 PAGE = 4096
@@ -34,11 +45,18 @@ PAGE = 4096
 #: the address space: tensors rarely fill one.
 _MAX_HUGE = 32 << 20
 _THP = "/sys/kernel/mm/transparent_hugepage/"
+_VIRTIO = "/sys/bus/virtio/devices/"
+_REPORTING_ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
+#: virtio's device id of a memory balloon, and its feature bit for free page reporting.
+_BALLOON, _F_REPORTING = 5, 5
+#: The kernel's default reporting order where it does not say (pageblock order: 2 MiB on x86).
+_DEFAULT_ORDER = 9
 
 
 @functools.cache
 def huge_page_size() -> int:
-    """The transparent huge page size when THP can back NumPy's allocations, else 0."""
+    """The transparent huge page size when THP can back NumPy's allocations and huge pages are
+    worth asking for here (see the module docstring; ``PARAMIO_HUGE_PAGES``), else 0."""
     try:
         with open(_THP + "enabled") as f:
             mode = f.read()
@@ -48,7 +66,36 @@ def huge_page_size() -> int:
         return 0  # not Linux, or no THP in this kernel
     if "[never]" in mode or not 0 < size <= _MAX_HUGE or size & (size - 1):
         return 0
-    return size
+    wanted = os.environ.get("PARAMIO_HUGE_PAGES", "").strip()
+    if wanted in ("0", "1"):
+        return size if wanted == "1" else 0
+    return 0 if host_reclaims_free_blocks(size) else size
+
+
+def host_reclaims_free_blocks(huge: int) -> bool:
+    """Whether a virtio balloon reports free memory to its host in blocks of at most `huge`
+    bytes (so the host takes back the very blocks a huge page would come from)."""
+    try:
+        devices = os.listdir(_VIRTIO)
+    except OSError:
+        return False  # not Linux, or no virtio bus: no balloon
+    for name in devices:
+        try:
+            with open(_VIRTIO + name + "/device") as f:
+                if int(f.read(), 16) != _BALLOON:
+                    continue
+            with open(_VIRTIO + name + "/features") as f:
+                bits = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        if len(bits) > _F_REPORTING and bits[_F_REPORTING] == "1":
+            try:
+                with open(_REPORTING_ORDER) as f:
+                    order = int(f.read())
+            except (OSError, ValueError):
+                order = _DEFAULT_ORDER
+            return (PAGE << order) <= huge
+    return False
 
 
 def host_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:

@@ -217,24 +217,29 @@ def read_table(source: ByteSource, table: memoryview, meta: memoryview, header: 
         offsets = np.where(lengths > 0, tail_off[r] + np.uint64(storage_base), 0)  # empty entries at 0
         # Each distinct metadata decoded once, and shared: entries of one (dtype, shape) then
         # hold the same bytes and TensorInfo objects, and `to_numpy` finds them decoded.
-        shared: dict[bytes, tuple[bytes, TensorInfo | None]] = {}
-        cut: dict[tuple[int, int], bytes] = {}  # entries naming one range share its bytes
-        metas = [
-            cut.get((a, b)) or cut.setdefault((a, b), seg[a:b])
-            for a, b in zip(starts.tolist(), (starts + meta_len[r]).tolist(), strict=True)
-        ]
-        for m in metas:
-            if m not in shared:
-                shared[m] = (m, decoded_tensor(m))
-        pairs = list(map(shared.__getitem__, metas))
+        mlens = meta_len[r]
+        if not bool(mlens.any()):  # no entry has metadata (IREE's builders write none): one row
+            metadata, decoded = [b""] * len(keys), [decoded_tensor(b"")] * len(keys)
+        else:
+            shared: dict[bytes, tuple[bytes, TensorInfo | None]] = {}
+            cut: dict[tuple[int, int], bytes] = {}  # entries naming one range share its bytes
+            metas = [
+                cut.get((a, b)) or cut.setdefault((a, b), seg[a:b])
+                for a, b in zip(starts.tolist(), (starts + mlens).tolist(), strict=True)
+            ]
+            for m in metas:
+                if m not in shared:
+                    shared[m] = (m, decoded_tensor(m))
+            pairs = list(map(shared.__getitem__, metas))
+            metadata, decoded = [meta for meta, _ in pairs], [info for _, info in pairs]
         return entries_from_columns(
             keys=keys,
             lengths=lengths.tolist(),
             offsets=offsets.tolist(),
             source=source,
             origin="irpa",
-            metadata=[meta for meta, _ in pairs],
-            decoded=[info for _, info in pairs],
+            metadata=metadata,
+            decoded=decoded,
             file_indices=row_list,
         )
 
