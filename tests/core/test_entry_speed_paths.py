@@ -218,3 +218,32 @@ def test_building_every_entry_pauses_the_collector_and_restores_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_items_of_a_table_run_no_collection(tmp_path) -> None:
+    """``items()`` of 10,000 entries builds the entries and their pairs with the collector
+    paused: at most the one collection re-enabling it lets run (10,000 new tuples right after
+    the entries set off 15 here before)."""
+    import gc
+
+    idx = ParameterIndex()
+    for i in range(10_000):
+        idx.add_buffer(f"w{i}", b"1234")
+    path = tmp_path / "many.irpa"
+    idx.create_archive_file(str(path))
+    opened = ParameterIndex.open(path)
+    seen: list[int] = []
+
+    def during(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(during)
+    try:
+        pairs = opened.items()
+    finally:
+        gc.callbacks.remove(during)
+    assert len(seen) <= 1, seen
+    assert len(pairs) == 10_000 and pairs[-1][0] == "w9999" and pairs[-1][1].read() == b"1234"
+    assert [k for k, _ in pairs] == opened.keys() and all(e.metadata == b"" for _, e in pairs[:5])
