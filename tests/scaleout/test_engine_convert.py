@@ -10,8 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from ray_cluster import RayCluster
+from safetensors.numpy import save_file
 from scaleout_sets import files_in, safetensors_set, same_set
 
 import paramio
@@ -23,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
 from remote_servers import S3Server, put_object  # noqa: E402
 
 pytestmark = pytest.mark.slow
+
+MiB = 1 << 20
 
 
 def s3_options(server: S3Server) -> dict[str, Any]:
@@ -113,3 +117,39 @@ def test_the_local_engine_runs_the_same_tasks_here(tmp_path: Path) -> None:
     assert report.engine == "local" and len(report.workers) == 1
     doc = report.to_dict()
     assert doc["tasks"] == report.tasks and doc["bytes"] == report.bytes_total
+
+
+@pytest.mark.parametrize("target", ["big.irpa", "big.safetensors", "big.irpa.index.json"])
+def test_a_member_larger_than_a_task_is_written_in_byte_ranges(
+    ray_driver: RayCluster, tmp_path: Path, target: str
+) -> None:
+    rng = np.random.default_rng(5)
+    arrays = {
+        "small.a": rng.standard_normal(1000, dtype=np.float32),
+        "huge": rng.standard_normal(5 * MiB // 4, dtype=np.float32),  # 5 MiB: cut in 2 MiB ranges
+        "small.b": rng.integers(0, 9, 3000, dtype=np.int8),
+        "mid": rng.standard_normal(MiB // 4, dtype=np.float32),
+        "zeros": np.zeros(MiB // 4, np.float32),
+    }
+    src = tmp_path / "src.safetensors"
+    save_file(arrays, str(src))
+    rules = {"splat": {"zeros": "f32=0"}}  # a splat: IRPA keeps it, safetensors writes it out (never cut)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "ray").mkdir()
+    shard = {"max_shard_size": 4 * MiB} if target.endswith(".json") else {}
+    paramio.convert(str(src), str(tmp_path / "one" / target), on_loss="ignore", **rules, **shard)  # type: ignore[arg-type]
+    _, report = convert_job(
+        str(src),
+        str(tmp_path / "ray" / target),
+        engine="ray",
+        address=ray_driver.address,
+        max_task_bytes=2 * MiB,
+        on_loss="ignore",
+        **rules,  # type: ignore[arg-type]
+        **shard,  # type: ignore[arg-type]
+    )
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
+    members = len(os.listdir(tmp_path / "one")) - (1 if target.endswith(".json") else 0)
+    assert report.tasks > members  # more tasks than files: a member was written in parts
+    assert len({r.output for r in report.results}) == members
+    assert report.bytes_total == sum(r.bytes_read for r in report.results)

@@ -49,7 +49,7 @@ from paramio.sources.workers import Lease, pool
 if TYPE_CHECKING:
     from paramio.formats.output_set import AtomicOutputSet
 
-__all__ = ["AtomicOutput", "bounded_copies", "copy_entry", "sync_folder", "write_zeros_until"]
+__all__ = ["AtomicOutput", "bounded_copies", "copy_entry", "copying_parts", "sync_folder", "write_zeros_until"]
 
 CHUNK = 1 << 24  # 16 MiB: big enough to stream at disk speed, small enough to bound memory
 
@@ -58,6 +58,11 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 #: A smaller bound on the bytes one copy through views holds at once, for the block (`bounded_copies`).
 _COPY_BOUND: contextvars.ContextVar[int] = contextvars.ContextVar("paramio_copy_bound", default=CHUNK)
+#: ``pick(entry, offset) -> [(start, end), ...]``: the parts of an entry (relative to its first
+#: byte) that copies in the block write (`copying_parts`); None: all of every entry.
+_COPY_PARTS: contextvars.ContextVar[Callable[[ParameterEntry, int], list[tuple[int, int]]] | None] = (
+    contextvars.ContextVar("paramio_copy_parts", default=None)
+)
 PIPE_CHUNK = 1 << 20  # one buffer per copy thread: fits in L2, so the second copy reads from cache
 PIPELINE_MIN = 4 << 20  # spans below this are copied inline: a thread hand-off costs more than it saves
 WAIT_STEP = 0.05  # seconds: how long a signal may wait while the main thread waits for copies
@@ -420,8 +425,37 @@ def sync_folder(path: str | None) -> None:
         raise WriteError(f"cannot sync the folder: {exc.strerror or exc}", path=folder) from exc
 
 
+@contextlib.contextmanager
+def copying_parts(pick: Callable[[ParameterEntry, int], list[tuple[int, int]]]) -> Iterator[None]:
+    """Within the block, `copy_entry` writes only the parts of each entry that ``pick(entry,
+    offset)`` names (byte ranges relative to the entry's first byte; a splat whole or not at all):
+    the scale-out engine writes one huge file in byte ranges, a task each, with the format's own
+    writer (`paramio.scaleout.convert`). `pick` also sees where every entry goes."""
+    token = _COPY_PARTS.set(pick)
+    try:
+        yield
+    finally:
+        _COPY_PARTS.reset(token)
+
+
 def copy_entry(entry: ParameterEntry, out: AtomicOutput, offset: int, *, progress: Progress | None = None) -> None:
     """Write `entry`'s bytes (splats expanded) at `offset` in `out`."""
+    pick = _COPY_PARTS.get()
+    if pick is not None:
+        for start, end in pick(entry, offset):
+            part = entry
+            if (start, end) != (0, entry.length):
+                if entry.source is None:
+                    raise ValueError(f"entry {entry.key!r}: a splat is copied whole or not at all")
+                part = ParameterEntry(
+                    key=entry.key, kind=entry.kind, length=end - start, source=entry.source, offset=entry.offset + start
+                )
+            token = _COPY_PARTS.set(None)
+            try:
+                copy_entry(part, out, offset + start, progress=progress)
+            finally:
+                _COPY_PARTS.reset(token)
+        return
     src = entry.source
     fd = _descriptor(src)
     sink = out.sink

@@ -45,6 +45,8 @@ from paramio.scaleout.job import run_job
 __all__ = ["ConvertJob", "convert_job", "convert_on_engine", "write_member"]
 
 _PART = ".paramio-part"
+#: A member larger than this (on a shared path) is written by several tasks, a byte range each.
+DEFAULT_MAX_TASK_BYTES = 4 << 30
 
 
 def _staging(final: str, job: str) -> str:
@@ -67,6 +69,7 @@ class ConvertJob:
         writer_options: Mapping[str, object],
         source_options: Mapping[str, Any],
         reopen: Mapping[str, Any] | None = None,
+        max_task_bytes: int | None = None,
     ) -> None:
         """`reopen`: ``{"source": path, "split": rules, "replicate": patterns}`` when `entries`
         come from a set a worker must reopen to read them (`paramio.scaleout.entries.reopen_records`)."""
@@ -80,6 +83,14 @@ class ConvertJob:
         self.writer_options = dict(writer_options)
         self.source_options = dict(source_options)
         self.reopen = None if reopen is None else dict(reopen)
+        if max_task_bytes is not None and (
+            isinstance(max_task_bytes, bool) or not isinstance(max_task_bytes, int) or max_task_bytes < 1
+        ):
+            raise InvalidArgumentError(f"max_task_bytes={max_task_bytes!r}: expected a positive byte count or None")
+        #: On a shared path, a member of more bytes is written by several tasks, a range each.
+        self.max_task_bytes = max_task_bytes
+        #: The entries of each member (the driver checks a member written in parts by them).
+        self.groups: dict[str, list[ParameterEntry]] = {}
         self.job = uuid.uuid4().hex[:12]
         self.body: TaskBody = write_member
         self.finals: list[str] = []
@@ -143,22 +154,70 @@ class ConvertJob:
         for i, (name, group) in enumerate(zip(names, groups, strict=True)):
             final = self._final(name)
             self.finals.append(final)
-            tasks.append(
-                Task(
-                    id=f"member-{i + 1:05d}",
-                    args={
-                        **common,
-                        "entries": records_of(group) if self.reopen is None else self._reopen_form(group),
-                        "member": (i, count, len(self.entries), stamp),
-                        "single": single,
-                        "final": final,
-                        "staging": None if self.remote else _staging(final, self.job),
-                    },
-                    input_bytes=sum(e.length for e in group if e.source is not None),
-                    output=final,
+            self.groups[final] = list(group)
+            args = {
+                **common,
+                "entries": records_of(group) if self.reopen is None else self._reopen_form(group),
+                "member": (i, count, len(self.entries), stamp),
+                "single": single,
+                "final": final,
+                "staging": None if self.remote else _staging(final, self.job),
+            }
+            pieces = None if self.remote or self.reopen is not None else self._pieces(group, fmt.splats)
+            if pieces is None:
+                tasks.append(
+                    Task(
+                        id=f"member-{i + 1:05d}",
+                        args=args,
+                        input_bytes=sum(e.length for e in group if e.source is not None or not fmt.splats),
+                        output=final,
+                    )
                 )
-            )
+                continue
+            by_key = {e.key: e for e in group}
+            for j, parts in enumerate(pieces):
+                tasks.append(
+                    Task(
+                        id=f"member-{i + 1:05d}-part-{j + 1:05d}",
+                        args={**args, "parts": parts, "part": (j, len(pieces))},
+                        input_bytes=sum(
+                            hi - lo
+                            for k, ranges in parts.items()
+                            if by_key[k].source is not None or not fmt.splats  # copied: data, or splats written out
+                            for lo, hi in ranges
+                        ),
+                        output=final,
+                    )
+                )
         return tasks
+
+    def _pieces(self, group: Sequence[ParameterEntry], keeps_splats: bool) -> list[dict[str, list[list[int]]]] | None:
+        """A member larger than `max_task_bytes` in parts of about that many bytes (key -> byte
+        ranges of the entry), an entry larger than that cut in MiB-aligned ranges (a splat is
+        never cut); None for a member one task writes whole."""
+        limit = self.max_task_bytes
+        weight = [0 if (keeps_splats and e.source is None) else e.length for e in group]
+        if limit is None or sum(weight) <= limit:
+            return None
+        pieces: list[dict[str, list[list[int]]]] = []
+        current: dict[str, list[list[int]]] = {}
+        size = 0
+        step = max(1 << 20, limit >> 20 << 20)
+        for e, w in zip(group, weight, strict=True):
+            if e.source is None or w <= limit:
+                if current and size + w > limit:
+                    pieces.append(current)
+                    current, size = {}, 0
+                current[e.key] = [[0, e.length]]
+                size += w
+                continue
+            if current:
+                pieces.append(current)
+                current, size = {}, 0
+            pieces.extend({e.key: [[lo, min(e.length, lo + step)]]} for lo in range(0, e.length, step))
+        if current:
+            pieces.append(current)
+        return pieces if len(pieces) > 1 else None
 
     def _reopen_form(self, group: Sequence[ParameterEntry]) -> dict[str, Any]:
         from paramio.scaleout.entries import reopen_records
@@ -176,10 +235,21 @@ class ConvertJob:
     # -- commit -----------------------------------------------------------------------------
 
     def commit(self, results: Sequence[TaskResult]) -> list[str]:
-        by_output = {r.output: r for r in results}
+        by_output: dict[str | None, list[TaskResult]] = {}
+        for r in results:
+            by_output.setdefault(r.output, []).append(r)
         missing = [f for f in self.finals if f not in by_output]
         if missing:
             raise WriteError(f"{len(missing)} members were not written (first: {missing[0]})", path=self.output)
+        for final, parts in by_output.items():
+            if len(parts) > 1:  # written in byte ranges: whole, and reads back with its entries
+                assert final is not None
+                staged = parts[0].values["staging"]
+                numbers = sorted(p.values["part"] for p in parts)
+                if {p.size for p in parts} != {parts[0].size} or numbers != list(range(len(parts))):
+                    raise WriteError("the parts of a member disagree on its size or are missing", path=staged)
+                _check_member(self.format, staged, self.groups[final])
+        results = [parts[0] for parts in by_output.values()]
         if self.remote:
             self._check_uploaded(results)
             if self.manifest is not None and self.manifest_text is not None:
@@ -315,6 +385,8 @@ def write_member(task: Task, context: TaskContext) -> TaskResult:
                     _upload_file(local, a["final"], a["source_options"], context.memory_bound)
             return TaskResult(task.id, output=a["final"], size=size, bytes_read=context.done)
         staging = a["staging"]
+        if "parts" in a:  # one byte range of a huge member: built aside, its range copied in
+            return _write_part(task, context, fmt, entries, options)
         with context.measuring():
             _write(fmt, a, entries, staging, options)
             _check_member(a["format"], staging, entries)
@@ -325,6 +397,85 @@ def write_member(task: Task, context: TaskContext) -> TaskResult:
             values={"staging": staging},
             bytes_read=context.done,
         )
+
+
+class _Picker:
+    """`paramio.formats.output.copying_parts`' choice for one part: its entries' ranges; it
+    records where every entry goes (the rest of the file, headers and padding, every part
+    writes: the same bytes)."""
+
+    def __init__(self, parts: Mapping[str, list[list[int]]]) -> None:
+        self.parts = parts
+        self.entries: list[tuple[int, int]] = []
+        self.mine: list[tuple[int, int]] = []
+
+    def __call__(self, entry: ParameterEntry, offset: int) -> list[tuple[int, int]]:
+        self.entries.append((offset, offset + entry.length))
+        ranges = [(int(lo), int(hi)) for lo, hi in self.parts.get(entry.key, [])]
+        self.mine.extend((offset + lo, offset + hi) for lo, hi in ranges)
+        return ranges
+
+    def ranges(self, size: int) -> list[tuple[int, int]]:
+        """What this part puts in the shared file: its entries' ranges and every byte no entry holds."""
+        out = list(self.mine)
+        pos = 0
+        for start, end in sorted(self.entries):
+            if start > pos:
+                out.append((pos, start))
+            pos = max(pos, end)
+        if pos < size:
+            out.append((pos, size))
+        return sorted(r for r in out if r[1] > r[0])
+
+
+def _write_part(
+    task: Task, context: TaskContext, fmt: Any, entries: list[ParameterEntry], options: dict[str, Any]
+) -> TaskResult:
+    """Write one part of a huge member: the member's writer runs into a private sparse file
+    copying only this part's bytes, then those bytes (and the headers) go into the shared
+    staging file at their offsets."""
+    from paramio.formats.output import copying_parts
+
+    a = task.args
+    picker = _Picker(a["parts"])
+    with tempfile.TemporaryDirectory(prefix="paramio-part-") as folder:
+        private = os.path.join(folder, os.path.basename(a["final"]))
+        with context.measuring():
+            with copying_parts(picker):
+                _write(fmt, a, entries, private, options)
+            size = os.path.getsize(private)
+            _copy_ranges(private, a["staging"], picker.ranges(size), size, max(1 << 20, context.memory_bound // 8))
+    return TaskResult(
+        task.id,
+        output=a["final"],
+        size=size,
+        values={"staging": a["staging"], "part": a["part"][0]},
+        bytes_read=context.done,
+    )
+
+
+def _copy_ranges(src: str, dst: str, ranges: Sequence[tuple[int, int]], size: int, chunk: int) -> None:
+    """Copy `ranges` of `src` into `dst` at the same offsets (`dst` made `size` bytes long)."""
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            if os.fstat(fout).st_size != size:
+                os.ftruncate(fout, size)  # every part sets the same size
+            buf = bytearray(chunk)
+            for start, end in ranges:
+                pos = start
+                while pos < end:
+                    n = os.preadv(fin, [memoryview(buf)[: min(chunk, end - pos)]], pos)
+                    if n <= 0:
+                        raise WriteError(f"the part's file ended at {pos} of {size}", path=src)
+                    os.pwrite(fout, memoryview(buf)[:n], pos)
+                    pos += n
+            os.fsync(fout)
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
 
 
 def _load_writer(fmt: Any) -> None:
@@ -412,11 +563,14 @@ def convert_job(
     max_shard_size: int | None = None,
     strict: bool = False,
     plan: Any = None,
+    max_task_bytes: int | None = DEFAULT_MAX_TASK_BYTES,
 ) -> tuple[Any, JobReport]:
     """`paramio.convert` as a job on `engine` (``"ray"``, or ``"local"``: the same plan and
     tasks run here one by one): returns (the conversion plan, the job's report). The bytes
     written are those `paramio.convert` writes. `source_options` are the remote options every
-    input and output URL is opened with (on the workers too; they travel with the tasks)."""
+    input and output URL is opened with (on the workers too; they travel with the tasks).
+    On a shared path, a member larger than `max_task_bytes` is written by several tasks, a byte
+    range each (None: one task a member); an upload is one task a member."""
     import warnings
 
     from paramio.core.errors import ConversionWarning
@@ -473,6 +627,7 @@ def convert_job(
             attributes=prepared.attributes,
             writer_options=writer_options,
             source_options=options,
+            max_task_bytes=max_task_bytes,
         )
         report = run_job(
             job, engine=engine, address=address, memory_bound=memory_bound, max_retries=max_retries, progress=progress
