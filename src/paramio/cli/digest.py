@@ -1,4 +1,4 @@
-"""``paramio digest PATH|URL ... [--algorithm=blake3|xxh3|sha256] [--json] [--write [--sidecar]]``:
+"""``paramio digest PATH|URL ... [--algorithm=xxh3|blake3|sha256] [--json] [--write [--sidecar]]``:
 a digest of every entry, in one streaming pass, entries side by side (`paramio.digest`).
 
 ``--write`` stores them in the file (rewritten atomically; IREE's runtime and dump, the
@@ -23,8 +23,8 @@ FLAGS = (
     Flag(
         "algorithm",
         FlagKind.STRING,
-        "blake3 (cryptographic, every core), xxh3 (fastest, not cryptographic) or sha256.",
-        "blake3",
+        "xxh3 (the default: fastest, catches accidents, not attacks), blake3 (cryptographic) or sha256.",
+        "xxh3",
     ),
     Flag("write", FlagKind.BOOL, "Stores the digests in the file (rewritten atomically).", False),
     Flag(

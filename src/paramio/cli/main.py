@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mlir": ("paramio.cli.mlir", "export inline weights of an .mlir to an archive, import them back, declare globals"),
     "shard": ("paramio.cli.shard", "split a model for tensor parallelism: per-device archives and a manifest"),
     "merge": ("paramio.cli.merge", "join a tensor-parallel (or any sharded) set into one file, or reshard it"),
-    "digest": ("paramio.cli.digest", "a digest of every entry (blake3, xxh3, sha256); --write stores them"),
+    "digest": ("paramio.cli.digest", "a digest of every entry (xxh3, blake3, sha256); --write stores them"),
     "diff": ("paramio.cli.diff", "what changed between two models: keys, types, values (exit 0 equal, 1 different)"),
     "example": ("paramio.cli.example", "the built-in end-to-end example"),
 }
