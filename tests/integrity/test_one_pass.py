@@ -298,3 +298,29 @@ def test_a_failed_read_while_hashing_fails_the_write_promptly(tmp_path: Path) ->
     assert time.monotonic() - started < 30
     assert not list(tmp_path.glob(".m.irpa.*"))  # no temporary file left
     source.close()
+
+
+def test_digest_write_stores_the_digests_it_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``paramio digest --write`` prints the digests, then stores them: the rewrite hashes
+    nothing again (it was a second and a third pass over the bytes)."""
+    from paramio.formats import digests as digests_module
+    from paramio.integrity import write_digests
+
+    index = paramio.ParameterIndex()
+    index.add_array("w", np.arange(1 << 20, dtype=np.float32))
+    index.add_array("b", np.ones(7, np.float16))
+    path = tmp_path / "m.safetensors"
+    paramio.write_path(path, index.values())
+    report = digest(path, "sha256")
+    made: list[str] = []
+    real = digests_module.new_hasher
+
+    def counting(algorithm: str, *, threads: int | None = None) -> object:
+        made.append(algorithm)
+        return real(algorithm, threads=threads)
+
+    monkeypatch.setattr(digests_module, "new_hasher", counting)
+    write_digests(path, "sha256", record=report.record())
+    assert made == []
+    monkeypatch.undo()
+    assert verify_digests(path)[1] == [] and stored_digests(path) == report.record()

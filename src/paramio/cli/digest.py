@@ -89,7 +89,8 @@ def _digest(parsed: ParsedFlags) -> int:
             report = digest(index, algorithm, progress=bar.callback, engine=engine, address=address)
         doc = {"path": path, **{k: v for k, v in report.to_dict().items() if k != "source"}}
         if mode is not None:
-            doc["written"] = write_digests(path, algorithm, sidecar=mode == "sidecar")
+            # The digests just printed are stored as they are: no second pass over the bytes.
+            doc["written"] = write_digests(path, algorithm, sidecar=mode == "sidecar", record=report.record())
         docs.append(doc)
         if parsed.on("json"):
             continue

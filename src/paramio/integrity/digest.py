@@ -156,21 +156,35 @@ def stored_digests(what: str | os.PathLike[str] | ParameterIndex) -> DigestRecor
     return record
 
 
-def write_digests(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORITHM, *, sidecar: bool = False) -> str:
+def write_digests(
+    path: str | os.PathLike[str],
+    algorithm: str = DEFAULT_ALGORITHM,
+    *,
+    sidecar: bool = False,
+    record: DigestRecord | None = None,
+) -> str:
     """Compute and store the digests of the file at `path`; the path written.
 
     Into the file itself (rewritten atomically through its own writer, same entries, same
-    attributes plus the record), or with `sidecar` beside it (`sidecar_path`), for a file that
-    must stay byte-identical. Raises `InvalidArgumentError` for a URL without `sidecar`.
+    attributes plus the record: the digests computed as the rewrite copies the bytes, one read),
+    or with `sidecar` beside it (`sidecar_path`), for a file that must stay byte-identical.
+    `record`: digests already computed over this file's entries (`DigestReport.record` of a
+    `digest` just made, as ``paramio digest --write`` prints them first): stored as given,
+    nothing hashed again. Raises `InvalidArgumentError` for a URL without `sidecar`.
     """
     from paramio.formats.registry import write_path
 
     p = os.fspath(path)
     index = ParameterIndex.open(p, duplicates=DuplicatePolicy.KEEP)
-    report = digest(index, algorithm)
+    if record is not None and record.algorithm != algorithm:
+        raise InvalidArgumentError(f"record={record.algorithm} digests, algorithm={algorithm!r}: they must agree")
+    if record is not None and len(set(index.keys())) != len(index):
+        record = None  # a key held twice: which entry a report hashed is not the record's rule
     if sidecar:
+        if record is None:
+            record = digest(index, algorithm).record()
         side = sidecar_path(p)
-        data = json.dumps({DIGESTS_KEY: report.record().to_json()}, indent=1).encode() + b"\n"
+        data = json.dumps({DIGESTS_KEY: record.to_json()}, indent=1).encode() + b"\n"
         with AtomicOutput(side) as out:
             out.pwrite(data, 0)
             out.commit()
@@ -179,7 +193,13 @@ def write_digests(path: str | os.PathLike[str], algorithm: str = DEFAULT_ALGORIT
         raise InvalidArgumentError(f"{p}: a URL's digests go beside it: sidecar=True (--write=sidecar)")
     # The new file is written beside the old one and renamed over it; the old one's entries
     # stay readable (its mapping) until then.
-    write_path(p, list(index.values()), attributes=dict(index.attributes), digests=algorithm, on_loss="ignore")
+    write_path(
+        p,
+        list(index.values()),
+        attributes=dict(index.attributes),
+        digests=record if record is not None else algorithm,
+        on_loss="ignore",
+    )
     return p
 
 
