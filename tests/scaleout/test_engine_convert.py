@@ -153,3 +153,11 @@ def test_a_member_larger_than_a_task_is_written_in_byte_ranges(
     assert report.tasks > members  # more tasks than files: a member was written in parts
     assert len({r.output for r in report.results}) == members
     assert report.bytes_total == sum(r.bytes_read for r in report.results)
+
+
+def test_an_address_of_another_cluster_is_refused(ray_driver: RayCluster, tmp_path: Path) -> None:
+    index = safetensors_set(tmp_path / "src", tensors=1, elements=1024, max_shard_size=10**9)
+    host = ray_driver.address.rpartition(":")[0]
+    with pytest.raises(paramio.InvalidArgumentError, match="connected to the Ray cluster at"):
+        convert_job(str(index), str(tmp_path / "m.irpa"), engine="ray", address=f"{host}:1")
+    assert not (tmp_path / "m.irpa").exists()

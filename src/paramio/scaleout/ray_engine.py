@@ -42,6 +42,7 @@ def connect(address: str | None) -> Any:
     or a new local one) unless this process is connected already."""
     ray = _ray()
     if ray.is_initialized():
+        _same_cluster(ray, address)
         return ray
     if address is not None and not address:
         raise InvalidArgumentError("address='': expected auto, ray://HOST:PORT or HOST:PORT")
@@ -69,6 +70,19 @@ def _open_board(ray: Any, job: str, tasks: Sequence[Task]) -> Any:
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+def _same_cluster(ray: Any, address: str | None) -> None:
+    """Refuse an `address` naming another cluster than the one this process is connected to
+    (Ray connects a process to one cluster; the job would run on the wrong one)."""
+    if address is None or address == "auto" or address.startswith("ray://"):
+        return
+    current = str(ray.get_runtime_context().gcs_address or "")
+    if current and address.rpartition(":")[2] != current.rpartition(":")[2]:
+        raise InvalidArgumentError(
+            f"address={address!r}: this process is connected to the Ray cluster at {current}; "
+            "call ray.shutdown() first to use another"
+        )
 
 
 def _remote_task(
