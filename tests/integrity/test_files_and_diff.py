@@ -221,3 +221,19 @@ def test_copying_a_file_changes_nothing(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.gguf", {"w": np.arange(6, dtype=np.int32)})
     shutil.copy(a, tmp_path / "b.gguf")
     assert diff(a, tmp_path / "b.gguf").equal
+
+
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float8_e4m3fn"])
+def test_bfloat16_and_float8_compare_by_value(tmp_path: Path, dtype_name: str) -> None:
+    """NumPy calls ml_dtypes' floats kind ``V``: they were reported as "bytes differ" with no
+    summary; they are numeric tensors and compare as float16 does."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = getattr(ml_dtypes, dtype_name)
+    original = np.linspace(-2, 2, 64, dtype=np.float32).astype(dtype)
+    changed = original.copy()
+    changed[5] = dtype(1.5)
+    a = _write(tmp_path / "a.safetensors", {"w": original})
+    b = _write(tmp_path / "b.safetensors", {"w": changed})
+    (d,) = diff(a, b).differences
+    assert d.change == "values" and d.elements == 64 and d.differing == 1
+    assert d.max_abs == pytest.approx(abs(1.5 - float(original[5].astype(np.float64))))

@@ -242,9 +242,24 @@ def _decoded(a: ParameterEntry, b: ParameterEntry) -> Iterator[tuple[np.ndarray,
         dtype = numpy_dtype(info.dtype)
     except InvalidArgumentError:
         return None
-    if dtype.kind not in "biuf":
+    if dtype.kind not in "biuf" and not _float_extension(info.dtype, dtype):
         return None
     return _pieces(a, b, dtype)
+
+
+def _float_extension(name: str, dtype: np.dtype[np.generic]) -> bool:
+    """Whether `dtype` is one of ml_dtypes' floats a file stores one element per whole bytes
+    (bfloat16, the float8 kinds: NumPy calls them ``V``), so compared by value like float16.
+    Packed sub-byte kinds (float4, int4 two to a byte) are compared by bytes."""
+    from paramio.core.dtypes import dtype_by_name
+
+    if dtype.kind != "V" or dtype.names is not None or dtype_by_name(name).bits != 8 * dtype.itemsize:
+        return False
+    try:
+        np.zeros(1, dtype).astype(np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _values(key: str, a: ParameterEntry, b: ParameterEntry, typ: str, how: str, atol: float, rtol: float) -> EntryDiff:
