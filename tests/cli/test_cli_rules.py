@@ -139,6 +139,7 @@ def json_runs(archive: Path, tmp_path: Path) -> dict[str, list[str]]:
         "digest": ["digest", a, "--json"],
         "convert": ["convert", f"--parameters={a}", f"--output={tmp_path / 'converted.irpa'}", "--json"],
         "diff": ["diff", a, a, "--json"],
+        "merge": ["merge", f"--parameters={a}", f"--output={tmp_path / 'merged.irpa'}", "--json"],
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+from paramio.cli.engine_flags import ENGINE_FLAGS, engine_of
 from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.sizes import parse_size
@@ -46,7 +47,9 @@ FLAGS = (
     Flag("format", FlagKind.STRING, "Output format: irpa, safetensors or gguf (default: from the extension).", ""),
     Flag("max_shard_size", FlagKind.STRING, "Write a size-sharded set instead of one file: 5GB, 2GiB.", ""),
     Flag("on_loss", FlagKind.STRING, "When the output format cannot hold something: warn, error or ignore.", "warn"),
+    Flag("json", FlagKind.BOOL, "Print what was written (and, with --engine=ray, the job) as JSON.", False),
     Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
+    *ENGINE_FLAGS,
 )
 
 DESCRIPTION = """\
@@ -56,6 +59,7 @@ Joins a tensor-parallel set (or any sharded set) into one file, or reshards it.
   paramio merge --parameters=model.irpa.index.json --output=model.irpa
   paramio merge --parameters=vllm2/ --split='*.weight=0' --output=model.safetensors
   paramio merge --parameters=model-00001-of-00003.safetensors --max_shard_size=2GB --output=model.irpa
+  paramio merge --parameters=tp4/ --max_shard_size=5GB --output=model.irpa --engine=ray --address=auto
 """
 
 
@@ -90,21 +94,56 @@ def _main(parsed: ParsedFlags) -> int:
         rules = [parse_split_rule(r) for r in parsed.many("split")]
     except InvalidArgumentError as exc:
         raise UsageError(f"--split: {exc}") from None
-    contents, _ = open_source(source, split=rules, replicate=parsed.many("replicate") or None)
+    engine, address = engine_of(parsed)
+    replicate = parsed.many("replicate") or None
+    contents, _ = open_source(source, split=rules, replicate=replicate)
     total = sum(e.length for e in contents.entries)
-    with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "merge", quiet=parsed.on("quiet")) as bar:
+    quiet, as_json = parsed.on("quiet"), parsed.on("json")
+    job = None
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConversionWarning)
-        write_path(
-            output,
-            contents.entries,
-            format=fmt,
-            attributes=contents.attributes,
-            on_loss=on_loss,
-            progress=bar.callback,
-            **options,
-        )
+        if engine != "local":
+            from paramio.scaleout.merge import merge_on_engine
+            from paramio.scaleout.progress import show_progress
+
+            with show_progress(total, f"merge on {engine}", quiet=quiet or as_json) as update:
+                job = merge_on_engine(
+                    source,
+                    output,
+                    split=rules,
+                    replicate=replicate,
+                    format=fmt,
+                    on_loss=on_loss,
+                    engine=engine,
+                    address=address,
+                    progress=update,
+                    **options,  # type: ignore[arg-type]
+                )
+        else:
+            with ByteProgress(total, "merge", quiet=quiet or as_json) as bar:
+                write_path(
+                    output,
+                    contents.entries,
+                    format=fmt,
+                    attributes=contents.attributes,
+                    on_loss=on_loss,
+                    progress=bar.callback,
+                    **options,
+                )
     for w in caught:
         warn("merge", escape(str(w.message)))
-    if not parsed.on("quiet"):
+    if as_json:
+        from paramio.cli.jsonout import print_json
+
+        print_json(
+            {
+                "output": output,
+                "entries": len(contents.entries),
+                "bytes": total,
+                "engine": engine,
+                "job": job.to_dict() if job is not None else None,
+            }
+        )
+    elif not quiet:
         print(f"wrote {escape(output)} ({len(contents.entries)} tensors, {total} bytes)")
     return EXIT_OK

@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Sequence
 
+from paramio.cli.engine_flags import ENGINE_FLAGS, engine_of
 from paramio.cli.errors import EXIT_OK, UsageError, escape, warn
 from paramio.cli.flags import Flag, FlagKind, ParsedFlags, run_command
 from paramio.cli.jsonout import print_json
@@ -44,8 +45,9 @@ FLAGS = (
     Flag("max_shard_size", FlagKind.STRING, "Also size-shard each device file (irpa, safetensors): 5GB, 2GiB.", ""),
     Flag("on_loss", FlagKind.STRING, "When the files' format cannot hold something: warn, error or ignore.", "warn"),
     Flag("plan", FlagKind.BOOL, "Print the plan (what goes where) and write nothing.", False),
-    Flag("json", FlagKind.BOOL, "With --plan: print the plan as JSON.", False),
+    Flag("json", FlagKind.BOOL, "Print the plan (with --plan) or the paths written (and the job) as JSON.", False),
     Flag("quiet", FlagKind.BOOL, "Print nothing on success.", False),
+    *ENGINE_FLAGS,
 )
 
 DESCRIPTION = """\
@@ -56,6 +58,8 @@ Splits a model for tensor parallelism, streaming (memory stays flat whatever the
   paramio shard --parameters=model.gguf --tp=2 --split='*.weight=0' --replicate='*' --plan
   paramio merge --parameters=tp4/model.tp.json --output=model.safetensors
   paramio shard --parameters=model.safetensors --tp=2 --split='*.weight=0' --replicate='*' --layout=vllm --output=vllm2/
+  paramio shard --parameters=tp4/model.tp.json --tp=2 --split='*.weight=0' --replicate='*' --output=tp2/ \\
+    --engine=ray --address=auto    # one Ray task per device file (a shared path; devices or keys layout)
 """
 
 
@@ -95,6 +99,11 @@ def _main(parsed: ParsedFlags) -> int:
     on_loss = parsed.text("on_loss")
     if on_loss not in ("warn", "error", "ignore"):
         raise UsageError(f"--on_loss={on_loss}: expected warn, error or ignore")
+    engine, address = engine_of(parsed)
+    if engine != "local" and layout not in ("devices", "keys"):
+        raise UsageError(f"--engine={engine} writes the devices and keys layouts, not --layout={layout}")
+    if engine != "local" and max_shard_size is not None:
+        raise UsageError(f"--engine={engine} writes each device file whole: no --max_shard_size")
     output = parsed.text("output")
     if not parsed.on("plan") and not output:
         raise UsageError("--output=folder is required (or --plan to only print the plan)")
@@ -124,6 +133,8 @@ def _main(parsed: ParsedFlags) -> int:
             print(format_plan(plan))
         return EXIT_OK
     total = sum(plan.device_bytes())
+    if engine != "local":
+        return _shard_on_engine(parsed, source, plan, rules, fmt, on_loss, total, engine, address)
     with warnings.catch_warnings(record=True) as caught, ByteProgress(total, "shard", quiet=parsed.on("quiet")) as bar:
         warnings.simplefilter("always", ConversionWarning)
         paths = write_set(
@@ -145,6 +156,53 @@ def _main(parsed: ParsedFlags) -> int:
         else:
             for p in paths:
                 print(f"wrote {escape(p)}")
+    return EXIT_OK
+
+
+def _shard_on_engine(
+    parsed: ParsedFlags,
+    source: str,
+    plan: object,
+    rules: list[tuple[str, int]],
+    fmt: str,
+    on_loss: str,
+    total: int,
+    engine: str,
+    address: str | None,
+) -> int:
+    """The set written as a job on `engine` (`paramio.scaleout.shard`), its progress drawn from
+    the workers' reports; the paths and (with --json) the job's summary printed."""
+    from paramio.scaleout.progress import show_progress
+    from paramio.scaleout.shard import shard_on_engine
+    from paramio.sharding.plan import Plan
+
+    assert isinstance(plan, Plan)
+    quiet, as_json = parsed.on("quiet"), parsed.on("json")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionWarning)
+        with show_progress(total, f"shard on {engine}", quiet=quiet or as_json) as update:
+            _, report = shard_on_engine(
+                source,
+                parsed.text("output"),
+                tp=plan.tp,
+                split=rules,
+                replicate=parsed.many("replicate"),
+                layout=plan.layout,
+                format=fmt,
+                on_loss=on_loss,
+                engine=engine,
+                address=address,
+                progress=update,
+            )
+    for w in caught:
+        warn("shard", escape(str(w.message)))
+    if quiet:
+        return EXIT_OK
+    if as_json:
+        print_json({"paths": report.outputs, "plan": plan.to_dict(), "engine": engine, "job": report.to_dict()})
+    else:
+        for p in report.outputs:
+            print(f"wrote {escape(p)}")
     return EXIT_OK
 
 
