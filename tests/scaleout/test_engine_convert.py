@@ -18,6 +18,7 @@ from scaleout_sets import files_in, safetensors_set, same_set
 
 import paramio
 from paramio.formats.inputs import input_options
+from paramio.integrity.digest import verify_digests, write_digests
 from paramio.scaleout.convert import convert_job
 from paramio.sources import open_source
 
@@ -161,3 +162,28 @@ def test_an_address_of_another_cluster_is_refused(ray_driver: RayCluster, tmp_pa
     with pytest.raises(paramio.InvalidArgumentError, match="connected to the Ray cluster at"):
         convert_job(str(index), str(tmp_path / "m.irpa"), engine="ray", address=f"{host}:1")
     assert not (tmp_path / "m.irpa").exists()
+
+
+def test_digests_carried_from_the_input_ride_along_and_new_ones_are_refused(
+    ray_driver: RayCluster, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(9)
+    src = tmp_path / "src.safetensors"
+    save_file({f"w{i}": rng.standard_normal(20_000, dtype=np.float32) for i in range(4)}, str(src))
+    write_digests(str(src))  # the input stores blake3 digests
+    (tmp_path / "one").mkdir()
+    (tmp_path / "ray").mkdir()
+    paramio.convert(str(src), str(tmp_path / "one" / "m.irpa"), max_shard_size=100_000)
+    convert_job(
+        str(src), str(tmp_path / "ray" / "m.irpa"), engine="ray", address=ray_driver.address, max_shard_size=100_000
+    )
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
+    _, problems = verify_digests(str(tmp_path / "ray" / "m.irpa.index.json"))
+    assert problems == []
+    other = tmp_path / "other.safetensors"
+    save_file({"extra": np.ones(100, np.float32)}, str(other))  # stores no digests
+    with pytest.raises(paramio.InvalidArgumentError, match="every digest is carried from the input"):
+        convert_job(  # the record covers every entry: those of `other` would need hashing while copying
+            [str(src), str(other)], str(tmp_path / "x.irpa"), engine="ray", address=ray_driver.address
+        )
+    assert not (tmp_path / "x.irpa").exists()

@@ -396,6 +396,12 @@ class DigestSink:
                     splats[memo] = digest_entry(e, algorithm)
                 self._digests[k] = splats[memo]
 
+    @property
+    def complete(self) -> bool:
+        """Whether every digest is known before any byte is copied (all carried from the input,
+        or splats): the record then holds no placeholder and the write needs no hashing."""
+        return len(self._digests) == len(self._keys)
+
     def record(self) -> DigestRecord:
         """The record as known now: a placeholder for each digest still to come."""
         width = self._hex - len(self._token)

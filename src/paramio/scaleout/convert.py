@@ -612,12 +612,15 @@ def convert_job(
             attributes=plan.attributes,
             on_loss=on_loss,
             expand_splats=expand_splats,
+            digests=getattr(plan, "digests", None),  # what the inputs' records give for unchanged bytes
             **writer_options,
         )
-        if sink is not None:
+        if sink is not None and not sink.complete:
+            # A record whose digests are all carried from the input (the bytes unchanged) is in the
+            # attributes already; one that needs hashing while copying is not done across tasks yet.
             raise InvalidArgumentError(
-                f"engine={engine!r} does not write a digest record yet (the input stores digests, or digests "
-                "were asked for); convert with the local engine, or add them after: paramio digest --write",
+                f"engine={engine!r} writes a digest record only when every digest is carried from the input "
+                "(bytes unchanged); convert with the local engine, or add them after: paramio digest --write",
                 path=out,
             )
         job = ConvertJob(
