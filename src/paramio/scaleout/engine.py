@@ -108,6 +108,9 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, (FormatError, *_PERMANENT)):
         return False
+    status = getattr(exc, "status", None)  # a remote error's HTTP status: a 404 or 403 stays so
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return False
     return isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 
