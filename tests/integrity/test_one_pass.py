@@ -324,3 +324,45 @@ def test_digest_write_stores_the_digests_it_was_given(tmp_path: Path, monkeypatc
     assert made == []
     monkeypatch.undo()
     assert verify_digests(path)[1] == [] and stored_digests(path) == report.record()
+
+
+def test_a_streamed_output_gets_its_digests(tmp_path: Path) -> None:
+    """A FIFO is written once the output is complete (built in an unnamed file): its header is
+    patched there before the bytes go out."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    paramio.write_path(fifo, _entries(CountingMemory(_payload())), format="irpa", digests=True)
+    reader.join(30)
+    out = tmp_path / "from-pipe.irpa"
+    out.write_bytes(got[0])
+    _check_record(out, "xxh3")
+
+
+def test_kernel_copies_only_for_entries_not_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count_preadv: dict[int, int]
+) -> None:
+    """Where the filesystem copies in the kernel (reflinks), an entry to hash goes through
+    memory (read once), and an entry whose digest is carried is left to the kernel."""
+    from paramio.formats.output import AtomicOutput
+
+    monkeypatch.setattr(AtomicOutput, "kernel_copies", property(lambda self: True))
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes(b"\0" * 100 + _payload())
+    source = CountingFile(raw)
+    fd = source.descriptor()
+    entries = _entries(source, base=100)
+    out = tmp_path / "hashed.irpa"
+    paramio.write_path(out, entries, digests="xxh3")
+    assert source.bytes_read + count_preadv.get(fd, 0) == _data_bytes()  # hashed: through memory
+    _check_record(out, "xxh3")
+    count_preadv.clear()
+    known = stored_digests(out)
+    assert known is not None
+    again = tmp_path / "carried.irpa"
+    paramio.write_path(again, entries, digests=known)
+    assert count_preadv.get(fd, 0) == 0  # every digest carried: the kernel copied the bytes
+    _check_record(again, "xxh3")
+    source.close()
