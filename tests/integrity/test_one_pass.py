@@ -366,3 +366,24 @@ def test_kernel_copies_only_for_entries_not_hashed(
     assert count_preadv.get(fd, 0) == 0  # every digest carried: the kernel copied the bytes
     _check_record(again, "xxh3")
     source.close()
+
+
+def test_a_nested_write_never_reports_to_the_outer_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write inside another's (a tensor-parallel set's device files are written by writes of
+    their own) hashes for its own record only: without one it hashes nothing."""
+    from paramio.formats import digests as digests_module
+
+    source = CountingMemory(_payload())
+    entries = _entries(source)
+    outer = DigestSink("xxh3", entries)
+    made: list[str] = []
+    real = digests_module.new_hasher
+
+    def counting(algorithm: str, *, threads: int | None = None) -> object:
+        made.append(algorithm)
+        return real(algorithm, threads=threads)
+
+    monkeypatch.setattr(digests_module, "new_hasher", counting)
+    with outer.active():
+        paramio.write_path(tmp_path / "inner.irpa", entries)
+    assert made == [] and stored_digests(tmp_path / "inner.irpa") is None

@@ -44,6 +44,7 @@ __all__ = [
     "DigestRecord",
     "DigestSink",
     "Hasher",
+    "activated",
     "digest_bytes",
     "digest_entries",
     "digest_entry",
@@ -348,6 +349,18 @@ def current_sink() -> DigestSink | None:
     return sink
 
 
+@contextmanager
+def activated(sink: DigestSink | None) -> Iterator[None]:
+    """Within the block, outputs created in this thread report to `sink`, or to none: a write
+    nested in another (a tensor-parallel set's device files) never reports to the outer one's."""
+    previous = current_sink()
+    _active.sink = sink
+    try:
+        yield
+    finally:
+        _active.sink = previous
+
+
 class DigestSink:
     """The digest record of one write, computed from the bytes as the writer copies them.
 
@@ -417,12 +430,8 @@ class DigestSink:
     @contextmanager
     def active(self) -> Iterator[DigestSink]:
         """Within the block, outputs created in this thread report to this sink."""
-        previous = current_sink()
-        _active.sink = self
-        try:
+        with activated(self):
             yield self
-        finally:
-            _active.sink = previous
 
     def claim(self, entry: ParameterEntry) -> Hasher | None:
         """A hasher for `entry`'s bytes if the record wants them (the first entry of its key, not

@@ -221,6 +221,7 @@ def write_path(
     computed while the bytes are copied: each input byte is read once
     (`paramio.formats.digests.DigestSink`).
     """
+    from paramio.formats.digests import activated
     from paramio.formats.inputs import current_options, is_url
 
     fmt, p, prepared, sink = prepare_write(
@@ -233,7 +234,7 @@ def write_path(
         digests=digests,
         **options,
     )
-    with sink.active() if sink is not None else contextlib.nullcontext():
+    with activated(sink):  # None too: a nested write never reports to an outer one
         if is_url(p):  # built locally, then uploaded (`paramio.formats.uploads`)
             from paramio.formats.uploads import write_remote
 

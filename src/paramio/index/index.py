@@ -9,7 +9,6 @@ kept, lookup finds the first).
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import operator
 import os
@@ -455,14 +454,16 @@ class ParameterIndex:
                 "is not a regular file; an archive file is opened after writing, so it cannot be a stream",
                 path=os.fspath(file_path),
             )
+        from paramio.formats.digests import DigestSink, activated
+
         attributes = None
-        sink = None
+        sink: DigestSink | None = None
         if digests:
             from paramio.formats.digests import plan_sink, with_record
 
             sink = plan_sink(self._entries, self.attributes, digests)  # computed as the bytes are copied
             attributes = with_record(self.attributes, sink.record() if sink is not None else None)
-        with sink.active() if sink is not None else contextlib.nullcontext():
+        with activated(sink):
             write_archive(file_path, self._entries, alignment=alignment, attributes=attributes)
         result = target_index if target_index is not None else ParameterIndex(duplicates=DuplicatePolicy.KEEP)
         # The one file written, whatever its name: ``m-00001-of-00002.irpa`` is no set here.
