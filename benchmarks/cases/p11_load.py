@@ -169,6 +169,7 @@ def _load(contender: str, path: str) -> dict[str, Any]:
 
             os.environ["PARAMIO_HUGE_PAGES"] = str(pages)
             hostmem.huge_page_size.cache_clear()
+            hostmem.direct_huge_page_size.cache_clear()
         return dict(paramio.load(path, into="torch", **kw))
     if contender == "load_file":
         import safetensors.torch

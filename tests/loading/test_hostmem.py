@@ -30,10 +30,12 @@ def fake_thp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
         monkeypatch.setattr(hostmem, "_VIRTIO", str(tmp_path / "no-virtio") + "/")
         monkeypatch.delenv("PARAMIO_HUGE_PAGES", raising=False)
         hostmem.huge_page_size.cache_clear()
+        hostmem.direct_huge_page_size.cache_clear()
         return hostmem.huge_page_size()
 
     yield make
     hostmem.huge_page_size.cache_clear()
+    hostmem.direct_huge_page_size.cache_clear()
 
 
 @pytest.fixture
@@ -42,9 +44,11 @@ def huge_pages_on(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
     its host, as the development VM does), so their placement is tested there too."""
     monkeypatch.setenv("PARAMIO_HUGE_PAGES", "1")
     hostmem.huge_page_size.cache_clear()
+    hostmem.direct_huge_page_size.cache_clear()
     yield hostmem.huge_page_size()
     monkeypatch.delenv("PARAMIO_HUGE_PAGES")
     hostmem.huge_page_size.cache_clear()
+    hostmem.direct_huge_page_size.cache_clear()
 
 
 def _balloon(root: Path, features: str, *, device: str = "0x0005") -> None:
@@ -74,6 +78,8 @@ def test_no_huge_pages_where_the_host_takes_free_memory_back(
 
     _balloon(virtio, "0110010100000000")  # the development VM's balloon: reporting on
     assert size() == 0  # order unknown: the kernel's default, 2 MiB blocks
+    hostmem.direct_huge_page_size.cache_clear()
+    assert hostmem.direct_huge_page_size() == 2 * MiB  # O_DIRECT's memory keeps huge pages
     order.write_text("9\n")
     assert size() == 0
     order.write_text("10\n")  # 4 MiB blocks: a huge page's block may stay with the guest
@@ -89,6 +95,8 @@ def test_no_huge_pages_where_the_host_takes_free_memory_back(
     monkeypatch.setenv("PARAMIO_HUGE_PAGES", "0")
     _balloon(virtio, "0110000000000000")
     assert size() == 0
+    hostmem.direct_huge_page_size.cache_clear()
+    assert hostmem.direct_huge_page_size() == 0
 
 
 def test_huge_page_size_from_the_kernel(fake_thp) -> None:  # type: ignore[no-untyped-def]

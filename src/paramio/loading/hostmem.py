@@ -24,8 +24,9 @@ back, so every huge page fault is also the host's fault, and its cost follows th
 P11's warm 2 GiB load on such a 2-core VM took 0.42-0.63 s with huge pages when quiet, but
 1.4-6.5 s (1.9-6.0 CPU s) against 0.65-2.2 s (0.9-1.2 CPU s) with small pages while other
 processes used the machine (load average 3.5-4, interleaved, benchmarks/results/p11-load.md).
-Small pages come from blocks the guest still holds. ``PARAMIO_HUGE_PAGES=1`` asks for huge
-pages anyway, ``=0`` never.
+Small pages come from blocks the guest still holds. Memory for in-place O_DIRECT reads keeps
+huge pages there (`direct_huge_page_size`: measured the other way round). ``PARAMIO_HUGE_PAGES=1``
+asks for huge pages anyway, ``=0`` never.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ import os
 
 import numpy as np
 
-__all__ = ["PAGE", "direct_bytes", "host_bytes", "host_reclaims_free_blocks", "huge_page_size"]
+__all__ = [
+    "PAGE",
+    "direct_bytes",
+    "direct_huge_page_size",
+    "host_bytes",
+    "host_reclaims_free_blocks",
+    "huge_page_size",
+]
 
 #: O_DIRECT reads land on whole pages of this size (`sources.file.DIRECT_ALIGN`).
 PAGE = 4096
@@ -53,10 +61,8 @@ _BALLOON, _F_REPORTING = 5, 5
 _DEFAULT_ORDER = 9
 
 
-@functools.cache
-def huge_page_size() -> int:
-    """The transparent huge page size when THP can back NumPy's allocations and huge pages are
-    worth asking for here (see the module docstring; ``PARAMIO_HUGE_PAGES``), else 0."""
+def _thp_size() -> int:
+    """The transparent huge page size when THP can back NumPy's allocations, else 0."""
     try:
         with open(_THP + "enabled") as f:
             mode = f.read()
@@ -66,10 +72,32 @@ def huge_page_size() -> int:
         return 0  # not Linux, or no THP in this kernel
     if "[never]" in mode or not 0 < size <= _MAX_HUGE or size & (size - 1):
         return 0
+    return size
+
+
+def _wanted() -> bool | None:
     wanted = os.environ.get("PARAMIO_HUGE_PAGES", "").strip()
-    if wanted in ("0", "1"):
-        return size if wanted == "1" else 0
+    return None if wanted not in ("0", "1") else wanted == "1"
+
+
+@functools.cache
+def huge_page_size() -> int:
+    """The transparent huge page size when THP can back NumPy's allocations and huge pages are
+    worth asking for here (see the module docstring; ``PARAMIO_HUGE_PAGES``), else 0."""
+    size, wanted = _thp_size(), _wanted()
+    if not size or wanted is not None:
+        return size if wanted or wanted is None else 0
     return 0 if host_reclaims_free_blocks(size) else size
+
+
+@functools.cache
+def direct_huge_page_size() -> int:
+    """`huge_page_size` for memory O_DIRECT reads land in: huge pages wherever THP allows,
+    the host's reclaiming aside (``PARAMIO_HUGE_PAGES=0`` still says no). There the pages are
+    faulted by the reading threads, 8 of them waiting on the device, not by two copying
+    threads: P11's cold 2 GiB load on the development VM took 1.14-1.17 s with huge pages
+    against 1.40-1.55 s with small ones (load average 4, interleaved)."""
+    return 0 if _wanted() is False else _thp_size()
 
 
 def host_reclaims_free_blocks(huge: int) -> bool:
@@ -131,7 +159,7 @@ def direct_bytes(nbytes: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
     if not 0 <= phase < PAGE:
         raise ValueError(f"phase {phase} outside a page")
     padded_len = -(-(phase + nbytes) // PAGE) * PAGE
-    huge = huge_page_size()
+    huge = direct_huge_page_size()
     if huge and nbytes >= huge:
         m = mmap.mmap(-1, padded_len + huge, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         whole = np.frombuffer(m, dtype=np.uint8)
