@@ -37,6 +37,7 @@ def test_convert_on_ray_from_the_command_line(ray_cluster: RayCluster, tmp_path:
             "--max_shard_size=100000",
             "--engine=ray",
             f"--address={ray_cluster.address}",
+            "--memory_bound=64MiB",
             "--json",
         ],
         env=ray_cluster.env,
@@ -49,6 +50,7 @@ def test_convert_on_ray_from_the_command_line(ray_cluster: RayCluster, tmp_path:
     assert list(doc)[0] == "version" and doc["engine"] == "ray" and doc["entries"] == 8
     job = doc["job"]
     assert job["operation"] == "convert" and job["address"] == ray_cluster.address
+    assert job["memory_bound"] == 64 << 20 and 0 < job["peak_task_bytes"] <= 64 << 20
     assert job["tasks"] == len(job["outputs"]) - 1 == 4
     assert job["bytes"] == doc["bytes"] == sum(w["bytes"] for w in job["workers"])
     assert all(w["bytes_per_second"] > 0 for w in job["workers"])
@@ -82,4 +84,10 @@ def test_a_bad_engine_or_address_is_a_usage_error(paramio_cli: Cli, tmp_path: Pa
     assert code == 2 and "--address=auto is for --engine=ray" in err
     code, _, err = paramio_cli("verify", str(src), "--engine=ray")
     assert code == 2 and "give --digests too" in err
+    code, _, err = paramio_cli("convert", str(src), f"--output={tmp_path / 'o.irpa'}", "--memory_bound=64MiB")
+    assert code == 2 and "bounds the tasks of --engine=ray" in err
+    code, _, err = paramio_cli(
+        "convert", str(src), f"--output={tmp_path / 'o.irpa'}", "--engine=ray", "--address=auto", "--memory_bound=1MiB"
+    )
+    assert code != 0 and "memory_bound=1048576: a task needs at least" in err
     assert not (tmp_path / "o.irpa").exists()

@@ -104,6 +104,10 @@ def run(flags: ParsedFlags) -> int:
     if mode not in ("file", "preload", "mmap"):
         raise UsageError(f"--parameter_mode={mode}: expected file or preload")
     engine, address = engine_of(flags)
+    bound_text = flags.text("memory_bound")
+    if bound_text and engine == "local":
+        raise UsageError(f"--memory_bound={bound_text} bounds the tasks of --engine=ray")
+    memory_bound = parse_size("memory_bound", bound_text) if bound_text else None
     streamed = resolve_output(output).streamed  # refuses a directory, socket or block device up front
     try:
         fmt = output_format(output, fmt)
@@ -149,7 +153,18 @@ def run(flags: ParsedFlags) -> int:
                 if streamed:
                     raise UsageError(f"--engine={engine} writes files or objects; --output={output} is a stream")
                 job = _convert_on_engine(
-                    flags, scopes, output, plan, fmt, on_loss, max_shard_size, engine, address, total, quiet or as_json
+                    flags,
+                    scopes,
+                    output,
+                    plan,
+                    fmt,
+                    on_loss,
+                    max_shard_size,
+                    engine,
+                    address,
+                    total,
+                    quiet or as_json,
+                    memory_bound,
                 )
             else:
                 with ByteProgress(total, f"writing {output}", quiet=quiet or as_json) as bar:
@@ -205,10 +220,12 @@ def _convert_on_engine(
     address: str | None,
     total: int,
     quiet: bool,
+    memory_bound: int | None,
 ) -> JobReport:
     """The conversion as a job on `engine` (`paramio.scaleout.convert`), its progress drawn from
     the workers' reports."""
     from paramio.scaleout.convert import convert_job
+    from paramio.scaleout.engine import DEFAULT_MEMORY_BOUND
     from paramio.scaleout.progress import show_progress
 
     with show_progress(total, f"writing {output} on {engine}", quiet=quiet) as update:
@@ -224,6 +241,7 @@ def _convert_on_engine(
             engine=engine,
             address=address,
             progress=update,
+            memory_bound=memory_bound if memory_bound is not None else DEFAULT_MEMORY_BOUND,
         )
     return report
 

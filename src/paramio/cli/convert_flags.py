@@ -110,6 +110,14 @@ FLAGS = (
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
     *ENGINE_FLAGS,
     Flag(
+        "memory_bound",
+        FlagKind.STRING,
+        "With --engine=ray: the buffers one task may hold (256MiB default, at least 24MiB): its\n"
+        "reads are an eighth of it, its upload parts a quarter.",
+        "",
+        "SIZE",
+    ),
+    Flag(
         "json",
         FlagKind.BOOL,
         'Prints one JSON object {"version": 1, "output": ..., "entries": N, "engine": ..., "job": ...}:\n'
