@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import paramio
 from paramio.core.entry import ParameterEntry
@@ -387,3 +389,44 @@ def test_a_nested_write_never_reports_to_the_outer_one(tmp_path: Path, monkeypat
     with outer.active():
         paramio.write_path(tmp_path / "inner.irpa", entries)
     assert made == [] and stored_digests(tmp_path / "inner.irpa") is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.sampled_from([0, 1, 4096, (1 << 20) + 3, (5 << 20) + 7]), min_size=1, max_size=5),
+    splats=st.lists(st.sampled_from([1, 2, 4, 8, 16]), max_size=2),
+    fmt=st.sampled_from(FORMATS),
+    algorithm=st.sampled_from(["xxh3", "blake3", "sha256"]),
+    shard=st.booleans(),
+)
+def test_any_write_reads_once_and_records_its_output(
+    tmp_path_factory: pytest.TempPathFactory,
+    sizes: list[int],
+    splats: list[int],
+    fmt: str,
+    algorithm: str,
+    shard: bool,
+) -> None:
+    """Entries on both sides of the threaded-copy threshold, empty ones, splats of every
+    pattern length, one file or a set: each input byte read once, and the record written is
+    `paramio.digest` of what was written."""
+    folder = tmp_path_factory.mktemp("any")
+    rng = np.random.default_rng(len(sizes) * 31 + sum(sizes))
+    source = CountingMemory(rng.integers(0, 256, sum(sizes), dtype=np.uint8).tobytes())
+    entries, at = [], 0
+    for i, n in enumerate(sizes):
+        entries.append(
+            paramio.ParameterEntry(key=f"t{i}", kind=paramio.EntryKind.DATA, length=n, source=source, offset=at)
+        )  # type: ignore[arg-type]
+        at += n
+    for i, p in enumerate(splats):
+        entries.append(ParameterEntry.splat(f"s{i}", bytes(range(1, p + 1)), p * 1000))
+    options: dict[str, object] = {}
+    if shard:
+        options = {"split_max_tensors": 2} if fmt == "gguf" else {"max_shard_size": 2 << 20}
+    name = {"irpa": "m.irpa.index.json", "safetensors": "m.safetensors.index.json", "gguf": "m.gguf"}[fmt]
+    out = folder / (name if shard else f"m.{fmt}")
+    paramio.write_path(out, entries, digests=algorithm, on_loss="ignore", **options)
+    assert source.bytes_read == sum(sizes)
+    opened = out if not (shard and fmt == "gguf") else sorted(folder.glob("m*.gguf"))[0]
+    _check_record(opened, algorithm)
