@@ -80,6 +80,8 @@ def test_a_bad_engine_or_address_is_a_usage_error(paramio_cli: Cli, tmp_path: Pa
     paramio.save_archive_file({"w": b"\0" * 8}, str(src))  # type: ignore[dict-item]
     code, _, err = paramio_cli("convert", f"--parameters={src}", f"--output={tmp_path / 'o.irpa'}", "--engine=spark")
     assert code == 2 and "--engine=spark: expected one of local, ray" in err
+    code, _, err = paramio_cli("convert", str(src), "--output=-", "--engine=ray")
+    assert code == 2 and "--engine=ray writes files or objects; --output=- is a stream" in err
     code, _, err = paramio_cli("digest", str(src), "--address=auto")
     assert code == 2 and "--address=auto is for --engine=ray" in err
     code, _, err = paramio_cli("verify", str(src), "--engine=ray")

@@ -6,6 +6,7 @@ itself, and a failed job's leftovers are named on the error."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,16 @@ def test_a_failed_job_is_undone_and_its_leftovers_named() -> None:
     with pytest.raises(SourceError, match=r"connection reset; the failed test job left: /shared/\.m-00001\.irpa\.part"):
         run_job(op, engine="local")
     assert op.aborted == [[]]
+
+
+def test_bytes_only_this_process_holds_are_refused_before_any_task(tmp_path: Path) -> None:
+    import numpy as np
+
+    from paramio import ParameterIndex
+    from paramio.scaleout.convert import convert_job
+
+    index = ParameterIndex()
+    index.add_array("w", np.arange(16, dtype=np.float32))  # in memory: no worker could read it
+    with pytest.raises(InvalidArgumentError, match="entry 'w' is held by .* which a Ray worker cannot open"):
+        convert_job(index, str(tmp_path / "m.irpa"), engine="local")
+    assert list(tmp_path.iterdir()) == []
