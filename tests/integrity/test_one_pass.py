@@ -430,3 +430,22 @@ def test_any_write_reads_once_and_records_its_output(
     assert source.bytes_read == sum(sizes)
     opened = out if not (shard and fmt == "gguf") else sorted(folder.glob("m*.gguf"))[0]
     _check_record(opened, algorithm)
+
+
+def test_cli_convert_carries_stored_digests(tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    index = paramio.ParameterIndex()
+    index.add_array("w", np.arange(1 << 16, dtype=np.float32))
+    index.add_array("b", np.ones(9, np.float16))
+    src = tmp_path / "src.safetensors"
+    paramio.write_path(src, index.values(), digests="sha256")
+    stored = stored_digests(src)
+    assert stored is not None
+    w = paramio.ParameterIndex.open(src)["w"]
+    with open(src, "r+b") as f:  # damage after the record was made: carried, it stays visible
+        f.seek(w.offset + 7)
+        f.write(b"\xff")
+    code, _, err = paramio_cli("convert", f"--parameters={src}", f"--output={tmp_path / 'out.irpa'}")
+    assert code == 0, err
+    record = stored_digests(tmp_path / "out.irpa")
+    assert record is not None and dict(record.entries) == dict(stored.entries)
+    assert [m.key for m in verify_digests(tmp_path / "out.irpa")[1]] == ["w"]
