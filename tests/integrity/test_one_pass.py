@@ -449,3 +449,40 @@ def test_cli_convert_carries_stored_digests(tmp_path: Path, paramio_cli) -> None
     record = stored_digests(tmp_path / "out.irpa")
     assert record is not None and dict(record.entries) == dict(stored.entries)
     assert [m.key for m in verify_digests(tmp_path / "out.irpa")[1]] == ["w"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_files_written_by_separate_tasks_get_the_whole_record(tmp_path: Path, fmt: str) -> None:
+    """The scale-out engine's shape: the record laid out once, each file written by a task of
+    its own (here in turn, from plain-data state, as another process would), each task hashing
+    only its entries as it copies them; the writer of the record merges and patches."""
+    import json
+
+    from paramio.formats.contract import get_format
+    from paramio.formats.digests import plan_sink, with_record
+
+    source = CountingMemory(_payload())
+    entries = _entries(source)
+    sink = plan_sink(entries, {}, "xxh3")
+    assert sink is not None
+    attributes = with_record({}, sink.record())
+    state = json.loads(json.dumps(sink.task_state()))
+    writer = get_format(fmt)
+    parts = [entries[:2], entries[2:]]
+    heads: list[tuple[str, int]] = []
+    for i, group in enumerate(parts):
+        task = DigestSink.for_task(state, group)
+        prepared = writer.prepare(group, attributes, {})
+        with task.active():
+            writer.write_path(str(tmp_path / f"part{i}.{fmt}"), prepared.entries, attributes=prepared.attributes)
+        sink.merge(task.computed())
+        heads += task.heads
+    assert source.bytes_read == _data_bytes()  # each task read its own bytes once, nothing more
+    assert len(heads) == 2  # each header named the other task's entries
+    for path, length in heads:
+        sink.patch_file(path, length)
+    assert sink.reread == 0
+    expected = {k: v for part in range(2) for k, v in digest(tmp_path / f"part{part}.{fmt}", "xxh3").entries.items()}
+    for part in range(2):
+        record = stored_digests(tmp_path / f"part{part}.{fmt}")
+        assert record is not None and dict(record.entries) == expected

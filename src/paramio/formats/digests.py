@@ -377,6 +377,12 @@ class DigestSink:
 
     `reread` counts the bytes hashed by reading an entry again because no copy hashed it
     (none in paramio's writers; the safety net for a writer that skips `copy_entry`).
+
+    Files written elsewhere (another process or host: the scale-out engine's tasks) take
+    `task_state` (plain data) and make their own sink with `for_task`: it hashes the task's
+    entries as they are copied, leaves other tasks' placeholders in place and lists the files
+    whose headers keep some (`heads`); the writer of the whole record `merge`s each task's
+    `computed` digests and then `patch_file`s those headers, before the files are published.
     """
 
     def __init__(
@@ -397,6 +403,11 @@ class DigestSink:
         self._waiting: list[AtomicOutput] = []
         self.reread = 0
         self.carried = 0
+        self._task = False
+        self._hashed: dict[str, str] = {}
+        #: (a task's sink) each file whose header keeps placeholders of other tasks' entries,
+        #: and the header's length: for the writer of the whole record (`patch_file`).
+        self.heads: list[tuple[str, int]] = []
         splats: dict[tuple[bytes, int], str] = {}
         for k, e in first.items():
             given = (known or {}).get(k)
@@ -427,6 +438,73 @@ class DigestSink:
             dict(self.types),
         )
 
+    def task_state(self) -> dict[str, object]:
+        """What a task writing some of this write's files elsewhere needs (`for_task`): plain
+        data, picklable and JSON-able."""
+        return {
+            "algorithm": self.algorithm,
+            "token": self._token.decode(),
+            "keys": list(self._keys),
+            "known": dict(self._digests),
+            "types": dict(self.types),
+        }
+
+    @classmethod
+    def for_task(cls, state: Mapping[str, object], entries: Sequence[ParameterEntry]) -> DigestSink:
+        """The sink of a task that writes `entries` (opened where it runs) into files laid out
+        with the record `state` describes (`task_state` of the whole write's sink): it hashes
+        them as they are copied, never reads anything else, and leaves the placeholders of
+        other tasks' entries for the writer of the whole record (`heads`, `computed`)."""
+        algorithm = str(state["algorithm"])
+        keys = [str(k) for k in state["keys"]]  # type: ignore[attr-defined]
+        sink = cls(algorithm, [], None)
+        sink._token = str(state["token"]).encode()
+        sink._keys = keys
+        wanted = set(keys)
+        for e in entries:
+            if e.key in wanted:
+                sink._first.setdefault(e.key, e)
+        sink.types = {str(k): str(v) for k, v in state["types"].items()}  # type: ignore[attr-defined]
+        sink._digests = {str(k): str(v) for k, v in state["known"].items()}  # type: ignore[attr-defined]
+        sink._task = True
+        return sink
+
+    def computed(self) -> dict[str, str]:
+        """The digests this sink hashed from copied bytes (a task returns them)."""
+        with self._lock:
+            return dict(self._hashed)
+
+    def merge(self, digests: Mapping[str, str]) -> None:
+        """Take digests a task computed (`computed`). Raises `InvalidArgumentError` for a key
+        the record does not have or a value that is not this algorithm's hex digest."""
+        known = set(self._keys)
+        for k, v in digests.items():
+            if k not in known or not isinstance(v, str) or len(v) != self._hex or not _is_hex(v):
+                raise InvalidArgumentError(f"not a {self.algorithm} digest of this record's entry {k!r}: {v!r}")
+        with self._lock:
+            self._digests.update(digests)
+
+    def patch_file(self, path: str | os.PathLike[str], length: int) -> None:
+        """Put the digests into the header (the first `length` bytes) of a file a task wrote
+        (`heads`), in place, fsynced: after every task's digests are merged (any still missing
+        are hashed by reading, counted in `reread`). Raises `WriteError`."""
+        from paramio.core.errors import WriteError
+
+        self._compute_missing()
+        p = os.fspath(path)
+        try:
+            with open(p, "r+b") as f:
+                head = f.read(length)
+                patched = self._patched(head)
+                assert patched is not None
+                if patched != head:
+                    f.seek(0)
+                    f.write(patched)
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as exc:
+            raise WriteError(f"cannot store digests: {exc.strerror or exc}", path=p) from exc
+
     @contextmanager
     def active(self) -> Iterator[DigestSink]:
         """Within the block, outputs created in this thread report to this sink."""
@@ -449,24 +527,36 @@ class DigestSink:
     def done(self, key: str, hexdigest: str) -> None:
         with self._lock:
             self._digests[key] = hexdigest
+            self._hashed[key] = hexdigest
 
     def finishing(self, out: AtomicOutput, *, alone: bool) -> None:
         """`out`'s bytes are all written: put the digests into its header (`alone`: the write's
         only file, so nothing more will be copied), or wait for `settle` when some of the
         digests its header holds belong to entries other files of the set have yet to copy."""
-        if alone:
+        if alone and not self._task:
             self._compute_missing()
         if not self._patch(out):
-            self._waiting.append(out)
+            if alone and self._task:
+                self._leave(out)
+            else:
+                self._waiting.append(out)
 
     def settle(self) -> None:
         """Every file of the write is written: hash what no copy hashed (by reading it again,
-        counted in `reread`), and patch the headers still waiting."""
-        self._compute_missing()
+        counted in `reread`), and patch the headers still waiting (a task's sink leaves those
+        naming other tasks' entries to the writer of the whole record: `heads`)."""
+        if not self._task:
+            self._compute_missing()
         waiting, self._waiting = self._waiting, []
         for out in waiting:
-            patched = self._patch(out)
-            assert patched
+            if not self._patch(out):
+                assert self._task
+                self._leave(out)
+
+    def _leave(self, out: AtomicOutput) -> None:
+        assert out.head is not None
+        self.heads.append((out.target.final or out.path, len(out.head)))
+        out.head = None
 
     def _compute_missing(self) -> None:
         missing = [(k, e) for k, e in self._first.items() if k not in self._digests]
@@ -478,6 +568,16 @@ class DigestSink:
         head = out.head
         if head is None:
             return True
+        patched = self._patched(head)
+        if patched is None:
+            return False
+        if patched != head:
+            out.patch_head(patched)
+        out.head = None
+        return True
+
+    def _patched(self, head: bytes) -> bytes | None:
+        """`head` with every placeholder replaced, or None while some digest is still to come."""
         pieces: list[bytes] = []
         last = 0
         at = head.find(self._token)
@@ -491,15 +591,14 @@ class DigestSink:
             if len(number) == tail and 0 <= i < len(self._keys):
                 digest = self._digests.get(self._keys[i])
                 if digest is None:
-                    return False
+                    return None
                 pieces += [head[last:at], digest.encode()]
                 last = at + self._hex
             at = head.find(self._token, at + 1)
-        if pieces:
-            pieces.append(head[last:])
-            out.patch_head(b"".join(pieces))
-        out.head = None
-        return True
+        if not pieces:
+            return head
+        pieces.append(head[last:])
+        return b"".join(pieces)
 
 
 def _is_hex(text: str) -> bool:
