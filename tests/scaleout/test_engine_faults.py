@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from ray_cluster import RayCluster
-from remote_servers import FaultServer
+from remote_servers import FaultServer, S3Server
 from safetensors.numpy import save_file
 from scaleout_sets import files_in, same_set
 
@@ -154,3 +155,38 @@ def test_the_local_engine_undoes_a_failed_job_too(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="planted by the test"):
         run_job(_job(model, out / "m.irpa", failing_member), engine="local")
     assert os.listdir(out) == []
+
+
+def failing_upload(task: Task, context: TaskContext) -> TaskResult:
+    """The second member fails for good; the others are uploaded."""
+    if task.id == "member-00002":
+        raise FormatError("bad header (planted by the test)", path=task.args["final"])
+    return write_member(task, context)
+
+
+def test_a_failed_job_on_s3_removes_the_members_it_uploaded(
+    by_value: RayCluster, moto: S3Server, tmp_path: Path
+) -> None:
+    from paramio.formats.registry import prepare_write
+    from paramio.index.convert import plan_conversion
+
+    model = _model(tmp_path / "m.safetensors", tensors=3, mib_each=1)
+    prefix = f"{uuid.uuid4().hex}/"
+    url = f"s3://models/{prefix}m.irpa"
+    options = {"config": moto.config(), "client_options": {"allow_http": True}}
+    plan = plan_conversion(str(model))
+    fmt, path, prepared, _ = prepare_write(url, plan.entries, attributes=plan.attributes, max_shard_size=MiB)
+    job = ConvertJob(
+        path,
+        prepared.entries,
+        format=fmt.name,
+        attributes=prepared.attributes,
+        writer_options={"max_shard_size": MiB},
+        source_options=options,
+    )
+    job.body = failing_upload
+    with pytest.raises(FormatError, match="planted by the test") as info:
+        run_job(job, engine="ray", address=by_value.address)
+    assert "left" not in str(info.value)  # nothing it could not remove
+    assert [k for k in moto.keys("models") if k.startswith(prefix)] == []  # members 1 and 3 deleted, no manifest
+    assert moto.pending_uploads("models") == []

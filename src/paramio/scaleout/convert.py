@@ -91,6 +91,8 @@ class ConvertJob:
         self.max_task_bytes = max_task_bytes
         #: The entries of each member (the driver checks a member written in parts by them).
         self.groups: dict[str, list[ParameterEntry]] = {}
+        #: For an upload: each member object's version at planning (None: absent; "?": unknown).
+        self.before: dict[str, str | None] = {}
         self.job = uuid.uuid4().hex[:12]
         self.body: TaskBody = write_member
         self.finals: list[str] = []
@@ -154,6 +156,8 @@ class ConvertJob:
         for i, (name, group) in enumerate(zip(names, groups, strict=True)):
             final = self._final(name)
             self.finals.append(final)
+            if self.remote:  # what is there now: an abort removes only what the job wrote
+                self.before[final] = _object_state(final, self.source_options)
             self.groups[final] = list(group)
             args = {
                 **common,
@@ -312,13 +316,21 @@ class ConvertJob:
         if self.remote:
             from paramio.sources.upload import delete_object
 
-            for r in results:
-                if r.output is None:
-                    continue
+            written = {r.output for r in results if r.output is not None}
+            for final in self.finals:
+                if final not in written:
+                    # A task cancelled or killed after its upload completed: the object changed
+                    # since the plan (or appeared) is this job's.
+                    now, before = _object_state(final, self.source_options), self.before.get(final, "?")
+                    if now is None or (now == before and now != "?"):
+                        continue  # absent, or the version that was there before the job
+                    if "?" in (now, before):
+                        left.append(f"{final} (perhaps written by this job)")
+                        continue
                 try:
-                    delete_object(r.output, **self.source_options)
+                    delete_object(final, **self.source_options)
                 except WriteError:
-                    left.append(r.output)
+                    left.append(final)
             return left
         for final in self.finals:
             staged = _staging(final, self.job)
@@ -347,6 +359,26 @@ class ConvertJob:
                 if os.path.exists(p)
             ]
         return found
+
+
+def _object_state(url: str, options: Mapping[str, Any]) -> str | None:
+    """The object's version (ETag, date, size), None when it does not exist, ``"?"`` when the
+    store does not say."""
+    from paramio.formats.inputs import input_options, open_input
+
+    try:
+        with input_options(dict(options)):
+            src = open_input(url)
+    except OSError as exc:
+        return None if getattr(exc, "status", None) == 404 else "?"
+    try:
+        inner = getattr(src, "inner", src)  # the bridged async source holds the object's version
+        validator = getattr(inner, "validator", None)
+        return str(validator) if validator else "?"
+    finally:
+        close = getattr(src, "close", None)
+        if close is not None:
+            close()
 
 
 def _upload_bytes(url: str, data: bytes, options: Mapping[str, Any]) -> None:

@@ -121,14 +121,18 @@ def run_on_ray(
     try:
         while pending:
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
-            for ref in ready:
+            failure: BaseException | None = None
+            for ref in ready:  # every one of them: a result beside a failure is still undone by abort
                 try:
                     result = results[refs[ref].id] = ray.get(ref)
                 except Exception as exc:
-                    raise _cause(ray, exc) from None
+                    failure = failure or _cause(ray, exc)
+                    continue
                 # The task's own last report may still be on its way: the board hears it from here too,
                 # before the snapshot below (one caller's actor calls run in order).
                 board.report.remote(job, result.task_id, result.worker, result.bytes_read, True)
+            if failure is not None:
+                raise failure
             if progress is not None:
                 progress(ray.get(board.snapshot.remote(job)))
         snapshot: ProgressSnapshot = ray.get(board.snapshot.remote(job))
@@ -136,9 +140,21 @@ def run_on_ray(
             progress(snapshot)
         retries = snapshot.retries
     except BaseException as exc:
+        # Interrupt the other tasks (their uploads abort, their temporaries go), then kill what is
+        # still running: `abort` must not race a task still writing.
         for ref in pending:
+            ray.cancel(ref, force=False)
+        ended = _wait_cancelled(ray, pending, 10.0)
+        rest = [ref for ref in pending if ref not in ended]
+        for ref in rest:
             ray.cancel(ref, force=True)
-        _wait_cancelled(ray, pending)
+        ended += _wait_cancelled(ray, rest, 10.0)
+        for ref in ended:  # finished before the cancel reached it: its output counts
+            try:
+                done = ray.get(ref, timeout=0)
+            except Exception:  # cancelled, or failed: nothing of it to collect
+                continue
+            results[refs[ref].id] = done
         undo(operation, [results[t.id] for t in tasks if t.id in results], exc)
         raise
     finally:
@@ -146,11 +162,14 @@ def run_on_ray(
     return [results[t.id] for t in tasks], retries
 
 
-def _wait_cancelled(ray: Any, pending: Sequence[Any]) -> None:
-    """Give cancelled tasks a moment to end, so that `abort` does not race a task still writing."""
-    deadline = time.monotonic() + 10.0
+def _wait_cancelled(ray: Any, pending: Sequence[Any], seconds: float) -> list[Any]:
+    """Wait up to `seconds` for cancelled tasks to end; returns those that ended."""
+    ended: list[Any] = []
+    deadline = time.monotonic() + seconds
     while pending and time.monotonic() < deadline:
-        _, pending = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+        ready, pending = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+        ended.extend(ready)
+    return ended
 
 
 def _cause(ray: Any, exc: BaseException) -> BaseException:
