@@ -173,3 +173,13 @@ def test_an_actors_read_error_is_raised_with_its_rank(cluster: None, tmp_path: P
         load_on_actors(Shrunk(path, half, os.getpid()), {0: ["embed"], 1: ["layers.1.wq"]})
     assert isinstance(caught.value, (SourceError, paramio.core.errors.FormatError))
     assert any("rank" in n and "actor while loading" in n for n in getattr(caught.value, "__notes__", []))
+
+
+def test_closing_survives_a_callers_actor_that_died(cluster: None, tmp_path: Path) -> None:
+    path = rankload.write(tmp_path / "m.safetensors")
+    actors = [ray.remote(Worker).remote(f"w{r}") for r in range(2)]
+    loads = load_on_actors(str(path), {0: ["embed"], 1: ["layers.0.norm"]}, actors=actors, attribute="params")
+    assert ray.get(actors[1].describe.remote()) == ("w1", ["layers.0.norm"])
+    ray.kill(actors[0])
+    loads.close()  # the dead actor holds nothing; the live one is emptied
+    assert ray.get(actors[1].describe.remote()) == ("w1", [])

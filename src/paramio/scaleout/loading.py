@@ -407,7 +407,11 @@ class RankLoads:
             for a in self.actors:
                 ray.kill(a)
         else:
-            ray.get([self._call(a, _actor_drop, self.attribute) for a in self.actors])
+            for a in self.actors:  # one by one: an actor that died (its node went away) holds nothing
+                try:
+                    ray.get(self._call(a, _actor_drop, self.attribute))
+                except ray.exceptions.RayActorError:
+                    continue
 
     def __enter__(self) -> RankLoads:
         return self
