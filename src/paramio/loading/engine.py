@@ -27,6 +27,7 @@ the next load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import threading
@@ -492,8 +493,9 @@ async def run_async(job: LoadJob) -> AsyncGenerator[tuple[str, object], None]:
     """The asyncio twin of `run_sync`, over the same workers and job methods. It never blocks
     the event loop: even when it ends early, it waits for its running tasks by awaiting them."""
     if job.reads_nothing:
-        for key, array in _run_inline(job):
-            yield key, array
+        with contextlib.closing(_run_inline(job)) as inline:  # closed (job ended) if we are
+            for key, array in inline:
+                yield key, array
         return
     loop = asyncio.get_running_loop()
     workers = pool()
