@@ -173,3 +173,31 @@ def test_engine_arguments_are_checked_before_anything_runs(tmp_path: Path) -> No
     with pytest.raises(InvalidArgumentError, match="address='auto' is for engine='ray'"):
         paramio.shard(str(tmp_path / "m.irpa"), str(tmp_path / "x"), engine="local", address="auto", **common)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_ray_reshards_a_set_on_s3_reading_it_from_the_workers(ray_driver: object, moto: object, tmp_path: Path) -> None:
+    import sys
+    import uuid
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
+    from remote_servers import S3Server, put_object
+
+    assert isinstance(moto, S3Server)
+    manifest4, _ = _tp4(tmp_path)
+    prefix = f"models/{uuid.uuid4().hex}"
+    for f in sorted(manifest4.parent.iterdir()):
+        put_object(moto, f"{prefix}/{f.name}", f.read_bytes())
+    paramio.reshard(str(manifest4), str(tmp_path / "one"), tp=2, split=SPLIT, replicate=REPLICATE)
+    options = {"config": moto.config(), "client_options": {"allow_http": True}}
+    _, report = shard_on_engine(
+        f"s3://{prefix}/m.tp.json",
+        tmp_path / "ray",
+        tp=2,
+        split=SPLIT,
+        replicate=REPLICATE,
+        engine="ray",
+        source_options=options,  # given to the call, not the environment: the workers get them with the tasks
+    )
+    assert_same_set(tmp_path / "ray", tmp_path / "one")
+    assert report.tasks == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.scaleout.engine import DEFAULT_MEMORY_BOUND, JobReport, ProgressSnapshot, check_engine
@@ -36,11 +37,13 @@ def merge_on_engine(
     memory_bound: int = DEFAULT_MEMORY_BOUND,
     max_retries: int = 3,
     progress: Callable[[ProgressSnapshot], None] | None = None,
+    source_options: Mapping[str, Any] | None = None,
 ) -> JobReport:
     """The set at `source` (a path every worker reads, or a URL) written to `output` as a job on
     `engine`: one file, or a size-sharded set with `max_shard_size`. `split` / `replicate`: a
-    vLLM set's axes (see `paramio.merge`). Returns the job's report (``outputs``: the members,
-    the manifest last).
+    vLLM set's axes (see `paramio.merge`). `source_options`: the remote options URLs are opened
+    with, on every worker too. Returns the job's report (``outputs``: the members, the manifest
+    last).
 
     Raises what `paramio.merge` raises before anything is written, `InvalidArgumentError` for a
     source that is not a path or URL, a digest record the engine does not write yet, or a
@@ -66,7 +69,7 @@ def merge_on_engine(
         raise InvalidArgumentError(f"engine={engine!r} writes files or objects; {out} is a stream")
     rules = split_rules(split)
     kept = None if replicate is None else list(replicate)
-    options = current_options()
+    options = {**current_options(), **dict(source_options or {})}
     with input_options(options):
         contents, _ = open_source(src, split=rules, replicate=kept)
         fmt = format or detect_format(out, for_writing=True)

@@ -52,11 +52,13 @@ def _staging(final: str, job: str) -> str:
 def _open_and_plan(args: Mapping[str, Any]) -> tuple[Any, str, list[Any], Plan]:
     """The source's contents, its default stem, its entries and the plan (driver and workers
     alike)."""
+    from paramio.formats.inputs import input_options
     from paramio.sharding.api import open_source
 
     rules = [tuple(r) for r in args["split"]]
     replicate = list(args["replicate"])
-    contents, stem = open_source(args["source"], split=rules, replicate=replicate or None)
+    with input_options(args.get("source_options")):  # a URL's remote options, on every worker too
+        contents, stem = open_source(args["source"], split=rules, replicate=replicate or None)
     entries = list(contents.entries)
     plan = make_plan(entries, args["tp"], split=rules, replicate=replicate, layout=args["layout"])
     return contents, stem, entries, plan
@@ -81,7 +83,10 @@ class ShardJob:
         alignment: int | None = None,
         on_loss: str = "warn",
         durable: bool = True,
+        source_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """`source_options`: the remote options a URL source is opened with, on the driver and
+        on every worker (besides those of an enclosing `paramio.formats.inputs.input_options`)."""
         from paramio.formats.contract import ARCHIVE
         from paramio.formats.inputs import is_url
 
@@ -99,7 +104,10 @@ class ShardJob:
             ) from None
         if lay not in (Layout.DEVICES, Layout.KEYS):
             raise InvalidArgumentError(f"engine='ray' writes the devices and keys layouts; {lay.value} is one-machine")
+        from paramio.formats.inputs import current_options
+
         self.args: dict[str, Any] = {
+            "source_options": {**current_options(), **dict(source_options or {})},
             "source": source,
             "output": output,
             "tp": tp,
@@ -269,10 +277,12 @@ def shard_on_engine(
     memory_bound: int = DEFAULT_MEMORY_BOUND,
     max_retries: int = 3,
     progress: Callable[[ProgressSnapshot], None] | None = None,
+    source_options: Mapping[str, Any] | None = None,
 ) -> tuple[Plan, JobReport]:
     """`paramio.shard` as a job on `engine` (``"ray"``; ``"local"`` runs the same tasks here):
     the plan and the job's report (its ``outputs``: the device files, the manifest last).
-    `source` is a path every worker can read (a shared filesystem) or a URL.
+    `source` is a path every worker can read (a shared filesystem) or a URL, opened with
+    `source_options` (``config=``, ``client_options=``: `paramio.sources.open_source`'s) there.
 
     Raises what `paramio.shard` raises before anything is written (from the driver's plan),
     `InvalidArgumentError` for a layout or output the engine does not write, and the first
@@ -293,6 +303,7 @@ def shard_on_engine(
         alignment=alignment,
         on_loss=on_loss,
         durable=durable,
+        source_options=source_options,
     )
     report = run_job(
         job, engine=engine, address=address, memory_bound=memory_bound, max_retries=max_retries, progress=progress
