@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from ray_cluster import RayCluster
-from remote_servers import FaultServer, S3Server
+from remote_servers import FaultServer, S3Server, put_object
 from safetensors.numpy import save_file
 from scaleout_sets import files_in, same_set
 
@@ -190,3 +190,32 @@ def test_a_failed_job_on_s3_removes_the_members_it_uploaded(
     assert "left" not in str(info.value)  # nothing it could not remove
     assert [k for k in moto.keys("models") if k.startswith(prefix)] == []  # members 1 and 3 deleted, no manifest
     assert moto.pending_uploads("models") == []
+
+
+def test_a_source_replaced_after_planning_fails_the_job(moto: S3Server, tmp_path: Path) -> None:
+    """A worker reopens each object by name: if it is another version than the plan read (its
+    offsets no longer hold), the job fails for good, writing nothing."""
+    model = _model(tmp_path / "m.safetensors", tensors=2, mib_each=1)
+    prefix = f"{uuid.uuid4().hex}/"
+    put_object(moto, f"models/{prefix}m.safetensors", model.read_bytes())
+    replaced: list[bool] = []
+    options = {"config": moto.config(), "client_options": {"allow_http": True}}
+
+    def replace_once(snap: ProgressSnapshot) -> None:  # the first task has started, its entries not opened
+        if not replaced:
+            from paramio.sources.upload import open_upload
+
+            with open_upload(f"s3://models/{prefix}m.safetensors", **options) as up:  # a new version
+                up.write(model.read_bytes()[::-1])
+            replaced.append(True)
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FormatError, match="changed since the job was planned"):
+        convert_job(
+            f"s3://models/{prefix}m.safetensors",
+            str(tmp_path / "out" / "m.irpa"),
+            engine="local",
+            source_options=options,
+            progress=replace_once,
+        )
+    assert replaced and os.listdir(tmp_path / "out") == []

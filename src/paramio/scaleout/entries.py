@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from paramio.core.entry import EntryKind, ParameterEntry
-from paramio.core.errors import InvalidArgumentError
+from paramio.core.errors import FormatError, InvalidArgumentError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 
-__all__ = ["entry_record", "open_entries", "records_of", "source_name"]
+__all__ = ["entry_record", "open_entries", "records_of", "source_name", "source_version"]
 
 
 def source_name(entry: ParameterEntry) -> str | None:
@@ -58,7 +58,16 @@ def entry_record(entry: ParameterEntry) -> dict[str, Any]:
         "pattern": bytes(entry.pattern),
         "declared": None if info is None else (info.dtype, list(info.shape), dict(info.extra)),
         "origin": entry.origin,
+        "version": source_version(entry.source),
     }
+
+
+def source_version(src: object) -> str | None:
+    """The version of a remote object (ETag, date, size) a worker must find again, or None (a
+    local file, or a source that does not say)."""
+    inner = getattr(src, "inner", src)
+    version = getattr(inner, "validator", None)
+    return str(version) if isinstance(version, str) and version else None
 
 
 @contextlib.contextmanager
@@ -99,6 +108,13 @@ def _build(
             src = sources.get(name)
             if src is None:
                 src = sources[name] = open_input(name)
+                planned, found = r.get("version"), source_version(src)
+                if planned is not None and found is not None and planned != found:
+                    raise FormatError(  # permanent: a retry reads the new object again
+                        f"changed since the job was planned (version {planned}, now {found}): its offsets "
+                        "no longer hold; run the job again",
+                        path=name,
+                    )
         declared = r["declared"]
         out.append(
             ParameterEntry(
