@@ -16,6 +16,13 @@ writes (``preadv``/``pwrite`` release the GIL; writes still take the file's lock
 measured on ext4 (Linux 6.18, 2 vCPUs), 2 GiB safetensors -> IRPA in 0.75x the time of ``cp``.
 Memory sources are written from views in bounded chunks.
 
+A write that stores digests (`paramio.formats.digests.DigestSink`, made active by
+`paramio.write_path`) hashes each entry's bytes between their read and their write, while the
+chunk is in the core's cache: one thread's chunks in order, or a large entry's chunks copied by
+several threads each hashed in its turn (`_InOrder`). Entries to hash skip the kernel's copies,
+which never bring the bytes to memory. The header each writer puts at offset 0 is kept, and
+rewritten with the digests once they are known (`AtomicOutput.patch_head`).
+
 Durable outputs start the disk write of each written range as soon as about `WRITEBACK_STEP`
 bytes are pending (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: a hint that waits for
 nothing), so the device works while later bytes are still being copied and the final fsync
