@@ -31,6 +31,11 @@ OWN_TESTS = {
         "its MLIR blocks list lines a written file must contain, and it runs iree-opt",
     ),
     "sources.md": ("tests/sources/test_sources_doc.py", "its conformance class is collected by pytest"),
+    "scale-out.md": (
+        "tests/scaleout/test_scale_out_doc.py",
+        "it starts a local Ray, which it runs in an interpreter of its own: after a local ray.init, a "
+        "process cannot start actors on another cluster (the scale-out tests' cluster)",
+    ),
 }
 
 

@@ -412,6 +412,10 @@ class RankLoads:
                     ray.get(self._call(a, _actor_drop, self.attribute))
                 except ray.exceptions.RayActorError:
                     continue
+        # Drop the handles now, while connected: a handle that outlives its Ray session and is
+        # collected in a later one takes a reference away from that session's actor of the
+        # same id (Ray numbers a driver's actors alike in every session), which Ray then ends.
+        self.actors = []
 
     def __enter__(self) -> RankLoads:
         return self

@@ -50,23 +50,31 @@ def connect(address: str | None) -> Any:
     return ray
 
 
-#: Ray job id (one per driver connection) -> the `BoardHost` actor of this driver.
-_HOSTS: dict[str, Any] = {}
+#: This driver's `BoardHost` actor, and the connection it belongs to (node id, job id).
+_HOST: list[tuple[tuple[str, str], Any]] = []
+#: Handles of hosts from earlier connections, never dropped: Ray numbers a driver's actors the
+#: same way in every session (the first driver's job is always 01000000), so dropping an old
+#: session's handle in a new one takes a reference away from the new actor with its id, which
+#: Ray then ends ("all references to the actor were removed").
+_STALE: list[Any] = []
 
 
 def _open_board(ray: Any, job: str, tasks: Sequence[Task]) -> Any:
     """This driver's board host (started on its first job, reused after), with `job`'s board
     open: waited for, so that no task's report can reach the host before its board exists."""
-    driver = ray.get_runtime_context().get_job_id()
+    context = ray.get_runtime_context()
+    session = (context.get_node_id(), context.get_job_id())
     for attempt in range(2):
-        host = _HOSTS.get(driver)
-        if host is None:
-            host = _HOSTS[driver] = ray.remote(num_cpus=0)(BoardHost).remote()
+        if _HOST and _HOST[0][0] != session:
+            _STALE.append(_HOST.pop()[1])
+        if not _HOST:
+            _HOST.append((session, ray.remote(num_cpus=0)(BoardHost).remote()))
+        host = _HOST[0][1]
         try:
             ray.get(host.open.remote(job, tasks))
             return host
         except ray.exceptions.RayActorError:  # the host died (its node went away): start another
-            _HOSTS.pop(driver, None)
+            _HOST.clear()
             if attempt:
                 raise
     raise AssertionError("unreachable")
