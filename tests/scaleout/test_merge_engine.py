@@ -113,3 +113,26 @@ def test_ray_merges_as_the_one_machine_path(ray_driver: object, tmp_path: Path) 
     )
     assert_same_files(tmp_path / "ray", tmp_path / "one")
     assert sum(ticks) == sum(v.nbytes for v in tensors.values())  # every byte read once, across the workers
+
+
+def test_a_sharktank_dataset_merges_from_its_root(tmp_path: Path) -> None:
+    tensors = _model(tmp_path / "m.irpa")
+    (tmp_path / "st").mkdir()
+    paramio.shard(
+        str(tmp_path / "m.irpa"),
+        str(tmp_path / "st" / "ds.irpa"),
+        tp=2,
+        split=SPLIT,
+        replicate=REPLICATE,
+        layout="sharktank",
+    )
+    for d in ("one", "job"):
+        (tmp_path / d).mkdir()
+    paramio.merge(str(tmp_path / "st" / "ds.rank1.irpa"), str(tmp_path / "one" / "m.irpa"))
+    paramio.merge(
+        str(tmp_path / "st" / "ds.rank1.irpa"), str(tmp_path / "job" / "m.irpa"), engine="local", address=None
+    )
+    merge_on_engine(tmp_path / "st" / "ds.irpa", tmp_path / "job" / "m.irpa", engine="local")
+    assert_same_files(tmp_path / "job", tmp_path / "one")
+    got = paramio.load(str(tmp_path / "job" / "m.irpa"))
+    assert all(got[k].tobytes() == v.tobytes() for k, v in tensors.items())
