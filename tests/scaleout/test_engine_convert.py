@@ -164,26 +164,25 @@ def test_an_address_of_another_cluster_is_refused(ray_driver: RayCluster, tmp_pa
     assert not (tmp_path / "m.irpa").exists()
 
 
-def test_digests_carried_from_the_input_ride_along_and_new_ones_are_refused(
+def test_digests_carried_from_the_input_ride_along_and_the_rest_are_computed(
     ray_driver: RayCluster, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(9)
     src = tmp_path / "src.safetensors"
     save_file({f"w{i}": rng.standard_normal(20_000, dtype=np.float32) for i in range(4)}, str(src))
     write_digests(str(src))  # the input stores blake3 digests
-    (tmp_path / "one").mkdir()
-    (tmp_path / "ray").mkdir()
-    paramio.convert(str(src), str(tmp_path / "one" / "m.irpa"), max_shard_size=100_000)
-    convert_job(
-        str(src), str(tmp_path / "ray" / "m.irpa"), engine="ray", address=ray_driver.address, max_shard_size=100_000
-    )
-    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
-    _, problems = verify_digests(str(tmp_path / "ray" / "m.irpa.index.json"))
-    assert problems == []
     other = tmp_path / "other.safetensors"
-    save_file({"extra": np.ones(100, np.float32)}, str(other))  # stores no digests
-    with pytest.raises(paramio.InvalidArgumentError, match="every digest is carried from the input"):
-        convert_job(  # the record covers every entry: those of `other` would need hashing while copying
-            [str(src), str(other)], str(tmp_path / "x.irpa"), engine="ray", address=ray_driver.address
+    save_file({"extra": rng.standard_normal(30_000, dtype=np.float32)}, str(other))  # stores none
+    for folder, engine in (("one", "local"), ("ray", "ray")):
+        (tmp_path / folder).mkdir()
+        paramio.convert(  # the record covers every entry: those of `other` are hashed as they are copied
+            [str(src), str(other)],
+            str(tmp_path / folder / "m.irpa"),
+            max_shard_size=100_000,
+            engine=engine,
+            address=ray_driver.address if engine == "ray" else None,
         )
-    assert not (tmp_path / "x.irpa").exists()
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
+    record, problems = verify_digests(str(tmp_path / "ray" / "m.irpa.index.json"))
+    assert problems == [] and record is not None and len(record.entries) == 5
+    assert record.algorithm == verify_digests(str(src))[0].algorithm  # the input's, carried

@@ -178,6 +178,7 @@ def run(flags: ParsedFlags) -> int:
                         expand_splats=flags.on("expand_splats"),
                         max_shard_size=max_shard_size,
                         progress=bar.callback,
+                        digests=True if flags.on("digests") else None,
                     )
         except LossError as exc:
             raise CommandFailed(f"{exc}; nothing was written") from None
@@ -242,6 +243,7 @@ def _convert_on_engine(
             address=address,
             progress=update,
             memory_bound=memory_bound if memory_bound is not None else DEFAULT_MEMORY_BOUND,
+            digests=True if flags.on("digests") else None,
         )
     return report
 

@@ -107,6 +107,13 @@ FLAGS = (
         "safetensors set with its index.json, or a GGUF split set.",
         "",
     ),
+    Flag(
+        "digests",
+        FlagKind.BOOL,
+        "Store a per-entry digest record (the inputs' algorithm, else xxh3), computed while\n"
+        "copying (without it: only when an input stores one). Check it: paramio verify --digests.",
+        False,
+    ),
     Flag("quiet", FlagKind.BOOL, "Silences additional stdout output when not needed.", False),
     *ENGINE_FLAGS,
     Flag(

@@ -474,6 +474,13 @@ class DigestSink:
         with self._lock:
             return dict(self._hashed)
 
+    def missing(self) -> list[tuple[str, ParameterEntry]]:
+        """(key, entry) of each digest still to come (neither carried, hashed nor merged): what
+        the writer of the whole record has hashed elsewhere before `patch_file` (the scale-out
+        engine: the parts of an entry cut between tasks, which no copy hashes whole)."""
+        with self._lock:
+            return [(k, e) for k, e in self._first.items() if k not in self._digests]
+
     def merge(self, digests: Mapping[str, str]) -> None:
         """Take digests a task computed (`computed`). Raises `InvalidArgumentError` for a key
         the record does not have or a value that is not this algorithm's hex digest."""
@@ -496,12 +503,15 @@ class DigestSink:
             with open(p, "r+b") as f:
                 head = f.read(length)
                 patched = self._patched(head)
-                assert patched is not None
+                if patched is None:
+                    raise WriteError("the header names entries whose digests are not known", path=p)
                 if patched != head:
                     f.seek(0)
                     f.write(patched)
                     f.flush()
                     os.fsync(f.fileno())
+        except WriteError:
+            raise
         except OSError as exc:
             raise WriteError(f"cannot store digests: {exc.strerror or exc}", path=p) from exc
 

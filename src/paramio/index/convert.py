@@ -230,6 +230,21 @@ def _stored_record(index: ParameterIndex) -> DigestRecord | None:
         return None
 
 
+def wanted_digests(carried: DigestRecord | None, digests: bool | str | None) -> object:
+    """What a conversion passes as ``write_path(digests=...)``: the inputs' `carried` record, or
+    as `convert`'s `digests` asks (True or an algorithm name: a record, carried digests kept
+    when the algorithm is theirs; False: none)."""
+    if digests is None:
+        return carried
+    if digests is False:
+        return False
+    if digests is True:
+        return carried if carried is not None else True
+    if not isinstance(digests, str):
+        raise InvalidArgumentError(f"digests={digests!r}: expected True, False, None or an algorithm name")
+    return carried if carried is not None and carried.algorithm == digests else digests
+
+
 def _carried_digests(
     entries: list[ParameterEntry], attributes: dict[str, object], stored: dict[int, str]
 ) -> DigestRecord | None:
@@ -327,6 +342,7 @@ def convert(
     plan: ConvertPlan | None = None,
     engine: str = "local",
     address: str | None = None,
+    digests: bool | str | None = None,
 ) -> ConvertPlan:
     """Convert `inputs` into `output` (atomically) with ``iree-convert-parameters``' rules and
     paramio's fixes (module docstring); returns what was planned and written.
@@ -339,7 +355,12 @@ def convert(
 
     ``engine="ray"`` (and `address`: ``auto``, ``ray://HOST:PORT``, ``HOST:PORT``) runs the
     conversion on a Ray cluster, one task per output member, same bytes (`paramio.scaleout`);
-    the default, ``"local"``, imports no Ray."""
+    the default, ``"local"``, imports no Ray.
+
+    `digests`: None (the default) stores a digest record when an input stores one (its digests
+    carried for bytes the conversion did not change, the rest computed while copying); True or
+    an algorithm name always stores one (what the inputs store with that algorithm carried);
+    False stores none."""
     if engine != "local" or address is not None:
         from paramio.core.exports import above
 
@@ -363,6 +384,7 @@ def convert(
             copy=copy,
             progress=progress,
             plan=plan,
+            digests=digests,
         )
     fmt = output_format(output, format)
     if max_shard_size is not None and resolve_output(output).streamed:
@@ -391,7 +413,7 @@ def convert(
         entries,
         format=fmt,
         attributes=plan.attributes,
-        digests=plan.digests,
+        digests=wanted_digests(plan.digests, digests),
         progress=progress,
         on_loss=on_loss,
         expand_splats=expand_splats,

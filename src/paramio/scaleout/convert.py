@@ -23,7 +23,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, InvalidArgumentError, WriteError
@@ -41,6 +41,9 @@ from paramio.scaleout.engine import (
 )
 from paramio.scaleout.entries import records_of
 from paramio.scaleout.job import run_job
+
+if TYPE_CHECKING:
+    from paramio.formats.digests import DigestSink
 
 __all__ = ["ConvertJob", "convert_job", "convert_on_engine", "write_member"]
 
@@ -70,9 +73,19 @@ class ConvertJob:
         source_options: Mapping[str, Any],
         reopen: Mapping[str, Any] | None = None,
         max_task_bytes: int | None = None,
+        digests: DigestSink | None = None,
+        engine: str = "local",
+        address: str | None = None,
+        memory_bound: int = DEFAULT_MEMORY_BOUND,
+        max_retries: int = 3,
     ) -> None:
         """`reopen`: ``{"source": path, "split": rules, "replicate": patterns}`` when `entries`
-        come from a set a worker must reopen to read them (`paramio.scaleout.entries.reopen_records`)."""
+        come from a set a worker must reopen to read them (`paramio.scaleout.entries.reopen_records`).
+        `digests`: the sink `paramio.formats.registry.prepare_write` laid the record out with
+        (its placeholders are in `attributes`), None when the output stores no record; digests
+        still to come are hashed by the tasks as they copy and put into the headers before the
+        commit publishes (module docstring). `engine` ... `max_retries`: what a digest job the
+        plan needs runs with (entries hashed before the copy: the job's own engine)."""
         from paramio.formats.inputs import is_url
 
         self.output = output
@@ -100,6 +113,13 @@ class ConvertJob:
         self.manifest_text: str | None = None
         self.stale: set[str] = set()
         self.sizes: dict[str, int] = {}
+        self.sink = digests if digests is not None and not digests.complete else None
+        self.engine = engine
+        self.address = address
+        self.memory_bound = memory_bound
+        self.max_retries = max_retries
+        #: Bytes of entries hashed in a digest job of their own (not while copying).
+        self.hashed_apart = 0
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -153,6 +173,8 @@ class ConvertJob:
             self.stale = set() if self.remote else plan.stale
             single = False
         tasks = []
+        cut: list[str] = []  # entries written in byte ranges by several tasks
+        every: list[dict[str, Any]] = []  # each task's arguments (the digest state joins them)
         for i, (name, group) in enumerate(zip(names, groups, strict=True)):
             final = self._final(name)
             self.finals.append(final)
@@ -169,6 +191,7 @@ class ConvertJob:
             }
             pieces = None if self.remote or self.reopen is not None else self._pieces(group, fmt.splats)
             if pieces is None:
+                every.append(args)
                 tasks.append(
                     Task(
                         id=f"member-{i + 1:05d}",
@@ -179,11 +202,13 @@ class ConvertJob:
                 )
                 continue
             by_key = {e.key: e for e in group}
+            cut += [k for parts in pieces for k, ranges in parts.items() if ranges != [[0, by_key[k].length]]]
             for j, parts in enumerate(pieces):
+                every.append({**args, "parts": parts, "part": (j, len(pieces))})
                 tasks.append(
                     Task(
                         id=f"member-{i + 1:05d}-part-{j + 1:05d}",
-                        args={**args, "parts": parts, "part": (j, len(pieces))},
+                        args=every[-1],
                         input_bytes=sum(
                             hi - lo
                             for k, ranges in parts.items()
@@ -193,7 +218,42 @@ class ConvertJob:
                         output=final,
                     )
                 )
+        if self.sink is not None:
+            self._plan_digests(cut, single)
+            state = self.sink.task_state()
+            for args in every:
+                args["digests"] = state
         return tasks
+
+    def _plan_digests(self, cut: Sequence[str], single: bool) -> None:
+        """Hash, before the copy, the entries no task can hash while copying it: an entry cut in
+        byte ranges between tasks (a hash is one sequential pass), and for an uploaded set every
+        entry still to come (each member's header holds the whole record and an upload cannot be
+        patched after; a single uploaded file is written whole by one task, which hashes as it
+        copies). Runs as a digest job on the workers: no tensor byte on the driver."""
+        assert self.sink is not None
+        missing = self.sink.missing()
+        if not (self.remote and not single):
+            wanted = set(cut)
+            missing = [(k, e) for k, e in missing if k in wanted]
+        if missing:
+            self.sink.merge(self._hash(missing))
+            self.hashed_apart += sum(e.length for _, e in missing)
+
+    def _hash(self, pairs: Sequence[tuple[str, ParameterEntry]]) -> dict[str, str]:
+        from paramio.scaleout.digest import digest_job
+
+        assert self.sink is not None
+        digests, _ = digest_job(
+            pairs,
+            self.sink.algorithm,
+            engine=self.engine,
+            address=self.address,
+            memory_bound=self.memory_bound,
+            max_retries=self.max_retries,
+            source_options=self.source_options,
+        )
+        return digests
 
     def _pieces(self, group: Sequence[ParameterEntry], keeps_splats: bool) -> list[dict[str, list[list[int]]]] | None:
         """A member larger than `max_task_bytes` in parts of about that many bytes (key -> byte
@@ -254,6 +314,8 @@ class ConvertJob:
                     raise WriteError("the parts of a member disagree on its size or are missing", path=staged)
                 _check_member(self.format, staged, self.groups[final])
         results = [parts[0] for parts in by_output.values()]
+        if self.sink is not None:
+            self._store_digests(by_output)
         if self.remote:
             self._check_uploaded(results)
             if self.manifest is not None and self.manifest_text is not None:
@@ -261,6 +323,26 @@ class ConvertJob:
         else:
             self._publish(results)
         return [*self.finals, *([self.manifest] if self.manifest is not None else [])]
+
+    def _store_digests(self, by_output: Mapping[str | None, Sequence[TaskResult]]) -> None:
+        """Merge the digests the tasks computed and put the whole record into each staged header
+        that still holds placeholders (before anything is renamed into place). An entry no task
+        hashed (a writer that copied it transformed) is hashed in a digest job, on the workers."""
+        assert self.sink is not None
+        for parts in by_output.values():
+            for r in parts:
+                self.sink.merge(r.values.get("digests") or {})
+        missing = self.sink.missing()
+        if missing:
+            self.sink.merge(self._hash(missing))
+            self.hashed_apart += sum(e.length for _, e in missing)
+        for final, parts in by_output.items():
+            heads = {int(r.values["head"]) for r in parts if r.values.get("head")}
+            if not heads:
+                continue
+            if self.remote or len(heads) > 1:  # an upload is patched by its task, before it goes
+                raise WriteError("a member's header still holds digests to come", path=final)
+            self.sink.patch_file(parts[0].values["staging"], heads.pop())
 
     def _check_uploaded(self, results: Sequence[TaskResult]) -> None:
         """Each member object is there with the size its task wrote (the store says, one HEAD)."""
@@ -403,6 +485,11 @@ def write_member(task: Task, context: TaskContext) -> TaskResult:
     _load_writer(fmt)
     with open_entries(a["entries"], a["source_options"]) as entries:
         options = {**a["writer_options"], "progress": context.advance}
+        sink = None
+        if a.get("digests") is not None:  # hashed as copied; other tasks' digests patched in at commit
+            from paramio.formats.digests import DigestSink
+
+            sink = DigestSink.for_task(a["digests"], entries)
         if a["remote"]:
             from paramio.formats.uploads import UPLOAD_OPTIONS
             from paramio.sources.objectstore import store_for
@@ -411,24 +498,37 @@ def write_member(task: Task, context: TaskContext) -> TaskResult:
             with tempfile.TemporaryDirectory(prefix="paramio-member-") as folder:
                 local = os.path.join(folder, os.path.basename(a["final"]))
                 with context.measuring():
-                    _write(fmt, a, entries, local, options)
+                    head = _write(fmt, a, entries, local, options, sink)
+                    if head is not None:  # a single file: this task holds every entry, the record is whole
+                        assert sink is not None
+                        sink.patch_file(local, head)
                     size = os.path.getsize(local)
                     _check_member(a["format"], local, entries)
                     _upload_file(local, a["final"], a["source_options"], context.memory_bound)
-            return TaskResult(task.id, output=a["final"], size=size, bytes_read=context.done)
+            return TaskResult(
+                task.id, output=a["final"], size=size, values=_digest_values(sink), bytes_read=context.done
+            )
         staging = a["staging"]
         if "parts" in a:  # one byte range of a huge member: built aside, its range copied in
-            return _write_part(task, context, fmt, entries, options)
+            return _write_part(task, context, fmt, entries, options, sink)
         with context.measuring():
-            _write(fmt, a, entries, staging, options)
+            head = _write(fmt, a, entries, staging, options, sink)
             _check_member(a["format"], staging, entries)
         return TaskResult(
             task.id,
             output=a["final"],
             size=os.path.getsize(staging),
-            values={"staging": staging},
+            values={"staging": staging, **_digest_values(sink, head)},
             bytes_read=context.done,
         )
+
+
+def _digest_values(sink: Any, head: int | None = None) -> dict[str, Any]:
+    """What a task returns of its digests: those it hashed while copying, and the length of its
+    file's header when it still holds other tasks' placeholders (the commit patches it)."""
+    if sink is None:
+        return {}
+    return {"digests": sink.computed(), "head": head}
 
 
 class _Picker:
@@ -461,7 +561,7 @@ class _Picker:
 
 
 def _write_part(
-    task: Task, context: TaskContext, fmt: Any, entries: list[ParameterEntry], options: dict[str, Any]
+    task: Task, context: TaskContext, fmt: Any, entries: list[ParameterEntry], options: dict[str, Any], sink: Any
 ) -> TaskResult:
     """Write one part of a huge member: the member's writer runs into a private sparse file
     copying only this part's bytes, then those bytes (and the headers) go into the shared
@@ -473,15 +573,15 @@ def _write_part(
     with tempfile.TemporaryDirectory(prefix="paramio-part-") as folder:
         private = os.path.join(folder, os.path.basename(a["final"]))
         with context.measuring():
-            with copying_parts(picker):
-                _write(fmt, a, entries, private, options)
+            with copying_parts(picker):  # an entry copied whole is hashed; a cut one was hashed before
+                head = _write(fmt, a, entries, private, options, sink)
             size = os.path.getsize(private)
             _copy_ranges(private, a["staging"], picker.ranges(size), size, max(1 << 20, context.memory_bound // 8))
     return TaskResult(
         task.id,
         output=a["final"],
         size=size,
-        values={"staging": a["staging"], "part": a["part"][0]},
+        values={"staging": a["staging"], "part": a["part"][0], **_digest_values(sink, head)},
         bytes_read=context.done,
     )
 
@@ -528,15 +628,33 @@ def _load_writer(fmt: Any) -> None:
             continue
 
 
-def _write(fmt: Any, a: Mapping[str, Any], entries: list[ParameterEntry], path: str, options: dict[str, Any]) -> None:
+def _write(
+    fmt: Any,
+    a: Mapping[str, Any],
+    entries: list[ParameterEntry],
+    path: str,
+    options: dict[str, Any],
+    sink: DigestSink | None = None,
+) -> int | None:
+    """Write the task's file at `path`; returns the length of its header when it still holds
+    digests to come (`sink`: the task's own, hashing its entries as they are copied)."""
+    from paramio.formats.digests import activated
     from paramio.formats.sets.writing import OneMember, writing_one_member
 
-    if a["single"]:
-        fmt.write_path(path, entries, attributes=a["attributes"], **options)
-        return
-    index, count, total, stamp = a["member"]
-    with writing_one_member(OneMember(index, count, total, stamp, path)):
-        fmt.write_path(a["plan_path"], entries, attributes=a["attributes"], **options)
+    with activated(sink):
+        if a["single"]:
+            fmt.write_path(path, entries, attributes=a["attributes"], **options)
+        else:
+            index, count, total, stamp = a["member"]
+            with writing_one_member(OneMember(index, count, total, stamp, path)):
+                fmt.write_path(a["plan_path"], entries, attributes=a["attributes"], **options)
+    if sink is None:
+        return None
+    sink.settle()
+    lengths = {length for _, length in sink.heads}
+    if len(lengths) > 1:
+        raise WriteError("the task's file has two headers holding digests", path=path)
+    return lengths.pop() if lengths else None
 
 
 def _check_member(format: str, path: str, entries: Sequence[ParameterEntry]) -> None:
@@ -596,6 +714,7 @@ def convert_job(
     strict: bool = False,
     plan: Any = None,
     max_task_bytes: int | None = DEFAULT_MAX_TASK_BYTES,
+    digests: bool | str | None = None,
 ) -> tuple[Any, JobReport]:
     """`paramio.convert` as a job on `engine` (``"ray"``, or ``"local"``: the same plan and
     tasks run here one by one): returns (the conversion plan, the job's report). The bytes
@@ -609,7 +728,7 @@ def convert_job(
     from paramio.formats.contract import get_format
     from paramio.formats.inputs import current_options, input_options
     from paramio.formats.registry import prepare_write
-    from paramio.index.convert import output_format, plan_conversion
+    from paramio.index.convert import output_format, plan_conversion, wanted_digests
 
     check_engine(engine, address)
     out = os.fspath(output)
@@ -644,17 +763,9 @@ def convert_job(
             attributes=plan.attributes,
             on_loss=on_loss,
             expand_splats=expand_splats,
-            digests=getattr(plan, "digests", None),  # what the inputs' records give for unchanged bytes
+            digests=wanted_digests(getattr(plan, "digests", None), digests),  # carried: unchanged bytes
             **writer_options,
         )
-        if sink is not None and not sink.complete:
-            # A record whose digests are all carried from the input (the bytes unchanged) is in the
-            # attributes already; one that needs hashing while copying is not done across tasks yet.
-            raise InvalidArgumentError(
-                f"engine={engine!r} writes a digest record only when every digest is carried from the input "
-                "(bytes unchanged); convert with the local engine, or add them after: paramio digest --write",
-                path=out,
-            )
         job = ConvertJob(
             path,
             prepared.entries,
@@ -663,6 +774,11 @@ def convert_job(
             writer_options=writer_options,
             source_options=options,
             max_task_bytes=max_task_bytes,
+            digests=sink,
+            engine=engine,
+            address=address,
+            memory_bound=memory_bound,
+            max_retries=max_retries,
         )
         report = run_job(
             job, engine=engine, address=address, memory_bound=memory_bound, max_retries=max_retries, progress=progress

@@ -1,0 +1,129 @@
+"""Digest records computed while the engine converts (issues 26 and 28): each task hashes the
+entries it copies, the driver merges the tasks' digests and patches the staged headers before it
+publishes (an entry cut between byte-range tasks, and every entry of an uploaded set, hashed in a
+digest job first): the files are the one-machine path's bytes (but for the set's stamp), verify,
+and IREE reads them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ray_cluster import RayCluster
+from safetensors.numpy import save_file
+from scaleout_sets import files_in, safetensors_set, same_set
+from test_engine_convert import objects, s3_options
+
+import paramio
+from paramio.formats.inputs import input_options
+from paramio.integrity.digest import verify_digests
+from paramio.scaleout.convert import convert_job
+
+pytestmark = pytest.mark.slow
+
+MiB = 1 << 20
+
+
+def _both(
+    source: str, base: Path, target: str, address: str, max_task_bytes: int | None = None, **options: object
+) -> list[object]:
+    """`source` converted with digests=True here (``one``) and on Ray (``ray``); the job's results."""
+    (base / "one").mkdir()
+    (base / "ray").mkdir()
+    paramio.convert(source, str(base / "one" / target), digests=True, on_loss="ignore", **options)  # type: ignore[arg-type]
+    _, report = convert_job(
+        source,
+        str(base / "ray" / target),
+        engine="ray",
+        address=address,
+        digests=True,
+        on_loss="ignore",
+        max_task_bytes=max_task_bytes,
+        **options,  # type: ignore[arg-type]
+    )
+    same_set(files_in(base / "one"), files_in(base / "ray"))  # and no staging file left
+    record, problems = verify_digests(str(base / "ray" / target))
+    assert problems == [] and len(record.entries) == len(paramio.ParameterIndex.open(source).keys())
+    return list(report.results)
+
+
+@pytest.mark.parametrize(
+    ("target", "shard"), [("m.irpa.index.json", 200_000), ("m.safetensors.index.json", 200_000), ("m.gguf", None)]
+)
+def test_computed_digests_on_a_shared_path_are_the_one_machine_bytes(
+    ray_driver: RayCluster, tmp_path: Path, target: str, shard: int | None
+) -> None:
+    index = safetensors_set(tmp_path / "src", tensors=5, elements=30_000, max_shard_size=250_000)  # stores no digests
+    options = {} if shard is None else {"max_shard_size": shard}
+    results = _both(str(index), tmp_path, target, ray_driver.address, **options)
+    hashed = [k for r in results for k in r.values["digests"]]  # type: ignore[attr-defined]
+    assert sorted(hashed) == sorted(paramio.ParameterIndex.open(str(index)).keys())  # each once, by its task
+
+
+def test_a_member_in_byte_ranges_gets_the_record_and_iree_reads_it(
+    ray_driver: RayCluster, tmp_path: Path, run_tool, iree_tool
+) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    src = tmp_path / "src.safetensors"
+    save_file(
+        {
+            "small.a": rng.standard_normal(1000, dtype=np.float32),
+            "huge": rng.standard_normal(5 * MiB // 4, dtype=np.float32),  # cut in 2 MiB ranges: hashed apart
+            "mid": rng.standard_normal(MiB // 4, dtype=np.float32),
+        },
+        str(src),
+    )
+    (tmp_path / "base").mkdir()
+    results = _both(str(src), tmp_path / "base", "big.irpa", ray_driver.address, max_task_bytes=2 * MiB)
+    assert len(results) > 1  # one file, several tasks
+    hashed = [k for r in results for k in r.values["digests"]]  # type: ignore[attr-defined]
+    assert sorted(hashed) == ["mid", "small.a"]  # copied whole by a task; "huge" by the digest job
+    assert {r.values["head"] for r in results} != {None}  # type: ignore[attr-defined]
+    dump = run_tool([iree_tool("iree-dump-parameters"), f"--parameters={tmp_path / 'base' / 'ray' / 'big.irpa'}"])
+    assert "paramio" not in dump.stdout and "(3 entries" in dump.stdout
+
+
+def test_computed_digests_on_s3_are_the_one_machine_bytes(ray_driver: RayCluster, moto, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    index = safetensors_set(tmp_path / "src", tensors=4, elements=30_000, max_shard_size=250_000)
+    prefix = f"{uuid.uuid4().hex}/"
+    options = s3_options(moto)
+    for name, shard in (("m.irpa", 200_000), ("single.safetensors", None)):  # a set, and one file
+        sizing = {} if shard is None else {"max_shard_size": shard}
+        with input_options(options):
+            paramio.convert(str(index), f"s3://models/{prefix}one/{name}", digests=True, **sizing)  # type: ignore[arg-type]
+        convert_job(
+            str(index),
+            f"s3://models/{prefix}ray/{name}",
+            engine="ray",
+            address=ray_driver.address,
+            digests=True,
+            source_options=options,
+            **sizing,  # type: ignore[arg-type]
+        )
+    one, ray_made = objects(moto, prefix + "one/"), objects(moto, prefix + "ray/")
+    assert "m.irpa.index.json" in one and "single.safetensors" in one
+    same_set(
+        {k: v for k, v in one.items() if k.startswith("m")}, {k: v for k, v in ray_made.items() if k.startswith("m")}
+    )
+    assert one["single.safetensors"] == ray_made["single.safetensors"]
+    local = tmp_path / "single.safetensors"
+    local.write_bytes(ray_made["single.safetensors"])
+    _, problems = verify_digests(str(local))
+    assert problems == []
+    assert moto.pending_uploads("models") == []
+
+
+def test_the_cli_converts_with_digests_on_ray(ray_driver: RayCluster, tmp_path: Path, paramio_cli) -> None:  # type: ignore[no-untyped-def]
+    index = safetensors_set(tmp_path / "src", tensors=3, elements=20_000, max_shard_size=150_000)
+    for folder, engine in (("one", []), ("ray", ["--engine=ray", f"--address={ray_driver.address}"])):
+        os.mkdir(tmp_path / folder)
+        code, _, err = paramio_cli(
+            "convert", f"--parameters={index}", f"--output={tmp_path / folder / 'm.irpa'}", "--digests", *engine
+        )
+        assert code == 0, err
+    same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
+    code, _, err = paramio_cli("verify", str(tmp_path / "ray" / "m.irpa"), "--digests")
+    assert code == 0, err
