@@ -243,3 +243,38 @@ def test_command_help_imports_no_dataclasses(command: str, tmp_path: Path) -> No
     were a quarter of a command's ``--help`` (benchmarks/startup.py)."""
     modules = _modules_after(_cli([command, "--help"]), tmp_path)
     assert {"dataclasses", "inspect"} & modules == set()
+
+
+#: The most ``@dataclass`` classes a listing may build (``paramio dump FILE``; 15-18 when set): the decorator
+#: generates and compiles each class's methods, about 0.5 ms apiece on every run (the planner's
+#: `Span`, `Piece` and `Request` became plain slotted records for it).
+DUMP_DATACLASSES = 18
+
+_COUNT_DATACLASSES = """
+import dataclasses
+built = sorted(
+    f"{module.__name__}.{value.__qualname__}"
+    for name, module in list(sys.modules.items()) if name.startswith("paramio")
+    for value in vars(module).values()
+    if isinstance(value, type) and value.__module__ == name and dataclasses.is_dataclass(value)
+)
+print(json.dumps(built), file=sys.__stderr__)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+def test_dump_of_a_file_builds_few_dataclasses(fmt: str, listed_files: dict[str, Path], tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = SRC
+    body = _cli(["dump", str(listed_files[fmt])]) + _COUNT_DATACLASSES
+    done = subprocess.run(
+        [sys.executable, "-c", "import contextlib, io, json, sys\n" + body],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    built = json.loads(done.stderr.strip().splitlines()[-1])
+    assert not {"paramio.core.planner.Span", "paramio.core.planner.Piece", "paramio.core.planner.Request"} & set(built)
+    assert len(built) <= DUMP_DATACLASSES, built

@@ -11,7 +11,6 @@ for big objects), and a span larger than ``max_request`` is split into parts tha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from paramio.core.errors import InvalidArgumentError
 
@@ -23,36 +22,92 @@ DEFAULT_MAX_GAP = 64 * 1024
 DEFAULT_MAX_REQUEST = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class _Record:
+    """Immutable slotted records, as ``@dataclass(frozen=True, slots=True)`` makes them (field
+    order = ``__match_args__``; equality and hash by value and class, a field-by-field `repr`,
+    `dataclasses.FrozenInstanceError` on assignment), without the `dataclasses` import and the
+    class building it costs every process that lists a file (tests/core/test_startup.py)."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()  # the fields, in order (each class names its slots)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__match_args__)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__ or not isinstance(other, _Record):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        import dataclasses  # the error dataclasses raise, so callers catch one kind
+
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        import dataclasses
+
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (type(self), self._values())
+
+
+class Span(_Record):
     """Bytes ``[offset, offset + length)`` a caller wants."""
 
+    __slots__ = ("offset", "length")
+    __match_args__ = ("offset", "length")
     offset: int
     length: int
+
+    def __init__(self, offset: int, length: int) -> None:
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "length", length)
 
     @property
     def end(self) -> int:
         return self.offset + self.length
 
 
-@dataclass(frozen=True, slots=True)
-class Piece:
+class Piece(_Record):
     """Part of wanted span number `span` (``[span_offset, span_offset + length)`` of it) that a
     request carries at ``request_offset`` into its body."""
 
+    __slots__ = ("span", "span_offset", "request_offset", "length")
+    __match_args__ = ("span", "span_offset", "request_offset", "length")
     span: int
     span_offset: int
     request_offset: int
     length: int
 
+    def __init__(self, span: int, span_offset: int, request_offset: int, length: int) -> None:
+        object.__setattr__(self, "span", span)
+        object.__setattr__(self, "span_offset", span_offset)
+        object.__setattr__(self, "request_offset", request_offset)
+        object.__setattr__(self, "length", length)
 
-@dataclass(frozen=True, slots=True)
-class Request:
+
+class Request(_Record):
     """One ranged read ``[start, end)`` of the source, and the pieces of wanted spans it serves."""
 
+    __slots__ = ("start", "end", "pieces")
+    __match_args__ = ("start", "end", "pieces")
     start: int
     end: int
     pieces: tuple[Piece, ...]
+
+    def __init__(self, start: int, end: int, pieces: tuple[Piece, ...]) -> None:
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "pieces", pieces)
 
     @property
     def length(self) -> int:
