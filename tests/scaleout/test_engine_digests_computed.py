@@ -28,7 +28,13 @@ MiB = 1 << 20
 
 
 def _both(
-    source: str, base: Path, target: str, address: str, max_task_bytes: int | None = None, **options: object
+    source: str,
+    base: Path,
+    target: str,
+    address: str,
+    max_task_bytes: int | None = None,
+    opened: str | None = None,
+    **options: object,
 ) -> list[object]:
     """`source` converted with digests=True here (``one``) and on Ray (``ray``); the job's results."""
     (base / "one").mkdir()
@@ -45,20 +51,26 @@ def _both(
         **options,  # type: ignore[arg-type]
     )
     same_set(files_in(base / "one"), files_in(base / "ray"))  # and no staging file left
-    record, problems = verify_digests(str(base / "ray" / target))
+    record, problems = verify_digests(str(base / "ray" / (opened or target)))
     assert problems == [] and len(record.entries) == len(paramio.ParameterIndex.open(source).keys())
     return list(report.results)
 
 
 @pytest.mark.parametrize(
-    ("target", "shard"), [("m.irpa.index.json", 200_000), ("m.safetensors.index.json", 200_000), ("m.gguf", None)]
+    ("target", "shard", "opened"),
+    [
+        ("m.irpa.index.json", 200_000, None),
+        ("m.safetensors.index.json", 200_000, None),
+        ("m.gguf", None, None),
+        ("m.gguf", 200_000, "m-00001-of-00005.gguf"),  # a GGUF split set: the record in its first file
+    ],
 )
 def test_computed_digests_on_a_shared_path_are_the_one_machine_bytes(
-    ray_driver: RayCluster, tmp_path: Path, target: str, shard: int | None
+    ray_driver: RayCluster, tmp_path: Path, target: str, shard: int | None, opened: str | None
 ) -> None:
     index = safetensors_set(tmp_path / "src", tensors=5, elements=30_000, max_shard_size=250_000)  # stores no digests
     options = {} if shard is None else {"max_shard_size": shard}
-    results = _both(str(index), tmp_path, target, ray_driver.address, **options)
+    results = _both(str(index), tmp_path, target, ray_driver.address, opened=opened, **options)
     hashed = [k for r in results for k in r.values["digests"]]  # type: ignore[attr-defined]
     assert sorted(hashed) == sorted(paramio.ParameterIndex.open(str(index)).keys())  # each once, by its task
 
@@ -127,3 +139,49 @@ def test_the_cli_converts_with_digests_on_ray(ray_driver: RayCluster, tmp_path: 
     same_set(files_in(tmp_path / "one"), files_in(tmp_path / "ray"))
     code, _, err = paramio_cli("verify", str(tmp_path / "ray" / "m.irpa"), "--digests")
     assert code == 0, err
+
+
+def test_a_set_storing_digests_merges_on_ray_with_a_new_record(ray_driver: RayCluster, tmp_path: Path) -> None:
+    from test_merge_engine import assert_same_files
+    from test_shard_engine import REPLICATE, SPLIT, _model
+
+    from paramio.integrity.digest import write_digests
+    from paramio.scaleout.merge import merge_on_engine
+
+    _model(tmp_path / "m.irpa")
+    write_digests(str(tmp_path / "m.irpa"))  # the ranks carry a record: the merged file gets one anew
+    paramio.shard(str(tmp_path / "m.irpa"), str(tmp_path / "tp4"), tp=4, split=SPLIT, replicate=REPLICATE)
+    manifest = tmp_path / "tp4" / "m.tp.json"
+    for d in ("one", "ray"):
+        (tmp_path / d).mkdir()
+    paramio.merge(str(manifest), str(tmp_path / "one" / "m.irpa"), max_shard_size=700)
+    report = merge_on_engine(
+        manifest, tmp_path / "ray" / "m.irpa", max_shard_size=700, engine="ray", address=ray_driver.address
+    )
+    assert_same_files(tmp_path / "ray", tmp_path / "one")
+    record, problems = verify_digests(str(tmp_path / "ray" / "m.irpa.index.json"))
+    assert problems == [] and sorted(record.entries) == sorted(
+        paramio.ParameterIndex.open(str(tmp_path / "m.irpa")).keys()
+    )
+    assert sorted(k for r in report.results for k in r.values["digests"]) == sorted(record.entries)
+
+
+def test_an_uploaded_merged_set_that_needs_digests_first_is_refused(moto, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from test_shard_engine import REPLICATE, SPLIT, _model
+
+    from paramio.integrity.digest import write_digests
+    from paramio.scaleout.merge import merge_on_engine
+
+    _model(tmp_path / "m.irpa")
+    write_digests(str(tmp_path / "m.irpa"))
+    paramio.shard(str(tmp_path / "m.irpa"), str(tmp_path / "tp4"), tp=4, split=SPLIT, replicate=REPLICATE)
+    prefix = f"{uuid.uuid4().hex}/"
+    with pytest.raises(paramio.InvalidArgumentError, match="joined from a set are hashed only as a task copies"):
+        merge_on_engine(
+            tmp_path / "tp4" / "m.tp.json",
+            f"s3://models/{prefix}m.irpa",
+            max_shard_size=700,
+            engine="local",
+            source_options=s3_options(moto),
+        )
+    assert objects(moto, prefix) == {}

@@ -244,6 +244,13 @@ class ConvertJob:
         from paramio.scaleout.digest import digest_job
 
         assert self.sink is not None
+        if self.reopen is not None:  # entries a worker makes by reopening the set (joined tensors)
+            raise InvalidArgumentError(
+                f"the digests of {len(pairs)} entries (first: {pairs[0][0]!r}) are needed before the copy "
+                "(an uploaded sharded output), and entries joined from a set are hashed only as a task "
+                "copies them; write one file, or on a shared path, or add the record after: paramio digest --write",
+                path=self.output,
+            )
         digests, _ = digest_job(
             pairs,
             self.sink.algorithm,

@@ -46,8 +46,8 @@ def merge_on_engine(
     last).
 
     Raises what `paramio.merge` raises before anything is written, `InvalidArgumentError` for a
-    source that is not a path or URL, a digest record the engine does not write yet, or a
-    stream output, and the first task error that is not retried (after the job's staged
+    source that is not a path or URL, a stream output, an uploaded sharded output of a set
+    that stores digests (its new digests would need the joined tensors hashed before the copy), and the first task error that is not retried (after the job's staged
     members were removed)."""
     import warnings
 
@@ -86,12 +86,6 @@ def merge_on_engine(
             )
         for w in caught:  # once, from the driver's plan (as the one-machine merge reports them)
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if sink is not None:
-            raise InvalidArgumentError(
-                f"engine={engine!r} does not write a digest record yet (the set stores digests); merge with the "
-                "local engine, or add them after: paramio digest --write",
-                path=out,
-            )
         job = ConvertJob(
             path,
             prepared.entries,
@@ -100,6 +94,11 @@ def merge_on_engine(
             writer_options=writer_options,
             source_options=options,
             reopen={"source": src, "split": rules, "replicate": kept, "fingerprint": set_fingerprint(contents)},
+            digests=sink,  # the set's record, computed anew for the joined tensors as the tasks copy them
+            engine=engine,
+            address=address,
+            memory_bound=memory_bound,
+            max_retries=max_retries,
         )
         job.name = "merge"
         return run_job(
