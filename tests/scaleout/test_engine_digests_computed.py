@@ -18,9 +18,12 @@ from scaleout_sets import files_in, safetensors_set, same_set
 from test_engine_convert import objects, s3_options
 
 import paramio
+from paramio.core.errors import SourceError
 from paramio.formats.inputs import input_options
 from paramio.integrity.digest import verify_digests
-from paramio.scaleout.convert import convert_job
+from paramio.scaleout.convert import ConvertJob, convert_job, write_member
+from paramio.scaleout.engine import Task, TaskContext, TaskResult
+from paramio.scaleout.job import run_job
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +188,85 @@ def test_an_uploaded_merged_set_that_needs_digests_first_is_refused(moto, tmp_pa
             source_options=s3_options(moto),
         )
     assert objects(moto, prefix) == {}
+
+
+@pytest.mark.parametrize("layout", ["devices", "keys"])
+def test_a_source_storing_digests_shards_on_the_engine_with_each_files_record(tmp_path: Path, layout: str) -> None:
+    from test_shard_engine import REPLICATE, SPLIT, _model, assert_same_set
+
+    from paramio.integrity.digest import write_digests
+    from paramio.scaleout.shard import shard_on_engine
+
+    _model(tmp_path / "m.irpa")
+    write_digests(str(tmp_path / "m.irpa"))  # each device file gets a record of its own pieces
+    paramio.shard(
+        str(tmp_path / "m.irpa"), str(tmp_path / "one"), tp=2, split=SPLIT, replicate=REPLICATE, layout=layout
+    )
+    shard_on_engine(
+        tmp_path / "m.irpa", tmp_path / "job", tp=2, split=SPLIT, replicate=REPLICATE, layout=layout, engine="local"
+    )
+    assert_same_set(tmp_path / "job", tmp_path / "one")
+    files = sorted(p for p in (tmp_path / "job").iterdir() if p.suffix == ".irpa")
+    assert len(files) == (2 if layout == "devices" else 1)
+    for path in files:
+        record, problems = verify_digests(str(path))
+        assert problems == [] and record.entries
+
+
+@pytest.fixture(scope="module")
+def by_value(ray_driver: RayCluster) -> RayCluster:
+    """This module's task bodies travel to the workers by value (they cannot import tests/)."""
+    import sys
+
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return ray_driver
+
+
+def flaky_after_writing(task: Task, context: TaskContext) -> TaskResult:
+    """The second part's first attempt writes its bytes (its header's placeholders too), then
+    hits an I/O error; its retry succeeds: the record comes from the attempts that succeeded."""
+    log = Path(task.args["final"]).parent.parent / "attempts"
+    tries = log.read_text().split().count(task.id) if log.exists() else 0
+    with open(log, "a") as f:
+        f.write(task.id + "\n")
+    result = write_member(task, context)
+    if task.id.endswith("part-00002") and tries == 0:
+        raise SourceError("connection reset (planted by the test)", path=task.args["final"])
+    return result
+
+
+def test_a_retried_part_leaves_the_same_record(by_value: RayCluster, tmp_path: Path) -> None:
+    from paramio.formats.registry import prepare_write
+    from paramio.index.convert import plan_conversion
+
+    rng = np.random.default_rng(11)
+    src = tmp_path / "src.safetensors"
+    save_file({f"t{i}": rng.standard_normal(MiB // 4, dtype=np.float32) for i in range(4)}, str(src))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "out").mkdir()
+    paramio.convert(str(src), str(tmp_path / "one" / "m.irpa"), digests=True)
+    plan = plan_conversion(str(src))
+    fmt, path, prepared, sink = prepare_write(
+        str(tmp_path / "out" / "m.irpa"), plan.entries, attributes=plan.attributes, digests=True
+    )
+    job = ConvertJob(
+        path,
+        prepared.entries,
+        format=fmt.name,
+        attributes=prepared.attributes,
+        writer_options={},
+        source_options={},
+        max_task_bytes=2 * MiB,
+        digests=sink,
+        engine="ray",
+        address=by_value.address,
+    )
+    job.body = flaky_after_writing
+    report = run_job(job, engine="ray", address=by_value.address)
+    assert report.retries >= 1 and report.tasks == 2
+    assert (tmp_path / "out" / "m.irpa").read_bytes() == (tmp_path / "one" / "m.irpa").read_bytes()
+    assert os.listdir(tmp_path / "out") == ["m.irpa"]
+    _, problems = verify_digests(str(tmp_path / "out" / "m.irpa"))
+    assert problems == []
