@@ -9,11 +9,11 @@ one element takes on disk, and they have no zero-copy NumPy view.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
 from paramio.core.errors import InvalidArgumentError
+from paramio.core.records import Record
 
 if TYPE_CHECKING:  # NumPy is imported where a view is made: reading a file needs none
     import numpy as np
@@ -21,14 +21,21 @@ if TYPE_CHECKING:  # NumPy is imported where a view is made: reading a file need
 __all__ = ["DType", "all_dtypes", "dtype_by_name", "dtype_of_numpy", "numpy_dtype"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DType:
+class DType(Record):
     """One element type: its name, bits per element on disk and the NumPy type that views it."""
 
+    __slots__ = ("name", "bits", "kind", "numpy_name")
+    __match_args__ = ("name", "bits", "kind", "numpy_name")
     name: str
     bits: int
     kind: str  # "bool", "int", "uint", "float", "complex"
     numpy_name: str  # attribute of numpy or ml_dtypes
+
+    def __init__(self, name: str, bits: int, kind: str, numpy_name: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "numpy_name", numpy_name)
 
     @property
     def itemsize(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from paramio.core.errors import InvalidArgumentError
+from paramio.core.records import Record
 
 __all__ = ["Piece", "Request", "Span", "plan_reads", "run_plan"]
 
@@ -22,45 +23,7 @@ DEFAULT_MAX_GAP = 64 * 1024
 DEFAULT_MAX_REQUEST = 16 * 1024 * 1024
 
 
-class _Record:
-    """Immutable slotted records, as ``@dataclass(frozen=True, slots=True)`` makes them (field
-    order = ``__match_args__``; equality and hash by value and class, a field-by-field `repr`,
-    `dataclasses.FrozenInstanceError` on assignment), without the `dataclasses` import and the
-    class building it costs every process that lists a file (tests/core/test_startup.py)."""
-
-    __slots__ = ()
-    __match_args__: tuple[str, ...] = ()  # the fields, in order (each class names its slots)
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__match_args__)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({fields})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__ or not isinstance(other, _Record):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __setattr__(self, name: str, value: object) -> None:
-        import dataclasses  # the error dataclasses raise, so callers catch one kind
-
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        import dataclasses
-
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return (type(self), self._values())
-
-
-class Span(_Record):
+class Span(Record):
     """Bytes ``[offset, offset + length)`` a caller wants."""
 
     __slots__ = ("offset", "length")
@@ -77,7 +40,7 @@ class Span(_Record):
         return self.offset + self.length
 
 
-class Piece(_Record):
+class Piece(Record):
     """Part of wanted span number `span` (``[span_offset, span_offset + length)`` of it) that a
     request carries at ``request_offset`` into its body."""
 
@@ -95,7 +58,7 @@ class Piece(_Record):
         object.__setattr__(self, "length", length)
 
 
-class Request(_Record):
+class Request(Record):
     """One ranged read ``[start, end)`` of the source, and the pieces of wanted spans it serves."""
 
     __slots__ = ("start", "end", "pieces")

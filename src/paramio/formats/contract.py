@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.exports import formats_above
+from paramio.core.records import Record
 
 if TYPE_CHECKING:
     from paramio.core.entry import ParameterEntry
@@ -334,13 +335,19 @@ def deferred(module: str, name: str) -> Callable[..., Any]:
     return _Deferred(module, name)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Declared:
+class _Declared(Record):
     """A format known by name and extensions before its module is imported."""
 
+    __slots__ = ("name", "extensions", "module")
+    __match_args__ = ("name", "extensions", "module")
     name: str
     extensions: tuple[str, ...]
     module: str
+
+    def __init__(self, name: str, extensions: tuple[str, ...], module: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "extensions", extensions)
+        object.__setattr__(self, "module", module)
 
 
 #: The formats of this layer, in the order `format_names` lists them (and sniffing tries them).

@@ -9,24 +9,29 @@ the order of first appearance. Layered lookups with other precedence rules live 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParameterNotFoundError
+from paramio.core.records import Record
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.sources.paths import AllowExternal
 
 __all__ = ["ParameterSpec", "ScopeMap", "parse_parameters_flag", "split_scope", "split_scoped_key"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ParameterSpec:
+class ParameterSpec(Record):
     """One ``--parameters`` value: the scope it serves and the file behind it."""
 
+    __slots__ = ("scope", "path")
+    __match_args__ = ("scope", "path")
     scope: str
     path: str
+
+    def __init__(self, scope: str, path: str) -> None:
+        object.__setattr__(self, "scope", scope)
+        object.__setattr__(self, "path", path)
 
 
 def split_scope(value: str) -> tuple[str, str]:

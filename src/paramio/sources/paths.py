@@ -13,11 +13,11 @@ the user chose that file, so its siblings in ``blobs/`` are as trusted as it is)
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable
 
 from paramio.core.errors import FormatError, InvalidArgumentError, SourceError
+from paramio.core.records import Record
 
 __all__ = ["AllowExternal", "Confinement"]
 
@@ -29,13 +29,19 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Confinement:
+class Confinement(Record):
     """The folders files named by `container` may resolve into (all real paths)."""
 
+    __slots__ = ("container", "roots", "anywhere")
+    __match_args__ = ("container", "roots", "anywhere")
     container: str
     roots: tuple[str, ...]
-    anywhere: bool = False
+    anywhere: bool
+
+    def __init__(self, container: str, roots: tuple[str, ...], anywhere: bool = False) -> None:
+        object.__setattr__(self, "container", container)
+        object.__setattr__(self, "roots", roots)
+        object.__setattr__(self, "anywhere", anywhere)
 
     @classmethod
     def beside(cls, container: str | os.PathLike[str], allow: AllowExternal = None) -> Confinement:

@@ -8,7 +8,6 @@ install. Add a scheme with `register_scheme` (see ``docs/sources.md``).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import threading
@@ -16,17 +15,24 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from paramio.core.errors import InvalidArgumentError, MissingExtraError
+from paramio.core.records import Record
 from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
 
 __all__ = ["REMOTE_SCHEMES", "MissingExtraError", "known_schemes", "open_source", "register_scheme", "scheme_of"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(Record):
+    __slots__ = ("target", "extra", "needs")
+    __match_args__ = ("target", "extra", "needs")
     target: str  # "package.module:function"
     extra: str | None  # the paramio extra that installs its dependencies
     needs: str | None  # the top-level module that extra provides
+
+    def __init__(self, target: str, extra: str | None, needs: str | None) -> None:
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "extra", extra)
+        object.__setattr__(self, "needs", needs)
 
 
 #: The URL schemes `paramio.sources.objectstore` serves (HTTP ranges and obstore's stores): the

@@ -15,12 +15,12 @@ the library accepts (the tests compare both on generated files):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 
 from paramio.core.errors import FormatError, UnsupportedFormatError
+from paramio.core.records import Record
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
     MAX_JSON_DEPTH,
@@ -42,24 +42,37 @@ class _Pairs(list[tuple[str, object]]):
     """A JSON object as its (key, value) pairs in document order, duplicates kept."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TensorRecord:
+class TensorRecord(Record):
     """One tensor as the header describes it; offsets are relative to the data buffer."""
 
+    __slots__ = ("key", "dtype", "shape", "begin", "end")
+    __match_args__ = ("key", "dtype", "shape", "begin", "end")
     key: str
     dtype: StDType
     shape: tuple[int, ...]
     begin: int
     end: int
 
+    def __init__(self, key: str, dtype: StDType, shape: tuple[int, ...], begin: int, end: int) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "begin", begin)
+        object.__setattr__(self, "end", end)
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Header:
+
+class Header(Record):
     """A parsed header: tensors in document order (a repeated key keeps its first position and
     its last definition) and ``__metadata__`` (None when absent or null)."""
 
+    __slots__ = ("tensors", "metadata")
+    __match_args__ = ("tensors", "metadata")
     tensors: list[TensorRecord]
     metadata: dict[str, str] | None
+
+    def __init__(self, tensors: list[TensorRecord], metadata: dict[str, str] | None) -> None:
+        object.__setattr__(self, "tensors", tensors)
+        object.__setattr__(self, "metadata", metadata)
 
 
 class _Reject(ValueError):

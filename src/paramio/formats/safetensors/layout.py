@@ -7,8 +7,9 @@ with whitespace), then the data buffer. Every fact below is the one the referenc
 
 from __future__ import annotations
 
-import dataclasses
 import re
+
+from paramio.core.records import Record
 
 __all__ = [
     "ATTRIBUTE_INDEX_METADATA",
@@ -42,13 +43,19 @@ ATTRIBUTE_METADATA = "safetensors.metadata"
 ATTRIBUTE_INDEX_METADATA = "safetensors.index_metadata"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StDType:
+class StDType(Record):
     """One safetensors dtype: its header code, paramio's name for it, and bits per element."""
 
+    __slots__ = ("code", "name", "bits")
+    __match_args__ = ("code", "name", "bits")
     code: str
     name: str
     bits: int
+
+    def __init__(self, code: str, name: str, bits: int) -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "bits", bits)
 
 
 #: Every dtype safetensors 0.8 knows, in the library's own (alignment) order.

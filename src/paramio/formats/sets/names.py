@@ -10,9 +10,10 @@ that Python would refuse, and no name claims more members than a set may have).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
+
+from paramio.core.records import Record
 
 __all__ = [
     "MAX_DIGITS",
@@ -35,10 +36,11 @@ MEMBER_DIGITS = 5
 _NUMBERED = re.compile(r"^(?P<stem>.*)-(?P<index>[0-9]+)(?P<of>-of-)(?P<count>[0-9]+)$", re.IGNORECASE | re.DOTALL)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ShardName:
+class ShardName(Record):
     """A member name taken apart; `sibling` spells the other members' names the same way."""
 
+    __slots__ = ("stem", "index", "count", "index_text", "of", "count_text", "suffix")
+    __match_args__ = ("stem", "index", "count", "index_text", "of", "count_text", "suffix")
     stem: str
     index: int
     count: int
@@ -46,6 +48,17 @@ class ShardName:
     of: str
     count_text: str
     suffix: str
+
+    def __init__(
+        self, stem: str, index: int, count: int, index_text: str, of: str, count_text: str, suffix: str
+    ) -> None:
+        object.__setattr__(self, "stem", stem)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "count", count)
+        object.__setattr__(self, "index_text", index_text)
+        object.__setattr__(self, "of", of)
+        object.__setattr__(self, "count_text", count_text)
+        object.__setattr__(self, "suffix", suffix)
 
     def sibling(self, index: int) -> str:
         """Member `index`'s name (1-based), zero-padded to this name's width."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, SourceError
+from paramio.core.records import Record
 from paramio.core.source import ByteSource
 from paramio.formats.contract import FormatContents, SetLayout
 from paramio.formats.inputs import beside, exists, is_url, open_input
@@ -33,12 +33,19 @@ STAMP_KEY = "paramio.set"
 OPEN_ATTEMPTS = 6
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Opts:
+class _Opts(Record):
+    __slots__ = ("writable", "use_mmap", "allow_external", "strict")
+    __match_args__ = ("writable", "use_mmap", "allow_external", "strict")
     writable: bool
     use_mmap: bool
     allow_external: AllowExternal
     strict: bool
+
+    def __init__(self, writable: bool, use_mmap: bool, allow_external: AllowExternal, strict: bool) -> None:
+        object.__setattr__(self, "writable", writable)
+        object.__setattr__(self, "use_mmap", use_mmap)
+        object.__setattr__(self, "allow_external", allow_external)
+        object.__setattr__(self, "strict", strict)
 
 
 class _Replaced(Exception):
