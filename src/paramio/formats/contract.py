@@ -124,18 +124,24 @@ def _no_blocks(dtype: str) -> tuple[int, int] | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class FileMetadata:
+class FileMetadata(Record):
     """Where a format's file-level metadata (key/values about the whole file, not one entry)
     lives once read: ``attributes[attribute]``, a mapping. A value that is a record with a
     ``"type"`` (``{"type": "array", "item_type": ..., "value": [...]}``) is typed."""
 
+    __slots__ = ("attribute", "title", "unit")
+    __match_args__ = ("attribute", "title", "unit")
     #: The attributes key; it starts with the format's name and a dot (``<name>.``).
     attribute: str
     #: What a listing calls it (``paramio dump --metadata``), e.g. ``"GGUF metadata"``.
     title: str
     #: What one item is called in the count beside the title: ``"keys"``, ``"key/values"``.
-    unit: str = "keys"
+    unit: str
+
+    def __init__(self, attribute: str, title: str, unit: str = "keys") -> None:
+        object.__setattr__(self, "attribute", attribute)
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "unit", unit)
 
 
 # -- sets (owned with paramio.formats.sets): what set code needs from a format ------------------
@@ -160,8 +166,7 @@ def _first_attributes(members: list[dict[str, object]], manifest: dict[str, obje
     return dict(members[0]) if members else {}
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class SetLayout:
+class SetLayout(Record):
     """How a format's files make a sharded set; `paramio.formats.sets` does everything else
     (names, finding, reading, checking, writing, replacing) the same way for every format.
 
@@ -171,6 +176,26 @@ class SetLayout:
     the set's generation stamp in its file-level attributes (`put_stamp`), and so does the
     manifest, so a reader never joins members of two saves."""
 
+    __slots__ = (
+        "member_suffix",
+        "manifest_suffix",
+        "read_member",
+        "put_stamp",
+        "take_stamp",
+        "claim",
+        "join_attributes",
+        "manifest_metadata",
+    )
+    __match_args__ = (
+        "member_suffix",
+        "manifest_suffix",
+        "read_member",
+        "put_stamp",
+        "take_stamp",
+        "claim",
+        "join_attributes",
+        "manifest_metadata",
+    )
     #: Suffix of every member file (lower case): ``.irpa``.
     member_suffix: str
     #: Suffix of the manifest naming the members, or None where members are found by their names
@@ -187,14 +212,36 @@ class SetLayout:
     #: (0-based index; ``total``: the entries of the whole set, or None), or None for a file that
     #: is no member (then its name does not make it one). None where members state nothing and
     #: their names decide. Raises `FormatError` for a bad claim.
-    claim: Callable[[FormatContents, str], tuple[int, int, object] | None] | None = None
+    claim: Callable[[FormatContents, str], tuple[int, int, object] | None] | None
     #: ``join_attributes(members, manifest_metadata)``: the set's attributes from its members'
     #: (in order, stamps taken out) and the manifest's metadata (None without a manifest).
-    join_attributes: Callable[[list[dict[str, object]], dict[str, object] | None], dict[str, object]] = (
-        _first_attributes
-    )
+    join_attributes: Callable[[list[dict[str, object]], dict[str, object] | None], dict[str, object]]
     #: Extra manifest metadata every manifest of this format holds (IRPA: ``{"format": "irpa"}``).
-    manifest_metadata: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    manifest_metadata: Mapping[str, object]
+
+    def __init__(
+        self,
+        *,
+        member_suffix: str,
+        manifest_suffix: str | None,
+        read_member: MemberReader,
+        put_stamp: Callable[[Mapping[str, object] | None, str], dict[str, object]] | None,
+        take_stamp: Callable[[dict[str, object]], str | None],
+        claim: Callable[[FormatContents, str], tuple[int, int, object] | None] | None = None,
+        join_attributes: Callable[
+            [list[dict[str, object]], dict[str, object] | None], dict[str, object]
+        ] = _first_attributes,
+        manifest_metadata: Mapping[str, object] | None = None,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "member_suffix", member_suffix)
+        set_field(self, "manifest_suffix", manifest_suffix)
+        set_field(self, "read_member", read_member)
+        set_field(self, "put_stamp", put_stamp)
+        set_field(self, "take_stamp", take_stamp)
+        set_field(self, "claim", claim)
+        set_field(self, "join_attributes", join_attributes)
+        set_field(self, "manifest_metadata", {} if manifest_metadata is None else manifest_metadata)
 
 
 # -- end of the sets block ---------------------------------------------------------------------
