@@ -70,7 +70,10 @@ def test_s3_safetensors_set_to_irpa_set_on_s3_is_the_one_machine_bytes(
     assert report.tasks == len(one) - 1
     assert sorted(report.outputs) == sorted(f"s3://models/{prefix}ray/{n}" for n in one)
     assert report.bytes_total == sum(e.length for e in paramio.ParameterIndex.open(str(index)).values())
-    assert len(report.workers) == 2  # both nodes' workers took tasks
+    # Ray worker processes ran the tasks, not the driver. How many took tasks is Ray's scheduling:
+    # six short tasks may all go to the worker already running (seen in a full suite run).
+    pids = {int(name.rsplit(":", 1)[1]) for name in report.workers}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     assert moto.pending_uploads("models") == []
 
 
