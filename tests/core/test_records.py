@@ -68,3 +68,22 @@ def test_every_record_names_its_fields_once() -> None:
     for cls in (*records, ShardName, ParameterSpec):
         assert issubclass(cls, Record)
         assert cls.__match_args__ == cls.__slots__, cls
+
+
+def test_a_mutable_record_compares_by_value_and_has_no_hash() -> None:
+    from paramio.formats.conversion import Carried, Loss, Prepared
+
+    a, b = Carried(), Carried()
+    assert a == b and not a
+    a.tensors["w"] = None
+    assert a != b and a
+    assert Carried().attributes is not Carried().attributes  # a fresh dict each
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(a)
+    assert repr(b) == "Carried(attributes={}, tensors={}, metadata={})"
+    loss = Loss("w", "dtype", "no such type", paramio_keeps=True)
+    assert str(loss) == "entry 'w': dtype (no such type)" and loss == Loss("w", "dtype", "no such type", True)
+    prepared = Prepared([], {}, [loss])
+    prepared.losses = []
+    assert prepared == Prepared([], {}, [])
+    assert not hasattr(prepared, "__dict__")

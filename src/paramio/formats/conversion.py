@@ -25,7 +25,6 @@ is the entry's length; carried metadata is put back only when it types the entry
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError, LossError, warn_caller
+from paramio.core.records import MutableRecord, Record
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
 from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 
@@ -61,8 +61,7 @@ LOSS_POLICIES = ("warn", "error", "ignore")
 _GROUP_AFTER = 8
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Loss:
+class Loss(Record):
     """Something the target file will not hold as the source did.
 
     `key` is the entry (None for file-level facts); `what` is the fact lost; `why` the reason.
@@ -70,23 +69,42 @@ class Loss:
     back, so only other readers of the file see the stand-in.
     """
 
+    __slots__ = ("key", "what", "why", "paramio_keeps")
+    __match_args__ = ("key", "what", "why", "paramio_keeps")
     key: str | None
     what: str
     why: str
-    paramio_keeps: bool = False
+    paramio_keeps: bool
+
+    def __init__(self, key: str | None, what: str, why: str, paramio_keeps: bool = False) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "what", what)
+        object.__setattr__(self, "why", why)
+        object.__setattr__(self, "paramio_keeps", paramio_keeps)
 
     def __str__(self) -> str:
         head = f"entry {self.key!r}: " if self.key is not None else ""
         return f"{head}{self.what} ({self.why})"
 
 
-@dataclasses.dataclass(slots=True)
-class Carried:
+class Carried(MutableRecord):
     """Facts kept under `CARRIED_KEY`: attributes, entry types (None: untyped), entry metadata."""
 
-    attributes: dict[str, object] = dataclasses.field(default_factory=dict)
-    tensors: dict[str, TensorInfo | None] = dataclasses.field(default_factory=dict)
-    metadata: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    __slots__ = ("attributes", "tensors", "metadata")
+    __match_args__ = ("attributes", "tensors", "metadata")
+    attributes: dict[str, object]
+    tensors: dict[str, TensorInfo | None]
+    metadata: dict[str, bytes]
+
+    def __init__(
+        self,
+        attributes: dict[str, object] | None = None,
+        tensors: dict[str, TensorInfo | None] | None = None,
+        metadata: dict[str, bytes] | None = None,
+    ) -> None:
+        self.attributes = {} if attributes is None else attributes
+        self.tensors = {} if tensors is None else tensors
+        self.metadata = {} if metadata is None else metadata
 
     def __bool__(self) -> bool:
         return bool(self.attributes or self.tensors or self.metadata)
@@ -131,13 +149,19 @@ class Carried:
         return out
 
 
-@dataclasses.dataclass(slots=True)
-class Prepared:
+class Prepared(MutableRecord):
     """What a writer will be given: entries and attributes after carrying, and what is lost."""
 
+    __slots__ = ("entries", "attributes", "losses")
+    __match_args__ = ("entries", "attributes", "losses")
     entries: list[ParameterEntry]
     attributes: dict[str, object]
     losses: list[Loss]
+
+    def __init__(self, entries: list[ParameterEntry], attributes: dict[str, object], losses: list[Loss]) -> None:
+        self.entries = entries
+        self.attributes = attributes
+        self.losses = losses
 
 
 def attach_carried(
