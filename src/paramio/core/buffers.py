@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import array
 import mmap
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
+#: Anything exposing the buffer protocol that paramio accepts as parameter bytes.
 if TYPE_CHECKING:  # NumPy is not imported to read or list a file
     import numpy as np
 
-#: Anything exposing the buffer protocol that paramio accepts as parameter bytes.
-Buffer = Union[bytes, bytearray, memoryview, mmap.mmap, "array.array[int]", "np.ndarray"]
+    Buffer = bytes | bytearray | memoryview | mmap.mmap | array.array[int] | np.ndarray
+else:  # at run time without NumPy's type: naming it in a string (a `typing.ForwardRef`, compiled) cost every process ~1 ms
+    Buffer = bytes | bytearray | memoryview | mmap.mmap | array.array
