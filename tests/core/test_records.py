@@ -12,6 +12,7 @@ import pytest
 from paramio.core.dtypes import dtype_by_name
 from paramio.core.planner import Piece, Request, Span
 from paramio.core.records import Record
+from paramio.formats.gguf.constants import GGMLType
 from paramio.formats.safetensors.header import Header, TensorRecord
 from paramio.formats.safetensors.layout import StDType
 from paramio.formats.sets.names import ShardName
@@ -65,7 +66,7 @@ def test_pickle_copy_and_match_keep_the_values() -> None:
 def test_every_record_names_its_fields_once() -> None:
     """``__match_args__`` (what equality, hash and repr read) is the class's ``__slots__``."""
     records = (Span, Piece, Request, Confinement, type(dtype_by_name("float32")), TensorRecord, Header, StDType)
-    for cls in (*records, ShardName, ParameterSpec):
+    for cls in (*records, ShardName, ParameterSpec, GGMLType):
         assert issubclass(cls, Record)
         assert cls.__match_args__ == cls.__slots__, cls
 

@@ -7,11 +7,12 @@ A test compares this table with the gguf package's, so a new ggml type shows up 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import re
 import struct
 from collections.abc import Sequence
+
+from paramio.core.records import Record
 
 __all__ = [
     "DEFAULT_ALIGNMENT",
@@ -104,15 +105,23 @@ INT_RANGES: dict[ValueType, tuple[int, int]] = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GGMLType:
+class GGMLType(Record):
     """One ggml tensor type: id, name, elements per block, bytes per block, NumPy name if plain."""
 
+    __slots__ = ("id", "name", "block_size", "type_size", "numpy_name")
+    __match_args__ = ("id", "name", "block_size", "type_size", "numpy_name")
     id: int
     name: str
     block_size: int
     type_size: int
-    numpy_name: str | None = None
+    numpy_name: str | None
+
+    def __init__(self, id: int, name: str, block_size: int, type_size: int, numpy_name: str | None = None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "block_size", block_size)
+        object.__setattr__(self, "type_size", type_size)
+        object.__setattr__(self, "numpy_name", numpy_name)
 
     @property
     def quantized(self) -> bool:

@@ -9,11 +9,11 @@ file, and dtype and shape kept on each entry (`ParameterEntry.tensor`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, TruncatedError, UnsupportedFormatError
+from paramio.core.records import MutableRecord
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.bulk import use_bulk
@@ -35,15 +35,30 @@ from paramio.formats.regions import Prefix
 __all__ = ["FIRST_READ", "GGUFFile", "read_gguf"]
 
 
-@dataclasses.dataclass(slots=True)
-class GGUFFile:
+class GGUFFile(MutableRecord):
     """One parsed GGUF file: its version, typed key/values (file order), tensors, layout."""
 
+    __slots__ = ("version", "kv", "entries", "alignment", "data_offset")
+    __match_args__ = ("version", "kv", "entries", "alignment", "data_offset")
     version: int
     kv: dict[str, dict[str, object]]
     entries: Sequence[ParameterEntry]  #: a list, or `LazyEntries` (built on first use)
     alignment: int
     data_offset: int
+
+    def __init__(
+        self,
+        version: int,
+        kv: dict[str, dict[str, object]],
+        entries: Sequence[ParameterEntry],
+        alignment: int,
+        data_offset: int,
+    ) -> None:
+        self.version = version
+        self.kv = kv
+        self.entries = entries
+        self.alignment = alignment
+        self.data_offset = data_offset
 
 
 def _align(n: int, a: int) -> int:
