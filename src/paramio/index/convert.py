@@ -305,6 +305,18 @@ def _duplicate(key: str, message: str) -> DuplicateKeyError:
     return err
 
 
+def entries_to_write(plan: ConvertPlan, fmt: str, *, typed: bool, stacklevel: int = 2) -> list[ParameterEntry]:
+    """What a conversion writes of `plan` into format `fmt`, one machine or many: the plan's
+    warnings issued (to the caller `stacklevel` frames up), and without `typed` the declared
+    tensor metadata left out where `fmt` would store it in the data's metadata."""
+    for note in plan.warnings:
+        warnings.warn(note, ConversionWarning, stacklevel=stacklevel + 1)
+    entries = list(plan.entries)
+    if not typed and get_format(fmt).types_in_metadata:
+        entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
+    return entries
+
+
 def output_format(output: str | os.PathLike[str], format: str | None = None) -> str:
     """The format `convert` writes `output` in: `format`, else the one its name says; a stream
     (``-``, a FIFO, a character device) with no format is written as IREE's archive, as
@@ -401,12 +413,7 @@ def convert(
             strict=strict,
             copy=copy,
         )
-    for note in plan.warnings:
-        warnings.warn(note, ConversionWarning, stacklevel=2)
-    entries = plan.entries
-    if not typed:
-        if get_format(fmt).types_in_metadata:
-            entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
+    entries = entries_to_write(plan, fmt, typed=typed)
     sizing: dict[str, object] = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
     write_path(
         output,

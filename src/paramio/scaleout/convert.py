@@ -729,13 +729,10 @@ def convert_job(
     input and output URL is opened with (on the workers too; they travel with the tasks).
     On a shared path, a member larger than `max_task_bytes` is written by several tasks, a byte
     range each (None: one task a member); an upload is one task a member."""
-    import warnings
 
-    from paramio.core.errors import ConversionWarning
-    from paramio.formats.contract import get_format
     from paramio.formats.inputs import current_options, input_options
     from paramio.formats.registry import prepare_write
-    from paramio.index.convert import output_format, plan_conversion, wanted_digests
+    from paramio.index.convert import entries_to_write, output_format, plan_conversion, wanted_digests
 
     check_engine(engine, address)
     out = os.fspath(output)
@@ -757,11 +754,7 @@ def convert_job(
                 typed=typed,
                 strict=strict,
             )
-        for note in plan.warnings:
-            warnings.warn(note, ConversionWarning, stacklevel=2)
-        entries = plan.entries
-        if not typed and get_format(fmt).types_in_metadata:
-            entries = [e.replace(declared_tensor=None) if e.declared_tensor is not None else e for e in entries]
+        entries = entries_to_write(plan, fmt, typed=typed)
         writer_options: dict[str, object] = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
         fmt_obj, path, prepared, sink = prepare_write(
             out,
