@@ -18,7 +18,6 @@ A single-file output is one task (the whole file is one member).
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import tempfile
 import uuid
@@ -41,20 +40,15 @@ from paramio.scaleout.engine import (
 )
 from paramio.scaleout.entries import records_of
 from paramio.scaleout.job import run_job
+from paramio.scaleout.staging import remove_files, staged_files, staging_name
 
 if TYPE_CHECKING:
     from paramio.formats.digests import DigestSink
 
 __all__ = ["ConvertJob", "convert_job", "convert_on_engine", "write_member"]
 
-_PART = ".paramio-part"
 #: A member larger than this (on a shared path) is written by several tasks, a byte range each.
 DEFAULT_MAX_TASK_BYTES = 4 << 30
-
-
-def _staging(final: str, job: str) -> str:
-    folder, name = os.path.split(final)
-    return os.path.join(folder, f".{name}.{job}{_PART}")
 
 
 class ConvertJob:
@@ -187,7 +181,7 @@ class ConvertJob:
                 "member": (i, count, len(self.entries), stamp),
                 "single": single,
                 "final": final,
-                "staging": None if self.remote else _staging(final, self.job),
+                "staging": None if self.remote else staging_name(final, self.job),
             }
             pieces = None if self.remote or self.reopen is not None else self._pieces(group, fmt.splats)
             if pieces is None:
@@ -421,33 +415,11 @@ class ConvertJob:
                 except WriteError:
                     left.append(final)
             return left
-        for final in self.finals:
-            staged = _staging(final, self.job)
-            folder, name = os.path.split(staged)
-            pattern = os.path.join(glob.escape(folder or "."), f".{glob.escape(name)}*")  # AtomicOutput's temporaries
-            for path in [staged, *glob.glob(pattern)]:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-                except OSError:
-                    left.append(path)
-        return left
+        return left + remove_files(self.leftovers())
 
     def leftovers(self) -> list[str]:
         """Staging files of this job still on disk (none after a commit or an abort)."""
-        if self.remote:
-            return []
-        found = []
-        for final in self.finals:
-            staged = _staging(final, self.job)
-            folder, name = os.path.split(staged)
-            found += [
-                p
-                for p in [staged, *glob.glob(os.path.join(glob.escape(folder or "."), f".{glob.escape(name)}*"))]
-                if os.path.exists(p)
-            ]
-        return found
+        return [] if self.remote else staged_files(self.finals, self.job)
 
 
 def _object_state(url: str, options: Mapping[str, Any]) -> str | None:

@@ -19,7 +19,6 @@ vLLM and sharktank layouts and object-store outputs stay on the one-machine path
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import uuid
@@ -37,16 +36,10 @@ from paramio.scaleout.engine import (
     TaskResult,
 )
 from paramio.scaleout.job import run_job
+from paramio.scaleout.staging import remove_files, staged_files, staging_name
 from paramio.sharding.plan import Layout, Plan, make_plan, split_rules
 
 __all__ = ["ShardJob", "shard_on_engine", "write_device_file"]
-
-_PART = ".paramio-part"
-
-
-def _staging(final: str, job: str) -> str:
-    folder, name = os.path.split(final)
-    return os.path.join(folder, f".{name}.{job}{_PART}")
 
 
 def _open_and_plan(args: Mapping[str, Any]) -> tuple[Any, str, list[Any], Plan]:
@@ -164,7 +157,7 @@ class ShardJob:
                         "manifest_sha256": hashlib.sha256(self.manifest_bytes).hexdigest(),
                         "index": i,
                         "final": final,
-                        "staging": _staging(final, self.job),
+                        "staging": staging_name(final, self.job),
                     },
                     input_bytes=sum(e.length for e in group if e.source is not None),
                     output=final,
@@ -201,25 +194,11 @@ class ShardJob:
 
     def abort(self, results: Sequence[TaskResult]) -> list[str]:
         """Remove the staged files (of every attempt: found by the job's staging names)."""
-        left: list[str] = []
-        for path in self.leftovers():
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            except OSError:
-                left.append(path)
-        return left
+        return remove_files(self.leftovers())
 
     def leftovers(self) -> list[str]:
         """This job's staged files (and their writers' temporaries) still on disk."""
-        found: list[str] = []
-        for final in self.finals:
-            staged = _staging(final, self.job)
-            folder, name = os.path.split(staged)
-            pattern = os.path.join(glob.escape(folder or "."), f".{glob.escape(name)}*")
-            found += [p for p in [staged, *glob.glob(pattern)] if os.path.lexists(p)]
-        return sorted(set(found))
+        return staged_files(self.finals, self.job)
 
 
 def write_device_file(task: Task, context: TaskContext) -> TaskResult:
