@@ -21,9 +21,10 @@ import paramio
 from paramio.core.errors import SourceError
 from paramio.formats.inputs import input_options
 from paramio.integrity.digest import verify_digests
-from paramio.scaleout.convert import ConvertJob, convert_job, write_member
+from paramio.scaleout.convert import ConvertJob, convert_job
 from paramio.scaleout.engine import Task, TaskContext, TaskResult
 from paramio.scaleout.job import run_job
+from paramio.scaleout.member import write_member
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,8 @@ from scaleout_sets import files_in, same_set
 import paramio
 from paramio.core.errors import FormatError, SourceError
 from paramio.scaleout import ProgressSnapshot, Task, TaskContext, TaskResult, run_job
-from paramio.scaleout.convert import ConvertJob, convert_job, write_member
+from paramio.scaleout.convert import ConvertJob, convert_job
+from paramio.scaleout.member import write_member
 
 pytestmark = pytest.mark.slow
 
