@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
-from typing import TYPE_CHECKING
 
 from paramio.cli.convert_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.engine_flags import engine_of
@@ -51,6 +50,7 @@ from paramio.formats.text import escape_keys
 from paramio.index.convert import DUPLICATE_POLICIES, convert, output_format, parse_splat, plan_conversion
 from paramio.index.dump import format_dump
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     from paramio.scaleout.engine import JobReport
 

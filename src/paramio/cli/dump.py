@@ -30,11 +30,9 @@ line, one comment line per external entry naming the file: ``// `key` bytes from
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from paramio.cli.dump_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.errors import CommandFailed, UsageError
@@ -50,6 +48,7 @@ from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.formats.text import escape, escape_keys
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     from paramio.formats.verify import offset_alignment
 
@@ -121,6 +120,8 @@ def run(flags: ParsedFlags) -> int:
 
     if any(resolve_output(path).fd == 1 for *_, path in extracts):  # `-`, /dev/stdout, /dev/fd/1
         # The parameter's bytes own standard output; the listing and messages go to stderr.
+        import contextlib
+
         sys.stdout.flush()
         with contextlib.redirect_stdout(sys.stderr):
             return _dump(flags, extracts)

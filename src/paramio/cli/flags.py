@@ -23,16 +23,16 @@ Rules (``iree/base/tooling/flags.c``, checked against the 3.13 binaries):
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.cli.errors import UsageError
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from paramio.formats.inputs import input_options
     from paramio.index.scopes import ScopeMap
 
 __all__ = [
@@ -450,10 +450,10 @@ def run_command(
     return guarded(tool, go, debug=lambda: wants_debug(argv))
 
 
-@contextlib.contextmanager
-def remote_options(parsed: ParsedFlags) -> Iterator[None]:
+def remote_options(parsed: ParsedFlags) -> input_options:
     """The options every URL the command opens gets (``--cache``, ``--allow-unpinned``,
-    ``--allow-redirect-host``), for the command's run."""
+    ``--allow-redirect-host``), for the command's run: ``with remote_options(parsed):``.
+    Raises `UsageError` for a ``--cache`` that is no folder."""
     from paramio.formats.inputs import input_options
 
     options: dict[str, object] = {}
@@ -466,8 +466,7 @@ def remote_options(parsed: ParsedFlags) -> Iterator[None]:
         options["allow_unpinned"] = True
     if "allow_redirect_host" in parsed.values and parsed.many("allow-redirect-host"):
         options["allowed_hosts"] = list(parsed.many("allow-redirect-host"))
-    with input_options(options):
-        yield
+    return input_options(options)
 
 
 def precedence_of(parsed: ParsedFlags) -> str:

@@ -6,7 +6,6 @@ A script reads ``doc["version"]`` before anything else and can rely on it for ev
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 
@@ -18,6 +17,8 @@ JSON_SCHEMA_VERSION = 1
 
 def json_text(doc: Mapping[str, object], *, indent: int = 2) -> str:
     """`doc` as one JSON object whose first field is ``version``, with a final newline."""
+    import json  # here: the modules naming `JSON_SCHEMA_VERSION` are imported without --json too
+
     out = {"version": JSON_SCHEMA_VERSION, **{k: v for k, v in doc.items() if k != "version"}}
     return json.dumps(out, indent=indent, default=str) + "\n"
 

@@ -9,7 +9,6 @@ JSON document small.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from paramio.formats.text import escape
@@ -50,6 +49,8 @@ def _text_scalar(value: object) -> str:
         return f"<bytes {escape(str(value['hex']))}>"
     if isinstance(value, dict) and "value" in value:  # a nested array record
         return _text_array(value.get("value"), DEFAULT_ITEMS)
+    import json  # here: a listing without --metadata (an IRPA file's, say) needs no JSON
+
     return escape(json.dumps(value, ensure_ascii=False, default=str))
 
 
@@ -83,6 +84,8 @@ def format_metadata(scope: str, attributes: Mapping[str, object], items: int = D
     the scope's files carry no file-level metadata)."""
     if not attributes:
         return ""
+    import json
+
     from paramio.formats.contract import format_for_attribute  # not at ``dump --help``
 
     label = "<global>" if scope == "" else f"`{escape(scope)}`"

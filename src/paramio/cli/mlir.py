@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from paramio.cli.errors import EXIT_OK, EXIT_USAGE, UsageError, escape, warn
 from paramio.cli.flags import (
@@ -30,6 +29,7 @@ from paramio.cli.flags import (
 )
 from paramio.cli.jsonout import json_text, print_json
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     from paramio.index.provider import Provider
 

@@ -15,17 +15,24 @@ whose exception a finalizer swallowed is not the last word), always as the first
 status names what stopped the tool. The cleanup itself, and the main thread's waits on copy
 threads, run with signals held (`paramio.formats.interrupts.held_signals`), so a second
 ``kill`` cannot cut the cleanup short, nor an exception land inside a lock a copy thread needs.
+
+Every command starts inside `unwinding_on_signals`, so it is built on the builtin `_signal`
+(no `signal`, `enum`, `threading` or `contextlib`: a ``paramio dump`` is often a whole process).
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
-from types import FrameType
+from paramio.formats.interrupts import TERMINATING_NUMBERS, deferring
 
-from paramio.formats.interrupts import TERMINATING_SIGNALS, deferring
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    import signal
+    import signal as _signal  # the same functions and numbers, typed (typeshed has no `_signal`)
+    from types import FrameType, TracebackType
+
+    from paramio.formats.interrupts import TERMINATING_SIGNALS as TERMINATING_SIGNALS
+else:
+    import _signal
 
 __all__ = ["TERMINATING_SIGNALS", "Terminated", "unwinding_on_signals"]
 
@@ -35,6 +42,8 @@ class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, i
     `KeyboardInterrupt`, so ``except Exception`` blocks let it through to the unwinding."""
 
     def __init__(self, signum: int) -> None:
+        import signal  # here: the name is wanted only once a signal has arrived
+
         self.signum = signum
         try:
             self.name = signal.Signals(signum).name
@@ -47,36 +56,52 @@ class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, i
         return 128 + self.signum
 
 
-@contextlib.contextmanager
-def unwinding_on_signals() -> Iterator[None]:
-    """Within the block, `TERMINATING_SIGNALS` raise `Terminated` (see the module docstring)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[signal.Signals, object] = {}
-    first: list[int] = []
+class unwinding_on_signals:  # noqa: N801 - used as a function: ``with unwinding_on_signals():``
+    """Within the block, `TERMINATING_SIGNALS` raise `Terminated` (see the module docstring).
 
-    def unwind(signum: int, frame: FrameType | None) -> None:
-        # Every signal raises, but as the first one: the exit status names what stopped us.
-        if not first:
-            first.append(signum)
-        if first[0] == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Terminated(first[0])
+    Outside the main thread (of the main interpreter) `_signal.signal` refuses with ValueError:
+    no handler is installed and the block runs as it is."""
 
-    handler = deferring(unwind)
-    for sig in (*TERMINATING_SIGNALS, signal.SIGINT):
-        try:
-            current = signal.getsignal(sig)
-            if current is signal.SIG_IGN or (sig == signal.SIGINT and current is not signal.default_int_handler):
-                continue  # ignored by the parent (nohup), or a program's own Ctrl-C handler
-            previous[sig] = current
-            signal.signal(sig, handler)
-        except (OSError, ValueError):
-            continue
-    try:
-        yield
-    finally:
+    __slots__ = ("_previous",)
+
+    def __init__(self) -> None:
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> None:
+        first: list[int] = []
+
+        def unwind(signum: int, frame: FrameType | None) -> None:
+            # Every signal raises, but as the first one: the exit status names what stopped us.
+            if not first:
+                first.append(signum)
+            if first[0] == _signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(first[0])
+
+        handler = deferring(unwind)
+        for sig in (*TERMINATING_NUMBERS, _signal.SIGINT):
+            try:
+                current = _signal.getsignal(sig)
+                if current == _signal.SIG_IGN or (sig == _signal.SIGINT and current is not _signal.default_int_handler):
+                    continue  # ignored by the parent (nohup), or a program's own Ctrl-C handler
+                _signal.signal(sig, handler)
+            except (OSError, ValueError):
+                continue
+            self._previous[sig] = current
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        previous, self._previous = self._previous, {}
         for sig, old in previous.items():
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                signal.signal(sig, old)  # type: ignore[arg-type]
+            try:
+                _signal.signal(sig, old)  # type: ignore[arg-type]
+            except (OSError, ValueError, TypeError):
+                pass
+
+
+def __getattr__(name: str) -> object:
+    if name == "TERMINATING_SIGNALS":  # as `signal.Signals`, made on first use (`signal` imports `enum`)
+        from paramio.formats import interrupts
+
+        signals: tuple[signal.Signals, ...] = interrupts.TERMINATING_SIGNALS
+        return signals
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from paramio.cli.errors import EXIT_OK, UsageError, escape
 from paramio.cli.flags import (
@@ -25,6 +24,7 @@ from paramio.cli.flags import (
 )
 from paramio.cli.jsonout import print_json
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     from paramio.index.provider import EntryRecord, Which
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import array
 import mmap
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 
 #: Anything exposing the buffer protocol that paramio accepts as parameter bytes.
 if TYPE_CHECKING:  # NumPy is not imported to read or list a file

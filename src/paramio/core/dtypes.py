@@ -10,11 +10,11 @@ one element takes on disk, and they have no zero-copy NumPy view.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.records import Record
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:  # NumPy is imported where a view is made: reading a file needs none
     import numpy as np
 

@@ -12,18 +12,38 @@ bridge live in `paramio.sources.aio`; URL schemes map to sources in `paramio.sou
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
 
 from paramio.core.errors import InvalidArgumentError, SourceError, TruncatedError
 from paramio.core.planner import DEFAULT_MAX_REQUEST, Span, plan_reads, run_plan
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Protocol
 
-class Progress(Protocol):
-    """A byte-count callback, the ``progress=`` of readers, writers and loads: called with the
-    bytes each finished step added (a bar's ``advance``, a counter, a log line)."""
+    class Progress(Protocol):
+        """A byte-count callback, the ``progress=`` of readers, writers and loads: called with the
+        bytes each finished step added (a bar's ``advance``, a counter, a log line)."""
 
-    def __call__(self, n: int, /) -> None: ...
+        def __call__(self, n: int, /) -> None: ...
+
+
+def __getattr__(name: str) -> object:
+    """`Progress`, defined on first use: a `typing.Protocol` needs `typing`, which a listing
+    (``paramio dump``, whose every module imports this one) never imports otherwise."""
+    if name != "Progress":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from typing import Protocol
+
+    class Progress(Protocol):
+        """A byte-count callback, the ``progress=`` of readers, writers and loads: called with the
+        bytes each finished step added (a bar's ``advance``, a counter, a log line)."""
+
+        def __call__(self, n: int, /) -> None: ...
+
+    Progress.__qualname__ = "Progress"
+    globals()["Progress"] = Progress
+    return Progress
 
 
 def check_span(name: str, size: int, offset: int, length: int, key: str | None = None) -> None:

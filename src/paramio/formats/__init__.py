@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from paramio.core.exports import attach, typed_exports
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     from paramio.formats.contract import Format, FormatContents, get_format, register_format
     from paramio.formats.registry import FORMATS, detect_format, read_path, write_path

@@ -11,23 +11,26 @@ against the folder of a URL with the lexical rule every source shares
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import os
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 from paramio.core.errors import InvalidArgumentError, SourceError
-from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
-from paramio.sources.names import join_url
-from paramio.sources.registry import open_source, scheme_of
+from paramio.sources.names import join_url, scheme_of
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from contextvars import ContextVar, Token
+    from types import TracebackType
+    from typing import Any
+
+    from paramio.core.source import ByteSource
+else:
+    from _contextvars import ContextVar  # what `contextvars` re-exports, without the extra module
 
 __all__ = ["beside", "current_options", "exists", "input_options", "is_url", "local_path", "open_input"]
 
-_OPTIONS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
-    "paramio_input_options", default=None
-)
+_OPTIONS: ContextVar[Mapping[str, Any] | None] = ContextVar("paramio_input_options", default=None)
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -58,17 +61,24 @@ def local_path(path: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def input_options(options: Mapping[str, Any] | None) -> Iterator[None]:
-    """Use `options` for every remote object opened inside the block (none: keep the outer ones)."""
-    if not options:
-        yield
-        return
-    token = _OPTIONS.set({**(_OPTIONS.get() or {}), **options})
-    try:
-        yield
-    finally:
-        _OPTIONS.reset(token)
+class input_options:  # noqa: N801 - used as a function: ``with input_options(options):``
+    """Use `options` for every remote object opened inside the block (none: keep the outer ones).
+    (A class, not a `contextlib.contextmanager`: every command enters one, a listing included.)"""
+
+    __slots__ = ("_options", "_token")
+
+    def __init__(self, options: Mapping[str, Any] | None) -> None:
+        self._options = options
+        self._token: Token[Mapping[str, Any] | None] | None = None
+
+    def __enter__(self) -> None:
+        if self._options:
+            self._token = _OPTIONS.set({**(_OPTIONS.get() or {}), **self._options})
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _OPTIONS.reset(token)
 
 
 def current_options() -> dict[str, Any]:
@@ -87,6 +97,8 @@ def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> B
         return FileSource(local, writable=writable, use_mmap=use_mmap)
     if writable:
         raise InvalidArgumentError("a URL cannot be opened writable; write a local file and upload it", path=path)
+    from paramio.sources.registry import open_source  # here: a local path needs no scheme registry
+
     return open_source(path, **(_OPTIONS.get() or {}))
 
 

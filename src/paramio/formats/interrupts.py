@@ -10,18 +10,26 @@ changes nothing.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from types import FrameType
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    import signal
+    import signal as _signal  # the same functions and numbers, typed (typeshed has no `_signal`)
+    from collections.abc import Callable
+    from types import FrameType, TracebackType
+
+    #: Catchable signals whose default action ends the process. `paramio.cli` makes them (and
+    #: SIGINT) unwind like Ctrl-C, through handlers that `held_signals` can defer.
+    TERMINATING_SIGNALS: tuple[signal.Signals, ...]
+else:
+    import _signal  # the builtin under `signal`: its enums (and `enum`) are not needed to install handlers
 
 __all__ = ["TERMINATING_SIGNALS", "deferring", "held_signals"]
 
-#: Catchable signals whose default action ends the process. `paramio.cli` makes them (and
-#: SIGINT) unwind like Ctrl-C, through handlers that `held_signals` can defer.
-TERMINATING_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name)
+#: The numbers of the catchable signals whose default action ends the process (what
+#: `TERMINATING_SIGNALS` holds as `signal.Signals`): installing handlers needs only these, so the
+#: CLI's start imports neither `signal` nor `enum` for them.
+TERMINATING_NUMBERS: tuple[int, ...] = tuple(
+    getattr(_signal, name)
     for name in (
         "SIGTERM",
         "SIGHUP",
@@ -35,34 +43,45 @@ TERMINATING_SIGNALS: tuple[signal.Signals, ...] = tuple(
         "SIGPWR",
         "SIGSTKFLT",
     )
-    if hasattr(signal, name)
+    if hasattr(_signal, name)
 )
 _depth = 0  # nesting of held_signals blocks in the main thread
 _pending: list[int] = []  # signals that arrived while held
 
 
-@contextlib.contextmanager
-def held_signals() -> Iterator[None]:
+class held_signals:  # noqa: N801 - used as a function: ``with held_signals():``
     """Defer, for the block, the signals whose handlers `deferring` wrapped; the first that
     arrived meanwhile is raised again (``signal.raise_signal``) as the block ends.
 
     Python runs signal handlers in the main thread between bytecodes, whichever thread the
     kernel interrupted, so a flag checked by the handler defers them; blocking the signal with
     ``pthread_sigmask`` would not (another thread would take it). Other threads pass through.
+    (A class rather than a `contextlib.contextmanager`: the CLI imports this module at start.)
     """
-    global _depth
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _depth += 1
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_counted",)
+
+    def __init__(self) -> None:
+        self._counted = False
+
+    def __enter__(self) -> None:
+        global _depth
+        import threading  # here: only writers hold signals, and they have threads already
+
+        if threading.current_thread() is threading.main_thread():
+            _depth += 1
+            self._counted = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        global _depth
+        if not self._counted:
+            return
+        self._counted = False
         _depth -= 1
         if _depth == 0 and _pending:
             signum = _pending[0]
             _pending.clear()
-            signal.raise_signal(signum)
+            _signal.raise_signal(signum)
 
 
 def deferring(handler: Callable[[int, FrameType | None], object]) -> Callable[[int, FrameType | None], None]:
@@ -75,3 +94,11 @@ def deferring(handler: Callable[[int, FrameType | None], object]) -> Callable[[i
         handler(signum, frame)
 
     return wrapped
+
+
+def __getattr__(name: str) -> object:
+    if name == "TERMINATING_SIGNALS":  # as `signal.Signals`, made on first use (`signal` imports `enum`)
+        import signal
+
+        return tuple(signal.Signals(n) for n in TERMINATING_NUMBERS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,6 @@ URL the object beside it (`paramio.formats.inputs.beside`).
 
 from __future__ import annotations
 
-import json
 import os
 
 from paramio.core.errors import FormatError
@@ -63,6 +62,8 @@ def read_manifest_json(path: str, *, what: str = "manifest", limit: int = MAX_MA
         raw = src.read(0, size)
     finally:
         src.close()
+    import json  # here: a single file's listing imports this module but reads no manifest
+
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

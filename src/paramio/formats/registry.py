@@ -11,14 +11,10 @@ Formats are imported only when first used.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
-import inspect
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
@@ -33,7 +29,11 @@ from paramio.formats.contract import (
 )
 from paramio.sources.paths import AllowExternal
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from types import ModuleType, TracebackType
+    from typing import Any
+
     from paramio.core.source import ByteSource
     from paramio.formats.conversion import Loss, Prepared
     from paramio.formats.digests import DigestSink
@@ -156,35 +156,39 @@ def read_source(source: ByteSource, format: str) -> FormatContents:
     return restore(fmt, fmt.read_source(source))
 
 
-@contextlib.contextmanager
-def _redacting(path: str) -> Iterator[None]:
+class _redacting:  # noqa: N801 - used as a function: ``with _redacting(path):``
     """Errors naming the URL `path` (or its siblings) name it without its credentials: readers
-    put the path they were given in messages; only the sources redact on their own."""
-    from paramio.core.errors import ParamioError
-    from paramio.formats.inputs import is_url
+    put the path they were given in messages; only the sources redact on their own. (A class,
+    not a `contextlib.contextmanager`: a listing, often a whole process, enters one.)"""
 
-    if not is_url(path):
-        yield
-        return
-    from paramio.sources.retry import redact_url
+    __slots__ = ("_path",)
 
-    shown = redact_url(path)
-    user = path.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
-    if shown == path:
-        yield
-        return
+    def __init__(self, path: str) -> None:
+        self._path = path
 
-    def clean(text: str) -> str:
-        text = text.replace(path, shown)
-        return text.replace(user + "@", "") if user else text
+    def __enter__(self) -> None:
+        return None
 
-    try:
-        yield
-    except ParamioError as exc:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        from paramio.formats.inputs import is_url
+
+        path = self._path
+        if not isinstance(exc, ParamioError) or not is_url(path):
+            return
+        from paramio.sources.retry import redact_url
+
+        shown = redact_url(path)
+        if shown == path:
+            return
+        user = path.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+
+        def clean(text: str) -> str:
+            text = text.replace(path, shown)
+            return text.replace(user + "@", "") if user else text
+
         exc.path = clean(exc.path) if exc.path is not None else None
         exc.reason = clean(exc.reason)
         exc.args = tuple(clean(a) if isinstance(a, str) else a for a in exc.args)
-        raise
 
 
 def write_path(
@@ -291,6 +295,8 @@ def writer_options(name: str) -> frozenset[str]:
 
 @functools.cache
 def _options_of(name: str, writer: Callable[..., None]) -> frozenset[str]:
+    import inspect  # here: writing asks, a listing never does
+
     params = inspect.signature(writer).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         raise AssertionError(f"the {name} writer must list its options, not take **kwargs")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from paramio.core.exports import attach, typed_exports
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     from paramio.core.entry import EntryKind, ParameterEntry
     from paramio.index.index import DuplicatePolicy, ParameterIndex

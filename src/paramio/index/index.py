@@ -14,8 +14,6 @@ import operator
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
 
 from paramio.core.buffers import Buffer
 from paramio.core.entries import LazyEntries
@@ -36,7 +34,11 @@ from paramio.formats.contract import ARCHIVE
 from paramio.sources.memory import MemorySource
 from paramio.sources.paths import AllowExternal
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
     import numpy as np
 
     from paramio.formats.registry import FormatContents
@@ -63,7 +65,10 @@ def _numpy_if_loaded() -> ModuleType | None:
 def _ndarray(obj: object) -> np.ndarray | None:
     """`obj` when it is a NumPy array (found without importing NumPy)."""
     numpy = _numpy_if_loaded()
-    return cast("np.ndarray", obj) if numpy is not None and isinstance(obj, numpy.ndarray) else None
+    if numpy is None or not isinstance(obj, numpy.ndarray):
+        return None
+    array: np.ndarray = obj
+    return array
 
 
 def _metadata_bytes(metadata: str | bytes | None) -> bytes:
@@ -207,7 +212,8 @@ class ParameterIndex:
         ``create_io_parameters_module`` (a real IREE object: needs ``paramio[iree]``, else
         `ImportError`). Entries added later are not seen: create a new provider."""
         # The bridge stands above this layer; the package root declares it (`paramio.core.exports`).
-        create = cast("Callable[..., object]", above("index.create_provider"))
+        create = above("index.create_provider")
+        assert callable(create), create
         return create(self, scope=scope, max_concurrent_operations=max_concurrent_operations)
 
     def _keep_for_iree(self, obj: object) -> None:

@@ -9,15 +9,13 @@ anything): the user marked it read-only and paramio honours that.
 
 from __future__ import annotations
 
+import _thread
 import errno
-import fcntl
 import functools
 import mmap
 import os
 import stat
-import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from paramio.core.errors import SourceError
 from paramio.core.planner import Span
@@ -25,6 +23,7 @@ from paramio.core.source import ByteSource
 from paramio.sources.names import relative_parts
 from paramio.sources.paths import Confinement
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     import ctypes
 
@@ -68,7 +67,7 @@ def open_regular(path: str, *, writable: bool = False) -> int:
         if not stat.S_ISREG(st.st_mode):  # swapped after the check above
             raise SourceError(f"not a regular file ({file_kind(st.st_mode)}); refusing to open it", path=path)
         _check_write_bits(path, st.st_mode, writable)
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        os.set_blocking(fd, True)  # `fcntl` F_SETFL without O_NONBLOCK
     except BaseException:
         os.close(fd)
         raise
@@ -134,6 +133,8 @@ class FileSource(ByteSource):
         self._mv = memoryview(self._map) if self._map is not None else memoryview(b"")
 
     def _lock_writer(self) -> None:
+        import fcntl  # here: only a writable open locks (a listing imports no fcntl)
+
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -314,8 +315,10 @@ class FileSource(ByteSource):
             if self._locked:
                 self._locked = False
                 try:
+                    import fcntl  # imported by `_lock_writer` already (this may run at shutdown)
+
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
-                except OSError:
+                except (OSError, ImportError):
                     pass
             os.close(self._fd)
             self._fd = -1
@@ -330,7 +333,7 @@ class FileSource(ByteSource):
 #: O_DIRECT transfers start, end and land at multiples of this (the largest logical block size
 #: of common devices; a multiple of 512 too).
 DIRECT_ALIGN = 4096
-_MAP_LOCK = threading.Lock()
+_MAP_LOCK = _thread.allocate_lock()  # `threading.Lock` itself, without importing `threading`
 _LOW_BIT = bytes(i & 1 for i in range(256))  # mincore: bit 0 of each byte is the page's residency
 
 
@@ -346,7 +349,7 @@ class DirectReader:
         self.path = path
         self.size = size
         self._buffer_bytes = max(DIRECT_ALIGN, buffer_bytes - buffer_bytes % DIRECT_ALIGN)
-        self._local = threading.local()
+        self._local = _thread._local()  # `threading.local` itself, without importing `threading`
         flag = getattr(os, "O_DIRECT", 0)
         if not flag:
             raise SourceError("O_DIRECT is not available on this system", path=path)

@@ -11,9 +11,24 @@ the result. Names are names, not URL fragments: `join_url` percent-encodes each 
 
 from __future__ import annotations
 
+import os
+
 from paramio.core.errors import SourceError
 
-__all__ = ["join_url", "relative_parts"]
+__all__ = ["join_url", "relative_parts", "scheme_of"]
+
+
+def scheme_of(path_or_url: str | os.PathLike[str]) -> str | None:
+    """The URL scheme of `path_or_url` in lower case, or None for a local path (also on Windows,
+    where ``C:\\x`` has a one-letter "scheme"). Here, not in `paramio.sources.registry`, so
+    that telling a local path from a URL imports no registry."""
+    text = os.fspath(path_or_url)
+    if "://" not in text:
+        return None
+    from urllib.parse import urlsplit  # here: a local path never needs it
+
+    scheme = urlsplit(text).scheme.lower()
+    return scheme if len(scheme) >= 2 else None
 
 
 def relative_parts(name: str, *, base: str) -> list[str]:

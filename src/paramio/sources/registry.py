@@ -8,16 +8,21 @@ install. Add a scheme with `register_scheme` (see ``docs/sources.md``).
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import os
-import threading
-from collections.abc import Callable
-from typing import Any, cast
 
 from paramio.core.errors import InvalidArgumentError, MissingExtraError
 from paramio.core.records import Record
-from paramio.core.source import ByteSource
 from paramio.sources.file import FileSource
+from paramio.sources.names import scheme_of
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from paramio.core.source import ByteSource
 
 __all__ = ["REMOTE_SCHEMES", "MissingExtraError", "known_schemes", "open_source", "register_scheme", "scheme_of"]
 
@@ -41,7 +46,7 @@ REMOTE_SCHEMES = ("http", "https", "s3", "gs", "az", "abfs", "abfss", "azure")
 
 _REMOTE = _Entry("paramio.sources.objectstore:open_object", "remote", "obstore")
 _SCHEMES: dict[str, _Entry | Callable[..., ByteSource]] = dict.fromkeys(REMOTE_SCHEMES, _REMOTE)
-_LOCK = threading.Lock()
+_LOCK = _thread.allocate_lock()  # `threading.Lock` itself, without importing `threading`
 
 
 def register_scheme(
@@ -63,18 +68,6 @@ def known_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
-def scheme_of(path_or_url: str | os.PathLike[str]) -> str | None:
-    """The URL scheme of `path_or_url` in lower case, or None for a local path (also on Windows,
-    where ``C:\\x`` has a one-letter "scheme")."""
-    text = os.fspath(path_or_url)
-    if "://" not in text:
-        return None
-    from urllib.parse import urlsplit  # here: a local path never needs it
-
-    scheme = urlsplit(text).scheme.lower()
-    return scheme if len(scheme) >= 2 else None
-
-
 def _resolve(scheme: str) -> Callable[..., ByteSource]:
     with _LOCK:
         entry = _SCHEMES.get(scheme)
@@ -93,7 +86,8 @@ def _resolve(scheme: str) -> Callable[..., ByteSource]:
                 ) from exc
             raise ImportError(f"{scheme}:// URLs need the {entry.needs} package: pip install {entry.needs}") from exc
         raise
-    return cast("Callable[..., ByteSource]", getattr(module, func))
+    opener: Callable[..., ByteSource] = getattr(module, func)
+    return opener
 
 
 def open_source(path_or_url: str | os.PathLike[str], **options: Any) -> ByteSource:

@@ -34,10 +34,8 @@ Everything else is here, the same for every format:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from paramio.formats.contract import Format, SetLayout, format_for_path
-from paramio.formats.sets.member_source import MAX_OPEN_MEMBERS, MemberSource
 from paramio.formats.sets.names import (
     MAX_MEMBERS,
     ShardName,
@@ -48,7 +46,9 @@ from paramio.formats.sets.names import (
 )
 from paramio.formats.sets.reading import STAMP_KEY, is_manifest, member_paths, read_file, read_path, read_weight_map
 
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from paramio.formats.sets.member_source import MAX_OPEN_MEMBERS, MemberSource
     from paramio.formats.sets.writing import (
         MemberPlan,
         PlanMember,
@@ -69,6 +69,10 @@ def __getattr__(name: str) -> object:
         from paramio.formats.sets import writing
 
         return getattr(writing, name)
+    if name in ("MAX_OPEN_MEMBERS", "MemberSource"):  # a plain file's listing needs no descriptor pool
+        from paramio.formats.sets import member_source
+
+        return getattr(member_source, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

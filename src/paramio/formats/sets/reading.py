@@ -13,7 +13,6 @@ from paramio.core.source import ByteSource
 from paramio.formats.contract import FormatContents, SetLayout
 from paramio.formats.inputs import beside, exists, is_url, open_input
 from paramio.formats.members import MAX_MANIFEST_SIZE, member_path, read_manifest_json
-from paramio.formats.sets.member_source import MemberSource
 from paramio.formats.sets.names import MAX_MEMBERS, parse_member_name, shard_order
 from paramio.sources.paths import AllowExternal, Confinement
 
@@ -94,6 +93,10 @@ def _open_member(path: str, *, writable: bool, use_mmap: bool) -> ByteSource:
     if not writable and not is_url(path):
         local = path[len("file://") :] if path.startswith("file://") else path
         if os.path.isfile(local):
+            # Here: only a member of a set is opened this way (a plain file's listing imports
+            # no descriptor pool, nor the `threading` and `weakref` it needs).
+            from paramio.formats.sets.member_source import MemberSource
+
             return MemberSource(local, use_mmap=use_mmap)
     return open_input(path, writable=writable, use_mmap=use_mmap)
 
