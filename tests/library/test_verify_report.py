@@ -6,7 +6,6 @@ problem must name its check, file, entry and offset.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import subprocess
 from pathlib import Path
@@ -207,7 +206,7 @@ def test_the_structure_check_is_the_format_package_s(tmp_path: Path) -> None:
         seen.append(contents)
         return [Problem(Check.STRUCTURE, "made up", contents.paths[0], "a", 8)]
 
-    register_format(dataclasses.replace(st_format.FORMAT, check_structure=check_structure))
+    register_format(st_format.FORMAT.replace(check_structure=check_structure))
     try:
         report = verify(path)
     finally:

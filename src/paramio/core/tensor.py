@@ -15,15 +15,14 @@ convention has no field for (a GGUF quantisation type, say), which IREE ignores.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
 from paramio.core.dtypes import dtype_by_name, numpy_dtype
 from paramio.core.errors import InvalidArgumentError
+from paramio.core.records import Record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # NumPy is not imported to read or list a file
+    from collections.abc import Mapping
+
     import numpy as np
 
 __all__ = ["TensorInfo", "decode_tensor_metadata", "encode_tensor_metadata", "is_numpy_shape"]
@@ -39,17 +38,27 @@ MAX_TENSOR_DIMS = 64
 _MAX_ELEMENTS = (1 << 63) - 1
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TensorInfo:
+class TensorInfo(Record):
     """The logical type of an entry: element type name and shape.
 
     `dtype` is a paramio dtype name (see `paramio.core.dtypes`) or a format-specific name for
-    types NumPy cannot view (``gguf.q4_k``); `extra` holds format facts that ride along.
+    types NumPy cannot view (``gguf.q4_k``); `extra` holds format facts that ride along (a new
+    empty dict when not given). An immutable value (`paramio.core.records.Record`): equal and
+    hashed by its fields (a hash needs a hashable `extra`), changed copies by `replace`.
     """
 
+    __slots__ = ("dtype", "shape", "extra")
+    __match_args__ = ("dtype", "shape", "extra")
     dtype: str
     shape: tuple[int, ...]
-    extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    extra: Mapping[str, object]
+
+    def __init__(self, dtype: str, shape: tuple[int, ...], extra: Mapping[str, object] | None = None) -> None:
+        # Made once per entry by the readers: the slots' own setters store past the guard against
+        # assignment at the cost of a plain store (0.6x the frozen dataclass's constructor).
+        _set_dtype(self, dtype)
+        _set_shape(self, shape)
+        _set_extra(self, {} if extra is None else extra)
 
     @property
     def count(self) -> int:
@@ -64,6 +73,9 @@ class TensorInfo:
             return dtype_by_name(self.dtype).nbytes(self.count)
         except InvalidArgumentError:
             return None
+
+
+_set_dtype, _set_shape, _set_extra = (TensorInfo.__dict__[name].__set__ for name in TensorInfo.__slots__)
 
 
 def _dtype_desc(name: str) -> dict[str, object]:
@@ -91,6 +103,8 @@ def encode_tensor_metadata(info: TensorInfo, *, prefix: str = TENSOR_PREFIX) -> 
         pass
     if info.extra:
         body["paramio"] = dict(info.extra)
+    import json
+
     return f"{prefix}:{json.dumps(body)}".encode()
 
 
@@ -139,11 +153,13 @@ def decode_tensor_metadata(metadata: bytes) -> TensorInfo | None:
         return None
     if prefix not in _PREFIXES:
         return None
+    import json  # here: a listing of untyped entries decodes no JSON
+
     try:
         body = json.loads(rest)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(body, Mapping) or body.get("type") != "Tensor":
+    if not isinstance(body, dict) or body.get("type") != "Tensor":
         return None
     dtype = body.get("dtype")
     shape = body.get("shape")
@@ -152,4 +168,4 @@ def decode_tensor_metadata(metadata: bytes) -> TensorInfo | None:
     if not _numpy_shape(shape):
         return None
     extra = body.get("paramio")
-    return TensorInfo(dtype, tuple(shape), dict(extra) if isinstance(extra, Mapping) else {})
+    return TensorInfo(dtype, tuple(shape), dict(extra) if isinstance(extra, dict) else {})

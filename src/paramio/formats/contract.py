@@ -19,24 +19,26 @@ names no module above it.
 
 from __future__ import annotations
 
-import dataclasses
+import _thread
 import importlib
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.exports import formats_above
-from paramio.core.records import Record
+from paramio.core.records import MutableRecord, Record, factory, record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
     from paramio.core.entry import ParameterEntry
     from paramio.core.source import ByteSource
     from paramio.core.tensor import TensorInfo
-    from paramio.formats.conversion import Carried, Prepared
+    from paramio.formats.conversion import Carried
+    from paramio.formats.protocols import MemberReader, PathReader, Preparer
     from paramio.formats.verify import Problem
-    from paramio.sources.paths import AllowExternal
 
 __all__ = [
     "ARCHIVE",
@@ -65,43 +67,17 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(slots=True)
-class FormatContents:
+@record(frozen=False)
+class FormatContents(MutableRecord):
     """What a reader found: entries in file order, file-level attributes, the files read."""
 
     #: A list, or `LazyEntries` whose entries are built on first use.
     entries: Sequence[ParameterEntry]
-    attributes: dict[str, object] = dataclasses.field(default_factory=dict)
-    paths: list[str] = dataclasses.field(default_factory=list)
+    attributes: dict[str, object] = factory(dict)
+    paths: list[str] = factory(list)
     #: (sets) The save stamp the file or set carried (`SetLayout.take_stamp`, taken out of the
     #: attributes), or None: what a manifest over whole files (a tensor-parallel set) checks.
     stamp: str | None = None
-
-
-class PathReader(Protocol):
-    """``read_path(path, *, writable, use_mmap, allow_external, strict)``: one file, or the whole
-    set it belongs to. Files named inside must resolve beside it or in `allow_external`
-    (`paramio.sources.paths`); `strict` refuses what the reader otherwise reads past with a
-    `FormatWarning` (a format with nothing to be strict about ignores it)."""
-
-    def __call__(
-        self,
-        path: str,
-        *,
-        writable: bool = False,
-        use_mmap: bool = True,
-        allow_external: AllowExternal = None,
-        strict: bool = False,
-    ) -> FormatContents: ...
-
-
-class Preparer(Protocol):
-    """``prepare(entries, attributes, options)``: the entries and attributes the writer will be
-    given after carrying, and every `Loss`, decided before anything is written."""
-
-    def __call__(
-        self, entries: list[ParameterEntry], attributes: dict[str, object], options: dict[str, object]
-    ) -> Prepared: ...
 
 
 def _no_magic(head: bytes) -> bool:
@@ -145,21 +121,6 @@ class FileMetadata(Record):
 
 
 # -- sets (owned with paramio.formats.sets): what set code needs from a format ------------------
-
-
-class MemberReader(Protocol):
-    """``read_member(source, path, *, writable, allow_external, strict)``: ONE file of a set,
-    read from `source` (already open; entries point into it), never the set it belongs to."""
-
-    def __call__(
-        self,
-        source: ByteSource,
-        path: str,
-        *,
-        writable: bool = False,
-        allow_external: AllowExternal = None,
-        strict: bool = False,
-    ) -> FormatContents: ...
 
 
 def _first_attributes(members: list[dict[str, object]], manifest: dict[str, object] | None) -> dict[str, object]:
@@ -247,8 +208,8 @@ class SetLayout(Record):
 # -- end of the sets block ---------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Format:
+@record(kw_only=True)
+class Format(Record):
     """One file format, as conversion, the index and the CLI see it.
 
     The callables are the format package's own functions; the facts replace every branch on a
@@ -318,6 +279,7 @@ class Format:
     dequantize: Callable[[ParameterEntry], Any] | None = None
 
     def __post_init__(self) -> None:
+        """Refuse a malformed format (`InvalidArgumentError`): run by the constructor and `replace`."""
         if not self.name or self.name != self.name.lower():
             raise InvalidArgumentError(f"format name {self.name!r} must be non-empty and lower case")
         if not self.extensions or any(not e.startswith(".") or e != e.lower() for e in self.extensions):
@@ -408,7 +370,7 @@ _BUILTIN = (
 #: ``iree-create-parameters``, a stream of ``iree-convert-parameters``): paramio's default output.
 ARCHIVE = "irpa"
 
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _DECLARED: dict[str, _Declared] = {}
 _REGISTERED: dict[str, Format] = {}
 _ready = False
@@ -601,3 +563,13 @@ class FormatTable(Mapping[str, Format]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in format_names()
+
+
+def __getattr__(name: str) -> object:
+    """The readers' Protocols (`paramio.formats.protocols`), imported on first use: this module
+    names them only in annotations."""
+    if name in ("MemberReader", "PathReader", "Preparer"):
+        from paramio.formats import protocols
+
+        return getattr(protocols, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -247,7 +247,7 @@ def slice_entry(key: str, entry: ParameterEntry, box: Sequence[tuple[int, int]])
     info = entry.tensor
     starts, run = box_spans(key, info, entry.length, box)
     assert info is not None
-    piece_info = dataclasses.replace(info, shape=tuple(b - a for a, b in box))
+    piece_info = info.replace(shape=tuple(b - a for a, b in box))
     if len(starts) > 1 and np.all(np.diff(starts) == run):  # adjacent rows: one range
         starts, run = starts[:1], run * len(starts)
     return _piece(entry, key, piece_info, starts, run, f"slice {box}")

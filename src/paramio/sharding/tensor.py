@@ -63,7 +63,7 @@ class Geometry:
     def piece_info(self) -> TensorInfo:
         shape = list(self.info.shape)
         shape[self.axis] //= self.count
-        return dataclasses.replace(self.info, shape=tuple(shape))
+        return self.info.replace(shape=tuple(shape))
 
 
 def _quantised(dtype: str) -> tuple[int, int] | None:

@@ -1,0 +1,330 @@
+"""`TensorInfo`, `Format` and `FormatContents` as records (`paramio.core.records`): the value
+semantics they had as dataclasses, checked against the dataclass each used to be where one can
+stand in (repr, equality, hash, signature, match), and `record`, the decorator two are built by."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import pickle
+from collections.abc import Mapping
+from typing import ClassVar
+
+import pytest
+
+from paramio.core.errors import InvalidArgumentError
+from paramio.core.planner import Span
+from paramio.core.records import MutableRecord, Record, factory, record
+from paramio.core.tensor import TensorInfo
+from paramio.formats.contract import Format, FormatContents, SetLayout, get_format
+
+
+def _old_tensor_info() -> type:
+    """`TensorInfo` as it was: ``@dataclass(frozen=True, slots=True)``."""
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class TensorInfo:
+        dtype: str
+        shape: tuple[int, ...]
+        extra: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    TensorInfo.__qualname__ = "TensorInfo"  # what its repr names
+    return TensorInfo
+
+
+def _old_format_contents() -> type:
+    @dataclasses.dataclass(slots=True)
+    class FormatContents:
+        entries: list[object]
+        attributes: dict[str, object] = dataclasses.field(default_factory=dict)
+        paths: list[str] = dataclasses.field(default_factory=list)
+        stamp: str | None = None
+
+    FormatContents.__qualname__ = "FormatContents"
+    return FormatContents
+
+
+# -- TensorInfo -------------------------------------------------------------------------------
+
+
+def test_tensor_info_is_a_record_without_the_decorator() -> None:
+    assert issubclass(TensorInfo, Record) and not dataclasses.is_dataclass(TensorInfo)
+    assert TensorInfo.__slots__ == TensorInfo.__match_args__ == ("dtype", "shape", "extra")
+    assert not hasattr(TensorInfo("float32", (1,)), "__dict__")
+
+
+def test_tensor_info_compares_hashes_and_prints_as_its_dataclass_did() -> None:
+    old = _old_tensor_info()
+    cases = [("float32", (2, 3)), ("gguf.q4_k", (256,), {"type": 12}), ("bool", ())]
+    for args in cases:
+        new_value, old_value = TensorInfo(*args), old(*args)  # type: ignore[arg-type]
+        assert repr(new_value) == repr(old_value)
+        assert new_value == TensorInfo(*args)  # type: ignore[arg-type]
+    a, b = TensorInfo("float32", (2, 3), ()), old("float32", (2, 3), ())
+    assert hash(a) == hash(b) == hash(("float32", (2, 3), ()))
+    assert len({a, TensorInfo("float32", (2, 3), ()), TensorInfo("float32", (3, 2), ())}) == 2
+    assert TensorInfo("f", (1,)) != TensorInfo("f", (2,))
+    assert TensorInfo("f", (1,)) != ("f", (1,), {})  # another class: not equal
+    assert TensorInfo("f", (1,)) != old("f", (1,))
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(TensorInfo("f", (1,)))  # its default extra is a dict, as before
+    assert str(inspect.signature(TensorInfo)) == (
+        "(dtype: 'str', shape: 'tuple[int, ...]', extra: 'Mapping[str, object] | None' = None) -> 'None'"
+    )
+
+
+def test_tensor_info_takes_its_fields_by_position_or_name_and_a_fresh_extra() -> None:
+    assert TensorInfo(dtype="int8", shape=(4,), extra={"k": 1}) == TensorInfo("int8", (4,), {"k": 1})
+    a, b = TensorInfo("int8", (4,)), TensorInfo("int8", (4,))
+    assert a.extra == {} and a.extra is not b.extra
+    assert TensorInfo("int8", (4,), None).extra == {}
+    with pytest.raises(TypeError):
+        TensorInfo("int8")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        TensorInfo("int8", (4,), {}, 1)  # type: ignore[call-arg]
+
+
+def test_tensor_info_cannot_be_changed_only_replaced() -> None:
+    info = TensorInfo("float16", (8, 8))
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'dtype'"):
+        info.dtype = "float32"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'shape'"):
+        del info.shape  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        info.other = 1  # type: ignore[attr-defined]
+    changed = info.replace(shape=(64,))
+    assert changed == TensorInfo("float16", (64,)) and info == TensorInfo("float16", (8, 8))
+    assert changed.extra is info.extra  # the fields not named are carried over as they are
+    assert info.__replace__(dtype="bfloat16") == TensorInfo("bfloat16", (8, 8))  # copy.replace (3.13)
+    with pytest.raises(TypeError, match="TensorInfo has no field"):
+        info.replace(shapes=(1,))
+
+
+def test_tensor_info_pickles_copies_and_matches_by_value() -> None:
+    info = TensorInfo("gguf.q8_0", (32, 4), {"ggml_type": 8})
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(info, protocol)) == info
+    assert copy.copy(info) == info and copy.copy(info).extra is info.extra
+    deep = copy.deepcopy(info)
+    assert deep == info and deep.extra is not info.extra
+    match info:
+        case TensorInfo(dtype, (rows, cols)):
+            assert (dtype, rows, cols) == ("gguf.q8_0", 32, 4)
+        case _:
+            pytest.fail("no match")
+    match info:
+        case TensorInfo(dtype="gguf.q8_0", extra={"ggml_type": code}):
+            assert code == 8
+        case _:
+            pytest.fail("no match")
+
+
+# -- FormatContents ---------------------------------------------------------------------------
+
+
+def test_format_contents_is_a_mutable_value_as_its_dataclass_was() -> None:
+    old = _old_format_contents()
+    assert issubclass(FormatContents, MutableRecord) and not dataclasses.is_dataclass(FormatContents)
+    assert FormatContents.__match_args__ == old.__match_args__ == ("entries", "attributes", "paths", "stamp")
+    assert repr(FormatContents([], {"a": 1}, ["f"])) == repr(old([], {"a": 1}, ["f"]))
+    assert str(inspect.signature(FormatContents)) == str(inspect.signature(old)).replace(
+        "list[object]", "Sequence[ParameterEntry]"
+    )
+    a, b = FormatContents([]), FormatContents(entries=[])
+    assert a == b and a.attributes is not b.attributes and a.paths is not b.paths
+    a.paths.append("m.irpa")
+    a.stamp = "s1"
+    assert a != b and a == FormatContents([], {}, ["m.irpa"], "s1")
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(a)
+    with pytest.raises(TypeError):
+        FormatContents()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        FormatContents([], nope=1)  # type: ignore[call-arg]
+    assert not hasattr(a, "__dict__")
+
+
+def test_format_contents_replaces_pickles_and_copies() -> None:
+    contents = FormatContents(["e"], {"k": [1]}, ["m.irpa"], "stamp")  # type: ignore[list-item]
+    emptied = contents.replace(entries=[])
+    assert emptied == FormatContents([], {"k": [1]}, ["m.irpa"], "stamp")
+    assert emptied.attributes is contents.attributes and contents.entries == ["e"]
+    assert pickle.loads(pickle.dumps(contents)) == contents
+    deep = copy.deepcopy(contents)
+    assert deep == contents and deep.attributes["k"] is not contents.attributes["k"]
+    match contents:
+        case FormatContents(entries, attributes):
+            assert entries == ["e"] and attributes == {"k": [1]}
+
+
+# -- Format -----------------------------------------------------------------------------------
+
+
+def _toy(**changes: object) -> Format:
+    irpa = get_format("irpa")
+    fields: dict[str, object] = {
+        "name": "toy",
+        "extensions": (".toy",),
+        "read_path": irpa.read_path,
+        "write_path": irpa.write_path,
+        "prepare": irpa.prepare,
+    }
+    return Format(**(fields | changes))  # type: ignore[arg-type]
+
+
+def test_format_is_keyword_only_frozen_and_equal_by_value() -> None:
+    assert issubclass(Format, Record) and not dataclasses.is_dataclass(Format)
+    assert Format.__match_args__ == ()  # keyword-only: no positional pattern, as the dataclass
+    irpa = get_format("irpa")
+    with pytest.raises(TypeError, match="positional"):
+        Format("toy", (".toy",), irpa.read_path, irpa.write_path, irpa.prepare)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing required argument.*'prepare'"):
+        Format(name="toy", extensions=(".toy",), read_path=irpa.read_path, write_path=irpa.write_path)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nmae'"):
+        _toy(nmae="x")
+    toy = _toy()
+    assert toy == _toy() and toy != _toy(splats=True) and hash(toy) == hash(_toy())
+    assert (toy.sniff(b"IRPA"), toy.read_source, toy.splats, toy.file_metadata) == (False, None, False, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        toy.name = "other"  # type: ignore[misc]
+    assert repr(toy).startswith("Format(name='toy', extensions=('.toy',), read_path=")
+    assert "iree_handle_order=None, set_layout=None, dequantize=None)" in repr(toy)
+    signature = inspect.signature(Format)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in signature.parameters.values())
+    assert list(signature.parameters)[:6] == ["name", "extensions", "read_path", "write_path", "prepare", "sniff"]
+    assert signature.parameters["splats"].default is False
+    assert signature.parameters["name"].default is inspect.Parameter.empty
+
+
+def test_format_replace_checks_what_the_constructor_checks() -> None:
+    """As `dataclasses.replace` did: the copy is made by the constructor, so ``__post_init__``
+    refuses a malformed change."""
+    toy = _toy()
+    assert toy.replace(extensions=(".toy", ".toy2")).extensions == (".toy", ".toy2")
+    assert toy.replace(name="toy2") == _toy(name="toy2")
+    with pytest.raises(InvalidArgumentError, match="lower case"):
+        toy.replace(name="Toy")
+    with pytest.raises(InvalidArgumentError, match="index suffix"):
+        _toy(index_suffix=".json")
+
+
+def test_registered_formats_copy_and_pickle() -> None:
+    for name in ("irpa", "safetensors", "gguf"):
+        fmt = get_format(name)
+        assert copy.copy(fmt) == fmt and copy.deepcopy(fmt).name == name
+        again = pickle.loads(pickle.dumps(fmt))
+        assert again.name == name and again.extensions == fmt.extensions and again.stem("a/m.x") == fmt.stem("a/m.x")
+
+
+def test_a_keyword_only_hand_written_record_copies_and_pickles() -> None:
+    """A record whose constructor takes keywords only (`SetLayout`) could not be copied while
+    records were rebuilt by calling the constructor with their values in order."""
+    layout = get_format("irpa").set_layout
+    assert isinstance(layout, SetLayout)
+    assert copy.copy(layout) == layout
+    assert copy.deepcopy(layout).member_suffix == layout.member_suffix
+    assert pickle.loads(pickle.dumps(layout)) == layout
+
+
+def test_a_hand_written_record_replaces_too() -> None:
+    assert Span(1, 2).replace(length=5) == Span(1, 5)
+
+
+# -- record -----------------------------------------------------------------------------------
+
+
+@record
+class _Point(Record):
+    x: int
+    y: int = 0
+    tags: list[str] = factory(list)
+    dims: ClassVar[int] = 2  # a class variable, not a field
+
+    def __repr__(self) -> str:
+        return "P" + super().__repr__()  # zero-argument super() works in the rebuilt class
+
+
+@record(frozen=False)
+class _Box(MutableRecord):
+    items: list[int] = factory(list)
+    label: str = "box"
+
+
+def test_record_builds_slots_init_and_defaults_from_annotations() -> None:
+    assert _Point.__slots__ == _Point.__match_args__ == ("x", "y", "tags")
+    assert _Point.dims == 2
+    assert str(inspect.signature(_Point)) == "(x: 'int', y: 'int' = 0, tags: 'list[str]' = <factory>) -> None"
+    p = _Point(1)
+    assert (p.x, p.y, p.tags) == (1, 0, [])
+    assert _Point(1).tags is not _Point(1).tags
+    assert _Point(1, 2, ["a"]) == _Point(x=1, tags=["a"], y=2)
+    assert repr(p) == "P_Point(x=1, y=0, tags=[])"
+    with pytest.raises(TypeError, match="missing required argument"):
+        _Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="multiple values for argument 'x'"):
+        _Point(1, x=2)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes 3 positional"):
+        _Point(1, 2, [], 4)  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 3  # type: ignore[misc]
+    box = _Box()
+    box.items.append(1)
+    box.label = "full"
+    assert box == _Box([1], "full") and box != _Box()
+
+
+def test_record_refuses_what_dataclass_refuses() -> None:
+    with pytest.raises(TypeError, match="mutable default"):
+
+        @record
+        class Shared(Record):
+            items: list[int] = []  # noqa: RUF012
+
+    with pytest.raises(TypeError, match="without a default follows"):
+
+        @record
+        class Order(Record):
+            a: int = 0
+            b: int
+
+    with pytest.raises(TypeError, match="derive"):
+
+        @record
+        class Plain:
+            a: int
+
+    with pytest.raises(TypeError, match="derive"):
+
+        @record
+        class Mutable(MutableRecord):  # frozen=False is needed for a MutableRecord
+            a: int
+
+
+def test_record_keeps_a_hand_written_init_and_runs_post_init() -> None:
+    seen: list[int] = []
+
+    @record(kw_only=True)
+    class Checked(Record):
+        n: int
+        half: int = 0
+
+        def __post_init__(self) -> None:
+            seen.append(self.n)
+            if self.n % 2:
+                raise ValueError("odd")
+
+    assert Checked(n=4) == Checked(n=4, half=0) and seen == [4, 4]
+    with pytest.raises(ValueError, match="odd"):
+        Checked(n=4).replace(n=3)
+
+    @record
+    class Own(Record):
+        a: int
+        b: int
+
+        def __init__(self, a: int) -> None:
+            object.__setattr__(self, "a", a)
+            object.__setattr__(self, "b", a * 2)
+
+    assert (Own(2).a, Own(2).b) == (2, 4)
