@@ -9,12 +9,16 @@ it as is, so opening an archive and listing its keys never builds an entry objec
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Callable, Iterator, Sequence
-from typing import overload
+from collections.abc import Sequence
 
 from paramio.core.entry import ParameterEntry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
+    from typing import overload
 
 __all__ = ["DumpColumns", "LazyEntries", "collector_paused"]
 
@@ -83,10 +87,13 @@ class LazyEntries(Sequence[ParameterEntry]):
             self._made += 1
         return e
 
-    @overload
-    def __getitem__(self, i: int) -> ParameterEntry: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[ParameterEntry]: ...
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, i: int) -> ParameterEntry: ...
+        @overload
+        def __getitem__(self, i: slice) -> list[ParameterEntry]: ...
+
     def __getitem__(self, i: int | slice) -> ParameterEntry | list[ParameterEntry]:
         if isinstance(i, slice):
             return [self._get(j) for j in range(*i.indices(len(self._keys)))]
@@ -157,18 +164,25 @@ def _without_gc(make: Callable[[], list[ParameterEntry]]) -> list[ParameterEntry
         return make()
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused() -> _CollectorPaused:
     """The cyclic garbage collector paused inside the block (left as it was after it): for
     code that builds many objects that are not cyclic garbage, such as an index's entries or a
     load's tensors. A process that has just imported a large framework (torch: ~10^5 objects)
     owes a full collection, which the first few thousand allocations of any code trigger; paused,
     it is not run inside paramio's set-up but at the caller's next allocations, as after
     `safetensors.torch.load_file` (Rust, no Python objects per tensor)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+    return _CollectorPaused()
+
+
+class _CollectorPaused:
+    """`collector_paused`'s context manager (a class: `contextlib` is not imported to list a file)."""
+
+    __slots__ = ("_enabled",)
+
+    def __enter__(self) -> None:
+        self._enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._enabled:
             gc.enable()

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import enum
-import functools
 import sys
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, cast
 
 from paramio.core.dtypes import dtype_by_name, numpy_dtype
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.source import ByteSource, handle_for
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata
 
-if TYPE_CHECKING:  # imported where an array is made: reading and listing need no NumPy
-    import numpy as np
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    import numpy as np  # imported where an array is made: reading and listing need no NumPy
 else:
     np = None  # bound by the first `to_numpy` (a global test is cheaper there than an import)
 
@@ -37,12 +36,16 @@ _MAX_DECODED_SIZE = 4096
 _SMALL_COPY = 1 << 18
 
 
-@functools.cache
-def _bytes_plan() -> tuple[np.dtype[np.generic], None]:
-    """The view plan of an untyped entry: its bytes, as ``uint8``."""
-    import numpy as np
+_BYTES_PLAN: list[tuple[np.dtype[np.generic], None]] = []
 
-    return np.dtype(np.uint8), None
+
+def _bytes_plan() -> tuple[np.dtype[np.generic], None]:
+    """The view plan of an untyped entry: its bytes, as ``uint8`` (made once)."""
+    if not _BYTES_PLAN:
+        import numpy as np
+
+        _BYTES_PLAN.append((np.dtype(np.uint8), None))
+    return _BYTES_PLAN[0]
 
 
 def _whole_view(source: ByteSource) -> memoryview | bool:
@@ -167,9 +170,13 @@ class ParameterEntry(_Fields):
         _set_cache(self, decoded)
 
     def __setattr__(self, name: str, value: object) -> None:
+        import dataclasses  # the error a frozen dataclass raises (`paramio.core.records.Record`)
+
         raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}: entries are immutable; use replace()")
 
     def __delattr__(self, name: str) -> None:
+        import dataclasses
+
         raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}: entries are immutable")
 
     # -- construction ---------------------------------------------------------------------
@@ -504,7 +511,8 @@ def entries_from_columns(
         e._tensor_cache = info
         e.__class__ = ParameterEntry
         append(e)
-    return cast("list[ParameterEntry]", made)
+    # Each item is a ParameterEntry now (its class swapped above), which no type checker can follow.
+    return made  # type: ignore[return-value]
 
 
 #: IREE's name for the class (``iree.runtime.ParameterIndexEntry``): the same class, so
