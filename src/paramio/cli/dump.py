@@ -42,14 +42,13 @@ from paramio.cli.flags import (
     files_from,
     load_scopes,
 )
-from paramio.cli.jsonout import JSON_SCHEMA_VERSION
-from paramio.cli.metadata import format_metadata, metadata_record
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.formats.text import escape, escape_keys
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from paramio.cli.jsonout import JSON_SCHEMA_VERSION
     from paramio.formats.verify import offset_alignment
 
 # Imports a listing does not need are made where used: a dump is often a whole process
@@ -61,6 +60,10 @@ def __getattr__(name: str) -> object:
         from paramio.formats import verify
 
         return verify.offset_alignment
+    if name == "JSON_SCHEMA_VERSION":  # re-exported from `paramio.cli.jsonout`, lazily
+        from paramio.cli import jsonout
+
+        return jsonout.JSON_SCHEMA_VERSION
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -135,6 +138,7 @@ def _dump(flags: ParsedFlags, extracts: list[tuple[str, str, str, str]]) -> int:
         raise UsageError(f"--metadata_items={items}: expected 0 (all) or a positive count")
     if flags.on("json"):
         from paramio.cli.jsonout import print_json
+        from paramio.cli.metadata import metadata_record
 
         doc = {
             "entries": [entry_record(s, e) for s, e in _iter_entries(scopes)],
@@ -147,6 +151,8 @@ def _dump(flags: ParsedFlags, extracts: list[tuple[str, str, str, str]]) -> int:
         for scope, index in scopes.items():
             sys.stdout.write(_with_external_files(index.dump(scope, escape=escape_keys), index.values()))
     if flags.on("metadata") and not flags.on("json"):
+        from paramio.cli.metadata import format_metadata
+
         for scope, index in scopes.items():
             sys.stdout.write(format_metadata(scope, index.attributes, items))
     quiet_extract = flags.on("json")

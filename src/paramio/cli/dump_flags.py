@@ -8,9 +8,12 @@ from collections.abc import Sequence
 
 from paramio.cli.flags import ALLOW_EXTERNAL, PARAMETER_MODE, PARAMETERS, STRICT, Flag, FlagKind, run_command
 from paramio.cli.main import deferred
-from paramio.cli.metadata import DEFAULT_ITEMS
 
-__all__ = ["DESCRIPTION", "FLAGS", "main"]
+__all__ = ["DEFAULT_ITEMS", "DESCRIPTION", "FLAGS", "main"]
+
+#: Array elements shown before the rest are summarised (``--metadata_items``; used by
+#: `paramio.cli.metadata`, which a listing without ``--metadata`` or ``--json`` does not import).
+DEFAULT_ITEMS = 16
 
 DESCRIPTION = """\
 Dumps information about parsed parameter files: IREE's exact listing (one block per scope),

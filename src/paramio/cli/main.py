@@ -8,12 +8,14 @@ command after its temporary files were removed (`paramio.cli.signals`).
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable, Sequence
+
+from paramio.core.exports import import_module
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (see `paramio`)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from paramio.cli.flags import ParsedFlags
 
 #: command -> (module, one-line summary). Modules are imported only when their command runs.
@@ -84,7 +86,7 @@ def deferred(command: str) -> Callable[[ParsedFlags], int]:
     """The body of `command` (`BODIES`) as `run_command` calls it, imported on that call."""
 
     def run(parsed: ParsedFlags) -> int:
-        code: int = importlib.import_module(BODIES[command]).run(parsed)
+        code: int = import_module(BODIES[command]).run(parsed)
         return code
 
     return run
@@ -120,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        module = importlib.import_module(spec[0])
+        module = import_module(spec[0])
     except ModuleNotFoundError as exc:
         if exc.name == spec[0]:
             sys.stderr.write(f"paramio: command '{name}' is not available in this build\n")

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from paramio.cli.dump_flags import DEFAULT_ITEMS
 from paramio.formats.text import escape
 
 __all__ = ["DEFAULT_ITEMS", "format_metadata", "metadata_record"]
-
-#: Array elements shown before the rest are summarised (``--metadata_items``).
-DEFAULT_ITEMS = 16
 
 
 def _cut(values: list[object], items: int) -> tuple[list[object], int]:

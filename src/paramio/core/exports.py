@@ -7,8 +7,19 @@ table and ``__all__`` are read from those lines (`typed_exports`)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+import sys
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import ModuleType
+
+
+def import_module(name: str) -> ModuleType:
+    """`importlib.import_module` for an absolute `name`, without importing `importlib` (nor the
+    `warnings` it imports): every command's start goes through here."""
+    __import__(name)
+    return sys.modules[name]
 
 
 def typed_exports(source_path: str) -> dict[str, tuple[str, str]]:
@@ -67,12 +78,12 @@ def attach(package: str, namespace: dict[str, object], table: Mapping[str, tuple
         where = table.get(name)
         if where is not None:
             module, attribute = where
-            value = getattr(importlib.import_module(module), attribute)
+            value = getattr(import_module(module), attribute)
             namespace[name] = value
             return value
         if not name.startswith("__"):
             try:
-                value = importlib.import_module(f"{package}.{name}")
+                value = import_module(f"{package}.{name}")
             except ModuleNotFoundError as exc:
                 if exc.name != f"{package}.{name}":
                     raise  # the submodule exists; something it imports is missing
@@ -122,4 +133,4 @@ def above(role: str) -> object:
     if target is None:
         raise LookupError(f"nothing serves {role!r}: paramio's package root declares it")
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return getattr(import_module(module), name)

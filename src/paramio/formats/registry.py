@@ -12,7 +12,6 @@ Formats are imported only when first used.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -58,6 +57,8 @@ FORMATS: Mapping[str, Format] = FormatTable()
 def format_module(name: str) -> ModuleType:
     """The module defining format `name`'s reader (the package, for the built-in formats).
     Raises `InvalidArgumentError` for an unknown name."""
+    import importlib
+
     return importlib.import_module(get_format(name).read_path.__module__)
 
 

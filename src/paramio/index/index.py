@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from paramio.core.buffers import Buffer
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.core.errors import (
@@ -31,7 +30,6 @@ from paramio.core.source import ByteSource
 from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH, check_splat
 from paramio.core.tensor import encode_array_metadata
 from paramio.formats.contract import ARCHIVE
-from paramio.sources.memory import MemorySource
 from paramio.sources.paths import AllowExternal
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
@@ -41,6 +39,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from paramio.core.buffers import Buffer
     from paramio.formats.registry import FormatContents
     from paramio.sources.handles import FileHandle
 
@@ -160,6 +159,8 @@ class ParameterIndex:
             flat: Buffer = array.reshape(-1).view(np.uint8)
         else:
             flat = buffer
+        from paramio.sources.memory import MemorySource  # here: opening and listing files adds no buffer
+
         source = MemorySource(flat, name=f"<memory:{key}>", writable=writable)
         self.add(ParameterEntry.data(key, source, 0, source.size, metadata=_metadata_bytes(metadata)))
 

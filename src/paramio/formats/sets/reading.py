@@ -12,7 +12,6 @@ from paramio.core.records import Record
 from paramio.core.source import ByteSource
 from paramio.formats.contract import FormatContents, SetLayout
 from paramio.formats.inputs import beside, exists, is_url, open_input
-from paramio.formats.members import MAX_MANIFEST_SIZE, member_path, read_manifest_json
 from paramio.formats.sets.names import MAX_MEMBERS, parse_member_name, shard_order
 from paramio.sources.paths import AllowExternal, Confinement
 
@@ -69,6 +68,8 @@ def read_weight_map(path: str) -> tuple[dict[str, object], dict[str, str]]:
 
     Raises `FormatError` for anything else (and for more than `MAX_MEMBERS` member names),
     `SourceError` when it cannot be read (or is not a regular file)."""
+    from paramio.formats.members import MAX_MANIFEST_SIZE, read_manifest_json  # a set's only
+
     doc = read_manifest_json(path, limit=MAX_MANIFEST_SIZE)
     meta = doc.get("metadata")
     wmap = doc.get("weight_map")
@@ -300,6 +301,8 @@ def _manifest_members(
     stamp: str | None,
     opts: _Opts,
 ) -> FormatContents:
+    from paramio.formats.members import member_path
+
     order = shard_order(list(wmap.values()), layout.member_suffix)
     parts: list[FormatContents] = []
     paths: list[str] = []
@@ -344,6 +347,8 @@ def member_paths(path: str, layout: SetLayout, allow_external: AllowExternal = N
     without reading them; None when `path` is one plain file. Raises `FormatError` for a bad
     manifest."""
     if is_manifest(path, layout):
+        from paramio.formats.members import member_path
+
         _, wmap = read_weight_map(path)
         return [member_path(path, n, allow_external) for n in shard_order(list(wmap.values()), layout.member_suffix)]
     base = os.path.basename(path)
