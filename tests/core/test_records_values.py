@@ -7,12 +7,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import json
+import os
 import pickle
-from collections.abc import Mapping
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
+import paramio
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.planner import Span
 from paramio.core.records import MutableRecord, Record, factory, record
@@ -328,3 +335,33 @@ def test_record_keeps_a_hand_written_init_and_runs_post_init() -> None:
             object.__setattr__(self, "b", a * 2)
 
     assert (Own(2).a, Own(2).b) == (2, 4)
+
+
+# -- what a listing imports -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+def test_a_listing_imports_neither_dataclasses_nor_inspect(
+    fmt: str, make_archive: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``paramio dump FILE`` of typed entries (a `TensorInfo` each) and the registry's `Format`
+    and `FormatContents` records: the ``dataclasses`` module (and ``inspect``, ``ast``, ``dis``,
+    ``tokenize`` it imports) is no part of it."""
+    irpa = make_archive(tmp_path / "m.irpa", w=np.ones((2, 3), np.float32), b=np.arange(4, dtype=np.int8))
+    path = irpa if fmt == "irpa" else tmp_path / f"m.{fmt}"
+    if fmt != "irpa":
+        paramio.write_path(path, paramio.read_path(irpa).entries)
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from paramio.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['dump', {str(path)!r}]) == 0\n"
+        "assert '`w`' in out.getvalue(), out.getvalue()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["PYTHONPATH"] = str(Path(paramio.__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    assert "paramio.core.tensor" in modules and "paramio.formats.contract" in modules
+    assert {"dataclasses", "inspect", "ast", "dis", "tokenize"} & modules == set()
