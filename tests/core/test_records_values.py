@@ -365,3 +365,52 @@ def test_a_listing_imports_neither_dataclasses_nor_inspect(
     modules = set(json.loads(done.stdout.splitlines()[-1]))
     assert "paramio.core.tensor" in modules and "paramio.formats.contract" in modules
     assert {"dataclasses", "inspect", "ast", "dis", "tokenize"} & modules == set()
+
+
+# -- ParameterEntry.replace -------------------------------------------------------------------
+
+
+def test_entry_replace_is_the_keyword_constructor_with_fields_changed() -> None:
+    """`ParameterEntry.replace` stores slots directly (readers replace an entry each): every
+    public field, changed or carried over, is what the keyword constructor would store, and the
+    decoded metadata is kept only while neither metadata nor the declared tensor changes."""
+    from paramio.core.entry import _FIELDS, EntryKind, ParameterEntry
+    from paramio.core.tensor import encode_tensor_metadata
+    from paramio.sources.memory import MemorySource
+
+    src, other = MemorySource(bytes(32)), MemorySource(bytes(8))
+    meta = encode_tensor_metadata(TensorInfo("float32", (2, 2)))
+    e = ParameterEntry.data("w", src, 4, 16, metadata=meta, origin="irpa", file_index=1)
+    assert e.tensor == TensorInfo("float32", (2, 2))  # decoded and kept on the entry
+    public = [name for name in _FIELDS if not name.startswith("_")]
+    changes: dict[str, object] = {
+        "key": "v",
+        "kind": EntryKind.EXTERNAL,
+        "length": 8,
+        "metadata": b"",
+        "source": other,
+        "offset": 0,
+        "pattern": b"\1",
+        "declared_tensor": TensorInfo("int8", (8,)),
+        "origin": "gguf",
+        "file_index": None,
+    }
+    assert set(changes) == set(public)
+    for name, value in changes.items():
+        r = e.replace(**{name: value})
+        expected = {field: getattr(e, field) for field in public} | {name: value}
+        assert type(r) is ParameterEntry and {field: getattr(r, field) for field in public} == expected, name
+        kept = name not in ("metadata", "declared_tensor")
+        assert (r._tensor_cache is e._tensor_cache) is kept, name
+        assert r.tensor == (TensorInfo("float32", (2, 2)) if kept else r.declared_tensor), name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            r.key = "x"  # type: ignore[misc]
+    assert e.replace() is not e and e.replace().key == "w"
+    with pytest.raises(TypeError, match=r"no field\(s\) \['_tensor_cache'\]"):
+        e.replace(_tensor_cache=None)
+
+    class Tagged(ParameterEntry):
+        __slots__ = ()
+
+    t = Tagged(key="t", kind=EntryKind.DATA, length=16, source=src).replace(key="u")
+    assert type(t) is Tagged and (t.key, t.length, t.source) == ("u", 16, src)

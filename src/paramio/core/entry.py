@@ -233,14 +233,34 @@ class ParameterEntry(_Fields):
     def replace(self, **changes: object) -> ParameterEntry:
         """A copy with fields changed (e.g. ``key=`` for a rename); the decoded metadata is
         kept only when neither the metadata nor the declared tensor changes."""
-        unknown = set(changes) - _PUBLIC_FIELDS
-        if unknown:
-            raise TypeError(f"ParameterEntry has no field(s) {sorted(unknown)}")
-        fields = {name: getattr(self, name) for name in _PUBLIC_FIELDS}
-        fields.update(changes)
-        if "metadata" not in changes and "declared_tensor" not in changes:
-            fields["decoded"] = self._tensor_cache
-        return type(self)(**fields)
+        if not _PUBLIC_FIELDS.issuperset(changes):
+            raise TypeError(f"ParameterEntry has no field(s) {sorted(set(changes) - _PUBLIC_FIELDS)}")
+        if type(self) is not ParameterEntry:  # a subclass may construct its own way
+            fields = {name: getattr(self, name) for name in _PUBLIC_FIELDS}
+            fields.update(changes)
+            if "metadata" not in changes and "declared_tensor" not in changes:
+                fields["decoded"] = self._tensor_cache
+            return type(self)(**fields)
+        # Readers replace an entry each (carried types put back): plain slot stores, as in
+        # `entries_from_columns`, are half the keyword constructor's time.
+        new = _Fields()
+        new.key = self.key
+        new.kind = self.kind
+        new.length = self.length
+        new.metadata = self.metadata
+        new.source = self.source
+        new.offset = self.offset
+        new.pattern = self.pattern
+        new.declared_tensor = self.declared_tensor
+        new.origin = self.origin
+        new.file_index = self.file_index
+        new._tensor_cache = self._tensor_cache
+        for name, value in changes.items():
+            setattr(new, name, value)
+        if "metadata" in changes or "declared_tensor" in changes:
+            new._tensor_cache = _UNSET
+        new.__class__ = ParameterEntry
+        return new  # type: ignore[return-value]  # (its class swapped: see `entries_from_columns`)
 
     # copy.copy/deepcopy restore slots through setattr, which an immutable class refuses.
     def __getstate__(self) -> list[object]:
