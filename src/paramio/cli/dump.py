@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
 
 from paramio.cli.dump_flags import DESCRIPTION, FLAGS, main
 from paramio.cli.errors import CommandFailed, UsageError
@@ -48,6 +47,8 @@ from paramio.index.scopes import ScopeMap, split_scoped_key
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from paramio.cli.jsonout import JSON_SCHEMA_VERSION
     from paramio.formats.verify import offset_alignment
 

@@ -4,8 +4,6 @@ import no NumPy; the body is imported once the flags parsed (`paramio.cli.main.B
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from paramio.cli.flags import ALLOW_EXTERNAL, PARAMETER_MODE, PARAMETERS, STRICT, Flag, FlagKind, run_command
 from paramio.cli.main import deferred
 
@@ -63,6 +61,10 @@ FLAGS = (
     ),
     Flag("quiet", FlagKind.BOOL, "No progress bar while extracting.", False),
 )
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def main(argv: Sequence[str]) -> int:

@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 from paramio.core.errors import MissingExtraError, ParamioError
 from paramio.formats.text import escape
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CommandFailed", "UsageError", "guarded", "escape", "warn"]
 

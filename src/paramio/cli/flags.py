@@ -26,12 +26,13 @@ from __future__ import annotations
 import enum
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.cli.errors import UsageError
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
     from paramio.formats.inputs import input_options
     from paramio.index.scopes import ScopeMap
 

@@ -7,7 +7,10 @@ A script reads ``doc["version"]`` before anything else and can rely on it for ev
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["JSON_SCHEMA_VERSION", "json_text", "print_json"]
 

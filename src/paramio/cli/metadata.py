@@ -9,10 +9,12 @@ JSON document small.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from paramio.cli.dump_flags import DEFAULT_ITEMS
 from paramio.formats.text import escape
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["DEFAULT_ITEMS", "format_metadata", "metadata_record"]
 

@@ -10,10 +10,12 @@ for big objects), and a span larger than ``max_request`` is split into parts tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.records import Record
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
 
 __all__ = ["Piece", "Request", "Span", "plan_reads", "run_plan"]
 

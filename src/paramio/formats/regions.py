@@ -16,9 +16,11 @@ claims at most the file it sits in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from paramio.core.source import ByteSource
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Prefix", "first_read"]
 

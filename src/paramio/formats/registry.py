@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParamioError, SourceError, UnsupportedFormatError
@@ -30,6 +29,7 @@ from paramio.sources.paths import AllowExternal
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import ModuleType, TracebackType
     from typing import Any
 

@@ -13,7 +13,6 @@ import enum
 import operator
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
@@ -34,6 +33,7 @@ from paramio.sources.paths import AllowExternal
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from types import ModuleType
     from typing import Any
 
@@ -323,6 +323,14 @@ class ParameterIndex:
                 positions = dict(zip(keys, range(len(keys)), strict=True))
             if len(positions) == len(lazy):  # no duplicates: adopt without building entries
                 self._entries, self._positions = lazy, positions
+            else:
+                self._extend_from_file(lazy, duplicates, strict)
+        elif isinstance(lazy, list) and not self._entries:
+            # A reader's list into an empty index: one dict built at once; entry by entry
+            # (`add`, its policy) only where the file repeats a key.
+            positions = {e.key: i for i, e in enumerate(lazy)}
+            if len(positions) == len(lazy):
+                self._entries, self._positions = list(lazy), positions
             else:
                 self._extend_from_file(lazy, duplicates, strict)
         else:

@@ -10,13 +10,16 @@ the order of first appearance. Layered lookups with other precedence rules live 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, ParameterNotFoundError
 from paramio.core.records import Record
 from paramio.index.index import DuplicatePolicy, ParameterIndex
 from paramio.sources.paths import AllowExternal
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 __all__ = ["ParameterSpec", "ScopeMap", "parse_parameters_flag", "split_scope", "split_scoped_key"]
 

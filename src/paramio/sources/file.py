@@ -15,7 +15,6 @@ import functools
 import mmap
 import os
 import stat
-from collections.abc import Iterable, Sequence
 
 from paramio.core.errors import SourceError
 from paramio.core.planner import Span
@@ -26,6 +25,7 @@ from paramio.sources.paths import Confinement
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
     import ctypes
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["DIRECT_ALIGN", "DirectReader", "FileSource", "file_kind", "open_regular", "resident_bytes"]
 

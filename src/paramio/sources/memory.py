@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 from paramio.core.buffers import Buffer
 from paramio.core.errors import SourceError
 from paramio.core.planner import Span
 from paramio.core.source import ByteSource
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 
 class MemorySource(ByteSource):

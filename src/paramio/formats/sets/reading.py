@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, SourceError
@@ -14,6 +13,10 @@ from paramio.formats.contract import FormatContents, SetLayout
 from paramio.formats.inputs import beside, exists, is_url, open_input
 from paramio.formats.sets.names import MAX_MEMBERS, parse_member_name, shard_order
 from paramio.sources.paths import AllowExternal, Confinement
+
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "STAMP_KEY",
