@@ -414,3 +414,58 @@ def test_entry_replace_is_the_keyword_constructor_with_fields_changed() -> None:
 
     t = Tagged(key="t", kind=EntryKind.DATA, length=16, source=src).replace(key="u")
     assert type(t) is Tagged and (t.key, t.length, t.source) == ("u", 16, src)
+
+
+def test_entry_data_and_splat_make_what_the_keyword_constructor_makes() -> None:
+    """`ParameterEntry.data` and `splat` store the slots directly (one call per entry read):
+    the same fields as the keyword constructor, an immutable entry, and a subclass still
+    constructed its own way."""
+    from paramio.core.entry import _FIELDS, EntryKind, ParameterEntry
+    from paramio.core.tensor import encode_tensor_metadata
+    from paramio.sources.memory import MemorySource
+
+    src = MemorySource(bytes(range(32)))
+    info = TensorInfo("int8", (16,))
+    meta = encode_tensor_metadata(TensorInfo("int16", (8,)))
+    made = [
+        (
+            ParameterEntry.data("w", src, 8, 16, metadata=meta, tensor=info, origin="gguf", file_index=4),
+            ParameterEntry(
+                key="w",
+                kind=EntryKind.DATA,
+                length=16,
+                metadata=meta,
+                source=src,
+                offset=8,
+                declared_tensor=info,
+                origin="gguf",
+                file_index=4,
+            ),
+        ),
+        (
+            ParameterEntry.data("x", src, 0, 4, kind=EntryKind.EXTERNAL),
+            ParameterEntry(key="x", kind=EntryKind.EXTERNAL, length=4, source=src),
+        ),
+        (
+            ParameterEntry.splat("s", bytearray(b"\1\2"), 6, metadata=meta, origin="irpa"),
+            ParameterEntry(key="s", kind=EntryKind.SPLAT, length=6, metadata=meta, pattern=b"\1\2", origin="irpa"),
+        ),
+    ]
+    for fast, keyword in made:
+        assert type(fast) is ParameterEntry
+        assert [getattr(fast, f) for f in _FIELDS] == [getattr(keyword, f) for f in _FIELDS], fast.key
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.length = 1  # type: ignore[misc]
+    assert type(made[2][0].pattern) is bytes and made[2][0].read() == b"\1\2\1\2\1\2"
+    assert made[0][0].tensor == info and made[1][0].tensor is None and made[1][0].read() == bytes(range(4))
+    seen: list[str] = []
+
+    class Logged(ParameterEntry):
+        __slots__ = ()
+
+        def __init__(self, **fields: object) -> None:
+            seen.append(str(fields["key"]))
+            super().__init__(**fields)  # type: ignore[arg-type]
+
+    assert type(Logged.data("a", src, 0, 1)) is Logged and type(Logged.splat("b", b"\0", 1)) is Logged
+    assert seen == ["a", "b"]

@@ -195,6 +195,8 @@ class ParameterEntry(_Fields):
         file_index: int | None = None,
         kind: EntryKind = EntryKind.DATA,
     ) -> ParameterEntry:
+        if cls is ParameterEntry:  # readers make one per entry: see `_entry`
+            return _entry(key, kind, length, metadata, source, offset, b"", tensor, origin, file_index)
         return cls(
             key=key,
             kind=kind,
@@ -219,6 +221,8 @@ class ParameterEntry(_Fields):
         origin: str = "memory",
         file_index: int | None = None,
     ) -> ParameterEntry:
+        if cls is ParameterEntry:
+            return _entry(key, EntryKind.SPLAT, length, metadata, None, 0, bytes(pattern), tensor, origin, file_index)
         return cls(
             key=key,
             kind=EntryKind.SPLAT,
@@ -479,6 +483,36 @@ _SETTERS = tuple(_Fields.__dict__[name].__set__ for name in _FIELDS)
     _set_cache,
 ) = _SETTERS
 _PUBLIC_FIELDS = frozenset(_FIELDS[:-1])
+
+
+def _entry(
+    key: str,
+    kind: EntryKind,
+    length: int,
+    metadata: bytes,
+    source: ByteSource | None,
+    offset: int,
+    pattern: bytes,
+    tensor: TensorInfo | None,
+    origin: str,
+    file_index: int | None,
+) -> ParameterEntry:
+    """A `ParameterEntry` as the keyword constructor makes it, by plain slot stores and a class
+    swap (see `_Fields`): `ParameterEntry.data` and `splat`, which readers call once per entry."""
+    e = _Fields()
+    e.key = key
+    e.kind = kind
+    e.length = length
+    e.metadata = metadata
+    e.source = source
+    e.offset = offset
+    e.pattern = pattern
+    e.declared_tensor = tensor
+    e.origin = origin
+    e.file_index = file_index
+    e._tensor_cache = _UNSET
+    e.__class__ = ParameterEntry
+    return e  # type: ignore[return-value]  # (its class swapped, which no type checker follows)
 
 
 def entries_from_columns(
