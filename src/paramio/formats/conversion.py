@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from paramio.core.entry import ParameterEntry
+from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
 from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError, LossError, warn_caller
 from paramio.core.records import MutableRecord, Record
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
@@ -430,28 +431,107 @@ def restore(fmt: str | Format, contents: FormatContents) -> FormatContents:
     for k, v in carried.attributes.items():
         attrs.setdefault(k, v)
     if carried.tensors or carried.metadata:
-        where = contents.paths[0] if contents.paths else format.name
-        entries: list[ParameterEntry] = []
-        for e in contents.entries:
-            changes: dict[str, object] = {}
-            info = e.tensor
-            if e.key in carried.tensors:
-                claim = carried.tensors[e.key]
-                if stands_in(format, e, claim):
-                    changes["declared_tensor"] = claim
-                    info = claim
-                else:
-                    _distrust(where, e, f"type {_text(claim)}", f"the file declares {_text(e.tensor)}")
-            if e.key in carried.metadata:
-                meta = carried.metadata[e.key]
-                typed = decode_tensor_metadata(meta)
-                if typed is None or typed == info:
-                    changes["metadata"] = meta
-                else:
-                    _distrust(where, e, f"metadata typing it {_text(typed)}", f"it reads as {_text(info)}")
-            entries.append(e.replace(**changes) if changes else e)
-        contents.entries = entries
+        contents.entries = _restored(format, contents, carried)
     return contents
+
+
+def _restored(format: Format, contents: FormatContents, carried: Carried) -> list[ParameterEntry]:
+    """`contents`' entries with the carried types and metadata put back where `restore` trusts
+    them (a `FormatWarning` for each claim it does not)."""
+    where = contents.paths[0] if contents.paths else format.name
+    tensors, metadata = carried.tensors, carried.metadata
+    entries = list(contents.entries)
+    # Changed rows as columns, rebuilt at the end (`_rebuild`): per entry, `replace` cost more
+    # than every check of the restore together.
+    rows: list[int] = []
+    declared: list[TensorInfo | None] = []
+    metas: list[bytes] = []
+    # An untyped claim's verdict by the entry's type object and length: what `stands_in` answers
+    # from (readers share one `TensorInfo` among the tensors of one dtype and shape).
+    untyped: dict[tuple[int, int], bool] = {}
+    for i, e in enumerate(entries):
+        key = e.key
+        claimed = key in tensors
+        if not claimed and key not in metadata:
+            continue
+        info = e.tensor
+        new_declared, new_meta = e.declared_tensor, e.metadata
+        changed = False
+        if claimed:
+            claim = tensors[key]
+            if claim is None:
+                verdict = untyped.get((id(info), e.length))
+                if verdict is None:
+                    verdict = untyped[(id(info), e.length)] = stands_in(format, e, None)
+            else:
+                verdict = stands_in(format, e, claim)
+            if verdict:
+                new_declared = info = claim
+                changed = True
+            else:
+                _distrust(where, e, f"type {_text(claim)}", f"the file declares {_text(e.tensor)}")
+        if key in metadata:
+            meta = metadata[key]
+            typed = decode_tensor_metadata(meta)
+            if typed is None or typed == info:
+                new_meta = meta
+                changed = True
+            else:
+                _distrust(where, e, f"metadata typing it {_text(typed)}", f"it reads as {_text(info)}")
+        if changed:
+            rows.append(i)
+            declared.append(new_declared)
+            metas.append(new_meta)
+    if rows:
+        _rebuild(entries, rows, declared, metas)
+    return entries
+
+
+def _rebuild(
+    entries: list[ParameterEntry], rows: list[int], declared: list[TensorInfo | None], metas: list[bytes]
+) -> None:
+    """Replace ``entries[rows[j]]`` by a copy with `declared[j]` and `metas[j]` (what
+    ``replace(declared_tensor=..., metadata=...)`` makes: the decoded metadata is dropped).
+    Data entries of one source and origin (a file's: the usual case) are made at once by
+    `entries_from_columns`; any others through `replace`."""
+    old = list(map(entries.__getitem__, rows))
+    sources = set(map(id, map(_source_of, old)))
+    if (
+        len(sources) == 1
+        and set(map(_kind_of, old)) == {EntryKind.DATA}
+        and len(set(map(_origin_of, old))) == 1
+        and old[0].source is not None
+        and None not in map(_file_index_of, old)
+    ):
+        first = old[0]
+        assert first.source is not None
+        made = entries_from_columns(
+            keys=list(map(_key_of, old)),
+            lengths=list(map(_length_of, old)),
+            offsets=list(map(_offset_of, old)),
+            source=first.source,
+            origin=first.origin,
+            declared=declared,
+            metadata=metas,
+            file_indices=list(map(_file_index_of, old)),
+        )
+        if len(rows) == len(entries):  # every entry: `rows` is 0, 1, ...
+            entries[:] = made
+        else:
+            for i, e in zip(rows, made, strict=True):
+                entries[i] = e
+        return
+    for i, e, info, meta in zip(rows, old, declared, metas, strict=True):
+        entries[i] = e.replace(declared_tensor=info, metadata=meta)
+
+
+_source_of = attrgetter("source")
+_kind_of = attrgetter("kind")
+_origin_of = attrgetter("origin")
+_file_index_of = attrgetter("file_index")
+_key_of = attrgetter("key")
+_length_of = attrgetter("length")
+_offset_of = attrgetter("offset")
 
 
 def stands_in(format: Format, entry: ParameterEntry, claim: TensorInfo | None) -> bool:

@@ -30,6 +30,7 @@ from paramio.formats.gguf.constants import (
     tensor_nbytes,
 )
 from paramio.formats.gguf.kv import read_kv_table, read_string
+from paramio.formats.gguf.table import read_plain
 from paramio.formats.regions import Prefix
 
 __all__ = ["FIRST_READ", "GGUFFile", "read_gguf"]
@@ -144,6 +145,10 @@ def read_gguf(source: ByteSource, *, strict: bool = False, bulk: bool = True) ->
         fast = read_table(source, cur, tensor_count, alignment)
         if fast is not None:
             return GGUFFile(version, kv, fast[0], alignment, fast[1])
+    elif bulk:
+        plain = read_plain(source, cur, tensor_count, alignment)
+        if plain is not None:
+            return GGUFFile(version, kv, plain[0], alignment, plain[1])
     infos: list[tuple[str, tuple[int, ...], int, int, int]] = []
     for i in range(tensor_count):
         name = read_string(cur, f"tensor {i} name").decode("utf-8", "surrogateescape")

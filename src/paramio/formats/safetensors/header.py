@@ -18,10 +18,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import chain, filterfalse
+from operator import itemgetter
 
 from paramio.core.errors import FormatError, UnsupportedFormatError
 from paramio.core.records import Record
 from paramio.formats.safetensors.layout import (
+    _BY_CODE,
     HEADER_LENGTH_SIZE,
     MAX_JSON_DEPTH,
     USIZE_MAX,
@@ -29,17 +32,35 @@ from paramio.formats.safetensors.layout import (
     by_code,
 )
 
-__all__ = ["Header", "TensorRecord", "parse_header"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["Header", "HeaderColumns", "TensorRecord", "parse_columns", "parse_header"]
 
 _METADATA_KEY = "__metadata__"
 _REQUIRED = ("dtype", "shape", "data_offsets")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: ``-0`` as an integer, which serde reads as a float (`_fast_tree`).
+_NEGATIVE_ZERO = re.compile(r"-0(?![.0-9eE])")
+#: Integers from this magnitude (19 digits) may lie outside i64/u64, where serde reads floats.
+_LONG_INT = 10**18
 _I64_MIN = -(1 << 63)
 
 
 class _Pairs(list[tuple[str, object]]):
     """A JSON object as its (key, value) pairs in document order, duplicates kept."""
+
+
+_is_list = list.__instancecheck__  # a JSON array or object (`_Pairs`)
+_is_pairs = _Pairs.__instancecheck__
+_is_int = int.__instancecheck__
+_STR_ONLY = frozenset((str,))
+_INT_ONLY = frozenset((int,))
+_first = itemgetter(0)
+_second = itemgetter(1)
+_third = itemgetter(2)
 
 
 class TensorRecord(Record):
@@ -75,6 +96,37 @@ class Header(Record):
         object.__setattr__(self, "metadata", metadata)
 
 
+class HeaderColumns:
+    """A header that passed every check, by column: tensor ``i`` is ``keys[i]`` of ``dtypes[i]``
+    and shape ``shapes[i]`` at ``offsets[i]`` (``[begin, end]``), in document order."""
+
+    __slots__ = ("dtypes", "keys", "metadata", "offsets", "shapes")
+
+    def __init__(
+        self,
+        keys: list[str],
+        dtypes: list[StDType],
+        shapes: list[list[int]],
+        offsets: list[list[int]],
+        metadata: dict[str, str] | None,
+    ) -> None:
+        self.keys = keys
+        self.dtypes = dtypes
+        self.shapes = shapes
+        self.offsets = offsets
+        self.metadata = metadata
+
+    def header(self) -> Header:
+        """The same header as records."""
+        return Header(
+            [
+                TensorRecord(k, d, tuple(s), o[0], o[1])
+                for k, d, s, o in zip(self.keys, self.dtypes, self.shapes, self.offsets, strict=True)
+            ],
+            self.metadata,
+        )
+
+
 class _Reject(ValueError):
     pass
 
@@ -104,14 +156,39 @@ def _parse_constant(text: str) -> float:
 def parse_header(raw: bytes | memoryview, *, path: str) -> Header:
     """Parse header bytes (the ``N`` bytes after the length). Raises `FormatError` naming `path`
     and the file offset of the fault; `UnsupportedFormatError` for an unknown dtype code."""
+    parsed = parse_columns(raw, path=path)
+    return parsed if isinstance(parsed, Header) else parsed.header()
+
+
+def parse_columns(raw: bytes | memoryview, *, path: str) -> Header | HeaderColumns:
+    """`parse_header`, giving a header with nothing unusual in it as `HeaderColumns` (no record
+    per tensor yet: the reader checks and lists those columns as they are)."""
+    doc = _parse_tree(raw, path)
+    plain = _plain_header(doc)
+    return plain if plain is not None else _interpret(doc, path)
+
+
+def _parse_tree(raw: bytes | memoryview, path: str) -> _Pairs:
+    """The header's JSON object, checked as serde would parse it."""
     try:
         text = bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(
             f"header is not valid UTF-8 ({exc.reason})", path=path, offset=HEADER_LENGTH_SIZE + exc.start
         ) from exc
+    doc = _fast_tree(text, path) if _SURROGATE_ESCAPE.search(text) is None else None
+    if doc is None:
+        doc = _exact_tree(text, path)
+        _check_strings_and_depth(doc, text, path)
+    if not isinstance(doc, _Pairs):
+        raise FormatError(f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE)
+    return doc
+
+
+def _exact_tree(text: str, path: str) -> object:
+    """The parsed header, every number read as serde reads it (`_parse_int`)."""
     try:
-        doc = json.loads(
+        return json.loads(
             text,
             object_pairs_hook=_Pairs,
             parse_int=_parse_int,
@@ -122,42 +199,88 @@ def parse_header(raw: bytes | memoryview, *, path: str) -> Header:
         offset = HEADER_LENGTH_SIZE + len(text[: exc.pos].encode("utf-8", "surrogatepass"))
         raise FormatError(f"header is not valid JSON: {exc.msg}", path=path, offset=offset) from exc
     except RecursionError as exc:
-        raise FormatError(
-            f"header JSON nests deeper than {MAX_JSON_DEPTH - 1} levels", path=path, offset=HEADER_LENGTH_SIZE
-        ) from exc
+        raise _too_deep(path) from exc
     except ValueError as exc:
         raise FormatError(f"header is not valid JSON: {exc}", path=path, offset=HEADER_LENGTH_SIZE) from exc
-    _check_strings_and_depth(doc, text, path)
-    if not isinstance(doc, _Pairs):
-        raise FormatError(f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE)
-    return _interpret(doc, path)
+
+
+def _fast_tree(text: str, path: str) -> object | None:
+    """`_exact_tree` and its depth check for a text without surrogate escapes, integers parsed
+    by `int` in C (a third of the parse); None when the text needs `_exact_tree`: a ``-0``, an
+    integer of 19 digits or more (which serde reads as a float), or any failure (whose error
+    the exact parse names as before)."""
+    if _NEGATIVE_ZERO.search(text) is not None:
+        return None
+    try:
+        doc = json.loads(text, object_pairs_hook=_Pairs, parse_float=_parse_float, parse_constant=_parse_constant)
+    except (ValueError, RecursionError):
+        return None
+    try:
+        plain = _check_depth(doc, path)
+    except FormatError:
+        _exact_tree(text, path)  # a number serde refuses is named first, as it parses first
+        raise
+    return doc if plain else None
 
 
 def _check_strings_and_depth(doc: object, text: str, path: str) -> None:
     """Refuse what serde refuses after Python's parser took it: deep nesting, lone surrogates.
 
-    One iterative walk of the parsed tree, so time and memory follow the number of values.
-    (A regex over the text that skipped strings kept a backtracking frame per character: a
-    20 MB ``__metadata__`` string took 2.7 GB.) Surrogates are looked for only when a
-    ``\\uD8xx``-style escape occurs in the text at all.
+    Surrogates are looked for only when a ``\\uD8xx``-style escape occurs in the text at all
+    (`_check_walk`); without one, only the depth is checked, a level at a time (`_check_depth`).
     """
-    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        _check_walk(doc, path)
+    else:
+        _check_depth(doc, path)
+
+
+def _too_deep(path: str) -> FormatError:
+    return FormatError(
+        f"header JSON nests deeper than {MAX_JSON_DEPTH - 1} levels", path=path, offset=HEADER_LENGTH_SIZE
+    )
+
+
+def _check_depth(doc: object, path: str) -> bool:
+    """Refuse nesting of `MAX_JSON_DEPTH` levels or more, one level of the tree at a time with
+    C-level filters and chains (no Python code per value: a canonical header of 1,000 tensors
+    is 4 levels and some 8,000 values). False when an integer reaches `_LONG_INT`."""
+    level: list[Any] = [doc]  # JSON values
+    depth = 1
+    while True:
+        if max(map(abs, filter(_is_int, level)), default=0) >= _LONG_INT:
+            return False
+        containers = list(filter(_is_list, level))  # objects (`_Pairs`) and arrays
+        if not containers:
+            return True
+        if depth >= MAX_JSON_DEPTH:
+            raise _too_deep(path)
+        objects = list(filter(_is_pairs, containers))
+        level = list(map(_second, chain.from_iterable(objects)))
+        if len(objects) != len(containers):
+            level.extend(chain.from_iterable(filterfalse(_is_pairs, containers)))
+        depth += 1
+
+
+def _check_walk(doc: object, path: str) -> None:
+    """`_check_strings_and_depth` for a text with surrogate-like escapes: one iterative walk of
+    the parsed tree, so time and memory follow the number of values. (A regex over the text
+    that skipped strings kept a backtracking frame per character: a 20 MB ``__metadata__``
+    string took 2.7 GB.)"""
     stack: list[tuple[object, int]] = [(doc, 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, list):  # _Pairs is a list too: an object
             if depth >= MAX_JSON_DEPTH:
-                raise FormatError(
-                    f"header JSON nests deeper than {MAX_JSON_DEPTH - 1} levels", path=path, offset=HEADER_LENGTH_SIZE
-                )
+                raise _too_deep(path)
             if isinstance(value, _Pairs):
                 for k, v in value:
-                    if surrogates and _SURROGATE.search(k):
+                    if _SURROGATE.search(k):
                         raise FormatError(f"header holds a lone UTF-16 surrogate in {k!r}", path=path)
                     stack.append((v, depth + 1))
             else:
                 stack.extend((v, depth + 1) for v in value)
-        elif surrogates and isinstance(value, str) and _SURROGATE.search(value):
+        elif isinstance(value, str) and _SURROGATE.search(value):
             raise FormatError(f"header holds a lone UTF-16 surrogate in {value!r}", path=path)
 
 
@@ -178,6 +301,8 @@ def _kind(value: object) -> str:
 
 
 def _interpret(doc: _Pairs, path: str) -> Header:
+    """The header `doc` describes, every check tensor by tensor in document order (which names
+    the first fault): the reference `_plain_header` agrees with where it gives a header."""
     tensors: dict[str, TensorRecord] = {}
     metadata: dict[str, str] | None = None
     seen_metadata = False
@@ -190,6 +315,47 @@ def _interpret(doc: _Pairs, path: str) -> Header:
             continue
         tensors[key] = _tensor(key, value, path)
     return Header(list(tensors.values()), metadata)
+
+
+def _plain_header(doc: _Pairs) -> HeaderColumns | None:
+    """`_interpret`'s result, as columns, for a header that passes every check, with the checks
+    made on whole columns where they can be (the integers of every shape and offset pair at
+    once); None when anything is unusual (a repeated field, a missing one, a value of the wrong
+    kind), for `_interpret`'s own loop to name."""
+    tensors: dict[str, tuple[StDType, list[int], list[int]]] = {}
+    metadata: dict[str, str] | None = None
+    seen_metadata = False
+    sizes: list[list[int]] = []  # every shape and data_offsets, repeated keys' included
+    append = sizes.append
+    for key, value in doc:
+        if type(value) is not _Pairs:
+            if key == _METADATA_KEY and value is None and not seen_metadata:
+                seen_metadata = True
+                continue
+            return None
+        fields = dict(value)
+        if key == _METADATA_KEY:
+            if seen_metadata or not _STR_ONLY.issuperset(map(type, fields.values())):
+                return None
+            seen_metadata = True
+            metadata = fields  # type: ignore[assignment]
+            continue
+        if len(fields) != len(value):  # a field repeats (perhaps one the library ignores)
+            return None
+        code, shape, offsets = fields.get("dtype"), fields.get("shape"), fields.get("data_offsets")
+        dtype = _BY_CODE.get(code) if type(code) is str else None
+        if dtype is None or type(shape) is not list or type(offsets) is not list or len(offsets) != 2:
+            return None
+        append(shape)
+        append(offsets)
+        tensors[key] = (dtype, shape, offsets)  # a repeated key: first place, last value
+    numbers = list(chain.from_iterable(sizes))
+    if not _INT_ONLY.issuperset(map(type, numbers)) or (numbers and not 0 <= min(numbers) <= max(numbers) <= USIZE_MAX):
+        return None
+    rows = tensors.values()
+    return HeaderColumns(
+        list(tensors), list(map(_first, rows)), list(map(_second, rows)), list(map(_third, rows)), metadata
+    )
 
 
 def _metadata(value: object, path: str) -> dict[str, str] | None:

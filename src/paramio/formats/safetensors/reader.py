@@ -11,16 +11,20 @@ document order (IREE's order), each a zero-copy span of one shared `FileSource`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from math import prod
+from operator import attrgetter, itemgetter, mul, sub
 from typing import TYPE_CHECKING
 
-from paramio.core.entry import ParameterEntry
+from paramio.core.entries import LazyEntries
+from paramio.core.entry import ParameterEntry, entries_from_columns
 from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.bulk import use_bulk
 from paramio.formats.cursor import Cursor
 from paramio.formats.regions import Prefix, first_read
-from paramio.formats.safetensors.header import Header, TensorRecord, parse_header
+from paramio.formats.safetensors.header import Header, HeaderColumns, TensorRecord, parse_columns, parse_header
 from paramio.formats.safetensors.layout import (
     HEADER_LENGTH_SIZE,
     MAX_HEADER_SIZE,
@@ -37,6 +41,9 @@ __all__ = ["FIRST_READ", "SafetensorsFile", "read_file", "read_header"]
 FIRST_READ = 64 * 1024
 #: Header bytes per tensor in a canonical header, about (to tell a large table before parsing it).
 _BYTES_PER_TENSOR = 64
+_first = itemgetter(0)
+_second = itemgetter(1)
+_bits = attrgetter("bits")
 
 
 class SafetensorsFile:
@@ -47,7 +54,7 @@ class SafetensorsFile:
     def __init__(
         self,
         source: ByteSource,
-        header: Header | Columns,
+        header: Header | HeaderColumns | Columns,
         data_start: int,
         entries: Sequence[ParameterEntry],
     ) -> None:
@@ -179,6 +186,62 @@ def _nbytes(t: TensorRecord, name: str) -> int:
     return bits // 8
 
 
+def _plain_entries(source: ByteSource, columns: HeaderColumns, data_start: int) -> LazyEntries | None:
+    """The entries of a header that `_check_tiling` accepts, its checks made on whole columns
+    (products, comparisons and sorts in C), built on first use (a listing reads the columns);
+    None when a check fails or a tensor holds no elements, for `_check_tiling` to decide and name."""
+    keys = columns.keys
+    begins = list(map(_first, columns.offsets))
+    ends = list(map(_second, columns.offsets))
+    lengths = list(map(sub, ends, begins))
+    counts = list(map(prod, columns.shapes))
+    need = list(map(mul, counts, map(_bits, columns.dtypes)))
+    available = source.size - data_start
+    if not keys:
+        return LazyEntries([], _no_entry, list) if available == 0 else None
+    # Every count positive (a zero-element tensor goes to `_check_tiling`: its overflow checks
+    # see every partial product), so an exact byte size means positive lengths and bit counts.
+    if min(counts) <= 0 or max(need) > USIZE_MAX or need != list(map(mul, lengths, repeat(8))):
+        return None
+    if begins[0] != 0 or begins[1:] != ends[:-1]:  # not in file order: sort by (begin, end)
+        spans = sorted(zip(begins, ends, strict=True))
+        first, last = list(map(_first, spans)), list(map(_second, spans))
+        if first[0] != 0 or first[1:] != last[:-1] or last[-1] != available:
+            return None
+    elif ends[-1] != available:
+        return None
+    offsets = [b + data_start for b in begins]
+    n = len(keys)
+    infos: list[TensorInfo] = []
+
+    def tensors() -> list[TensorInfo]:
+        if not infos:  # one TensorInfo per (dtype, shape), shared: TensorInfo is frozen
+            shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
+            for d, dims in zip(columns.dtypes, columns.shapes, strict=True):
+                shape = tuple(dims)
+                info = shared.get((d.name, shape))
+                if info is None:
+                    info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
+                infos.append(info)
+        return infos
+
+    def make(i: int) -> ParameterEntry:
+        return ParameterEntry.data(
+            keys[i], source, offsets[i], lengths[i], tensor=tensors()[i], origin="safetensors", file_index=i
+        )
+
+    def make_all() -> list[ParameterEntry]:
+        return entries_from_columns(
+            keys=keys, lengths=lengths, offsets=offsets, source=source, origin="safetensors", declared=tensors()
+        )
+
+    return LazyEntries(list(keys), make, make_all, columns=lambda: (offsets, lengths, [False] * n))
+
+
+def _no_entry(i: int) -> ParameterEntry:
+    raise IndexError(i)
+
+
 def read_file(source: ByteSource, *, bulk: bool = True) -> SafetensorsFile:
     """Validate `source` and build its entries (zero-copy spans of `source`), reading the
     length and the header only.
@@ -193,7 +256,15 @@ def read_file(source: ByteSource, *, bulk: bool = True) -> SafetensorsFile:
         columns = parse_canonical(raw, source.size - data_start)
         if columns is not None:
             return SafetensorsFile(source, columns, data_start, lazy_entries(source, columns, data_start))
-    header = _checked_header(source, raw, data_start)
+    parsed = parse_columns(raw, path=source.name)
+    if isinstance(parsed, HeaderColumns):
+        plain = _plain_entries(source, parsed, data_start)
+        if plain is not None:
+            return SafetensorsFile(source, parsed, data_start, plain)
+        header = parsed.header()
+    else:
+        header = parsed
+    _check_tiling(header.tensors, data_start, source.size, source.name)
     entries = [
         ParameterEntry.data(
             t.key,
