@@ -25,18 +25,16 @@ is the entry's length; carried metadata is put back only when it types the entry
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
 from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
 from paramio.core.errors import ConversionWarning, FormatWarning, InvalidArgumentError, LossError, warn_caller
 from paramio.core.records import MutableRecord, Record
 from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tensor_metadata
-from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 
+TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
     from paramio.formats.contract import Format, FormatContents
 
@@ -112,6 +110,8 @@ class Carried(MutableRecord):
 
     def encode(self) -> str:
         """ASCII JSON (any string survives every target's text encoding)."""
+        import json
+
         body: dict[str, object] = {"version": _VERSION}
         if self.attributes:
             body["attributes"] = self.attributes
@@ -126,6 +126,10 @@ class Carried(MutableRecord):
         """The record in `text`, or None if it is not one (foreign data is left alone)."""
         if not isinstance(text, str):
             return None
+        import json  # here: a file without a record is read without `json`
+
+        from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
+
         try:
             body = json.loads(text)
         except (ValueError, RecursionError):
@@ -352,6 +356,8 @@ def metadata_needs_carrying(entry: ParameterEntry) -> bool:
 
 def json_safe_attributes(attributes: Mapping[str, object]) -> tuple[dict[str, object], list[Loss]]:
     """Attributes JSON can hold, and a loss for each one it cannot."""
+    import json
+
     kept: dict[str, object] = {}
     losses: list[Loss] = []
     for k, v in attributes.items():

@@ -10,7 +10,6 @@ I8..I64) are typed entries with zero-copy `to_numpy()`; quantised ones are raw b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
@@ -25,6 +24,7 @@ from paramio.formats.sets import member_stem
 from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
+TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
     from paramio.formats.gguf.dequant import dequantize
     from paramio.formats.gguf.writer import ggml_type_of, write_gguf, write_path

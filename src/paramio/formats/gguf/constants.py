@@ -8,7 +8,6 @@ A test compares this table with the gguf package's, so a new ggml type shows up 
 from __future__ import annotations
 
 import enum
-import re
 import struct
 from collections.abc import Sequence
 
@@ -46,7 +45,18 @@ SPLIT_COUNT = "split.count"
 SPLIT_TENSORS_COUNT = "split.tensors.count"
 SPLIT_KEYS = (SPLIT_NO, SPLIT_COUNT, SPLIT_TENSORS_COUNT)
 #: ``{stem}-{i:05d}-of-{n:05d}.gguf`` (gguf-py ``SHARD_NAME_FORMAT``).
-SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+#: The pattern of `SPLIT_NAME_FORMAT` (compiled on first use: reading a file needs no `re`).
+_SPLIT_NAME = r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$"
+
+
+def __getattr__(name: str) -> object:
+    if name == "SPLIT_NAME":  # llama.cpp's split file names, as a compiled pattern
+        import re
+
+        return re.compile(_SPLIT_NAME, re.IGNORECASE)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SPLIT_NAME_FORMAT = "{:s}-{:05d}-of-{:05d}.gguf"
 
 #: Where paramio keeps GGUF metadata in `FormatContents.attributes`.

@@ -6,12 +6,11 @@ its own table but leaves decoding to ``gguf.quants`` (optional extra ``gguf``), 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError, UnsupportedFormatError, import_extra
 from paramio.formats.gguf.constants import GGML_BY_NAME
 
+TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:  # imported when a tensor is decoded: reading a file needs no NumPy
     import numpy as np
 

@@ -8,7 +8,6 @@ layout in `paramio.formats.irpa.sharded`) from its ``*.irpa.index.json`` manifes
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.source import ByteSource
@@ -23,6 +22,7 @@ from paramio.formats.sets import member_stem
 from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
+TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
     from paramio.formats.irpa.structure import check_structure
     from paramio.formats.irpa.writer import plan_archive, write_archive, write_path

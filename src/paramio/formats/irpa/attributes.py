@@ -17,8 +17,6 @@ file says unambiguously which is which.
 
 from __future__ import annotations
 
-import json
-
 from paramio.core.entry import ParameterEntry
 from paramio.core.errors import InvalidArgumentError
 from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
@@ -31,6 +29,8 @@ _VERSION = 1
 
 def encode_record(attributes: dict[str, object]) -> bytes:
     """The metadata bytes of the SKIP entry holding `attributes`."""
+    import json  # here: an archive without a record is read without `json`
+
     try:
         return json.dumps({"paramio_attributes": _VERSION, "attributes": attributes}, sort_keys=False).encode()
     except (TypeError, ValueError, RecursionError) as exc:
@@ -42,6 +42,8 @@ def decode_record(blob: bytes) -> dict[str, object] | None:
     or another tool's SKIP entry)."""
     if not blob.startswith(b"{"):
         return None
+    import json
+
     try:
         body = json.loads(blob)
     except (ValueError, UnicodeDecodeError, RecursionError):

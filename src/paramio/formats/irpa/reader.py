@@ -34,6 +34,7 @@ from paramio.formats.irpa.layout import (
     align,
     reference_budget,
 )
+from paramio.formats.irpa.table import read_plain, tail_is_skips
 from paramio.formats.regions import Prefix, first_read
 from paramio.formats.registry import FormatContents
 from paramio.sources.file import FileSource
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 _MAX_LINKED_HEADERS = 1 << 16
+#: Bytes a data entry takes in the table, padding included (the plain path's rows).
+_PLAIN_STRIDE = align(ENTRY_SIZES[EntryType.DATA], ENTRY_ALIGNMENT)
 
 #: The first read of an archive from a source that pays per request (a URL): the header and, for
 #: most archives, the tables after it. A local file is asked for the header, then the tables.
@@ -118,6 +121,11 @@ def read_source(
             if writable:
                 _refuse_overlaps(source, lazy.entries)
             return FormatContents(lazy.entries, lazy.attributes, [path])
+        plain = _read_plain(source, table, meta, header, path, allow_external) if bulk else None
+        if plain is not None:
+            if writable:
+                _refuse_overlaps(source, plain.entries)
+            return plain
     skipped: list[tuple[str, bytes]] = []
     remote = is_url(path)  # a remote archive's external files are its URL's siblings
     confinement = Confinement.beside("" if remote else path, allow_external)
@@ -126,6 +134,45 @@ def read_source(
     entries, attributes = take_attributes(entries, skipped)
     if writable:
         _refuse_overlaps(source, entries)
+    return FormatContents(entries, attributes, [path])
+
+
+def _read_plain(
+    source: ByteSource,
+    table: memoryview,
+    meta: memoryview,
+    header: tuple[int, ...],
+    path: str,
+    allow_external: AllowExternal,
+) -> FormatContents | None:
+    """The archive through `paramio.formats.irpa.table` (data rows checked as columns, entries
+    built on first use), its trailing SKIP rows through the loop; None leaves it all to the loop."""
+    plain = read_plain(source, table, meta, header)
+    if plain is None:
+        return None
+    entries, done, referenced = plain
+    count = header[0]
+    skipped: list[tuple[str, bytes]] = []
+    if done < count:
+        if not tail_is_skips(table, header[2], done, count):
+            return None
+        refs = _References(source.size)
+        refs.total = referenced
+        rest: list[ParameterEntry] = []
+        confinement = Confinement.beside("" if is_url(path) else path, None)  # SKIP rows name no file
+        _read_one(source, table, meta, 0, header, rest, skipped, confinement, refs, False, first=done)
+        assert not rest  # SKIP rows make no entry
+    attributes: dict[str, object] = {}
+    if skipped or "__paramio_attributes__" in entries.keys():
+        from paramio.formats.irpa.attributes import ATTRIBUTES_KEY, decode_record
+
+        for name, metadata in skipped:
+            if name == ATTRIBUTES_KEY:
+                record = decode_record(metadata)
+                if record is not None:
+                    return FormatContents(entries, record, [path])
+        if ATTRIBUTES_KEY in entries.keys():
+            return None  # perhaps an old-style attributes entry: `take_attributes` decides
     return FormatContents(entries, attributes, [path])
 
 
@@ -320,17 +367,21 @@ def _read_one(
     confinement: Confinement,
     refs: _References,
     siblings: bool,
+    *,
+    first: int = 0,
 ) -> None:
     """The entries of the table of the header at `base`; `table` and `meta` hold its entry
-    table and metadata segment (error offsets stay offsets in the file)."""
+    table and metadata segment (error offsets stay offsets in the file). `first` > 0 starts at
+    that row, the rows before it being data entries of 80 bytes each already read
+    (`paramio.formats.irpa.table`), with `refs` counting what they reference."""
     name = source.name
     count, e_off, e_len, m_off, m_len, s_off, s_len, _next_offset = header
     table_base = base + e_off
-    pos = table_base
-    remaining = e_len
+    pos = table_base + first * _PLAIN_STRIDE
+    remaining = e_len - first * _PLAIN_STRIDE
     meta_base = base + m_off
     storage_base = base + s_off
-    for i in range(count):
+    for i in range(first, count):
         if remaining < ENTRY_HEADER.size:
             raise TruncatedError(
                 f"entry table truncated: entry {i} of {count} needs {ENTRY_HEADER.size} bytes for its "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from paramio.core.entry import ParameterEntry
 from paramio.core.source import ByteSource
@@ -32,6 +31,7 @@ from paramio.formats.sets import STAMP_KEY, member_stem
 from paramio.formats.sets import read_path as read_set_path
 from paramio.sources.paths import AllowExternal
 
+TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
     from paramio.formats.output import AtomicOutput
     from paramio.formats.safetensors.writer import FilePlan, plan_file, write_file

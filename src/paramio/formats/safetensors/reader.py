@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from itertools import repeat
 from math import prod
 from operator import attrgetter, itemgetter, mul, sub
-from typing import TYPE_CHECKING
 
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import ParameterEntry, entries_from_columns
@@ -31,6 +30,7 @@ from paramio.formats.safetensors.layout import (
     USIZE_MAX,
 )
 
+TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
     from paramio.formats.safetensors.bulk import Columns
 
