@@ -41,6 +41,8 @@ PLAIN_CASES: list[tuple[str, bytes]] = [
     ("size mismatch later", frame('{"a":%s,"b":%s}' % (t(), t("F32", "[1]", "[1,3]")), b"xyz")),
     ("shape of an object", frame('{"a":%s}' % t(shape='{"0":1}'), b"x")),
     ("shape a string", frame('{"a":%s}' % t(shape='"1"'), b"x")),
+    ("shape an empty object", frame('{"a":%s}' % t(shape="{}"), b"x")),
+    ("offsets an object of two", frame('{"a":%s}' % t(offsets='{"0":0,"1":1}'), b"x")),
     ("dtype null", frame('{"a":{"dtype":null,"shape":[1],"data_offsets":[0,1]}}', b"x")),
     ("dtype list", frame('{"a":{"dtype":["U8"],"shape":[1],"data_offsets":[0,1]}}', b"x")),
     ("metadata after tensor, repeated", frame('{"__metadata__":null,"a":%s,"__metadata__":null}' % t(), b"x")),

@@ -23,7 +23,6 @@ __all__ = [
     "NUMPY_TO_GGML",
     "SCALAR_FORMATS",
     "SPLIT_COUNT",
-    "SPLIT_NAME",
     "SPLIT_NO",
     "SPLIT_TENSORS_COUNT",
     "SUPPORTED_VERSIONS",

@@ -57,6 +57,11 @@ _is_list = list.__instancecheck__  # a JSON array or object (`_Pairs`)
 _is_pairs = _Pairs.__instancecheck__
 _is_int = int.__instancecheck__
 _STR_ONLY = frozenset((str,))
+_LIST_ONLY = frozenset((list,))
+_PAIRS_ONLY = frozenset((_Pairs,))
+_THREE = {3}
+_TWO = {2}
+_CODES = frozenset(_BY_CODE)
 _INT_ONLY = frozenset((int,))
 _first = itemgetter(0)
 _second = itemgetter(1)
@@ -155,34 +160,49 @@ def _parse_constant(text: str) -> float:
 
 def parse_header(raw: bytes | memoryview, *, path: str) -> Header:
     """Parse header bytes (the ``N`` bytes after the length). Raises `FormatError` naming `path`
-    and the file offset of the fault; `UnsupportedFormatError` for an unknown dtype code."""
-    parsed = parse_columns(raw, path=path)
-    return parsed if isinstance(parsed, Header) else parsed.header()
+    and the file offset of the fault; `UnsupportedFormatError` for an unknown dtype code.
+
+    The reference parse: every number read as serde reads it, every value walked, every tensor
+    checked in document order. `parse_columns` is the same decision, faster."""
+    text = _text(raw, path)
+    doc = _exact_tree(text, path)
+    _check_strings_and_depth(doc, text, path)
+    if not isinstance(doc, _Pairs):
+        raise FormatError(f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE)
+    return _interpret(doc, path)
 
 
 def parse_columns(raw: bytes | memoryview, *, path: str) -> Header | HeaderColumns:
-    """`parse_header`, giving a header with nothing unusual in it as `HeaderColumns` (no record
-    per tensor yet: the reader checks and lists those columns as they are)."""
-    doc = _parse_tree(raw, path)
-    plain = _plain_header(doc)
-    return plain if plain is not None else _interpret(doc, path)
-
-
-def _parse_tree(raw: bytes | memoryview, path: str) -> _Pairs:
-    """The header's JSON object, checked as serde would parse it."""
-    try:
-        text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(
-            f"header is not valid UTF-8 ({exc.reason})", path=path, offset=HEADER_LENGTH_SIZE + exc.start
-        ) from exc
-    doc = _fast_tree(text, path) if _SURROGATE_ESCAPE.search(text) is None else None
+    """`parse_header`'s decision (the same header, or the same error), giving a header with
+    nothing unusual in it as `HeaderColumns` (no record per tensor yet: the reader checks and
+    lists those columns as they are). Integers are parsed by `int` in C unless serde could
+    read one otherwise (`_checked_native`); a header in the form writers produce is checked
+    on whole columns (`_canonical_columns`, `_plain_header`); anything else as the reference."""
+    text = _text(raw, path)
+    doc: object = None
+    if _SURROGATE_ESCAPE.search(text) is None and _NEGATIVE_ZERO.search(text) is None:
+        doc = _native_tree(text)
+        if type(doc) is _Pairs:
+            canonical = _canonical_columns(doc)
+            if canonical is not None:  # depth 3 and integers in range: nothing left to check
+                return canonical
+        doc = _checked_native(doc, text, path) if doc is not None else None
     if doc is None:
         doc = _exact_tree(text, path)
         _check_strings_and_depth(doc, text, path)
     if not isinstance(doc, _Pairs):
         raise FormatError(f"header must be a JSON object, not {_kind(doc)}", path=path, offset=HEADER_LENGTH_SIZE)
-    return doc
+    plain = _plain_header(doc)
+    return plain if plain is not None else _interpret(doc, path)
+
+
+def _text(raw: bytes | memoryview, path: str) -> str:
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            f"header is not valid UTF-8 ({exc.reason})", path=path, offset=HEADER_LENGTH_SIZE + exc.start
+        ) from exc
 
 
 def _exact_tree(text: str, path: str) -> object:
@@ -204,23 +224,38 @@ def _exact_tree(text: str, path: str) -> object:
         raise FormatError(f"header is not valid JSON: {exc}", path=path, offset=HEADER_LENGTH_SIZE) from exc
 
 
-def _fast_tree(text: str, path: str) -> object | None:
-    """`_exact_tree` and its depth check for a text without surrogate escapes, integers parsed
-    by `int` in C (a third of the parse); None when the text needs `_exact_tree`: a ``-0``, an
-    integer of 19 digits or more (which serde reads as a float), or any failure (whose error
-    the exact parse names as before)."""
-    if _NEGATIVE_ZERO.search(text) is not None:
-        return None
+def _native_tree(text: str) -> object | None:
+    """The parsed header with integers read by `int` in C (a third of the parse), or None when
+    the parse fails (the exact parse then names the fault)."""
     try:
-        doc = json.loads(text, object_pairs_hook=_Pairs, parse_float=_parse_float, parse_constant=_parse_constant)
+        doc: object = json.loads(
+            text, object_pairs_hook=_Pairs, parse_float=_parse_float, parse_constant=_parse_constant
+        )
     except (ValueError, RecursionError):
         return None
+    return doc
+
+
+def _checked_native(doc: object, text: str, path: str) -> object | None:
+    """`doc` (from `_native_tree`) after the depth check, or None when an integer may read
+    otherwise in serde (19 digits or more: the exact parse decides)."""
     try:
         plain = _check_depth(doc, path)
     except FormatError:
         _exact_tree(text, path)  # a number serde refuses is named first, as it parses first
         raise
     return doc if plain else None
+
+
+def _fast_tree(text: str, path: str) -> object | None:
+    """`_exact_tree` and its depth check for a text without surrogate escapes, integers parsed
+    by `int` in C; None when the text needs `_exact_tree`: a ``-0``, an integer of 19 digits or
+    more (which serde may read as a float), or any failure (whose error the exact parse names
+    as before)."""
+    if _NEGATIVE_ZERO.search(text) is not None:
+        return None
+    doc = _native_tree(text)
+    return _checked_native(doc, text, path) if doc is not None else None
 
 
 def _check_strings_and_depth(doc: object, text: str, path: str) -> None:
@@ -315,6 +350,49 @@ def _interpret(doc: _Pairs, path: str) -> Header:
             continue
         tensors[key] = _tensor(key, value, path)
     return Header(list(tensors.values()), metadata)
+
+
+def _canonical_columns(doc: _Pairs) -> HeaderColumns | None:
+    """`_plain_header` for the form writers produce (``__metadata__``, if any, first; every
+    tensor exactly ``dtype``, ``shape``, ``data_offsets`` in that order; no key repeated),
+    checked with C-level maps over whole columns. Such a tree nests 3 deep and, once its
+    integers are known to lie in 0..2**64-1, reads alike however its integers were parsed.
+    None for anything else (`_plain_header` and `_interpret` decide)."""
+    metadata: dict[str, str] | None = None
+    tensors: list[tuple[str, object]] = doc
+    if doc and doc[0][0] == _METADATA_KEY:
+        value = doc[0][1]
+        if value is not None:
+            if type(value) is not _Pairs:
+                return None
+            metadata = dict(value)  # type: ignore[arg-type]  # (checked next) a repeated key: the last value
+            if not _STR_ONLY.issuperset(map(type, metadata.values())):
+                return None
+        tensors = doc[1:]
+    n = len(tensors)
+    keys: list[str] = list(map(_first, tensors))
+    values = list(map(_second, tensors))
+    if not n:
+        return HeaderColumns([], [], [], [], metadata)
+    if not _PAIRS_ONLY.issuperset(map(type, values)) or set(map(len, values)) != _THREE:
+        return None
+    if len(set(keys)) != n or _METADATA_KEY in keys:
+        return None
+    pairs = list(chain.from_iterable(values))
+    if list(map(_first, pairs)) != list(_REQUIRED) * n:
+        return None
+    fields = list(map(_second, pairs))
+    codes, shapes, offsets = fields[0::3], fields[1::3], fields[2::3]
+    if not _STR_ONLY.issuperset(map(type, codes)) or not _CODES.issuperset(codes):
+        return None
+    if not _LIST_ONLY.issuperset(map(type, shapes)) or not _LIST_ONLY.issuperset(map(type, offsets)):
+        return None
+    if set(map(len, offsets)) != _TWO:
+        return None
+    numbers = list(chain(chain.from_iterable(shapes), chain.from_iterable(offsets)))
+    if not _INT_ONLY.issuperset(map(type, numbers)) or (numbers and not 0 <= min(numbers) <= max(numbers) <= USIZE_MAX):
+        return None
+    return HeaderColumns(keys, list(map(_BY_CODE.__getitem__, codes)), shapes, offsets, metadata)
 
 
 def _plain_header(doc: _Pairs) -> HeaderColumns | None:

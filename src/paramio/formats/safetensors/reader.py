@@ -247,8 +247,9 @@ def read_file(source: ByteSource, *, bulk: bool = True) -> SafetensorsFile:
     length and the header only.
 
     A large header in canonical form is checked in bulk and its entries are built on first use
-    (`paramio.formats.safetensors.bulk`, unless `bulk` is false); any other header goes
-    through the reference checks of `read_header`."""
+    (`paramio.formats.safetensors.bulk`); any other header through `header.parse_columns` and
+    `_plain_entries` (no NumPy; entries built on first use where every check passes at once).
+    With `bulk` false, every header goes through the reference checks of `read_header`."""
     raw, data_start = _frame(source)
     if bulk and use_bulk(len(raw) // _BYTES_PER_TENSOR):
         from paramio.formats.safetensors.bulk import lazy_entries, parse_canonical
@@ -256,15 +257,17 @@ def read_file(source: ByteSource, *, bulk: bool = True) -> SafetensorsFile:
         columns = parse_canonical(raw, source.size - data_start)
         if columns is not None:
             return SafetensorsFile(source, columns, data_start, lazy_entries(source, columns, data_start))
-    parsed = parse_columns(raw, path=source.name)
-    if isinstance(parsed, HeaderColumns):
-        plain = _plain_entries(source, parsed, data_start)
-        if plain is not None:
-            return SafetensorsFile(source, parsed, data_start, plain)
-        header = parsed.header()
-    else:
+    if bulk:  # the plain path: no NumPy, checks on whole columns, entries built on first use
+        parsed = parse_columns(raw, path=source.name)
+        if isinstance(parsed, HeaderColumns):
+            plain = _plain_entries(source, parsed, data_start)
+            if plain is not None:
+                return SafetensorsFile(source, parsed, data_start, plain)
+            parsed = parsed.header()
+        _check_tiling(parsed.tensors, data_start, source.size, source.name)
         header = parsed
-    _check_tiling(header.tensors, data_start, source.size, source.name)
+    else:
+        header = _checked_header(source, raw, data_start)
     entries = [
         ParameterEntry.data(
             t.key,
