@@ -42,7 +42,7 @@ _METADATA_KEY = "__metadata__"
 _REQUIRED = ("dtype", "shape", "data_offsets")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-#: ``-0`` as an integer, which serde reads as a float (`_fast_tree`).
+#: ``-0`` as an integer, which serde reads as a float: such a text takes the exact parse.
 _NEGATIVE_ZERO = re.compile(r"-0(?![.0-9eE])")
 #: Integers from this magnitude (19 digits) may lie outside i64/u64, where serde reads floats.
 _LONG_INT = 10**18
@@ -245,17 +245,6 @@ def _checked_native(doc: object, text: str, path: str) -> object | None:
         _exact_tree(text, path)  # a number serde refuses is named first, as it parses first
         raise
     return doc if plain else None
-
-
-def _fast_tree(text: str, path: str) -> object | None:
-    """`_exact_tree` and its depth check for a text without surrogate escapes, integers parsed
-    by `int` in C; None when the text needs `_exact_tree`: a ``-0``, an integer of 19 digits or
-    more (which serde may read as a float), or any failure (whose error the exact parse names
-    as before)."""
-    if _NEGATIVE_ZERO.search(text) is not None:
-        return None
-    doc = _native_tree(text)
-    return _checked_native(doc, text, path) if doc is not None else None
 
 
 def _check_strings_and_depth(doc: object, text: str, path: str) -> None:
