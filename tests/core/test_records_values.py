@@ -341,7 +341,7 @@ def test_record_keeps_a_hand_written_init_and_runs_post_init() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
-def test_a_listing_imports_neither_dataclasses_nor_inspect(
+def test_a_listing_imports_neither_dataclasses_nor_inspect_nor_importlib(
     fmt: str, make_archive: Callable[..., Path], tmp_path: Path
 ) -> None:
     """``paramio dump FILE`` of typed entries (a `TensorInfo` each) and the registry's `Format`
@@ -365,6 +365,7 @@ def test_a_listing_imports_neither_dataclasses_nor_inspect(
     modules = set(json.loads(done.stdout.splitlines()[-1]))
     assert "paramio.core.tensor" in modules and "paramio.formats.contract" in modules
     assert {"dataclasses", "inspect", "ast", "dis", "tokenize"} & modules == set()
+    assert "importlib" not in modules  # the registry imports a format's module with __import__
 
 
 # -- ParameterEntry.replace -------------------------------------------------------------------

@@ -20,8 +20,8 @@ names no module above it.
 from __future__ import annotations
 
 import _thread
-import importlib
 import os
+import sys
 from collections.abc import Mapping
 
 from paramio.core.errors import InvalidArgumentError
@@ -31,6 +31,7 @@ from paramio.core.records import MutableRecord, Record, factory, record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from types import ModuleType
     from typing import Any
 
     from paramio.core.entry import ParameterEntry
@@ -312,6 +313,13 @@ class Format(Record):
         return self.extensions[0]
 
 
+def _import(module: str) -> ModuleType:
+    """`importlib.import_module` of an absolute name, without importing `importlib` (a
+    listing's start-up)."""
+    __import__(module)
+    return sys.modules[module]
+
+
 class _Deferred:
     """A function of `module` imported on its first call (or first look at its signature), so
     that a format's package can register its writer side (`Format.write_path`, `prepare`)
@@ -329,7 +337,7 @@ class _Deferred:
         """The function itself: `inspect.signature` (`registry.writer_options`) follows this."""
         target = self._target
         if target is None:
-            target = self._target = getattr(importlib.import_module(self._module), self._name)
+            target = self._target = getattr(_import(self._module), self._name)
         return target
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -450,7 +458,7 @@ def get_format(name: str) -> Format:
         declared = _declarations().get(key)
     if declared is None:
         raise _unknown(name)
-    importlib.import_module(declared.module)  # registers it (outside the lock: it may import others)
+    _import(declared.module)  # registers it (outside the lock: it may import others)
     with _LOCK:
         fmt = _REGISTERED.get(key)
     if fmt is None:
