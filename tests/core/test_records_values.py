@@ -470,3 +470,22 @@ def test_entry_data_and_splat_make_what_the_keyword_constructor_makes() -> None:
 
     assert type(Logged.data("a", src, 0, 1)) is Logged and type(Logged.splat("b", b"\0", 1)) is Logged
     assert seen == ["a", "b"]
+
+
+def test_a_subclass_without_fields_of_its_own_keeps_its_bases() -> None:
+    class Quantised(TensorInfo):
+        __slots__ = ()
+
+    class Custom(Format):
+        __slots__ = ()
+
+    q = Quantised("gguf.q4_0", (32,), {"block": 32})
+    assert repr(q).endswith(".Quantised(dtype='gguf.q4_0', shape=(32,), extra={'block': 32})")
+    assert q != TensorInfo("gguf.q4_0", (32,), {"block": 32}) and q == Quantised("gguf.q4_0", (32,), {"block": 32})
+    assert type(q.replace(shape=(64,))) is Quantised and copy.deepcopy(q) == q
+    irpa = get_format("irpa")
+    custom = Custom(
+        name="custom", extensions=(".c",), read_path=irpa.read_path, write_path=irpa.write_path, prepare=irpa.prepare
+    )
+    assert ".Custom(name='custom', extensions=('.c',), read_path=" in repr(custom)
+    assert custom.replace(name="c2").name == "c2" and copy.copy(custom) == custom

@@ -61,10 +61,10 @@ class _Value:
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
-        fields = cls.__dict__.get("_record_fields")
-        if fields is None:
-            fields = cls._record_fields = cls.__match_args__
-        cls._field_values = staticmethod(_getter(fields))
+        own = cls.__dict__
+        if "_record_fields" not in own and "__match_args__" in own:  # a hand-written record
+            cls._record_fields = own["__match_args__"]
+        cls._field_values = staticmethod(_getter(cls._record_fields))  # (else its base's fields)
 
     def __repr__(self) -> str:
         values = self._field_values(self)
