@@ -173,8 +173,36 @@ NOT_FOR_A_LISTING = (
 
 #: The most modules ``paramio dump FILE`` of a plain file may add to a bare interpreter's (was
 #: 145-147 with every format's writer side; 90-92 for IRPA, safetensors, GGUF when this bound
-#: was set). Raise it only with a reason: each module is start-up time (benchmarks/startup.py).
-DUMP_MODULES = 95
+#: was set, 135-136 again before issue 22's start-up work, 84 after it). Raise it only with a
+#: reason: each module is start-up time (benchmarks/startup.py).
+DUMP_MODULES = 84
+
+#: What a dump of a plain file never imports (issue 22): the standard library's costly modules
+#: (`typing`, `dataclasses` with `inspect`, `ast`, `dis`, `tokenize`; `threading`; `signal` and
+#: `contextvars`, which `_signal` and `_contextvars` stand in for), and paramio's modules for sets,
+#: URLs, in-memory buffers, ``--json`` and ``--metadata``, which a plain file's listing does not use.
+NOT_ON_A_DUMP = (
+    "dataclasses",
+    "inspect",
+    "ast",
+    "dis",
+    "tokenize",
+    "threading",
+    "signal",
+    "contextvars",
+    "copy",
+    "weakref",
+    "fcntl",
+    "resource",
+    "errno",
+    "paramio.formats.sets.member_source",
+    "paramio.formats.members",
+    "paramio.sources.registry",
+    "paramio.sources.memory",
+    "paramio.core.buffers",
+    "paramio.cli.metadata",
+    "paramio.cli.jsonout",
+)
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +230,60 @@ def test_dump_of_a_file_imports_no_writer_and_few_modules(
     assert "paramio.cli.dump" in modules and f"paramio.formats.{fmt}" in modules
     assert _heavy(modules) == []
     assert sorted(m for m in modules if m.startswith(NOT_FOR_A_LISTING)) == []
+    assert sorted(modules & set(NOT_ON_A_DUMP)) == []
     added = modules - bare
     assert len(added) <= DUMP_MODULES, sorted(added)
+
+
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+@pytest.mark.parametrize("form", ["bare", "flag", "scoped"])
+def test_each_way_of_naming_a_file_lists_it_alike(
+    fmt: str, form: str, listed_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """``dump FILE``, ``--parameters=FILE`` and ``--parameters=scope=FILE`` import the same light
+    tree (no set, URL or JSON module) and list the file."""
+    path = str(listed_files[fmt])
+    arg = {"bare": path, "flag": f"--parameters={path}", "scoped": f"--parameters=m={path}"}[form]
+    body = (
+        "from paramio.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    code = main(['dump', {arg!r}])\n"
+        "assert code == 0, code\n"
+        "assert out.getvalue().count('layer.') == 8, out.getvalue()\n"
+    )
+    modules = _modules_after(body, tmp_path)
+    assert sorted(modules & set(NOT_ON_A_DUMP)) == []
+
+
+@pytest.mark.parametrize("fmt", ["irpa", "safetensors", "gguf"])
+def test_a_dump_of_a_set_member_or_manifest_still_opens_the_set(
+    fmt: str, listed_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The set modules a plain file's dump leaves out are still imported where a set is opened:
+    a member (or the manifest) lists every member's entries."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    entries = paramio.read_path(listed_files["irpa"]).entries
+    manifest = {"irpa": "m.irpa.index.json", "safetensors": "m.safetensors.index.json", "gguf": None}[fmt]
+    target = folder / (manifest or f"m.{fmt}")
+    paramio.write_path(target, entries, max_shard_size=32)
+    members = sorted(p.name for p in folder.iterdir() if "-of-" in p.name)
+    assert len(members) >= 2, members
+    opened = [folder / members[-1]] + ([target] if manifest else [])
+    for path in opened:
+        body = (
+            "from paramio.cli.main import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            f"    code = main(['dump', {str(path)!r}])\n"
+            "assert code == 0, code\n"
+            "assert sorted(set(l.split()[-1].strip('`') for l in out.getvalue().splitlines() if 'layer.' in l)) == "
+            + repr(sorted(e.key for e in entries))
+            + ", out.getvalue()\n"
+        )
+        modules = _modules_after(body, tmp_path)
+        assert "paramio.formats.sets.member_source" in modules, path.name
 
 
 def test_the_deferred_writer_side_still_writes_and_is_introspected(

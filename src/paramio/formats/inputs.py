@@ -11,6 +11,7 @@ against the folder of a URL with the lexical rule every source shares
 
 from __future__ import annotations
 
+import _thread
 import os
 
 from paramio.core.errors import InvalidArgumentError, SourceError
@@ -25,12 +26,27 @@ if TYPE_CHECKING:
     from typing import Any
 
     from paramio.core.source import ByteSource
-else:
-    from _contextvars import ContextVar  # what `contextvars` re-exports, without the extra module
 
 __all__ = ["beside", "current_options", "exists", "input_options", "is_url", "local_path", "open_input"]
 
-_OPTIONS: ContextVar[Mapping[str, Any] | None] = ContextVar("paramio_input_options", default=None)
+#: The options `input_options` set, made by the first `input_options` given any (a listing of
+#: local files, often a whole process, never makes it: no `contextvars` import).
+_OPTIONS: ContextVar[Mapping[str, Any] | None] | None = None
+_OPTIONS_LOCK = _thread.allocate_lock()
+
+
+def _current() -> Mapping[str, Any] | None:
+    return _OPTIONS.get() if _OPTIONS is not None else None
+
+
+def _variable() -> ContextVar[Mapping[str, Any] | None]:
+    global _OPTIONS
+    with _OPTIONS_LOCK:
+        if _OPTIONS is None:
+            from contextvars import ContextVar
+
+            _OPTIONS = ContextVar("paramio_input_options", default=None)
+        return _OPTIONS
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -73,17 +89,17 @@ class input_options:  # noqa: N801 - used as a function: ``with input_options(op
 
     def __enter__(self) -> None:
         if self._options:
-            self._token = _OPTIONS.set({**(_OPTIONS.get() or {}), **self._options})
+            self._token = _variable().set({**(_current() or {}), **self._options})
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         token, self._token = self._token, None
         if token is not None:
-            _OPTIONS.reset(token)
+            _variable().reset(token)
 
 
 def current_options() -> dict[str, Any]:
     """The remote options `input_options` set (empty outside any)."""
-    return dict(_OPTIONS.get() or {})
+    return dict(_current() or {})
 
 
 def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> ByteSource:
@@ -99,7 +115,7 @@ def open_input(path: str, *, writable: bool = False, use_mmap: bool = True) -> B
         raise InvalidArgumentError("a URL cannot be opened writable; write a local file and upload it", path=path)
     from paramio.sources.registry import open_source  # here: a local path needs no scheme registry
 
-    return open_source(path, **(_OPTIONS.get() or {}))
+    return open_source(path, **(_current() or {}))
 
 
 def beside(path: str, name: str) -> str:

@@ -26,7 +26,6 @@ from paramio.core.errors import (
 )
 from paramio.core.exports import above
 from paramio.core.source import ByteSource
-from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH, check_splat
 from paramio.core.tensor import encode_array_metadata
 from paramio.formats.contract import ARCHIVE
 from paramio.sources.paths import AllowExternal
@@ -569,6 +568,8 @@ def validate_splat(key: str, pattern: bytes, total_length: int) -> None:
     """Refuse splats IREE's builder or runtime would reject or misread (`paramio.core.splats`):
     a pattern over 16 bytes with the words of IREE's ``add_splat``, the others when IREE would
     only fail later."""
+    from paramio.core.splats import MAX_SPLAT_PATTERN_LENGTH, check_splat  # here: listing a file adds no splat
+
     if len(pattern) > MAX_SPLAT_PATTERN_LENGTH:
         raise InvalidArgumentError(f"pattern must be limited to {MAX_SPLAT_PATTERN_LENGTH} bytes", key=key)
     check_splat(len(pattern), total_length, key=key)

@@ -10,7 +10,6 @@ anything): the user marked it read-only and paramio honours that.
 from __future__ import annotations
 
 import _thread
-import errno
 import functools
 import mmap
 import os
@@ -295,6 +294,8 @@ class FileSource(ByteSource):
             os.posix_fallocate(self._fd, offset, length)
             self._reserved_all = offset == 0 and length == self._size
         except OSError as exc:
+            import errno
+
             if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 return  # the filesystem cannot say in advance; the write itself will tell
             raise SourceError(f"cannot reserve space: {exc.strerror or exc}", path=self._path, offset=offset) from exc

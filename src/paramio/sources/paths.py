@@ -14,7 +14,7 @@ the user chose that file, so its siblings in ``blobs/`` are as trusted as it is)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from _collections_abc import Iterable  # `collections.abc.Iterable` itself, loaded with `os`: no import
 
 from paramio.core.errors import FormatError, InvalidArgumentError, SourceError
 from paramio.core.records import Record
