@@ -182,16 +182,17 @@ NOT_FOR_A_LISTING = (
 #: was set, 135-136 again before issue 22's start-up work; counted from an interpreter that has
 #: imported only `io` and `sys`). Raise it only with a reason: each module is start-up time
 #: (benchmarks/startup.py). IRPA needs no JSON (and so no `re`); safetensors' header is JSON.
-DUMP_MODULES = {"irpa": 66, "safetensors": 78, "gguf": 67}
+DUMP_MODULES = {"irpa": 63, "safetensors": 75, "gguf": 64}
 
 #: What a dump of a plain file never imports (issue 22): the standard library's costly modules
-#: (`typing`, `contextlib`, `dataclasses` with `inspect`, `ast`, `dis`, `tokenize`; `threading`,
+#: (`typing`, `contextlib`, `importlib`, `dataclasses` with `inspect`, `ast`, `dis`, `tokenize`; `threading`,
 #: which `_thread`'s locks stand in for; `signal`, which `_signal` does; `contextvars`, made when
 #: remote options are first given), and paramio's modules for sets, URLs, in-memory buffers,
 #: ``--json`` and ``--metadata``, which a plain file's listing does not use.
 NOT_ON_A_DUMP = (
     "typing",
     "contextlib",
+    "importlib",
     "dataclasses",
     "inspect",
     "ast",
