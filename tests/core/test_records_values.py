@@ -366,6 +366,17 @@ def test_a_listing_imports_neither_dataclasses_nor_inspect_nor_importlib(
     assert "paramio.core.tensor" in modules and "paramio.formats.contract" in modules
     assert {"dataclasses", "inspect", "ast", "dis", "tokenize"} & modules == set()
     assert "importlib" not in modules  # the registry imports a format's module with __import__
+    assert "paramio.formats.protocols" not in modules  # the readers' Protocols: annotations only
+
+
+def test_the_readers_protocols_are_still_importable_from_the_contract() -> None:
+    from paramio.formats import contract, protocols
+    from paramio.formats.contract import MemberReader, PathReader, Preparer
+
+    assert (PathReader, Preparer, MemberReader) == (protocols.PathReader, protocols.Preparer, protocols.MemberReader)
+    assert {"PathReader", "Preparer", "MemberReader"} <= set(contract.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        contract.Nope  # noqa: B018
 
 
 # -- ParameterEntry.replace -------------------------------------------------------------------
