@@ -10,7 +10,7 @@ it as is, so opening an archive and listing its keys never builds an entry objec
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from _collections_abc import Sequence  # `collections.abc.Sequence` itself, loaded with `os`: no import
 
 from paramio.core.entry import ParameterEntry
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import _thread
 import os
 import sys
-from collections.abc import Mapping
+from _collections_abc import Mapping  # `collections.abc.Mapping` itself, loaded with `os`: no import
 
 from paramio.core.errors import InvalidArgumentError
 from paramio.core.exports import formats_above
