@@ -37,6 +37,7 @@ from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tenso
 TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
     from paramio.formats.contract import Format, FormatContents
+    from paramio.formats.table_entries import TableEntries
 
 __all__ = [
     "CARRIED_KEY",
@@ -437,8 +438,36 @@ def restore(fmt: str | Format, contents: FormatContents) -> FormatContents:
     for k, v in carried.attributes.items():
         attrs.setdefault(k, v)
     if carried.tensors or carried.metadata:
-        contents.entries = _restored(format, contents, carried)
+        by_column = _restored_by_column(format, contents, carried)
+        contents.entries = by_column if by_column is not None else _restored(format, contents, carried)
     return contents
+
+
+def _restored_by_column(format: Format, contents: FormatContents, carried: Carried) -> TableEntries | None:
+    """`_restored` for a reader's unchanged `TableEntries` when every claim is untyped and no
+    metadata is carried (a file converted from untyped IRPA entries): each verdict is asked once
+    per (type, length) of an entry that has it, and the rows are retyped without building an
+    entry. None for anything else."""
+    from paramio.formats.table_entries import TableEntries
+
+    entries = contents.entries
+    claims = carried.tensors
+    if type(entries) is not TableEntries or carried.metadata or any(claims.values()) or not entries.unchanged():
+        return None
+    where = contents.paths[0] if contents.paths else format.name
+    tensors = list(entries.tensors())
+    verdicts: dict[tuple[int, int], bool] = {}
+    for i, (key, info, length) in enumerate(zip(entries.keys(), tensors, entries.lengths, strict=True)):
+        if key not in claims:
+            continue
+        verdict = verdicts.get((id(info), length))
+        if verdict is None:
+            verdict = verdicts[(id(info), length)] = stands_in(format, entries[i], None)
+        if verdict:
+            tensors[i] = None
+        else:
+            _distrust(where, entries[i], "type no type", f"the file declares {_text(info)}")
+    return entries.retyped(tensors)
 
 
 def _restored(format: Format, contents: FormatContents, carried: Carried) -> list[ParameterEntry]:

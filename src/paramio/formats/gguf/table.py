@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import struct
 
-from paramio.core.entries import LazyEntries
-from paramio.core.entry import ParameterEntry, entries_from_columns
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import GGML_MAX_DIMS, GGML_TYPES, elements_fault, tensor_nbytes
+from paramio.formats.table_entries import TableEntries
 
 __all__ = ["plan", "read_plain"]
 
@@ -39,7 +38,7 @@ def plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None:
     return tensor_nbytes(gtype, shape), TensorInfo(gtype.paramio_dtype, shape, extra)
 
 
-def read_plain(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[LazyEntries, int] | None:
+def read_plain(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[TableEntries, int] | None:
     """(entries built on first use, data offset) of the `count` tensor infos at the cursor, or
     None when anything is out of the ordinary (a table past the end of the file, more than
     `GGML_MAX_DIMS` dimensions, any check that fails): the caller then runs the reference loop
@@ -103,16 +102,5 @@ def read_plain(source: ByteSource, cur: Cursor, count: int, alignment: int) -> t
     if not "".join(keys).isascii():  # ASCII reads the same in UTF-8; any other name as the loop
         keys = [str(buf[a:b], "utf-8", "surrogateescape") for a, b in names]
     offsets = [data_offset + rel for rel in rels]
-    infos = [plans[r][1] for r in which]
-
-    def make(i: int) -> ParameterEntry:
-        return ParameterEntry.data(
-            keys[i], source, offsets[i], lengths[i], tensor=infos[i], origin="gguf", file_index=i
-        )
-
-    def make_all() -> list[ParameterEntry]:
-        return entries_from_columns(
-            keys=keys, lengths=lengths, offsets=offsets, source=source, origin="gguf", declared=infos
-        )
-
-    return LazyEntries(list(keys), make, make_all, columns=lambda: (offsets, lengths, [False] * count)), data_offset
+    infos: list[TensorInfo | None] = [plans[r][1] for r in which]
+    return TableEntries(keys, offsets, lengths, lambda: infos, source, "gguf"), data_offset

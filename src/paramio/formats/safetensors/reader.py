@@ -16,7 +16,7 @@ from math import prod
 from operator import attrgetter, itemgetter, mul, sub
 
 from paramio.core.entries import LazyEntries
-from paramio.core.entry import ParameterEntry, entries_from_columns
+from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
@@ -29,6 +29,7 @@ from paramio.formats.safetensors.layout import (
     MAX_HEADER_SIZE,
     USIZE_MAX,
 )
+from paramio.formats.table_entries import TableEntries
 
 TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
@@ -211,31 +212,20 @@ def _plain_entries(source: ByteSource, columns: HeaderColumns, data_start: int) 
     elif ends[-1] != available:
         return None
     offsets = [b + data_start for b in begins]
-    n = len(keys)
-    infos: list[TensorInfo] = []
 
-    def tensors() -> list[TensorInfo]:
-        if not infos:  # one TensorInfo per (dtype, shape), shared: TensorInfo is frozen
-            shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
-            for d, dims in zip(columns.dtypes, columns.shapes, strict=True):
-                shape = tuple(dims)
-                info = shared.get((d.name, shape))
-                if info is None:
-                    info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
-                infos.append(info)
+    def tensors() -> list[TensorInfo | None]:
+        # One TensorInfo per (dtype, shape), shared between tensors: TensorInfo is frozen.
+        shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
+        infos: list[TensorInfo | None] = []
+        for d, dims in zip(columns.dtypes, columns.shapes, strict=True):
+            shape = tuple(dims)
+            info = shared.get((d.name, shape))
+            if info is None:
+                info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
+            infos.append(info)
         return infos
 
-    def make(i: int) -> ParameterEntry:
-        return ParameterEntry.data(
-            keys[i], source, offsets[i], lengths[i], tensor=tensors()[i], origin="safetensors", file_index=i
-        )
-
-    def make_all() -> list[ParameterEntry]:
-        return entries_from_columns(
-            keys=keys, lengths=lengths, offsets=offsets, source=source, origin="safetensors", declared=tensors()
-        )
-
-    return LazyEntries(list(keys), make, make_all, columns=lambda: (offsets, lengths, [False] * n))
+    return TableEntries(keys, offsets, lengths, tensors, source, "safetensors")
 
 
 def _no_entry(i: int) -> ParameterEntry:
