@@ -151,3 +151,32 @@ def test_damaged_archives_end_as_the_loop(tmp_path: Path) -> None:
         _agrees(data)
 
     agrees()
+
+
+def test_data_rows_then_an_external_entry_go_to_the_loop_and_dump_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A column table never holds external rows (`paramio.index.dump.external_entries` relies on
+    it): a table of data rows and then an external entry is read by the loop, and the listing
+    names the file the external bytes come from."""
+    from paramio.cli.main import main
+
+    (tmp_path / "blob.bin").write_bytes(bytes(range(32)))
+    names = b"w" + b"ext" + b"blob.bin"
+    table = _ROW + 92
+    meta_off = 96 + table
+    storage = 512
+    out = bytearray(storage + 16)
+    struct.pack_into("<4sHHQQQ", out, 0, b"IRPA", 0, 0, 88, 0, 0)
+    struct.pack_into("<Q6Q", out, 32, 2, 96, table, meta_off, len(names), storage, 16)
+    struct.pack_into("<QIQQQQQQQQ", out, 96, 76, 2, 0, 0, 1, 0, 0, 64, 0, 16)  # "w": 16 bytes of storage
+    struct.pack_into("<QIQQQQQQ", out, 96 + _ROW, 92, 3, 0, 1, 3, 0, 0, 0)  # "ext"
+    struct.pack_into("<QQQQ", out, 96 + _ROW + 60, 4, 8, 8, 4)  # path "blob.bin", bytes 8..12
+    out[meta_off : meta_off + len(names)] = names
+    path = tmp_path / "x.irpa"
+    path.write_bytes(bytes(out))
+    contents = get_format("irpa").read_path(str(path))
+    assert not (isinstance(contents.entries, LazyEntries) and contents.entries.dump_columns() is not None)
+    assert [e.key for e in contents.entries] == ["w", "ext"]
+    assert main(["dump", f"--parameters={path}"]) == 0
+    assert f"// `ext` bytes from `{tmp_path / 'blob.bin'}`" in capsys.readouterr().out

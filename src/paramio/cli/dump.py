@@ -43,6 +43,7 @@ from paramio.cli.flags import (
 )
 from paramio.core.entry import EntryKind, ParameterEntry
 from paramio.formats.text import escape, escape_keys
+from paramio.index.dump import external_entries
 from paramio.index.scopes import ScopeMap, split_scoped_key
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
@@ -150,7 +151,7 @@ def _dump(flags: ParsedFlags, extracts: list[tuple[str, str, str, str]]) -> int:
         _print_table(scopes)
     else:
         for scope, index in scopes.items():
-            sys.stdout.write(_with_external_files(index.dump(scope, escape=escape_keys), index.values()))
+            sys.stdout.write(_with_external_files(index.dump(scope, escape=escape_keys), external_entries(index)))
     if flags.on("metadata") and not flags.on("json"):
         from paramio.cli.metadata import format_metadata
 
@@ -173,8 +174,9 @@ def _dump(flags: ParsedFlags, extracts: list[tuple[str, str, str, str]]) -> int:
 
 
 def _with_external_files(block: str, entries: Sequence[ParameterEntry]) -> str:
-    """IREE's block, plus a comment line per external entry saying which file holds its bytes
-    (IREE cannot read such archives, so nothing of IREE's text changes)."""
+    """IREE's block, plus a comment line per external entry (`entries`: the index's, found
+    without building a reader's column table) saying which file holds its bytes (IREE cannot
+    read such archives, so nothing of IREE's text changes)."""
     lines = [
         f"// `{escape(e.key, quote=False)}` bytes from `{escape(e.source.name, quote=False)}`\n"
         for e in entries

@@ -13,6 +13,10 @@ from operator import add, attrgetter
 from paramio.core.entries import LazyEntries
 from paramio.core.entry import EntryKind, ParameterEntry
 
+TYPE_CHECKING = False  # `typing` is not imported to list a file (mypy reads this as typing's)
+if TYPE_CHECKING:
+    from paramio.index.index import ParameterIndex
+
 _RULE_TOP = "//===" + "-" * 110 + "===//"
 _RULE_COLS = "//===------------+------------------+------------------+" + "-" * 59 + "===//"
 _HEADINGS = "//         Start |              End |           Length | Key"
@@ -53,6 +57,18 @@ def format_dump(
     if escape is not None:
         keys, scope = escape(keys), escape([scope])[0]
     return _format(keys, list(map(_offset, items)), list(map(_length, items)), splat, scope)
+
+
+def external_entries(index: ParameterIndex) -> list[ParameterEntry]:
+    """The EXTERNAL entries of `index`, in order (the CLI names their files after the block).
+
+    Entries a reader keeps as a column table (`LazyEntries.dump_columns`) are data and splat
+    rows only: the IRPA readers leave an archive with external entries to the entry-by-entry
+    loop. Such an index is answered without building its entries."""
+    entries = index._entries
+    if isinstance(entries, LazyEntries) and entries.dump_columns() is not None:
+        return []
+    return [e for e in entries if e.kind is EntryKind.EXTERNAL]
 
 
 def _format(keys: list[str], offsets: list[int], lengths: list[int], splats: list[bool] | None, scope: str) -> str:
