@@ -16,8 +16,8 @@ import paramio.formats.gguf.reader as gguf_reader
 import paramio.formats.safetensors.reader as st_reader
 from paramio.core.errors import FormatWarning
 from paramio.formats import conversion
+from paramio.formats.bulk import TableEntries
 from paramio.formats.contract import get_format
-from paramio.formats.table_entries import TableEntries
 from paramio.sources.memory import MemorySource
 from paramio.testing.bulk import describe
 

@@ -36,8 +36,8 @@ from paramio.core.tensor import TensorInfo, decode_tensor_metadata, encode_tenso
 
 TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
+    from paramio.formats.bulk import TableEntries
     from paramio.formats.contract import Format, FormatContents
-    from paramio.formats.table_entries import TableEntries
 
 __all__ = [
     "CARRIED_KEY",
@@ -448,7 +448,7 @@ def _restored_by_column(format: Format, contents: FormatContents, carried: Carri
     metadata is carried (a file converted from untyped IRPA entries): each verdict is asked once
     per (type, length) of an entry that has it, and the rows are retyped without building an
     entry. None for anything else."""
-    from paramio.formats.table_entries import TableEntries
+    from paramio.formats.bulk import TableEntries
 
     entries = contents.entries
     claims = carried.tensors

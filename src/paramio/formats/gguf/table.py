@@ -14,9 +14,9 @@ import struct
 
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
+from paramio.formats.bulk import TableEntries
 from paramio.formats.cursor import Cursor
 from paramio.formats.gguf.constants import GGML_MAX_DIMS, GGML_TYPES, elements_fault, tensor_nbytes
-from paramio.formats.table_entries import TableEntries
 
 __all__ = ["plan", "read_plain"]
 

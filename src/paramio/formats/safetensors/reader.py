@@ -20,7 +20,7 @@ from paramio.core.entry import ParameterEntry
 from paramio.core.errors import FormatError, TruncatedError
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
-from paramio.formats.bulk import use_bulk
+from paramio.formats.bulk import TableEntries, use_bulk
 from paramio.formats.cursor import Cursor
 from paramio.formats.regions import Prefix, first_read
 from paramio.formats.safetensors.header import Header, HeaderColumns, TensorRecord, parse_columns, parse_header
@@ -29,7 +29,6 @@ from paramio.formats.safetensors.layout import (
     MAX_HEADER_SIZE,
     USIZE_MAX,
 )
-from paramio.formats.table_entries import TableEntries
 
 TYPE_CHECKING = False  # `typing` is not imported to read a file (mypy reads this as typing's)
 if TYPE_CHECKING:
