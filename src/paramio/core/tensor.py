@@ -153,10 +153,10 @@ def decode_tensor_metadata(metadata: bytes) -> TensorInfo | None:
         return None
     if prefix not in _PREFIXES:
         return None
-    import json  # here: a listing of untyped entries decodes no JSON
+    from paramio.core.jsontext import loads  # `json.loads` without importing json (and re)
 
     try:
-        body = json.loads(rest)
+        body = loads(rest)
     except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict) or body.get("type") != "Tensor":

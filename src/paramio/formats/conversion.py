@@ -127,12 +127,11 @@ class Carried(MutableRecord):
         """The record in `text`, or None if it is not one (foreign data is left alone)."""
         if not isinstance(text, str):
             return None
-        import json  # here: a file without a record is read without `json`
-
+        from paramio.core.jsontext import loads  # `json.loads` without importing json (and re)
         from paramio.formats.jsondepth import MAX_JSON_DEPTH, json_depth
 
         try:
-            body = json.loads(text)
+            body = loads(text)
         except (ValueError, RecursionError):
             return None
         if not isinstance(body, dict) or body.get("version") != _VERSION or json_depth(body) > MAX_JSON_DEPTH:

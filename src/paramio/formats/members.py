@@ -62,10 +62,10 @@ def read_manifest_json(path: str, *, what: str = "manifest", limit: int = MAX_MA
         raw = src.read(0, size)
     finally:
         src.close()
-    import json  # here: a single file's listing imports this module but reads no manifest
+    from paramio.core.jsontext import loads  # `json.loads` without importing json (and re)
 
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FormatError(f"{what} is not valid JSON: {exc}", path=path) from exc
     if not isinstance(doc, dict):

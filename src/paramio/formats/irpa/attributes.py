@@ -42,10 +42,10 @@ def decode_record(blob: bytes) -> dict[str, object] | None:
     or another tool's SKIP entry)."""
     if not blob.startswith(b"{"):
         return None
-    import json
+    from paramio.core.jsontext import loads  # `json.loads` without importing json (and re)
 
     try:
-        body = json.loads(blob)
+        body = loads(blob)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(body, dict) or body.get("paramio_attributes") != _VERSION:

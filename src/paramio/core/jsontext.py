@@ -1,0 +1,66 @@
+"""`json.loads` of text, without importing `json`.
+
+Reading a file meets JSON in a few places (a converted file's carried record, an IRPA attributes
+record, a typed entry's ``TENSORv0`` metadata); the `json` package imports `re` and its compiler
+on the way (~2.5 ms of a ~30 ms ``paramio dump`` process). `loads` is `json.loads` for `str`
+input through the same C scanner (`_json.make_scanner`) with the same defaults, and raises the
+same `json.JSONDecodeError` (importing `json` only then); `bytes` are decoded as `json.loads`
+decodes them (UTF-8 unless a BOM or NUL bytes say otherwise, which `json.loads` itself handles).
+"""
+
+from __future__ import annotations
+
+import _json
+
+__all__ = ["loads"]
+
+#: What `json.decoder.WHITESPACE` matches between and around values.
+_WHITESPACE = " \t\n\r"
+_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+
+
+class _Defaults:
+    """The attributes `_json.make_scanner` reads from a `json.JSONDecoder`, at their defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+    memo: dict[object, object] = {}
+
+
+_scan = _json.make_scanner(_Defaults())  # type: ignore[arg-type]  # typeshed wants a JSONDecoder-like scanner; any object with these attributes serves
+
+
+def _error(message: str, text: str, position: int) -> ValueError:
+    from json import JSONDecodeError
+
+    return JSONDecodeError(message, text, position)
+
+
+def loads(text: str | bytes | bytearray) -> object:
+    """``json.loads(text)``: the same values, and the same `json.JSONDecodeError` (a
+    `ValueError`) or `RecursionError` for what it refuses."""
+    if not isinstance(text, str):
+        if len(text) >= 2 and 0 < text[0] < 0x80 and text[1]:
+            # What `json.detect_encoding` calls UTF-8: no BOM (each starts with 0xEF, 0xFE, 0xFF
+            # or 0), no NUL among the first bytes (UTF-16/32); decoded as `json.loads` does.
+            text = text.decode("utf-8", "surrogatepass")
+        else:
+            import json
+
+            return json.loads(text)
+    if text.startswith("\ufeff"):
+        raise _error("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as exc:
+        raise _error("Expecting value", text, exc.value) from None
+    rest = text[end:]
+    end += len(rest) - len(rest.lstrip(_WHITESPACE))
+    if end != len(text):
+        raise _error("Extra data", text, end)
+    return value
