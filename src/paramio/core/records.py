@@ -67,9 +67,8 @@ class _Value:
         cls._field_values = staticmethod(_getter(cls._record_fields))  # (else its base's fields)
 
     def __repr__(self) -> str:
-        values = self._field_values(self)
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._record_fields, values, strict=True))
-        return f"{type(self).__qualname__}({fields})"
+        pairs = zip(self._record_fields, self._field_values(self), strict=True)
+        return f"{type(self).__qualname__}({', '.join([f'{name}={value!r}' for name, value in pairs])})"
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -80,11 +79,11 @@ class _Value:
         """A copy with the named fields changed, made by the class's constructor (so its checks
         run), as `dataclasses.replace` makes one. `TypeError` names a field the class lacks."""
         fields = self._record_fields
-        unknown = changes.keys() - set(fields)
-        if unknown:
-            raise TypeError(f"{type(self).__qualname__} has no field(s) {', '.join(sorted(unknown))}")
         values = dict(zip(fields, self._field_values(self), strict=True))
         values.update(changes)
+        if len(values) != len(fields):  # a name that is no field
+            unknown = sorted(changes.keys() - set(fields))
+            raise TypeError(f"{type(self).__qualname__} has no field(s) {', '.join(unknown)}")
         return type(self)(**values)
 
     #: `copy.replace` (Python 3.13) calls this.
