@@ -380,3 +380,26 @@ def test_dump_of_a_file_builds_few_dataclasses(fmt: str, listed_files: dict[str,
     records |= {"formats.gguf.constants.GGMLType", "formats.gguf.reader.GGUFFile"}
     assert {"paramio." + name for name in records} & set(built) == set()
     assert set(built) <= DUMP_DATACLASSES, built
+
+
+def test_the_cli_installs_and_names_its_signal_handlers_without_signal_or_threading(tmp_path: Path) -> None:
+    """Every command starts inside `unwinding_on_signals`: it installs its handlers through the
+    builtin `_signal`, and names the signal that stopped a command without importing `signal`
+    (whose enums need `enum`; a handler may run while the main thread is importing `enum`)."""
+    body = (
+        "import _signal, os\n"
+        "from paramio.cli.signals import Terminated, unwinding_on_signals\n"
+        "with unwinding_on_signals():\n"
+        "    assert _signal.getsignal(_signal.SIGTERM) not in (_signal.SIG_DFL, _signal.SIG_IGN)\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), _signal.SIGHUP)\n"
+        "        for _ in range(10**6):\n"
+        "            pass\n"
+        "    except Terminated as exc:\n"
+        "        assert (str(exc), exc.exit_status) == ('terminated by SIGHUP', 128 + _signal.SIGHUP)\n"
+        "    else:\n"
+        "        raise AssertionError('no Terminated')\n"
+        "assert _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL\n"
+    )
+    modules = _modules_after(body, tmp_path)
+    assert {"signal", "threading", "enum", "contextlib"} & modules == set()

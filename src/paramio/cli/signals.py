@@ -22,7 +22,7 @@ Every command starts inside `unwinding_on_signals`, so it is built on the builti
 
 from __future__ import annotations
 
-from paramio.formats.interrupts import TERMINATING_NUMBERS, deferring
+from paramio.formats.interrupts import TERMINATING_NAMES, TERMINATING_NUMBERS, deferring
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
@@ -42,13 +42,16 @@ class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, i
     `KeyboardInterrupt`, so ``except Exception`` blocks let it through to the unwinding."""
 
     def __init__(self, signum: int) -> None:
-        import signal  # here: the name is wanted only once a signal has arrived
-
         self.signum = signum
-        try:
-            self.name = signal.Signals(signum).name
-        except ValueError:
-            self.name = f"signal {signum}"
+        name = TERMINATING_NAMES.get(signum)
+        if name is None:  # not one the CLI handles: asked of `signal` (no handler is running)
+            import signal
+
+            try:
+                name = signal.Signals(signum).name
+            except ValueError:
+                name = f"signal {signum}"
+        self.name = name
         super().__init__(f"terminated by {self.name}")
 
     @property

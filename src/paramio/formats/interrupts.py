@@ -25,11 +25,12 @@ else:
 
 __all__ = ["TERMINATING_SIGNALS", "deferring", "held_signals"]
 
-#: The numbers of the catchable signals whose default action ends the process (what
-#: `TERMINATING_SIGNALS` holds as `signal.Signals`): installing handlers needs only these, so the
-#: CLI's start imports neither `signal` nor `enum` for them.
-TERMINATING_NUMBERS: tuple[int, ...] = tuple(
-    getattr(_signal, name)
+#: The catchable signals whose default action ends the process, number -> name (what
+#: `TERMINATING_SIGNALS` holds as `signal.Signals`): installing handlers, and naming the signal
+#: that stopped a command, need only these, so the CLI imports neither `signal` nor `enum` for
+#: them (not even in a handler, which may run while the main thread is importing `enum`).
+TERMINATING_NAMES: dict[int, str] = {
+    getattr(_signal, name): name
     for name in (
         "SIGTERM",
         "SIGHUP",
@@ -44,7 +45,8 @@ TERMINATING_NUMBERS: tuple[int, ...] = tuple(
         "SIGSTKFLT",
     )
     if hasattr(_signal, name)
-)
+}
+TERMINATING_NUMBERS: tuple[int, ...] = tuple(TERMINATING_NAMES)
 _depth = 0  # nesting of held_signals blocks in the main thread
 _pending: list[int] = []  # signals that arrived while held
 
