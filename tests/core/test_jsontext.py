@@ -104,12 +104,44 @@ def test_bytes_in_every_encoding_json_detects() -> None:
         assert _outcome(loads, raw) == _outcome(json.loads, raw), raw
 
 
+def _refuse_big(text: str) -> int:
+    if len(text) > 3:
+        raise ValueError(f"too long: {text}")
+    return int(text)
+
+
+HOOKS: list[dict[str, object]] = [
+    {"object_pairs_hook": list},
+    {"parse_int": lambda t: ("int", t), "parse_float": lambda t: ("float", t), "parse_constant": lambda t: ("c", t)},
+    {"object_pairs_hook": tuple, "parse_int": _refuse_big},
+    {"parse_float": float, "parse_int": int},
+]
+
+
+@pytest.mark.parametrize("hooks", HOOKS, ids=range(len(HOOKS)))
+def test_the_hooks_as_json_loads_takes_them(hooks: dict[str, object]) -> None:
+    rnd = random.Random(5)
+    texts = [*CASES, '{"a": 1, "a": [2.5, NaN, {"b": -0}]}', '[12345, "x"]', b'{"k": 1}']
+    texts += [json.dumps(_document(rnd)) for _ in range(300)]
+    for text in texts:
+        assert _outcome(lambda t: loads(t, **hooks), text) == _outcome(lambda t: json.loads(t, **hooks), text)
+
+
+def test_its_decode_error_is_jsons() -> None:
+    from paramio.core import jsontext
+
+    with pytest.raises(jsontext.JSONDecodeError) as info:
+        loads('{"a": }')
+    assert jsontext.JSONDecodeError is json.JSONDecodeError and info.value.pos == 6
+
+
 def test_good_input_imports_no_json_or_re(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from paramio.core.jsontext import loads\n"
         "assert loads(' {\"a\": [1, 2.5, \"x\", null, true]} ') == {'a': [1, 2.5, 'x', None, True]}\n"
         "assert loads(b'[1]') == [1]\n"
+        "assert loads('{\"a\": 1}', object_pairs_hook=list, parse_int=str) == [('a', '1')]\n"
         "assert not {'json', 're'} & set(sys.modules), sorted(sys.modules)\n"
         "try:\n"
         "    loads('[1,')\n"

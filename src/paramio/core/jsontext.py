@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import _json
 
-__all__ = ["loads"]
+TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from json import JSONDecodeError as JSONDecodeError
+    from typing import Any
+
+__all__ = ["JSONDecodeError", "loads"]
 
 #: What `json.decoder.WHITESPACE` matches between and around values.
 _WHITESPACE = " \t\n\r"
@@ -34,15 +40,51 @@ class _Defaults:
 _scan = _json.make_scanner(_Defaults())  # type: ignore[arg-type]  # typeshed wants a JSONDecoder-like scanner; any object with these attributes serves
 
 
+def _scanner(
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], object] | None,
+    parse_int: Callable[[str], object] | None,
+    parse_float: Callable[[str], object] | None,
+    parse_constant: Callable[[str], object] | None,
+) -> Callable[[str, int], tuple[object, int]]:
+    """A scanner with the hooks `json.JSONDecoder` would be given (each None: its default)."""
+    if object_pairs_hook is None and parse_int is None and parse_float is None and parse_constant is None:
+        return _scan
+    context = _Defaults()
+    context.object_pairs_hook = object_pairs_hook  # type: ignore[assignment]
+    context.parse_int = parse_int or int  # type: ignore[assignment]
+    context.parse_float = parse_float or float  # type: ignore[assignment]
+    context.parse_constant = parse_constant or _CONSTANTS.__getitem__  # type: ignore[assignment]
+    scan: Callable[[str, int], tuple[object, int]] = _json.make_scanner(context)  # type: ignore[arg-type]
+    return scan
+
+
 def _error(message: str, text: str, position: int) -> ValueError:
     from json import JSONDecodeError
 
     return JSONDecodeError(message, text, position)
 
 
-def loads(text: str | bytes | bytearray) -> object:
-    """``json.loads(text)``: the same values, and the same `json.JSONDecodeError` (a
-    `ValueError`) or `RecursionError` for what it refuses."""
+def __getattr__(name: str) -> object:
+    """`JSONDecodeError`, `json`'s own class, imported when first asked for: an ``except
+    jsontext.JSONDecodeError:`` clause asks only once an exception is raised."""
+    if name == "JSONDecodeError":
+        from json import JSONDecodeError
+
+        return JSONDecodeError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def loads(
+    text: str | bytes | bytearray,
+    *,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], object] | None = None,
+    parse_int: Callable[[str], object] | None = None,
+    parse_float: Callable[[str], object] | None = None,
+    parse_constant: Callable[[str], object] | None = None,
+) -> object:
+    """``json.loads(text, ...)``: the same values, and the same `json.JSONDecodeError` (a
+    `ValueError`) or `RecursionError` for what it refuses; the hooks as `json.loads` takes them."""
+    hooks = (object_pairs_hook, parse_int, parse_float, parse_constant)
     if not isinstance(text, str):
         if len(text) >= 2 and 0 < text[0] < 0x80 and text[1]:
             # What `json.detect_encoding` calls UTF-8: no BOM (each starts with 0xEF, 0xFE, 0xFF
@@ -51,12 +93,18 @@ def loads(text: str | bytes | bytearray) -> object:
         else:
             import json
 
-            return json.loads(text)
+            return json.loads(
+                text,
+                object_pairs_hook=object_pairs_hook,
+                parse_int=parse_int,
+                parse_float=parse_float,
+                parse_constant=parse_constant,
+            )
     if text.startswith("\ufeff"):
         raise _error("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scan(text, start)
+        value, end = _scanner(*hooks)(text, start)
     except StopIteration as exc:
         raise _error("Expecting value", text, exc.value) from None
     rest = text[end:]

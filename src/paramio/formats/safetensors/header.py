@@ -15,12 +15,12 @@ the library accepts (the tests compare both on generated files):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from itertools import chain, filterfalse
 from operator import itemgetter
 
+from paramio.core import jsontext  # `json.loads` without importing json
 from paramio.core.errors import FormatError, UnsupportedFormatError
 from paramio.core.records import Record
 from paramio.formats.safetensors.layout import (
@@ -208,14 +208,14 @@ def _text(raw: bytes | memoryview, path: str) -> str:
 def _exact_tree(text: str, path: str) -> object:
     """The parsed header, every number read as serde reads it (`_parse_int`)."""
     try:
-        return json.loads(
+        return jsontext.loads(
             text,
             object_pairs_hook=_Pairs,
             parse_int=_parse_int,
             parse_float=_parse_float,
             parse_constant=_parse_constant,
         )
-    except json.JSONDecodeError as exc:
+    except jsontext.JSONDecodeError as exc:  # (asked for, and json imported, only on an error)
         offset = HEADER_LENGTH_SIZE + len(text[: exc.pos].encode("utf-8", "surrogatepass"))
         raise FormatError(f"header is not valid JSON: {exc.msg}", path=path, offset=offset) from exc
     except RecursionError as exc:
@@ -228,7 +228,7 @@ def _native_tree(text: str) -> object | None:
     """The parsed header with integers read by `int` in C (a third of the parse), or None when
     the parse fails (the exact parse then names the fault)."""
     try:
-        doc: object = json.loads(
+        doc: object = jsontext.loads(
             text, object_pairs_hook=_Pairs, parse_float=_parse_float, parse_constant=_parse_constant
         )
     except (ValueError, RecursionError):
