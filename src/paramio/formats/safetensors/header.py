@@ -15,8 +15,8 @@ the library accepts (the tests compare both on generated files):
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 from itertools import chain, filterfalse
 from operator import itemgetter
 
@@ -34,16 +34,48 @@ from paramio.formats.safetensors.layout import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from typing import Any
+
+    _SURROGATE: re.Pattern[str]
+    _SURROGATE_ESCAPE: re.Pattern[str]
+    _NEGATIVE_ZERO: re.Pattern[str]
 
 __all__ = ["Header", "HeaderColumns", "TensorRecord", "parse_columns", "parse_header"]
 
 _METADATA_KEY = "__metadata__"
 _REQUIRED = ("dtype", "shape", "data_offsets")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-#: ``-0`` as an integer, which serde reads as a float: such a text takes the exact parse.
-_NEGATIVE_ZERO = re.compile(r"-0(?![.0-9eE])")
+#: The patterns the checks use, compiled (and `re` imported) on first use: a header without a
+#: ``\u`` escape or a ``-0`` (every header a writer produces) needs none of them.
+_PATTERNS = {
+    "_SURROGATE": "[\ud800-\udfff]",
+    "_SURROGATE_ESCAPE": r"\\u[dD][89a-fA-F]",
+    #: ``-0`` as an integer, which serde reads as a float: such a text takes the exact parse.
+    "_NEGATIVE_ZERO": r"-0(?![.0-9eE])",
+}
+
+
+@functools.cache
+def _pattern(name: str) -> re.Pattern[str]:
+    import re
+
+    return re.compile(_PATTERNS[name])
+
+
+def __getattr__(name: str) -> object:
+    if name in _PATTERNS:  # the compiled patterns by their names, as they were module constants
+        return _pattern(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _has_surrogate_escape(text: str) -> bool:
+    return "\\u" in text and _pattern("_SURROGATE_ESCAPE").search(text) is not None
+
+
+def _has_negative_zero(text: str) -> bool:
+    return "-0" in text and _pattern("_NEGATIVE_ZERO").search(text) is not None
+
+
 #: Integers from this magnitude (19 digits) may lie outside i64/u64, where serde reads floats.
 _LONG_INT = 10**18
 _I64_MIN = -(1 << 63)
@@ -180,7 +212,7 @@ def parse_columns(raw: bytes | memoryview, *, path: str) -> Header | HeaderColum
     on whole columns (`_canonical_columns`, `_plain_header`); anything else as the reference."""
     text = _text(raw, path)
     doc: object = None
-    if _SURROGATE_ESCAPE.search(text) is None and _NEGATIVE_ZERO.search(text) is None:
+    if not _has_surrogate_escape(text) and not _has_negative_zero(text):
         doc = _native_tree(text)
         if type(doc) is _Pairs:
             canonical = _canonical_columns(doc)
@@ -253,7 +285,7 @@ def _check_strings_and_depth(doc: object, text: str, path: str) -> None:
     Surrogates are looked for only when a ``\\uD8xx``-style escape occurs in the text at all
     (`_check_walk`); without one, only the depth is checked, a level at a time (`_check_depth`).
     """
-    if _SURROGATE_ESCAPE.search(text) is not None:
+    if _has_surrogate_escape(text):
         _check_walk(doc, path)
     else:
         _check_depth(doc, path)
@@ -299,12 +331,12 @@ def _check_walk(doc: object, path: str) -> None:
                 raise _too_deep(path)
             if isinstance(value, _Pairs):
                 for k, v in value:
-                    if _SURROGATE.search(k):
+                    if _pattern("_SURROGATE").search(k):
                         raise FormatError(f"header holds a lone UTF-16 surrogate in {k!r}", path=path)
                     stack.append((v, depth + 1))
             else:
                 stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str) and _SURROGATE.search(value):
+        elif isinstance(value, str) and _pattern("_SURROGATE").search(value):
             raise FormatError(f"header holds a lone UTF-16 surrogate in {value!r}", path=path)
 
 
