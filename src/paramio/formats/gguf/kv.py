@@ -30,7 +30,6 @@ the table back into file order, so a writer reproduces the file byte for byte::
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Mapping, Sequence
 
@@ -291,8 +290,11 @@ def _encode_scalar(vt: ValueType, value: object, key: str) -> bytes:
             raise InvalidArgumentError(f"{vt.label} value out of range: {value!r}", key=key)
     elif not isinstance(value, (int, float)) or isinstance(value, bool):
         raise InvalidArgumentError(f"{vt.label} value expected, got {value!r}", key=key)
-    elif vt is ValueType.F32 and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
-        raise InvalidArgumentError(f"f32 value out of range: {value!r}", key=key)
+    elif vt is ValueType.F32 and abs(value) > 3.4028234663852886e38:
+        import math  # here: only writing a float key asks (reading a file imports no math)
+
+        if math.isfinite(value):
+            raise InvalidArgumentError(f"f32 value out of range: {value!r}", key=key)
     return fmt.pack(value)
 
 
