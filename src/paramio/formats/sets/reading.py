@@ -11,6 +11,7 @@ from paramio.core.records import Record
 from paramio.core.source import ByteSource
 from paramio.formats.contract import FormatContents, SetLayout
 from paramio.formats.inputs import beside, exists, is_url, open_input
+from paramio.formats.sets import STAMP_KEY, is_manifest, read_file, read_plain
 from paramio.formats.sets.names import MAX_MEMBERS, parse_member_name, shard_order
 from paramio.sources.paths import AllowExternal, Confinement
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STAMP_KEY",
+    "is_manifest",
     "manifest_path",
     "member_paths",
     "read_file",
@@ -27,9 +29,6 @@ __all__ = [
     "read_weight_map",
 ]
 
-#: The key of a set's generation stamp: in the manifest's ``metadata`` and in every member's
-#: file-level attributes (where the format keeps them).
-STAMP_KEY = "paramio.set"
 #: Opens of a set retried when it was replaced while being opened (its manifest changed).
 OPEN_ATTEMPTS = 6
 
@@ -60,10 +59,6 @@ class _Replaced(Exception):
 def manifest_path(stem_path: str, layout: SetLayout) -> str | None:
     """The manifest of the set whose members are ``{stem_path}-NNNNN-of-NNNNN...``, or None."""
     return stem_path + layout.manifest_suffix if layout.manifest_suffix else None
-
-
-def is_manifest(path: str, layout: SetLayout) -> bool:
-    return layout.manifest_suffix is not None and path.lower().endswith(layout.manifest_suffix)
 
 
 def read_weight_map(path: str) -> tuple[dict[str, object], dict[str, str]]:
@@ -125,23 +120,6 @@ def _keys(entries: Sequence[ParameterEntry]) -> list[str]:
     return [e.key for e in entries]
 
 
-def read_file(
-    path: str,
-    layout: SetLayout,
-    *,
-    writable: bool = False,
-    use_mmap: bool = True,
-    allow_external: AllowExternal = None,
-    strict: bool = False,
-) -> FormatContents:
-    """The one file at `path`, never the set its name or contents may place it in (a file the
-    user wrote as one file stays one file, whatever its name)."""
-    source = open_input(path, writable=writable, use_mmap=use_mmap)
-    contents = layout.read_member(source, path, writable=writable, allow_external=allow_external, strict=strict)
-    contents.stamp = layout.take_stamp(contents.attributes)
-    return contents
-
-
 def read_path(
     path: str,
     layout: SetLayout,
@@ -173,21 +151,13 @@ def read_path(
             if base in wmap.values():
                 return _read_manifest_set(manifest, layout, opts, (meta, wmap))
     if name is None:
-        first = read_file(
+        return read_plain(
             path, layout, writable=writable, use_mmap=use_mmap, allow_external=allow_external, strict=strict
         )
-        claim = layout.claim(first, path) if layout.claim is not None else None
-    else:
-        first = _read_member(layout, path, "the file named", opts)
-        claim = layout.claim(first, path) if layout.claim is not None else None
-    if name is None or (layout.claim is not None and claim is None):
-        if claim is not None and claim[1] > 1:
-            raise FormatError(
-                f"file is member {claim[0] + 1} of a {claim[1]}-file set but its name does not end in "
-                f"-NNNNN-of-{claim[1]:05d}{layout.member_suffix}",
-                path=path,
-            )
-        if first.stamp is None:  # (`read_file` took it already)
+    first = _read_member(layout, path, "the file named", opts)
+    claim = layout.claim(first, path) if layout.claim is not None else None
+    if layout.claim is not None and claim is None:  # a member by name only: the file says nothing
+        if first.stamp is None:
             first.stamp = layout.take_stamp(first.attributes)
         return first
     if claim is not None and (claim[0] + 1, claim[1]) != (name.index, name.count):
