@@ -152,3 +152,26 @@ def test_good_input_imports_no_json_or_re(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": SRC}
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
+
+
+def test_without_the_c_scanner_it_is_json_loads(tmp_path: Path) -> None:
+    """An interpreter without CPython's `_json` (PyPy, a build without it) still reads JSON: the
+    module falls back to `json.loads` rather than failing to import."""
+    code = (
+        "import sys\n"
+        "sys.modules['_json'] = None  # as if the accelerator did not exist\n"
+        "import json\n"
+        "from paramio.core import jsontext\n"
+        "assert not jsontext._HAS_SCANNER\n"
+        "for text in (' {\"a\": [1, 2.5, \"x\", null, true]} ', b'[1]', '{\"a\": 1}'):\n"
+        "    assert jsontext.loads(text) == json.loads(text)\n"
+        "assert jsontext.loads('{\"a\": 1}', object_pairs_hook=list, parse_int=str) == [('a', '1')]\n"
+        "try:\n"
+        "    jsontext.loads('[1,')\n"
+        "except json.JSONDecodeError as exc:\n"
+        "    assert exc.pos == 3\n"
+        "else:\n"
+        "    raise AssertionError('no error')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)

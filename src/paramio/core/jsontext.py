@@ -6,11 +6,17 @@ on the way (~2.5 ms of a ~30 ms ``paramio dump`` process). `loads` is `json.load
 input through the same C scanner (`_json.make_scanner`) with the same defaults, and raises the
 same `json.JSONDecodeError` (importing `json` only then); `bytes` are decoded as `json.loads`
 decodes them (UTF-8 unless a BOM or NUL bytes say otherwise, which `json.loads` itself handles).
+An interpreter without CPython's `_json` accelerator gets `json.loads` itself.
 """
 
 from __future__ import annotations
 
-import _json
+try:
+    import _json
+
+    _HAS_SCANNER = True
+except ImportError:  # not CPython (or built without it): `loads` is `json.loads`
+    _HAS_SCANNER = False
 
 TYPE_CHECKING = False  # `typing.TYPE_CHECKING` without importing typing (start-up: see paramio/__init__.py)
 if TYPE_CHECKING:
@@ -37,7 +43,7 @@ class _Defaults:
     memo: dict[object, object] = {}
 
 
-_scan = _json.make_scanner(_Defaults())  # type: ignore[arg-type]  # typeshed wants a JSONDecoder-like scanner; any object with these attributes serves
+_scan = _json.make_scanner(_Defaults()) if _HAS_SCANNER else None  # type: ignore[arg-type]  # typeshed wants a JSONDecoder-like scanner; any object with these attributes serves
 
 
 def _scanner(
@@ -47,7 +53,13 @@ def _scanner(
     parse_constant: Callable[[str], object] | None,
 ) -> Callable[[str, int], tuple[object, int]]:
     """A scanner with the hooks `json.JSONDecoder` would be given (each None: its default)."""
-    if object_pairs_hook is None and parse_int is None and parse_float is None and parse_constant is None:
+    if (
+        _scan is not None
+        and object_pairs_hook is None
+        and parse_int is None
+        and parse_float is None
+        and parse_constant is None
+    ):
         return _scan
     context = _Defaults()
     context.object_pairs_hook = object_pairs_hook  # type: ignore[assignment]
@@ -56,6 +68,24 @@ def _scanner(
     context.parse_constant = parse_constant or _CONSTANTS.__getitem__  # type: ignore[assignment]
     scan: Callable[[str, int], tuple[object, int]] = _json.make_scanner(context)  # type: ignore[arg-type]
     return scan
+
+
+def _json_loads(
+    text: str | bytes | bytearray,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], object] | None,
+    parse_int: Callable[[str], object] | None,
+    parse_float: Callable[[str], object] | None,
+    parse_constant: Callable[[str], object] | None,
+) -> object:
+    import json
+
+    return json.loads(
+        text,
+        object_pairs_hook=object_pairs_hook,
+        parse_int=parse_int,
+        parse_float=parse_float,
+        parse_constant=parse_constant,
+    )
 
 
 def _error(message: str, text: str, position: int) -> ValueError:
@@ -86,20 +116,14 @@ def loads(
     `ValueError`) or `RecursionError` for what it refuses; the hooks as `json.loads` takes them."""
     hooks = (object_pairs_hook, parse_int, parse_float, parse_constant)
     if not isinstance(text, str):
-        if len(text) >= 2 and 0 < text[0] < 0x80 and text[1]:
+        if _HAS_SCANNER and len(text) >= 2 and 0 < text[0] < 0x80 and text[1]:
             # What `json.detect_encoding` calls UTF-8: no BOM (each starts with 0xEF, 0xFE, 0xFF
             # or 0), no NUL among the first bytes (UTF-16/32); decoded as `json.loads` does.
             text = text.decode("utf-8", "surrogatepass")
         else:
-            import json
-
-            return json.loads(
-                text,
-                object_pairs_hook=object_pairs_hook,
-                parse_int=parse_int,
-                parse_float=parse_float,
-                parse_constant=parse_constant,
-            )
+            return _json_loads(text, *hooks)
+    if not _HAS_SCANNER:
+        return _json_loads(text, *hooks)
     if text.startswith("\ufeff"):
         raise _error("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     start = len(text) - len(text.lstrip(_WHITESPACE))
