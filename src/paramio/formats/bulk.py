@@ -44,35 +44,39 @@ def use_bulk(count: int) -> bool:
     return count >= BULK_MIN_ENTRIES or "numpy" in sys.modules
 
 
+#: A table's rows as columns: offsets, lengths, declared types.
+Rows = tuple[list[int], list[int], list[TensorInfo | None]]
+
+
 class TableEntries(LazyEntries):
     """Data entries of `source`: entry ``i`` is ``ParameterEntry.data(keys[i], source,
-    offsets[i], lengths[i], tensor=tensors()[i], origin=origin, file_index=i)``, made when
-    first asked for. `tensors` gives the declared types (made once, on first use)."""
+    offsets[i], lengths[i], tensor=tensors[i], origin=origin, file_index=i)`` of what `rows`
+    gives ``(offsets, lengths, tensors)``, made once on first use (a bulk reader keeps NumPy
+    arrays until then: listing keys needs none of it); entries are made when first asked for.
+    `positions` as `LazyEntries`."""
 
-    __slots__ = ("lengths", "offsets", "origin", "source", "_tensors", "_types")
+    __slots__ = ("origin", "source", "_made_rows", "_rows")
 
     def __init__(
         self,
         keys: list[str],
-        offsets: list[int],
-        lengths: list[int],
-        tensors: Callable[[], list[TensorInfo | None]],
+        rows: Callable[[], Rows],
         source: ByteSource,
         origin: str,
+        *,
+        positions: dict[str, int] | None = None,
     ) -> None:
-        super().__init__(list(keys), self._one, self._every, columns=self._dump)
-        self.offsets = offsets
-        self.lengths = lengths
+        super().__init__(list(keys), self._one, self._every, positions=positions, columns=self._dump)
         self.source = source
         self.origin = origin
-        self._types = tensors
-        self._tensors: list[TensorInfo | None] | None = None
+        self._rows = rows
+        self._made_rows: Rows | None = None
 
-    def tensors(self) -> list[TensorInfo | None]:
-        """Every row's declared type, in order."""
-        if self._tensors is None:
-            self._tensors = self._types()
-        return self._tensors
+    def rows(self) -> Rows:
+        """Every row's (offsets, lengths, declared types), in order."""
+        if self._made_rows is None:
+            self._made_rows = self._rows()
+        return self._made_rows
 
     def unchanged(self) -> bool:
         """Whether every row is still the reader's (no entry assigned, appended or removed)."""
@@ -80,28 +84,21 @@ class TableEntries(LazyEntries):
 
     def retyped(self, tensors: list[TensorInfo | None]) -> TableEntries:
         """The same rows declaring `tensors` (no entry built)."""
-        return TableEntries(self.keys(), self.offsets, self.lengths, lambda: tensors, self.source, self.origin)
+        offsets, lengths, _ = self.rows()
+        return TableEntries(self.keys(), lambda: (offsets, lengths, tensors), self.source, self.origin)
 
     def _one(self, i: int) -> ParameterEntry:
+        offsets, lengths, tensors = self.rows()
         return ParameterEntry.data(
-            self._keys[i],
-            self.source,
-            self.offsets[i],
-            self.lengths[i],
-            tensor=self.tensors()[i],
-            origin=self.origin,
-            file_index=i,
+            self._keys[i], self.source, offsets[i], lengths[i], tensor=tensors[i], origin=self.origin, file_index=i
         )
 
     def _every(self) -> list[ParameterEntry]:
+        offsets, lengths, tensors = self.rows()
         return entries_from_columns(
-            keys=self._keys,
-            lengths=self.lengths,
-            offsets=self.offsets,
-            source=self.source,
-            origin=self.origin,
-            declared=self.tensors(),
+            keys=self._keys, lengths=lengths, offsets=offsets, source=self.source, origin=self.origin, declared=tensors
         )
 
     def _dump(self) -> tuple[list[int], list[int], list[bool]]:
-        return self.offsets, self.lengths, [False] * len(self.offsets)
+        offsets, lengths, _ = self.rows()
+        return offsets, lengths, [False] * len(offsets)

@@ -144,8 +144,11 @@ class Carried(MutableRecord):
             return None
         out.attributes = dict(attrs)
         for k, v in tensors.items():
+            if v is None:  # untyped: most records of a converted IRPA file are all this
+                out.tensors[k] = None
+                continue
             info = _tensor_from_json(v)
-            if info is not None or v is None:
+            if info is not None:
                 out.tensors[k] = info
         for k, v in meta.items():
             raw = _bytes_from_json(v)
@@ -454,9 +457,10 @@ def _restored_by_column(format: Format, contents: FormatContents, carried: Carri
     if type(entries) is not TableEntries or carried.metadata or any(claims.values()) or not entries.unchanged():
         return None
     where = contents.paths[0] if contents.paths else format.name
-    tensors = list(entries.tensors())
+    _, lengths, declared = entries.rows()
+    tensors = list(declared)
     verdicts: dict[tuple[int, int], bool] = {}
-    for i, (key, info, length) in enumerate(zip(entries.keys(), tensors, entries.lengths, strict=True)):
+    for i, (key, info, length) in enumerate(zip(entries.keys(), tensors, lengths, strict=True)):
         if key not in claims:
             continue
         verdict = verdicts.get((id(info), length))

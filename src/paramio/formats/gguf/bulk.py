@@ -14,18 +14,17 @@ import struct
 
 import numpy as np
 
-from paramio.core.entries import LazyEntries
-from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
+from paramio.formats.bulk import Rows, TableEntries
 from paramio.formats.cursor import Cursor
-from paramio.formats.gguf.constants import GGML_MAX_DIMS, GGML_TYPES, elements_fault, tensor_nbytes
+from paramio.formats.gguf.constants import GGML_MAX_DIMS
+from paramio.formats.gguf.table import plan
 
 __all__ = ["read_table"]
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
-_DATA = EntryKind.DATA
 
 
 def _walk(buf: memoryview, pos: int, i: int, count: int, nd_at: list[int], have: int) -> tuple[int, int, int]:
@@ -88,7 +87,7 @@ def _tails(
     return types, rels, pairs, which
 
 
-def read_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[LazyEntries, int] | None:
+def read_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> tuple[TableEntries, int] | None:
     """The tensor info table walked with two bare `struct` reads per tensor (growing the
     cursor's prefix where the table runs past it, to what the table holds at the least), every
     other field read with NumPy afterwards, checks made once per distinct (type, shape),
@@ -123,10 +122,10 @@ def read_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> t
         _, rels_np, pairs, which = got
         plans: list[tuple[int, TensorInfo]] = []
         for type_id, shape in pairs:
-            plan = _plan(type_id, shape)
-            if plan is None:
+            made = plan(type_id, shape)
+            if made is None:
                 return None
-            plans.append(plan)
+            plans.append(made)
         lengths = [n for n, _ in plans]
         if max(lengths) > room:
             return None
@@ -154,40 +153,8 @@ def read_table(source: ByteSource, cur: Cursor, count: int, alignment: int) -> t
             for a, b in zip(name_at, name_end, strict=True)
         ]
 
-    def make(i: int) -> ParameterEntry:
-        length, info = plans[spans_of[i]]
-        return ParameterEntry(
-            key=keys[i],
-            kind=_DATA,
-            length=length,
-            source=source,
-            offset=data_offset + rels[i],
-            declared_tensor=info,
-            origin="gguf",
-            file_index=i,
-        )
-
-    def make_all() -> list[ParameterEntry]:
+    def rows() -> Rows:
         spans = list(map(plans.__getitem__, spans_of))
-        return entries_from_columns(
-            keys=keys,
-            lengths=[span[0] for span in spans],
-            offsets=[data_offset + rel for rel in rels],
-            source=source,
-            origin="gguf",
-            declared=[span[1] for span in spans],
-        )
+        return [data_offset + rel for rel in rels], [span[0] for span in spans], [span[1] for span in spans]
 
-    return LazyEntries(list(keys), make, make_all), data_offset
-
-
-def _plan(type_id: int, shape: tuple[int, ...]) -> tuple[int, TensorInfo] | None:
-    """(byte length, TensorInfo shared by the tensors of this type and shape), or None when
-    `_entry` would refuse such a tensor."""
-    gtype = GGML_TYPES.get(type_id)
-    if gtype is None or elements_fault(shape[::-1]):
-        return None
-    if (shape[-1] if shape else 1) % gtype.block_size:
-        return None
-    extra: dict[str, object] = {"ggml_type": type_id} if gtype.quantized else {}
-    return tensor_nbytes(gtype, shape), TensorInfo(gtype.paramio_dtype, shape, extra)
+    return TableEntries(keys, rows, source, "gguf"), data_offset

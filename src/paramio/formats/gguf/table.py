@@ -103,4 +103,4 @@ def read_plain(source: ByteSource, cur: Cursor, count: int, alignment: int) -> t
         keys = [str(buf[a:b], "utf-8", "surrogateescape") for a, b in names]
     offsets = [data_offset + rel for rel in rels]
     infos: list[TensorInfo | None] = [plans[r][1] for r in which]
-    return TableEntries(keys, offsets, lengths, lambda: infos, source, "gguf"), data_offset
+    return TableEntries(keys, lambda: (offsets, lengths, infos), source, "gguf"), data_offset

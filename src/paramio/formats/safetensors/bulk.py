@@ -2,7 +2,7 @@
 
 `header.parse_header` (Python's `json`, then every check of the library, tensor by tensor) is
 the reference: about 10 µs a tensor. A header in the canonical form writers produce is checked
-here on whole arrays instead, and its entries are built on first use (`LazyEntries`); anything
+here on whole arrays instead, and its entries are built on first use (`TableEntries`); anything
 else, or any failed check, gives None and the reference parser decides and names the fault.
 Taken only for large headers or when NumPy is imported already (`paramio.formats.bulk`).
 """
@@ -15,16 +15,14 @@ import re
 
 import numpy as np
 
-from paramio.core.entries import LazyEntries
-from paramio.core.entry import EntryKind, ParameterEntry, entries_from_columns
 from paramio.core.source import ByteSource
 from paramio.core.tensor import TensorInfo
+from paramio.formats.bulk import Rows, TableEntries
 from paramio.formats.safetensors.header import _METADATA_KEY, Header, TensorRecord
 from paramio.formats.safetensors.layout import DTYPES, StDType, by_code
 
 __all__ = ["Columns", "lazy_entries", "parse_canonical"]
 
-_DATA = EntryKind.DATA
 
 _PLAIN = rb'[^"\\\x00-\x1f]*'  # a JSON string body without escapes: its text is its value
 _CANON_METADATA = re.compile(
@@ -96,8 +94,8 @@ def parse_canonical(raw: bytes | memoryview, available: int) -> Columns | None:
     """The header, when `raw` is in the canonical form writers produce and every check passes.
 
     Canonical: ``{["__metadata__":{...},]"k":{"dtype":"D","shape":[...],"data_offsets":[b,e]},...}``
-    with no whitespace (but trailing padding), escapes, control bytes or repeated keys, and
-    numbers of at most 15 digits. Then every ``"`` delimits a string, so the quotes' positions
+    with no whitespace (but trailing padding), escapes (but in ``__metadata__`` strings, which
+    `json` reads on their own), control bytes or repeated keys, and numbers of at most 15 digits. Then every ``"`` delimits a string, so the quotes' positions
     give the structure: each tensor has exactly ten, every byte between strings is checked
     against the fixed text or the number grammar, numbers are read in bulk, and the checks of
     `parse_header` and of the reader's tiling run on whole arrays. Anything else, or any
@@ -126,10 +124,14 @@ def parse_canonical(raw: bytes | memoryview, available: int) -> Columns | None:
     metadata: dict[str, str] | None = None
     if bytes(data[:16]) == b'{"__metadata__":':
         m = _CANON_METADATA.match(data)
-        if m is None:
-            return None
-        metadata = json.loads(bytes(m.group(1)))  # canonical by the pattern: plain strings only
-        start = m.end() - 1
+        if m is not None:
+            metadata = json.loads(bytes(m.group(1)))  # canonical by the pattern: plain strings only
+            start = m.end() - 1
+        else:  # strings with escapes (paramio's carried record is JSON inside a string)
+            escaped = _escaped_metadata(data, ascii_only)
+            if escaped is None:
+                return None
+            metadata, start = escaped
     elif bytes(data[:2]) == b'{"':
         start = 1
     else:
@@ -189,6 +191,28 @@ def parse_canonical(raw: bytes | memoryview, available: int) -> Columns | None:
     dim_starts = np.zeros(n, dtype=np.int64)
     np.cumsum(ndims[:-1], out=dim_starts[1:])
     return Columns(keys, dtype_table, dtype_ids, dims, dim_starts, ndims, begins, lengths, metadata, positions)
+
+
+def _escaped_metadata(data: memoryview, ascii_only: bool) -> tuple[dict[str, str] | None, int] | None:
+    """(``__metadata__``, where the first tensor key's quote is) when the header opens with a
+    metadata object of strings that hold escapes, parsed by `json` alone (its strings are read
+    as serde reads them but for lone surrogates, which are left to the full parser); None for
+    anything else."""
+    text = str(data, "utf-8")
+    try:
+        value, end = _METADATA_DECODER.raw_decode(text, 16)
+    except (ValueError, RecursionError):
+        return None
+    if text[end : end + 2] != ',"' or "\\u" in text[16:end] and re.search(r"\\u[dD][89a-fA-F]", text[16:end]):
+        return None
+    if value is not None and (type(value) is not dict or not all(type(v) is str for v in value.values())):
+        return None
+    start = end + 1 if ascii_only else len(text[: end + 1].encode("utf-8"))
+    return value, start
+
+
+#: Reads one JSON value at a given position (`raw_decode`): any value not a string is refused.
+_METADATA_DECODER = json.JSONDecoder()
 
 
 def _quotes(arr: np.ndarray, start: int) -> np.ndarray | None:
@@ -354,41 +378,17 @@ def _tiles(begins: np.ndarray, ends: np.ndarray, lengths: np.ndarray, need: np.n
     return int(ends[-1]) == available
 
 
-def lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> LazyEntries:
-    keys = columns.keys
-    rows: list[tuple[list[TensorInfo], list[int], list[int]]] = []
+def lazy_entries(source: ByteSource, columns: Columns, data_start: int) -> TableEntries:
+    def rows() -> Rows:  # Python lists once, on first use: cheaper per entry than NumPy scalars
+        dtypes, shapes, begins, lengths = columns.rows()
+        # One TensorInfo per (dtype, shape), shared between tensors: TensorInfo is frozen.
+        shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
+        infos: list[TensorInfo | None] = []
+        for d, shape in zip(dtypes, shapes, strict=True):
+            info = shared.get((d.name, shape))
+            if info is None:
+                info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
+            infos.append(info)
+        return [b + data_start for b in begins], lengths, infos
 
-    def columns_once() -> tuple[list[TensorInfo], list[int], list[int]]:
-        if not rows:  # Python lists once, on first use: cheaper per entry than NumPy scalars
-            dtypes, shapes, begins, lengths = columns.rows()
-            # One TensorInfo per (dtype, shape), shared between tensors: TensorInfo is frozen.
-            shared: dict[tuple[str, tuple[int, ...]], TensorInfo] = {}
-            infos = []
-            for d, shape in zip(dtypes, shapes, strict=True):
-                info = shared.get((d.name, shape))
-                if info is None:
-                    info = shared[(d.name, shape)] = TensorInfo(d.name, shape)
-                infos.append(info)
-            rows.append((infos, [b + data_start for b in begins], lengths))
-        return rows[0]
-
-    def make(i: int) -> ParameterEntry:
-        infos, begins, lengths = columns_once()
-        return ParameterEntry(
-            key=keys[i],
-            kind=_DATA,
-            length=lengths[i],
-            source=source,
-            offset=begins[i],
-            declared_tensor=infos[i],
-            origin="safetensors",
-            file_index=i,
-        )
-
-    def make_all() -> list[ParameterEntry]:
-        infos, begins, lengths = columns_once()
-        return entries_from_columns(
-            keys=keys, lengths=lengths, offsets=begins, source=source, origin="safetensors", declared=infos
-        )
-
-    return LazyEntries(list(keys), make, make_all, positions=columns.positions)
+    return TableEntries(columns.keys, rows, source, "safetensors", positions=columns.positions)

@@ -224,7 +224,7 @@ def _plain_entries(source: ByteSource, columns: HeaderColumns, data_start: int) 
             infos.append(info)
         return infos
 
-    return TableEntries(keys, offsets, lengths, tensors, source, "safetensors")
+    return TableEntries(keys, lambda: (offsets, lengths, tensors()), source, "safetensors")
 
 
 def _no_entry(i: int) -> ParameterEntry:
