@@ -98,3 +98,30 @@ def test_typed_claims_or_metadata_go_entry_by_entry() -> None:
     restored = conversion.restore(f, contents)
     assert not isinstance(restored.entries, TableEntries)
     assert restored.entries[0].tensor is not None and restored.entries[0].tensor.dtype == "float32"
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "gguf"])
+def test_table_entries_are_freed_without_the_cyclic_collector(fmt: str, tmp_path: Path) -> None:
+    """A reader's `TableEntries` holds no reference cycle: an index dropped is freed at once (a
+    cycle left every listed table to the collector: open + ``keys()`` of 10,000 entries in a loop
+    took 1.1-1.3x the time)."""
+    import gc
+
+    index = paramio.ParameterIndex()
+    for i in range(50):
+        index.add_array(f"t.{i}", np.zeros(4, np.float32))
+    path = tmp_path / f"m.{fmt}"
+    paramio.write_path(str(path), index.values())
+    data = path.read_bytes()
+    f = get_format(fmt)
+    assert f.read_source is not None
+    gc.collect()
+    gc.disable()
+    try:
+        contents = f.read_source(MemorySource(data, name=f"m.{fmt}"))
+        assert isinstance(contents.entries, TableEntries)
+        assert contents.entries.dump_columns() is not None and len(contents.entries.all()) == 50
+        del contents
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

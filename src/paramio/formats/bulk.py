@@ -55,7 +55,7 @@ class TableEntries(LazyEntries):
     arrays until then: listing keys needs none of it); entries are made when first asked for.
     `positions` as `LazyEntries`."""
 
-    __slots__ = ("origin", "source", "_made_rows", "_rows")
+    __slots__ = ("_table",)
 
     def __init__(
         self,
@@ -66,17 +66,16 @@ class TableEntries(LazyEntries):
         *,
         positions: dict[str, int] | None = None,
     ) -> None:
-        super().__init__(list(keys), self._one, self._every, positions=positions, columns=self._dump)
-        self.source = source
-        self.origin = origin
-        self._rows = rows
-        self._made_rows: Rows | None = None
+        own = list(keys)  # shared with the table: a row's key changes only once its entry is made
+        table = _Table(own, rows, source, origin)
+        # The table's methods, not this object's: no reference cycle, so a dropped index is freed
+        # at once rather than by the cyclic collector.
+        super().__init__(own, table.one, table.every, positions=positions, columns=table.dump)
+        self._table = table
 
     def rows(self) -> Rows:
         """Every row's (offsets, lengths, declared types), in order."""
-        if self._made_rows is None:
-            self._made_rows = self._rows()
-        return self._made_rows
+        return self._table.rows()
 
     def unchanged(self) -> bool:
         """Whether every row is still the reader's (no entry assigned, appended or removed)."""
@@ -85,20 +84,39 @@ class TableEntries(LazyEntries):
     def retyped(self, tensors: list[TensorInfo | None]) -> TableEntries:
         """The same rows declaring `tensors` (no entry built)."""
         offsets, lengths, _ = self.rows()
-        return TableEntries(self.keys(), lambda: (offsets, lengths, tensors), self.source, self.origin)
+        t = self._table
+        return TableEntries(self.keys(), lambda: (offsets, lengths, tensors), t.source, t.origin)
 
-    def _one(self, i: int) -> ParameterEntry:
+
+class _Table:
+    """What `TableEntries` makes its entries from."""
+
+    __slots__ = ("keys", "made", "make_rows", "origin", "source")
+
+    def __init__(self, keys: list[str], rows: Callable[[], Rows], source: ByteSource, origin: str) -> None:
+        self.keys = keys
+        self.make_rows = rows
+        self.made: Rows | None = None
+        self.source = source
+        self.origin = origin
+
+    def rows(self) -> Rows:
+        if self.made is None:
+            self.made = self.make_rows()
+        return self.made
+
+    def one(self, i: int) -> ParameterEntry:
         offsets, lengths, tensors = self.rows()
         return ParameterEntry.data(
-            self._keys[i], self.source, offsets[i], lengths[i], tensor=tensors[i], origin=self.origin, file_index=i
+            self.keys[i], self.source, offsets[i], lengths[i], tensor=tensors[i], origin=self.origin, file_index=i
         )
 
-    def _every(self) -> list[ParameterEntry]:
+    def every(self) -> list[ParameterEntry]:
         offsets, lengths, tensors = self.rows()
         return entries_from_columns(
-            keys=self._keys, lengths=lengths, offsets=offsets, source=self.source, origin=self.origin, declared=tensors
+            keys=self.keys, lengths=lengths, offsets=offsets, source=self.source, origin=self.origin, declared=tensors
         )
 
-    def _dump(self) -> tuple[list[int], list[int], list[bool]]:
+    def dump(self) -> tuple[list[int], list[int], list[bool]]:
         offsets, lengths, _ = self.rows()
         return offsets, lengths, [False] * len(offsets)
