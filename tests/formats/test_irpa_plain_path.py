@@ -25,7 +25,7 @@ _ROW = 80  # a data entry and its padding
 
 @pytest.fixture(autouse=True)
 def _plain_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "use_bulk", lambda count: False)
+    monkeypatch.setattr(reader, "use_bulk", lambda count, *_: False)
 
 
 def _archive(tmp_path: Path, *, attributes: bool = True, big_metadata: int = 0) -> bytes:

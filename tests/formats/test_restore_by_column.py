@@ -24,8 +24,8 @@ from paramio.testing.bulk import describe
 
 @pytest.fixture(autouse=True)
 def _plain_readers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(st_reader, "use_bulk", lambda count: False)
-    monkeypatch.setattr(gguf_reader, "use_bulk", lambda count: False)
+    monkeypatch.setattr(st_reader, "use_bulk", lambda count, *_: False)
+    monkeypatch.setattr(gguf_reader, "use_bulk", lambda count, *_: False)
 
 
 def _both(fmt: str, data: bytes) -> tuple[object, object, list[str], list[str]]:

@@ -31,7 +31,7 @@ from test_gguf_mutation import (  # noqa: E402, F401
 
 @pytest.fixture(autouse=True)
 def _plain_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "use_bulk", lambda count: False)
+    monkeypatch.setattr(reader, "use_bulk", lambda count, *_: False)
 
 
 def _write(path: Path, count: int, name: str = "blk.{}.attn.weight") -> bytes:

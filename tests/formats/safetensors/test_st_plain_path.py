@@ -57,7 +57,7 @@ PLAIN_CASES: list[tuple[str, bytes]] = [
 
 @pytest.fixture(autouse=True)
 def _plain_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "use_bulk", lambda count: False)
+    monkeypatch.setattr(reader, "use_bulk", lambda count, *_: False)
 
 
 def _outcome(read: object, data: bytes) -> tuple[bool, object]:

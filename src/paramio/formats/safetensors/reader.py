@@ -74,6 +74,13 @@ class SafetensorsFile:
         return self._header
 
 
+#: A header of about this many tensors is checked with NumPy even when it is not imported yet:
+#: below it, the checks without NumPy (`header.parse_columns`) list faster than importing NumPy
+#: would let the bulk path (``paramio dump`` processes: 196 against 218 ms at 30,000 tensors,
+#: 841 against 463 ms at 100,000; `paramio.formats.bulk`).
+BULK_FROM_ENTRIES = 1 << 15
+
+
 def read_header(source: ByteSource) -> tuple[Header, int]:
     """The validated header of `source` and the offset where its data buffer starts.
 
@@ -240,7 +247,7 @@ def read_file(source: ByteSource, *, bulk: bool = True) -> SafetensorsFile:
     `_plain_entries` (no NumPy; entries built on first use where every check passes at once).
     With `bulk` false, every header goes through the reference checks of `read_header`."""
     raw, data_start = _frame(source)
-    if bulk and use_bulk(len(raw) // _BYTES_PER_TENSOR):
+    if bulk and use_bulk(len(raw) // _BYTES_PER_TENSOR, BULK_FROM_ENTRIES):
         from paramio.formats.safetensors.bulk import lazy_entries, parse_canonical
 
         columns = parse_canonical(raw, source.size - data_start)
