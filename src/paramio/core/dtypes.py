@@ -25,7 +25,7 @@ class DType(Record):
     """One element type: its name, bits per element on disk and the NumPy type that views it."""
 
     __slots__ = ("name", "bits", "kind", "numpy_name")
-    __match_args__ = ("name", "bits", "kind", "numpy_name")
+    __match_args__ = __slots__
     name: str
     bits: int
     kind: str  # "bool", "int", "uint", "float", "complex"

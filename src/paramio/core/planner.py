@@ -29,7 +29,7 @@ class Span(Record):
     """Bytes ``[offset, offset + length)`` a caller wants."""
 
     __slots__ = ("offset", "length")
-    __match_args__ = ("offset", "length")
+    __match_args__ = __slots__
     offset: int
     length: int
 
@@ -47,7 +47,7 @@ class Piece(Record):
     request carries at ``request_offset`` into its body."""
 
     __slots__ = ("span", "span_offset", "request_offset", "length")
-    __match_args__ = ("span", "span_offset", "request_offset", "length")
+    __match_args__ = __slots__
     span: int
     span_offset: int
     request_offset: int
@@ -64,7 +64,7 @@ class Request(Record):
     """One ranged read ``[start, end)`` of the source, and the pieces of wanted spans it serves."""
 
     __slots__ = ("start", "end", "pieces")
-    __match_args__ = ("start", "end", "pieces")
+    __match_args__ = __slots__
     start: int
     end: int
     pieces: tuple[Piece, ...]

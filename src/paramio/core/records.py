@@ -12,7 +12,7 @@ benchmarks/startup.py).
 
 A subclass is written one of two ways:
 
-- by hand: it names its fields once, in order, as both ``__slots__`` and ``__match_args__``, and
+- by hand: it names its fields once, in order, as ``__slots__`` (then ``__match_args__ = __slots__``), and
   writes its own ``__init__``, setting each field with ``object.__setattr__`` (or, where a record
   is made per entry, with its slot's setter: `paramio.core.tensor.TensorInfo`). Its constructor
   takes every field under the field's name (`replace` calls it with keywords);

@@ -48,7 +48,7 @@ class TensorInfo(Record):
     """
 
     __slots__ = ("dtype", "shape", "extra")
-    __match_args__ = ("dtype", "shape", "extra")
+    __match_args__ = __slots__
     dtype: str
     shape: tuple[int, ...]
     extra: Mapping[str, object]

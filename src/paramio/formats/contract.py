@@ -107,7 +107,7 @@ class FileMetadata(Record):
     ``"type"`` (``{"type": "array", "item_type": ..., "value": [...]}``) is typed."""
 
     __slots__ = ("attribute", "title", "unit")
-    __match_args__ = ("attribute", "title", "unit")
+    __match_args__ = __slots__
     #: The attributes key; it starts with the format's name and a dot (``<name>.``).
     attribute: str
     #: What a listing calls it (``paramio dump --metadata``), e.g. ``"GGUF metadata"``.
@@ -148,16 +148,7 @@ class SetLayout(Record):
         "join_attributes",
         "manifest_metadata",
     )
-    __match_args__ = (
-        "member_suffix",
-        "manifest_suffix",
-        "read_member",
-        "put_stamp",
-        "take_stamp",
-        "claim",
-        "join_attributes",
-        "manifest_metadata",
-    )
+    __match_args__ = __slots__
     #: Suffix of every member file (lower case): ``.irpa``.
     member_suffix: str
     #: Suffix of the manifest naming the members, or None where members are found by their names
@@ -356,7 +347,7 @@ class _Declared(Record):
     """A format known by name and extensions before its module is imported."""
 
     __slots__ = ("name", "extensions", "module")
-    __match_args__ = ("name", "extensions", "module")
+    __match_args__ = __slots__
     name: str
     extensions: tuple[str, ...]
     module: str

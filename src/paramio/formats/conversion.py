@@ -70,7 +70,7 @@ class Loss(Record):
     """
 
     __slots__ = ("key", "what", "why", "paramio_keeps")
-    __match_args__ = ("key", "what", "why", "paramio_keeps")
+    __match_args__ = __slots__
     key: str | None
     what: str
     why: str
@@ -91,7 +91,7 @@ class Carried(MutableRecord):
     """Facts kept under `CARRIED_KEY`: attributes, entry types (None: untyped), entry metadata."""
 
     __slots__ = ("attributes", "tensors", "metadata")
-    __match_args__ = ("attributes", "tensors", "metadata")
+    __match_args__ = __slots__
     attributes: dict[str, object]
     tensors: dict[str, TensorInfo | None]
     metadata: dict[str, bytes]
@@ -161,7 +161,7 @@ class Prepared(MutableRecord):
     """What a writer will be given: entries and attributes after carrying, and what is lost."""
 
     __slots__ = ("entries", "attributes", "losses")
-    __match_args__ = ("entries", "attributes", "losses")
+    __match_args__ = __slots__
     entries: list[ParameterEntry]
     attributes: dict[str, object]
     losses: list[Loss]

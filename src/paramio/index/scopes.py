@@ -28,7 +28,7 @@ class ParameterSpec(Record):
     """One ``--parameters`` value: the scope it serves and the file behind it."""
 
     __slots__ = ("scope", "path")
-    __match_args__ = ("scope", "path")
+    __match_args__ = __slots__
     scope: str
     path: str
 

@@ -33,7 +33,7 @@ class Confinement(Record):
     """The folders files named by `container` may resolve into (all real paths)."""
 
     __slots__ = ("container", "roots", "anywhere")
-    __match_args__ = ("container", "roots", "anywhere")
+    __match_args__ = __slots__
     container: str
     roots: tuple[str, ...]
     anywhere: bool

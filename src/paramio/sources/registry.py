@@ -29,7 +29,7 @@ __all__ = ["REMOTE_SCHEMES", "MissingExtraError", "known_schemes", "open_source"
 
 class _Entry(Record):
     __slots__ = ("target", "extra", "needs")
-    __match_args__ = ("target", "extra", "needs")
+    __match_args__ = __slots__
     target: str  # "package.module:function"
     extra: str | None  # the paramio extra that installs its dependencies
     needs: str | None  # the top-level module that extra provides

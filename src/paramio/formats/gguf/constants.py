@@ -118,7 +118,7 @@ class GGMLType(Record):
     """One ggml tensor type: id, name, elements per block, bytes per block, NumPy name if plain."""
 
     __slots__ = ("id", "name", "block_size", "type_size", "numpy_name")
-    __match_args__ = ("id", "name", "block_size", "type_size", "numpy_name")
+    __match_args__ = __slots__
     id: int
     name: str
     block_size: int

@@ -40,7 +40,7 @@ class GGUFFile(MutableRecord):
     """One parsed GGUF file: its version, typed key/values (file order), tensors, layout."""
 
     __slots__ = ("version", "kv", "entries", "alignment", "data_offset")
-    __match_args__ = ("version", "kv", "entries", "alignment", "data_offset")
+    __match_args__ = __slots__
     version: int
     kv: dict[str, dict[str, object]]
     entries: Sequence[ParameterEntry]  #: a list, or `LazyEntries` (built on first use)

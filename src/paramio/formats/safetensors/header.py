@@ -104,7 +104,7 @@ class TensorRecord(Record):
     """One tensor as the header describes it; offsets are relative to the data buffer."""
 
     __slots__ = ("key", "dtype", "shape", "begin", "end")
-    __match_args__ = ("key", "dtype", "shape", "begin", "end")
+    __match_args__ = __slots__
     key: str
     dtype: StDType
     shape: tuple[int, ...]
@@ -124,7 +124,7 @@ class Header(Record):
     its last definition) and ``__metadata__`` (None when absent or null)."""
 
     __slots__ = ("tensors", "metadata")
-    __match_args__ = ("tensors", "metadata")
+    __match_args__ = __slots__
     tensors: list[TensorRecord]
     metadata: dict[str, str] | None
 

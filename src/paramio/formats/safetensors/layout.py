@@ -49,7 +49,7 @@ class StDType(Record):
     """One safetensors dtype: its header code, paramio's name for it, and bits per element."""
 
     __slots__ = ("code", "name", "bits")
-    __match_args__ = ("code", "name", "bits")
+    __match_args__ = __slots__
     code: str
     name: str
     bits: int

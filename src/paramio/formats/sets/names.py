@@ -51,7 +51,7 @@ class ShardName(Record):
     """A member name taken apart; `sibling` spells the other members' names the same way."""
 
     __slots__ = ("stem", "index", "count", "index_text", "of", "count_text", "suffix")
-    __match_args__ = ("stem", "index", "count", "index_text", "of", "count_text", "suffix")
+    __match_args__ = __slots__
     stem: str
     index: int
     count: int

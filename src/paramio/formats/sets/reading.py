@@ -35,7 +35,7 @@ OPEN_ATTEMPTS = 6
 
 class _Opts(Record):
     __slots__ = ("writable", "use_mmap", "allow_external", "strict")
-    __match_args__ = ("writable", "use_mmap", "allow_external", "strict")
+    __match_args__ = __slots__
     writable: bool
     use_mmap: bool
     allow_external: AllowExternal
